@@ -1,0 +1,7 @@
+"""ConceptAttention for ComfyUI: per-concept saliency maps and masks from Flux's attention."""
+
+from .nodes import comfy_entrypoint
+
+WEB_DIRECTORY = "./web"
+
+__all__ = ["comfy_entrypoint", "WEB_DIRECTORY"]

@@ -1,0 +1,1 @@
+"""ConceptAttention, host-agnostic: plain torch, einops, numpy and opencv; no ComfyUI import."""

@@ -1,0 +1,46 @@
+"""Streaming mean of per-layer, per-step concept scores.
+
+Memory stays O(batch x concepts x image tokens) however many layers and steps contribute:
+each score is folded into a running sum the moment it is computed.
+"""
+
+import torch
+from torch import Tensor
+
+SPACES = ("output", "cross_attention")
+
+
+class ConceptScoreAggregator:
+    """Mean over the chosen layers and steps, with an optional softmax over concepts first."""
+
+    def __init__(self, softmax: bool = True):
+        self.softmax = softmax
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, space: str, scores: Tensor) -> None:
+        """Fold one layer's scores [B, K, N] for one step into the mean."""
+        if space not in SPACES:
+            raise ValueError(f"unknown score space {space!r}; expected one of {SPACES}")
+        scores = scores.float()
+        if self.softmax:
+            scores = torch.softmax(scores, dim=1)
+        total = self.sums.get(space)
+        if total is None:
+            self.sums[space] = scores.clone()
+        elif total.shape != scores.shape:
+            raise ValueError(f"scores changed shape mid-run: {tuple(total.shape)} then {tuple(scores.shape)}")
+        else:
+            total += scores
+        self.counts[space] = self.counts.get(space, 0) + 1
+
+    def mean(self, space: str) -> Tensor:
+        if space not in self.sums:
+            raise RuntimeError(
+                f"no {space} scores were collected: the chosen layers or steps never ran"
+            )
+        return self.sums[space] / self.counts[space]
+
+    @property
+    def contributions(self) -> int:
+        return max(self.counts.values(), default=0)

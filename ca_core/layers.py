@@ -1,0 +1,58 @@
+"""Which double blocks and sampling steps contribute to the maps."""
+
+import re
+
+# The reference pipeline scores Flux.1's double blocks 15-18 of 19: the last four.
+DEFAULT_LAST_BLOCKS = 4
+
+
+class SelectionError(ValueError):
+    """A layer or step choice that does not fit the model or the run."""
+
+
+def parse_layers(text: str, depth: int) -> tuple[int, ...]:
+    """Double-block indices from "auto", "all", "15-18", "15,16,17,18" or "-1" (from the end).
+
+    auto: the last four double blocks, which is 15-18 on Flux.1's 19.
+    """
+    spec = text.strip().lower()
+    if spec in ("", "auto"):
+        return tuple(range(max(0, depth - DEFAULT_LAST_BLOCKS), depth))
+    if spec == "all":
+        return tuple(range(depth))
+    chosen: set[int] = set()
+    for part in (p.strip() for p in spec.split(",")):
+        span = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if span:
+            first, last = int(span[1]), int(span[2])
+            if first > last:
+                raise SelectionError(f"layer range {part!r} runs backwards: write it as {last}-{first}")
+            indices = range(first, last + 1)
+        elif re.fullmatch(r"-?\d+", part):
+            index = int(part)
+            indices = [index + depth if index < 0 else index]
+        else:
+            raise SelectionError(
+                f"layers {text!r}: cannot read {part!r}; use auto, all, 15-18, 15,16,17,18 or -1"
+            )
+        for index in indices:
+            if not 0 <= index < depth:
+                raise SelectionError(
+                    f"layer {part} is out of range: this model has {depth} double blocks (0-{depth - 1})"
+                )
+            chosen.add(index)
+    return tuple(sorted(chosen))
+
+
+def step_index(sigma: float, sample_sigmas: list[float]) -> int:
+    """The sampling step a model call belongs to: the last schedule sigma at or above it.
+
+    Multi-evaluation samplers (Heun, DPM2) call the model between two schedule sigmas; those
+    calls count toward the step they started from.
+    """
+    index = 0
+    tolerance = 1e-4 * max(abs(sigma), 1e-8)
+    for i, s in enumerate(sample_sigmas[:-1] if len(sample_sigmas) > 1 else sample_sigmas):
+        if s + tolerance >= sigma:
+            index = i
+    return index

@@ -1,0 +1,96 @@
+"""Concept maps: token grids to pixel maps, normalisation, colour and overlay."""
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor
+
+NORMALISATIONS = ("per_concept", "joint", "none")
+
+
+@dataclass(frozen=True)
+class ConceptMaps:
+    """Saliency maps for one generation or segmentation run.
+
+    maps / cross_attention_maps: [B, K, h, w] float32 on the token grid of the image (the grid
+    may cover a little padding past the image's bottom/right edges); image_size: (H, W) pixels;
+    token_pixels: pixels per token side.
+    """
+
+    names: list[str]
+    maps: Tensor
+    cross_attention_maps: Tensor
+    image_size: tuple[int, int]
+    token_pixels: int
+    space: str = "output"
+    layers: tuple[int, ...] = ()
+    steps: tuple[int, ...] = ()
+    softmax: bool = True
+    notes: dict = field(default_factory=dict)
+
+    def selected(self, space: str | None = None) -> Tensor:
+        """The maps of one space (default: the one the user chose)."""
+        space = space or self.space
+        return self.maps if space == "output" else self.cross_attention_maps
+
+    def pixel_maps(self, space: str | None = None) -> Tensor:
+        """[B, K, H, W] float32 maps at the image's pixel size."""
+        return token_maps_to_pixels(self.selected(space), self.image_size, self.token_pixels)
+
+
+def token_grid_maps(scores: Tensor, grid: tuple[int, int]) -> Tensor:
+    """[B, K, N] scores over row-major image tokens to [B, K, h, w]."""
+    h, w = grid
+    if scores.shape[-1] != h * w:
+        raise ValueError(f"{scores.shape[-1]} image tokens do not form a {h}x{w} grid")
+    return rearrange(scores, "B K (h w) -> B K h w", h=h, w=w)
+
+
+def token_maps_to_pixels(maps: Tensor, image_size: tuple[int, int], token_pixels: int) -> Tensor:
+    """Upsample token grids to pixels, then crop the padding past the image's bottom/right."""
+    height, width = image_size
+    h, w = maps.shape[-2:]
+    short_h, short_w = -(-height // token_pixels) - h, -(-width // token_pixels) - w
+    if short_h > 1 or short_w > 1:
+        raise ValueError(
+            f"a {w}x{h} token grid at {token_pixels} px/token cannot cover a {width}x{height} image"
+        )
+    if short_h > 0 or short_w > 0:
+        # The VAE drops the last few pixels when a side is not a multiple of 8; repeat the edge.
+        maps = F.pad(maps.float(), (0, max(short_w, 0), 0, max(short_h, 0)), mode="replicate")
+        h, w = maps.shape[-2:]
+    up = F.interpolate(maps.float(), size=(h * token_pixels, w * token_pixels), mode="bilinear", align_corners=False)
+    return up[..., :height, :width].contiguous()
+
+
+def normalise(maps: Tensor, mode: str = "per_concept") -> Tensor:
+    """Scale [B, K, H, W] maps to 0..1 per image and concept, per image jointly, or not at all."""
+    if mode == "none":
+        return maps
+    if mode not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {mode!r}; expected one of {NORMALISATIONS}")
+    dims = (-2, -1) if mode == "per_concept" else (1, 2, 3)
+    low = maps.amin(dim=dims, keepdim=True)
+    high = maps.amax(dim=dims, keepdim=True)
+    return (maps - low) / (high - low).clamp_min(1e-12)
+
+
+def colourise(maps: Tensor, colormap: int = cv2.COLORMAP_INFERNO) -> Tensor:
+    """[..., H, W] maps in 0..1 to [..., H, W, 3] RGB in 0..1 with a perceptual colormap."""
+    lead = maps.shape[:-2]
+    flat = (maps.reshape(-1, *maps.shape[-2:]).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    rgb = np.stack([cv2.cvtColor(cv2.applyColorMap(m, colormap), cv2.COLOR_BGR2RGB) for m in flat])
+    return torch.from_numpy(rgb).float().div(255).reshape(*lead, *maps.shape[-2:], 3)
+
+
+def overlay(image: Tensor, heat: Tensor, alpha: float = 0.6) -> Tensor:
+    """Blend [..., H, W, 3] heatmap colours over an image of the same size."""
+    if image.shape[-3:-1] != heat.shape[-3:-1]:
+        raise ValueError(
+            f"image is {image.shape[-2]}x{image.shape[-3]} but the maps are {heat.shape[-2]}x{heat.shape[-3]}"
+        )
+    return (1 - alpha) * image[..., :3] + alpha * heat

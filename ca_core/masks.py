@@ -1,0 +1,82 @@
+"""Masks from concept maps, ready for inpainting and compositing."""
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from .maps import normalise
+
+MASK_METHODS = ("argmax", "mean_threshold", "otsu", "threshold", "soft")
+
+
+def concept_mask(
+    pixel_maps: Tensor,
+    selected: list[int],
+    method: str = "argmax",
+    threshold: float = 0.5,
+    grow: int = 0,
+    blur: float = 0.0,
+    fill_holes: bool = False,
+    invert: bool = False,
+) -> Tensor:
+    """A [B, H, W] mask in 0..1: the union of the selected concepts' regions.
+
+    pixel_maps: [B, K, H, W]. method: argmax (pixel won by a selected concept among all),
+    mean_threshold (the paper: above the map's mean), otsu, threshold (on the map scaled to
+    0..1), soft (the scaled map itself). grow: pixels to dilate (negative erodes); blur: the
+    feather's Gaussian sigma in pixels.
+    """
+    if method not in MASK_METHODS:
+        raise ValueError(f"unknown mask method {method!r}; expected one of {MASK_METHODS}")
+    if not selected:
+        raise ValueError("no concept selected for the mask")
+    maps = pixel_maps.float()
+    if method == "argmax":
+        winner = maps.argmax(dim=1)
+        mask = torch.isin(winner, torch.tensor(selected, device=winner.device)).float()
+    else:
+        chosen = maps[:, selected]
+        if method == "mean_threshold":
+            regions = (chosen > chosen.mean(dim=(-2, -1), keepdim=True)).float()
+        elif method == "otsu":
+            regions = _otsu(normalise(chosen))
+        elif method == "threshold":
+            regions = (normalise(chosen) >= threshold).float()
+        else:
+            regions = normalise(chosen)
+        mask = regions.amax(dim=1)
+    return refine_mask(mask, grow=grow, blur=blur, fill_holes=fill_holes and method != "soft", invert=invert)
+
+
+def refine_mask(mask: Tensor, grow: int = 0, blur: float = 0.0, fill_holes: bool = False, invert: bool = False) -> Tensor:
+    """Fill holes, grow or shrink, feather and invert a [B, H, W] mask, in that order."""
+    out = []
+    for m in mask.cpu().numpy().astype(np.float32):
+        if fill_holes:
+            m = _fill_holes(m)
+        if grow:
+            size = 2 * abs(grow) + 1
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+            m = cv2.dilate(m, kernel) if grow > 0 else cv2.erode(m, kernel)
+        if blur > 0:
+            m = cv2.GaussianBlur(m, (0, 0), sigmaX=blur, borderType=cv2.BORDER_REPLICATE)
+        out.append(m)
+    refined = torch.from_numpy(np.stack(out)).clamp(0, 1).to(mask.device)
+    return 1 - refined if invert else refined
+
+
+def _otsu(maps: Tensor) -> Tensor:
+    flat = (maps.reshape(-1, *maps.shape[-2:]) * 255).round().to(torch.uint8).cpu().numpy()
+    binary = [cv2.threshold(m, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1] for m in flat]
+    return torch.from_numpy(np.stack(binary)).float().reshape(maps.shape).to(maps.device)
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Set to 1 every background region that does not touch the border."""
+    binary = (mask > 0.5).astype(np.uint8)
+    padded = np.pad(binary, 1)
+    flood = padded.copy()
+    cv2.floodFill(flood, None, (0, 0), 1)
+    holes = 1 - flood[1:-1, 1:-1]
+    return np.maximum(binary, holes).astype(np.float32)

@@ -1,0 +1,106 @@
+"""The concept stream of one MM-DiT double block (ConceptAttention, Helbling et al. 2025).
+
+K concept tokens reuse the TEXT stream's weights of the block. Their queries attend over
+[concept keys; image keys] with [concept values; image values]; image and text tokens never
+attend to them, so the generated image does not change. The per-layer saliency score is the dot
+product of concept and image attention outputs in the head-concatenated space, before the
+output projection.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+import torch.nn.functional as F
+from einops import einsum, rearrange
+from torch import Tensor
+
+
+class ModulationParams(Protocol):
+    shift: Tensor
+    scale: Tensor
+    gate: Tensor
+
+
+@dataclass(frozen=True)
+class TextStreamWeights:
+    """The text-stream modules of one double block, as callables over [B, L, C] tensors."""
+
+    num_heads: int
+    norm1: Callable[[Tensor], Tensor]
+    qkv: Callable[[Tensor], Tensor]
+    qk_norm: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+    proj: Callable[[Tensor], Tensor]
+    norm2: Callable[[Tensor], Tensor]
+    mlp: Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class ImageAttention:
+    """What the block's own joint attention computed for the image tokens.
+
+    keys/values: [B, H, N, D] with RoPE already applied to the keys; outputs: [B, N, H*D],
+    the image attention outputs before the output projection.
+    """
+
+    keys: Tensor
+    values: Tensor
+    outputs: Tensor
+
+
+@dataclass(frozen=True)
+class ConceptAttentionResult:
+    outputs: Tensor  # [B, K, H*D] concept attention outputs, before the output projection
+    output_scores: Tensor  # [B, K, N] float32, concept . image attention outputs
+    cross_attention_scores: Tensor  # [B, K, N] float32, baseline: concept queries . image keys
+
+
+def modulate(x: Tensor, mod: ModulationParams) -> Tensor:
+    return x * (1 + mod.scale) + mod.shift
+
+
+def attend_concepts(
+    concepts: Tensor,
+    attn_mod: ModulationParams,
+    weights: TextStreamWeights,
+    image: ImageAttention,
+    score_tokens: int | None = None,
+) -> ConceptAttentionResult:
+    """Concept queries over [concept keys; image keys], and the per-layer scores.
+
+    score_tokens limits the scores to the first image tokens (the generated image, when
+    reference latents follow it); the concepts still attend over every image token.
+    """
+    q, k, v = rearrange(
+        weights.qkv(modulate(weights.norm1(concepts), attn_mod)),
+        "B K (three H D) -> three B H K D", three=3, H=weights.num_heads,
+    )
+    q, k = weights.qk_norm(q, k, v)
+    # Concept RoPE ids are zero: a rotation by angle zero is the identity, so no RoPE is applied.
+    keys = torch.cat([k, image.keys.to(k.dtype)], dim=2)
+    values = torch.cat([v, image.values.to(v.dtype)], dim=2)
+    outputs = rearrange(F.scaled_dot_product_attention(q, keys, values), "B H K D -> B K (H D)")
+
+    n = image.outputs.shape[1] if score_tokens is None else score_tokens
+    # float32: at Flux's width the dot products are large and bf16 would blur the softmax.
+    output_scores = einsum(outputs.float(), image.outputs[:, :n].float(), "B K C, B N C -> B K N")
+    return ConceptAttentionResult(outputs, output_scores, cross_attention_map(q, image.keys[:, :, :n]))
+
+
+def update_concepts(
+    concepts: Tensor,
+    attention_outputs: Tensor,
+    attn_mod: ModulationParams,
+    mlp_mod: ModulationParams,
+    weights: TextStreamWeights,
+) -> Tensor:
+    """The text stream's residual and MLP update, applied to the concept tokens."""
+    concepts = concepts + attn_mod.gate * weights.proj(attention_outputs)
+    return concepts + mlp_mod.gate * weights.mlp(modulate(weights.norm2(concepts), mlp_mod))
+
+
+def cross_attention_map(concept_queries: Tensor, image_keys: Tensor) -> Tensor:
+    """The cross-attention baseline: concept queries . image keys, averaged over heads."""
+    scale = concept_queries.shape[-1] ** -0.5
+    logits = einsum(concept_queries.float(), image_keys.float(), "B H K D, B H N D -> B K N")
+    return logits * (scale / concept_queries.shape[1])

@@ -1,0 +1,16 @@
+"""ComfyUI adapters: the nodes, the patch that installs the concept stream, one adapter per model family."""
+
+from comfy_api.latest import ComfyExtension, io
+
+from .map_nodes import ConceptMask, SaliencyMap
+from .sampler_node import ConceptAttentionSampler
+from .segment_node import ConceptAttentionSegmentImage
+
+
+class ConceptAttentionExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [ConceptAttentionSampler, ConceptAttentionSegmentImage, SaliencyMap, ConceptMask]
+
+
+async def comfy_entrypoint() -> ConceptAttentionExtension:
+    return ConceptAttentionExtension()

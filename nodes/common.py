@@ -1,0 +1,41 @@
+"""Inputs and steps the sampler and segment nodes share."""
+
+from comfy_api.latest import io
+
+from ..ca_core.aggregate import SPACES
+from ..ca_core.concepts import parse_concepts
+from ..ca_core.embeddings import TOKEN_POOLINGS
+from ..ca_core.layers import parse_layers
+from .encoding import encode_concepts
+from .families import adapter_for
+from .patch import ConceptAttentionPatch
+
+
+def concept_inputs() -> list:
+    return [
+        io.String.Input("concepts", multiline=True, default="dog, grass, sky",
+                        tooltip="Concepts to map, separated by commas or new lines (at most 64)."),
+        io.String.Input("layers", default="auto",
+                        tooltip="Advanced. Double blocks whose scores are averaged: auto (the last four, "
+                                "15-18 on Flux.1), all, a range such as 15-18, or a list such as 15,16,-1."),
+        io.Combo.Input("space", options=list(SPACES), default="output",
+                       tooltip="Advanced. output: ConceptAttention (the paper). cross_attention: the baseline "
+                               "of concept queries against image keys. Both are always computed."),
+        io.Boolean.Input("softmax", default=True,
+                         tooltip="Advanced. Softmax over concepts per layer and step before averaging (the paper)."),
+        io.Combo.Input("token_pooling", options=list(TOKEN_POOLINGS), default="first",
+                       tooltip="Advanced. first: a concept's first token (the paper). mean: the mean of all its "
+                               "tokens, for multi-token concepts such as 'traffic light'."),
+    ]
+
+
+def prepare_patch(model, clip, concepts: str, layers: str, softmax: bool, token_pooling: str,
+                  steps: tuple[int, int], stop_after_last_layer: bool = False):
+    """Validate the concept inputs and build the patch; returns (names, patch, adapter)."""
+    names = parse_concepts(concepts)
+    adapter = adapter_for(model)
+    diffusion_model = model.get_model_object("diffusion_model")
+    chosen = parse_layers(layers, adapter.depth(diffusion_model))
+    patch = ConceptAttentionPatch(adapter, encode_concepts(clip, names, token_pooling), chosen, steps,
+                                  softmax=softmax, stop_after_last_layer=stop_after_last_layer)
+    return names, patch, adapter

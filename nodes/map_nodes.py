@@ -1,0 +1,118 @@
+"""Saliency Map and Concept Mask: CONCEPT_MAPS to images and masks."""
+
+import torch
+from einops import rearrange
+from comfy_api.latest import io, ui
+
+from ..ca_core.aggregate import SPACES
+from ..ca_core.concepts import resolve_concept_names
+from ..ca_core.maps import NORMALISATIONS, colourise, normalise, overlay
+from ..ca_core.masks import MASK_METHODS, concept_mask
+from .socket_types import ConceptMapsType
+
+AS_MADE = "as_made"
+
+
+def space_input() -> io.Combo.Input:
+    return io.Combo.Input("space", options=[AS_MADE, *SPACES], default=AS_MADE,
+                          tooltip="Which maps to use: as chosen where they were made, ConceptAttention "
+                                  "(output) or the cross-attention baseline.")
+
+
+def chosen_space(space: str):
+    return None if space == AS_MADE else space
+
+
+class SaliencyMap(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ConceptAttentionSaliencyMap",
+            display_name="Saliency Map",
+            category="conceptattention",
+            description="A colour heatmap per concept and image (optionally over the image), and the soft "
+                        "maps as masks. Outputs are ordered image by image, concept by concept.",
+            inputs=[
+                ConceptMapsType.Input("concept_maps", tooltip="From the Concept Attention Sampler or Segment Image."),
+                io.Image.Input("image", optional=True,
+                               tooltip="The image the maps belong to, to draw the heatmaps over."),
+                io.Combo.Input("normalisation", options=list(NORMALISATIONS), default="joint",
+                               tooltip="joint: one 0-1 scale per image across its concepts (absent concepts stay "
+                                       "dark); per_concept: each map stretched to 0-1; none: raw values."),
+                io.Float.Input("overlay_opacity", default=0.6, min=0.0, max=1.0, step=0.05,
+                               tooltip="Heatmap opacity over the image (when an image is connected)."),
+                space_input(),
+            ],
+            outputs=[
+                io.Image.Output(display_name="heatmaps"),
+                io.Mask.Output(display_name="maps"),
+            ],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, concept_maps, normalisation, overlay_opacity, space, image=None) -> io.NodeOutput:
+        maps = normalise(concept_maps.pixel_maps(chosen_space(space)), normalisation)
+        heat = colourise(maps)  # [B, K, H, W, 3]
+        if image is not None:
+            image = _matching_images(image, concept_maps)
+            heat = overlay(image[:, None], heat, overlay_opacity)
+        heatmaps = rearrange(heat, "B K H W C -> (B K) H W C")
+        masks = rearrange(maps.clamp(0, 1) if normalisation != "none" else maps, "B K H W -> (B K) H W")
+        return io.NodeOutput(heatmaps, masks, ui={
+            **ui.PreviewImage(heatmaps, cls=cls).as_dict(),
+            "concepts": [name for _ in range(maps.shape[0]) for name in concept_maps.names],
+        })
+
+
+class ConceptMask(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ConceptAttentionMask",
+            display_name="Concept Mask",
+            category="conceptattention",
+            description="A MASK [B, H, W] at the image's size for one or more concepts, ready for "
+                        "SetLatentNoiseMask, InpaintModelConditioning, VAEEncodeForInpaint and ImageCompositeMasked.",
+            inputs=[
+                ConceptMapsType.Input("concept_maps", tooltip="From the Concept Attention Sampler or Segment Image."),
+                io.String.Input("concepts", default="dog",
+                                tooltip="Concept name(s) to mask, comma separated; several give their union."),
+                io.Combo.Input("method", options=list(MASK_METHODS), default="argmax",
+                               tooltip="argmax: pixels where a chosen concept beats every other concept; "
+                                       "mean_threshold: above the map's mean (the paper); otsu: automatic "
+                                       "threshold; threshold: above the value below; soft: the map itself."),
+                io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="For method 'threshold': cut-off on the map scaled to 0-1."),
+                io.Int.Input("grow", default=0, min=-512, max=512,
+                             tooltip="Pixels to grow the mask by (negative shrinks it)."),
+                io.Float.Input("blur", default=0.0, min=0.0, max=256.0, step=0.5,
+                               tooltip="Feather: Gaussian blur sigma in pixels."),
+                io.Boolean.Input("fill_holes", default=False, tooltip="Fill enclosed holes (binary methods)."),
+                io.Boolean.Input("invert", default=False, tooltip="Mask everything except the concepts."),
+                space_input(),
+            ],
+            outputs=[io.Mask.Output(display_name="MASK")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, concept_maps, concepts, method, threshold, grow, blur, fill_holes, invert,
+                space) -> io.NodeOutput:
+        selected = resolve_concept_names(concepts, concept_maps.names)
+        mask = concept_mask(concept_maps.pixel_maps(chosen_space(space)), selected, method=method,
+                            threshold=threshold, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert)
+        return io.NodeOutput(mask, ui=ui.PreviewMask(mask, cls=cls))
+
+
+def _matching_images(image: torch.Tensor, concept_maps) -> torch.Tensor:
+    height, width = concept_maps.image_size
+    batch = concept_maps.maps.shape[0]
+    if tuple(image.shape[1:3]) != (height, width):
+        raise ValueError(
+            f"image is {image.shape[2]}x{image.shape[1]} but the maps were made for {width}x{height}: "
+            "connect the image the maps came from (e.g. the VAE Decode of the sampler's latent)"
+        )
+    if image.shape[0] not in (1, batch):
+        raise ValueError(f"image batch has {image.shape[0]} images but the maps cover {batch}")
+    return image.expand(batch, -1, -1, -1).float()

@@ -1,0 +1,178 @@
+"""Installs the concept stream on a cloned ComfyUI model.
+
+A DIFFUSION_MODEL wrapper opens a per-call stream state (concept tokens, modulation vector,
+which batch rows are the positive prompt); each double block up to the last chosen one gets a
+patches_replace entry that runs ComfyUI's own block with an attention override. The override
+sees the joint attention's q/k/v and output as the block computes them, so the concept queries
+reuse them instead of recomputing anything, and the image and text streams are untouched.
+Previous replacements and overrides on the model are chained, never replaced.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+import comfy.patcher_extension
+
+from ..ca_core.aggregate import ConceptScoreAggregator
+from ..ca_core.layers import step_index
+from ..ca_core.maps import ConceptMaps, token_grid_maps
+from ..ca_core.stream import attend_concepts, update_concepts
+
+STATE_KEY = "concept_attention_stream"
+WRAPPER_KEY = "concept_attention"
+
+
+class StopAfterLastLayer(Exception):
+    """Raised after the last chosen block when only the maps are wanted (segmentation)."""
+
+
+@dataclass
+class StreamState:
+    """One model call's concept stream; lives only inside transformer_options of that call."""
+
+    diffusion_model: object
+    rows: Tensor  # batch rows of the positive prompt
+    chunks: int  # how many positive chunks those rows hold (averaged into one map)
+    concepts: Tensor  # [rows, K, C]
+    vector: Tensor  # [rows, C] concept modulation input
+    score_tokens: int
+
+
+class ConceptAttentionPatch:
+    def __init__(self, adapter, concept_context: Tensor, layers: tuple[int, ...], steps: tuple[int, int],
+                 softmax: bool = True, stop_after_last_layer: bool = False):
+        self.adapter = adapter
+        self.concept_context = concept_context
+        self.layers = layers
+        self.steps = steps
+        self.stop_after_last_layer = stop_after_last_layer
+        self.aggregator = ConceptScoreAggregator(softmax=softmax)
+        self.grid: tuple[int, int] | None = None
+        self.contributing_steps: set[int] = set()
+        self._timestep_of_sigma = None
+
+    def install(self, model):
+        """Patch a model.clone() in place; the caller's model is never touched."""
+        self._timestep_of_sigma = model.get_model_object("model_sampling").timestep
+        transformer_options = model.model_options.get("transformer_options", {})
+        previous = transformer_options.get("patches_replace", {}).get("dit", {})
+        for index in range(max(self.layers) + 1):
+            block_patch = BlockPatch(self, index, previous.get(("double_block", index)))
+            model.set_model_patch_replace(block_patch, "dit", "double_block", index)
+        model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, self.wrap_model_call)
+        return model
+
+    def wrap_model_call(self, executor, x, timestep, context, y=None, guidance=None, ref_latents=None, control=None,
+                        transformer_options={}, *args, **kwargs):
+        state = self._open_stream(executor.class_obj, x, timestep, guidance, transformer_options)
+        if state is not None:
+            transformer_options = {**transformer_options, STATE_KEY: state}
+        return executor(x, timestep, context, y, guidance, ref_latents, control, transformer_options, *args, **kwargs)
+
+    def _open_stream(self, diffusion_model, x, timestep, guidance, transformer_options) -> StreamState | None:
+        step = self._step(timestep, transformer_options)
+        if not self.steps[0] <= step < self.steps[1]:
+            return None
+        labels = transformer_options.get("cond_or_uncond") or [0]
+        chunk = x.shape[0] // len(labels)
+        positive = [i for i, label in enumerate(labels) if label == 0]
+        if not positive:
+            return None
+        rows = torch.cat([torch.arange(i * chunk, (i + 1) * chunk) for i in positive]).to(x.device)
+        xs = x[rows]
+        guidance_rows = guidance[rows] if guidance is not None else None
+        vector = self.adapter.concept_vector(diffusion_model, xs, timestep[rows], guidance_rows)
+        context = self.concept_context.to(device=x.device, dtype=x.dtype).expand(len(rows), -1, -1)
+        grid = self.adapter.token_grid(diffusion_model, x)
+        if self.grid not in (None, grid):
+            raise RuntimeError(f"the image token grid changed mid-run from {self.grid} to {grid}")
+        self.grid = grid
+        self.contributing_steps.add(step)
+        return StreamState(
+            diffusion_model=diffusion_model,
+            rows=rows,
+            chunks=len(positive),
+            concepts=self.adapter.embed_concepts(diffusion_model, context),
+            vector=vector,
+            score_tokens=grid[0] * grid[1],
+        )
+
+    def _step(self, timestep: Tensor, transformer_options) -> int:
+        sigmas = transformer_options.get("sample_sigmas")
+        if sigmas is None:  # a lone model call outside a sampler (segmentation): step 0
+            return 0
+        schedule = self._timestep_of_sigma(sigmas.to(timestep.device)).float().tolist()
+        return step_index(float(timestep.flatten()[0]), schedule)
+
+    def run_block(self, index: int, state: StreamState, args: dict, call_block) -> dict:
+        """Run the block with an attention override, then advance the concept stream."""
+        block = state.diffusion_model.double_blocks[index]
+        weights = self.adapter.text_stream(block)
+        attn_mod, mlp_mod = self.adapter.concept_modulations(block, state.vector)
+        text_tokens = args["txt"].shape[1]
+        options = args.get("transformer_options") or {}
+        outer_override = options.get("optimized_attention_override")
+        attended = []
+
+        def override(func, *attn_args, **attn_kwargs):
+            out = outer_override(func, *attn_args, **attn_kwargs) if outer_override else func(*attn_args, **attn_kwargs)
+            if not attended:  # the block's one joint attention
+                q, k, v = attn_args[:3]
+                image = self.adapter.image_attention(block, q[state.rows], k[state.rows], v[state.rows],
+                                                     out[state.rows], text_tokens)
+                attended.append(attend_concepts(state.concepts, attn_mod, weights, image, state.score_tokens))
+            return out
+
+        result = call_block({**args, "transformer_options": {**options, "optimized_attention_override": override}})
+        if not attended:
+            raise RuntimeError(f"double block {index} ran no attention through ComfyUI's attention function")
+        concept = attended[0]
+        if index in self.layers:
+            for space, scores in (("output", concept.output_scores), ("cross_attention", concept.cross_attention_scores)):
+                self.aggregator.add(space, scores.reshape(state.chunks, -1, *scores.shape[1:]).mean(dim=0))
+        if index == max(self.layers):
+            if self.stop_after_last_layer:
+                raise StopAfterLastLayer()
+        else:
+            state.concepts = update_concepts(state.concepts, concept.outputs, attn_mod, mlp_mod, weights)
+        return result
+
+    def concept_maps(self, names: list[str], image_size: tuple[int, int], space: str, token_pixels: int) -> ConceptMaps:
+        if self.aggregator.contributions == 0:
+            raise RuntimeError(
+                f"no concept maps were made: steps {self.steps[0]}-{self.steps[1] - 1} never ran; "
+                "widen the step range"
+            )
+        return ConceptMaps(
+            names=names,
+            maps=token_grid_maps(self.aggregator.mean("output"), self.grid).cpu(),
+            cross_attention_maps=token_grid_maps(self.aggregator.mean("cross_attention"), self.grid).cpu(),
+            image_size=image_size,
+            token_pixels=token_pixels,
+            space=space,
+            layers=self.layers,
+            steps=tuple(sorted(self.contributing_steps)),
+            softmax=self.aggregator.softmax,
+        )
+
+
+class BlockPatch:
+    """The patches_replace entry for one double block; chains any replacement it displaced."""
+
+    def __init__(self, patch: ConceptAttentionPatch, index: int, previous):
+        self.patch = patch
+        self.index = index
+        self.previous = previous
+
+    def __call__(self, args: dict, extra: dict) -> dict:
+        def call_block(block_args):
+            if self.previous is not None:
+                return self.previous(block_args, extra)
+            return extra["original_block"](block_args)
+
+        state = (args.get("transformer_options") or {}).get(STATE_KEY)
+        if state is None:
+            return call_block(args)
+        return self.patch.run_block(self.index, state, args, call_block)

@@ -1,0 +1,85 @@
+"""Concept Attention Segment Image: concept maps for an existing image (the paper's zero-shot mode).
+
+The image is encoded, noised to one flow time, and passed once through the model per noise
+sample; the pass stops right after the last double block whose scores are needed.
+"""
+
+import torch
+
+import comfy.model_management
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+from comfy_api.latest import io
+
+from .common import concept_inputs, prepare_patch
+from .patch import StopAfterLastLayer
+from .socket_types import ConceptMapsType
+
+
+class ConceptAttentionSegmentImage(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ConceptAttentionSegmentImage",
+            display_name="Concept Attention Segment Image",
+            category="conceptattention",
+            description="Maps where each concept is in an existing image (zero-shot segmentation): encode, "
+                        "add noise, one partial model pass per noise sample.",
+            inputs=[
+                io.Model.Input("model", tooltip="A Flux model."),
+                io.Clip.Input("clip", tooltip="The model's text encoder; encodes the concepts and the caption."),
+                io.Vae.Input("vae", tooltip="The model's VAE, to encode the image."),
+                io.Image.Input("image", tooltip="The image (or batch of images) to segment."),
+                *concept_inputs(),
+                io.Float.Input("noise_level", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="Flow time of the added noise: 0 = the clean image, 1 = pure noise. "
+                                       "The paper uses 0.5."),
+                io.Int.Input("noise_samples", default=1, min=1, max=64,
+                             tooltip="How many noise draws to average; more is smoother and slower."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                             tooltip="Seed of the first noise draw (the next draws use seed+1, ...)."),
+                io.String.Input("caption", multiline=True, default="", optional=True,
+                                tooltip="Optional description of the image for the text stream (the paper: empty)."),
+            ],
+            outputs=[ConceptMapsType.Output(display_name="CONCEPT_MAPS")],
+        )
+
+    @classmethod
+    def execute(cls, model, clip, vae, image, concepts, layers, space, softmax, token_pooling, noise_level,
+                noise_samples, seed, caption="") -> io.NodeOutput:
+        if not (isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[-1] in (3, 4)):
+            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+            raise ValueError(f"image must be an IMAGE batch [B, H, W, 3]; got {shape}. "
+                             "Wire a LoadImage or VAE Decode output, not a MASK or LATENT.")
+        names, patch, adapter = prepare_patch(model, clip, concepts, layers, softmax, token_pooling, (0, 1),
+                                              stop_after_last_layer=True)
+        patched = patch.install(model.clone())
+        latent = vae.encode(image[..., :3])
+        diffusion_model = model.get_model_object("diffusion_model")
+        cond = clip.encode_from_tokens(clip.tokenize(caption or ""))
+        conditioning = [[cond, adapter.segmentation_conditioning(diffusion_model)]]
+        guider = comfy.samplers.CFGGuider(patched)
+        guider.set_conds(conditioning, conditioning)
+        guider.set_cfg(1.0)
+        sampler = comfy.samplers.KSAMPLER(one_partial_pass)
+        sigmas = torch.tensor([noise_level, 0.0])
+        progress = comfy.utils.ProgressBar(noise_samples)
+        for sample in range(noise_samples):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            noise = comfy.sample.prepare_noise(latent, seed + sample)
+            guider.sample(noise, latent, sampler, sigmas, disable_pbar=True, seed=seed + sample)
+            progress.update(1)
+        maps = patch.concept_maps(names, tuple(image.shape[1:3]), space, adapter.token_pixels(diffusion_model))
+        return io.NodeOutput(maps)
+
+
+def one_partial_pass(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """A 'sampler' that calls the model once; the patch stops the pass after its last block."""
+    try:
+        model(x, sigmas[0] * x.new_ones([x.shape[0]]), **(extra_args or {}))
+    except StopAfterLastLayer:
+        pass
+    else:
+        raise RuntimeError("the concept stream did not stop after its last layer")
+    return x

@@ -1,0 +1,117 @@
+"""Test-only ComfyUI nodes and builders: tiny Flux models, a tiny T5 CLIP and a random VAE,
+all made through ComfyUI's own classes (its Flux detection only knows full-size widths)."""
+
+import dataclasses
+
+import torch
+
+import comfy.model_management
+import comfy.model_patcher
+import comfy.sd
+import comfy.sd1_clip
+import comfy.supported_models
+import comfy.supported_models_base
+import comfy.text_encoders.t5
+from comfy.ldm.flux.model import FluxParams
+from comfy.text_encoders.flux import T5XXLTokenizer
+from comfy_api.latest import ComfyExtension, io
+
+CONTEXT_DIM = 32
+POOLED_DIM = 16
+
+
+def flux_config(guidance_embed: bool = True, depth: int = 3, single: int = 2, hidden: int = 64,
+                heads: int = 4) -> dict:
+    head_dim = hidden // heads
+    axes = [head_dim - 2 * (head_dim * 3 // 8), head_dim * 3 // 8, head_dim * 3 // 8]
+    config = {
+        "image_model": "flux", "in_channels": 16, "out_channels": 16, "patch_size": 2,
+        "vec_in_dim": POOLED_DIM, "context_in_dim": CONTEXT_DIM, "hidden_size": hidden, "mlp_ratio": 4.0,
+        "num_heads": heads, "depth": depth, "depth_single_blocks": single, "axes_dim": axes,
+        "theta": 10000, "qkv_bias": True, "guidance_embed": guidance_embed,
+    }
+    if "txt_ids_dims" in {f.name for f in dataclasses.fields(FluxParams)}:
+        config["txt_ids_dims"] = []
+    return config
+
+
+def _randomise(module: torch.nn.Module, seed: int, std: float = 0.05) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(module.named_parameters()):
+            if p.ndim == 1 and "norm" in name or name.endswith(".scale"):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=generator))
+            else:
+                p.copy_(std * torch.randn(p.shape, generator=generator))
+
+
+def tiny_flux(seed: int = 0, guidance_embed: bool = True, **sizes) -> comfy.model_patcher.ModelPatcher:
+    """A Flux model (dev-style with guidance, or schnell-style without) at a tiny width, fp32."""
+    config_class = comfy.supported_models.Flux if guidance_embed else comfy.supported_models.FluxSchnell
+    model_config = config_class(flux_config(guidance_embed, **sizes))
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model({})
+    _randomise(model.diffusion_model, seed)
+    device = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+
+
+class TinyT5(comfy.sd1_clip.SDClipModel):
+    def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+        config = {"d_ff": 64, "d_kv": 8, "d_model": CONTEXT_DIM, "num_heads": 4, "num_layers": 2,
+                  "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True, "layer_norm_epsilon": 1e-6,
+                  "model_type": "t5", "relative_attention_num_buckets": 32, "vocab_size": 32128}
+        super().__init__(device=device, layer="last", layer_idx=None, textmodel_json_config=config, dtype=dtype,
+                         special_tokens={"end": 1, "pad": 0}, model_class=comfy.text_encoders.t5.T5,
+                         model_options={**model_options, "model_name": "t5xxl"})
+
+
+class TinyT5Model(comfy.sd1_clip.SD1ClipModel):
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(device=device, dtype=dtype, model_options=model_options, clip_name="t5xxl",
+                         clip_model=TinyT5)
+
+
+class TinyT5Tokenizer(comfy.sd1_clip.SD1Tokenizer):
+    def __init__(self, embedding_directory=None, tokenizer_data={}):
+        super().__init__(embedding_directory=embedding_directory, tokenizer_data=tokenizer_data,
+                         clip_name="t5xxl", tokenizer=T5XXLTokenizer)
+
+
+def tiny_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's CLIP around ComfyUI's T5 (real tokenizer) at a tiny width, fp32."""
+    target = comfy.supported_models_base.ClipTarget(TinyT5Tokenizer, TinyT5Model)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    _randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
+def random_vae(seed: int = 2) -> comfy.sd.VAE:
+    """ComfyUI's Flux-shaped VAE (16 latent channels, 8x) with random weights."""
+    vae = comfy.sd.VAE(sd={"decoder.conv_in.weight": torch.zeros(512, 16, 3, 3)})
+    _randomise(vae.first_stage_model, seed, std=0.02)
+    return vae
+
+
+class TinyFluxLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="CATestTinyFlux",
+            category="testing",
+            inputs=[io.Int.Input("seed", default=0), io.Boolean.Input("guidance_embed", default=True)],
+            outputs=[io.Model.Output(), io.Clip.Output(), io.Vae.Output()],
+        )
+
+    @classmethod
+    def execute(cls, seed, guidance_embed) -> io.NodeOutput:
+        return io.NodeOutput(tiny_flux(seed, guidance_embed), tiny_clip(seed + 1), random_vae(seed + 2))
+
+
+class TestNodes(ComfyExtension):
+    async def get_node_list(self):
+        return [TinyFluxLoader]
+
+
+async def comfy_entrypoint():
+    return TestNodes()
