@@ -67,9 +67,15 @@ class TinyT5(comfy.sd1_clip.SDClipModel):
 
 
 class TinyT5Model(comfy.sd1_clip.SD1ClipModel):
+    """Like FluxClipModel: T5 states as the context plus a pooled vector (here from T5 itself)."""
+
     def __init__(self, device="cpu", dtype=None, model_options={}):
         super().__init__(device=device, dtype=dtype, model_options=model_options, clip_name="t5xxl",
                          clip_model=TinyT5)
+
+    def encode_token_weights(self, token_weight_pairs):
+        out = super().encode_token_weights(token_weight_pairs)
+        return (out[0], out[0].mean(dim=1)[:, :POOLED_DIM], *out[2:])
 
 
 class TinyT5Tokenizer(comfy.sd1_clip.SD1Tokenizer):
@@ -91,6 +97,48 @@ def random_vae(seed: int = 2) -> comfy.sd.VAE:
     vae = comfy.sd.VAE(sd={"decoder.conv_in.weight": torch.zeros(512, 16, 3, 3)})
     _randomise(vae.first_stage_model, seed, std=0.02)
     return vae
+
+
+def tiny_chroma(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Chroma (Flux blocks with distilled modulations): not supported by the concept stream yet."""
+    config = {"image_model": "chroma", "in_channels": 16, "out_channels": 16, "context_in_dim": CONTEXT_DIM,
+              "hidden_size": 64, "mlp_ratio": 4.0, "num_heads": 4, "depth": 2, "depth_single_blocks": 1,
+              "axes_dim": [4, 6, 6], "theta": 10000, "patch_size": 2, "qkv_bias": True,
+              "in_dim": 64, "out_dim": 64, "hidden_dim": 64, "n_layers": 1}
+    if "txt_ids_dims" in {f.name for f in dataclasses.fields(FluxParams)}:
+        import comfy.ldm.chroma.model as chroma_model
+        fields = {f.name for f in dataclasses.fields(chroma_model.ChromaParams)}
+        config = {k: v for k, v in config.items() if k in fields or k == "image_model"}
+    model_config = comfy.supported_models.Chroma(config)
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model({})
+    _randomise(model.diffusion_model, seed)
+    device = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+
+
+def planted_flux() -> comfy.model_patcher.ModelPatcher:
+    """A 2-block Flux whose answer is known: image tokens attend only to tokens with the same
+    content, and a concept equal to a content attends to exactly those tokens.
+
+    Contents live in head 0's first four channels, which RoPE leaves alone for every token at
+    index 0; all modulations are zero, so streams pass through the blocks unchanged.
+    """
+    patcher = tiny_flux(0, guidance_embed=False, depth=2, single=1)
+    dm = patcher.model.diffusion_model
+    hidden = dm.hidden_size
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        eye = torch.eye(hidden)
+        dm.img_in.weight.copy_(torch.eye(hidden, dm.img_in.weight.shape[1]))
+        dm.txt_in.weight.copy_(torch.eye(hidden, dm.txt_in.weight.shape[1]))
+        for block in dm.double_blocks:
+            for attn in (block.img_attn, block.txt_attn):
+                attn.qkv.weight.copy_(torch.cat([eye, eye, eye]))
+                attn.norm.query_norm.scale.fill_(4.0)
+                attn.norm.key_norm.scale.fill_(4.0)
+    return patcher
 
 
 class TinyFluxLoader(io.ComfyNode):

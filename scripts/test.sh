@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The project's test command: core tests, then host tests on each pinned ComfyUI release.
+#   scripts/test.sh            core + host tiers on ComfyUI 0.3.64 and 0.8.0
+#   CA_HOSTS="0.8.0" scripts/test.sh      a subset of hosts;  extra args go to pytest
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+hosts=${CA_HOSTS:-"0.3.64 0.8.0"}
+status=0
+
+first_host=${hosts%% *}
+IFS=$'\t' read -r _ python < <(scripts/host_env.sh "$first_host" | tail -n 1)
+echo "== core tier"
+"$python" -m ruff check ca_core nodes tests bench 2>/dev/null || "$python" -m ruff check ca_core nodes tests
+"$python" -m pytest tests/core -q "$@" || status=1
+
+for version in $hosts; do
+  IFS=$'\t' read -r comfy python < <(scripts/host_env.sh "$version" | tail -n 1)
+  echo "== host tier on ComfyUI $version ($comfy)"
+  CA_COMFYUI_DIR=$comfy "$python" -m pytest tests/host -q -p no:cacheprovider "$@" || status=1
+done
+exit $status
