@@ -1,0 +1,183 @@
+"""The patch's maps equal an independent implementation of the paper's equations, written here
+with explicit concatenation and softmax, on the same weights and the same model inputs."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import comfy.patcher_extension
+import nodes
+from ca_test_nodes import tiny_clip, tiny_flux
+from test_generation_unchanged import sampler_inputs
+
+
+def linear(module, x):
+    return F.linear(x, module.weight, module.bias)
+
+
+def timestep_embedding(t, dim=256):
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+    args = 1000.0 * t[:, None].float() * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def mlp_embed(embedder, x):
+    return linear(embedder.out_layer, F.silu(linear(embedder.in_layer, x)))
+
+
+def rope(x, ids, axes_dim, theta):
+    """Rotate channel pairs of x [B, H, L, D] by angles pos * theta^(-2i/d) per position axis."""
+    angles = []
+    for axis, dim in enumerate(axes_dim):
+        omega = 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+        angles.append(ids[..., axis, None].double() * omega)
+    angle = torch.cat(angles, dim=-1).float()[:, None]  # [B, 1, L, D/2]
+    even, odd = x[..., 0::2], x[..., 1::2]
+    out = torch.stack([even * angle.cos() - odd * angle.sin(), even * angle.sin() + odd * angle.cos()], dim=-1)
+    return out.flatten(-2)
+
+
+def attention(q, k, v):
+    weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+    return weights @ v
+
+
+def heads(x, n):
+    b, length, c = x.shape
+    return x.view(b, length, n, c // n).transpose(1, 2)
+
+
+def merge(x):
+    b, h, length, d = x.shape
+    return x.transpose(1, 2).reshape(b, length, h * d)
+
+
+def stream_qkv(attn, norm1_out, mod, n_heads):
+    shift, scale = mod[0], mod[1]
+    modulated = F.layer_norm(norm1_out, norm1_out.shape[-1:], eps=1e-6) * (1 + scale) + shift
+    q, k, v = linear(attn.qkv, modulated).chunk(3, dim=-1)
+    q, k, v = heads(q, n_heads), heads(k, n_heads), heads(v, n_heads)
+
+    def rms(x, s):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * s
+
+    return rms(q, attn.norm.query_norm.scale), rms(k, attn.norm.key_norm.scale), v
+
+
+def residual(x, attn_out, proj, mlp, mod):
+    x = x + mod[2] * linear(proj, attn_out)
+    h = F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + mod[4]) + mod[3]
+    return x + mod[5] * linear(mlp[2], F.gelu(linear(mlp[0], h), approximate="tanh"))
+
+
+def modulation(mod, vec):
+    return [c[:, None] for c in linear(mod.lin, F.silu(vec)).chunk(6, dim=-1)]
+
+
+def reference_scores(dm, x, t, context, y, guidance, concept_context):
+    """Per-layer (output, cross-attention) scores [B, K, N] from the paper's equations."""
+    p = dm.params
+    b, c, hh, ww = x.shape
+    img = x.reshape(b, c, hh // 2, 2, ww // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, hh * ww // 4, c * 4)
+    img = linear(dm.img_in, img)
+    txt = linear(dm.txt_in, context)
+    concepts = linear(dm.txt_in, concept_context.expand(b, -1, -1))
+    base = mlp_embed(dm.time_in, timestep_embedding(t))
+    if p.guidance_embed:
+        base = base + mlp_embed(dm.guidance_in, timestep_embedding(guidance))
+    vec = base + mlp_embed(dm.vector_in, y)
+    concept_vec = base + mlp_embed(dm.vector_in, torch.zeros_like(y))
+    rows, cols = torch.meshgrid(torch.arange(hh // 2), torch.arange(ww // 2), indexing="ij")
+    img_ids = torch.stack([torch.zeros_like(rows), rows, cols], dim=-1).reshape(1, -1, 3).float().expand(b, -1, -1)
+    ids = torch.cat([torch.zeros(b, txt.shape[1], 3), img_ids], dim=1)
+    n_txt, n = txt.shape[1], img.shape[1]
+    scores = []
+    for block in dm.double_blocks:
+        img_mod, txt_mod, con_mod = modulation(block.img_mod, vec), modulation(block.txt_mod, vec), \
+            modulation(block.txt_mod, concept_vec)
+        iq, ik, iv = stream_qkv(block.img_attn, img, img_mod, block.num_heads)
+        tq, tk, tv = stream_qkv(block.txt_attn, txt, txt_mod, block.num_heads)
+        cq, ck, cv = stream_qkv(block.txt_attn, concepts, con_mod, block.num_heads)
+        q = rope(torch.cat([tq, iq], dim=2), ids, p.axes_dim, p.theta)
+        k = rope(torch.cat([tk, ik], dim=2), ids, p.axes_dim, p.theta)
+        v = torch.cat([tv, iv], dim=2)
+        joint = merge(attention(q, k, v))
+        txt_out, img_out = joint[:, :n_txt], joint[:, n_txt:]
+        image_keys = k[:, :, n_txt:]
+        # concept RoPE ids are zero: identity rotation
+        concept_out = merge(attention(cq, torch.cat([ck, image_keys], 2), torch.cat([cv, v[:, :, n_txt:]], 2)))
+        output_scores = concept_out @ img_out.transpose(1, 2)
+        cross = (cq @ image_keys.transpose(-1, -2) / math.sqrt(cq.shape[-1])).mean(dim=1)
+        scores.append((output_scores, cross))
+        img = residual(img, img_out, block.img_attn.proj, block.img_mlp, img_mod)
+        txt = residual(txt, txt_out, block.txt_attn.proj, block.txt_mlp, txt_mod)
+        concepts = residual(concepts, concept_out, block.txt_attn.proj, block.txt_mlp, con_mod)
+    assert n == scores[0][0].shape[-1]
+    return scores
+
+
+def recorded_first_call(model, clip, inputs):
+    """Run a plain 1-step sampler and record the diffusion model's inputs."""
+    calls = []
+
+    def record(executor, x, timestep, context, y=None, guidance=None, *args, **kwargs):
+        calls.append((x.clone(), timestep.clone(), context.clone(), y.clone(),
+                      None if guidance is None else guidance.clone()))
+        return executor(x, timestep, context, y, guidance, *args, **kwargs)
+
+    recorder = model.clone()
+    recorder.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "record", record)
+    nodes.common_ksampler(recorder, inputs["seed"], 1, 1.0, "euler", "simple", inputs["positive"],
+                          inputs["negative"], inputs["latent_image"])
+    return calls[0]
+
+
+@pytest.mark.parametrize("guidance_embed", [True, False], ids=["dev", "schnell"])
+def test_scores_match_the_paper_per_layer_and_aggregated(ca, guidance_embed):
+    model, clip = tiny_flux(5, guidance_embed, depth=3), tiny_clip()
+    inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
+    x, t, context, y, guidance = recorded_first_call(model, clip, inputs)
+    names = ["dog", "grass", "sky"]
+    concept_context = ca.nodes.encoding.encode_concepts(clip, names, "first")
+    dm = model.get_model_object("diffusion_model")
+    with torch.no_grad():
+        expected = reference_scores(dm, x, t, context, y, guidance, concept_context)
+    grid = (x.shape[-2] // 2, x.shape[-1] // 2)
+    to_grid = ca.ca_core.maps.token_grid_maps
+    for layer in range(3):
+        _, maps = _run(ca, model, clip, inputs, str(layer), softmax=False)
+        assert torch.allclose(maps.maps, to_grid(expected[layer][0], grid), rtol=1e-4, atol=1e-4), layer
+        assert torch.allclose(maps.cross_attention_maps, to_grid(expected[layer][1], grid), rtol=1e-4, atol=1e-4)
+    _, maps = _run(ca, model, clip, inputs, "all", softmax=True)
+    mean_softmax = torch.stack([torch.softmax(s[0], dim=1) for s in expected]).mean(dim=0)
+    assert torch.allclose(maps.maps, to_grid(mean_softmax, grid), atol=1e-5)
+
+
+def _run(ca, model, clip, inputs, layers, softmax):
+    return ca.nodes.sampler_node.ConceptAttentionSampler.execute(
+        model=model, clip=clip, concepts="dog, grass, sky", layers=layers, space="output", softmax=softmax,
+        token_pooling="first", start_step=0, end_step=10000, **inputs).args
+
+
+def test_a_later_layer_depends_on_the_stream_through_earlier_blocks(ca):
+    """Concepts evolve block by block: layer 2's scores differ from a stream started at layer 2."""
+    model, clip = tiny_flux(5, depth=3), tiny_clip()
+    inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
+    _, evolved = _run(ca, model, clip, inputs, "2", softmax=False)
+    _, first = _run(ca, model, clip, inputs, "0", softmax=False)
+    assert not torch.allclose(evolved.maps, first.maps)
+
+
+def test_mean_pooling_differs_from_first_token_for_multi_token_concepts(ca):
+    clip = tiny_clip()
+    first = ca.nodes.encoding.encode_concepts(clip, ["traffic light"], "first")
+    mean = ca.nodes.encoding.encode_concepts(clip, ["traffic light"], "mean")
+    tokens = clip.tokenize("traffic light", return_word_ids=True)["t5xxl"][0]
+    real = [i for i, t in enumerate(tokens) if t[2] > 0]
+    states = clip.encode_from_tokens(clip.tokenize("traffic light"))[0]
+    assert len(real) >= 2
+    assert torch.allclose(first[0, 0], states[real[0]])
+    assert torch.allclose(mean[0, 0], states[real].mean(dim=0), atol=1e-6)
