@@ -7,8 +7,9 @@ product of concept and image attention outputs in the head-concatenated space, b
 output projection.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F

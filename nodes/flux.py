@@ -4,13 +4,12 @@ Everything that knows ComfyUI's Flux internals lives here; the method itself is 
 """
 
 import torch
+from comfy.ldm.flux.layers import timestep_embedding
+from comfy.ldm.flux.model import Flux
 from einops import rearrange
 from torch import Tensor
 
 from ..ca_core.stream import ImageAttention, ModulationParams, TextStreamWeights
-
-from comfy.ldm.flux.layers import timestep_embedding
-from comfy.ldm.flux.model import Flux
 
 
 class FluxAdapter:

@@ -1,8 +1,8 @@
 """Saliency Map and Concept Mask: CONCEPT_MAPS to images and masks."""
 
 import torch
-from einops import rearrange
 from comfy_api.latest import io, ui
+from einops import rearrange
 
 from ..ca_core.aggregate import SPACES
 from ..ca_core.concepts import resolve_concept_names

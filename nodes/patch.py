@@ -10,10 +10,9 @@ Previous replacements and overrides on the model are chained, never replaced.
 
 from dataclasses import dataclass
 
+import comfy.patcher_extension
 import torch
 from torch import Tensor
-
-import comfy.patcher_extension
 
 from ..ca_core.aggregate import ConceptScoreAggregator
 from ..ca_core.layers import step_index
@@ -68,7 +67,9 @@ class ConceptAttentionPatch:
                         transformer_options={}, *args, **kwargs):
         state = self._open_stream(executor.class_obj, x, timestep, guidance, transformer_options)
         if state is not None:
-            transformer_options = {**transformer_options, STATE_KEY: state}
+            # keyed by patch, so a second concept patch on the same model keeps its own stream
+            streams = {**transformer_options.get(STATE_KEY, {}), self: state}
+            transformer_options = {**transformer_options, STATE_KEY: streams}
         return executor(x, timestep, context, y, guidance, ref_latents, control, transformer_options, *args, **kwargs)
 
     def _open_stream(self, diffusion_model, x, timestep, guidance, transformer_options) -> StreamState | None:
@@ -172,7 +173,7 @@ class BlockPatch:
                 return self.previous(block_args, extra)
             return extra["original_block"](block_args)
 
-        state = (args.get("transformer_options") or {}).get(STATE_KEY)
+        state = (args.get("transformer_options") or {}).get(STATE_KEY, {}).get(self.patch)
         if state is None:
             return call_block(args)
         return self.patch.run_block(self.index, state, args, call_block)

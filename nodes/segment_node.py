@@ -4,12 +4,11 @@ The image is encoded, noised to one flow time, and passed once through the model
 sample; the pass stops right after the last double block whose scores are needed.
 """
 
-import torch
-
 import comfy.model_management
 import comfy.sample
 import comfy.samplers
 import comfy.utils
+import torch
 from comfy_api.latest import io
 
 from .common import concept_inputs, prepare_patch

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -27,3 +28,12 @@ def pytest_collection_modifyitems(items):
             if isinstance(node, pytest.Package) and node.path == REPO:
                 node.setup = lambda: None
                 return
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_cpu_thread():
+    """Core tensors are tiny: thread start-up would cost more than the work (ms per softmax)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

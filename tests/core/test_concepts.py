@@ -2,7 +2,12 @@ import re
 
 import pytest
 
-from ca_core.concepts import MAX_CONCEPTS, ConceptListError, parse_concepts, resolve_concept_names
+from ca_core.concepts import (
+    MAX_CONCEPTS,
+    ConceptListError,
+    parse_concepts,
+    resolve_concept_names,
+)
 
 
 def test_commas_and_newlines_split_and_trim_in_typed_order():

@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from ca_core.maps import ConceptMaps, colourise, normalise, overlay, token_grid_maps, token_maps_to_pixels
+from ca_core.maps import (
+    ConceptMaps,
+    colourise,
+    normalise,
+    overlay,
+    token_grid_maps,
+    token_maps_to_pixels,
+)
 
 TP = 16  # pixels per token side (Flux: 8 px latents, 2x2 patches)
 

@@ -22,7 +22,7 @@ PACK_NAME = "comfyui-concept-attention"
 if not COMFYUI_DIR:
     message = ("HOST TESTS SKIPPED: no ComfyUI host (set CA_COMFYUI_DIR, or run scripts/test.sh, "
                "which prepares one)")
-    warnings.warn(message)
+    warnings.warn(message, stacklevel=1)
     print(f"\n*** {message} ***\n", file=sys.stderr)
     collect_ignore_glob = ["test_*.py"]
 else:
@@ -30,10 +30,10 @@ else:
     from comfy.cli_args import args
 
     args.cpu = True
-    import utils.extra_config  # noqa: F401  (ComfyUI imports it before nodes)
     import execution
     import folder_paths
     import nodes
+    import utils.extra_config  # noqa: F401  (ComfyUI imports it before nodes)
 
     _work = Path(tempfile.mkdtemp(prefix="ca-host-"))
     _custom = _work / "custom_nodes"
@@ -71,11 +71,15 @@ class RecordingServer:
         pass
 
 
-def run_prompt(prompt: dict) -> dict:
-    """Validate and execute an API-format prompt through ComfyUI's own executor."""
+def make_executor():
     params = inspect.signature(execution.PromptExecutor.__init__).parameters
     cache = {"cache_args": {"lru": 0, "ram": 0}} if "cache_args" in params else {"cache_size": 0}
-    executor = execution.PromptExecutor(RecordingServer(), cache_type=execution.CacheType.CLASSIC, **cache)
+    return execution.PromptExecutor(RecordingServer(), cache_type=execution.CacheType.CLASSIC, **cache)
+
+
+def run_prompt(prompt: dict, executor=None) -> dict:
+    """Validate and execute an API-format prompt through ComfyUI's own executor."""
+    executor = executor or make_executor()
     prompt_id = str(uuid.uuid4())
     valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
     if not valid:
@@ -83,7 +87,7 @@ def run_prompt(prompt: dict) -> dict:
     executor.execute(prompt, prompt_id, {"client_id": "test"}, outputs)
     errors = [data for event, data in executor.status_messages if event == "execution_error"]
     return {"valid": True, "success": executor.success, "outputs": executor.history_result["outputs"],
-            "errors": errors, "executor": executor}
+            "errors": errors, "node_errors": node_errors}
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,8 @@
 """The Concept Attention Sampler's LATENT equals KSampler's: concepts never touch the image."""
 
+import nodes
 import pytest
 import torch
-
-import nodes
 from ca_test_nodes import tiny_clip, tiny_flux
 
 

@@ -3,12 +3,11 @@ with explicit concatenation and softmax, on the same weights and the same model 
 
 import math
 
+import comfy.patcher_extension
+import nodes
 import pytest
 import torch
 import torch.nn.functional as F
-
-import comfy.patcher_extension
-import nodes
 from ca_test_nodes import tiny_clip, tiny_flux
 from test_generation_unchanged import sampler_inputs
 

@@ -1,9 +1,8 @@
 """A planted model with a known answer: concept 'left' must win exactly the left image tokens."""
 
+import comfy.samplers
 import pytest
 import torch
-
-import comfy.samplers
 from ca_test_nodes import CONTEXT_DIM, planted_flux
 
 SIZES = {"square": (8, 8), "wide": (6, 12), "tall": (12, 6), "odd": (7, 11)}  # latent cells (8 px each)

@@ -3,8 +3,7 @@ all made through ComfyUI's own classes (its Flux detection only knows full-size 
 
 import dataclasses
 
-import torch
-
+import comfy.ldm.chroma.model
 import comfy.model_management
 import comfy.model_patcher
 import comfy.sd
@@ -12,6 +11,7 @@ import comfy.sd1_clip
 import comfy.supported_models
 import comfy.supported_models_base
 import comfy.text_encoders.t5
+import torch
 from comfy.ldm.flux.model import FluxParams
 from comfy.text_encoders.flux import T5XXLTokenizer
 from comfy_api.latest import ComfyExtension, io
@@ -94,7 +94,8 @@ def tiny_clip(seed: int = 1) -> comfy.sd.CLIP:
 
 def random_vae(seed: int = 2) -> comfy.sd.VAE:
     """ComfyUI's Flux-shaped VAE (16 latent channels, 8x) with random weights."""
-    vae = comfy.sd.VAE(sd={"decoder.conv_in.weight": torch.zeros(512, 16, 3, 3)})
+    shapes = {"decoder.conv_in.weight": (512, 16, 3, 3), "encoder.down.2.downsample.conv.weight": (512, 512, 3, 3)}
+    vae = comfy.sd.VAE(sd={key: torch.zeros(shape) for key, shape in shapes.items()})
     _randomise(vae.first_stage_model, seed, std=0.02)
     return vae
 
@@ -105,10 +106,8 @@ def tiny_chroma(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
               "hidden_size": 64, "mlp_ratio": 4.0, "num_heads": 4, "depth": 2, "depth_single_blocks": 1,
               "axes_dim": [4, 6, 6], "theta": 10000, "patch_size": 2, "qkv_bias": True,
               "in_dim": 64, "out_dim": 64, "hidden_dim": 64, "n_layers": 1}
-    if "txt_ids_dims" in {f.name for f in dataclasses.fields(FluxParams)}:
-        import comfy.ldm.chroma.model as chroma_model
-        fields = {f.name for f in dataclasses.fields(chroma_model.ChromaParams)}
-        config = {k: v for k, v in config.items() if k in fields or k == "image_model"}
+    fields = {f.name for f in dataclasses.fields(comfy.ldm.chroma.model.ChromaParams)}
+    config.update({k: v for k, v in {"txt_ids_dims": [], "vec_in_dim": None}.items() if k in fields})
     model_config = comfy.supported_models.Chroma(config)
     model_config.set_inference_dtype(torch.float32, None)
     model = model_config.get_model({})

@@ -1,0 +1,143 @@
+"""The nodes load through ComfyUI's loader, run through its executor and fail clearly."""
+
+import comfy.utils
+import nodes
+import pytest
+import torch
+from ca_test_nodes import random_vae, tiny_chroma, tiny_clip, tiny_flux
+from conftest import make_executor, run_prompt
+from test_generation_unchanged import prompt as encode_prompt
+
+NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionSegmentImage", "ConceptAttentionSaliencyMap",
+            "ConceptAttentionMask"]
+
+
+def graph(concepts="dog, grass, sky", mask_concepts="dog", layers="auto", width=96, height=64):
+    sampler = {"model": ["1", 0], "clip": ["1", 1], "seed": 3, "steps": 2, "cfg": 1.0, "sampler_name": "euler",
+               "scheduler": "simple", "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
+               "denoise": 1.0, "concepts": concepts, "layers": layers, "space": "output", "softmax": True,
+               "token_pooling": "first", "start_step": 0, "end_step": 10000}
+    mask = {"concept_maps": ["5", 1], "concepts": mask_concepts, "method": "argmax", "threshold": 0.5, "grow": 2,
+            "blur": 1.0, "fill_holes": False, "invert": False, "space": "as_made"}
+    return {
+        "1": {"class_type": "CATestTinyFlux", "inputs": {"seed": 0, "guidance_embed": True}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a dog on grass", "clip": ["1", 1]}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
+        "4": {"class_type": "EmptySD3LatentImage", "inputs": {"width": width, "height": height, "batch_size": 1}},
+        "5": {"class_type": "ConceptAttentionSampler", "inputs": sampler},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "ConceptAttentionSaliencyMap",
+              "inputs": {"concept_maps": ["5", 1], "image": ["6", 0], "normalisation": "joint",
+                         "overlay_opacity": 0.6, "space": "as_made"}},
+        "8": {"class_type": "ConceptAttentionMask", "inputs": mask},
+        "9": {"class_type": "ImageCompositeMasked",
+              "inputs": {"destination": ["6", 0], "source": ["6", 0], "x": 0, "y": 0, "resize_source": False,
+                         "mask": ["8", 0]}},
+        "10": {"class_type": "PreviewImage", "inputs": {"images": ["9", 0]}},
+        "11": {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["5", 0], "mask": ["8", 0]}},
+        "12": {"class_type": "VAEDecode", "inputs": {"samples": ["11", 0], "vae": ["1", 2]}},
+        "13": {"class_type": "PreviewImage", "inputs": {"images": ["12", 0]}},
+    }
+
+
+def test_nodes_are_registered_by_comfyuis_loader():
+    for node_id in NODE_IDS:
+        assert node_id in nodes.NODE_CLASS_MAPPINGS, node_id
+    assert nodes.NODE_DISPLAY_NAME_MAPPINGS["ConceptAttentionSampler"] == "Concept Attention Sampler"
+    for node_id in NODE_IDS:
+        schema = nodes.NODE_CLASS_MAPPINGS[node_id].GET_SCHEMA()
+        for node_input in schema.inputs:
+            assert node_input.tooltip, f"{node_id}.{node_input.id} has no tooltip"
+
+
+def test_generate_map_mask_inpaint_and_composite_through_the_executor():
+    result = run_prompt(graph())
+    assert result["valid"], result
+    assert result["success"], result["errors"]
+    outputs = result["outputs"]
+    assert len(outputs["7"]["images"]) == 3
+    assert outputs["7"]["concepts"] == ["dog", "grass", "sky"]
+    assert len(outputs["8"]["images"]) == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"concepts": ""}, "concepts is empty"),
+    ({"concepts": "dog, grass, Dog"}, "more than once"),
+    ({"mask_concepts": "cat"}, "unknown concept(s) ['cat']: the maps hold ['dog', 'grass', 'sky']"),
+    ({"layers": "40"}, "layer 40 is out of range: this model has 3 double blocks (0-2)"),
+])
+def test_bad_inputs_fail_clearly_and_the_executor_keeps_serving(change, message):
+    executor = make_executor()
+    bad = run_prompt(graph(**change), executor)
+    assert bad["valid"] and not bad["success"]
+    assert message in bad["errors"][0]["exception_message"]
+    good = run_prompt(graph(), executor)
+    assert good["success"], good["errors"]
+
+
+def test_a_mask_wired_into_segment_is_refused_by_validation():
+    prompt = graph()
+    prompt["20"] = {"class_type": "ConceptAttentionSegmentImage",
+                    "inputs": {"model": ["1", 0], "clip": ["1", 1], "vae": ["1", 2], "image": ["8", 0],
+                               "concepts": "dog, grass", "layers": "auto", "space": "output", "softmax": True,
+                               "token_pooling": "first", "noise_level": 0.5, "noise_samples": 1, "seed": 0}}
+    prompt["21"] = {"class_type": "ConceptAttentionSaliencyMap",
+                    "inputs": {"concept_maps": ["20", 0], "normalisation": "joint", "overlay_opacity": 0.5,
+                               "space": "as_made"}}
+    result = run_prompt(prompt)
+    # ComfyUI drops the invalid branch with a message naming the mismatch and runs the rest
+    assert "received_type(MASK) mismatch input_type(IMAGE)" in str(result["node_errors"]["20"])
+
+
+def segment(ca, image, **overrides):
+    inputs = dict(model=tiny_flux(0), clip=tiny_clip(), vae=random_vae(), image=image, concepts="dog, grass",
+                  layers="auto", space="output", softmax=True, token_pooling="first", noise_level=0.5,
+                  noise_samples=1, seed=0, caption="")
+    inputs.update(overrides)
+    return ca.nodes.segment_node.ConceptAttentionSegmentImage.execute(**inputs).args[0]
+
+
+def test_segment_image_maps_any_size_and_averages_noise_samples(ca):
+    image = torch.rand(2, 72, 100, 3)  # a batch, not a multiple of 16 (nor of 8 in width)
+    model, clip, vae = tiny_flux(0), tiny_clip(), random_vae()
+    updates = []
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: updates.append((value, total)))
+    try:
+        two = segment(ca, image, model=model, clip=clip, vae=vae, noise_samples=2)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)
+    assert updates[-1] == (2, 2)
+    one = segment(ca, image, model=model, clip=clip, vae=vae, seed=0)
+    other = segment(ca, image, model=model, clip=clip, vae=vae, seed=1)
+    assert two.maps.shape == (2, 2, 5, 6)  # the VAE crops 100 px to 96: 6 tokens and two.image_size == (72, 100)
+    assert torch.allclose(two.maps, (one.maps + other.maps) / 2, atol=1e-6)
+    assert two.pixel_maps().shape == (2, 2, 72, 100)
+    mask = ca.ca_core.masks.concept_mask(two.pixel_maps(), [0])
+    assert mask.shape == (2, 72, 100)
+
+
+def test_segment_stops_after_the_last_chosen_block(ca):
+    model = tiny_flux(0)
+    ran = []
+    patched = model.clone()
+    for index in range(3):
+        patched.set_model_patch_replace(
+            lambda args, extra, i=index: (ran.append(i), extra["original_block"](args))[1], "dit", "double_block", index)
+    segment(ca, torch.rand(1, 64, 64, 3), model=patched, layers="1")
+    assert ran == [0, 1]
+
+
+def test_direct_calls_name_the_bad_input(ca):
+    with pytest.raises(ValueError, match="IMAGE batch"):
+        segment(ca, torch.rand(1, 64, 64))  # a MASK
+    clip = tiny_clip()
+    with pytest.raises(ValueError, match="does not support Chroma.*supported: Flux"):
+        ca.nodes.sampler_node.ConceptAttentionSampler.execute(
+            model=tiny_chroma(), clip=clip, seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple",
+            positive=encode_prompt(clip, "x"), negative=encode_prompt(clip, ""),
+            latent_image={"samples": torch.zeros(1, 16, 8, 8)}, denoise=1.0, concepts="dog", layers="auto",
+            space="output", softmax=True, token_pooling="first", start_step=0, end_step=10000)
+    maps = segment(ca, torch.rand(1, 64, 64, 3))
+    with pytest.raises(ValueError, match="image is 96x64 but the maps were made for 64x64"):
+        ca.nodes.map_nodes.SaliencyMap.execute(concept_maps=maps, normalisation="joint", overlay_opacity=0.5,
+                                               space="as_made", image=torch.rand(1, 64, 96, 3))

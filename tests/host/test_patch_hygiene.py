@@ -1,0 +1,90 @@
+"""The patch lives on a clone, chains with what is already installed and leaves nothing behind."""
+
+import copy
+
+import comfy.patcher_extension
+import nodes
+import pytest
+import torch
+from ca_test_nodes import tiny_clip, tiny_flux
+from test_generation_unchanged import concept_sampler, sampler_inputs
+
+
+def ksampler(model, inputs):
+    return nodes.common_ksampler(model, inputs["seed"], inputs["steps"], inputs["cfg"], inputs["sampler_name"],
+                                 inputs["scheduler"], inputs["positive"], inputs["negative"],
+                                 inputs["latent_image"])[0]["samples"]
+
+
+def test_input_model_is_untouched_and_later_runs_reproduce(ca):
+    model, clip = tiny_flux(3), tiny_clip()
+    inputs = sampler_inputs(clip, 1, 3.5)
+    options_before = copy.deepcopy(model.model_options)
+    before = ksampler(model, inputs)
+    concept_sampler(ca, model, clip, **inputs)
+    assert model.model_options == options_before
+    assert not any(model.wrappers.get(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, {}).values())
+    assert torch.equal(ksampler(model, inputs), before)
+
+
+def test_an_exception_inside_sampling_leaves_no_patch(ca):
+    model, clip = tiny_flux(3), tiny_clip()
+    inputs = sampler_inputs(clip, 1, 1.0)
+    before = ksampler(model, inputs)
+    calls = []
+
+    def explode(executor, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom in the middle of sampling")
+        return executor(*args, **kwargs)
+
+    failing = model.clone()
+    failing.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "explode", explode)
+    with pytest.raises(RuntimeError, match="boom"):
+        concept_sampler(ca, failing, clip, **inputs)
+    assert "patches_replace" not in model.model_options.get("transformer_options", {})
+    assert torch.equal(ksampler(model, inputs), before)
+
+
+def test_chains_an_existing_double_block_patch_and_attention_override(ca):
+    model, clip = tiny_flux(3), tiny_clip()
+    inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
+    _, plain_maps = concept_sampler(ca, model, clip, **inputs)
+    seen_blocks, seen_attention = [], []
+
+    def other_block_patch(args, extra):
+        seen_blocks.append(args["transformer_options"]["block_index"])
+        out = extra["original_block"](args)
+        return {"img": out["img"], "txt": out["txt"]}
+
+    def other_override(func, *args, **kwargs):
+        seen_attention.append(1)
+        return func(*args, **kwargs)
+
+    other = model.clone()
+    for index in range(3):
+        other.set_model_patch_replace(other_block_patch, "dit", "double_block", index)
+    other.model_options["transformer_options"]["optimized_attention_override"] = other_override
+    reference = ksampler(other, inputs)
+    seen_blocks.clear()
+    seen_attention.clear()
+    latent, maps = concept_sampler(ca, other, clip, **inputs)
+    assert seen_blocks == [0, 1, 2]  # the other patch still ran, once per block
+    assert len(seen_attention) >= 3  # and the other override saw every double block's attention
+    assert torch.equal(latent["samples"], reference)
+    assert torch.allclose(maps.maps, plain_maps.maps)
+
+
+def test_a_second_concept_patch_stacks_on_the_first(ca):
+    model, clip = tiny_flux(3), tiny_clip()
+    inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
+    adapter = ca.nodes.families.adapter_for(model)
+    first = ca.nodes.patch.ConceptAttentionPatch(
+        adapter, ca.nodes.encoding.encode_concepts(clip, ["dog"], "first"), (0, 1, 2), (0, 10000))
+    second = ca.nodes.patch.ConceptAttentionPatch(
+        adapter, ca.nodes.encoding.encode_concepts(clip, ["grass", "sky"], "first"), (0, 1, 2), (0, 10000))
+    both = second.install(first.install(model.clone()))
+    assert torch.equal(ksampler(both, inputs), ksampler(model, inputs))
+    assert first.aggregator.mean("output").shape[1] == 1
+    assert second.aggregator.mean("output").shape[1] == 2
