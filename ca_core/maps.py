@@ -1,6 +1,6 @@
 """Concept maps: token grids to pixel maps, normalisation, colour and overlay."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
+
+from .aggregate import SPACES
 
 NORMALISATIONS = ("per_concept", "joint", "none")
 
@@ -30,7 +32,11 @@ class ConceptMaps:
     layers: tuple[int, ...] = ()
     steps: tuple[int, ...] = ()
     softmax: bool = True
-    notes: dict = field(default_factory=dict)
+    def __post_init__(self):
+        if self.space not in SPACES:
+            raise ValueError(f"unknown map space {self.space!r}; expected one of {SPACES}")
+        if self.maps.shape[1] != len(self.names):
+            raise ValueError(f"{len(self.names)} concept names for {self.maps.shape[1]} maps")
 
     def selected(self, space: str | None = None) -> Tensor:
         """The maps of one space (default: the one the user chose)."""

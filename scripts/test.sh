@@ -11,12 +11,12 @@ status=0
 first_host=${hosts%% *}
 IFS=$'\t' read -r _ python < <(scripts/host_env.sh "$first_host" | tail -n 1)
 echo "== core tier"
-"$python" -m ruff check ca_core nodes tests bench 2>/dev/null || "$python" -m ruff check ca_core nodes tests
-"$python" -m pytest tests/core -q "$@" || status=1
+"$python" -m ruff check . || status=1
+"$python" -m pytest -c tests/pytest.ini --rootdir tests tests/core -q "$@" || status=1
 
 for version in $hosts; do
   IFS=$'\t' read -r comfy python < <(scripts/host_env.sh "$version" | tail -n 1)
   echo "== host tier on ComfyUI $version ($comfy)"
-  CA_COMFYUI_DIR=$comfy "$python" -m pytest tests/host -q -p no:cacheprovider "$@" || status=1
+  CA_COMFYUI_DIR=$comfy "$python" -m pytest -c tests/pytest.ini --rootdir tests tests/host -q "$@" || status=1
 done
 exit $status

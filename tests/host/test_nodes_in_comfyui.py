@@ -5,7 +5,7 @@ import nodes
 import pytest
 import torch
 from ca_test_nodes import random_vae, tiny_chroma, tiny_clip, tiny_flux
-from conftest import make_executor, run_prompt
+from comfy_host import make_executor, run_prompt
 from test_generation_unchanged import prompt as encode_prompt
 
 NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionSegmentImage", "ConceptAttentionSaliencyMap",

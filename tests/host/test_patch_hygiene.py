@@ -53,10 +53,12 @@ def test_chains_an_existing_double_block_patch_and_attention_override(ca):
     _, plain_maps = concept_sampler(ca, model, clip, **inputs)
     seen_blocks, seen_attention = [], []
 
-    def other_block_patch(args, extra):
-        seen_blocks.append(args["transformer_options"]["block_index"])
-        out = extra["original_block"](args)
-        return {"img": out["img"], "txt": out["txt"]}
+    def other_block_patch(index):
+        def patch(args, extra):
+            seen_blocks.append(index)
+            out = extra["original_block"](args)
+            return {"img": out["img"], "txt": out["txt"]}
+        return patch
 
     def other_override(func, *args, **kwargs):
         seen_attention.append(1)
@@ -64,7 +66,7 @@ def test_chains_an_existing_double_block_patch_and_attention_override(ca):
 
     other = model.clone()
     for index in range(3):
-        other.set_model_patch_replace(other_block_patch, "dit", "double_block", index)
+        other.set_model_patch_replace(other_block_patch(index), "dit", "double_block", index)
     other.model_options["transformer_options"]["optimized_attention_override"] = other_override
     reference = ksampler(other, inputs)
     seen_blocks.clear()
