@@ -32,7 +32,7 @@ class StreamState:
     """One model call's concept stream; lives only inside transformer_options of that call."""
 
     diffusion_model: object
-    rows: Tensor  # batch rows of the positive prompt
+    rows: slice | Tensor  # batch rows of the positive prompt (a slice when contiguous: no copies)
     chunks: int  # how many positive chunks those rows hold (averaged into one map)
     concepts: Tensor  # [rows, K, C]
     vector: Tensor  # [rows, C] concept modulation input
@@ -81,11 +81,14 @@ class ConceptAttentionPatch:
         positive = [i for i, label in enumerate(labels) if label == 0]
         if not positive:
             return None
-        rows = torch.cat([torch.arange(i * chunk, (i + 1) * chunk) for i in positive]).to(x.device)
+        if positive == list(range(positive[0], positive[-1] + 1)):
+            rows = slice(positive[0] * chunk, (positive[-1] + 1) * chunk)
+        else:
+            rows = torch.cat([torch.arange(i * chunk, (i + 1) * chunk) for i in positive]).to(x.device)
         xs = x[rows]
         guidance_rows = guidance[rows] if guidance is not None else None
         vector = self.adapter.concept_vector(diffusion_model, xs, timestep[rows], guidance_rows)
-        context = self.concept_context.to(device=x.device, dtype=x.dtype).expand(len(rows), -1, -1)
+        context = self.concept_context.to(device=x.device, dtype=x.dtype).expand(xs.shape[0], -1, -1)
         grid = self.adapter.token_grid(diffusion_model, x)
         if self.grid not in (None, grid):
             raise RuntimeError(f"the image token grid changed mid-run from {self.grid} to {grid}")

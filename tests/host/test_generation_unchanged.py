@@ -57,3 +57,36 @@ def test_maps_come_from_the_positive_prompt(ca):
     _, maps_cfg1 = concept_sampler(ca, model, clip, **{**inputs, "steps": 1, "cfg": 1.0})
     # the first step's input is pure noise either way, so the positive rows see the same tensors
     assert torch.allclose(maps_cfg.maps, maps_cfg1.maps, atol=1e-5)
+
+
+def run_sampler(ca, model, clip, inputs, **overrides):
+    values = dict(concepts="dog, grass, sky", layers="all", space="output", softmax=True, token_pooling="first",
+                  start_step=0, end_step=10000)
+    values.update(overrides)
+    return ca.nodes.sampler_node.ConceptAttentionSampler.execute(model=model, clip=clip, **values, **inputs).args
+
+
+def test_step_range_chooses_the_contributing_steps(ca):
+    model, clip = tiny_flux(3), tiny_clip()
+    inputs = sampler_inputs(clip, 1, 1.0)
+    _, late = run_sampler(ca, model, clip, inputs, start_step=1, end_step=3)
+    _, early = run_sampler(ca, model, clip, inputs, start_step=0, end_step=1)
+    assert late.steps == (1, 2) and early.steps == (0,)
+    assert not torch.allclose(late.maps, early.maps)
+    with pytest.raises(ValueError, match="start_step 2 must be below end_step 2"):
+        run_sampler(ca, model, clip, inputs, start_step=2, end_step=2)
+    with pytest.raises(RuntimeError, match="steps 50-9999 never ran"):
+        run_sampler(ca, model, clip, inputs, start_step=50)
+
+
+def test_cross_attention_space_is_made_in_the_same_run(ca):
+    model, clip = tiny_flux(3), tiny_clip()
+    inputs = sampler_inputs(clip, 1, 1.0)
+    latent_out, out_maps = run_sampler(ca, model, clip, inputs, space="output")
+    latent_cross, cross_maps = run_sampler(ca, model, clip, inputs, space="cross_attention")
+    assert torch.equal(latent_out["samples"], latent_cross["samples"])
+    assert torch.equal(out_maps.cross_attention_maps, cross_maps.cross_attention_maps)
+    assert torch.equal(cross_maps.selected(), cross_maps.cross_attention_maps)
+    assert not torch.allclose(out_maps.maps, out_maps.cross_attention_maps)
+    with pytest.raises(ValueError, match="unknown map space 'bogus'"):
+        run_sampler(ca, model, clip, inputs, space="bogus")

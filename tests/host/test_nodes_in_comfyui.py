@@ -141,3 +141,14 @@ def test_direct_calls_name_the_bad_input(ca):
     with pytest.raises(ValueError, match="image is 96x64 but the maps were made for 64x64"):
         ca.nodes.map_nodes.SaliencyMap.execute(concept_maps=maps, normalisation="joint", overlay_opacity=0.5,
                                                space="as_made", image=torch.rand(1, 64, 96, 3))
+
+
+def test_an_unknown_mask_method_is_a_clear_error_on_every_host():
+    """0.3.64 does not check combo values itself; either the host or the node must refuse it."""
+    prompt = graph()
+    prompt["8"]["inputs"]["method"] = "bogus"
+    result = run_prompt(prompt)
+    if result["valid"] and "8" not in result["node_errors"]:
+        assert "unknown mask method 'bogus'" in result["errors"][0]["exception_message"]
+    else:
+        assert "bogus" in str(result["node_errors"]["8"])
