@@ -1,0 +1,152 @@
+"""Train the demo model: rectified flow on procedural coloured shapes, on the CPU.
+
+    python -m demo_model.train --out demo_model/run --minutes 60        # resumes if out has a checkpoint
+
+Checkpoints (weights, EMA, optimiser, data position, loss log) are written every few minutes, so
+training can stop at any time and resume in a later session. Deterministic from --seed.
+"""
+
+import argparse
+import json
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .codec import PatchPCACodec, fit_pca_codec
+from .flux_twin import FluxTwin, TwinConfig
+from .shapes import VOCABULARY, make_batch
+from .text import TextEncoder, WordTokenizer
+
+CAPTION_DROPOUT = 0.1  # empty captions, so classifier-free guidance works
+WORDS_ONLY = 0.15  # captions of bare words ("circle", "red square"): concepts are encoded alone
+
+
+def training_caption(caption: str, rng: random.Random) -> str:
+    draw = rng.random()
+    if draw < CAPTION_DROPOUT:
+        return ""
+    if draw < CAPTION_DROPOUT + WORDS_ONLY:
+        words = [w for w in caption.split() if w not in ("a", "and", "on")]
+        return " ".join(rng.sample(words, k=rng.randint(1, min(3, len(words)))))
+    return caption
+
+
+class Trainer:
+    def __init__(self, out: Path, seed: int, batch: int, lr: float):
+        self.out = out
+        self.batch = batch
+        out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(seed)
+        self.rng = random.Random(seed)
+        self.tokenizer = WordTokenizer(VOCABULARY)
+        self.config = TwinConfig()
+        self.model = FluxTwin(self.config)
+        self.text = TextEncoder(len(VOCABULARY), dim=self.config.context_in_dim)
+        self.ema = {k: v.detach().clone() for k, v in self.weights().items()}
+        self.optimiser = torch.optim.AdamW(list(self.model.parameters()) + list(self.text.parameters()), lr=lr,
+                                           weight_decay=0.0)
+        self.step = 0
+        self.next_seed = 0
+        codec_path = out / "codec.safetensors"
+        if codec_path.exists():
+            self.codec = PatchPCACodec.from_state_dict(load_file(codec_path))
+        else:
+            images, _, _ = make_batch(range(512))
+            self.codec = fit_pca_codec(images)
+            save_file({k: v.contiguous() for k, v in self.codec.state_dict().items()}, codec_path)
+        self._init_zero_gates()
+        (out / "config.json").write_text(json.dumps(asdict(self.config)))
+        if (out / "checkpoint.pt").exists():
+            self._load(out / "checkpoint.pt")
+
+    def _init_zero_gates(self) -> None:
+        """Start each block as the identity (adaLN-zero), the usual DiT initialisation."""
+        with torch.no_grad():
+            for module in self.model.modules():
+                if module.__class__.__name__ == "Modulation":
+                    module.lin.weight.zero_()
+                    module.lin.bias.zero_()
+            self.model.final_layer.linear.weight.zero_()
+            self.model.final_layer.linear.bias.zero_()
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {**{f"model.{k}": v for k, v in self.model.state_dict().items()},
+                **{f"text.{k}": v for k, v in self.text.state_dict().items()}}
+
+    def _load(self, path: Path) -> None:
+        state = torch.load(path, weights_only=False)
+        self.model.load_state_dict({k[6:]: v for k, v in state["weights"].items() if k.startswith("model.")})
+        self.text.load_state_dict({k[5:]: v for k, v in state["weights"].items() if k.startswith("text.")})
+        self.ema = state["ema"]
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.step, self.next_seed = state["step"], state["next_seed"]
+        self.rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+
+    def save(self) -> None:
+        state = {"weights": self.weights(), "ema": self.ema, "optimiser": self.optimiser.state_dict(),
+                 "step": self.step, "next_seed": self.next_seed, "rng": self.rng.getstate(),
+                 "torch_rng": torch.get_rng_state(), "config": asdict(self.config)}
+        torch.save(state, self.out / "checkpoint.tmp")
+        (self.out / "checkpoint.tmp").replace(self.out / "checkpoint.pt")
+        save_file({k: v.contiguous() for k, v in self.ema.items()}, self.out / "ema.safetensors")
+
+    def train_step(self) -> float:
+        seeds = range(self.next_seed, self.next_seed + self.batch)
+        self.next_seed += self.batch
+        images, captions, _ = make_batch(seeds)
+        with torch.no_grad():
+            x0 = self.codec.encode(images)
+        ids = torch.tensor([self.tokenizer.ids(training_caption(c, self.rng)) for c in captions])
+        context, pooled = self.text(ids)
+        t = torch.sigmoid(torch.randn(x0.shape[0]))  # logit-normal flow times, as SD3/Flux
+        noise = torch.randn_like(x0)
+        xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
+        loss = F.mse_loss(self.model(xt, t, context, pooled), noise - x0)
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(self.model.parameters()) + list(self.text.parameters()), 1.0)
+        self.optimiser.step()
+        self.step += 1
+        decay = min(0.999, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for name, value in self.weights().items():
+                self.ema[name].lerp_(value, 1 - decay)
+        return loss.item()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("demo_model/run"))
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
+    args = parser.parse_args()
+    trainer = Trainer(args.out, args.seed, args.batch, args.lr)
+    log = (args.out / "loss.jsonl").open("a")
+    start = last_save = time.time()
+    losses = []
+    while time.time() - start < args.minutes * 60:
+        losses.append(trainer.train_step())
+        if trainer.step % 50 == 0:
+            entry = {"step": trainer.step, "loss": sum(losses) / len(losses), "images": trainer.next_seed,
+                     "minutes": round((time.time() - start) / 60, 2)}
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+            print(entry, flush=True)
+            losses.clear()
+        if time.time() - last_save > args.save_every * 60:
+            trainer.save()
+            last_save = time.time()
+    trainer.save()
+
+
+if __name__ == "__main__":
+    main()
