@@ -73,17 +73,23 @@ class Runs:
     """One variant's measurements across rounds."""
 
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     peak_bytes: list[int] = field(default_factory=list)
     total_peak_bytes: list[int] = field(default_factory=list)
 
     def add(self, m: bench_meter.Measurement) -> None:
         self.seconds.append(m.seconds)
+        self.cpu_seconds.append(m.cpu_seconds)
         self.peak_bytes.append(m.peak_bytes)
         self.total_peak_bytes.append(m.total_peak_bytes)
 
     @property
     def time(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def cpu_time(self) -> float:
+        return statistics.median(self.cpu_seconds)
 
     @property
     def peak(self) -> float:
@@ -204,12 +210,27 @@ def tokens(side: int) -> int:
     return (side // 16) ** 2
 
 
+def rounds_for(settings: Settings, side: int) -> int:
+    """Sizes under 512^2 are cheap, so they get two more rounds against the noise."""
+    return settings.rounds if side >= 512 or settings.quick else settings.rounds + 2
+
+
+def ratios(patched: Runs, base: Runs) -> dict:
+    """Median ratios (wall and CPU time, peak memory) and the per-round wall ratios."""
+    return {
+        "time_ratio": patched.time / base.time,
+        "cpu_time_ratio": patched.cpu_time / base.cpu_time,
+        "time_ratio_rounds": [p / b for p, b in zip(patched.seconds, base.seconds)],
+        "peak_ratio": patched.peak / base.peak if base.peak else float("nan"),
+        "total_peak_ratio": patched.total_peak / base.total_peak if base.total_peak else float("nan"),
+    }
+
+
 def sampler_section(bench: Bench, layers: tuple[int, ...]) -> list[dict]:
     rows = []
     for side in bench.s.sizes:
-        # Same latent from both, and the stored maps' size, checked once per size before timing.
-        k_max = max(bench.s.concepts)
-        identical = torch.equal(bench.ksampler(side), bench.concept_sampler(side, k_max, layers))
+        # The patched latent must equal KSampler's; checked once per size, outside the timing.
+        identical = torch.equal(bench.ksampler(side), bench.concept_sampler(side, max(bench.s.concepts), layers))
         variants = {"ksampler": lambda side=side: bench.ksampler(side)}
         stores = {}
         for k in bench.s.concepts:
@@ -217,17 +238,14 @@ def sampler_section(bench: Bench, layers: tuple[int, ...]) -> list[dict]:
                 bench.concept_sampler(side, k, layers)
                 stores[k] = aggregator_bytes(bench.last_patch)
             variants[f"k{k}"] = run
-        runs = alternate(variants, bench.s.rounds, bench.device)
+        runs = alternate(variants, rounds_for(bench.s, side), bench.device)
         base = runs["ksampler"]
         for k in bench.s.concepts:
             patched = runs[f"k{k}"]
             rows.append({
                 "size": side, "image_tokens": tokens(side), "concepts": k, "layers": list(layers),
-                "baseline_s": base.time, "patched_s": patched.time, "time_ratio": patched.time / base.time,
-                "time_ratio_rounds": [p / b for p, b in zip(patched.seconds, base.seconds)],
+                "baseline_s": base.time, "patched_s": patched.time, **ratios(patched, base),
                 "baseline_peak_mib": base.peak / 2**20, "patched_peak_mib": patched.peak / 2**20,
-                "peak_ratio": patched.peak / base.peak,
-                "total_peak_ratio": patched.total_peak / base.total_peak,
                 "latent_identical": identical, "aggregator": stores[k],
                 "analytic_ratio": bench_flops.sampler_ratio(geometry(bench.s), side, TEXT_TOKENS, k, max(layers)),
             })
@@ -240,14 +258,12 @@ def segment_section(bench: Bench, layers: tuple[int, ...]) -> list[dict]:
     for side in bench.s.sizes:
         runs = alternate({"full": lambda side=side: bench.full_pass(side),
                           "segment": lambda side=side: bench.segment(side, k, layers)},
-                         bench.s.rounds, bench.device)
+                         rounds_for(bench.s, side), bench.device)
         full, seg = runs["full"], runs["segment"]
         rows.append({
             "size": side, "image_tokens": tokens(side), "concepts": k, "layers": list(layers),
-            "full_s": full.time, "segment_s": seg.time, "time_ratio": seg.time / full.time,
-            "time_ratio_rounds": [s / f for s, f in zip(seg.seconds, full.seconds)],
+            "full_s": full.time, "segment_s": seg.time, **ratios(seg, full),
             "full_peak_mib": full.peak / 2**20, "segment_peak_mib": seg.peak / 2**20,
-            "peak_ratio": seg.peak / full.peak,
             "analytic_ratio": bench_flops.segment_ratio(geometry(bench.s), side, TEXT_TOKENS, k, max(layers)),
         })
     return rows
@@ -256,9 +272,9 @@ def segment_section(bench: Bench, layers: tuple[int, ...]) -> list[dict]:
 def layer_section(bench: Bench) -> list[dict]:
     """Overhead against the layer choice: the stream runs through every double block up to the
     last chosen one, so the cost should follow max(layers), not how many layers are averaged."""
-    side = bench.s.sizes[len(bench.s.sizes) // 2 - 1] if len(bench.s.sizes) > 1 else bench.s.sizes[0]
+    side = min(bench.s.sizes)
     k = max(bench.s.concepts) if bench.s.quick else 16
-    chosen = {}
+    chosen: dict[tuple[int, ...], str] = {}
     for spec in bench.s.layer_sets:
         chosen.setdefault(bench.layers(spec), spec)
     variants = {"ksampler": lambda: bench.ksampler(side)}
@@ -268,11 +284,10 @@ def layer_section(bench: Bench) -> list[dict]:
             bench.concept_sampler(side, k, layers)
             stores[layers] = aggregator_bytes(bench.last_patch)
         variants[str(layers)] = run
-    runs = alternate(variants, bench.s.rounds, bench.device)
+    runs = alternate(variants, rounds_for(bench.s, side), bench.device)
     base = runs["ksampler"]
     return [{
-        "size": side, "concepts": k, "layers_spec": spec, "layers": list(layers),
-        "time_ratio": runs[str(layers)].time / base.time, "peak_ratio": runs[str(layers)].peak / base.peak,
+        "size": side, "concepts": k, "layers_spec": spec, "layers": list(layers), **ratios(runs[str(layers)], base),
         "aggregator": stores[layers],
         "analytic_ratio": bench_flops.sampler_ratio(geometry(bench.s), side, TEXT_TOKENS, k, max(layers)),
     } for layers, spec in chosen.items()]
@@ -345,60 +360,65 @@ def target_checks(result: dict) -> list[dict]:
     return checks
 
 
+def _spread(row: dict) -> str:
+    return f"{min(row['time_ratio_rounds']):.3f}-{max(row['time_ratio_rounds']):.3f}"
+
+
 def print_report(result: dict) -> None:
     s, m = result["settings"], result["machine"]
     print(f"\nConceptAttention benchmark  ({'quick' if s['quick'] else 'full'}, {s['device']}, {s['dtype']})")
     print(f"machine: {m['nproc']} cpus, {m['cpu']}{', ' + m['gpu'] if 'gpu' in m else ''}; torch {m['torch']} "
           f"({m['torch_threads']} threads), ComfyUI {m['comfyui']}, attention {m['attention']}")
     print(f"model: Flux.1 width (hidden 3072, 24 heads, mlp 4, context 4096, vec 768, guidance), depth "
-          f"{s['depth']} double + {s['single']} single, random weights; {TEXT_TOKENS} text tokens; steps {s['steps']}; "
-          f"{s['rounds']} alternating rounds after a warm-up, medians")
+          f"{s['depth']} double + {s['single']} single, random weights; {TEXT_TOKENS} text tokens; steps {s['steps']}, "
+          f"cfg 1, euler/simple; {s['rounds']} alternating rounds (+2 under 512^2) after a warm-up; medians")
     print(f"memory: {result['memory_method']}")
+    print("columns: time x = median wall / median wall; cpu x = the same on process CPU time; rounds = min-max of "
+          "the per-round wall ratios; peak = memory above the weights; FLOP x = analytic ratio of this geometry")
 
-    print("\na. Concept Attention Sampler / KSampler (ratios; peak = extra memory above the weights)")
-    print(f"{'size':>5} {'tokens':>6} {'K':>3} {'KSampler s':>10} {'CA s':>8} {'time x':>7} {'rounds':>17} "
+    print("\na. Concept Attention Sampler / KSampler")
+    print(f"{'size':>5} {'tokens':>6} {'K':>3} {'KSampler s':>10} {'CA s':>8} {'time x':>7} {'cpu x':>7} {'rounds':>12} "
           f"{'KS peak MiB':>11} {'CA peak MiB':>11} {'peak x':>7} {'+weights x':>10} {'FLOP x':>7} {'same latent':>11}")
     for r in result["sampler"]:
-        spread = f"{min(r['time_ratio_rounds']):.3f}-{max(r['time_ratio_rounds']):.3f}"
         print(f"{r['size']:>5} {r['image_tokens']:>6} {r['concepts']:>3} {r['baseline_s']:>10.3f} {r['patched_s']:>8.3f} "
-              f"{r['time_ratio']:>7.3f} {spread:>17} {r['baseline_peak_mib']:>11.1f} {r['patched_peak_mib']:>11.1f} "
-              f"{r['peak_ratio']:>7.3f} {r['total_peak_ratio']:>10.4f} {r['analytic_ratio']:>7.3f} "
-              f"{str(r['latent_identical']):>11}")
+              f"{r['time_ratio']:>7.3f} {r['cpu_time_ratio']:>7.3f} {_spread(r):>12} {r['baseline_peak_mib']:>11.1f} "
+              f"{r['patched_peak_mib']:>11.1f} {r['peak_ratio']:>7.3f} {r['total_peak_ratio']:>10.4f} "
+              f"{r['analytic_ratio']:>7.3f} {str(r['latent_identical']):>11}")
 
-    print(f"\nb. Segment Image partial pass / one full forward (layers {result['segment'][0]['layers']}: "
-          f"all {s['depth']} double blocks, no single block)")
-    print(f"{'size':>5} {'tokens':>6} {'K':>3} {'full s':>8} {'segment s':>9} {'time x':>7} {'rounds':>13} "
+    print(f"\nb. Segment Image partial pass / one full forward (layers {result['segment'][0]['layers']}: the last chosen "
+          f"is the last double block, so all {s['depth']} double blocks run and no single block)")
+    print(f"{'size':>5} {'tokens':>6} {'K':>3} {'full s':>8} {'segment s':>9} {'time x':>7} {'cpu x':>7} {'rounds':>12} "
           f"{'full MiB':>9} {'seg MiB':>8} {'peak x':>7} {'FLOP x':>7}")
     for r in result["segment"]:
-        spread = f"{min(r['time_ratio_rounds']):.3f}-{max(r['time_ratio_rounds']):.3f}"
         print(f"{r['size']:>5} {r['image_tokens']:>6} {r['concepts']:>3} {r['full_s']:>8.3f} {r['segment_s']:>9.3f} "
-              f"{r['time_ratio']:>7.3f} {spread:>13} {r['full_peak_mib']:>9.1f} {r['segment_peak_mib']:>8.1f} "
-              f"{r['peak_ratio']:>7.3f} {r['analytic_ratio']:>7.3f}")
+              f"{r['time_ratio']:>7.3f} {r['cpu_time_ratio']:>7.3f} {_spread(r):>12} {r['full_peak_mib']:>9.1f} "
+              f"{r['segment_peak_mib']:>8.1f} {r['peak_ratio']:>7.3f} {r['analytic_ratio']:>7.3f}")
 
-    print("\nc. Scaling of the sampler overhead (time x - 1)")
+    print("\nc. Scaling of the sampler overhead (time x - 1, wall / cpu)")
     by_size: dict[int, list[dict]] = {}
     for r in result["sampler"]:
         by_size.setdefault(r["size"], []).append(r)
     for side, rows in by_size.items():
-        cells = "  ".join(f"K={r['concepts']}: {r['time_ratio'] - 1:+.3f}" for r in rows)
+        cells = "  ".join(f"K={r['concepts']}: {r['time_ratio'] - 1:+.3f}/{r['cpu_time_ratio'] - 1:+.3f}" for r in rows)
         print(f"  vs concepts at {side}^2 ({tokens(side)} image tokens): {cells}")
     for k in s["concepts"]:
-        cells = "  ".join(f"{r['image_tokens']} tok: {r['time_ratio'] - 1:+.3f}" for r in result["sampler"]
-                          if r["concepts"] == k)
+        cells = "  ".join(f"{r['image_tokens']} tokens: {r['time_ratio'] - 1:+.3f}/{r['cpu_time_ratio'] - 1:+.3f}"
+                          for r in result["sampler"] if r["concepts"] == k)
         print(f"  vs image tokens, K={k}: {cells}")
     for r in result["layers"]:
-        print(f"  vs layers at {r['size']}^2 K={r['concepts']}: {r['layers_spec']!r:>7} -> {str(r['layers']):<9} "
-              f"time x {r['time_ratio']:.3f} (FLOP x {r['analytic_ratio']:.3f}), peak x {r['peak_ratio']:.3f}, "
-              f"maps averaged {r['aggregator']['contributions']}, stored {r['aggregator']['bytes']} B")
+        print(f"  vs layers at {r['size']}^2 K={r['concepts']}: {r['layers_spec']!r:>6} = {str(r['layers']):<8} "
+              f"{r['time_ratio'] - 1:+.3f}/{r['cpu_time_ratio'] - 1:+.3f} (FLOP {r['analytic_ratio'] - 1:+.3f}), "
+              f"peak x {r['peak_ratio']:.3f}, {r['aggregator']['contributions']} maps averaged, "
+              f"{r['aggregator']['bytes']} B stored")
 
-    print("\nd. Stored maps (aggregator): bytes = B*K*N*4 * 2 spaces, whatever layers x steps")
+    print("\nd. Stored maps (aggregator sums): B*K*N*4 bytes * 2 spaces, whatever layers x steps")
     for r in result["steps"]:
         print(f"  {r['size']}^2 K={r['concepts']} layers {r['layers']} steps {r['steps']}: {r['contributions']} "
-              f"contributions per space, {r['bytes']} B stored (expected {r['expected_bytes']} B), sums {r['shape']}")
+              f"maps per space averaged, {r['bytes']} B stored (B*K*N*4*2 = {r['expected_bytes']} B), sums {r['shape']}")
     for r in result["sampler"]:
         a = r["aggregator"]
         print(f"  {r['size']}^2 K={r['concepts']}: {a['bytes']} B ({a['bytes'] / 2**10:.1f} KiB) = 1*{r['concepts']}*"
-              f"{r['image_tokens']}*4*2, {a['contributions']} contributions")
+              f"{r['image_tokens']}*4*2, {a['contributions']} maps per space averaged")
 
     print("\nAnalytic FLOP ratios, full Flux.1 (19 double + 38 single), concept stream to block 18:")
     for r in result["analytic_flux1"]:
@@ -422,6 +442,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concepts", type=int, nargs="+", help="concept counts")
     parser.add_argument("--steps", type=int, help="sampling steps")
     parser.add_argument("--rounds", type=int, help="alternating measured rounds")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     return parser.parse_args(argv)
 
 
@@ -435,6 +456,8 @@ def main(argv: list[str] | None = None) -> dict:
         if getattr(options, name) is not None:
             setattr(settings, name, getattr(options, name))
 
+    if options.threads:
+        torch.set_num_threads(options.threads)
     host = bench_host.boot(options.device)
     import comfy.utils
 

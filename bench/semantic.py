@@ -1,0 +1,107 @@
+"""The demo model's semantic benchmark: segmentation mIoU on held-out scenes and drawing accuracy.
+
+    <python> bench/semantic.py [--images 200] [--noise 0.5] [--layers auto] [--out bench/semantic.json]
+
+Runs the product's own nodes (Load Demo Model, Segment Image, Concept Mask, CLIP Text Encode,
+KSampler, VAE Decode) inside a real ComfyUI (CA_COMFYUI_DIR), and prints, per noise level and
+layer choice, the mIoU of ConceptAttention (output space) and of the cross-attention baseline,
+per class, next to the all-background floor.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_host import boot  # noqa: E402
+
+SPACES = ("output", "cross_attention")
+
+
+def product_segmenter(pack, model, clip, vae, noise_level: float, layers: str, samples: int = 1):
+    """Segment with the Segment Image node, then one Concept Mask (argmax) per concept and space."""
+    segment_node = sys.modules[f"{pack.__name__}.nodes.segment_node"].ConceptAttentionSegmentImage
+    mask_node = sys.modules[f"{pack.__name__}.nodes.map_nodes"].ConceptMask
+
+    def segment(image: torch.Tensor, concepts: list[str]) -> dict[str, torch.Tensor]:
+        maps = segment_node.execute(model=model, clip=clip, vae=vae, image=image, concepts=", ".join(concepts),
+                                    layers=layers, space="output", softmax=True, token_pooling="first",
+                                    noise_level=noise_level, noise_samples=samples, seed=0, caption="").args[0]
+        winners = {}
+        for space in SPACES:
+            masks = [mask_node.execute(concept_maps=maps, concepts=name, method="argmax", threshold=0.5, grow=0,
+                                       blur=0.0, fill_holes=False, invert=False, space=space).args[0]
+                     for name in concepts]
+            winners[space] = torch.stack(masks, dim=1).argmax(dim=1)
+        return winners
+
+    return segment
+
+
+def product_generator(model, clip, vae, steps: int = 12, cfg: float = 3.0):
+    import nodes
+
+    def encode(text: str):
+        cond, pooled = clip.encode_from_tokens(clip.tokenize(text), return_pooled=True)
+        return [[cond, {"pooled_output": pooled}]]
+
+    negative = encode("")
+
+    def generate(prompt: str, seed: int):
+        latent = {"samples": torch.zeros(1, 16, 24, 24)}
+        (out,) = nodes.common_ksampler(model, seed, steps, cfg, "euler", "simple", encode(prompt), negative, latent)
+        return vae.decode(out["samples"])[0].cpu().numpy()
+
+    return generate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--noise", default="0.5", help="comma-separated noise levels")
+    parser.add_argument("--layers", default="auto", help="semicolon-separated layer choices, e.g. 'auto;all;3'")
+    parser.add_argument("--generation", type=int, default=10, help="seeds per shape for the drawing check")
+    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("semantic.json"))
+    args = parser.parse_args()
+
+    host = boot("cpu")
+    loader = sys.modules[f"{host.pack.__name__}.nodes.demo_loader"]
+    evaluation = sys.modules.get(f"{host.pack.__name__}.demo_model.evaluation")
+    if evaluation is None:
+        import importlib
+        evaluation = importlib.import_module(f"{host.pack.__name__}.demo_model.evaluation")
+    model, clip, vae = loader.load_demo_model(args.weights or loader.WEIGHTS)
+
+    results = {"comfyui": host.comfyui_version, "images": args.images,
+               "all_background_miou": evaluation.all_background_baseline(args.images), "runs": []}
+    print(f"ComfyUI {host.comfyui_version}; {args.images} held-out scenes; "
+          f"all-background floor mIoU {results['all_background_miou']:.3f}")
+    print(f"{'noise':>6} {'layers':>8} {'ConceptAttention':>17} {'cross-attention':>16}  per class (output space)")
+    for noise in (float(n) for n in args.noise.split(",")):
+        for layers in args.layers.split(";"):
+            start = time.time()
+            tables = evaluation.evaluate_segmentation(
+                product_segmenter(host.pack, model, clip, vae, noise, layers), args.images)
+            row = {"noise": noise, "layers": layers, "seconds": round(time.time() - start, 1)}
+            for space in SPACES:
+                row[space] = {"miou": tables[space].mean(), "per_class": tables[space].per_class()}
+            results["runs"].append(row)
+            per_class = " ".join(f"{k}={v:.2f}" for k, v in row["output"]["per_class"].items())
+            print(f"{noise:>6.2f} {layers:>8} {row['output']['miou']:>17.3f} {row['cross_attention']['miou']:>16.3f}"
+                  f"  {per_class}")
+    if args.generation:
+        generation = evaluation.evaluate_generation(product_generator(model, clip, vae), args.generation)
+        results["generation"] = generation
+        print(f"drawing: shape {generation['shape_accuracy']:.0%}, shape and colour "
+              f"{generation['shape_and_colour_accuracy']:.0%} of {generation['samples']} single-object prompts")
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""How well the demo model's concept maps segment held-out scenes, and how well it draws.
+
+Host-agnostic: the caller passes functions that run the product's own nodes (Segment Image,
+Concept Mask, sampling), so the same measurement serves the semantic test and the benchmark.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .classify import classify_colour, classify_shape, object_mask, single_object_prompt
+from .shapes import COLOURS, SHAPES, held_out_seeds, make_scene
+
+BACKGROUND = "background"
+
+# (image [1, H, W, 3], concepts "a, b, background") -> {space: [1, H, W] class index per pixel}
+SegmentFn = Callable[[torch.Tensor, list[str]], dict[str, torch.Tensor]]
+# (prompt, seed) -> image [H, W, 3] numpy in 0..1
+GenerateFn = Callable[[str, int], np.ndarray]
+
+
+@dataclass
+class IoUTable:
+    """Intersections and unions summed over images, per class: the usual dataset mIoU."""
+
+    intersection: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    union: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def add(self, name: str, predicted: np.ndarray, truth: np.ndarray) -> None:
+        self.intersection[name] += float(np.logical_and(predicted, truth).sum())
+        self.union[name] += float(np.logical_or(predicted, truth).sum())
+
+    def per_class(self) -> dict[str, float]:
+        return {name: self.intersection[name] / self.union[name] for name in sorted(self.union) if self.union[name]}
+
+    def mean(self) -> float:
+        values = list(self.per_class().values())
+        return float(np.mean(values)) if values else 0.0
+
+
+def evaluate_segmentation(segment: SegmentFn, images: int = 200) -> dict[str, IoUTable]:
+    """Argmax over [present shapes + background] on held-out scenes; an IoU table per space."""
+    tables: dict[str, IoUTable] = defaultdict(IoUTable)
+    for seed in held_out_seeds(images):
+        scene = make_scene(seed)
+        concepts = [obj.shape for obj in scene.objects] + [BACKGROUND]
+        image = torch.from_numpy(scene.image)[None]
+        for space, winners in segment(image, concepts).items():
+            winner = winners[0].cpu().numpy()
+            for index, name in enumerate(concepts):
+                tables[space].add(name, winner == index, scene.masks[name])
+    return dict(tables)
+
+
+def all_background_baseline(images: int = 200) -> float:
+    """mIoU of predicting 'background' everywhere: the floor any real method must clear."""
+    table = IoUTable()
+    for seed in held_out_seeds(images):
+        scene = make_scene(seed)
+        everything = np.ones_like(scene.masks[BACKGROUND])
+        for obj in scene.objects:
+            table.add(obj.shape, ~everything, scene.masks[obj.shape])
+        table.add(BACKGROUND, everything, scene.masks[BACKGROUND])
+    return table.mean()
+
+
+def evaluate_generation(generate: GenerateFn, seeds_per_shape: int = 10) -> dict[str, float]:
+    """Share of single-object prompts whose image shows that shape, and that shape in that colour."""
+    shape_hits, both_hits, total = 0, 0, 0
+    colours = list(COLOURS)
+    for index, shape in enumerate(SHAPES):
+        for k in range(seeds_per_shape):
+            colour = colours[(index + k) % len(colours)]
+            image = generate(single_object_prompt(shape, colour, "gray"), 1000 * index + k)
+            mask = object_mask(image)
+            shape_ok = classify_shape(mask) == shape
+            shape_hits += shape_ok
+            both_hits += shape_ok and classify_colour(image, mask) == colour
+            total += 1
+    return {"shape_accuracy": shape_hits / total, "shape_and_colour_accuracy": both_hits / total, "samples": total}
