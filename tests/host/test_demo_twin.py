@@ -2,9 +2,8 @@
 
 import importlib
 
-import torch
-
 import comfy.supported_models
+import torch
 
 
 def test_twin_and_comfyui_flux_agree_on_the_same_weights(ca):

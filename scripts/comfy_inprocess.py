@@ -1,0 +1,95 @@
+"""Run a real ComfyUI inside this Python process: boot it, load custom nodes, execute prompts.
+
+Shared by the host tests, the benchmarks and the demo, so ComfyUI is driven one way everywhere.
+"""
+
+import asyncio
+import inspect
+import os
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[1]
+PACK_NAME = "comfyui-concept-attention"
+
+
+def boot(comfyui_dir: str | None = None, extra_custom_nodes: dict[str, Path] | None = None,
+         cpu: bool = True) -> ModuleType:
+    """Import ComfyUI from comfyui_dir (default $CA_COMFYUI_DIR), load this extension through its
+    own loader (plus any extra custom node folders), and return the extension's module."""
+    comfyui_dir = comfyui_dir or os.environ.get("CA_COMFYUI_DIR")
+    if not comfyui_dir:
+        raise SystemExit("set CA_COMFYUI_DIR to a ComfyUI work tree (scripts/host_env.sh VERSION prepares one)")
+    sys.path.insert(0, comfyui_dir)
+    # ComfyUI's import order matters: cli flags, then extra_config, then nodes.
+    # isort: off
+    from comfy.cli_args import args
+
+    args.cpu = cpu
+    import utils.extra_config  # noqa: F401
+    import folder_paths
+    import nodes
+    # isort: on
+
+    work = Path(tempfile.mkdtemp(prefix="ca-comfy-"))
+    custom = work / "custom_nodes"
+    custom.mkdir()
+    for name, path in {PACK_NAME: REPO, **(extra_custom_nodes or {})}.items():
+        (custom / name).symlink_to(path)
+    folder_paths.set_temp_directory(str(work / "temp"))
+    folder_paths.set_output_directory(str(work / "output"))
+    folder_paths.add_model_folder_path("custom_nodes", str(custom), is_default=True)
+    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+    return pack()
+
+
+def pack() -> ModuleType:
+    """The extension as ComfyUI loaded it (its module, with ca_core and nodes inside)."""
+    for module in list(sys.modules.values()):
+        if (getattr(module, "__file__", None) or "").endswith(f"{PACK_NAME}/__init__.py"):
+            return module
+    raise RuntimeError("ComfyUI did not load the extension (see its log above)")
+
+
+class RecordingServer:
+    """The little of PromptServer that the executor talks to."""
+
+    client_id = None
+    last_node_id = None
+    last_prompt_id = None
+    sockets_metadata = {}
+
+    def __init__(self):
+        self.events = []
+
+    def send_sync(self, event, data, sid=None):
+        self.events.append((event, data))
+
+    def queue_updated(self):
+        pass
+
+
+def make_executor():
+    import execution
+
+    params = inspect.signature(execution.PromptExecutor.__init__).parameters
+    cache = {"cache_args": {"lru": 0, "ram": 0}} if "cache_args" in params else {"cache_size": 0}
+    return execution.PromptExecutor(RecordingServer(), cache_type=execution.CacheType.CLASSIC, **cache)
+
+
+def run_prompt(prompt: dict, executor=None) -> dict:
+    """Validate and execute an API-format prompt through ComfyUI's own executor."""
+    import execution
+
+    executor = executor or make_executor()
+    prompt_id = str(uuid.uuid4())
+    valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
+    if not valid:
+        return {"valid": False, "error": error, "node_errors": node_errors}
+    executor.execute(prompt, prompt_id, {"client_id": "local"}, outputs)
+    errors = [data for event, data in executor.status_messages if event == "execution_error"]
+    return {"valid": True, "success": executor.success, "outputs": executor.history_result["outputs"],
+            "errors": errors, "node_errors": node_errors}
