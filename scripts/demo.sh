@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job: generate with the shipped demo model and write maps, masks and a contact sheet.
+#   scripts/demo.sh [--out demo-output] [--prompt "a green star and a red cross on a white background"]
+#                   [--concepts "star, cross, background"] [--seed 3]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+IFS=$'\t' read -r comfy python < <("$here/scripts/host_env.sh" "${CA_HOST:-0.8.0}" | tail -n 1)
+CA_COMFYUI_DIR=$comfy exec "$python" "$here/scripts/run_demo.py" "$@"
