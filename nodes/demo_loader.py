@@ -9,21 +9,21 @@ take exactly the paths they take with Flux.
 import json
 from pathlib import Path
 
-import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
-
 import comfy.latent_formats
 import comfy.model_management
 import comfy.model_patcher
 import comfy.sd
 import comfy.supported_models
 import comfy.supported_models_base
+import torch
 from comfy_api.latest import io
+from safetensors import safe_open
+from safetensors.torch import load_file
 
 from ..demo_model.codec import PatchPCACodec
 from ..demo_model.flux_twin import TwinConfig
 from ..demo_model.text import TextEncoder, WordTokenizer
+from .flux import flux_unet_config
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "demo_model" / "weights" / "demo_model.safetensors"
 TOKENIZER_KEY = "demo"
@@ -112,7 +112,7 @@ def load_demo_model(weights: Path = WEIGHTS):
     part = {prefix: {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
             for prefix in ("model", "text", "codec")}
 
-    model_config = DemoFluxConfig(config.comfy_unet_config() | _host_unet_extras())
+    model_config = DemoFluxConfig(flux_unet_config(**config.comfy_unet_config()))
     model_config.set_inference_dtype(torch.float32, None)
     model = model_config.get_model({})
     model.diffusion_model.load_state_dict(part["model"], strict=True)
@@ -156,14 +156,6 @@ class CodecVAE(comfy.sd.VAE):
         self.memory_used_decode = lambda shape, dtype: 64 * 64 * shape[2] * shape[3] * 4
         self.patcher = comfy.model_patcher.ModelPatcher(self.first_stage_model, load_device=self.device,
                                                         offload_device=comfy.model_management.vae_offload_device())
-
-
-def _host_unet_extras() -> dict:
-    import dataclasses
-
-    from comfy.ldm.flux.model import FluxParams
-    fields = {f.name for f in dataclasses.fields(FluxParams)}
-    return {"txt_ids_dims": []} if "txt_ids_dims" in fields else {}
 
 
 class LoadDemoModel(io.ComfyNode):

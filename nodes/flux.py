@@ -3,13 +3,22 @@
 Everything that knows ComfyUI's Flux internals lives here; the method itself is in ca_core.
 """
 
+import dataclasses
+
 import torch
 from comfy.ldm.flux.layers import timestep_embedding
-from comfy.ldm.flux.model import Flux
+from comfy.ldm.flux.model import Flux, FluxParams
 from einops import rearrange
 from torch import Tensor
 
 from ..ca_core.stream import ImageAttention, ModulationParams, TextStreamWeights
+
+
+def flux_unet_config(**params) -> dict:
+    """A unet_config for ComfyUI's Flux classes, plus the fields this host's FluxParams requires."""
+    fields = {f.name for f in dataclasses.fields(FluxParams)}
+    host_defaults = {"txt_ids_dims": []}  # required from ComfyUI 0.8 on, unknown before
+    return {**{k: v for k, v in host_defaults.items() if k in fields}, **params}
 
 
 class FluxAdapter:

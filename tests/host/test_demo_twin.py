@@ -15,8 +15,7 @@ def test_twin_and_comfyui_flux_agree_on_the_same_weights(ca):
     with torch.no_grad():
         for p in twin.parameters():
             p.normal_(0, 0.1)
-    model_config = comfy.supported_models.FluxSchnell(
-        {**config.comfy_unet_config(), **_host_extras()})
+    model_config = comfy.supported_models.FluxSchnell(ca.nodes.flux.flux_unet_config(**config.comfy_unet_config()))
     model_config.set_inference_dtype(torch.float32, None)
     comfy_flux = model_config.get_model({}).diffusion_model
     missing, unexpected = comfy_flux.load_state_dict(twin.state_dict(), strict=False)
@@ -30,9 +29,3 @@ def test_twin_and_comfyui_flux_agree_on_the_same_weights(ca):
         actual = twin(x, t, context, pooled)
     assert torch.allclose(actual, expected, atol=1e-5), (actual - expected).abs().max()
 
-
-def _host_extras() -> dict:
-    import dataclasses
-
-    from comfy.ldm.flux.model import FluxParams
-    return {"txt_ids_dims": []} if "txt_ids_dims" in {f.name for f in dataclasses.fields(FluxParams)} else {}
