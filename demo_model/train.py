@@ -37,7 +37,7 @@ def training_caption(caption: str, rng: random.Random) -> str:
 
 
 class Trainer:
-    def __init__(self, out: Path, seed: int, batch: int, lr: float):
+    def __init__(self, out: Path, seed: int, batch: int, lr: float, init_from: Path | None = None):
         self.out = out
         self.batch = batch
         out.mkdir(parents=True, exist_ok=True)
@@ -47,19 +47,25 @@ class Trainer:
         self.config = TwinConfig()
         self.model = FluxTwin(self.config)
         self.text = TextEncoder(len(VOCABULARY), dim=self.config.context_in_dim)
-        self.ema = {k: v.detach().clone() for k, v in self.weights().items()}
+        self._init_zero_gates()
         self.optimiser = torch.optim.AdamW(list(self.model.parameters()) + list(self.text.parameters()), lr=lr,
                                            weight_decay=0.0)
         self.step = 0
         self.next_seed = 0
         codec_path = out / "codec.safetensors"
+        if init_from is not None and not (out / "checkpoint.pt").exists():
+            # a new run continuing shipped weights (e.g. on a machine without the old checkpoint)
+            shipped = load_file(init_from)
+            save_file({k[6:]: v for k, v in shipped.items() if k.startswith("codec.")}, codec_path)
+            self.model.load_state_dict({k[6:]: v for k, v in shipped.items() if k.startswith("model.")})
+            self.text.load_state_dict({k[5:]: v for k, v in shipped.items() if k.startswith("text.")})
+        self.ema = {k: v.detach().clone() for k, v in self.weights().items()}
         if codec_path.exists():
             self.codec = PatchPCACodec.from_state_dict(load_file(codec_path))
         else:
             images, _, _ = make_batch(range(512))
             self.codec = fit_pca_codec(images)
             save_file({k: v.contiguous() for k, v in self.codec.state_dict().items()}, codec_path)
-        self._init_zero_gates()
         (out / "config.json").write_text(json.dumps(asdict(self.config)))
         if (out / "checkpoint.pt").exists():
             self._load(out / "checkpoint.pt")
@@ -128,8 +134,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="start a new run from shipped weights (demo_model/weights/demo_model.safetensors)")
     args = parser.parse_args()
-    trainer = Trainer(args.out, args.seed, args.batch, args.lr)
+    trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from)
     log = (args.out / "loss.jsonl").open("a")
     start = last_save = time.time()
     losses = []
