@@ -1,0 +1,66 @@
+"""The demo model's text encoder, shape classifier, caption augmentation and IoU bookkeeping."""
+
+import random
+
+import numpy as np
+import torch
+
+from demo_model.classify import classify_colour, classify_shape, object_mask
+from demo_model.evaluation import IoUTable, all_background_baseline
+from demo_model.shapes import VOCABULARY, make_scene
+from demo_model.text import MAX_TOKENS, TextEncoder, WordTokenizer
+from demo_model.train import training_caption
+
+
+def test_tokenizer_pads_lowercases_and_marks_unknown_words():
+    tokenizer = WordTokenizer(VOCABULARY)
+    ids = tokenizer.ids("A Red circle, and a dragon!")
+    assert len(ids) == MAX_TOKENS
+    assert [VOCABULARY[i] for i in ids[:6]] == ["a", "red", "circle", "and", "a", "<unk>"]
+    assert set(ids[6:]) == {0}
+
+
+def test_a_word_encodes_the_same_alone_whatever_the_padding_and_mode():
+    torch.manual_seed(0)
+    encoder = TextEncoder(len(VOCABULARY), dim=32)
+    tokenizer = WordTokenizer(VOCABULARY)
+    ids = torch.tensor([tokenizer.ids("circle"), tokenizer.ids("circle square")])
+    states, pooled = encoder(ids)
+    encoder.eval()
+    with torch.no_grad():
+        eval_states, _ = encoder(ids)
+    assert torch.allclose(states[0, 0], eval_states[0, 0], atol=1e-5)
+    assert torch.allclose(pooled[0], states[0, 0], atol=1e-6)  # one real word: the pool is that word
+    assert not torch.allclose(states[0, 0], states[1, 0])  # context changes the word
+
+
+def test_empty_captions_encode_without_nans():
+    encoder = TextEncoder(len(VOCABULARY), dim=32)
+    states, pooled = encoder(torch.zeros(2, MAX_TOKENS, dtype=torch.long))
+    assert torch.isfinite(states).all() and torch.isfinite(pooled).all()
+
+
+def test_classifier_reads_rendered_single_objects():
+    scenes = [s for s in (make_scene(seed) for seed in range(40_000_000, 40_000_120)) if len(s.objects) == 1]
+    assert len(scenes) >= 15
+    for scene in scenes:
+        mask = object_mask(scene.image)
+        assert classify_shape(mask) == scene.objects[0].shape
+        assert classify_colour(scene.image, mask) == scene.objects[0].colour
+
+
+def test_training_captions_drop_or_keep_only_content_words():
+    rng = random.Random(0)
+    caption = "a red circle and a blue square on a gray background"
+    seen = [training_caption(caption, rng) for _ in range(400)]
+    assert "" in seen and caption in seen
+    short = [c for c in seen if c not in ("", caption)]
+    assert short and all(set(c.split()) <= set(caption.split()) - {"a", "and", "on"} for c in short)
+
+
+def test_iou_table_sums_over_images_before_dividing():
+    table = IoUTable()
+    table.add("circle", np.array([1, 1, 0, 0], bool), np.array([1, 0, 0, 0], bool))
+    table.add("circle", np.array([0, 0, 1, 1], bool), np.array([0, 0, 1, 1], bool))
+    assert table.per_class() == {"circle": 3 / 4}
+    assert 0.0 < all_background_baseline(10) < 0.5
