@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: core tests, then host tests on each pinned ComfyUI release.
-#   scripts/test.sh            core + host tiers on ComfyUI 0.3.64 and 0.8.0
+#   scripts/test.sh            core + host + browser tiers on ComfyUI 0.3.64 and 0.8.0
 #   CA_HOSTS="0.8.0" scripts/test.sh      a subset of hosts;  extra args go to pytest
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,9 +14,14 @@ echo "== core tier"
 "$python" -m ruff check . || status=1
 "$python" -m pytest -c tests/pytest.ini --rootdir tests tests/core -q "$@" || status=1
 
+# The browser tier needs Debian's chromium and playwright-core (never a downloaded browser).
+scripts/browser_env.sh >/dev/null || echo "browser_env: not ready (see above); the browser tier will skip" >&2
+
 for version in $hosts; do
   IFS=$'\t' read -r comfy python < <(scripts/host_env.sh "$version" | tail -n 1)
   echo "== host tier on ComfyUI $version ($comfy)"
   CA_COMFYUI_DIR=$comfy "$python" -m pytest -c tests/pytest.ini --rootdir tests tests/host -q "$@" || status=1
+  echo "== browser tier on ComfyUI $version"
+  CA_COMFYUI_DIR=$comfy "$python" -m pytest -c tests/pytest.ini --rootdir tests tests/browser -q "$@" || status=1
 done
 exit $status

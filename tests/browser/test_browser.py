@@ -1,0 +1,215 @@
+"""The extension in ComfyUI's real frontend: templates, help pages, the gallery, the shipped workflows.
+
+Screenshots and the browser's report go to test-artifacts/browser/<ComfyUI version>/.
+"""
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from comfy_server import PACK_NAME, WORKFLOW_DIR, workflow_files
+
+WORKFLOWS = workflow_files()
+NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionSegmentImage", "ConceptAttentionSaliencyMap",
+            "ConceptAttentionMask", "ConceptAttentionLoadDemoModel"]
+RUNNABLE = "demo_shapes"
+MISSING_MODEL = "flux_schnell_concept_maps with a missing checkpoint"
+
+
+def wait_for(condition, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def validated(server, browser, tmp_path_factory) -> dict:
+    """POST /prompt each workflow as the frontend converts it, while the gate node holds the worker.
+
+    /prompt validates in the request itself; the accepted prompts are then deleted from the queue
+    before the gate opens, so no workflow runs and no placeholder model file is ever opened.
+    """
+    work = tmp_path_factory.mktemp("gate")
+    release, started = work / "release", work / "started"
+    gate = {"1": {"class_type": "CABrowserTestGate",
+                  "inputs": {"release_file": str(release), "started_file": str(started), "timeout": 120.0}}}
+    status, body, _ = server.request("/prompt", {"prompt": gate, "client_id": "ca-browser-tests"})
+    assert status == 200, body
+    gate_id = body["prompt_id"]
+    responses, queued = {}, []
+    try:
+        wait_for(started.exists, what="the gate node to hold the worker")
+        prompts = {name: entry["prompt"] for name, entry in browser["workflows"].items()}
+        # A control: the same Flux workflow naming a model file that does not exist must be refused.
+        control = json.loads(json.dumps(prompts["flux_schnell_concept_maps"]))
+        for node in control.values():
+            if node["class_type"] == "CheckpointLoaderSimple":
+                node["inputs"]["ckpt_name"] = "not-installed.safetensors"
+        prompts[MISSING_MODEL] = control
+        for name, prompt in prompts.items():
+            status, body, _ = server.request("/prompt", {"prompt": prompt, "client_id": "ca-browser-tests"})
+            responses[name] = (status, body)
+            if status == 200:
+                queued.append(body["prompt_id"])
+    finally:
+        server.request("/queue", {"delete": queued})  # before the gate opens, whatever happened above
+        pending = server.get("/queue")["queue_pending"]
+        release.touch()
+    wait_for(lambda: gate_id in server.get(f"/history/{gate_id}"), what="the gate node to finish")
+    return {"responses": responses, "queued": queued, "pending_after_delete": pending}
+
+
+def test_workflow_templates_listed_with_thumbnails(server):
+    listed = server.get("/api/workflow_templates")
+    assert sorted(listed.get(PACK_NAME, [])) == sorted(WORKFLOWS)
+    for name, path in WORKFLOWS.items():
+        status, body, _ = server.request(f"/api/workflow_templates/{PACK_NAME}/{name}.json")
+        assert status == 200 and body == json.loads(path.read_text()), name
+        # The template browser asks for <name>.jpg next to each custom-node template.
+        status, image, _ = server.request(f"/api/workflow_templates/{PACK_NAME}/{name}.jpg")
+        assert status == 200 and image[:3] == b"\xff\xd8\xff", f"{name}.jpg is not a JPEG"
+
+
+def test_help_pages_served_where_the_frontend_looks(server):
+    for node_id in NODE_IDS:
+        definition = server.get(f"/api/object_info/{node_id}")[node_id]
+        # The frontend reads the pack name from python_module: /extensions/<pack>/docs/<NodeId>.md
+        assert definition["python_module"] == f"custom_nodes.{PACK_NAME}"
+        status, page, kind = server.request(f"/extensions/{PACK_NAME}/docs/{node_id}.md")
+        assert status == 200 and "text/html" not in kind, node_id
+        text = page.decode()
+        assert text.startswith(f"# {definition['display_name']}\n"), node_id
+        inputs = {**definition["input"].get("required", {}), **definition["input"].get("optional", {})}
+        undocumented = [name for name in inputs if f"- **{name}** — " not in text]
+        assert not undocumented, f"{node_id}.md does not describe {undocumented}"
+        for name, spec in inputs.items():
+            if len(spec) > 1 and "default" in spec[1]:
+                line = next(line for line in text.splitlines() if line.startswith(f"- **{name}** — "))
+                assert documented_default(line) == spec[1]["default"], f"{node_id}.md: default of {name}"
+
+
+def documented_default(line: str):
+    """The default a help page states on an input's line, as the type object_info gives it."""
+    match = re.search(r"default (`[^`]*`|\S+?)\.(?:\s|$)", line)
+    value = match[1].strip("`") if match else None
+    if value in ("on", "off"):
+        return value == "on"
+    if value == "empty":
+        return ""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def test_frontend_extension_loads(server, browser):
+    assert f"/extensions/{PACK_NAME}/js/concept_attention.js" in server.get("/api/extensions")
+    assert browser["extensionLoaded"]
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflow_loads_with_every_node_known(browser, name):
+    loaded = browser["workflows"][name]
+    assert loaded["unknownTypes"] == []
+    assert loaded["dialogs"] == [], "a dialog opened on load (missing nodes or models?)"
+    assert loaded["nodeCount"] == loaded["fileNodeCount"]
+    assert loaded["linkCount"] == loaded["fileLinkCount"]
+    assert loaded["widgetDrift"] == [], "widget values moved to other widgets on load"
+    assert loaded["offscreen"] == [], "the workflow's saved view does not show these nodes"
+    assert Path(loaded["screenshot"]).is_file()
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflow_passes_comfyui_validation(validated, name):
+    status, body = validated["responses"][name]
+    assert status == 200, body
+    assert body["node_errors"] == {}
+
+
+def test_validation_refuses_a_missing_model_file(validated):
+    status, body = validated["responses"][MISSING_MODEL]
+    assert status == 400 and "ckpt_name" in json.dumps(body["node_errors"])
+
+
+def test_validated_workflows_never_ran(server, validated):
+    assert validated["pending_after_delete"] == []
+    for prompt_id in validated["queued"]:
+        assert server.get(f"/history/{prompt_id}") == {}, "a validated workflow was executed"
+
+
+def test_demo_runs_from_the_run_button(browser):
+    run = browser["run"]
+    assert run["done"] and run["error"] is None
+    assert run["events"][0][0] == "execution_start"
+
+
+def test_demo_template_is_the_headless_demo(browser):
+    """The template shows what scripts/demo.sh runs (workflows/api/demo_shapes.json), setting for setting."""
+    headless = json.loads((WORKFLOW_DIR / "api" / f"{RUNNABLE}.json").read_text())
+
+    def settings(prompt):
+        by_type = {}
+        for node in prompt.values():
+            values = {k: v for k, v in node["inputs"].items() if not isinstance(v, list)}  # lists are links
+            by_type.setdefault(node["class_type"], []).append(values)
+        return {t: sorted(v, key=json.dumps) for t, v in by_type.items()}
+
+    template, demo = settings(browser["workflows"][RUNNABLE]["prompt"]), settings(headless)
+    for class_type in ("ConceptAttentionLoadDemoModel", "CLIPTextEncode", "EmptySD3LatentImage",
+                       "ConceptAttentionSampler", "ConceptAttentionSaliencyMap", "ConceptAttentionMask",
+                       "EmptyImage", "ImageCompositeMasked"):
+        assert template.get(class_type) == demo.get(class_type), class_type
+
+
+def test_gallery_shows_one_labelled_heatmap_per_concept(browser):
+    prompt = browser["workflows"][RUNNABLE]["prompt"]
+    sampler = next(n for n in prompt.values() if n["class_type"] == "ConceptAttentionSampler")
+    expected = [c.strip() for c in sampler["inputs"]["concepts"].split(",")]
+    gallery = browser["run"]["gallery"]
+    assert [item["label"] for item in gallery] == expected
+    assert [item["concept"] for item in gallery] == expected
+    assert all(item["loaded"] and item["visible"] for item in gallery)
+    assert all((item["width"], item["height"]) == (192, 192) for item in gallery)
+    assert browser["run"]["saliencyStockPreview"] == 0, "the stock preview duplicates the gallery"
+
+
+def test_gallery_heatmap_enlarges_on_click(browser):
+    run = browser["run"]
+    first = run["gallery"][0]["label"]
+    assert run["lightbox"]["caption"] == first and run["lightbox"]["loaded"]
+    assert run["lightbox"]["width"] > 192
+    assert run["lightboxClosed"]
+
+
+def test_concept_mask_previews_its_mask(browser):
+    preview = browser["run"]["maskPreview"]
+    assert preview["outputImages"] == 1
+    assert preview["shown"] == [{"width": 192, "height": 192}]
+
+
+def test_gallery_is_display_only(browser):
+    assert browser["run"]["promptUnchanged"]
+    assert browser["run"]["saliencyWidgetsUnchanged"]
+
+
+def test_no_errors_from_the_extension(browser):
+    assert browser["extensionErrors"] == []
+
+
+def test_gallery_labels_each_image_of_a_batch(browser):
+    run = browser["batchRun"]
+    assert run["done"] and run["error"] is None
+    concepts = [item["concept"] for item in browser["run"]["gallery"]]
+    expected = [f"{concept} · image {image}" for image in (1, 2) for concept in concepts]
+    assert [item["label"] for item in run["gallery"]] == expected
+    assert all(item["loaded"] and item["visible"] for item in run["gallery"])
+    assert run["maskPreview"]["outputImages"] == 2

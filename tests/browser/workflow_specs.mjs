@@ -1,0 +1,316 @@
+// The shipped workflow templates, as the builder (build_workflows.mjs) lays them out in ComfyUI's
+// own frontend. Edit here, then regenerate workflows/*.json and their thumbnails:
+//   CA_COMFYUI_DIR=<ComfyUI 0.3.64> <its python> tests/browser/build_workflows.py
+// Model file names, folders and download addresses are those of ComfyUI's official Flux templates
+// (comfyui_workflow_templates: flux_schnell, flux_dev_full_text_to_image, flux_fill_inpaint_example).
+
+const HF = "https://huggingface.co";
+const MODEL = {
+  schnellCheckpoint: { name: "flux1-schnell-fp8.safetensors", directory: "checkpoints",
+    url: `${HF}/Comfy-Org/flux1-schnell/resolve/main/flux1-schnell-fp8.safetensors?download=true` },
+  dev: { name: "flux1-dev.safetensors", directory: "diffusion_models",
+    url: `${HF}/Comfy-Org/flux1-dev/resolve/main/flux1-dev.safetensors` },
+  fill: { name: "flux1-fill-dev.safetensors", directory: "diffusion_models",
+    url: `${HF}/Comfy-Org/flux1-dev/resolve/main/split_files/diffusion_models/flux1-fill-dev.safetensors` },
+  clipL: { name: "clip_l.safetensors", directory: "text_encoders",
+    url: `${HF}/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors` },
+  t5: { name: "t5xxl_fp16.safetensors", directory: "text_encoders",
+    url: `${HF}/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors` },
+  ae: { name: "ae.safetensors", directory: "vae",
+    url: `${HF}/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors` },
+};
+
+const NEGATIVE = { color: "#322", bgcolor: "#533" };
+const OURS = { color: "#233", bgcolor: "#355" };
+
+const schnellCheckpoint = (pos) => ({
+  type: "CheckpointLoaderSimple", pos, size: [320, 0], models: [MODEL.schnellCheckpoint],
+  widgets: { ckpt_name: MODEL.schnellCheckpoint.name },
+});
+const unet = (model, pos, title) => ({
+  type: "UNETLoader", pos, size: [320, 0], title, models: [model], widgets: { unet_name: model.name, weight_dtype: "default" },
+});
+const dualClip = (pos) => ({
+  type: "DualCLIPLoader", pos, size: [320, 0], models: [MODEL.clipL, MODEL.t5],
+  widgets: { clip_name1: MODEL.clipL.name, clip_name2: MODEL.t5.name, type: "flux" },
+});
+const vae = (pos) => ({ type: "VAELoader", pos, size: [320, 0], models: [MODEL.ae], widgets: { vae_name: MODEL.ae.name } });
+const prompt = (text, pos, title = "Prompt", extra = {}) => ({
+  type: "CLIPTextEncode", pos, size: [420, 150], title, widgets: { text }, ...extra,
+});
+const negative = (text, pos, title) => prompt(text, pos, title, NEGATIVE);
+const sampler = (pos, widgets) => ({
+  type: "ConceptAttentionSampler", pos, ...OURS,
+  widgets: { sampler_name: "euler", scheduler: "simple", ...widgets },
+});
+const saliency = (pos) => ({ type: "ConceptAttentionSaliencyMap", pos, size: [420, 130], ...OURS });
+const conceptMask = (pos, widgets) => ({ type: "ConceptAttentionMask", pos, size: [320, 300], ...OURS, widgets });
+const note = (pos, size, text) => ({ type: "MarkdownNote", pos, size, title: "About this workflow", widgets: { text } });
+
+const FLUX_FILES = `**Model files** (ComfyUI's official Flux templates use the same names):
+
+\`\`\`
+ComfyUI/models/
+├── diffusion_models/  flux1-dev.safetensors%EXTRA%
+├── text_encoders/     clip_l.safetensors, t5xxl_fp16.safetensors
+└── vae/               ae.safetensors
+\`\`\``;
+
+export const WORKFLOWS = {
+  // The same pipeline and settings as workflows/api/demo_shapes.json, which scripts/demo.sh runs
+  // headless (test_browser.py checks that they agree).
+  demo_shapes: {
+    nodes: {
+      loader: { type: "ConceptAttentionLoadDemoModel", pos: [20, 40], size: [290, 0], ...OURS },
+      positive: prompt("a red circle and a blue square on a gray background", [330, 40]),
+      negative: negative("", [330, 240], "Negative prompt (empty)"),
+      latent: { type: "EmptySD3LatentImage", pos: [330, 440], widgets: { width: 192, height: 192, batch_size: 1 } },
+      sampler: sampler([800, 40], { seed: 7, steps: 12, cfg: 3.0, concepts: "circle, square, background" }),
+      decode: { type: "VAEDecode", pos: [1160, 40] },
+      generated: { type: "PreviewImage", pos: [1160, 140], size: [240, 290], title: "Generated image" },
+      saliency: saliency([1530, 40]),
+      mask: conceptMask([1160, 470], { concepts: "circle", grow: 2, blur: 1.0, fill_holes: true }),
+      orange: { type: "EmptyImage", pos: [800, 660], title: "Orange",
+        widgets: { width: 192, height: 192, batch_size: 1, color: 0xff9900 } },
+      composite: { type: "ImageCompositeMasked", pos: [1530, 600], title: "Circle recoloured" },
+      save: { type: "SaveImage", pos: [1850, 600], size: [260, 300],
+        widgets: { filename_prefix: "concept_attention_demo/recoloured" } },
+      about: note([20, 200], [290, 400], `### ConceptAttention demo (runs on any CPU)
+
+The **demo model** is a tiny Flux trained on coloured shapes, shipped with the extension.
+
+- **Concept Attention Sampler** generates the image exactly like KSampler and maps the concepts
+  \`circle, square, background\`.
+- **Saliency Map** shows one heatmap per concept; click one to enlarge it.
+- **Concept Mask** turns the \`circle\` map into a MASK, used here to paint the circle orange.
+
+Try other prompts: colours red, green, blue, yellow, purple, orange; shapes circle, square,
+triangle, cross, star; backgrounds gray, white, black.`),
+    },
+    links: [
+      ["loader", "MODEL", "sampler", "model"],
+      ["loader", "CLIP", "sampler", "clip"],
+      ["loader", "CLIP", "positive", "clip"],
+      ["loader", "CLIP", "negative", "clip"],
+      ["loader", "VAE", "decode", "vae"],
+      ["positive", "CONDITIONING", "sampler", "positive"],
+      ["negative", "CONDITIONING", "sampler", "negative"],
+      ["latent", "LATENT", "sampler", "latent_image"],
+      ["sampler", "LATENT", "decode", "samples"],
+      ["decode", "IMAGE", "generated", "images"],
+      ["sampler", "CONCEPT_MAPS", "saliency", "concept_maps"],
+      ["decode", "IMAGE", "saliency", "image"],
+      ["sampler", "CONCEPT_MAPS", "mask", "concept_maps"],
+      ["decode", "IMAGE", "composite", "destination"],
+      ["orange", "IMAGE", "composite", "source"],
+      ["mask", "MASK", "composite", "mask"],
+      ["composite", "IMAGE", "save", "images"],
+    ],
+  },
+
+  flux_schnell_concept_maps: {
+    nodes: {
+      checkpoint: schnellCheckpoint([20, 40]),
+      positive: prompt("a corgi wearing a red scarf sitting on green grass in a park, a yellow ball next to it, "
+        + "blue sky with white clouds", [390, 40]),
+      negative: negative("", [390, 240], "Negative prompt (unused at cfg 1)"),
+      latent: { type: "EmptySD3LatentImage", pos: [390, 440], widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sampler: sampler([860, 40], { seed: 42, steps: 4, cfg: 1.0, concepts: "dog, scarf, grass, ball, sky" }),
+      decode: { type: "VAEDecode", pos: [1130, 40] },
+      save: { type: "SaveImage", pos: [1130, 140], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/flux_schnell" } },
+      saliency: saliency([1490, 40]),
+      mask: conceptMask([1130, 570], { concepts: "dog" }),
+      about: note([20, 220], [340, 380], `### Flux.1 schnell with concept maps
+
+Generates with Flux.1 schnell (4 steps, cfg 1) and maps the concepts
+\`dog, scarf, grass, ball, sky\` while sampling. The image is exactly what KSampler gives.
+
+- **Saliency Map**: one labelled heatmap per concept; click to enlarge.
+- **Concept Mask**: the \`dog\` mask, ready for inpainting or compositing.
+
+**Model file**: \`ComfyUI/models/checkpoints/flux1-schnell-fp8.safetensors\` (the checkpoint of
+ComfyUI's official Flux schnell template).`),
+    },
+    links: [
+      ["checkpoint", "MODEL", "sampler", "model"],
+      ["checkpoint", "CLIP", "sampler", "clip"],
+      ["checkpoint", "CLIP", "positive", "clip"],
+      ["checkpoint", "CLIP", "negative", "clip"],
+      ["checkpoint", "VAE", "decode", "vae"],
+      ["positive", "CONDITIONING", "sampler", "positive"],
+      ["negative", "CONDITIONING", "sampler", "negative"],
+      ["latent", "LATENT", "sampler", "latent_image"],
+      ["sampler", "LATENT", "decode", "samples"],
+      ["decode", "IMAGE", "save", "images"],
+      ["sampler", "CONCEPT_MAPS", "saliency", "concept_maps"],
+      ["decode", "IMAGE", "saliency", "image"],
+      ["sampler", "CONCEPT_MAPS", "mask", "concept_maps"],
+    ],
+  },
+
+  photo_to_mask_inpaint: {
+    nodes: {
+      image: { type: "LoadImage", pos: [20, 40], size: [320, 380], widgets: { image: "example.png" } },
+      dev: unet(MODEL.dev, [20, 480], "Load Flux.1 dev (for the maps)"),
+      clip: dualClip([20, 610]),
+      vae: vae([20, 820]),
+      segment: { type: "ConceptAttentionSegmentImage", pos: [390, 40], size: [300, 0], ...OURS,
+        widgets: { concepts: "girl, dress, grass, sky" } },
+      saliency: saliency([1090, 40]),
+      mask: conceptMask([740, 40], { concepts: "dress", grow: 16, blur: 4, fill_holes: true }),
+      fill: unet(MODEL.fill, [390, 620], "Load Flux.1 Fill dev (for inpainting)"),
+      diffdiff: { type: "DifferentialDiffusion", pos: [390, 760], size: [320, 0] },
+      positive: prompt("a girl in a yellow raincoat standing on green grass under a blue sky", [390, 890],
+        "Prompt for the inpainted image"),
+      guidance: { type: "FluxGuidance", pos: [860, 890], widgets: { guidance: 30 } },
+      zero: { type: "ConditioningZeroOut", pos: [860, 1010], ...NEGATIVE },
+      inpaint: { type: "InpaintModelConditioning", pos: [1100, 620], widgets: { noise_mask: true } },
+      ksampler: { type: "KSampler", pos: [1400, 620],
+        widgets: { seed: 0, steps: 20, cfg: 1.0, sampler_name: "euler",
+          scheduler: "normal", denoise: 1.0 } },
+      decode: { type: "VAEDecode", pos: [1720, 620] },
+      save: { type: "SaveImage", pos: [1720, 720], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/inpaint" } },
+      about: note([1560, 40], [460, 500], `### Photo → concept mask → Flux Fill inpainting
+
+1. **Concept Attention Segment Image** maps \`girl, dress, grass, sky\` on the loaded photo
+   (one partial pass of Flux.1 dev at noise level 0.5; no sampling).
+2. **Concept Mask** picks \`dress\`, grows it by 16 px and feathers it.
+3. **Flux.1 Fill dev** repaints the masked region from the prompt (the official Flux Fill
+   inpainting settings: FluxGuidance 30, Differential Diffusion, 20 steps).
+
+Load your own photo and change the concepts and the mask's concept to match it.
+
+${FLUX_FILES.replace("%EXTRA%", ", flux1-fill-dev.safetensors")}`),
+    },
+    links: [
+      ["image", "IMAGE", "segment", "image"],
+      ["dev", "MODEL", "segment", "model"],
+      ["clip", "CLIP", "segment", "clip"],
+      ["vae", "VAE", "segment", "vae"],
+      ["segment", "CONCEPT_MAPS", "saliency", "concept_maps"],
+      ["image", "IMAGE", "saliency", "image"],
+      ["segment", "CONCEPT_MAPS", "mask", "concept_maps"],
+      ["fill", "MODEL", "diffdiff", "model"],
+      ["clip", "CLIP", "positive", "clip"],
+      ["positive", "CONDITIONING", "guidance", "conditioning"],
+      ["positive", "CONDITIONING", "zero", "conditioning"],
+      ["guidance", "CONDITIONING", "inpaint", "positive"],
+      ["zero", "CONDITIONING", "inpaint", "negative"],
+      ["vae", "VAE", "inpaint", "vae"],
+      ["image", "IMAGE", "inpaint", "pixels"],
+      ["mask", "MASK", "inpaint", "mask"],
+      ["diffdiff", "MODEL", "ksampler", "model"],
+      ["inpaint", "positive", "ksampler", "positive"],
+      ["inpaint", "negative", "ksampler", "negative"],
+      ["inpaint", "latent", "ksampler", "latent_image"],
+      ["ksampler", "LATENT", "decode", "samples"],
+      ["vae", "VAE", "decode", "vae"],
+      ["decode", "IMAGE", "save", "images"],
+    ],
+  },
+
+  composite_background: {
+    nodes: {
+      checkpoint: schnellCheckpoint([20, 40]),
+      subject: prompt("a photo of a ginger cat sitting on a wooden chair in a living room", [390, 40],
+        "Subject prompt"),
+      negative: negative("", [390, 240], "Negative prompt (unused at cfg 1)"),
+      latent: { type: "EmptySD3LatentImage", pos: [390, 440], widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sampler: sampler([860, 40], { seed: 7, steps: 4, cfg: 1.0, concepts: "cat, chair, room" }),
+      decode: { type: "VAEDecode", pos: [1130, 40] },
+      generated: { type: "PreviewImage", pos: [1130, 140], size: [260, 300], title: "Generated subject" },
+      saliency: saliency([1430, 40]),
+      mask: conceptMask([1130, 500], { concepts: "cat, chair", grow: 8, blur: 3, fill_holes: true }),
+      background: prompt("a sunny tropical beach with palm trees and turquoise sea, photo", [390, 620],
+        "New background prompt"),
+      bgsampler: { type: "KSampler", pos: [860, 620], title: "KSampler (background)",
+        widgets: { seed: 11, steps: 4, cfg: 1.0, sampler_name: "euler",
+          scheduler: "simple", denoise: 1.0 } },
+      bgdecode: { type: "VAEDecode", pos: [1500, 710] },
+      composite: { type: "ImageCompositeMasked", pos: [1500, 500], title: "Subject over the new background" },
+      save: { type: "SaveImage", pos: [1840, 500], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/new_background" } },
+      about: note([20, 220], [340, 380], `### Replace the background
+
+The sampler maps \`cat, chair, room\` while it generates the subject. **Concept Mask** takes the
+union of \`cat, chair\`, fills holes, grows it by 8 px and feathers it (blur 3) so the edge
+blends. **ImageCompositeMasked** puts the subject (source) over a second generation (destination).
+
+Tune **grow** and **blur** on the mask and re-run: only the mask and the composite run again.
+
+**Model file**: \`ComfyUI/models/checkpoints/flux1-schnell-fp8.safetensors\`.`),
+    },
+    links: [
+      ["checkpoint", "MODEL", "sampler", "model"],
+      ["checkpoint", "CLIP", "sampler", "clip"],
+      ["checkpoint", "CLIP", "subject", "clip"],
+      ["checkpoint", "CLIP", "negative", "clip"],
+      ["checkpoint", "CLIP", "background", "clip"],
+      ["checkpoint", "VAE", "decode", "vae"],
+      ["checkpoint", "VAE", "bgdecode", "vae"],
+      ["checkpoint", "MODEL", "bgsampler", "model"],
+      ["subject", "CONDITIONING", "sampler", "positive"],
+      ["negative", "CONDITIONING", "sampler", "negative"],
+      ["latent", "LATENT", "sampler", "latent_image"],
+      ["sampler", "LATENT", "decode", "samples"],
+      ["decode", "IMAGE", "generated", "images"],
+      ["sampler", "CONCEPT_MAPS", "saliency", "concept_maps"],
+      ["decode", "IMAGE", "saliency", "image"],
+      ["sampler", "CONCEPT_MAPS", "mask", "concept_maps"],
+      ["background", "CONDITIONING", "bgsampler", "positive"],
+      ["negative", "CONDITIONING", "bgsampler", "negative"],
+      ["latent", "LATENT", "bgsampler", "latent_image"],
+      ["bgsampler", "LATENT", "bgdecode", "samples"],
+      ["bgdecode", "IMAGE", "composite", "destination"],
+      ["decode", "IMAGE", "composite", "source"],
+      ["mask", "MASK", "composite", "mask"],
+      ["composite", "IMAGE", "save", "images"],
+    ],
+  },
+
+  flux_dev_cfg_batch: {
+    nodes: {
+      dev: unet(MODEL.dev, [20, 40], "Load Flux.1 dev"),
+      clip: dualClip([20, 170]),
+      vae: vae([20, 380]),
+      positive: prompt("a red fox sitting in a snowy pine forest at sunrise, detailed fur", [390, 40]),
+      negative: negative("blurry, low quality, cartoon, text, watermark", [390, 240], "Negative prompt"),
+      latent: { type: "EmptySD3LatentImage", pos: [390, 440], title: "Two images",
+        widgets: { width: 1024, height: 1024, batch_size: 2 } },
+      sampler: sampler([860, 40], { seed: 3, steps: 20, cfg: 2.0, concepts: "fox, snow, trees, sky" }),
+      decode: { type: "VAEDecode", pos: [1130, 40] },
+      save: { type: "SaveImage", pos: [1130, 140], size: [420, 300],
+        widgets: { filename_prefix: "ConceptAttention/flux_dev_cfg" } },
+      saliency: saliency([1590, 40]),
+      mask: conceptMask([1130, 500], { concepts: "fox" }),
+      about: note([20, 500], [340, 330], `### Flux.1 dev with CFG and a batch of two
+
+Real classifier-free guidance (cfg 2.0, with a negative prompt; Flux's distilled guidance stays
+at its default 3.5) and two images in one batch. Each image gets its own maps: the **Saliency Map**
+gallery lists \`fox, snow, trees, sky\` for image 1, then for image 2, and **Concept Mask** gives a
+mask for each image. The maps always come from the positive prompt.
+
+${FLUX_FILES.replace("%EXTRA%", "")}`),
+    },
+    links: [
+      ["dev", "MODEL", "sampler", "model"],
+      ["clip", "CLIP", "sampler", "clip"],
+      ["clip", "CLIP", "positive", "clip"],
+      ["clip", "CLIP", "negative", "clip"],
+      ["vae", "VAE", "decode", "vae"],
+      ["positive", "CONDITIONING", "sampler", "positive"],
+      ["negative", "CONDITIONING", "sampler", "negative"],
+      ["latent", "LATENT", "sampler", "latent_image"],
+      ["sampler", "LATENT", "decode", "samples"],
+      ["decode", "IMAGE", "save", "images"],
+      ["sampler", "CONCEPT_MAPS", "saliency", "concept_maps"],
+      ["decode", "IMAGE", "saliency", "image"],
+      ["sampler", "CONCEPT_MAPS", "mask", "concept_maps"],
+    ],
+  },
+};
+
+/** The workflow that runs for real on a CPU (tests and the builder run it). */
+export const RUNNABLE = "demo_shapes";
