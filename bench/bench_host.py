@@ -44,12 +44,14 @@ def boot(device: str) -> Host:
         raise SystemExit("bench: set CA_COMFYUI_DIR to a ComfyUI work tree (see scripts/host_env.sh 0.8.0)")
     sys.path.insert(0, comfyui_dir)
     # ComfyUI's import order matters: cli flags, then extra_config, then nodes.
+    # isort: off
     from comfy.cli_args import args
 
     args.cpu = device == "cpu"
     import utils.extra_config  # noqa: F401
     import folder_paths
     import nodes
+    # isort: on
 
     work = Path(tempfile.mkdtemp(prefix="ca-bench-"))
     custom = work / "custom_nodes"
@@ -92,13 +94,16 @@ def build_flux(depth: int, single: int, device: str, dtype, seed: int = 0, std: 
     is drawn here: N(0, std) for weights and 1 + N(0, 0.1) for norm scales. The weights are
     created directly on the target device, so the GPU run never holds a CPU copy.
     """
+    import comfy.model_management
     import comfy.model_patcher
     import comfy.supported_models
     import torch
 
     model_config = comfy.supported_models.Flux(flux_config(depth, single))
     model_config.set_inference_dtype(dtype, None)
-    target = torch.device(device)
+    # ComfyUI's own devices (cuda:0 and its offload device), as its model loaders use them
+    target = comfy.model_management.get_torch_device() if device == "cuda" else torch.device("cpu")
+    offload = comfy.model_management.unet_offload_device() if device == "cuda" else target
     model = model_config.get_model({}, device=target)
     model.diffusion_model.to(target)
     generator = torch.Generator(device=target).manual_seed(seed)
@@ -109,4 +114,4 @@ def build_flux(depth: int, single: int, device: str, dtype, seed: int = 0, std: 
             else:
                 p.normal_(0.0, std, generator=generator)
     model.eval()
-    return comfy.model_patcher.ModelPatcher(model, load_device=target, offload_device=target)
+    return comfy.model_patcher.ModelPatcher(model, load_device=target, offload_device=offload)

@@ -1,46 +1,64 @@
 """Wall time and peak memory of one call, on the CPU or on CUDA.
 
-CPU peak memory: torch's CPU allocations are invisible to tracemalloc, so the kernel's own
-high-water mark of the process's resident set is used instead. Before each call, freed heap
-memory is handed back to the OS (glibc malloc_trim) and the high-water mark is reset (writing 5
-to /proc/self/clear_refs); after it, VmHWM - VmRSS(before) is the call's peak extra memory, at
-page granularity and without sampling gaps. Where clear_refs is not writable, a 1 ms RSS
-sampling thread stands in (it can miss peaks shorter than a millisecond).
-
-CUDA peak memory: torch.cuda.max_memory_allocated after reset_peak_memory_stats, minus the
-memory allocated before the call (the weights).
+Peak memory is the peak of live torch tensor bytes during the call above what was live just
+before it (the weights), so baseline and patched runs compare their activations:
+  - CUDA: torch.cuda.max_memory_allocated after reset_peak_memory_stats, minus memory_allocated;
+  - CPU: torch's CPU allocations are invisible to tracemalloc and the CPU allocator keeps no
+    peak statistic, so one separate run per variant is recorded by torch.profiler with
+    profile_memory=True; every allocation and free carries the allocator's running "Total
+    Allocated", whose maximum is the peak. Deterministic, and the profiler's time overhead does
+    not matter there because that run is not timed.
+The timed CPU runs also report the process's resident-set high-water mark (VmHWM, reset through
+/proc/self/clear_refs after a glibc malloc_trim; page-granular, no sampling gaps), what the
+operating system sees, allocator caching and fragmentation included.
 """
 
+import contextlib
 import ctypes
-import threading
+import json
+import os
+import re
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
-_PAGE = 4096
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+CPU_METHOD = ("CPU: peak live torch tensor bytes above the bytes live before the call, from torch.profiler "
+              "(profile_memory) 'Total Allocated' in one untimed run per variant; RSS x: the process's VmHWM "
+              "(reset via /proc/self/clear_refs after malloc_trim) minus RSS before, in the timed runs")
+CUDA_METHOD = "CUDA: torch.cuda.max_memory_allocated after reset_peak_memory_stats, minus memory_allocated before"
 
 
 @dataclass
 class Measurement:
     seconds: float
-    cpu_seconds: float  # process CPU time (all threads): steadier than wall time when other work shares the cores
-    peak_bytes: int  # the call's peak memory above what was allocated just before it
-    total_peak_bytes: int  # the process's (CPU) or the device's (CUDA) peak during the call, weights included
+    cpu_seconds: float  # process CPU time, all threads
+    rss_peak_bytes: int  # CPU: VmHWM - RSS before (0 where clear_refs is not writable); CUDA: as peak_bytes
+    value: object = None  # what the call returned
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
+@dataclass
+class MemoryPeak:
+    peak_bytes: int  # peak above the bytes live before the call
+    total_peak_bytes: int  # peak of all live bytes, weights included
 
 
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * _PAGE
+
+
+def _hwm_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("/proc/self/status has no VmHWM")
 
 
 def _reset_hwm() -> bool:
@@ -58,57 +76,82 @@ except (OSError, AttributeError):  # not glibc: nothing to trim
     _malloc_trim = None
 
 
-class _RssSampler(threading.Thread):
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.peak = _rss_bytes()
-        self._stop_event = threading.Event()
+def measure(call: Callable[[], object], device: str) -> Measurement:
+    """Run call() once: wall and CPU time, plus the RSS high-water mark on the CPU (costs nothing
+    during the call: two writes to /proc around it)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+    elif _malloc_trim is not None:
+        _malloc_trim(0)
+    rss_before = _rss_bytes() if device == "cpu" else 0
+    hwm = device == "cpu" and _reset_hwm()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    value = call()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    if device == "cuda":
+        rss = torch.cuda.max_memory_allocated() - before
+    else:
+        rss = _hwm_bytes() - rss_before if hwm else 0
+    return Measurement(seconds, cpu_seconds, rss, value)
 
-    def run(self) -> None:
-        while not self._stop_event.wait(0.001):
-            self.peak = max(self.peak, _rss_bytes())
 
-    def stop(self) -> int:
-        self._stop_event.set()
-        self.join()
-        return max(self.peak, _rss_bytes())
+# kineto prints these on every profiler start/stop on a machine without a GPU, and c10 warns once
+# when a tensor allocated before the profiler started is freed during it (expected here)
+_KINETO_NOISE = re.compile(r"^(USDT:.*profiler_(start|stop)|ERROR:.*gpuGetDeviceCount failed.*"
+                           r"|\[W.*CPUAllocator.*allocated before the profiling started.*)$")
 
 
-def cpu_memory_method() -> str:
-    if _reset_hwm():
-        return "CPU: kernel peak RSS (VmHWM reset via /proc/self/clear_refs, after malloc_trim) minus RSS before the call"
-    return "CPU: 1 ms RSS sampling thread, peak minus RSS before the call (may miss sub-ms peaks)"
+@contextlib.contextmanager
+def _without_kineto_noise() -> Iterator[None]:
+    """Send fd 2 to a file for the duration, then replay it to stderr minus kineto's start/stop lines."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode(errors="replace").splitlines()
+                    if not _KINETO_NOISE.match(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
 
 
-def measure(call: Callable[[], object], device: str, memory: bool = True) -> Measurement:
-    """Run call() once; time it and, when memory is True, its peak memory.
+def memory_peak(call: Callable[[], object], device: str, resident_bytes: int = 0) -> tuple[MemoryPeak, object]:
+    """Peak live tensor bytes of one call (see the module docstring); returns it and call()'s value.
 
-    With clear_refs the memory costs two syscalls and a malloc_trim around the call, nothing
-    during it; only the sampling fallback runs a thread beside the call.
+    On the CPU the profiler counts only what is allocated while it runs, so the total with the
+    weights is resident_bytes (the caller's count of what was live before: the weights) + peak.
     """
     if device == "cuda":
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
-        start, cpu_start = time.perf_counter(), time.process_time()
-        call()
+        value = call()
         torch.cuda.synchronize()
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         peak = torch.cuda.max_memory_allocated()
-        return Measurement(seconds, cpu_seconds, peak - before, peak)
+        return MemoryPeak(peak - before, peak), value
 
-    if not memory:
-        start, cpu_start = time.perf_counter(), time.process_time()
-        call()
-        return Measurement(time.perf_counter() - start, time.process_time() - cpu_start, 0, 0)
-    if _malloc_trim is not None:
-        _malloc_trim(0)
-    before = _rss_bytes()
-    sampler = None if _reset_hwm() else _RssSampler()
-    if sampler is not None:
-        sampler.start()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    call()
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    peak = sampler.stop() if sampler is not None else _status_kib("VmHWM") * 1024
-    return Measurement(seconds, cpu_seconds, peak - before, peak)
+    from torch.profiler import ProfilerActivity, profile
+
+    with _without_kineto_noise(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        value = call()
+    with tempfile.TemporaryDirectory() as folder:
+        trace = os.path.join(folder, "trace.json")
+        prof.export_chrome_trace(trace)
+        with open(trace) as f:
+            events = json.load(f)["traceEvents"]
+    cpu = [e["args"] for e in events if e.get("name") == "[memory]" and e["args"].get("Device Type") == 0]
+    if not cpu:
+        return MemoryPeak(0, resident_bytes), value
+    before = cpu[0]["Total Allocated"] - cpu[0]["Bytes"]  # the profiler's count just before the first event
+    peak = max(args["Total Allocated"] for args in cpu) - before
+    return MemoryPeak(peak, resident_bytes + peak), value

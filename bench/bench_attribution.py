@@ -1,0 +1,68 @@
+"""Time spent inside the concept stream's own functions, measured in the same run as the total.
+
+The loaded extension's stream functions are wrapped in this process only (its files are not
+touched); none of them calls another wrapped one, so their times add up without double counting.
+A run's overhead estimate is stream / (total - stream): both parts come from the same run, so
+slow drifts of a shared machine cancel out, which wall-time ratios of separate runs cannot do.
+"""
+
+import functools
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import bench_host
+
+# (owner, attribute): everything the patch computes for the concepts, and nothing of the model's own.
+STREAM_FUNCTIONS = (
+    ("patch", "attend_concepts"),  # concept q/k/v, attention over [concepts; image], both scores
+    ("patch", "update_concepts"),  # proj + MLP residual update of the concept tokens
+    ("adapter", "image_attention"),  # slicing the image part out of the joint attention
+    ("adapter", "concept_modulations"),  # txt_mod on the concept vector, once per block
+    ("patch_class", "_open_stream"),  # concept vector and txt_in of the concepts, once per call
+    ("patch_class", "concept_maps"),  # the final maps
+    ("patch_class", "install"),  # patching model.clone()
+    ("aggregator", "add"),  # softmax over concepts + running sum
+)
+
+
+def instrument(host: bench_host.Host, wrap: Callable[[str, Callable], Callable]) -> None:
+    """Replace each stream function of the loaded extension by wrap(name, function)."""
+    owners = {
+        "patch": host.patch_module,
+        "adapter": host.flux_module.FluxAdapter,
+        "patch_class": host.patch_module.ConceptAttentionPatch,
+        "aggregator": sys.modules[f"{host.pack.__name__}.ca_core.aggregate"].ConceptScoreAggregator,
+    }
+    for owner_name, attribute in STREAM_FUNCTIONS:
+        owner = owners[owner_name]
+        original = owner.__dict__[attribute]
+        if isinstance(original, staticmethod):
+            setattr(owner, attribute, staticmethod(wrap(attribute, original.__func__)))
+        else:
+            setattr(owner, attribute, wrap(attribute, original))
+
+
+class StreamClock:
+    """Wall-clock seconds per stream function since the last reset (CPU runs: ops are synchronous)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def wrap(self, name: str, function: Callable) -> Callable:
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - start
+        return timed
+
+    def reset(self) -> None:
+        self.seconds.clear()
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
