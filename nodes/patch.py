@@ -116,6 +116,7 @@ class ConceptAttentionPatch:
         weights = self.adapter.text_stream(block)
         attn_mod, mlp_mod = self.adapter.concept_modulations(block, state.vector)
         text_tokens = args["txt"].shape[1]
+        last = index == max(self.layers)
         options = args.get("transformer_options") or {}
         outer_override = options.get("optimized_attention_override")
         attended = []
@@ -127,6 +128,10 @@ class ConceptAttentionPatch:
                 image = self.adapter.image_attention(block, q[state.rows], k[state.rows], v[state.rows],
                                                      out[state.rows], text_tokens)
                 attended.append(attend_concepts(state.concepts, attn_mod, weights, image, state.score_tokens))
+                if last and self.stop_after_last_layer:
+                    # only the maps are wanted: skip the rest of this block and everything after it
+                    self._add_scores(attended[0], state.chunks)
+                    raise StopAfterLastLayer()
             return out
 
         result = call_block({**args, "transformer_options": {**options, "optimized_attention_override": override}})
@@ -134,14 +139,15 @@ class ConceptAttentionPatch:
             raise RuntimeError(f"double block {index} ran no attention through ComfyUI's attention function")
         concept = attended[0]
         if index in self.layers:
-            for space, scores in (("output", concept.output_scores), ("cross_attention", concept.cross_attention_scores)):
-                self.aggregator.add(space, scores.reshape(state.chunks, -1, *scores.shape[1:]).mean(dim=0))
-        if index == max(self.layers):
-            if self.stop_after_last_layer:
-                raise StopAfterLastLayer()
-        else:
+            self._add_scores(concept, state.chunks)
+        if not last:
             state.concepts = update_concepts(state.concepts, concept.outputs, attn_mod, mlp_mod, weights)
         return result
+
+    def _add_scores(self, concept, chunks: int) -> None:
+        """Fold one layer's scores in, averaging the positive chunks of the batch into one map."""
+        for space, scores in (("output", concept.output_scores), ("cross_attention", concept.cross_attention_scores)):
+            self.aggregator.add(space, scores.reshape(chunks, -1, *scores.shape[1:]).mean(dim=0))
 
     def concept_maps(self, names: list[str], image_size: tuple[int, int], space: str, token_pixels: int) -> ConceptMaps:
         if self.aggregator.contributions == 0:
