@@ -24,4 +24,8 @@ for version in $hosts; do
   echo "== browser tier on ComfyUI $version"
   CA_COMFYUI_DIR=$comfy "$python" -m pytest -c tests/pytest.ini --rootdir tests tests/browser -q "$@" || status=1
 done
+
+# Benchmarks are not tests; CI only keeps the script working (ratios come from bench/run.py).
+echo "== benchmark smoke (bench/run.py --quick)"
+CA_COMFYUI_DIR=$comfy "$python" bench/run.py --quick --out bench/results-quick.json > /dev/null || status=1
 exit $status
