@@ -1,20 +1,18 @@
 """Boots a real ComfyUI in-process with this extension, and builds full-width Flux models.
 
-Same approach as tests/host/comfy_host.py (which the benchmark must not import): put ComfyUI on
-sys.path, set its CLI flags, symlink the repository into a temporary custom_nodes folder and load
-it through ComfyUI's own loader, so the code measured is the code ComfyUI runs.
+ComfyUI is driven by scripts/comfy_inprocess.py, as in the host tests and the demo: the extension
+is loaded through ComfyUI's own loader, so the code measured is the code ComfyUI runs.
 """
 
-import asyncio
 import dataclasses
 import os
 import sys
-import tempfile
 from pathlib import Path
 from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
-PACK_NAME = "comfyui-concept-attention"
+sys.path.insert(0, str(REPO / "scripts"))
+import comfy_inprocess  # noqa: E402
 
 # Flux.1 dev's real geometry; only the depth is ever reduced.
 FLUX1 = {
@@ -42,30 +40,7 @@ def boot(device: str) -> Host:
     comfyui_dir = os.environ.get("CA_COMFYUI_DIR")
     if not comfyui_dir:
         raise SystemExit("bench: set CA_COMFYUI_DIR to a ComfyUI work tree (see scripts/host_env.sh 0.8.0)")
-    sys.path.insert(0, comfyui_dir)
-    # ComfyUI's import order matters: cli flags, then extra_config, then nodes.
-    # isort: off
-    from comfy.cli_args import args
-
-    args.cpu = device == "cpu"
-    import utils.extra_config  # noqa: F401
-    import folder_paths
-    import nodes
-    # isort: on
-
-    work = Path(tempfile.mkdtemp(prefix="ca-bench-"))
-    custom = work / "custom_nodes"
-    custom.mkdir()
-    (custom / PACK_NAME).symlink_to(REPO)
-    folder_paths.set_temp_directory(str(work / "temp"))
-    folder_paths.set_output_directory(str(work / "output"))
-    folder_paths.add_model_folder_path("custom_nodes", str(custom), is_default=True)
-    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
-
-    pack = next((m for m in list(sys.modules.values())
-                 if (getattr(m, "__file__", None) or "").endswith(f"{PACK_NAME}/__init__.py")), None)
-    if pack is None:
-        raise RuntimeError("ComfyUI did not load the extension (see its log above)")
+    pack = comfy_inprocess.boot(comfyui_dir, cpu=device == "cpu")
     import comfyui_version
 
     return Host(
