@@ -42,7 +42,7 @@ actual=$(host_version "$host")
 # One virtual environment per host release: their frontend and transformers pins differ.
 venv=$cache/venv-$actual
 stamp=$venv/.ca-ready
-want=$(cat "$here/requirements-dev.txt" "$host/requirements.txt" | sha1sum | cut -c1-12)
+want=$(cat "$here/requirements.txt" "$here/requirements-dev.txt" "$host/requirements.txt" | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "host_env: building $venv for ComfyUI $actual (one time)" >&2
   "$python_bin" -m venv "$venv"
