@@ -37,9 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--depth", type=int)
     parser.add_argument("--single", type=int)
     options = parser.parse_args(argv)
-    settings = run.default_settings(options.device, quick=False)
-    settings.depth = options.depth or settings.depth
-    settings.single = options.single or settings.single
+    settings = run.evidence_settings(options)
     host = bench_host.boot(options.device)
     import comfy.ldm.flux.layers as flux_layers
     import comfy.utils

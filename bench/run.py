@@ -63,6 +63,15 @@ class Settings:
     quick: bool
 
 
+def evidence_settings(options) -> Settings:
+    """The full run's settings with an evidence script's --depth/--single/--concepts overrides."""
+    settings = default_settings(options.device, quick=False)
+    settings.depth = options.depth or settings.depth
+    settings.single = options.single or settings.single
+    settings.concepts = getattr(options, "concepts", None) or settings.concepts
+    return settings
+
+
 def default_settings(device: str, quick: bool) -> Settings:
     """Sizes that fit the machine: a 2-core CPU runs a shallow model, a GPU the full Flux.1."""
     if device == "cuda":
