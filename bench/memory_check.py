@@ -1,4 +1,4 @@
-"""Why the Concept Attention Sampler's activation peak is above KSampler's, and a check of a fix.
+"""Why a double-block replacement raises the activation peak above KSampler's, and that the concept patch does not.
 
     CA_COMFYUI_DIR=<ComfyUI> <python> bench/memory_check.py [--device cpu|cuda] [--sizes 256 512] [--concepts 4 64]
 
@@ -9,12 +9,11 @@ that dict's "img" is the very tensor the double-block loop ends with; after
 block: one extra [B, N, 3072] tensor at the single blocks' peak. Any double-block replacement
 does this, with or without the concept stream. This script measures (peak live tensor bytes,
 bench_meter.memory_peak) KSampler, the concept patch, a pass-through replacement of one double
-block (no stream at all), and both again with the replacement's dict releasing its entries once
-ComfyUI has read them (the proposed fix, applied in this process only by wrapping BlockPatch).
+block (no stream at all). The concept patch avoids the extra tensor: the block after its last one empties
+that dict (nodes/patch.py ReleaseReturnedPatch), so its peak should sit at KSampler's.
 """
 
 import argparse
-import functools
 
 import bench_host
 import bench_meter
@@ -22,27 +21,8 @@ import run
 import torch
 
 
-class ReleasingDict(dict):
-    """A block-replacement result that drops its tensors once all of its keys have been read,
-    so the caller's lingering reference to the dict holds no activations."""
-
-    def __getitem__(self, key):
-        value = super().__getitem__(key)
-        self._read = getattr(self, "_read", set()) | {key}
-        if self._read >= set(self.keys()):
-            self.clear()
-        return value
-
-
 def pass_through(args: dict, extra: dict) -> dict:
     return extra["original_block"](args)
-
-
-def releasing(function):
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        return ReleasingDict(function(*args, **kwargs))
-    return wrapper
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,8 +39,6 @@ def main(argv: list[str] | None = None) -> None:
     import nodes
 
     comfy.utils.PROGRESS_BAR_ENABLED = False
-    block_patch = host.patch_module.BlockPatch
-    stock_call = block_patch.__call__
     print(f"memory: {bench_meter.CPU_METHOD if options.device == 'cpu' else bench_meter.CUDA_METHOD}")
     with torch.inference_mode():
         bench = run.Bench(host, settings, None)
@@ -81,19 +59,11 @@ def main(argv: list[str] | None = None) -> None:
                 "KSampler": lambda side=side: ksampler(bench.model, side),
                 "pass-through replacement of the last double block": lambda side=side: ksampler(replaced(pass_through),
                                                                                                  side),
-                "  the same, releasing its dict": lambda side=side: ksampler(replaced(releasing(pass_through)), side),
             }
             for k in options.concepts:
                 variants[f"Concept Attention Sampler K={k}"] = lambda side=side, k=k: bench.concept_sampler(side, k,
                                                                                                             layers)
 
-                def fixed(side=side, k=k):
-                    block_patch.__call__ = releasing(stock_call)
-                    try:
-                        return bench.concept_sampler(side, k, layers)
-                    finally:
-                        block_patch.__call__ = stock_call
-                variants[f"  the same, BlockPatch releasing its dict K={k}"] = fixed
             peaks = {name: bench_meter.memory_peak(call, options.device)[0] for name, call in variants.items()}
             base = peaks["KSampler"].peak_bytes
             tensor_mib = tokens_bytes(side, settings.dtype) / 2**20

@@ -1,6 +1,6 @@
 """Procedural "coloured shapes" scenes: image, caption and exact per-word masks from one seed.
 
-Each scene holds one or two large, non-overlapping shapes of distinct colours and kinds on a
+Each scene holds one or two large, upright, non-overlapping shapes of distinct colours and kinds on a
 plain, lightly textured background. Masks come from the same geometry as the pixels, so they
 are the ground truth a concept saliency map should recover.
 
@@ -69,6 +69,10 @@ OUTLINE_REACH = {"circle": 1.0, "square": 1.15, "triangle": 1.15, "cross": 1.0, 
 GAP_PIXELS = 4
 TWO_OBJECT_PROBABILITY = 0.8  # mostly two, so captions need colour-shape binding
 PLACEMENT_TRIES = 60
+# Shapes are drawn upright. With free rotation a rotated square reads as a diamond and a star as
+# a blob at 16 pixels per token: 134k training images (4.2M parameters) still drew blobs and the
+# concept maps did not tell shapes apart (mIoU 0.10, below the all-background floor).
+UPRIGHT = 0.0
 
 
 class SceneObject(NamedTuple):
@@ -195,8 +199,7 @@ def _layout(rng: np.random.Generator, shapes: list[str]) -> list[np.ndarray]:
             for shape, size in zip(shapes, sizes, strict=True):
                 radius = size / 2.0 * OUTLINE_REACH[shape] + GAP_PIXELS
                 centre = rng.uniform(radius, IMAGE_SIZE - radius, size=2)
-                angle = 0.0 if shape == "circle" else rng.uniform(0.0, 2.0 * np.pi)
-                outline = _outline(shape, centre, size, angle)
+                outline = _outline(shape, centre, size, UPRIGHT)
                 footprint = (_raster(outline, 1) > 0).astype(np.uint8)
                 if (occupied & footprint).any():
                     break

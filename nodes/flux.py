@@ -36,6 +36,10 @@ class FluxAdapter:
     def depth(diffusion_model) -> int:
         return len(diffusion_model.double_blocks)
 
+    @staticmethod
+    def single_depth(diffusion_model) -> int:
+        return len(diffusion_model.single_blocks)
+
     @classmethod
     def token_pixels(cls, diffusion_model) -> int:
         return diffusion_model.patch_size * cls.vae_scale

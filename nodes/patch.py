@@ -6,6 +6,11 @@ patches_replace entry that runs ComfyUI's own block with an attention override. 
 sees the joint attention's q/k/v and output as the block computes them, so the concept queries
 reuse them instead of recomputing anything, and the image and text streams are untouched.
 Previous replacements and overrides on the model are chained, never replaced.
+
+The block after the stream's last one gets a replacement too, which only empties the dict the
+last double-block replacement returned: ComfyUI's forward_orig keeps that dict in a local until
+the forward ends, and with it one extra copy of the image and text tokens through every later
+block (bench/memory_check.py measures it).
 """
 
 from dataclasses import dataclass
@@ -37,6 +42,7 @@ class StreamState:
     concepts: Tensor  # [rows, K, C]
     vector: Tensor  # [rows, C] concept modulation input
     score_tokens: int
+    returned: dict | None = None  # what the last double-block replacement handed back to ComfyUI
 
 
 class ConceptAttentionPatch:
@@ -57,11 +63,22 @@ class ConceptAttentionPatch:
         self._timestep_of_sigma = model.get_model_object("model_sampling").timestep
         transformer_options = model.model_options.get("transformer_options", {})
         previous = transformer_options.get("patches_replace", {}).get("dit", {})
-        for index in range(max(self.layers) + 1):
+        last = max(self.layers)
+        for index in range(last + 1):
             block_patch = BlockPatch(self, index, previous.get(("double_block", index)))
             model.set_model_patch_replace(block_patch, "dit", "double_block", index)
+        following = self._block_after(model, last)
+        if following is not None:
+            release = ReleaseReturnedPatch(self, previous.get(following))
+            model.set_model_patch_replace(release, "dit", *following)
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, self.wrap_model_call)
         return model
+
+    def _block_after(self, model, last: int) -> tuple[str, int] | None:
+        diffusion_model = model.get_model_object("diffusion_model")
+        if last + 1 < self.adapter.depth(diffusion_model):
+            return "double_block", last + 1
+        return ("single_block", 0) if self.adapter.single_depth(diffusion_model) else None
 
     def wrap_model_call(self, executor, x, timestep, context, y=None, guidance=None, ref_latents=None, control=None,
                         transformer_options={}, *args, **kwargs):
@@ -185,4 +202,23 @@ class BlockPatch:
         state = (args.get("transformer_options") or {}).get(STATE_KEY, {}).get(self.patch)
         if state is None:
             return call_block(args)
-        return self.patch.run_block(self.index, state, args, call_block)
+        state.returned = self.patch.run_block(self.index, state, args, call_block)
+        return state.returned
+
+
+class ReleaseReturnedPatch:
+    """The replacement of the first block after the stream: empties the last stream block's
+    returned dict (ComfyUI has read it by now), then runs the block or the replacement it displaced."""
+
+    def __init__(self, patch: ConceptAttentionPatch, previous):
+        self.patch = patch
+        self.previous = previous
+
+    def __call__(self, args: dict, extra: dict) -> dict:
+        state = (args.get("transformer_options") or {}).get(STATE_KEY, {}).get(self.patch)
+        if state is not None and state.returned is not None:
+            state.returned.clear()
+            state.returned = None
+        if self.previous is not None:
+            return self.previous(args, extra)
+        return extra["original_block"](args)

@@ -64,15 +64,20 @@ def test_chains_an_existing_double_block_patch_and_attention_override(ca):
         seen_attention.append(1)
         return func(*args, **kwargs)
 
+    def other_single_block_patch(args, extra):
+        seen_blocks.append("single 0")
+        return extra["original_block"](args)
+
     other = model.clone()
     for index in range(3):
         other.set_model_patch_replace(other_block_patch(index), "dit", "double_block", index)
+    other.set_model_patch_replace(other_single_block_patch, "dit", "single_block", 0)
     other.model_options["transformer_options"]["optimized_attention_override"] = other_override
     reference = ksampler(other, inputs)
     seen_blocks.clear()
     seen_attention.clear()
     latent, maps = concept_sampler(ca, other, clip, **inputs)
-    assert seen_blocks == [0, 1, 2]  # the other patch still ran, once per block
+    assert seen_blocks == [0, 1, 2, "single 0"]  # the other patches still ran, once per block
     assert len(seen_attention) >= 3  # and the other override saw every double block's attention
     assert torch.equal(latent["samples"], reference)
     assert torch.allclose(maps.maps, plain_maps.maps)
@@ -90,3 +95,33 @@ def test_a_second_concept_patch_stacks_on_the_first(ca):
     assert torch.equal(ksampler(both, inputs), ksampler(model, inputs))
     assert first.aggregator.mean("output").shape[1] == 1
     assert second.aggregator.mean("output").shape[1] == 2
+
+
+@pytest.mark.parametrize(("layers", "following"), [("all", ("single_block", 0)), ("0", ("double_block", 1))])
+def test_the_last_stream_blocks_output_is_released_at_the_next_block(ca, layers, following):
+    """ComfyUI's forward keeps the last replacement's dict alive to the end; the stream empties it
+    as soon as the next block starts, so no extra image tensor lives through the later blocks."""
+    model, clip = tiny_flux(3), tiny_clip()
+    inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
+    last = 2 if layers == "all" else 0
+    returned, seen_at_next_block = [], []
+
+    def recording_block(args, extra):
+        out = extra["original_block"](args)
+        returned.append(out)
+        return out
+
+    def checking_block(args, extra):
+        seen_at_next_block.append(dict(returned[-1]))
+        return extra["original_block"](args)
+
+    other = model.clone()
+    other.set_model_patch_replace(recording_block, "dit", "double_block", last)
+    other.set_model_patch_replace(checking_block, "dit", *following)
+    reference = ksampler(other, inputs)
+    assert set(seen_at_next_block[-1]) == {"img", "txt"}  # without the stream, ComfyUI's dict stays full
+    latent = ca.nodes.sampler_node.ConceptAttentionSampler.execute(
+        model=other, clip=clip, concepts="dog, grass", layers=layers, space="output", softmax=True,
+        token_pooling="first", start_step=0, end_step=10000, **inputs).args[0]
+    assert seen_at_next_block[-1] == {}
+    assert torch.equal(latent["samples"], reference)
