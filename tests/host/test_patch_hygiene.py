@@ -125,3 +125,28 @@ def test_the_last_stream_blocks_output_is_released_at_the_next_block(ca, layers,
         token_pooling="first", start_step=0, end_step=10000, **inputs).args[0]
     assert seen_at_next_block[-1] == {}
     assert torch.equal(latent["samples"], reference)
+
+
+def test_no_double_block_dict_outlives_the_double_blocks(ca):
+    """With the stream ending early, the first single block still finds every replacement dict of
+    the double blocks emptied: the release patch's own dict included."""
+    model, clip = tiny_flux(3), tiny_clip()
+    inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
+    returned, seen_at_single_block = [], []
+
+    def recording_block(args, extra):
+        out = extra["original_block"](args)
+        returned.append(out)
+        return out
+
+    def checking_block(args, extra):
+        seen_at_single_block.append([dict(out) for out in returned])
+        return extra["original_block"](args)
+
+    other = model.clone()
+    other.set_model_patch_replace(recording_block, "dit", "double_block", 1)  # the release patch chains it
+    other.set_model_patch_replace(checking_block, "dit", "single_block", 0)
+    ca.nodes.sampler_node.ConceptAttentionSampler.execute(
+        model=other, clip=clip, concepts="dog, grass", layers="0", space="output", softmax=True,
+        token_pooling="first", start_step=0, end_step=10000, **inputs)
+    assert seen_at_single_block[-1] == [{}]

@@ -1,0 +1,81 @@
+"""The semantic bar: the shipped demo model's concept maps find the shapes a caption names.
+
+Runs the product's own Segment Image and Concept Mask nodes on held-out scenes (never trained
+on), with the nodes' defaults (noise 0.5, layers auto, empty caption), argmax over the scene's
+shapes and "background". bench/semantic.py prints the full table (per class, noise, layers).
+"""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import semantic  # noqa: E402
+
+HELD_OUT_SCENES = 200
+BAR = 0.60  # mean IoU of the ConceptAttention (output space) masks
+OVER_CROSS_ATTENTION = 0.10
+BROKEN_IS_LOWER_BY = 0.20
+DRAWING_BAR = 0.80  # single-shape prompts whose image shows that shape
+NOISE, LAYERS = 0.5, "auto"
+
+
+@pytest.fixture(scope="module")
+def demo(ca):
+    loader = importlib.import_module(f"{ca.__name__}.nodes.demo_loader")
+    evaluation = importlib.import_module(f"{ca.__name__}.demo_model.evaluation")
+    return loader.load_demo_model(), evaluation
+
+
+@pytest.fixture(scope="module")
+def scored(ca, demo):
+    (model, clip, vae), evaluation = demo
+    tables = evaluation.evaluate_segmentation(
+        semantic.product_segmenter(ca, model, clip, vae, NOISE, LAYERS), HELD_OUT_SCENES)
+    return {space: table.mean() for space, table in tables.items()}
+
+
+def test_concept_attention_masks_segment_held_out_scenes(scored):
+    assert scored["output"] >= BAR, scored
+
+
+def test_concept_attention_beats_the_cross_attention_baseline(scored):
+    assert scored["output"] >= scored["cross_attention"] + OVER_CROSS_ATTENTION, scored
+
+
+@pytest.mark.parametrize("variant", semantic.BROKEN_VARIANTS)
+def test_a_broken_method_scores_clearly_lower(ca, demo, scored, variant):
+    (model, clip, vae), evaluation = demo
+    with semantic.broken_method(ca, variant):
+        tables = evaluation.evaluate_segmentation(
+            semantic.product_segmenter(ca, model, clip, vae, NOISE, LAYERS), HELD_OUT_SCENES)
+    assert tables["output"].mean() <= scored["output"] - BROKEN_IS_LOWER_BY, (variant, tables["output"].mean(), scored)
+
+
+def test_each_broken_variant_changes_the_maps_and_is_undone(ca, demo):
+    """Each variant really alters the method inside its `with`, and leaves the extension as it was."""
+    (model, clip, vae), evaluation = demo
+    scene = evaluation.make_scene(next(iter(evaluation.held_out_seeds(1))))
+    segment = ca.nodes.segment_node.ConceptAttentionSegmentImage
+
+    def maps():
+        return segment.execute(model=model, clip=clip, vae=vae, image=torch.from_numpy(scene.image)[None],
+                               concepts=", ".join([o.shape for o in scene.objects] + ["background"]), layers=LAYERS,
+                               space="output", softmax=True, token_pooling="first", noise_level=NOISE,
+                               noise_samples=1, seed=0, caption="").args[0].maps
+
+    with torch.inference_mode():
+        before = maps()
+        for variant in semantic.BROKEN_VARIANTS:
+            with semantic.broken_method(ca, variant):
+                assert not torch.allclose(maps(), before), variant
+            assert torch.equal(maps(), before), variant
+
+
+def test_the_demo_model_draws_the_prompted_shape(demo):
+    (model, clip, vae), evaluation = demo
+    drawn = evaluation.evaluate_generation(semantic.product_generator(model, clip, vae), seeds_per_shape=10)
+    assert drawn["shape_accuracy"] >= DRAWING_BAR, drawn
