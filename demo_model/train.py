@@ -37,7 +37,8 @@ def training_caption(caption: str, rng: random.Random) -> str:
 
 
 class Trainer:
-    def __init__(self, out: Path, seed: int, batch: int, lr: float, init_from: Path | None = None):
+    def __init__(self, out: Path, seed: int, batch: int, lr: float, init_from: Path | None = None,
+                 compile_model: bool = False):
         self.out = out
         self.batch = batch
         out.mkdir(parents=True, exist_ok=True)
@@ -47,6 +48,9 @@ class Trainer:
         self.config = TwinConfig()
         self.model = FluxTwin(self.config)
         self.text = TextEncoder(len(VOCABULARY), dim=self.config.context_in_dim)
+        # torch.compile fuses the many small ops of this narrow model: ~1.5x faster steps on a 2-core
+        # CPU after ~100 s of compiling. Weights are shared, so checkpoints stay plain state dicts.
+        self.forward = torch.compile(self.model) if compile_model else self.model
         self._init_zero_gates()
         self.optimiser = torch.optim.AdamW(list(self.model.parameters()) + list(self.text.parameters()), lr=lr,
                                            weight_decay=0.0)
@@ -113,7 +117,7 @@ class Trainer:
         t = torch.sigmoid(torch.randn(x0.shape[0]))  # logit-normal flow times, as SD3/Flux
         noise = torch.randn_like(x0)
         xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
-        loss = F.mse_loss(self.model(xt, t, context, pooled), noise - x0)
+        loss = F.mse_loss(self.forward(xt, t, context, pooled), noise - x0)
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(self.model.parameters()) + list(self.text.parameters()), 1.0)
@@ -136,8 +140,9 @@ def main() -> None:
     parser.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
     parser.add_argument("--init-from", type=Path, default=None,
                         help="start a new run from shipped weights (demo_model/weights/demo_model.safetensors)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (faster after a slow start)")
     args = parser.parse_args()
-    trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from)
+    trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from, args.compile)
     log = (args.out / "loss.jsonl").open("a")
     start = last_save = time.time()
     losses = []
