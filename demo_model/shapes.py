@@ -104,7 +104,7 @@ def word_ids(caption: str) -> list[int]:
     return [WORD_TO_ID.get(word, unknown) for word in caption_words(caption)]
 
 
-def _article(word: str) -> str:
+def article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
@@ -230,7 +230,7 @@ def make_scene(seed: int) -> Scene:
 
     # Object order in the caption is independent of drawing order.
     order = rng.permutation(count)
-    phrases = [f"{_article(objects[i].colour)} {objects[i].colour} {objects[i].shape}" for i in order]
+    phrases = [f"{article(objects[i].colour)} {objects[i].colour} {objects[i].shape}" for i in order]
     caption = f"{' and '.join(phrases)} on a {background} background"
 
     masks: dict[str, np.ndarray] = {}

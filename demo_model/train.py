@@ -19,11 +19,16 @@ from safetensors.torch import load_file, save_file
 
 from .codec import PatchPCACodec, fit_pca_codec
 from .flux_twin import FluxTwin, TwinConfig
-from .shapes import VOCABULARY, make_batch
+from .shapes import COLOURS, VOCABULARY, article, make_batch
 from .text import TextEncoder, WordTokenizer
 
 CAPTION_DROPOUT = 0.1  # empty captions, so classifier-free guidance works
 WORDS_ONLY = 0.15  # captions of bare words ("circle", "red square"): concepts are encoded alone
+# Full captions without their colour words ("a circle and a square on a gray background"). Colour
+# explains most of each image, so with colours always given the model learnt to ignore the shape
+# words: at 236k images, swapping the shapes in a caption raised the loss by 1 %, swapping the
+# colours by 30 %. Without colours, only the shape words tell the model what to draw.
+WITHOUT_COLOURS = 0.2
 
 
 def training_caption(caption: str, rng: random.Random) -> str:
@@ -33,7 +38,17 @@ def training_caption(caption: str, rng: random.Random) -> str:
     if draw < CAPTION_DROPOUT + WORDS_ONLY:
         words = [w for w in caption.split() if w not in ("a", "and", "on")]
         return " ".join(rng.sample(words, k=rng.randint(1, min(3, len(words)))))
+    if draw < CAPTION_DROPOUT + WORDS_ONLY + WITHOUT_COLOURS:
+        return without_colours(caption)
     return caption
+
+
+def without_colours(caption: str) -> str:
+    """The caption with its object colours removed, articles mended ("an orange star" -> "a star")."""
+    words = [w for w in caption.split() if w not in COLOURS]
+    following = words[1:] + [""]
+    return " ".join(article(after) if word in ("a", "an") else word
+                    for word, after in zip(words, following, strict=True))
 
 
 class Trainer:

@@ -9,7 +9,7 @@ from demo_model.classify import classify_colour, classify_shape, object_mask
 from demo_model.evaluation import IoUTable, all_background_baseline
 from demo_model.shapes import VOCABULARY, make_scene
 from demo_model.text import MAX_TOKENS, TextEncoder, WordTokenizer
-from demo_model.train import training_caption
+from demo_model.train import training_caption, without_colours
 
 
 def test_tokenizer_pads_lowercases_and_marks_unknown_words():
@@ -54,8 +54,15 @@ def test_training_captions_drop_or_keep_only_content_words():
     caption = "a red circle and a blue square on a gray background"
     seen = [training_caption(caption, rng) for _ in range(400)]
     assert "" in seen and caption in seen
-    short = [c for c in seen if c not in ("", caption)]
+    colourless = "a circle and a square on a gray background"
+    assert colourless in seen
+    short = [c for c in seen if c not in ("", caption, colourless)]
     assert short and all(set(c.split()) <= set(caption.split()) - {"a", "and", "on"} for c in short)
+
+
+def test_colourless_captions_mend_their_articles():
+    assert without_colours("an orange star and a red circle on a white background") == \
+        "a star and a circle on a white background"
 
 
 def test_iou_table_sums_over_images_before_dividing():
