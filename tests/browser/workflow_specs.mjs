@@ -47,6 +47,27 @@ const saliency = (pos) => ({ type: "ConceptAttentionSaliencyMap", pos, size: [42
 const conceptMask = (pos, widgets) => ({ type: "ConceptAttentionMask", pos, size: [320, 300], ...OURS, widgets });
 const note = (pos, size, text) => ({ type: "MarkdownNote", pos, size, title: "About this workflow", widgets: { text } });
 
+// The links every generating template shares: loaders -> prompts -> Concept Attention Sampler ->
+// decode, and its maps -> Saliency Map (with the decoded image) and Concept Mask. Each source is
+// [node, output]; the prompt nodes are named by `positive` and `negative`.
+const generationLinks = ({ model, clip, vae }, positive = "positive", negative = "negative") => [
+  [...model, "sampler", "model"],
+  [...clip, "sampler", "clip"],
+  [...clip, positive, "clip"],
+  [...clip, negative, "clip"],
+  [...vae, "decode", "vae"],
+  [positive, "CONDITIONING", "sampler", "positive"],
+  [negative, "CONDITIONING", "sampler", "negative"],
+  ["latent", "LATENT", "sampler", "latent_image"],
+  ["sampler", "LATENT", "decode", "samples"],
+  ["sampler", "CONCEPT_MAPS", "saliency", "concept_maps"],
+  ["decode", "IMAGE", "saliency", "image"],
+  ["sampler", "CONCEPT_MAPS", "mask", "concept_maps"],
+];
+const DEMO_LOADER = { model: ["loader", "MODEL"], clip: ["loader", "CLIP"], vae: ["loader", "VAE"] };
+const CHECKPOINT = { model: ["checkpoint", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
+const SEPARATE_LOADERS = { model: ["dev", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
+
 const FLUX_FILES = `**Model files** (ComfyUI's official Flux templates use the same names):
 
 \`\`\`
@@ -88,19 +109,8 @@ Try other prompts: colours red, green, blue, yellow, purple, orange; shapes circ
 triangle, cross, star; backgrounds gray, white, black.`),
     },
     links: [
-      ["loader", "MODEL", "sampler", "model"],
-      ["loader", "CLIP", "sampler", "clip"],
-      ["loader", "CLIP", "positive", "clip"],
-      ["loader", "CLIP", "negative", "clip"],
-      ["loader", "VAE", "decode", "vae"],
-      ["positive", "CONDITIONING", "sampler", "positive"],
-      ["negative", "CONDITIONING", "sampler", "negative"],
-      ["latent", "LATENT", "sampler", "latent_image"],
-      ["sampler", "LATENT", "decode", "samples"],
+      ...generationLinks(DEMO_LOADER),
       ["decode", "IMAGE", "generated", "images"],
-      ["sampler", "CONCEPT_MAPS", "saliency", "concept_maps"],
-      ["decode", "IMAGE", "saliency", "image"],
-      ["sampler", "CONCEPT_MAPS", "mask", "concept_maps"],
       ["decode", "IMAGE", "composite", "destination"],
       ["orange", "IMAGE", "composite", "source"],
       ["mask", "MASK", "composite", "mask"],
@@ -133,19 +143,8 @@ Generates with Flux.1 schnell (4 steps, cfg 1) and maps the concepts
 ComfyUI's official Flux schnell template).`),
     },
     links: [
-      ["checkpoint", "MODEL", "sampler", "model"],
-      ["checkpoint", "CLIP", "sampler", "clip"],
-      ["checkpoint", "CLIP", "positive", "clip"],
-      ["checkpoint", "CLIP", "negative", "clip"],
-      ["checkpoint", "VAE", "decode", "vae"],
-      ["positive", "CONDITIONING", "sampler", "positive"],
-      ["negative", "CONDITIONING", "sampler", "negative"],
-      ["latent", "LATENT", "sampler", "latent_image"],
-      ["sampler", "LATENT", "decode", "samples"],
+      ...generationLinks(CHECKPOINT),
       ["decode", "IMAGE", "save", "images"],
-      ["sampler", "CONCEPT_MAPS", "saliency", "concept_maps"],
-      ["decode", "IMAGE", "saliency", "image"],
-      ["sampler", "CONCEPT_MAPS", "mask", "concept_maps"],
     ],
   },
 
@@ -243,22 +242,11 @@ Tune **grow** and **blur** on the mask and re-run: only the mask and the composi
 **Model file**: \`ComfyUI/models/checkpoints/flux1-schnell-fp8.safetensors\`.`),
     },
     links: [
-      ["checkpoint", "MODEL", "sampler", "model"],
-      ["checkpoint", "CLIP", "sampler", "clip"],
-      ["checkpoint", "CLIP", "subject", "clip"],
-      ["checkpoint", "CLIP", "negative", "clip"],
+      ...generationLinks(CHECKPOINT, "subject"),
       ["checkpoint", "CLIP", "background", "clip"],
-      ["checkpoint", "VAE", "decode", "vae"],
       ["checkpoint", "VAE", "bgdecode", "vae"],
       ["checkpoint", "MODEL", "bgsampler", "model"],
-      ["subject", "CONDITIONING", "sampler", "positive"],
-      ["negative", "CONDITIONING", "sampler", "negative"],
-      ["latent", "LATENT", "sampler", "latent_image"],
-      ["sampler", "LATENT", "decode", "samples"],
       ["decode", "IMAGE", "generated", "images"],
-      ["sampler", "CONCEPT_MAPS", "saliency", "concept_maps"],
-      ["decode", "IMAGE", "saliency", "image"],
-      ["sampler", "CONCEPT_MAPS", "mask", "concept_maps"],
       ["background", "CONDITIONING", "bgsampler", "positive"],
       ["negative", "CONDITIONING", "bgsampler", "negative"],
       ["latent", "LATENT", "bgsampler", "latent_image"],
@@ -295,19 +283,8 @@ mask for each image. The maps always come from the positive prompt.
 ${FLUX_FILES.replace("%EXTRA%", "")}`),
     },
     links: [
-      ["dev", "MODEL", "sampler", "model"],
-      ["clip", "CLIP", "sampler", "clip"],
-      ["clip", "CLIP", "positive", "clip"],
-      ["clip", "CLIP", "negative", "clip"],
-      ["vae", "VAE", "decode", "vae"],
-      ["positive", "CONDITIONING", "sampler", "positive"],
-      ["negative", "CONDITIONING", "sampler", "negative"],
-      ["latent", "LATENT", "sampler", "latent_image"],
-      ["sampler", "LATENT", "decode", "samples"],
+      ...generationLinks(SEPARATE_LOADERS),
       ["decode", "IMAGE", "save", "images"],
-      ["sampler", "CONCEPT_MAPS", "saliency", "concept_maps"],
-      ["decode", "IMAGE", "saliency", "image"],
-      ["sampler", "CONCEPT_MAPS", "mask", "concept_maps"],
     ],
   },
 };
