@@ -7,7 +7,8 @@ import torch
 
 from demo_model.classify import classify_colour, classify_shape, object_mask
 from demo_model.evaluation import IoUTable, all_background_baseline
-from demo_model.shapes import VOCABULARY, make_scene
+from demo_model.probe import swap_words
+from demo_model.shapes import SHAPES, VOCABULARY, make_scene
 from demo_model.text import MAX_TOKENS, TextEncoder, WordTokenizer
 from demo_model.train import training_caption, without_colours
 
@@ -71,3 +72,13 @@ def test_iou_table_sums_over_images_before_dividing():
     table.add("circle", np.array([0, 0, 1, 1], bool), np.array([0, 0, 1, 1], bool))
     assert table.per_class() == {"circle": 3 / 4}
     assert 0.0 < all_background_baseline(10) < 0.5
+
+
+def test_the_probe_swaps_each_listed_word_for_one_the_caption_lacks():
+    rng = random.Random(0)
+    caption = "a red circle and a blue square on a gray background"
+    for _ in range(20):
+        swapped = swap_words(caption, SHAPES, rng).split()
+        assert swapped[:2] == ["a", "red"] and swapped[4:6] == ["a", "blue"] and swapped[7:] == caption.split()[7:]
+        assert swapped[2] in SHAPES and swapped[6] in SHAPES
+        assert {swapped[2], swapped[6]}.isdisjoint({"circle", "square"})
