@@ -11,7 +11,6 @@ costs what a single block costs, which holds when the matmuls are compute-bound 
 and not when weight traffic matters (a double block holds 2.4x a single block's weights).
 """
 
-import argparse
 import collections
 import time
 
@@ -31,11 +30,8 @@ def _stop_after_attention(func, *args, **kwargs):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser = run.evidence_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    parser.add_argument("--depth", type=int)
-    parser.add_argument("--single", type=int)
     options = parser.parse_args(argv)
     settings = run.evidence_settings(options)
     host = bench_host.boot(options.device)

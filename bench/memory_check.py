@@ -13,7 +13,6 @@ block (no stream at all). The concept patch avoids the extra tensor: the block a
 that dict (nodes/patch.py ReleaseReturnedPatch), so its peak should sit at KSampler's.
 """
 
-import argparse
 
 import bench_host
 import bench_meter
@@ -26,12 +25,9 @@ def pass_through(args: dict, extra: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser = run.evidence_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--concepts", type=int, nargs="+", default=[4, 64])
-    parser.add_argument("--depth", type=int)
-    parser.add_argument("--single", type=int)
     options = parser.parse_args(argv)
     settings = run.evidence_settings(options)
     host = bench_host.boot(options.device)

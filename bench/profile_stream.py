@@ -10,7 +10,6 @@ on a noisy machine where wall-time ratios do not. (Python-stack attribution, wit
 not used: in torch 2.14 its Python tracer corrupts the CPU op times.)
 """
 
-import argparse
 import functools
 import json
 import sys
@@ -50,12 +49,9 @@ def attribute(prof, device: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser = run.evidence_parser(__doc__)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--concepts", type=int, nargs="+", default=[4, 64])
-    parser.add_argument("--depth", type=int)
-    parser.add_argument("--single", type=int)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "profile.json")
     options = parser.parse_args(argv)
     settings = run.evidence_settings(options)

@@ -64,6 +64,15 @@ class Settings:
     quick: bool
 
 
+def evidence_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every evidence script shares: the device and the depth overrides."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--depth", type=int)
+    parser.add_argument("--single", type=int)
+    return parser
+
+
 def evidence_settings(options) -> Settings:
     """The full run's settings with an evidence script's --depth/--single/--concepts overrides."""
     settings = default_settings(options.device, quick=False)
