@@ -185,6 +185,16 @@ class ConceptAttentionPatch:
         )
 
 
+def stream_state(args: dict, patch: ConceptAttentionPatch) -> StreamState | None:
+    """This patch's stream for the current model call, if the call opened one."""
+    return (args.get("transformer_options") or {}).get(STATE_KEY, {}).get(patch)
+
+
+def run_displaced(previous, args: dict, extra: dict) -> dict:
+    """Run the replacement this one displaced, else ComfyUI's own block."""
+    return previous(args, extra) if previous is not None else extra["original_block"](args)
+
+
 class BlockPatch:
     """The patches_replace entry for one double block; chains any replacement it displaced."""
 
@@ -195,11 +205,9 @@ class BlockPatch:
 
     def __call__(self, args: dict, extra: dict) -> dict:
         def call_block(block_args):
-            if self.previous is not None:
-                return self.previous(block_args, extra)
-            return extra["original_block"](block_args)
+            return run_displaced(self.previous, block_args, extra)
 
-        state = (args.get("transformer_options") or {}).get(STATE_KEY, {}).get(self.patch)
+        state = stream_state(args, self.patch)
         if state is None:
             return call_block(args)
         state.returned = self.patch.run_block(self.index, state, args, call_block)
@@ -217,11 +225,11 @@ class ReleaseReturnedPatch:
         self.release_own_later = release_own_later
 
     def __call__(self, args: dict, extra: dict) -> dict:
-        state = (args.get("transformer_options") or {}).get(STATE_KEY, {}).get(self.patch)
+        state = stream_state(args, self.patch)
         if state is not None and state.returned is not None:
             state.returned.clear()
             state.returned = None
-        result = self.previous(args, extra) if self.previous is not None else extra["original_block"](args)
+        result = run_displaced(self.previous, args, extra)
         if state is not None and self.release_own_later:
             state.returned = result
         return result
