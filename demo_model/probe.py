@@ -1,13 +1,20 @@
-"""Which caption words the demo model uses: its denoising loss with the true caption against the
-same caption with the shape words, or the colour words, swapped for absent ones, or no caption.
+"""Which caption words the demo model uses, and whether its attention binds them to their objects.
 
     python -m demo_model.probe --weights demo_model/weights/demo_model.safetensors [--scenes 64]
 
-A model that binds shape words to shapes loses clearly more when its shapes are swapped; concept
-maps of shapes cannot work before it does. Held-out scenes, fixed noise, so two checkpoints compare.
+Words used: the denoising loss with the true caption against the same caption with the shape
+words, or the colour words, swapped for absent ones, or no caption. A model that uses its shape
+words loses clearly more when they are swapped.
+
+Binding, per double block, on held-out two-object scenes: on each object's image tokens, how often
+the object's own word draws more attention than the other object's word (image -> word); and how
+much of a word's attention to the two objects falls on its own object (word -> image). 0.5 is no
+binding. ConceptAttention reads the word -> image direction, so shape maps cannot work before the
+shape words bind there. Held-out scenes, fixed noise, so two checkpoints compare.
 """
 
 import argparse
+import contextlib
 import json
 import random
 from pathlib import Path
@@ -16,12 +23,15 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from . import flux_twin
 from .codec import PatchPCACodec
 from .flux_twin import FluxTwin, TwinConfig
-from .shapes import COLOURS, SHAPES, VOCABULARY, held_out_seeds, make_batch
-from .text import TextEncoder, WordTokenizer
+from .shapes import COLOURS, IMAGE_SIZE, SHAPES, VOCABULARY, Scene, held_out_seeds, make_batch
+from .text import MAX_TOKENS, TextEncoder, WordTokenizer
 
 NOISE_LEVELS = (0.3, 0.5, 0.7, 0.9)
+BINDING_NOISE_LEVELS = (0.3, 0.7)
+PIXELS_PER_TOKEN = 16  # 8x8 codec patches, 2x2 latent patches per token
 
 
 def swap_words(caption: str, pool: tuple[str, ...], rng: random.Random) -> str:
@@ -74,6 +84,107 @@ def probe(weights: Path, scenes: int = 64) -> dict[float, dict[str, float]]:
     return losses
 
 
+@contextlib.contextmanager
+def recorded_attention():
+    """Yields a list that collects each attention call's probabilities [B, heads, L, L], in order."""
+    stock = flux_twin.attention
+    recorded: list[torch.Tensor] = []
+
+    def recording(q, k, v, pe):
+        q_roped, k_roped = flux_twin.apply_rope(q, pe), flux_twin.apply_rope(k, pe)
+        recorded.append(torch.softmax(q_roped @ k_roped.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1))
+        return stock(q, k, v, pe)
+
+    flux_twin.attention = recording  # the twin's blocks look the function up at call time
+    try:
+        yield recorded
+    finally:
+        flux_twin.attention = stock
+
+
+def token_masks(scene: Scene) -> list[torch.Tensor]:
+    """Per object, [tokens] bool: the image tokens the object covers at least half of."""
+    grid = IMAGE_SIZE // PIXELS_PER_TOKEN
+    return [torch.from_numpy(obj.mask.reshape(grid, PIXELS_PER_TOKEN, grid, PIXELS_PER_TOKEN).mean((1, 3)) >= 0.5)
+            .flatten() for obj in scene.objects]
+
+
+def object_word_binding(image_to_text: torch.Tensor, text_to_image: torch.Tensor, scenes: list[Scene],
+                        captions: list[list[str]], kind: str) -> dict[str, float]:
+    """Each two-object scene's words of one kind ("colour" or "shape") against each other.
+
+    image_to_text: [B, image tokens, text tokens] and text_to_image: [B, text tokens, image tokens]
+    attention probabilities (heads averaged); captions: each scene's caption words.
+    image-><kind>: on an object's tokens, how often its own word draws more attention than the other
+    object's word; <kind>->image: of a word's attention to the two objects, the share on its own.
+    """
+    wins, shares = [], []
+    for row, (scene, words) in enumerate(zip(scenes, captions, strict=True)):
+        masks = token_masks(scene)
+        positions = [words.index(getattr(obj, kind)) for obj in scene.objects]
+        for own, other in ((0, 1), (1, 0)):
+            on_object = image_to_text[row][masks[own]]
+            if len(on_object):
+                wins.append((on_object[:, positions[own]] > on_object[:, positions[other]]).float().mean().item())
+            to_image = text_to_image[row, positions[own]]
+            own_mass, other_mass = to_image[masks[own]].sum(), to_image[masks[other]].sum()
+            shares.append((own_mass / (own_mass + other_mass).clamp_min(1e-12)).item())
+    return {f"image->{kind}": sum(wins) / len(wins), f"{kind}->image": sum(shares) / len(shares)}
+
+
+def background_word_binding(image_to_text: torch.Tensor, text_to_image: torch.Tensor, scenes: list[Scene],
+                            captions: list[list[str]]) -> dict[str, float]:
+    """The word "background" against the shape words, which it competes with in the segmentation.
+
+    image->background: on background tokens, how often "background" draws more attention than a
+    shape word; background->image: its mean attention per background token against per object
+    token, as a share (0.5 = no preference).
+    """
+    wins, shares = [], []
+    for row, (scene, words) in enumerate(zip(scenes, captions, strict=True)):
+        on_objects = torch.stack(token_masks(scene)).any(0)
+        background = words.index("background")
+        on_background = image_to_text[row][~on_objects]
+        for obj in scene.objects:
+            wins.append((on_background[:, background] > on_background[:, words.index(obj.shape)]).float().mean().item())
+        to_image = text_to_image[row, background]
+        per_background, per_object = to_image[~on_objects].mean(), to_image[on_objects].mean()
+        shares.append((per_background / (per_background + per_object).clamp_min(1e-12)).item())
+    return {"image->background": sum(wins) / len(wins), "background->image": sum(shares) / len(shares)}
+
+
+BINDING_COLUMNS = ("image->colour", "image->shape", "image->background", "colour->image", "shape->image",
+                   "background->image")
+
+
+@torch.no_grad()
+def binding(weights: Path, scenes: int = 64) -> dict[float, list[dict[str, float]]]:
+    """{noise level: per double block {column: value} for BINDING_COLUMNS}, on two-object scenes."""
+    model, text, codec = load(weights)
+    tokenizer = WordTokenizer(VOCABULARY)
+    images, captions, batch = make_batch(held_out_seeds(scenes))
+    pairs = [i for i, scene in enumerate(batch) if len(scene.objects) == 2]
+    pair_scenes, pair_words = [batch[i] for i in pairs], [tokenizer.words(captions[i]) for i in pairs]
+    x0 = codec.encode(images[pairs])
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    context, pooled = text(torch.tensor([tokenizer.ids(captions[i]) for i in pairs]))
+    table = {}
+    for t in BINDING_NOISE_LEVELS:
+        with recorded_attention() as recorded:
+            model((1 - t) * x0 + t * noise, torch.full((len(pairs),), t), context, pooled)
+        table[t] = []
+        for probabilities in recorded[: model.config.depth]:  # the double blocks come first
+            heads_mean = probabilities.mean(1)
+            image_to_text = heads_mean[:, MAX_TOKENS:, :MAX_TOKENS]
+            text_to_image = heads_mean[:, :MAX_TOKENS, MAX_TOKENS:]
+            row = {}
+            for kind in ("colour", "shape"):
+                row.update(object_word_binding(image_to_text, text_to_image, pair_scenes, pair_words, kind))
+            row.update(background_word_binding(image_to_text, text_to_image, pair_scenes, pair_words))
+            table[t].append(row)
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, default=Path(__file__).parent / "weights" / "demo_model.safetensors")
@@ -85,6 +196,12 @@ def main() -> None:
         base = row["true caption"]
         rises = [f"{row[name] / base - 1:+.1%}" for name in ("shapes swapped", "colours swapped", "no caption")]
         print(f"{t:>6.1f} {base:>7.4f}  {'':>14}{rises[0]:>15} {rises[1]:>16} {rises[2]:>11}")
+    print("\nbinding (0.5 = none): image->word = own word wins on the object's tokens; "
+          "word->image = own object's share")
+    print(f"{'noise':>6} {'block':>6} " + " ".join(f"{c:>17}" for c in BINDING_COLUMNS))
+    for t, rows in binding(args.weights, args.scenes).items():
+        for block, row in enumerate(rows):
+            print(f"{t:>6.1f} {block:>6} " + " ".join(f"{row[c]:>17.2f}" for c in BINDING_COLUMNS))
 
 
 if __name__ == "__main__":

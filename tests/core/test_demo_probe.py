@@ -1,0 +1,100 @@
+"""The probe's binding measures: attention recording on the twin, and what each measure reads."""
+
+import pytest
+import torch
+
+from demo_model import flux_twin
+from demo_model.flux_twin import FluxTwin, TwinConfig
+from demo_model.probe import background_word_binding, object_word_binding, recorded_attention, token_masks
+from demo_model.shapes import VOCABULARY, held_out_seeds, make_scene
+from demo_model.text import MAX_TOKENS, WordTokenizer
+
+TOKENS = 144  # 12 x 12 image tokens for a 192-pixel scene
+
+
+def two_object_scene():
+    return next(scene for scene in map(make_scene, held_out_seeds(50)) if len(scene.objects) == 2)
+
+
+def attention_towards(scene, words, word_for_token, token_for_word):
+    """[1, image tokens, text tokens] and [1, text tokens, image tokens] with all mass on one target."""
+    image_to_text = torch.zeros(1, TOKENS, MAX_TOKENS)
+    text_to_image = torch.zeros(1, MAX_TOKENS, TOKENS)
+    for token in range(TOKENS):
+        image_to_text[0, token, word_for_token(token)] = 1.0
+    for position in range(len(words)):
+        text_to_image[0, position] = token_for_word(position)
+    return image_to_text, text_to_image
+
+
+def test_recorded_probabilities_reproduce_the_attention_output_one_record_per_block():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 4, 10, 8).unbind(0)
+    ids = torch.stack([torch.zeros(10), torch.arange(10.0), torch.zeros(10)], dim=-1)[None].expand(2, -1, -1)
+    pe = flux_twin.positional_encoding(ids, [2, 2, 4], 10000)
+    with torch.no_grad(), recorded_attention() as recorded:
+        output = flux_twin.attention(q, k, v, pe)
+        (probabilities,) = recorded
+        mixed = (probabilities @ v).transpose(1, 2).reshape(output.shape)
+        assert torch.allclose(probabilities.sum(-1), torch.ones(()), atol=1e-5)
+        assert torch.allclose(mixed, output, atol=1e-5)
+        recorded.clear()
+        model = FluxTwin(TwinConfig(depth=2, depth_single_blocks=1)).eval()
+        model(torch.randn(1, 16, 8, 8), torch.tensor([0.5]), torch.randn(1, MAX_TOKENS, 64), torch.randn(1, 64))
+        assert [r.shape for r in recorded] == [(1, 4, MAX_TOKENS + 16, MAX_TOKENS + 16)] * 3
+
+
+def test_the_stock_attention_returns_after_an_error_inside_the_recording():
+    stock = flux_twin.attention
+    with pytest.raises(RuntimeError), recorded_attention():
+        assert flux_twin.attention is not stock
+        raise RuntimeError("inside")
+    assert flux_twin.attention is stock
+
+
+def test_token_masks_hold_the_tokens_an_object_mostly_covers():
+    scene = two_object_scene()
+    for obj, mask in zip(scene.objects, token_masks(scene), strict=True):
+        assert mask.shape == (TOKENS,) and mask.any()
+        rows, cols = obj.mask.nonzero()
+        centre = (rows.mean() // 16) * 12 + cols.mean() // 16
+        assert mask[int(centre)]
+    assert not (token_masks(scene)[0] & token_masks(scene)[1]).any()
+
+
+@pytest.mark.parametrize("kind", ["colour", "shape"])
+def test_object_word_binding_reads_one_for_own_words_zero_for_swapped_and_half_for_shared(kind):
+    scene = two_object_scene()
+    words = WordTokenizer(VOCABULARY).words(scene.caption)
+    masks = token_masks(scene)
+    position = [words.index(getattr(obj, kind)) for obj in scene.objects]
+
+    def object_of(token):
+        return 0 if masks[0][token] else 1
+
+    def spread_over(mask):
+        return mask.float() / mask.sum()
+
+    own = attention_towards(scene, words, lambda token: position[object_of(token)],
+                            lambda p: spread_over(masks[position.index(p)] if p in position else masks[0]))
+    assert object_word_binding(*own, [scene], [words], kind) == {f"image->{kind}": 1.0, f"{kind}->image": 1.0}
+    swapped = attention_towards(scene, words, lambda token: position[1 - object_of(token)],
+                                lambda p: spread_over(masks[1 - position.index(p)] if p in position else masks[0]))
+    assert object_word_binding(*swapped, [scene], [words], kind) == {f"image->{kind}": 0.0, f"{kind}->image": 0.0}
+    _, shared = attention_towards(scene, words, lambda token: 0, lambda p: spread_over(masks[0] | masks[1]))
+    assert object_word_binding(own[0], shared, [scene], [words], kind)[f"{kind}->image"] == pytest.approx(0.5)
+
+
+def test_background_word_binding_prefers_background_tokens_or_objects():
+    scene = two_object_scene()
+    words = WordTokenizer(VOCABULARY).words(scene.caption)
+    objects = token_masks(scene)[0] | token_masks(scene)[1]
+    background, shape = words.index("background"), words.index(scene.objects[0].shape)
+    to_background = attention_towards(scene, words, lambda token: shape if objects[token] else background,
+                                      lambda p: (~objects).float() / (~objects).sum())
+    assert background_word_binding(*to_background, [scene], [words]) == {"image->background": 1.0,
+                                                                         "background->image": 1.0}
+    to_objects = attention_towards(scene, words, lambda token: shape,
+                                   lambda p: objects.float() / objects.sum())
+    assert background_word_binding(*to_objects, [scene], [words]) == {"image->background": 0.0,
+                                                                      "background->image": 0.0}
