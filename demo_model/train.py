@@ -23,15 +23,20 @@ from .shapes import COLOURS, VOCABULARY, article, make_batch
 from .text import TextEncoder, WordTokenizer
 
 CAPTION_DROPOUT = 0.1  # empty captions, so classifier-free guidance works
-WORDS_ONLY = 0.1  # captions of bare words ("circle", "red square"): concepts are encoded alone
+# Captions of bare words ("circle", "red square"), most of them a single word: ConceptAttention
+# encodes each concept alone, and at 3 % single words (to 258k images) the lone encodings of all
+# words were near copies of each other (cosine 0.75-0.91; in a caption 0.16-0.5), so the concept
+# streams of "circle" and "star" could hardly differ.
+WORDS_ONLY = 0.25
+SINGLE_WORD = 0.6  # of the bare-word captions
 # Full captions without their colour words ("a circle and a square on a gray background"). Colour
 # explains most of each image, so with colours always given the model learnt to ignore the shape
 # words: at 236k images, swapping the shapes in a caption raised the loss by 1 %, swapping the
 # colours by 30 %. Without colours, only the shape words tell the model what to draw.
-# At 0.2 (to 362k images) image tokens still attended to both shape words alike, and the shape
-# words to both objects alike (the colour words to their own object, 94 %), so 0.4: with two
+# At 0.2, image tokens still attended to both shape words alike, and the shape
+# words to both objects alike (the colour words to their own object, 94 %), so more: with two
 # objects and no colours, telling the blobs apart needs the shape words bound to their objects.
-WITHOUT_COLOURS = 0.4
+WITHOUT_COLOURS = 0.35
 
 
 def training_caption(caption: str, rng: random.Random) -> str:
@@ -40,7 +45,8 @@ def training_caption(caption: str, rng: random.Random) -> str:
         return ""
     if draw < CAPTION_DROPOUT + WORDS_ONLY:
         words = [w for w in caption.split() if w not in ("a", "and", "on")]
-        return " ".join(rng.sample(words, k=rng.randint(1, min(3, len(words)))))
+        count = 1 if rng.random() < SINGLE_WORD else rng.randint(2, min(3, len(words)))
+        return " ".join(rng.sample(words, k=count))
     if draw < CAPTION_DROPOUT + WORDS_ONLY + WITHOUT_COLOURS:
         return without_colours(caption)
     return caption

@@ -59,6 +59,9 @@ def test_training_captions_drop_or_keep_only_content_words():
     assert colourless in seen
     short = [c for c in seen if c not in ("", caption, colourless)]
     assert short and all(set(c.split()) <= set(caption.split()) - {"a", "and", "on"} for c in short)
+    # most bare-word captions are one word: the lone encoding is what ConceptAttention uses
+    assert sum(len(c.split()) == 1 for c in short) > 0.5 * len(short)
+    assert any(len(c.split()) > 1 for c in short)
 
 
 def test_colourless_captions_mend_their_articles():
