@@ -153,6 +153,25 @@ def background_word_binding(image_to_text: torch.Tensor, text_to_image: torch.Te
     return {"image->background": sum(wins) / len(wins), "background->image": sum(shares) / len(shares)}
 
 
+@torch.no_grad()
+def lone_encoding_similarity(text: TextEncoder, tokenizer: WordTokenizer) -> dict[str, float]:
+    """Mean cosine between the lone encodings (the word as the whole caption, as ConceptAttention
+    encodes a concept) of different shape words, of different colour words, and of "background"
+    against the shape words. Near 1, the concept streams of different words start as copies."""
+    def lone(words):
+        return torch.stack([text(torch.tensor([tokenizer.ids(word)]))[0][0, 0] for word in words])
+
+    def mean_off_diagonal(a, b):
+        cosine = F.cosine_similarity(a[:, None], b[None], dim=-1)
+        if a.shape == b.shape and torch.equal(a, b):
+            return ((cosine.sum() - cosine.diagonal().sum()) / (len(a) * (len(a) - 1))).item()
+        return cosine.mean().item()
+
+    shapes, colours, background = lone(SHAPES), lone(tuple(COLOURS)), lone(("background",))
+    return {"shape words": mean_off_diagonal(shapes, shapes), "colour words": mean_off_diagonal(colours, colours),
+            "background vs shape words": mean_off_diagonal(background, shapes)}
+
+
 BINDING_COLUMNS = ("image->colour", "image->shape", "image->background", "colour->image", "shape->image",
                    "background->image")
 
@@ -196,6 +215,9 @@ def main() -> None:
         base = row["true caption"]
         rises = [f"{row[name] / base - 1:+.1%}" for name in ("shapes swapped", "colours swapped", "no caption")]
         print(f"{t:>6.1f} {base:>7.4f}  {'':>14}{rises[0]:>15} {rises[1]:>16} {rises[2]:>11}")
+    _, text, _ = load(args.weights)
+    similarity = lone_encoding_similarity(text, WordTokenizer(VOCABULARY))
+    print("\nlone encodings, mean cosine: " + ", ".join(f"{k} {v:.2f}" for k, v in similarity.items()))
     print("\nbinding (0.5 = none): image->word = own word wins on the object's tokens; "
           "word->image = own object's share")
     print(f"{'noise':>6} {'block':>6} " + " ".join(f"{c:>17}" for c in BINDING_COLUMNS))

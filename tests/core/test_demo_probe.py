@@ -5,9 +5,15 @@ import torch
 
 from demo_model import flux_twin
 from demo_model.flux_twin import FluxTwin, TwinConfig
-from demo_model.probe import background_word_binding, object_word_binding, recorded_attention, token_masks
+from demo_model.probe import (
+    background_word_binding,
+    lone_encoding_similarity,
+    object_word_binding,
+    recorded_attention,
+    token_masks,
+)
 from demo_model.shapes import VOCABULARY, held_out_seeds, make_scene
-from demo_model.text import MAX_TOKENS, WordTokenizer
+from demo_model.text import MAX_TOKENS, TextEncoder, WordTokenizer
 
 TOKENS = 144  # 12 x 12 image tokens for a 192-pixel scene
 
@@ -98,3 +104,15 @@ def test_background_word_binding_prefers_background_tokens_or_objects():
                                    lambda p: objects.float() / objects.sum())
     assert background_word_binding(*to_objects, [scene], [words]) == {"image->background": 0.0,
                                                                       "background->image": 0.0}
+
+
+def test_lone_encoding_similarity_is_one_for_an_encoder_that_ignores_the_word_and_lower_otherwise():
+    tokenizer = WordTokenizer(VOCABULARY)
+    torch.manual_seed(0)
+    encoder = TextEncoder(len(VOCABULARY)).eval()
+    distinct = lone_encoding_similarity(encoder, tokenizer)
+    assert set(distinct) == {"shape words", "colour words", "background vs shape words"}
+    assert all(value < 0.9 for value in distinct.values())
+    with torch.no_grad():
+        encoder.token_embedding.weight.copy_(encoder.token_embedding.weight[2].clone())  # every word the same
+    assert all(value == pytest.approx(1.0) for value in lone_encoding_similarity(encoder, tokenizer).values())
