@@ -29,10 +29,10 @@ def product_segmenter(pack, model, clip, vae, noise_level: float, layers: str, s
     mask_node = sys.modules[f"{pack.__name__}.nodes.map_nodes"].ConceptMask
 
     @torch.inference_mode()  # as ComfyUI's executor runs nodes
-    def segment(image: torch.Tensor, concepts: list[str]) -> dict[str, torch.Tensor]:
+    def segment(image: torch.Tensor, concepts: list[str], caption: str) -> dict[str, torch.Tensor]:
         maps = segment_node.execute(model=model, clip=clip, vae=vae, image=image, concepts=", ".join(concepts),
                                     layers=layers, space="output", softmax=True, token_pooling="first",
-                                    noise_level=noise_level, noise_samples=samples, seed=0, caption="").args[0]
+                                    noise_level=noise_level, noise_samples=samples, seed=0, caption=caption).args[0]
         winners = {}
         for space in SPACES:
             masks = [mask_node.execute(concept_maps=maps, concepts=name, method="argmax", threshold=0.5, grow=0,

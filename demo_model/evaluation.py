@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 from .classify import classify_colour, classify_shape, object_mask, single_object_prompt
-from .shapes import COLOURS, SHAPES, held_out_seeds, make_scene
+from .shapes import COLOURS, SHAPES, article, held_out_seeds, make_scene
 
 BACKGROUND = "background"
 
-# (image [1, H, W, 3], concepts "a, b, background") -> {space: [1, H, W] class index per pixel}
-SegmentFn = Callable[[torch.Tensor, list[str]], dict[str, torch.Tensor]]
+# (image [1, H, W, 3], concepts [a, b, background], caption) -> {space: [1, H, W] class index per pixel}
+SegmentFn = Callable[[torch.Tensor, list[str], str], dict[str, torch.Tensor]]
 # (prompt, seed) -> image [H, W, 3] numpy in 0..1
 GenerateFn = Callable[[str, int], np.ndarray]
 
@@ -41,14 +41,21 @@ class IoUTable:
         return float(np.mean(values)) if values else 0.0
 
 
+def segmentation_caption(target_concepts: list[str]) -> str:
+    """The caption the paper's segmentation experiments give the text stream: the present classes,
+    each with its article ("a dog,a cat"), here joined the way the demo's captions join objects."""
+    return " and ".join(f"{article(concept)} {concept}" for concept in target_concepts)
+
+
 def evaluate_segmentation(segment: SegmentFn, images: int = 200) -> dict[str, IoUTable]:
     """Argmax over [present shapes + background] on held-out scenes; an IoU table per space."""
     tables: dict[str, IoUTable] = defaultdict(IoUTable)
     for seed in held_out_seeds(images):
         scene = make_scene(seed)
-        concepts = [obj.shape for obj in scene.objects] + [BACKGROUND]
+        shapes = [obj.shape for obj in scene.objects]
+        concepts = shapes + [BACKGROUND]
         image = torch.from_numpy(scene.image)[None]
-        for space, winners in segment(image, concepts).items():
+        for space, winners in segment(image, concepts, segmentation_caption(shapes)).items():
             winner = winners[0].cpu().numpy()
             for index, name in enumerate(concepts):
                 tables[space].add(name, winner == index, scene.masks[name])

@@ -39,7 +39,8 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
                              tooltip="Seed of the first noise draw (the next draws use seed+1, ...)."),
                 io.String.Input("caption", multiline=True, default="", optional=True,
-                                tooltip="Optional description of the image for the text stream (the paper: empty)."),
+                                tooltip="Optional description of the image for the text stream. The paper's "
+                                        "segmentation experiments name the objects present, e.g. 'a dog, a cat'."),
             ],
             outputs=[ConceptMapsType.Output(display_name="CONCEPT_MAPS")],
         )

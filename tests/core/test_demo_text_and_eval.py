@@ -3,12 +3,13 @@
 import random
 
 import numpy as np
+import pytest
 import torch
 
 from demo_model.classify import classify_colour, classify_shape, object_mask
-from demo_model.evaluation import IoUTable, all_background_baseline
+from demo_model.evaluation import IoUTable, all_background_baseline, evaluate_segmentation, segmentation_caption
 from demo_model.probe import swap_words
-from demo_model.shapes import SHAPES, VOCABULARY, make_scene
+from demo_model.shapes import SHAPES, VOCABULARY, held_out_seeds, make_scene
 from demo_model.text import MAX_TOKENS, TextEncoder, WordTokenizer
 from demo_model.train import training_caption, without_colours
 
@@ -85,3 +86,20 @@ def test_the_probe_swaps_each_listed_word_for_one_the_caption_lacks():
         assert swapped[:2] == ["a", "red"] and swapped[4:6] == ["a", "blue"] and swapped[7:] == caption.split()[7:]
         assert swapped[2] in SHAPES and swapped[6] in SHAPES
         assert {swapped[2], swapped[6]}.isdisjoint({"circle", "square"})
+
+
+def test_segmentation_gives_the_papers_caption_and_scores_an_all_background_answer_as_the_floor():
+    seen = []
+
+    def all_background(image, concepts, caption):
+        seen.append((concepts, caption))
+        return {"output": torch.full(image.shape[:3], len(concepts) - 1)}
+
+    tables = evaluate_segmentation(all_background, images=12)
+    assert tables["output"].mean() == pytest.approx(all_background_baseline(12))
+    scenes = [make_scene(seed) for seed in held_out_seeds(12)]
+    for scene, (concepts, caption) in zip(scenes, seen, strict=True):
+        shapes = [obj.shape for obj in scene.objects]
+        assert concepts == [*shapes, "background"]
+        assert caption == " and ".join(f"{'an' if s[0] in 'aeiou' else 'a'} {s}" for s in shapes)
+    assert segmentation_caption(["circle", "star"]) == "a circle and a star"
