@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from . import flux_twin
+from .codec import PATCH_SIZE as CODEC_PATCH
 from .codec import PatchPCACodec
 from .flux_twin import FluxTwin, TwinConfig
 from .shapes import COLOURS, IMAGE_SIZE, SHAPES, VOCABULARY, Scene, held_out_seeds, make_batch
@@ -31,7 +32,7 @@ from .text import MAX_TOKENS, TextEncoder, WordTokenizer
 
 NOISE_LEVELS = (0.3, 0.5, 0.7, 0.9)
 BINDING_NOISE_LEVELS = (0.3, 0.7)
-PIXELS_PER_TOKEN = 16  # 8x8 codec patches, 2x2 latent patches per token
+PIXELS_PER_TOKEN = CODEC_PATCH * TwinConfig.patch_size  # each image token: 2x2 latent cells of 8x8 pixels
 
 
 def swap_words(caption: str, pool: tuple[str, ...], rng: random.Random) -> str:
