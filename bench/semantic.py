@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("--generation", type=int, default=10, help="seeds per shape for the drawing check")
     parser.add_argument("--variants", action="store_true",
                         help="also score deliberately broken variants of the method (first noise and layers)")
+    parser.add_argument("--words", choices=("shape", "colour"), default="shape",
+                        help="name the objects by shape (the semantic bar) or by colour (a diagnostic)")
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("semantic.json"))
     args = parser.parse_args()
@@ -127,16 +129,16 @@ def main() -> None:
         evaluation = importlib.import_module(f"{host.pack.__name__}.demo_model.evaluation")
     model, clip, vae = loader.load_demo_model(args.weights or loader.WEIGHTS)
 
-    results = {"comfyui": host.comfyui_version, "images": args.images,
-               "all_background_miou": evaluation.all_background_baseline(args.images), "runs": []}
-    print(f"ComfyUI {host.comfyui_version}; {args.images} held-out scenes; "
+    results = {"comfyui": host.comfyui_version, "images": args.images, "words": args.words,
+               "all_background_miou": evaluation.all_background_baseline(args.images, args.words), "runs": []}
+    print(f"ComfyUI {host.comfyui_version}; {args.images} held-out scenes, objects named by {args.words}; "
           f"all-background floor mIoU {results['all_background_miou']:.3f}")
     print(f"{'noise':>6} {'layers':>8} {'ConceptAttention':>17} {'cross-attention':>16}  per class (output space)")
     for noise in (float(n) for n in args.noise.split(",")):
         for layers in args.layers.split(";"):
             start = time.time()
             tables = evaluation.evaluate_segmentation(
-                product_segmenter(host.pack, model, clip, vae, noise, layers), args.images)
+                product_segmenter(host.pack, model, clip, vae, noise, layers), args.images, args.words)
             row = {"noise": noise, "layers": layers, "seconds": round(time.time() - start, 1)}
             for space in SPACES:
                 row[space] = {"miou": tables[space].mean(), "per_class": tables[space].per_class()}
@@ -150,7 +152,7 @@ def main() -> None:
         for variant in BROKEN_VARIANTS:
             with broken_method(host.pack, variant):
                 tables = evaluation.evaluate_segmentation(
-                    product_segmenter(host.pack, model, clip, vae, noise, layers), args.images)
+                    product_segmenter(host.pack, model, clip, vae, noise, layers), args.images, args.words)
             results["broken_variants"][variant] = tables["output"].mean()
             print(f"broken: {variant:<22} ConceptAttention mIoU {tables['output'].mean():.3f} "
                   f"(noise {noise}, layers {layers})")

@@ -9,7 +9,7 @@ import torch
 from demo_model.classify import classify_colour, classify_shape, object_mask
 from demo_model.evaluation import IoUTable, all_background_baseline, evaluate_segmentation, segmentation_caption
 from demo_model.probe import swap_words
-from demo_model.shapes import SHAPES, VOCABULARY, held_out_seeds, make_scene
+from demo_model.shapes import COLOURS, SHAPES, VOCABULARY, held_out_seeds, make_scene
 from demo_model.text import MAX_TOKENS, TextEncoder, WordTokenizer
 from demo_model.train import training_caption, without_colours
 
@@ -103,3 +103,19 @@ def test_segmentation_gives_the_papers_caption_and_scores_an_all_background_answ
         assert concepts == [*shapes, "background"]
         assert caption == " and ".join(f"{'an' if s[0] in 'aeiou' else 'a'} {s}" for s in shapes)
     assert segmentation_caption(["circle", "star"]) == "a circle and a star"
+
+
+def test_segmentation_can_name_objects_by_colour_and_refuses_other_words():
+    seen = []
+
+    def all_background(image, concepts, caption):
+        seen.append((concepts, caption))
+        return {"output": torch.full(image.shape[:3], len(concepts) - 1)}
+
+    tables = evaluate_segmentation(all_background, images=6, words="colour")
+    assert tables["output"].mean() == pytest.approx(all_background_baseline(6, words="colour"))
+    assert set(tables["output"].per_class()) <= {*COLOURS, "background"}
+    first = make_scene(next(iter(held_out_seeds(1))))
+    assert seen[0][0] == [*(obj.colour for obj in first.objects), "background"]
+    with pytest.raises(ValueError, match="words must be 'shape' or 'colour'"):
+        evaluate_segmentation(all_background, images=1, words="size")
