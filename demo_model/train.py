@@ -7,9 +7,12 @@ training can stop at any time and resume in a later session. Deterministic from 
 """
 
 import argparse
+import collections
 import json
+import multiprocessing
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from .codec import PatchPCACodec, fit_pca_codec
 from .flux_twin import FluxTwin, TwinConfig
-from .shapes import COLOURS, VOCABULARY, article, make_batch
+from .shapes import COLOURS, HELD_OUT_SEED_OFFSET, VOCABULARY, article, make_batch
 from .text import TextEncoder, WordTokenizer
 
 CAPTION_DROPOUT = 0.1  # empty captions, so classifier-free guidance works
@@ -60,18 +63,57 @@ def without_colours(caption: str) -> str:
                     for word, after in zip(words, following, strict=True))
 
 
+_worker_codec: PatchPCACodec | None = None
+
+
+def _start_worker(codec_state: dict[str, torch.Tensor]) -> None:
+    global _worker_codec
+    torch.set_num_threads(1)  # one core per worker; the workers together feed the trainer
+    _worker_codec = PatchPCACodec.from_state_dict(codec_state)
+
+
+def _encoded_scenes(seeds: range, codec: PatchPCACodec | None = None) -> tuple[torch.Tensor, list[str]]:
+    """Latents [B, 16, h, w] and captions of the scenes for `seeds` (in a worker: its own codec)."""
+    images, captions, _ = make_batch(seeds)
+    with torch.no_grad():
+        return (codec or _worker_codec).encode(images), captions
+
+
+def scene_batches(codec: PatchPCACodec, first_seed: int, batch: int, workers: int = 0
+                  ) -> Iterator[tuple[torch.Tensor, list[str]]]:
+    """Latents and captions of the consecutive seed ranges from `first_seed`, in order.
+
+    With workers, scenes are drawn and encoded ahead in that many processes (drawing is ~3 ms a
+    scene on one core, which would starve a GPU); the batches are the same as without.
+    """
+    ranges = (range(start, start + batch) for start in range(first_seed, 2**62, batch))
+    if workers == 0:
+        for seeds in ranges:
+            yield _encoded_scenes(seeds, codec)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a process that may hold CUDA or threads
+    with context.Pool(workers, _start_worker, (codec.state_dict(),)) as pool:
+        ahead = collections.deque(pool.apply_async(_encoded_scenes, (next(ranges),)) for _ in range(2 * workers))
+        while True:
+            latents, captions = ahead.popleft().get()
+            ahead.append(pool.apply_async(_encoded_scenes, (next(ranges),)))
+            yield latents, captions
+
+
 class Trainer:
     def __init__(self, out: Path, seed: int, batch: int, lr: float, init_from: Path | None = None,
-                 compile_model: bool = False):
+                 compile_model: bool = False, device: str = "cpu", first_seed: int = 0, warmup_steps: int = 0):
         self.out = out
         self.batch = batch
+        self.lr, self.warmup_steps = lr, warmup_steps
+        self.device = torch.device(device)
         out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(seed)
         self.rng = random.Random(seed)
         self.tokenizer = WordTokenizer(VOCABULARY)
         self.config = TwinConfig()
-        self.model = FluxTwin(self.config)
-        self.text = TextEncoder(len(VOCABULARY), dim=self.config.context_in_dim)
+        self.model = FluxTwin(self.config).to(self.device)
+        self.text = TextEncoder(len(VOCABULARY), dim=self.config.context_in_dim).to(self.device)
         # torch.compile fuses the many small ops of this narrow model: ~1.5x faster steps on a 2-core
         # CPU after ~100 s of compiling. Weights are shared, so checkpoints stay plain state dicts.
         self.forward = torch.compile(self.model) if compile_model else self.model
@@ -79,7 +121,7 @@ class Trainer:
         self.optimiser = torch.optim.AdamW(list(self.model.parameters()) + list(self.text.parameters()), lr=lr,
                                            weight_decay=0.0)
         self.step = 0
-        self.next_seed = 0
+        self.first_seed = self.next_seed = first_seed  # a resumed run goes on from its checkpoint's instead
         codec_path = out / "codec.safetensors"
         if init_from is not None and not (out / "checkpoint.pt").exists():
             # a new run continuing shipped weights (e.g. on a machine without the old checkpoint)
@@ -113,35 +155,42 @@ class Trainer:
                 **{f"text.{k}": v for k, v in self.text.state_dict().items()}}
 
     def _load(self, path: Path) -> None:
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=False, map_location=self.device)
         self.model.load_state_dict({k[6:]: v for k, v in state["weights"].items() if k.startswith("model.")})
         self.text.load_state_dict({k[5:]: v for k, v in state["weights"].items() if k.startswith("text.")})
         self.ema = state["ema"]
         self.optimiser.load_state_dict(state["optimiser"])
-        self.step, self.next_seed = state["step"], state["next_seed"]
+        self.step, self.next_seed, self.first_seed = state["step"], state["next_seed"], state.get("first_seed", 0)
         self.rng.setstate(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
 
     def save(self) -> None:
         state = {"weights": self.weights(), "ema": self.ema, "optimiser": self.optimiser.state_dict(),
-                 "step": self.step, "next_seed": self.next_seed, "rng": self.rng.getstate(),
+                 "step": self.step, "next_seed": self.next_seed, "first_seed": self.first_seed, "rng": self.rng.getstate(),
                  "torch_rng": torch.get_rng_state(), "config": asdict(self.config)}
         torch.save(state, self.out / "checkpoint.tmp")
         (self.out / "checkpoint.tmp").replace(self.out / "checkpoint.pt")
-        save_file({k: v.contiguous() for k, v in self.ema.items()}, self.out / "ema.safetensors")
+        save_file({k: v.contiguous().cpu() for k, v in self.ema.items()}, self.out / "ema.safetensors")
 
-    def train_step(self) -> float:
-        seeds = range(self.next_seed, self.next_seed + self.batch)
-        self.next_seed += self.batch
-        images, captions, _ = make_batch(seeds)
-        with torch.no_grad():
-            x0 = self.codec.encode(images)
+    def batches(self, workers: int = 0) -> Iterator[tuple[torch.Tensor, list[str]]]:
+        """The training batches from where the run stands (next_seed), drawn ahead by `workers`."""
+        return scene_batches(self.codec, self.next_seed, self.batch, workers)
+
+    def train_step(self, x0: torch.Tensor, captions: list[str]) -> float:
+        """One step on the batch that starts at next_seed (latents x0 [B, 16, h, w], captions)."""
+        self.next_seed += len(captions)
         ids = torch.tensor([self.tokenizer.ids(training_caption(c, self.rng)) for c in captions])
-        context, pooled = self.text(ids)
+        context, pooled = self.text(ids.to(self.device))
+        # Drawn on the CPU whatever the device, so a run resumes identically on either.
         t = torch.sigmoid(torch.randn(x0.shape[0]))  # logit-normal flow times, as SD3/Flux
         noise = torch.randn_like(x0)
+        x0, t, noise = x0.to(self.device), t.to(self.device), noise.to(self.device)
         xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
         loss = F.mse_loss(self.forward(xt, t, context, pooled), noise - x0)
+        # A fresh optimiser's first steps move every weight by about lr: ramp up rather than knock
+        # a trained model (--init-from) off course.
+        for group in self.optimiser.param_groups:
+            group["lr"] = self.lr * min(1.0, (self.step + 1) / self.warmup_steps) if self.warmup_steps else self.lr
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(self.model.parameters()) + list(self.text.parameters()), 1.0)
@@ -165,23 +214,39 @@ def main() -> None:
     parser.add_argument("--init-from", type=Path, default=None,
                         help="start a new run from shipped weights (demo_model/weights/demo_model.safetensors)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (faster after a slow start)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (scripts/train_on_device.sh)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes that draw scenes ahead (0: draw in the training process)")
+    parser.add_argument("--warmup-steps", type=int, default=0, help="steps over which the learning rate ramps up")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="training seed a new run starts from (e.g. past the scenes earlier runs saw)")
     args = parser.parse_args()
-    trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from, args.compile)
+    if not 0 <= args.first_seed < HELD_OUT_SEED_OFFSET:
+        parser.error(f"--first-seed must be in 0..{HELD_OUT_SEED_OFFSET - 1}: higher seeds are the held-out scenes")
+    trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from, args.compile, args.device,
+                      args.first_seed, args.warmup_steps)
     log = (args.out / "loss.jsonl").open("a")
     start = last_save = time.time()
     losses = []
+    batches = trainer.batches(args.workers)
+
+    def write_log() -> None:
+        entry = {"step": trainer.step, "loss": sum(losses) / len(losses), "images": trainer.next_seed - trainer.first_seed,
+                 "minutes": round((time.time() - start) / 60, 2)}
+        log.write(json.dumps(entry) + "\n")
+        log.flush()
+        print(entry, flush=True)
+        losses.clear()
+
     while time.time() - start < args.minutes * 60:
-        losses.append(trainer.train_step())
+        losses.append(trainer.train_step(*next(batches)))
         if trainer.step % 50 == 0:
-            entry = {"step": trainer.step, "loss": sum(losses) / len(losses), "images": trainer.next_seed,
-                     "minutes": round((time.time() - start) / 60, 2)}
-            log.write(json.dumps(entry) + "\n")
-            log.flush()
-            print(entry, flush=True)
-            losses.clear()
+            write_log()
         if time.time() - last_save > args.save_every * 60:
             trainer.save()
             last_save = time.time()
+    if losses:
+        write_log()
     trainer.save()
 
 

@@ -1,0 +1,40 @@
+"""The demo model's training batches: the same scenes, in the same order, with or without workers."""
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+
+from demo_model.codec import fit_pca_codec
+from demo_model.shapes import make_batch
+from demo_model.train import Trainer, scene_batches
+
+
+def test_worker_processes_give_the_same_batches_in_order_as_the_training_process():
+    codec = fit_pca_codec(make_batch(range(64))[0])
+    here = list(itertools.islice(scene_batches(codec, first_seed=40, batch=3), 4))
+    ahead = list(itertools.islice(scene_batches(codec, first_seed=40, batch=3, workers=2), 4))
+    for (latents, captions), (latents_ahead, captions_ahead) in zip(here, ahead, strict=True):
+        assert captions == captions_ahead
+        torch.testing.assert_close(latents, latents_ahead)
+    images, captions, _ = make_batch(range(43, 46))
+    assert here[1][1] == captions
+    torch.testing.assert_close(here[1][0], codec.encode(images))
+
+
+def test_a_new_run_from_shipped_weights_ramps_its_learning_rate_and_resumes_from_its_own_seeds(tmp_path):
+    shipped = Path(__file__).parents[2] / "demo_model" / "weights" / "demo_model.safetensors"
+    trainer = Trainer(tmp_path, seed=0, batch=2, lr=1e-4, init_from=shipped, first_seed=7_000, warmup_steps=4)
+    batches = trainer.batches()
+    learning_rates = []
+    for _ in range(5):
+        trainer.train_step(*next(batches))
+        learning_rates.append(trainer.optimiser.param_groups[0]["lr"])
+    assert learning_rates == pytest.approx([2.5e-5, 5e-5, 7.5e-5, 1e-4, 1e-4])
+    assert trainer.next_seed == 7_010
+    trainer.save()
+    resumed = Trainer(tmp_path, seed=0, batch=2, lr=1e-4, init_from=shipped, first_seed=0)
+    assert (resumed.step, resumed.next_seed, resumed.first_seed) == (5, 7_010, 7_000)
+    for name, value in trainer.ema.items():
+        torch.testing.assert_close(resumed.ema[name], value)
