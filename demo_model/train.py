@@ -77,7 +77,7 @@ def _encoded_scenes(seeds: range, codec: PatchPCACodec | None = None) -> tuple[t
     """Latents [B, 16, h, w] and captions of the scenes for `seeds` (in a worker: its own codec)."""
     images, captions, _ = make_batch(seeds)
     with torch.no_grad():
-        return (codec or _worker_codec).encode(images), captions
+        return (codec if codec is not None else _worker_codec).encode(images), captions
 
 
 def scene_batches(codec: PatchPCACodec, first_seed: int, batch: int, workers: int = 0
