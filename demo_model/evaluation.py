@@ -41,6 +41,11 @@ class IoUTable:
         return float(np.mean(values)) if values else 0.0
 
 
+def _check_words(words: str) -> None:
+    if words not in ("shape", "colour"):
+        raise ValueError(f"words must be 'shape' or 'colour', not {words!r}")
+
+
 def segmentation_caption(target_concepts: list[str]) -> str:
     """The caption the paper's segmentation experiments give the text stream: the present classes,
     each with its article ("a dog,a cat"), here joined the way the demo's captions join objects."""
@@ -53,8 +58,7 @@ def evaluate_segmentation(segment: SegmentFn, images: int = 200, words: str = "s
     words="colour" names the objects by their colour words instead: a diagnostic of the method on
     words the model binds more easily (the semantic bar is on shapes).
     """
-    if words not in ("shape", "colour"):
-        raise ValueError(f"words must be 'shape' or 'colour', not {words!r}")
+    _check_words(words)
     tables: dict[str, IoUTable] = defaultdict(IoUTable)
     for seed in held_out_seeds(images):
         scene = make_scene(seed)
@@ -70,6 +74,7 @@ def evaluate_segmentation(segment: SegmentFn, images: int = 200, words: str = "s
 
 def all_background_baseline(images: int = 200, words: str = "shape") -> float:
     """mIoU of predicting 'background' everywhere: the floor any real method must clear."""
+    _check_words(words)
     table = IoUTable()
     for seed in held_out_seeds(images):
         scene = make_scene(seed)

@@ -60,9 +60,8 @@ def _metadata(weights: Path) -> dict:
 
 
 @torch.no_grad()
-def probe(weights: Path, scenes: int = 64) -> dict[float, dict[str, float]]:
+def probe(model: FluxTwin, text: TextEncoder, codec: PatchPCACodec, scenes: int = 64) -> dict[float, dict[str, float]]:
     """{noise level: {caption variant: mean squared error of the predicted velocity}}."""
-    model, text, codec = load(weights)
     tokenizer = WordTokenizer(VOCABULARY)
     images, captions, _ = make_batch(held_out_seeds(scenes))
     x0 = codec.encode(images)
@@ -178,9 +177,9 @@ BINDING_COLUMNS = ("image->colour", "image->shape", "image->background", "colour
 
 
 @torch.no_grad()
-def binding(weights: Path, scenes: int = 64) -> dict[float, list[dict[str, float]]]:
+def binding(model: FluxTwin, text: TextEncoder, codec: PatchPCACodec, scenes: int = 64
+            ) -> dict[float, list[dict[str, float]]]:
     """{noise level: per double block {column: value} for BINDING_COLUMNS}, on two-object scenes."""
-    model, text, codec = load(weights)
     tokenizer = WordTokenizer(VOCABULARY)
     images, captions, batch = make_batch(held_out_seeds(scenes))
     pairs = [i for i, scene in enumerate(batch) if len(scene.objects) == 2]
@@ -210,19 +209,19 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=Path(__file__).parent / "weights" / "demo_model.safetensors")
     parser.add_argument("--scenes", type=int, default=64)
     args = parser.parse_args()
-    losses = probe(args.weights, args.scenes)
+    model, text, codec = load(args.weights)
+    losses = probe(model, text, codec, args.scenes)
     print(f"{'noise':>6} {'true':>7}  loss increase: {'shapes swapped':>15} {'colours swapped':>16} {'no caption':>11}")
     for t, row in losses.items():
         base = row["true caption"]
         rises = [f"{row[name] / base - 1:+.1%}" for name in ("shapes swapped", "colours swapped", "no caption")]
         print(f"{t:>6.1f} {base:>7.4f}  {'':>14}{rises[0]:>15} {rises[1]:>16} {rises[2]:>11}")
-    _, text, _ = load(args.weights)
     similarity = lone_encoding_similarity(text, WordTokenizer(VOCABULARY))
     print("\nlone encodings, mean cosine: " + ", ".join(f"{k} {v:.2f}" for k, v in similarity.items()))
     print("\nbinding (0.5 = none): image->word = own word wins on the object's tokens; "
           "word->image = own object's share")
     print(f"{'noise':>6} {'block':>6} " + " ".join(f"{c:>17}" for c in BINDING_COLUMNS))
-    for t, rows in binding(args.weights, args.scenes).items():
+    for t, rows in binding(model, text, codec, args.scenes).items():
         for block, row in enumerate(rows):
             print(f"{t:>6.1f} {block:>6} " + " ".join(f"{row[c]:>17.2f}" for c in BINDING_COLUMNS))
 

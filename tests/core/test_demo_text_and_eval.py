@@ -119,3 +119,5 @@ def test_segmentation_can_name_objects_by_colour_and_refuses_other_words():
     assert seen[0][0] == [*(obj.colour for obj in first.objects), "background"]
     with pytest.raises(ValueError, match="words must be 'shape' or 'colour'"):
         evaluate_segmentation(all_background, images=1, words="size")
+    with pytest.raises(ValueError, match="words must be 'shape' or 'colour'"):
+        all_background_baseline(1, words="size")
