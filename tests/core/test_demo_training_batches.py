@@ -1,6 +1,7 @@
 """The demo model's training batches: the same scenes, in the same order, with or without workers."""
 
 import itertools
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,14 @@ def test_a_new_run_from_shipped_weights_ramps_its_learning_rate_and_resumes_from
     assert (resumed.step, resumed.next_seed, resumed.first_seed) == (5, 7_010, 7_000)
     for name, value in trainer.ema.items():
         torch.testing.assert_close(resumed.ema[name], value)
+
+
+def test_the_device_training_script_names_missing_inputs_before_training(tmp_path):
+    script = Path(__file__).parents[2] / "scripts" / "train_on_device.sh"
+    env = {"PATH": "/usr/bin:/bin", "START": str(tmp_path / "absent.safetensors"), "OUT": str(tmp_path)}
+    missing_weights = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert missing_weights.returncode == 2
+    assert "no starting weights at" in missing_weights.stderr and "absent.safetensors" in missing_weights.stderr
+    env.pop("OUT")
+    missing_out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert missing_out.returncode != 0 and "set OUT" in missing_out.stderr
