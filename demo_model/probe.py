@@ -110,30 +110,30 @@ def token_masks(scene: Scene) -> list[torch.Tensor]:
 
 
 def object_word_binding(image_to_text: torch.Tensor, text_to_image: torch.Tensor, scenes: list[Scene],
-                        captions: list[list[str]], kind: str) -> dict[str, float]:
+                        masks: list[list[torch.Tensor]], captions: list[list[str]], kind: str) -> dict[str, float]:
     """Each two-object scene's words of one kind ("colour" or "shape") against each other.
 
     image_to_text: [B, image tokens, text tokens] and text_to_image: [B, text tokens, image tokens]
-    attention probabilities (heads averaged); captions: each scene's caption words.
+    attention probabilities (heads averaged); masks: each scene's token_masks; captions: each
+    scene's caption words.
     image-><kind>: on an object's tokens, how often its own word draws more attention than the other
     object's word; <kind>->image: of a word's attention to the two objects, the share on its own.
     """
     wins, shares = [], []
-    for row, (scene, words) in enumerate(zip(scenes, captions, strict=True)):
-        masks = token_masks(scene)
+    for row, (scene, objects, words) in enumerate(zip(scenes, masks, captions, strict=True)):
         positions = [words.index(getattr(obj, kind)) for obj in scene.objects]
         for own, other in ((0, 1), (1, 0)):
-            on_object = image_to_text[row][masks[own]]
+            on_object = image_to_text[row][objects[own]]
             if len(on_object):
                 wins.append((on_object[:, positions[own]] > on_object[:, positions[other]]).float().mean().item())
             to_image = text_to_image[row, positions[own]]
-            own_mass, other_mass = to_image[masks[own]].sum(), to_image[masks[other]].sum()
+            own_mass, other_mass = to_image[objects[own]].sum(), to_image[objects[other]].sum()
             shares.append((own_mass / (own_mass + other_mass).clamp_min(1e-12)).item())
     return {f"image->{kind}": sum(wins) / len(wins), f"{kind}->image": sum(shares) / len(shares)}
 
 
 def background_word_binding(image_to_text: torch.Tensor, text_to_image: torch.Tensor, scenes: list[Scene],
-                            captions: list[list[str]]) -> dict[str, float]:
+                            masks: list[list[torch.Tensor]], captions: list[list[str]]) -> dict[str, float]:
     """The word "background" against the shape words, which it competes with in the segmentation.
 
     image->background: on background tokens, how often "background" draws more attention than a
@@ -141,8 +141,8 @@ def background_word_binding(image_to_text: torch.Tensor, text_to_image: torch.Te
     token, as a share (0.5 = no preference).
     """
     wins, shares = [], []
-    for row, (scene, words) in enumerate(zip(scenes, captions, strict=True)):
-        on_objects = torch.stack(token_masks(scene)).any(0)
+    for row, (scene, objects, words) in enumerate(zip(scenes, masks, captions, strict=True)):
+        on_objects = torch.stack(objects).any(0)
         background = words.index("background")
         on_background = image_to_text[row][~on_objects]
         for obj in scene.objects:
@@ -161,15 +161,13 @@ def lone_encoding_similarity(text: TextEncoder, tokenizer: WordTokenizer) -> dic
     def lone(words):
         return torch.stack([text(torch.tensor([tokenizer.ids(word)]))[0][0, 0] for word in words])
 
-    def mean_off_diagonal(a, b):
-        cosine = F.cosine_similarity(a[:, None], b[None], dim=-1)
-        if a.shape == b.shape and torch.equal(a, b):
-            return ((cosine.sum() - cosine.diagonal().sum()) / (len(a) * (len(a) - 1))).item()
-        return cosine.mean().item()
+    def mean_cosine_between_words(words):  # each word against the others, not itself
+        cosine = F.cosine_similarity(words[:, None], words[None], dim=-1)
+        return ((cosine.sum() - cosine.diagonal().sum()) / (len(words) * (len(words) - 1))).item()
 
     shapes, colours, background = lone(SHAPES), lone(tuple(COLOURS)), lone(("background",))
-    return {"shape words": mean_off_diagonal(shapes, shapes), "colour words": mean_off_diagonal(colours, colours),
-            "background vs shape words": mean_off_diagonal(background, shapes)}
+    return {"shape words": mean_cosine_between_words(shapes), "colour words": mean_cosine_between_words(colours),
+            "background vs shape words": F.cosine_similarity(background, shapes, dim=-1).mean().item()}
 
 
 BINDING_COLUMNS = ("image->colour", "image->shape", "image->background", "colour->image", "shape->image",
@@ -184,6 +182,7 @@ def binding(model: FluxTwin, text: TextEncoder, codec: PatchPCACodec, scenes: in
     images, captions, batch = make_batch(held_out_seeds(scenes))
     pairs = [i for i, scene in enumerate(batch) if len(scene.objects) == 2]
     pair_scenes, pair_words = [batch[i] for i in pairs], [tokenizer.words(captions[i]) for i in pairs]
+    pair_masks = [token_masks(scene) for scene in pair_scenes]
     x0 = codec.encode(images[pairs])
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
     context, pooled = text(torch.tensor([tokenizer.ids(captions[i]) for i in pairs]))
@@ -198,8 +197,9 @@ def binding(model: FluxTwin, text: TextEncoder, codec: PatchPCACodec, scenes: in
             text_to_image = heads_mean[:, :MAX_TOKENS, MAX_TOKENS:]
             row = {}
             for kind in ("colour", "shape"):
-                row.update(object_word_binding(image_to_text, text_to_image, pair_scenes, pair_words, kind))
-            row.update(background_word_binding(image_to_text, text_to_image, pair_scenes, pair_words))
+                row.update(object_word_binding(image_to_text, text_to_image, pair_scenes, pair_masks, pair_words,
+                                               kind))
+            row.update(background_word_binding(image_to_text, text_to_image, pair_scenes, pair_masks, pair_words))
             table[t].append(row)
     return table
 

@@ -83,12 +83,12 @@ def test_object_word_binding_reads_one_for_own_words_zero_for_swapped_and_half_f
 
     own = attention_towards(scene, words, lambda token: position[object_of(token)],
                             lambda p: spread_over(masks[position.index(p)] if p in position else masks[0]))
-    assert object_word_binding(*own, [scene], [words], kind) == {f"image->{kind}": 1.0, f"{kind}->image": 1.0}
+    assert object_word_binding(*own, [scene], [masks], [words], kind) == {f"image->{kind}": 1.0, f"{kind}->image": 1.0}
     swapped = attention_towards(scene, words, lambda token: position[1 - object_of(token)],
                                 lambda p: spread_over(masks[1 - position.index(p)] if p in position else masks[0]))
-    assert object_word_binding(*swapped, [scene], [words], kind) == {f"image->{kind}": 0.0, f"{kind}->image": 0.0}
+    assert object_word_binding(*swapped, [scene], [masks], [words], kind) == {f"image->{kind}": 0.0, f"{kind}->image": 0.0}
     _, shared = attention_towards(scene, words, lambda token: 0, lambda p: spread_over(masks[0] | masks[1]))
-    assert object_word_binding(own[0], shared, [scene], [words], kind)[f"{kind}->image"] == pytest.approx(0.5)
+    assert object_word_binding(own[0], shared, [scene], [masks], [words], kind)[f"{kind}->image"] == pytest.approx(0.5)
 
 
 def test_background_word_binding_prefers_background_tokens_or_objects():
@@ -98,11 +98,11 @@ def test_background_word_binding_prefers_background_tokens_or_objects():
     background, shape = words.index("background"), words.index(scene.objects[0].shape)
     to_background = attention_towards(scene, words, lambda token: shape if objects[token] else background,
                                       lambda p: (~objects).float() / (~objects).sum())
-    assert background_word_binding(*to_background, [scene], [words]) == {"image->background": 1.0,
+    assert background_word_binding(*to_background, [scene], [token_masks(scene)], [words]) == {"image->background": 1.0,
                                                                          "background->image": 1.0}
     to_objects = attention_towards(scene, words, lambda token: shape,
                                    lambda p: objects.float() / objects.sum())
-    assert background_word_binding(*to_objects, [scene], [words]) == {"image->background": 0.0,
+    assert background_word_binding(*to_objects, [scene], [token_masks(scene)], [words]) == {"image->background": 0.0,
                                                                       "background->image": 0.0}
 
 
