@@ -1,4 +1,5 @@
-"""The demo model's training batches: the same scenes, in the same order, with or without workers."""
+"""The demo model's training batches: the same scenes, in the same order, with or without workers;
+flow times that reach the high-noise end."""
 
 import itertools
 import subprocess
@@ -9,7 +10,7 @@ import torch
 
 from demo_model.codec import fit_pca_codec
 from demo_model.shapes import make_batch
-from demo_model.train import Trainer, scene_batches
+from demo_model.train import Trainer, scene_batches, training_times
 
 
 def test_worker_processes_give_the_same_batches_in_order_as_the_training_process():
@@ -50,3 +51,14 @@ def test_the_device_training_script_names_missing_inputs_before_training(tmp_pat
     env.pop("OUT")
     missing_out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
     assert missing_out.returncode != 0 and "set OUT" in missing_out.stderr
+
+
+def test_flow_times_train_the_high_noise_end_where_layout_and_shape_are_decided():
+    torch.manual_seed(0)
+    times = training_times(40_000)
+    assert times.shape == (40_000,) and 0.0 < times.min() and times.max() < 1.0
+    # Logit-normal alone puts 1.4 % of times above 0.9 and 0.16 % above 0.95.
+    assert (times > 0.9).float().mean() > 0.05
+    assert (times > 0.95).float().mean() > 0.02
+    # ... and the middle, where most of the detail is learnt, keeps most of the steps.
+    assert 0.5 < ((times > 0.2) & (times < 0.8)).float().mean() < 0.8
