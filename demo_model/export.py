@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from .flux_twin import TwinConfig
 from .shapes import VOCABULARY
+from .text import run_text_config
 
 DEFAULT_OUT = Path(__file__).parent / "weights" / "demo_model.safetensors"
 
@@ -26,7 +27,8 @@ def export(run: Path, out: Path = DEFAULT_OUT, half: bool = False) -> Path:
     codec = load_file(run / "codec.safetensors")
     tensors = {**{k: v.contiguous() for k, v in ema.items()}, **{f"codec.{k}": v.contiguous() for k, v in codec.items()}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, out, metadata={"config": json.dumps(asdict(config)), "vocabulary": json.dumps(VOCABULARY)})
+    save_file(tensors, out, metadata={"config": json.dumps(asdict(config)), "vocabulary": json.dumps(VOCABULARY),
+                                    "text": run_text_config(run).to_json()})
     return out
 
 

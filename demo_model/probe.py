@@ -28,7 +28,7 @@ from .codec import PATCH_SIZE as CODEC_PATCH
 from .codec import PatchPCACodec
 from .flux_twin import FluxTwin, TwinConfig
 from .shapes import COLOURS, IMAGE_SIZE, SHAPES, VOCABULARY, Scene, held_out_seeds, make_batch
-from .text import MAX_TOKENS, TextEncoder, WordTokenizer
+from .text import MAX_TOKENS, TextConfig, TextEncoder, WordTokenizer
 
 NOISE_LEVELS = (0.3, 0.5, 0.7, 0.9)
 BINDING_NOISE_LEVELS = (0.3, 0.7)
@@ -44,8 +44,10 @@ def swap_words(caption: str, pool: tuple[str, ...], rng: random.Random) -> str:
 
 def load(weights: Path) -> tuple[FluxTwin, TextEncoder, PatchPCACodec]:
     tensors = load_file(weights)
-    config = TwinConfig(**json.loads(_metadata(weights)["config"]))
-    model, text = FluxTwin(config), TextEncoder(len(VOCABULARY), dim=config.context_in_dim)
+    metadata = _metadata(weights)
+    config = TwinConfig(**json.loads(metadata["config"]))
+    model = FluxTwin(config)
+    text = TextEncoder(len(VOCABULARY), dim=config.context_in_dim, config=TextConfig.from_metadata(metadata))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     text.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("text.")})
     codec = PatchPCACodec.from_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("codec.")})

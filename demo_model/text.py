@@ -1,4 +1,8 @@
-"""The demo model's text encoder: word-level tokens through a small contextualising transformer."""
+"""The demo model's text encoder: word-level tokens, optionally through a small contextualising transformer."""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -26,22 +30,65 @@ class WordTokenizer:
         return ids + [self.index[PAD]] * (MAX_TOKENS - len(ids))
 
 
+@dataclass(frozen=True)
+class TextConfig:
+    """layers: transformer layers that mix the words (0: each state is its own word and position).
+    pooled_summary: the pooled vector is the mean of the states (else zero).
+
+    The defaults are the current design. Both channels let the model route around the attention
+    that ConceptAttention reads: with a mean-pooled summary (fed to every block's modulation), all
+    of the shape information reached the image through it (on held-out scenes, swapping the shape
+    words in the pooled vector alone raised the loss as much as swapping them everywhere, in the
+    token states alone by 0.1 %), and no shape word drew attention from or to its object. With
+    contextualising layers, a word alone (how ConceptAttention encodes a concept) encoded nearly
+    alike for every word (cosine 0.86), unlike the same word in a caption.
+    """
+
+    layers: int = 0
+    pooled_summary: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str]) -> "TextConfig":
+        """The config stored with exported weights; files from before it was stored used the first design."""
+        return cls(**json.loads(metadata["text"])) if "text" in metadata else FIRST_DESIGN
+
+
+FIRST_DESIGN = TextConfig(layers=2, pooled_summary=True)
+RUN_FILE = "text.json"
+
+
+def run_text_config(run: Path) -> TextConfig:
+    """A training run's text design (runs begun before it was recorded used the first design)."""
+    path = run / RUN_FILE
+    return TextConfig(**json.loads(path.read_text())) if path.exists() else FIRST_DESIGN
+
+
 class TextEncoder(nn.Module):
-    def __init__(self, vocab_size: int, dim: int = 64, layers: int = 2, heads: int = 4):
+    def __init__(self, vocab_size: int, dim: int = 64, config: TextConfig = FIRST_DESIGN, heads: int = 4):
         super().__init__()
+        self.config = config
         self.token_embedding = nn.Embedding(vocab_size, dim)
         self.position_embedding = nn.Parameter(torch.zeros(MAX_TOKENS, dim))
-        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=0.0, batch_first=True,
-                                           norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.encoder = None
+        if config.layers:
+            layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=2 * dim, dropout=0.0, batch_first=True,
+                                               norm_first=True)
+            self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.final_norm = nn.LayerNorm(dim)
 
     def forward(self, ids: Tensor) -> tuple[Tensor, Tensor]:
-        """[B, T] ids -> ([B, T, dim] states, [B, dim] pooled mean over the real words)."""
+        """[B, T] ids -> ([B, T, dim] states, [B, dim] pooled: mean over the real words, or zero)."""
         real = ids != 0
         x = self.token_embedding(ids) + self.position_embedding[: ids.shape[1]]
-        # an empty caption has no real key; let its pads attend to each other instead of to nothing
-        key_padding = ~real & real.any(dim=1, keepdim=True)
-        states = self.final_norm(self.encoder(x, src_key_padding_mask=key_padding))
+        if self.encoder is not None:
+            # an empty caption has no real key; let its pads attend to each other instead of to nothing
+            key_padding = ~real & real.any(dim=1, keepdim=True)
+            x = self.encoder(x, src_key_padding_mask=key_padding)
+        states = self.final_norm(x)
+        if not self.config.pooled_summary:
+            return states, states.new_zeros(states.shape[0], states.shape[-1])
         weights = real.float() / real.float().sum(dim=1, keepdim=True).clamp_min(1)
         return states, torch.einsum("btc,bt->bc", states, weights)

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from .codec import PatchPCACodec, fit_pca_codec
 from .flux_twin import FluxTwin, TwinConfig
 from .shapes import COLOURS, HELD_OUT_SEED_OFFSET, VOCABULARY, article, make_batch
-from .text import TextEncoder, WordTokenizer
+from .text import RUN_FILE, TextConfig, TextEncoder, WordTokenizer, run_text_config
 
 CAPTION_DROPOUT = 0.1  # empty captions, so classifier-free guidance works
 # Captions of bare words ("circle", "red square"), most of them a single word: ConceptAttention
@@ -128,7 +128,10 @@ class Trainer:
         self.tokenizer = WordTokenizer(VOCABULARY)
         self.config = TwinConfig()
         self.model = FluxTwin(self.config).to(self.device)
-        self.text = TextEncoder(len(VOCABULARY), dim=self.config.context_in_dim).to(self.device)
+        # a resumed run keeps the text design it began with; a new one takes the current design
+        self.text_config = run_text_config(out) if (out / "checkpoint.pt").exists() else TextConfig()
+        (out / RUN_FILE).write_text(self.text_config.to_json())
+        self.text = TextEncoder(len(VOCABULARY), dim=self.config.context_in_dim, config=self.text_config).to(self.device)
         # torch.compile fuses the many small ops of this narrow model: ~1.5x faster steps on a 2-core
         # CPU after ~100 s of compiling. Weights are shared, so checkpoints stay plain state dicts.
         self.forward = torch.compile(self.model) if compile_model else self.model
@@ -143,7 +146,11 @@ class Trainer:
             shipped = load_file(init_from)
             save_file({k[6:]: v for k, v in shipped.items() if k.startswith("codec.")}, codec_path)
             self.model.load_state_dict({k[6:]: v for k, v in shipped.items() if k.startswith("model.")})
-            self.text.load_state_dict({k[5:]: v for k, v in shipped.items() if k.startswith("text.")})
+            # weights of the first text design bring mixing layers this design may not have
+            missing, unexpected = self.text.load_state_dict(
+                {k[5:]: v for k, v in shipped.items() if k.startswith("text.")}, strict=False)
+            if missing or any(not key.startswith("encoder.") for key in unexpected):
+                raise ValueError(f"{init_from} does not fit the text encoder: missing {missing}, unexpected {unexpected}")
         self.ema = {k: v.detach().clone() for k, v in self.weights().items()}
         if codec_path.exists():
             self.codec = PatchPCACodec.from_state_dict(load_file(codec_path))

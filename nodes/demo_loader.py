@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from ..demo_model.codec import PatchPCACodec
 from ..demo_model.flux_twin import TwinConfig
-from ..demo_model.text import TextEncoder, WordTokenizer
+from ..demo_model.text import FIRST_DESIGN, TextConfig, TextEncoder, WordTokenizer
 from .flux import flux_unet_config
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "demo_model" / "weights" / "demo_model.safetensors"
@@ -71,10 +71,11 @@ class DemoTextModel(torch.nn.Module):
 
     vocab_size = 0
     dim = 0
+    text_config = FIRST_DESIGN
 
     def __init__(self, device="cpu", dtype=None, model_options={}):
         super().__init__()
-        self.encoder = TextEncoder(self.vocab_size, dim=self.dim).to(device)
+        self.encoder = TextEncoder(self.vocab_size, dim=self.dim, config=self.text_config).to(device)
         self.dtypes = {torch.float32}
         self.execution_device = None
 
@@ -122,7 +123,8 @@ def load_demo_model(weights: Path = WEIGHTS):
 
     tokenizer = type("DemoWordTokenizer", (DemoTokenizer,), {"vocabulary": vocabulary})
     text_model = type("DemoWordEncoder", (DemoTextModel,), {"vocab_size": len(vocabulary),
-                                                           "dim": config.context_in_dim})
+                                                           "dim": config.context_in_dim,
+                                                           "text_config": TextConfig.from_metadata(metadata)})
     clip = comfy.sd.CLIP(target=comfy.supported_models_base.ClipTarget(tokenizer, text_model),
                          model_options={"dtype": torch.float32})
     clip.cond_stage_model.load_sd(part["text"])

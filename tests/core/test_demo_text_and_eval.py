@@ -10,7 +10,7 @@ from demo_model.classify import classify_colour, classify_shape, object_mask
 from demo_model.evaluation import IoUTable, all_background_baseline, evaluate_segmentation, segmentation_caption
 from demo_model.probe import swap_words
 from demo_model.shapes import COLOURS, SHAPES, VOCABULARY, held_out_seeds, make_scene
-from demo_model.text import MAX_TOKENS, TextEncoder, WordTokenizer
+from demo_model.text import FIRST_DESIGN, MAX_TOKENS, TextConfig, TextEncoder, WordTokenizer
 from demo_model.train import training_caption, without_colours
 
 
@@ -34,6 +34,31 @@ def test_a_word_encodes_the_same_alone_whatever_the_padding_and_mode():
     assert torch.allclose(states[0, 0], eval_states[0, 0], atol=1e-5)
     assert torch.allclose(pooled[0], states[0, 0], atol=1e-6)  # one real word: the pool is that word
     assert not torch.allclose(states[0, 0], states[1, 0])  # context changes the word
+
+
+def test_the_current_design_encodes_a_word_alone_as_in_a_caption_and_pools_nothing():
+    torch.manual_seed(0)
+    encoder = TextEncoder(len(VOCABULARY), dim=32, config=TextConfig())
+    torch.nn.init.normal_(encoder.position_embedding)
+    tokenizer = WordTokenizer(VOCABULARY)
+    states, pooled = encoder(torch.tensor([tokenizer.ids("circle"), tokenizer.ids("circle and a red square")]))
+    torch.testing.assert_close(states[0, 0], states[1, 0])  # nothing mixes the words
+    assert not torch.allclose(states[1, 0], states[1, 4])  # the words themselves still differ
+    # the concept "square" alone differs from its in-caption state only by its position
+    alone = encoder(torch.tensor([tokenizer.ids("square")]))[0][0, 0]
+    shifted = encoder.final_norm(encoder.token_embedding.weight[VOCABULARY.index("square")] + encoder.position_embedding[0])
+    torch.testing.assert_close(alone, shifted)
+    assert torch.count_nonzero(pooled) == 0
+    assert not any(name.startswith("encoder.") for name in encoder.state_dict())
+
+
+def test_weights_without_a_stored_text_design_load_as_the_first_design():
+    assert TextConfig.from_metadata({}) == FIRST_DESIGN == TextConfig(layers=2, pooled_summary=True)
+    assert TextConfig.from_metadata({"text": TextConfig().to_json()}) == TextConfig(layers=0, pooled_summary=False)
+    first = TextEncoder(len(VOCABULARY), dim=32)
+    assert any(name.startswith("encoder.layers.1.") for name in first.state_dict())
+    _, pooled = first(torch.tensor([WordTokenizer(VOCABULARY).ids("red circle")]))
+    assert pooled.abs().sum() > 0
 
 
 def test_empty_captions_encode_without_nans():

@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from demo_model.codec import fit_pca_codec
+from demo_model.export import export
+from demo_model.probe import load
 from demo_model.shapes import make_batch
+from demo_model.text import FIRST_DESIGN, TextConfig
 from demo_model.train import Trainer, scene_batches, training_times
 
 
@@ -40,6 +44,29 @@ def test_a_new_run_from_shipped_weights_ramps_its_learning_rate_and_resumes_from
     assert (resumed.step, resumed.next_seed, resumed.first_seed) == (5, 7_010, 7_000)
     for name, value in trainer.ema.items():
         torch.testing.assert_close(resumed.ema[name], value)
+
+
+def test_a_new_run_takes_the_current_text_design_and_its_export_says_so(tmp_path):
+    shipped = Path(__file__).parents[2] / "demo_model" / "weights" / "demo_model.safetensors"
+    shipped_text = {k: v for k, v in load_file(shipped).items() if k.startswith("text.")}
+    trainer = Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4, init_from=shipped)
+    assert trainer.text.config == TextConfig() != FIRST_DESIGN
+    # the word and position embeddings carry over from the first design's weights
+    torch.testing.assert_close(trainer.text.token_embedding.weight, shipped_text["text.token_embedding.weight"].float())
+    trainer.save()
+    _, text, _ = load(export(tmp_path / "new", tmp_path / "new.safetensors"))
+    assert text.config == TextConfig()
+    torch.testing.assert_close(text.token_embedding.weight, trainer.ema["text.token_embedding.weight"])
+
+
+def test_a_run_begun_before_the_text_design_was_recorded_resumes_with_the_first_design(tmp_path, monkeypatch):
+    with monkeypatch.context() as old_code:  # the trainer as it was: first design, nothing recorded
+        old_code.setattr("demo_model.train.TextConfig", lambda: FIRST_DESIGN)
+        Trainer(tmp_path, seed=0, batch=2, lr=1e-4).save()
+    (tmp_path / "text.json").unlink()
+    resumed = Trainer(tmp_path, seed=0, batch=2, lr=1e-4)
+    assert resumed.text.config == FIRST_DESIGN
+    assert any(name.startswith("encoder.") for name in resumed.text.state_dict())
 
 
 def test_the_device_training_script_names_missing_inputs_before_training(tmp_path):
