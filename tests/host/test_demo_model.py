@@ -78,3 +78,25 @@ def test_missing_weights_say_how_to_get_them(demo, tmp_path):
     loader, _ = demo
     with pytest.raises(FileNotFoundError, match="demo model weights are missing.*demo_model.train"):
         loader.load_demo_model(Path(tmp_path) / "nothing.safetensors")
+
+
+def test_weights_of_either_text_design_load_with_their_own_encoder(ca, demo, tmp_path):
+    loader, _ = demo
+    train = importlib.import_module(f"{ca.__name__}.demo_model.train")
+    export = importlib.import_module(f"{ca.__name__}.demo_model.export")
+    text = importlib.import_module(f"{ca.__name__}.demo_model.text")
+    run = train.Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-4, init_from=loader.WEIGHTS)
+    run.save()
+    _, clip, _ = loader.load_demo_model(export.export(tmp_path / "run", tmp_path / "second.safetensors"))
+    assert clip.cond_stage_model.encoder.config == text.TextConfig()
+    states, pooled = clip.encode_from_tokens(clip.tokenize("a red circle"), return_pooled=True)
+    assert torch.count_nonzero(pooled) == 0  # nothing reaches the modulation but the timestep
+    words = torch.tensor([text.WordTokenizer(demo[1].VOCABULARY).ids("a red circle")])
+    twin_encoder = text.TextEncoder(len(demo[1].VOCABULARY), dim=64, config=text.TextConfig())
+    twin_encoder.load_state_dict({k[5:]: v for k, v in run.ema.items() if k.startswith("text.")})
+    torch.testing.assert_close(states[0], twin_encoder(words)[0][0])
+
+    _, shipped_clip, _ = loader.load_demo_model()  # stored before the design was: the first design
+    assert shipped_clip.cond_stage_model.encoder.config == text.FIRST_DESIGN
+    _, shipped_pooled = shipped_clip.encode_from_tokens(shipped_clip.tokenize("a red circle"), return_pooled=True)
+    assert shipped_pooled.abs().sum() > 0
