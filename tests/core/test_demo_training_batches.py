@@ -5,6 +5,7 @@ import itertools
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -12,21 +13,36 @@ from safetensors.torch import load_file
 from demo_model.codec import fit_pca_codec
 from demo_model.export import export
 from demo_model.probe import load
-from demo_model.shapes import make_batch
+from demo_model.shapes import make_batch, make_scene
 from demo_model.text import FIRST_DESIGN, TextConfig
-from demo_model.train import Trainer, scene_batches, training_times
+from demo_model.train import OUTLINE_WEIGHT, Trainer, outline_weights, scene_batches, training_times
 
 
 def test_worker_processes_give_the_same_batches_in_order_as_the_training_process():
     codec = fit_pca_codec(make_batch(range(64))[0])
     here = list(itertools.islice(scene_batches(codec, first_seed=40, batch=3), 4))
     ahead = list(itertools.islice(scene_batches(codec, first_seed=40, batch=3, workers=2), 4))
-    for (latents, captions), (latents_ahead, captions_ahead) in zip(here, ahead, strict=True):
+    for (latents, captions, weights), (latents_ahead, captions_ahead, weights_ahead) in zip(here, ahead, strict=True):
         assert captions == captions_ahead
         torch.testing.assert_close(latents, latents_ahead)
-    images, captions, _ = make_batch(range(43, 46))
+        torch.testing.assert_close(weights, weights_ahead)
+    images, captions, scenes = make_batch(range(43, 46))
     assert here[1][1] == captions
     torch.testing.assert_close(here[1][0], codec.encode(images))
+    torch.testing.assert_close(here[1][2], outline_weights(scenes))
+
+
+def test_outline_weights_mark_the_cells_an_outline_crosses_and_their_neighbours_only():
+    scene = make_scene(3)
+    weights = outline_weights([scene])[0, 0]
+    assert weights.shape == (24, 24)
+    covered = np.any([obj.mask for obj in scene.objects], axis=0).reshape(24, 8, 24, 8).mean(axis=(1, 3))
+    crossed = torch.from_numpy((covered > 0) & (covered < 1))
+    assert crossed.any()
+    assert (weights[crossed] == 1 + OUTLINE_WEIGHT).all()
+    near = torch.nn.functional.max_pool2d(crossed[None].float(), 3, stride=1, padding=1)[0].bool()
+    assert (weights[near] == 1 + OUTLINE_WEIGHT).all() and (weights[~near] == 1).all()
+    assert (~near).sum() > near.sum()  # most of the image: plain background and object insides
 
 
 def test_a_new_run_from_shipped_weights_ramps_its_learning_rate_and_resumes_from_its_own_seeds(tmp_path):
