@@ -219,8 +219,8 @@ class Trainer:
         return scene_batches(self.codec, self.next_seed, self.batch, workers)
 
     def train_step(self, x0: torch.Tensor, captions: list[str], weights: torch.Tensor | None = None) -> float:
-        """One step on the batch that starts at next_seed (latents x0 [B, 16, h, w], captions, and
-        loss weights [B, 1, h, w] that sum to the same loss scale; None: all cells alike)."""
+        """One step on the batch that starts at next_seed: latents x0 [B, 16, h, w], captions, and
+        per-cell loss weights [B, 1, h, w] (the loss is divided by their mean; None: all alike)."""
         self.next_seed += len(captions)
         ids = torch.tensor([self.tokenizer.ids(training_caption(c, self.rng)) for c in captions])
         context, pooled = self.text(ids.to(self.device))
