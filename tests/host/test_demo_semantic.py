@@ -1,8 +1,8 @@
 """The semantic bar: the shipped demo model's concept maps find the shapes a caption names.
 
 Runs the product's own Segment Image and Concept Mask nodes on held-out scenes (never trained
-on), with the nodes' defaults (noise 0.5, layers auto, empty caption), argmax over the scene's
-shapes and "background". bench/semantic.py prints the full table (per class, noise, layers).
+on), at noise 0.5 and layers auto, with a caption naming the present shapes as in the paper's
+segmentation experiments, argmax over the scene's shapes and "background". bench/semantic.py prints the full table (per class, noise, layers).
 """
 
 import importlib
@@ -22,13 +22,18 @@ BROKEN_IS_LOWER_BY = 0.20
 DRAWING_BAR = 0.80  # single-shape prompts whose image shows that shape
 NOISE, LAYERS = 0.5, "auto"
 
-# The shipped weights are an interim checkpoint that does not reach the bar yet (measured on these
-# 200 scenes: see the README's demo model section). Until it does, the bar's tests are strict
-# xfails on their assertion: they fail the run the day the weights pass, so this flag is flipped
-# then, and any other error still fails them.
-DEMO_WEIGHTS_MEET_THE_BAR = False
-below_the_bar = pytest.mark.xfail(not DEMO_WEIGHTS_MEET_THE_BAR, raises=AssertionError, strict=True,
-                                  reason="the shipped demo weights are an interim checkpoint below the semantic bar")
+# The shipped weights are an interim checkpoint. Which criteria they meet, measured on these 200
+# scenes (README, the demo model section): mIoU 0.246, cross-attention 0.143 (0.103 lower) on both
+# pinned hosts; broken variants 0.07-0.15 lower (noise 0.3); drawing 22 %. Each unmet criterion's
+# test is a strict xfail on its assertion: it fails the run the day the weights meet it, so its
+# entry is flipped then, and any other error still fails it.
+SHIPPED_WEIGHTS_MEET = {"mean IoU": False, "over cross-attention": True, "broken variants lower": False,
+                        "drawing": False}
+
+
+def unless_met(criterion: str):
+    return pytest.mark.xfail(not SHIPPED_WEIGHTS_MEET[criterion], raises=AssertionError, strict=True,
+                             reason=f"the shipped demo weights do not meet the {criterion} bar yet")
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +51,17 @@ def scored(ca, demo):
     return {space: table.mean() for space, table in tables.items()}
 
 
-@below_the_bar
+@unless_met("mean IoU")
 def test_concept_attention_masks_segment_held_out_scenes(scored):
     assert scored["output"] >= BAR, scored
 
 
-@below_the_bar
+@unless_met("over cross-attention")
 def test_concept_attention_beats_the_cross_attention_baseline(scored):
     assert scored["output"] >= scored["cross_attention"] + OVER_CROSS_ATTENTION, scored
 
 
-@below_the_bar
+@unless_met("broken variants lower")
 @pytest.mark.parametrize("variant", semantic.BROKEN_VARIANTS)
 def test_a_broken_method_scores_clearly_lower(ca, demo, scored, variant):
     (model, clip, vae), evaluation = demo
@@ -86,7 +91,7 @@ def test_each_broken_variant_changes_the_maps_and_is_undone(ca, demo):
             assert torch.equal(maps(), before), variant
 
 
-@below_the_bar
+@unless_met("drawing")
 def test_the_demo_model_draws_the_prompted_shape(demo):
     (model, clip, vae), evaluation = demo
     drawn = evaluation.evaluate_generation(semantic.product_generator(model, clip, vae), seeds_per_shape=10)
