@@ -2,7 +2,8 @@
 
 Runs the product's own Segment Image and Concept Mask nodes on held-out scenes (never trained
 on), at noise 0.5 and layers auto, with a caption naming the present shapes as in the paper's
-segmentation experiments, argmax over the scene's shapes and "background". bench/semantic.py prints the full table (per class, noise, layers).
+segmentation experiments, argmax over the scene's shapes and "background". bench/semantic.py
+prints the full table (per class, noise, layers).
 """
 
 import importlib
