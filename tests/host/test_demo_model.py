@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 from comfy_host import run_prompt
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,15 @@ def test_weights_of_either_text_design_load_with_their_own_encoder(ca, demo, tmp
     twin_encoder.load_state_dict({k[5:]: v for k, v in run.ema.items() if k.startswith("text.")})
     torch.testing.assert_close(states[0], twin_encoder(words)[0][0])
 
-    _, shipped_clip, _ = loader.load_demo_model()  # stored before the design was: the first design
-    assert shipped_clip.cond_stage_model.encoder.config == text.FIRST_DESIGN
-    _, shipped_pooled = shipped_clip.encode_from_tokens(shipped_clip.tokenize("a red circle"), return_pooled=True)
-    assert shipped_pooled.abs().sum() > 0
+    # a file from before the design was stored: first-design text weights, no "text" metadata
+    first_encoder = text.TextEncoder(len(demo[1].VOCABULARY), dim=64, config=text.FIRST_DESIGN)
+    tensors = {k: v for k, v in load_file(loader.WEIGHTS).items() if not k.startswith("text.")}
+    tensors.update({f"text.{k}": v for k, v in first_encoder.state_dict().items()})
+    with safe_open(str(loader.WEIGHTS), framework="pt") as shipped:
+        metadata = {k: v for k, v in shipped.metadata().items() if k != "text"}
+    save_file(tensors, tmp_path / "first.safetensors", metadata=metadata)
+    _, first_clip, _ = loader.load_demo_model(tmp_path / "first.safetensors")
+    assert first_clip.cond_stage_model.encoder.config == text.FIRST_DESIGN
+    first_states, first_pooled = first_clip.encode_from_tokens(first_clip.tokenize("a red circle"), return_pooled=True)
+    torch.testing.assert_close(first_states[0], first_encoder(words)[0][0])
+    assert first_pooled.abs().sum() > 0
