@@ -149,9 +149,9 @@ class Trainer:
         self.config = TwinConfig()
         self.model = FluxTwin(self.config).to(self.device)
         # a resumed run keeps the text design it began with; a new one takes the current design
-        self.text_config = run_text_config(out) if (out / "checkpoint.pt").exists() else TextConfig()
-        (out / RUN_FILE).write_text(self.text_config.to_json())
-        self.text = TextEncoder(len(VOCABULARY), dim=self.config.context_in_dim, config=self.text_config).to(self.device)
+        text_config = run_text_config(out) if (out / "checkpoint.pt").exists() else TextConfig()
+        (out / RUN_FILE).write_text(text_config.to_json())
+        self.text = TextEncoder(len(VOCABULARY), dim=self.config.context_in_dim, config=text_config).to(self.device)
         # torch.compile fuses the many small ops of this narrow model: ~1.5x faster steps on a 2-core
         # CPU after ~100 s of compiling. Weights are shared, so checkpoints stay plain state dicts.
         self.forward = torch.compile(self.model) if compile_model else self.model
