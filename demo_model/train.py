@@ -218,9 +218,9 @@ class Trainer:
         """The training batches from where the run stands (next_seed), drawn ahead by `workers`."""
         return scene_batches(self.codec, self.next_seed, self.batch, workers)
 
-    def train_step(self, x0: torch.Tensor, captions: list[str], weights: torch.Tensor | None = None) -> float:
+    def train_step(self, x0: torch.Tensor, captions: list[str], weights: torch.Tensor) -> float:
         """One step on the batch that starts at next_seed: latents x0 [B, 16, h, w], captions, and
-        per-cell loss weights [B, 1, h, w] (the loss is divided by their mean; None: all alike)."""
+        per-cell loss weights [B, 1, h, w] (the loss is divided by their mean)."""
         self.next_seed += len(captions)
         ids = torch.tensor([self.tokenizer.ids(training_caption(c, self.rng)) for c in captions])
         context, pooled = self.text(ids.to(self.device))
@@ -228,7 +228,7 @@ class Trainer:
         t = training_times(x0.shape[0])
         noise = torch.randn_like(x0)
         x0, t, noise = x0.to(self.device), t.to(self.device), noise.to(self.device)
-        weights = torch.ones_like(x0[:, :1]) if weights is None else weights.to(self.device)
+        weights = weights.to(self.device)
         xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
         squared_error = (self.forward(xt, t, context, pooled) - (noise - x0)).pow(2)
         loss = (weights * squared_error).mean() / weights.mean()

@@ -83,7 +83,7 @@ def test_missing_weights_say_how_to_get_them(demo, tmp_path):
 
 
 def test_weights_of_either_text_design_load_with_their_own_encoder(ca, demo, tmp_path):
-    loader, _ = demo
+    loader, shapes = demo
     train = importlib.import_module(f"{ca.__name__}.demo_model.train")
     export = importlib.import_module(f"{ca.__name__}.demo_model.export")
     text = importlib.import_module(f"{ca.__name__}.demo_model.text")
@@ -93,13 +93,14 @@ def test_weights_of_either_text_design_load_with_their_own_encoder(ca, demo, tmp
     assert clip.cond_stage_model.encoder.config == text.TextConfig()
     states, pooled = clip.encode_from_tokens(clip.tokenize("a red circle"), return_pooled=True)
     assert torch.count_nonzero(pooled) == 0  # nothing reaches the modulation but the timestep
-    words = torch.tensor([text.WordTokenizer(demo[1].VOCABULARY).ids("a red circle")])
-    twin_encoder = text.TextEncoder(len(demo[1].VOCABULARY), dim=64, config=text.TextConfig())
+    words = torch.tensor([text.WordTokenizer(shapes.VOCABULARY).ids("a red circle")])
+    width = run.config.context_in_dim
+    twin_encoder = text.TextEncoder(len(shapes.VOCABULARY), dim=width, config=text.TextConfig())
     twin_encoder.load_state_dict({k[5:]: v for k, v in run.ema.items() if k.startswith("text.")})
     torch.testing.assert_close(states[0], twin_encoder(words)[0][0])
 
     # a file from before the design was stored: first-design text weights, no "text" metadata
-    first_encoder = text.TextEncoder(len(demo[1].VOCABULARY), dim=64, config=text.FIRST_DESIGN)
+    first_encoder = text.TextEncoder(len(shapes.VOCABULARY), dim=width, config=text.FIRST_DESIGN)
     tensors = {k: v for k, v in load_file(loader.WEIGHTS).items() if not k.startswith("text.")}
     tensors.update({f"text.{k}": v for k, v in first_encoder.state_dict().items()})
     with safe_open(str(loader.WEIGHTS), framework="pt") as shipped:
