@@ -47,7 +47,7 @@ def load(weights: Path) -> tuple[FluxTwin, TextEncoder, PatchPCACodec]:
     metadata = _metadata(weights)
     config = TwinConfig(**json.loads(metadata["config"]))
     model = FluxTwin(config)
-    text = TextEncoder(len(VOCABULARY), dim=config.context_in_dim, config=TextConfig.from_metadata(metadata))
+    text = TextEncoder(len(VOCABULARY), dim=config.context_in_dim, config=TextConfig.from_metadata(metadata, str(weights)))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     text.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("text.")})
     codec = PatchPCACodec.from_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("codec.")})

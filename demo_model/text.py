@@ -51,9 +51,23 @@ class TextConfig:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_metadata(cls, metadata: dict[str, str]) -> "TextConfig":
+    def from_json(cls, text: str, source: str) -> "TextConfig":
+        """The config written by to_json; `source` names where it came from in the error."""
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{source}: the text design is not JSON ({error})") from None
+        expected = {"layers": int, "pooled_summary": bool}
+        if not isinstance(fields, dict) or set(fields) != set(expected) or any(
+                type(fields[name]) is not kind for name, kind in expected.items()):
+            raise ValueError(f"{source}: the text design must be {{'layers': int, 'pooled_summary': bool}}, got "
+                             f"{text!r}; it was written by a different version of demo_model, so re-export it")
+        return cls(**fields)
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str], source: str = "weights file") -> "TextConfig":
         """The config stored with exported weights; files from before it was stored used the first design."""
-        return cls(**json.loads(metadata["text"])) if "text" in metadata else FIRST_DESIGN
+        return cls.from_json(metadata["text"], source) if "text" in metadata else FIRST_DESIGN
 
 
 FIRST_DESIGN = TextConfig(layers=2, pooled_summary=True)
@@ -63,7 +77,7 @@ RUN_FILE = "text.json"
 def run_text_config(run: Path) -> TextConfig:
     """A training run's text design (runs begun before it was recorded used the first design)."""
     path = run / RUN_FILE
-    return TextConfig(**json.loads(path.read_text())) if path.exists() else FIRST_DESIGN
+    return TextConfig.from_json(path.read_text(), str(path)) if path.exists() else FIRST_DESIGN
 
 
 class TextEncoder(nn.Module):

@@ -124,7 +124,7 @@ def load_demo_model(weights: Path = WEIGHTS):
     tokenizer = type("DemoWordTokenizer", (DemoTokenizer,), {"vocabulary": vocabulary})
     text_model = type("DemoWordEncoder", (DemoTextModel,), {"vocab_size": len(vocabulary),
                                                            "dim": config.context_in_dim,
-                                                           "text_config": TextConfig.from_metadata(metadata)})
+                                                           "text_config": TextConfig.from_metadata(metadata, str(weights))})
     clip = comfy.sd.CLIP(target=comfy.supported_models_base.ClipTarget(tokenizer, text_model),
                          model_options={"dtype": torch.float32})
     clip.cond_stage_model.load_sd(part["text"])

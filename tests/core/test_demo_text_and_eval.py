@@ -61,6 +61,13 @@ def test_weights_without_a_stored_text_design_load_as_the_first_design():
     assert pooled.abs().sum() > 0
 
 
+@pytest.mark.parametrize("stored", ['{"layers": 0, "pooled_summary": false, "heads": 4}',
+                                    '{"layers": "0", "pooled_summary": false}', '{"layers": 0}', "[0, false]", "not json"])
+def test_a_stored_text_design_from_another_version_names_its_file(stored):
+    with pytest.raises(ValueError, match="demo.safetensors: the text design"):
+        TextConfig.from_metadata({"text": stored}, "demo.safetensors")
+
+
 def test_empty_captions_encode_without_nans():
     encoder = TextEncoder(len(VOCABULARY), dim=32)
     states, pooled = encoder(torch.zeros(2, MAX_TOKENS, dtype=torch.long))
