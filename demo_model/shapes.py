@@ -212,17 +212,33 @@ def _layout(rng: np.random.Generator, shapes: list[str]) -> list[np.ndarray]:
         sizes = np.maximum(sizes * 0.95, MIN_SHAPE_SIZE * 0.75)
 
 
-def make_scene(seed: int) -> Scene:
-    """The scene for `seed`: identical image, caption and masks every call for the same seed."""
+def is_centred(seed: int, centred_share: float) -> bool:
+    """Whether the training scene for `seed` is a centred single object (its own draw, so the
+    scene's other random choices stay those of the ordinary scene)."""
+    return centred_share > 0 and np.random.default_rng([seed, 1]).random() < centred_share
+
+
+def make_scene(seed: int, centred: bool = False) -> Scene:
+    """The scene for `seed`: identical image, caption and masks every call for the same seed.
+
+    centred: one object in the middle of the image instead of the usual layout (training only).
+    """
     rng = np.random.default_rng(seed)
     background = str(rng.choice(list(BACKGROUNDS)))
     count = 2 if rng.random() < TWO_OBJECT_PROBABILITY else 1
+    if centred:
+        count = 1
     shapes = [str(s) for s in rng.choice(SHAPES, size=count, replace=False)]
     colours = [str(c) for c in rng.choice(list(COLOURS), size=count, replace=False)]
 
     image = _background(rng, BACKGROUNDS[background])
+    if centred:
+        size = rng.uniform(MIN_SHAPE_SIZE, MAX_SHAPE_SIZE)
+        outlines = [_outline(shapes[0], np.full(2, IMAGE_SIZE / 2.0), size, UPRIGHT)]
+    else:
+        outlines = _layout(rng, shapes)
     objects: list[SceneObject] = []
-    for shape, colour, outline in zip(shapes, colours, _layout(rng, shapes), strict=True):
+    for shape, colour, outline in zip(shapes, colours, outlines, strict=True):
         coverage = _coverage(outline)
         # Alpha-blend in place: coverage is the anti-aliasing weight.
         image += coverage[..., None] * (np.asarray(COLOURS[colour], np.float32) - image)
@@ -244,9 +260,12 @@ def make_scene(seed: int) -> Scene:
     return Scene(seed, np.clip(image, 0.0, 1.0, out=image), caption, objects, background, masks)
 
 
-def make_batch(seeds: Iterable[int]) -> tuple[Tensor, list[str], list[Scene]]:
-    """Scenes for `seeds` as a batch: images [B, 3, H, W] float32 in [0, 1], captions, scenes."""
-    scenes = [make_scene(int(seed)) for seed in seeds]
+def make_batch(seeds: Iterable[int], centred_share: float = 0.0) -> tuple[Tensor, list[str], list[Scene]]:
+    """Scenes for `seeds` as a batch: images [B, 3, H, W] float32 in [0, 1], captions, scenes.
+
+    centred_share: the share of scenes that are a centred single object (see is_centred).
+    """
+    scenes = [make_scene(int(seed), is_centred(int(seed), centred_share)) for seed in seeds]
     images = torch.empty(len(scenes), 3, IMAGE_SIZE, IMAGE_SIZE)
     for index, scene in enumerate(scenes):
         images[index] = torch.from_numpy(scene.image).permute(2, 0, 1)

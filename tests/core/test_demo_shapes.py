@@ -14,6 +14,7 @@ from demo_model.shapes import (
     WORD_TO_ID,
     caption_words,
     held_out_seeds,
+    is_centred,
     make_batch,
     make_scene,
     word_ids,
@@ -139,3 +140,31 @@ def test_make_batch():
     assert images.shape == (2, 3, IMAGE_SIZE, IMAGE_SIZE) and images.dtype == torch.float32
     assert captions == [scene.caption for scene in scenes]
     assert torch.equal(images[1], torch.from_numpy(make_scene(5).image).permute(2, 0, 1))
+
+
+def test_centred_scene_is_one_object_in_the_middle():
+    for seed in range(12):
+        scene = make_scene(seed, centred=True)
+        assert len(scene.objects) == 1
+        obj = scene.objects[0]
+        rows, cols = np.nonzero(obj.mask)
+        # the polygon's centre is the image centre; its mask's bounding box is centred up to a pixel
+        assert abs((rows.min() + rows.max()) / 2 - (IMAGE_SIZE - 1) / 2) <= 1.0 or obj.shape in ("triangle", "star")
+        assert abs((cols.min() + cols.max()) / 2 - (IMAGE_SIZE - 1) / 2) <= 1.0
+        article = "an" if obj.colour[0] in "aeiou" else "a"
+        assert scene.caption == f"{article} {obj.colour} {obj.shape} on a {scene.background} background"
+        assert np.array_equal(scene.image, make_scene(seed, centred=True).image)
+
+
+def test_batches_mix_in_the_asked_share_of_centred_scenes():
+    seeds = range(400)
+    centred = [seed for seed in seeds if is_centred(seed, 0.25)]
+    assert 70 <= len(centred) <= 130
+    assert not any(is_centred(seed, 0.0) for seed in seeds)
+    images, _, scenes = make_batch(range(24), centred_share=0.25)
+    for seed, image, scene in zip(range(24), images, scenes, strict=True):
+        expected = make_scene(seed, centred=is_centred(seed, 0.25))
+        assert scene.caption == expected.caption
+        assert torch.equal(image, torch.from_numpy(expected.image).permute(2, 0, 1))
+    # without the share, a batch is the ordinary scenes (the held-out set never changes)
+    assert [scene.caption for scene in make_batch(range(24))[2]] == [make_scene(seed).caption for seed in range(24)]

@@ -13,23 +13,34 @@ from safetensors.torch import load_file
 from demo_model.codec import fit_pca_codec
 from demo_model.export import export
 from demo_model.probe import load
-from demo_model.shapes import make_batch, make_scene
+from demo_model.shapes import is_centred, make_batch, make_scene
 from demo_model.text import FIRST_DESIGN, TextConfig
-from demo_model.train import OUTLINE_WEIGHT, Trainer, outline_weights, scene_batches, training_times
+from demo_model.train import (
+    CENTRED_SCENES,
+    DATA_FILE,
+    OUTLINE_WEIGHT,
+    Trainer,
+    outline_weights,
+    scene_batches,
+    training_times,
+)
 
 
 def test_worker_processes_give_the_same_batches_in_order_as_the_training_process():
     codec = fit_pca_codec(make_batch(range(64))[0])
-    here = list(itertools.islice(scene_batches(codec, first_seed=40, batch=3), 4))
-    ahead = list(itertools.islice(scene_batches(codec, first_seed=40, batch=3, workers=2), 4))
+    here = list(itertools.islice(scene_batches(codec, first_seed=40, batch=3, centred_share=CENTRED_SCENES), 4))
+    ahead = list(itertools.islice(scene_batches(codec, first_seed=40, batch=3, workers=2, centred_share=CENTRED_SCENES), 4))
     for (latents, captions, weights), (latents_ahead, captions_ahead, weights_ahead) in zip(here, ahead, strict=True):
         assert captions == captions_ahead
         torch.testing.assert_close(latents, latents_ahead)
         torch.testing.assert_close(weights, weights_ahead)
-    images, captions, scenes = make_batch(range(43, 46))
-    assert here[1][1] == captions
-    torch.testing.assert_close(here[1][0], codec.encode(images))
-    torch.testing.assert_close(here[1][2], outline_weights(scenes))
+    # the training scenes mix in centred ones; the third batch (seeds 46-48) holds both kinds
+    assert [is_centred(seed, CENTRED_SCENES) for seed in range(46, 49)] == [True, False, False]
+    images, captions, scenes = make_batch(range(46, 49), CENTRED_SCENES)
+    assert len(scenes[0].objects) == 1
+    assert here[2][1] == captions
+    torch.testing.assert_close(here[2][0], codec.encode(images))
+    torch.testing.assert_close(here[2][2], outline_weights(scenes))
 
 
 def test_outline_weights_mark_the_cells_an_outline_crosses_and_their_neighbours_only():
@@ -105,3 +116,20 @@ def test_flow_times_train_the_high_noise_end_where_layout_and_shape_are_decided(
     assert (times > 0.95).float().mean() > 0.02
     # ... and the middle, where most of the detail is learnt, keeps most of the steps.
     assert 0.5 < ((times > 0.2) & (times < 0.8)).float().mean() < 0.8
+
+
+def test_a_new_run_records_its_centred_share_and_an_older_run_resumes_without_centred_scenes(tmp_path):
+    new = Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4)
+    assert new.centred_share == CENTRED_SCENES > 0
+    new.save()
+    (tmp_path / "new" / DATA_FILE).write_text('{"centred_scenes": 0.5}')
+    assert Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4).centred_share == 0.5
+    (tmp_path / "new" / DATA_FILE).unlink()  # as in a run begun before the share was recorded
+    old = Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4)
+    assert old.centred_share == 0.0
+    old.next_seed = 46  # a seed the current share makes centred
+    _, captions, _ = next(old.batches())
+    assert captions == make_batch(range(46, 48))[1] != make_batch(range(46, 48), CENTRED_SCENES)[1]
+    (tmp_path / "new" / DATA_FILE).write_text('{"centred": 0.5}')
+    with pytest.raises(ValueError, match="data.json: expected"):
+        Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4)
