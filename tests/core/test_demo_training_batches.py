@@ -16,14 +16,17 @@ from demo_model.probe import load
 from demo_model.shapes import is_centred, make_batch, make_scene
 from demo_model.text import FIRST_DESIGN, TextConfig
 from demo_model.train import (
-    CENTRED_SCENES,
     DATA_FILE,
     OUTLINE_WEIGHT,
+    SHAPE_WINDOW,
     Trainer,
+    TrainingMix,
     outline_weights,
     scene_batches,
     training_times,
 )
+
+CENTRED_SCENES = TrainingMix().centred_scenes
 
 
 def test_worker_processes_give_the_same_batches_in_order_as_the_training_process():
@@ -118,18 +121,39 @@ def test_flow_times_train_the_high_noise_end_where_layout_and_shape_are_decided(
     assert 0.5 < ((times > 0.2) & (times < 0.8)).float().mean() < 0.8
 
 
-def test_a_new_run_records_its_centred_share_and_an_older_run_resumes_without_centred_scenes(tmp_path):
+def test_flow_times_in_the_shape_window_come_on_top_and_runs_without_it_draw_as_before():
+    low, high = SHAPE_WINDOW
+    torch.manual_seed(0)
+    plain = training_times(40_000)
+    torch.manual_seed(0)
+    windowed = training_times(40_000, shape_window=0.3)
+    in_window = ((windowed > low) & (windowed < high)).float().mean().item()
+    plain_in_window = ((plain > low) & (plain < high)).float().mean().item()
+    assert in_window == pytest.approx(0.7 * plain_in_window + 0.3, abs=0.01)
+    assert 0.0 < windowed.min() and windowed.max() < 1.0
+    # without the window the times take the same three draws as before it existed, so a run
+    # recorded without it resumes on the same random stream
+    torch.manual_seed(0)
+    training_times(1_000, shape_window=0.0)
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    torch.randn(1_000), torch.rand(1_000), torch.rand(1_000)
+    assert torch.equal(after, torch.rand(1))
+
+
+def test_a_new_run_records_its_mix_and_an_older_run_resumes_with_what_it_recorded(tmp_path):
     new = Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4)
-    assert new.centred_share == CENTRED_SCENES > 0
+    assert new.mix == TrainingMix() and new.mix.centred_scenes > 0 and new.mix.shape_window_times > 0
     new.save()
-    (tmp_path / "new" / DATA_FILE).write_text('{"centred_scenes": 0.5}')
-    assert Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4).centred_share == 0.5
-    (tmp_path / "new" / DATA_FILE).unlink()  # as in a run begun before the share was recorded
+    (tmp_path / "new" / DATA_FILE).write_text('{"centred_scenes": 0.5}')  # a run from before the time window
+    assert Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4).mix == TrainingMix(0.5, 0.0)
+    (tmp_path / "new" / DATA_FILE).unlink()  # a run begun before the mix was recorded
     old = Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4)
-    assert old.centred_share == 0.0
+    assert old.mix == TrainingMix(0.0, 0.0)
     old.next_seed = 46  # a seed the current share makes centred
     _, captions, _ = next(old.batches())
     assert captions == make_batch(range(46, 48))[1] != make_batch(range(46, 48), CENTRED_SCENES)[1]
-    (tmp_path / "new" / DATA_FILE).write_text('{"centred": 0.5}')
-    with pytest.raises(ValueError, match="data.json: expected"):
-        Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4)
+    for wrong in ('{"centred": 0.5}', '{"centred_scenes": 2.0}', '{"centred_scenes": "0.5"}', "[0.5]"):
+        (tmp_path / "new" / DATA_FILE).write_text(wrong)
+        with pytest.raises(ValueError, match="data.json: expected"):
+            Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4)
