@@ -63,6 +63,7 @@ OUTLINE_WEIGHT = 4.0
 # place at t ~ 0.8 and sharp shapes at t <= 0.6, and swapping the shape words costs nothing at
 # t = 0.7 and 1 % at t = 0.9: the shape words only pay in this window, so train it more.
 SHAPE_WINDOW = (0.75, 0.97)
+DATA_FILE = "data.json"  # a run's TrainingMix
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,6 @@ class TrainingMix:
                 isinstance(value, float) and 0.0 <= value <= 1.0 for value in recorded.values()):
             raise ValueError(f"{path}: expected shares in 0..1 for some of {sorted(known)}, got {recorded}")
         return cls(**{name: recorded.get(name, 0.0) for name in known})
-
-
-DATA_FILE = "data.json"
 
 
 def outline_weights(scenes: list[Scene], cell: int = CODEC_PATCH) -> torch.Tensor:
