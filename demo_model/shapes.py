@@ -225,7 +225,9 @@ def make_scene(seed: int, centred: bool = False) -> Scene:
     """
     rng = np.random.default_rng(seed)
     background = str(rng.choice(list(BACKGROUNDS)))
-    count = 1 if centred else 2 if rng.random() < TWO_OBJECT_PROBABILITY else 1
+    count = 2 if rng.random() < TWO_OBJECT_PROBABILITY else 1
+    if centred:  # after the count's draw, which fixes the draws after it; runs resume on the same scenes
+        count = 1
     shapes = [str(s) for s in rng.choice(SHAPES, size=count, replace=False)]
     colours = [str(c) for c in rng.choice(list(COLOURS), size=count, replace=False)]
 
