@@ -111,3 +111,13 @@ def test_weights_of_either_text_design_load_with_their_own_encoder(ca, demo, tmp
     first_states, first_pooled = first_clip.encode_from_tokens(first_clip.tokenize("a red circle"), return_pooled=True)
     torch.testing.assert_close(first_states[0], first_encoder(words)[0][0])
     assert first_pooled.abs().sum() > 0
+
+
+def test_weights_whose_text_design_comes_from_another_version_fail_naming_the_file(demo, tmp_path):
+    loader, _ = demo
+    tensors = load_file(loader.WEIGHTS)
+    with safe_open(str(loader.WEIGHTS), framework="pt") as shipped:
+        metadata = {**shipped.metadata(), "text": '{"layers": 0, "pooled_summary": false, "heads": 4}'}
+    save_file(tensors, tmp_path / "other_version.safetensors", metadata=metadata)
+    with pytest.raises(ValueError, match=r"other_version\.safetensors: the text design .* re-export it"):
+        loader.load_demo_model(tmp_path / "other_version.safetensors")
