@@ -5,7 +5,8 @@
 Runs the product's own nodes (Load Demo Model, Segment Image, Concept Mask, CLIP Text Encode,
 KSampler, VAE Decode) inside a real ComfyUI (CA_COMFYUI_DIR), and prints, per noise level and
 layer choice, the mIoU of ConceptAttention (output space) and of the cross-attention baseline,
-per class, next to the all-background floor.
+per class, next to the all-background floor, and where the object pixels went (their own word, the
+other object's word, or background).
 """
 
 import argparse
@@ -141,11 +142,15 @@ def main() -> None:
                 product_segmenter(host.pack, model, clip, vae, noise, layers), args.images, args.words)
             row = {"noise": noise, "layers": layers, "seconds": round(time.time() - start, 1)}
             for space in SPACES:
-                row[space] = {"miou": tables[space].mean(), "per_class": tables[space].per_class()}
+                row[space] = {"miou": tables[space].mean(), "per_class": tables[space].per_class(),
+                              "object_pixels": tables[space].object_pixels.shares()}
             results["runs"].append(row)
             per_class = " ".join(f"{k}={v:.2f}" for k, v in row["output"]["per_class"].items())
             print(f"{noise:>6.2f} {layers:>8} {row['output']['miou']:>17.3f} {row['cross_attention']['miou']:>16.3f}"
                   f"  {per_class}")
+            for scenes, shares in row["output"]["object_pixels"].items():
+                print(f"{'':>16} object pixels in {scenes} scenes go to: "
+                      + ", ".join(f"{fate} {share:.0%}" for fate, share in shares.items()))
     if args.variants:
         noise, layers = float(args.noise.split(",")[0]), args.layers.split(";")[0]
         results["broken_variants"] = {}

@@ -22,12 +22,40 @@ SegmentFn = Callable[[torch.Tensor, list[str], str], dict[str, torch.Tensor]]
 GenerateFn = Callable[[str, int], np.ndarray]
 
 
+FATES = ("own word", "other object", "background")
+
+
+@dataclass
+class ObjectPixelFates:
+    """Which concept wins each object's pixels: the object's own word, the other object's word, or
+    background. It splits a low mIoU into binding failures (other object) and objectness failures
+    (background), which call for different remedies; one- and two-object scenes are kept apart
+    because only the second can fail on binding."""
+
+    counts: dict[str, np.ndarray] = field(default_factory=lambda: defaultdict(lambda: np.zeros(len(FATES))))
+
+    def add(self, winner: np.ndarray, object_masks: list[np.ndarray]) -> None:
+        """winner: [H, W] index into [objects..., background]; object_masks: one [H, W] bool per object."""
+        scenes = f"{len(object_masks)} object" + ("s" if len(object_masks) > 1 else "")
+        background = len(object_masks)
+        for index, mask in enumerate(object_masks):
+            picked = winner[mask]
+            own, lost = int((picked == index).sum()), int((picked == background).sum())
+            self.counts[scenes] += (own, picked.size - own - lost, lost)
+
+    def shares(self) -> dict[str, dict[str, float]]:
+        return {scenes: dict(zip(FATES, (count / count.sum()).tolist(), strict=True))
+                for scenes, count in sorted(self.counts.items()) if count.sum()}
+
+
 @dataclass
 class IoUTable:
-    """Intersections and unions summed over images, per class: the usual dataset mIoU."""
+    """Intersections and unions summed over images, per class: the usual dataset mIoU; and where
+    the object pixels went."""
 
     intersection: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     union: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    object_pixels: ObjectPixelFates = field(default_factory=ObjectPixelFates)
 
     def add(self, name: str, predicted: np.ndarray, truth: np.ndarray) -> None:
         self.intersection[name] += float(np.logical_and(predicted, truth).sum())
@@ -69,6 +97,7 @@ def evaluate_segmentation(segment: SegmentFn, images: int = 200, words: str = "s
             winner = winners[0].cpu().numpy()
             for index, name in enumerate(concepts):
                 tables[space].add(name, winner == index, scene.masks[name])
+            tables[space].object_pixels.add(winner, [scene.masks[name] for name in objects])
     return dict(tables)
 
 

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from demo_model.classify import classify_colour, classify_shape, object_mask
-from demo_model.evaluation import IoUTable, all_background_baseline, evaluate_segmentation, segmentation_caption
+from demo_model.evaluation import (
+    IoUTable,
+    ObjectPixelFates,
+    all_background_baseline,
+    evaluate_segmentation,
+    segmentation_caption,
+)
 from demo_model.probe import swap_words
 from demo_model.shapes import COLOURS, SHAPES, VOCABULARY, held_out_seeds, make_scene
 from demo_model.text import FIRST_DESIGN, MAX_TOKENS, TextConfig, TextEncoder, WordTokenizer
@@ -108,6 +114,43 @@ def test_iou_table_sums_over_images_before_dividing():
     table.add("circle", np.array([0, 0, 1, 1], bool), np.array([0, 0, 1, 1], bool))
     assert table.per_class() == {"circle": 3 / 4}
     assert 0.0 < all_background_baseline(10) < 0.5
+
+
+def test_object_pixel_fates_tell_binding_failures_from_objectness_failures():
+    scenes = [make_scene(seed) for seed in held_out_seeds(12)]
+    assert {len(scene.objects) for scene in scenes} == {1, 2}
+
+    def segmenter(assign):
+        def segment(image, concepts, caption):
+            scene = next(s for s in scenes if np.array_equal(s.image, image[0].numpy()))
+            winner = np.full(scene.image.shape[:2], len(concepts) - 1)
+            for index, obj in enumerate(scene.objects):
+                winner[scene.masks[obj.shape]] = assign(index, len(scene.objects))
+            return {"output": torch.from_numpy(winner)[None]}
+        return segment
+
+    right = evaluate_segmentation(segmenter(lambda index, count: index), images=12)["output"]
+    swapped = evaluate_segmentation(segmenter(lambda index, count: (index + 1) % count), images=12)["output"]
+    lost = evaluate_segmentation(segmenter(lambda index, count: count), images=12)["output"]
+    assert right.mean() == pytest.approx(1.0)
+    assert right.object_pixels.shares() == {
+        "1 object": {"own word": 1.0, "other object": 0.0, "background": 0.0},
+        "2 objects": {"own word": 1.0, "other object": 0.0, "background": 0.0}}
+    # Naming the other object is a binding failure; with one object there is no other to name.
+    assert swapped.object_pixels.shares()["2 objects"] == {"own word": 0.0, "other object": 1.0, "background": 0.0}
+    assert swapped.object_pixels.shares()["1 object"]["own word"] == 1.0
+    for scenes in ("1 object", "2 objects"):
+        assert lost.object_pixels.shares()[scenes] == {"own word": 0.0, "other object": 0.0, "background": 1.0}
+
+
+def test_object_pixel_fates_weigh_pixels_not_objects():
+    fates = ObjectPixelFates()
+    big, small = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    big[:3], small[3, 0] = True, True
+    winner = np.full((4, 4), 2)
+    winner[:3] = 0  # the big object's pixels all won by its own word, the small one's by background
+    fates.add(winner, [big, small])
+    assert fates.shares() == {"2 objects": {"own word": 12 / 13, "other object": 0.0, "background": 1 / 13}}
 
 
 def test_the_probe_swaps_each_listed_word_for_one_the_caption_lacks():
