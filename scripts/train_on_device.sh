@@ -24,8 +24,20 @@ START=${START:-.device_run/start.safetensors}
 PYTHON=${PYTHON:-python3}
 [ -f "$START" ] || { echo "train_on_device: no starting weights at $START (see the comment at the top)" >&2; exit 2; }
 run_dir=$(mktemp -d)
+# Every checkpoint is also exported to $OUT, so a run cut short (the session's device time ran out)
+# still brings back its last weights; written beside and renamed, so a cut never leaves half a file.
+( while sleep 70; do
+    "$PYTHON" -m demo_model.export --run "$run_dir" --out "$OUT/partial.tmp" --half >/dev/null 2>&1 \
+      && mv "$OUT/partial.tmp" "$OUT/demo_model_partial.safetensors"
+    cp "$run_dir/loss.jsonl" "$OUT/loss.jsonl" 2>/dev/null || true
+  done ) &
+exporter=$!
 "$PYTHON" -m demo_model.train --out "$run_dir" --minutes "$MINUTES" --device "$DEVICE" --workers "$WORKERS" \
-  --batch "$BATCH" --lr "$LR" --warmup-steps "$WARMUP" --first-seed "$FIRST_SEED" --init-from "$START" 2>&1 | tee "$OUT/train.log"
+  --batch "$BATCH" --lr "$LR" --warmup-steps "$WARMUP" --first-seed "$FIRST_SEED" --init-from "$START" \
+  --save-every 1 2>&1 | tee "$OUT/train.log"
+kill "$exporter" 2>/dev/null || true
+wait "$exporter" 2>/dev/null || true
+rm -f "$OUT/partial.tmp"
 "$PYTHON" -m demo_model.export --run "$run_dir" --out "$OUT/demo_model.safetensors" --half
 cp "$run_dir/loss.jsonl" "$OUT/loss.jsonl"
 echo "train_on_device: $(tail -n 1 "$OUT/loss.jsonl")"
