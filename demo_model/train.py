@@ -64,6 +64,8 @@ OUTLINE_WEIGHT = 4.0
 # t = 0.7 and 1 % at t = 0.9: the shape words only pay in this window, so train it more.
 SHAPE_WINDOW = (0.75, 0.97)
 DATA_FILE = "data.json"  # a run's TrainingMix
+# What runs recorded before a TrainingMix field existed trained with (fields not listed: 0, not drawn).
+MIX_BEFORE_RECORDED = {"without_colours": WITHOUT_COLOURS}
 
 
 @dataclass(frozen=True)
@@ -76,21 +78,24 @@ class TrainingMix:
       circle and a square look alike (after 900k scenes the model drew shapeless blobs). Centred,
       the shape word alone says where the outline goes.
     shape_window_times: share of flow times drawn uniformly in SHAPE_WINDOW.
+    without_colours: share of captions with their colour words removed (WITHOUT_COLOURS).
     """
 
     centred_scenes: float = 0.25
     shape_window_times: float = 0.3
+    without_colours: float = WITHOUT_COLOURS
 
     @classmethod
     def of_run(cls, run: Path) -> "TrainingMix":
-        """The mix a run began with; what its file lacks (or a run from before the file) is 0."""
+        """The mix a run began with; what its file lacks (or a run from before the file) is what the
+        run trained with: 0, or MIX_BEFORE_RECORDED's value."""
         path = run / DATA_FILE
         recorded = json.loads(path.read_text()) if path.exists() else {}
         known = {field.name for field in fields(cls)}
         if not isinstance(recorded, dict) or not set(recorded) <= known or not all(
                 isinstance(value, float) and 0.0 <= value <= 1.0 for value in recorded.values()):
             raise ValueError(f"{path}: expected shares in 0..1 for some of {sorted(known)}, got {recorded}")
-        return cls(**{name: recorded.get(name, 0.0) for name in known})
+        return cls(**{name: recorded.get(name, MIX_BEFORE_RECORDED.get(name, 0.0)) for name in known})
 
 
 def outline_weights(scenes: list[Scene], cell: int = CODEC_PATCH) -> torch.Tensor:
@@ -115,7 +120,7 @@ def training_times(count: int, shape_window: float = 0.0) -> torch.Tensor:
     return torch.where(torch.rand(count) < shape_window, in_window, times)
 
 
-def training_caption(caption: str, rng: random.Random) -> str:
+def training_caption(caption: str, rng: random.Random, colourless_share: float = WITHOUT_COLOURS) -> str:
     draw = rng.random()
     if draw < CAPTION_DROPOUT:
         return ""
@@ -123,7 +128,7 @@ def training_caption(caption: str, rng: random.Random) -> str:
         words = [w for w in caption.split() if w not in ("a", "and", "on")]
         count = 1 if rng.random() < SINGLE_WORD else rng.randint(2, min(3, len(words)))
         return " ".join(rng.sample(words, k=count))
-    if draw < CAPTION_DROPOUT + WORDS_ONLY + WITHOUT_COLOURS:
+    if draw < CAPTION_DROPOUT + WORDS_ONLY + colourless_share:
         return without_colours(caption)
     return caption
 
@@ -179,7 +184,8 @@ def scene_batches(codec: PatchPCACodec, first_seed: int, batch: int, workers: in
 
 class Trainer:
     def __init__(self, out: Path, seed: int, batch: int, lr: float, init_from: Path | None = None,
-                 compile_model: bool = False, device: str = "cpu", first_seed: int = 0, warmup_steps: int = 0):
+                 compile_model: bool = False, device: str = "cpu", first_seed: int = 0, warmup_steps: int = 0,
+                 mix: TrainingMix | None = None):
         self.out = out
         self.batch = batch
         self.lr, self.warmup_steps = lr, warmup_steps
@@ -197,7 +203,11 @@ class Trainer:
         # a resumed run keeps the text design it began with; a new one takes the current design
         text_config = run_text_config(out) if (out / "checkpoint.pt").exists() else TextConfig()
         (out / RUN_FILE).write_text(text_config.to_json())
-        self.mix = TrainingMix.of_run(out) if (out / "checkpoint.pt").exists() else TrainingMix()
+        resuming = (out / "checkpoint.pt").exists()
+        self.mix = TrainingMix.of_run(out) if resuming else mix or TrainingMix()
+        if resuming and mix is not None and mix != self.mix:
+            raise ValueError(f"{out} began with {self.mix}; a resumed run keeps its mix, so leave out the mix options "
+                             f"or start a new --out for {mix}")
         (out / DATA_FILE).write_text(json.dumps(asdict(self.mix)))
         self.text = TextEncoder(len(VOCABULARY), dim=self.config.context_in_dim, config=text_config).to(self.device)
         # torch.compile fuses the many small ops of this narrow model: ~1.5x faster steps on a 2-core
@@ -270,7 +280,8 @@ class Trainer:
         """One step on the batch that starts at next_seed: latents x0 [B, 16, h, w], captions, and
         per-cell loss weights [B, 1, h, w] (the loss is divided by their mean)."""
         self.next_seed += len(captions)
-        ids = torch.tensor([self.tokenizer.ids(training_caption(c, self.rng)) for c in captions])
+        ids = torch.tensor([self.tokenizer.ids(training_caption(c, self.rng, self.mix.without_colours))
+                            for c in captions])
         context, pooled = self.text(ids.to(self.device))
         # Drawn on the CPU whatever the device, so a run resumes identically on either.
         t = training_times(x0.shape[0], self.mix.shape_window_times)
@@ -311,13 +322,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0,
                         help="processes that draw scenes ahead (0: draw in the training process)")
     parser.add_argument("--warmup-steps", type=int, default=0, help="steps over which the learning rate ramps up")
+    parser.add_argument("--without-colours", type=float, default=None,
+                        help=f"a new run's share of captions without colour words (default {WITHOUT_COLOURS})")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="training seed a new run starts from (e.g. past the scenes earlier runs saw)")
     args = parser.parse_args()
     if not 0 <= args.first_seed < HELD_OUT_SEED_OFFSET:
         parser.error(f"--first-seed must be in 0..{HELD_OUT_SEED_OFFSET - 1}: higher seeds are the held-out scenes")
+    if args.without_colours is not None and not 0.0 <= args.without_colours <= 1.0 - CAPTION_DROPOUT - WORDS_ONLY:
+        parser.error(f"--without-colours must be in 0..{1.0 - CAPTION_DROPOUT - WORDS_ONLY:.2f} (the rest of the "
+                     f"captions are dropped or bare words)")
+    mix = None if args.without_colours is None else TrainingMix(without_colours=args.without_colours)
     trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from, args.compile, args.device,
-                      args.first_seed, args.warmup_steps)
+                      args.first_seed, args.warmup_steps, mix)
     log = (args.out / "loss.jsonl").open("a")
     start = last_save = time.time()
     losses = []

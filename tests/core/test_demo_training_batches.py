@@ -2,6 +2,7 @@
 flow times that reach the high-noise end."""
 
 import itertools
+import random
 import subprocess
 from pathlib import Path
 
@@ -19,11 +20,14 @@ from demo_model.train import (
     DATA_FILE,
     OUTLINE_WEIGHT,
     SHAPE_WINDOW,
+    WITHOUT_COLOURS,
     Trainer,
     TrainingMix,
     outline_weights,
     scene_batches,
+    training_caption,
     training_times,
+    without_colours,
 )
 
 CENTRED_SCENES = TrainingMix().centred_scenes
@@ -153,7 +157,30 @@ def test_a_new_run_records_its_mix_and_an_older_run_resumes_with_what_it_recorde
     old.next_seed = 46  # a seed the current share makes centred
     _, captions, _ = next(old.batches())
     assert captions == make_batch(range(46, 48))[1] != make_batch(range(46, 48), CENTRED_SCENES)[1]
+    assert old.mix.without_colours == WITHOUT_COLOURS  # what runs trained with before it was recorded
     for wrong in ('{"centred": 0.5}', '{"centred_scenes": 2.0}', '{"centred_scenes": "0.5"}', "[0.5]"):
         (tmp_path / "new" / DATA_FILE).write_text(wrong)
         with pytest.raises(ValueError, match="data.json: expected"):
             Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4)
+
+
+def test_a_new_run_takes_a_chosen_colourless_share_and_a_resumed_run_refuses_another(tmp_path):
+    chosen = TrainingMix(without_colours=0.6)
+    trainer = Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-4, mix=chosen)
+    assert trainer.mix == chosen
+    trainer.save()
+    assert Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-4).mix == chosen  # resumes with what it recorded
+    with pytest.raises(ValueError, match="keeps its mix"):
+        Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-4, mix=TrainingMix())
+
+
+def test_the_colourless_share_sets_how_many_captions_lose_their_colours():
+    caption = "a red circle and a blue square on a gray background"
+    colourless = without_colours(caption)
+
+    def share(colourless_share):
+        rng = random.Random(0)
+        return sum(training_caption(caption, rng, colourless_share) == colourless for _ in range(4000)) / 4000
+
+    assert share(0.0) == 0.0
+    assert abs(share(0.35) - 0.35) < 0.03 and abs(share(0.6) - 0.6) < 0.03
