@@ -8,7 +8,11 @@
 #
 # The device machine's python3 has everything demo_model needs (torch, numpy, opencv, einops,
 # safetensors). Drawing scenes (~3 ms each on one core) is the limit there, so all but two cores
-# draw. The run starts past the seeds earlier runs used, below the held-out seeds.
+# draw. The run starts past the seeds earlier runs used, below the held-out seeds: FIRST_SEED must
+# move past each earlier device run's last seed (its loss.jsonl's "images" + its FIRST_SEED).
+# Seen on an H200 (2026-11-27, 16 cores, torch 2.11): about 2,500 scenes a second, 1.19M scenes in
+# 8 minutes; the machine starts in about 30 s. Carry the newest device run's weights, not the
+# shipped ones, while those are not shipped (they wait in ~/.cache/comfyui-concept-attention/train).
 # On the CPU, for a check of this script: OUT=/tmp/out DEVICE=cpu MINUTES=0.2 WORKERS=2 BATCH=8 bash scripts/train_on_device.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
