@@ -6,7 +6,9 @@ Runs the product's own nodes (Load Demo Model, Segment Image, Concept Mask, CLIP
 KSampler, VAE Decode) inside a real ComfyUI (CA_COMFYUI_DIR), and prints, per noise level and
 layer choice, the mIoU of ConceptAttention (output space) and of the cross-attention baseline,
 per class, next to the all-background floor, and where the object pixels went (their own word, the
-other object's word, or background).
+other object's word, or background). With shape words, it also prints where the shape concepts look:
+per double block, the share of each concept's attention over the image on its own object, the other
+object and the background (first noise level).
 """
 
 import argparse
@@ -90,6 +92,53 @@ def broken_method(pack, variant: str):
 BROKEN_VARIANTS = ("image-stream weights", "transposed maps", "softmax over tokens")
 
 
+@contextlib.contextmanager
+def recorded_concept_attention(pack):
+    """The product's concept attention as it runs: per double block call, the concepts' attention
+    probabilities [K, K + N] over [concept keys; image keys], mean over heads, first batch item."""
+    patch, stream = (sys.modules[f"{pack.__name__}.{name}"] for name in ("nodes.patch", "ca_core.stream"))
+    stock = patch.attend_concepts
+    recorded = []
+
+    def recording(concepts, attn_mod, weights, image, score_tokens=None):
+        q, k, _ = stream.concept_qkv(concepts, attn_mod, weights)
+        keys = torch.cat([k, image.keys.to(k.dtype)], dim=2).float()
+        recorded.append(torch.softmax(q.float() @ keys.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)[0].mean(0))
+        return stock(concepts, attn_mod, weights, image, score_tokens)
+
+    patch.attend_concepts = recording
+    try:
+        yield recorded
+    finally:
+        patch.attend_concepts = stock
+
+
+def concept_attention_shares(pack, evaluation, model, clip, vae, noise: float, images: int):
+    """Per double block, where the two objects' shape concepts look in two-object held-out scenes."""
+    shapes_module = sys.modules[f"{pack.__name__}.demo_model.shapes"]
+    double_blocks = len(model.model.diffusion_model.double_blocks)
+    segment = product_segmenter(pack, model, clip, vae, noise, "all")
+    shares = evaluation.ConceptAttentionShares()
+    with recorded_concept_attention(pack) as recorded:
+        for seed in shapes_module.held_out_seeds(images):
+            scene = shapes_module.make_scene(seed)
+            if len(scene.objects) != 2:
+                continue
+            shapes = [obj.shape for obj in scene.objects]
+            recorded.clear()
+            segment(torch.from_numpy(scene.image)[None], shapes + [evaluation.BACKGROUND],
+                    evaluation.segmentation_caption(shapes))
+            if len(recorded) != double_blocks:
+                raise RuntimeError(f"expected one concept attention per double block ({double_blocks}), "
+                                   f"recorded {len(recorded)}")
+            concepts = len(shapes) + 1
+            side = round((recorded[0].shape[-1] - concepts) ** 0.5)
+            tokens = [evaluation.token_masks(obj.mask, (side, side)) for obj in scene.objects]
+            for block, probabilities in enumerate(recorded):
+                shares.add(block, probabilities[:2, concepts:].numpy(), tokens)
+    return shares.shares()
+
+
 def product_generator(model, clip, vae, steps: int = 12, cfg: float = 3.0):
     import nodes
 
@@ -151,6 +200,15 @@ def main() -> None:
             for scenes, shares in row["output"]["object_pixels"].items():
                 print(f"{'':>16} object pixels in {scenes} scenes go to: "
                       + ", ".join(f"{fate} {share:.0%}" for fate, share in shares.items()))
+    if args.words == "shape":
+        noise = float(args.noise.split(",")[0])
+        results["concept_attention"] = {"noise": noise, "blocks": concept_attention_shares(
+            host.pack, evaluation, model, clip, vae, noise, args.images)}
+        print(f"where the shape concepts look, two-object scenes, noise {noise}: share of each concept's image "
+              f"attention on its {' / '.join(evaluation.REGIONS)} (the regions' share of the image)")
+        for block, shares in results["concept_attention"]["blocks"].items():
+            looked, area = (" / ".join(f"{v:.2f}" for v in shares[kind].values()) for kind in ("attention", "area"))
+            print(f"{'':>6} block {block}: {looked}  ({area})")
     if args.variants:
         noise, layers = float(args.noise.split(",")[0]), args.layers.split(";")[0]
         results["broken_variants"] = {}

@@ -60,6 +60,18 @@ def modulate(x: Tensor, mod: ModulationParams) -> Tensor:
     return x * (1 + mod.scale) + mod.shift
 
 
+def concept_qkv(concepts: Tensor, attn_mod: ModulationParams, weights: TextStreamWeights
+                ) -> tuple[Tensor, Tensor, Tensor]:
+    """The concepts' queries, keys and values [B, H, K, D] from the text stream's weights."""
+    q, k, v = rearrange(
+        weights.qkv(modulate(weights.norm1(concepts), attn_mod)),
+        "B K (three H D) -> three B H K D", three=3, H=weights.num_heads,
+    )
+    q, k = weights.qk_norm(q, k, v)
+    # Concept RoPE ids are zero: a rotation by angle zero is the identity, so no RoPE is applied.
+    return q, k, v
+
+
 def attend_concepts(
     concepts: Tensor,
     attn_mod: ModulationParams,
@@ -72,12 +84,7 @@ def attend_concepts(
     score_tokens limits the scores to the first image tokens (the generated image, when
     reference latents follow it); the concepts still attend over every image token.
     """
-    q, k, v = rearrange(
-        weights.qkv(modulate(weights.norm1(concepts), attn_mod)),
-        "B K (three H D) -> three B H K D", three=3, H=weights.num_heads,
-    )
-    q, k = weights.qk_norm(q, k, v)
-    # Concept RoPE ids are zero: a rotation by angle zero is the identity, so no RoPE is applied.
+    q, k, v = concept_qkv(concepts, attn_mod, weights)
     keys = torch.cat([k, image.keys.to(k.dtype)], dim=2)
     values = torch.cat([v, image.values.to(v.dtype)], dim=2)
     outputs = rearrange(F.scaled_dot_product_attention(q, keys, values), "B H K D -> B K (H D)")

@@ -48,6 +48,49 @@ class ObjectPixelFates:
                 for scenes, count in sorted(self.counts.items()) if count.sum()}
 
 
+REGIONS = ("own object", "other object", "background")
+
+
+def token_masks(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """[rows * cols] bool: the image tokens of a [H, W] pixel mask (a token is in when half its pixels are)."""
+    rows, cols = grid
+    height, width = mask.shape
+    if height % rows or width % cols:
+        raise ValueError(f"a {height}x{width} mask does not divide into a {rows}x{cols} token grid")
+    coverage = mask.reshape(rows, height // rows, cols, width // cols).mean(axis=(1, 3))
+    return (coverage >= 0.5).reshape(-1)
+
+
+@dataclass
+class ConceptAttentionShares:
+    """Where each object's concept looks in the image, per double block, in two-object scenes: the
+    share of its attention over the image tokens on its own object, on the other object and on the
+    background, next to those regions' share of the tokens (what attention blind to the word would
+    give). A concept's attention output is what ConceptAttention compares with the image's, so a
+    concept that looks at both objects alike cannot tell them apart in the maps."""
+
+    attention: dict[int, np.ndarray] = field(default_factory=lambda: defaultdict(lambda: np.zeros(len(REGIONS))))
+    area: dict[int, np.ndarray] = field(default_factory=lambda: defaultdict(lambda: np.zeros(len(REGIONS))))
+
+    def add(self, block: int, image_attention: np.ndarray, object_tokens: list[np.ndarray]) -> None:
+        """image_attention: [2, N] the two objects' concept attention over the N image tokens (any
+        scale; each row is normalised); object_tokens: each object's [N] bool token mask."""
+        if len(object_tokens) != 2 or image_attention.shape[0] != 2:
+            raise ValueError("shares of own and other object need exactly two objects")
+        background = ~(object_tokens[0] | object_tokens[1])
+        for index, row in enumerate(image_attention):
+            regions = (object_tokens[index], object_tokens[1 - index], background)
+            weights = row / row.sum()
+            self.attention[block] += [weights[region].sum() for region in regions]
+            self.area[block] += [region.mean() for region in regions]
+
+    def shares(self) -> dict[int, dict[str, dict[str, float]]]:
+        """{block: {"attention" | "area": {region: mean share}}}."""
+        return {block: {kind: dict(zip(REGIONS, (sums[block] / sums[block].sum()).tolist(), strict=True))
+                        for kind, sums in (("attention", self.attention), ("area", self.area))}
+                for block in sorted(self.attention)}
+
+
 @dataclass
 class IoUTable:
     """Intersections and unions summed over images, per class: the usual dataset mIoU; and where

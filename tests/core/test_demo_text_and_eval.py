@@ -8,11 +8,13 @@ import torch
 
 from demo_model.classify import classify_colour, classify_shape, object_mask
 from demo_model.evaluation import (
+    ConceptAttentionShares,
     IoUTable,
     ObjectPixelFates,
     all_background_baseline,
     evaluate_segmentation,
     segmentation_caption,
+    token_masks,
 )
 from demo_model.probe import swap_words
 from demo_model.shapes import COLOURS, SHAPES, VOCABULARY, held_out_seeds, make_scene
@@ -196,3 +198,31 @@ def test_segmentation_can_name_objects_by_colour_and_refuses_other_words():
         evaluate_segmentation(all_background, images=1, words="size")
     with pytest.raises(ValueError, match="words must be 'shape' or 'colour'"):
         all_background_baseline(1, words="size")
+
+
+def test_token_masks_take_the_tokens_at_least_half_covered():
+    mask = np.zeros((8, 8), bool)
+    mask[:4, :4] = True  # token (0, 0) in full
+    mask[4:6, 4:8] = True  # token (1, 1) half covered
+    mask[:1, 4:8] = True  # token (0, 1) a quarter covered
+    assert token_masks(mask, (2, 2)).tolist() == [True, False, False, True]
+    with pytest.raises(ValueError, match="does not divide"):
+        token_masks(np.zeros((8, 6), bool), (3, 3))
+
+
+def test_concept_attention_shares_tell_own_object_from_other_and_from_the_area():
+    first = np.array([True, True, False, False, False, False, False, False])
+    second = np.array([False, False, True, False, False, False, False, False])
+    shares = ConceptAttentionShares()
+    # block 0: each concept looks only at its own object; block 1: at the other's (unnormalised rows);
+    # block 2: uniformly, which gives each region its share of the tokens
+    shares.add(0, np.stack([first, second]).astype(float), [first, second])
+    shares.add(1, 3.0 * np.stack([second, first]).astype(float), [first, second])
+    shares.add(2, np.ones((2, 8)), [first, second])
+    table = shares.shares()
+    assert table[0]["attention"] == {"own object": 1.0, "other object": 0.0, "background": 0.0}
+    assert table[1]["attention"] == {"own object": 0.0, "other object": 1.0, "background": 0.0}
+    area = {"own object": 1.5 / 8, "other object": 1.5 / 8, "background": 5 / 8}  # the two concepts' mean
+    assert table[2]["attention"] == pytest.approx(area) and table[0]["area"] == pytest.approx(area)
+    with pytest.raises(ValueError, match="exactly two objects"):
+        shares.add(0, np.ones((1, 8)), [first])

@@ -97,3 +97,31 @@ def test_the_demo_model_draws_the_prompted_shape(demo):
     (model, clip, vae), evaluation = demo
     drawn = evaluation.evaluate_generation(semantic.product_generator(model, clip, vae), seeds_per_shape=10)
     assert drawn["shape_accuracy"] >= DRAWING_BAR, drawn
+
+
+def test_the_benchmark_reads_the_concept_attention_without_changing_the_maps(ca, demo):
+    """bench/semantic.py's where-the-concepts-look table: the recording sees each double block's
+    concept attention (probabilities over [concepts; image tokens]) and leaves the maps as they were."""
+    (model, clip, vae), evaluation = demo
+    scene = next(scene for scene in map(evaluation.make_scene, evaluation.held_out_seeds(20)) if len(scene.objects) == 2)
+    shapes = [obj.shape for obj in scene.objects]
+    concepts, image = shapes + [evaluation.BACKGROUND], torch.from_numpy(scene.image)[None]
+    segment = semantic.product_segmenter(ca, model, clip, vae, NOISE, "all")
+    stock = ca.nodes.patch.attend_concepts
+    double_blocks = len(model.model.diffusion_model.double_blocks)
+    plain = segment(image, concepts, evaluation.segmentation_caption(shapes))
+    with semantic.recorded_concept_attention(ca) as recorded:
+        watched = segment(image, concepts, evaluation.segmentation_caption(shapes))
+    assert ca.nodes.patch.attend_concepts is stock
+    assert all(torch.equal(plain[space], watched[space]) for space in plain)
+    tokens = (scene.image.shape[0] // 16) * (scene.image.shape[1] // 16)
+    assert len(recorded) == double_blocks
+    for probabilities in recorded:
+        assert probabilities.shape == (len(concepts), len(concepts) + tokens)
+        torch.testing.assert_close(probabilities.sum(-1), torch.ones(len(concepts)))
+    table = semantic.concept_attention_shares(ca, evaluation, model, clip, vae, NOISE, images=6)
+    assert sorted(table) == list(range(double_blocks))
+    for block in table.values():
+        for shares in block.values():
+            assert sum(shares.values()) == pytest.approx(1.0) and min(shares.values()) >= 0.0
+        assert 0.0 < block["area"]["own object"] < block["area"]["background"]
