@@ -218,10 +218,18 @@ def is_centred(seed: int, centred_share: float) -> bool:
     return centred_share > 0 and np.random.default_rng([seed, 1]).random() < centred_share
 
 
-def make_scene(seed: int, centred: bool = False) -> Scene:
+def is_same_colour(seed: int, same_colour_share: float) -> bool:
+    """Whether the training scene for `seed` paints its objects in one colour (its own draw, like
+    is_centred's)."""
+    return same_colour_share > 0 and np.random.default_rng([seed, 2]).random() < same_colour_share
+
+
+def make_scene(seed: int, centred: bool = False, same_colour: bool = False) -> Scene:
     """The scene for `seed`: identical image, caption and masks every call for the same seed.
 
     centred: one object in the middle of the image instead of the usual layout (training only).
+    same_colour: both objects in the first one's colour (training only), so that telling them
+    apart, in the image and in the caption, takes their shapes.
     """
     rng = np.random.default_rng(seed)
     background = str(rng.choice(list(BACKGROUNDS)))
@@ -230,6 +238,8 @@ def make_scene(seed: int, centred: bool = False) -> Scene:
         count = 1
     shapes = [str(s) for s in rng.choice(SHAPES, size=count, replace=False)]
     colours = [str(c) for c in rng.choice(list(COLOURS), size=count, replace=False)]
+    if same_colour:  # after the colours' draw, so the draws after it stay the ordinary scene's
+        colours = [colours[0]] * count
 
     image = _background(rng, BACKGROUNDS[background])
     if centred:
@@ -252,7 +262,7 @@ def make_scene(seed: int, centred: bool = False) -> Scene:
     masks: dict[str, np.ndarray] = {}
     for obj in objects:
         masks[obj.shape] = obj.mask
-        masks[obj.colour] = obj.mask
+        masks[obj.colour] = masks[obj.colour] | obj.mask if obj.colour in masks else obj.mask
     covered = np.zeros((IMAGE_SIZE, IMAGE_SIZE), bool)
     for obj in objects:
         covered |= obj.mask
@@ -260,12 +270,15 @@ def make_scene(seed: int, centred: bool = False) -> Scene:
     return Scene(seed, np.clip(image, 0.0, 1.0, out=image), caption, objects, background, masks)
 
 
-def make_batch(seeds: Iterable[int], centred_share: float = 0.0) -> tuple[Tensor, list[str], list[Scene]]:
+def make_batch(seeds: Iterable[int], centred_share: float = 0.0, same_colour_share: float = 0.0
+               ) -> tuple[Tensor, list[str], list[Scene]]:
     """Scenes for `seeds` as a batch: images [B, 3, H, W] float32 in [0, 1], captions, scenes.
 
-    centred_share: the share of scenes that are a centred single object (see is_centred).
+    centred_share: the share of scenes that are a centred single object (see is_centred);
+    same_colour_share: the share whose objects share a colour (see is_same_colour).
     """
-    scenes = [make_scene(int(seed), is_centred(int(seed), centred_share)) for seed in seeds]
+    scenes = [make_scene(int(seed), is_centred(int(seed), centred_share), is_same_colour(int(seed), same_colour_share))
+              for seed in seeds]
     images = torch.empty(len(scenes), 3, IMAGE_SIZE, IMAGE_SIZE)
     for index, scene in enumerate(scenes):
         images[index] = torch.from_numpy(scene.image).permute(2, 0, 1)

@@ -15,6 +15,7 @@ from demo_model.shapes import (
     caption_words,
     held_out_seeds,
     is_centred,
+    is_same_colour,
     make_batch,
     make_scene,
     word_ids,
@@ -168,3 +169,30 @@ def test_batches_mix_in_the_asked_share_of_centred_scenes():
         assert torch.equal(image, torch.from_numpy(expected.image).permute(2, 0, 1))
     # without the share, a batch is the ordinary scenes (the held-out set never changes)
     assert [scene.caption for scene in make_batch(range(24))[2]] == [make_scene(seed).caption for seed in range(24)]
+
+
+def test_same_colour_scenes_change_only_the_second_colour_and_mask_the_colour_word_as_both_objects():
+    seed = next(seed for seed in range(50) if len(make_scene(seed).objects) == 2)
+    ordinary, painted = make_scene(seed), make_scene(seed, same_colour=True)
+    first = ordinary.objects[0].colour
+    assert [obj.colour for obj in painted.objects] == [first, first]
+    assert [obj.shape for obj in painted.objects] == [obj.shape for obj in ordinary.objects]
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(painted.objects, ordinary.objects, strict=True))
+    assert painted.background == ordinary.background
+    assert painted.caption.count(f" {first} ") == 2
+    assert np.array_equal(painted.masks[first], painted.objects[0].mask | painted.objects[1].mask)
+    assert not np.array_equal(painted.image, ordinary.image)
+    # the second object is painted in the first one's colour
+    second = painted.objects[1].mask
+    assert np.allclose(painted.image[second].mean(axis=0), ordinary.image[ordinary.objects[0].mask].mean(axis=0), atol=0.02)
+
+
+def test_batches_mix_in_the_asked_share_of_same_colour_scenes():
+    seeds = range(400)
+    assert 70 <= sum(is_same_colour(seed, 0.25) for seed in seeds) <= 130
+    assert not any(is_same_colour(seed, 0.0) for seed in seeds)
+    _, captions, scenes = make_batch(range(40), same_colour_share=0.25)
+    for seed, caption, scene in zip(range(40), captions, scenes, strict=True):
+        assert caption == make_scene(seed, same_colour=is_same_colour(seed, 0.25)).caption
+        if is_same_colour(seed, 0.25) and len(scene.objects) == 2:
+            assert scene.objects[0].colour == scene.objects[1].colour

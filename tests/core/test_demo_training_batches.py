@@ -184,3 +184,11 @@ def test_the_colourless_share_sets_how_many_captions_lose_their_colours():
 
     assert share(0.0) == 0.0
     assert abs(share(0.35) - 0.35) < 0.03 and abs(share(0.6) - 0.6) < 0.03
+
+
+def test_a_run_draws_its_share_of_same_colour_scenes_in_every_batch_path(tmp_path):
+    trainer = Trainer(tmp_path / "run", seed=0, batch=8, lr=1e-4, mix=TrainingMix(same_colour_objects=1.0))
+    _, captions, _ = next(trainer.batches())
+    _, ahead, _ = next(trainer.batches(workers=2))
+    expected = make_batch(range(8), CENTRED_SCENES, same_colour_share=1.0)[1]
+    assert captions == ahead == expected != make_batch(range(8), CENTRED_SCENES)[1]
