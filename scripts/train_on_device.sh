@@ -25,6 +25,8 @@ LR=${LR:-8e-4}
 FIRST_SEED=${FIRST_SEED:-5000000}
 WARMUP=${WARMUP:-300}
 START=${START:-.device_run/start.safetensors}
+# a new run's training mix, e.g. MIX="--without-colours 0.55 --same-colour-objects 0.3" (default: the current design)
+MIX=${MIX:-}
 PYTHON=${PYTHON:-python3}
 [ -f "$START" ] || { echo "train_on_device: no starting weights at $START (see the comment at the top)" >&2; exit 2; }
 run_dir=$(mktemp -d)
@@ -38,7 +40,7 @@ run_dir=$(mktemp -d)
 exporter=$!
 "$PYTHON" -m demo_model.train --out "$run_dir" --minutes "$MINUTES" --device "$DEVICE" --workers "$WORKERS" \
   --batch "$BATCH" --lr "$LR" --warmup-steps "$WARMUP" --first-seed "$FIRST_SEED" --init-from "$START" \
-  --save-every 1 2>&1 | tee "$OUT/train.log"
+  --save-every 1 $MIX 2>&1 | tee "$OUT/train.log"
 kill "$exporter" 2>/dev/null || true
 wait "$exporter" 2>/dev/null || true
 rm -f "$OUT/partial.tmp"
