@@ -32,11 +32,14 @@ TOKENIZER_KEY = "demo"
 class DemoLatentFormat(comfy.latent_formats.Flux):
     """The codec's latents already have unit variance; no Flux VAE colours for previews."""
 
-    scale_factor = 1.0
-    shift_factor = 0.0
-    latent_rgb_factors = None
-    latent_rgb_factors_bias = None
-    taesd_decoder_name = None
+    def __init__(self):
+        # Flux's __init__ sets its VAE's scale and shift on the instance, over any class attribute
+        super().__init__()
+        self.scale_factor = 1.0
+        self.shift_factor = 0.0
+        self.latent_rgb_factors = None
+        self.latent_rgb_factors_bias = None
+        self.taesd_decoder_name = None
 
 
 class DemoFluxConfig(comfy.supported_models.FluxSchnell):
