@@ -82,7 +82,7 @@ class TrainingMix:
     same_colour_objects: share of scenes whose objects share one colour. Objects of distinct colours
       can be told apart, and bound to their caption phrases, by colour alone: the shape words then
       bind to their objects only weakly (image -> shape 0.6-0.7 after 2.3M scenes, colour 1.0), and a
-      shape concept looks at both objects alike.
+      shape concept looks at the other object almost as much as at its own.
     """
 
     centred_scenes: float = 0.25
