@@ -115,13 +115,12 @@ def recorded_concept_attention(pack):
 
 def concept_attention_shares(pack, evaluation, model, clip, vae, noise: float, images: int):
     """Per double block, where the two objects' shape concepts look in two-object held-out scenes."""
-    shapes_module = sys.modules[f"{pack.__name__}.demo_model.shapes"]
     double_blocks = len(model.model.diffusion_model.double_blocks)
     segment = product_segmenter(pack, model, clip, vae, noise, "all")
     shares = evaluation.ConceptAttentionShares()
     with recorded_concept_attention(pack) as recorded:
-        for seed in shapes_module.held_out_seeds(images):
-            scene = shapes_module.make_scene(seed)
+        for seed in evaluation.held_out_seeds(images):
+            scene = evaluation.make_scene(seed)
             if len(scene.objects) != 2:
                 continue
             shapes = [obj.shape for obj in scene.objects]

@@ -192,3 +192,29 @@ def test_a_run_draws_its_share_of_same_colour_scenes_in_every_batch_path(tmp_pat
     _, ahead, _ = next(trainer.batches(workers=2))
     expected = make_batch(range(8), CENTRED_SCENES, same_colour_share=1.0)[1]
     assert captions == ahead == expected != make_batch(range(8), CENTRED_SCENES)[1]
+
+
+def _train_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    import sys
+    return subprocess.run([sys.executable, "-m", "demo_model.train", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_the_training_command_refuses_mix_shares_out_of_range_naming_the_option(tmp_path):
+    repo = Path(__file__).parents[2]
+    for option, value, says in (("--without-colours", "0.9", "--without-colours must be in 0..0.65"),
+                                ("--same-colour-objects", "1.5", "--same-colour-objects must be in 0..1")):
+        refused = _train_cli("--out", str(tmp_path / "run"), option, value, cwd=repo)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_training_stops_before_a_batch_would_reach_the_held_out_seeds(tmp_path):
+    from demo_model.shapes import HELD_OUT_SEED_OFFSET
+
+    repo = Path(__file__).parents[2]
+    run = _train_cli("--out", str(tmp_path / "run"), "--batch", "8", "--minutes", "5",
+                     "--first-seed", str(HELD_OUT_SEED_OFFSET - 12), cwd=repo)
+    assert run.returncode == 0, run.stderr
+    assert "stopping: the next batch would reach the held-out seeds" in run.stdout
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["next_seed"] == HELD_OUT_SEED_OFFSET - 4  # one batch of 8 fitted below them, the next did not
