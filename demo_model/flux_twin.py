@@ -75,6 +75,16 @@ def attention(q: Tensor, k: Tensor, v: Tensor, pe: Tensor) -> Tensor:
     return rearrange(F.scaled_dot_product_attention(q, k, v), "B H L D -> B L (H D)")
 
 
+def text_attention_on_image(tq: Tensor, tk: Tensor, ik: Tensor, pe: Tensor) -> Tensor:
+    """[B, T, N]: each text token's attention (the joint softmax over text and image keys, mean over
+    heads) on the N image tokens, as the block's own attention computes it."""
+    text_len = tq.shape[2]
+    q = apply_rope(tq, pe[:, :, :text_len])
+    k = apply_rope(torch.cat((tk, ik), 2), pe)
+    probs = torch.softmax(q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)
+    return probs[..., text_len:].mean(1)
+
+
 class MLPEmbedder(nn.Module):
     def __init__(self, in_dim: int, hidden: int):
         super().__init__()
@@ -142,11 +152,16 @@ class DoubleStreamBlock(nn.Module):
                             K=3, H=self.num_heads)
         return attn.norm.query_norm(q).to(v), attn.norm.key_norm(k).to(v), v
 
-    def forward(self, img: Tensor, txt: Tensor, vec: Tensor, pe: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, img: Tensor, txt: Tensor, vec: Tensor, pe: Tensor, text_looks: list[Tensor] | None = None
+                ) -> tuple[Tensor, Tensor]:
+        """text_looks: when given, text_attention_on_image of this block is appended to it (training's
+        grounding loss)."""
         im = self.img_mod(vec)
         tm = self.txt_mod(vec)
         iq, ik, iv = self._qkv(img, self.img_attn, im[0], im[1])
         tq, tk, tv = self._qkv(txt, self.txt_attn, tm[0], tm[1])
+        if text_looks is not None:
+            text_looks.append(text_attention_on_image(tq, tk, ik, pe))
         attn = attention(torch.cat((tq, iq), 2), torch.cat((tk, ik), 2), torch.cat((tv, iv), 2), pe)
         txt_attn, img_attn = attn[:, : txt.shape[1]], attn[:, txt.shape[1]:]
         img = img + im[2] * self.img_attn.proj(img_attn)
@@ -206,7 +221,10 @@ class FluxTwin(nn.Module):
             SingleStreamBlock(c.hidden_size, c.num_heads, c.mlp_ratio) for _ in range(c.depth_single_blocks))
         self.final_layer = LastLayer(c.hidden_size, patch_dim)
 
-    def forward(self, x: Tensor, t: Tensor, context: Tensor, pooled: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, context: Tensor, pooled: Tensor, text_looks: bool = False
+                ) -> Tensor | tuple[Tensor, Tensor]:
+        """The velocity [B, C, H, W]; with text_looks, also [blocks, B, T, N]: each double block's
+        text-token attention on the image tokens (text_attention_on_image)."""
         c = self.config
         b, _, h, w = x.shape
         p = c.patch_size
@@ -220,10 +238,12 @@ class FluxTwin(nn.Module):
         ids = torch.cat([torch.zeros(b, txt.shape[1], 3, device=x.device),
                          img_ids.reshape(1, -1, 3).expand(b, -1, -1)], dim=1)
         pe = positional_encoding(ids, c.axes_dim, c.theta)
+        looks: list[Tensor] | None = [] if text_looks else None
         for block in self.double_blocks:
-            img, txt = block(img, txt, vec, pe)
+            img, txt = block(img, txt, vec, pe, looks)
         joint = torch.cat((txt, img), 1)
         for block in self.single_blocks:
             joint = block(joint, vec, pe)
         out = self.final_layer(joint[:, txt.shape[1]:], vec)
-        return rearrange(out, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=h // p, w=w // p, ph=p, pw=p)
+        velocity = rearrange(out, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=h // p, w=w // p, ph=p, pw=p)
+        return (velocity, torch.stack(looks)) if looks is not None else velocity

@@ -23,8 +23,9 @@ from safetensors.torch import load_file, save_file
 
 from .codec import PATCH_SIZE as CODEC_PATCH
 from .codec import PatchPCACodec, fit_pca_codec
+from .evaluation import token_masks
 from .flux_twin import FluxTwin, TwinConfig
-from .shapes import COLOURS, HELD_OUT_SEED_OFFSET, VOCABULARY, Scene, article, make_batch
+from .shapes import COLOURS, HELD_OUT_SEED_OFFSET, IMAGE_SIZE, VOCABULARY, WORD_TO_ID, Scene, article, make_batch
 from .text import RUN_FILE, TextConfig, TextEncoder, WordTokenizer, run_text_config
 
 CAPTION_DROPOUT = 0.1  # empty captions, so classifier-free guidance works
@@ -63,6 +64,12 @@ OUTLINE_WEIGHT = 4.0
 # place at t ~ 0.8 and sharp shapes at t <= 0.6, and swapping the shape words costs nothing at
 # t = 0.7 and 1 % at t = 0.9: the shape words only pay in this window, so train it more.
 SHAPE_WINDOW = (0.75, 0.97)
+# The grounding loss leaves out the flow times above this: there the noisy image barely shows where
+# an object is, so no attention could find it.
+GROUNDING_MAX_TIME = 0.9
+# The double blocks the grounding loss reads: not the first, whose image keys are the raw patches,
+# in which a shape word cannot find its object.
+GROUNDED_BLOCKS = slice(1, None)
 DATA_FILE = "data.json"  # a run's TrainingMix
 # What runs recorded before a TrainingMix field existed trained with (fields not listed: 0, not drawn).
 MIX_BEFORE_RECORDED = {"without_colours": WITHOUT_COLOURS}
@@ -83,12 +90,14 @@ class TrainingMix:
       can be told apart, and bound to their caption phrases, by colour alone: the shape words then
       bind to their objects only weakly (image -> shape 0.6-0.7 after 2.3M scenes, colour 1.0), and a
       shape concept looks at the other object almost as much as at its own.
+    grounding: weight of grounding_loss next to the flow loss (0: none).
     """
 
     centred_scenes: float = 0.25
     shape_window_times: float = 0.3
     without_colours: float = WITHOUT_COLOURS
     same_colour_objects: float = 0.0
+    grounding: float = 0.0
 
     @classmethod
     def of_run(cls, run: Path) -> "TrainingMix":
@@ -110,6 +119,29 @@ def outline_weights(scenes: list[Scene], cell: int = CODEC_PATCH) -> torch.Tenso
     share = F.avg_pool2d(covered, cell)
     crossed = ((share > 0) & (share < 1)).float()
     return 1.0 + OUTLINE_WEIGHT * F.max_pool2d(crossed, 3, stride=1, padding=1)
+
+
+def word_regions(scenes: list[Scene], grid: tuple[int, int]) -> torch.Tensor:
+    """[B, vocabulary, rows * cols] bool: for each scene and word, the image tokens the word names (a
+    shape: its object; a colour: the objects of that colour; "background" and the background's colour:
+    the background); no tokens for the other words."""
+    regions = torch.zeros(len(scenes), len(VOCABULARY), grid[0] * grid[1], dtype=torch.bool)
+    for index, scene in enumerate(scenes):
+        named = {**scene.masks, scene.background: scene.masks["background"]}
+        for word, mask in named.items():
+            regions[index, WORD_TO_ID[word]] = torch.from_numpy(token_masks(mask, grid))
+    return regions
+
+
+def grounding_loss(looks: torch.Tensor, targets: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """How far the caption's words look outside what they name (TokenCompose's token loss, Wang et al.
+    2024, on the text side of the joint attention): the mean over the words that name a region, the
+    blocks and the flow times below GROUNDING_MAX_TIME of (1 - the word's share of its attention on the
+    image that falls on its region)^2. looks: [blocks, B, T, N] (FluxTwin's text_looks); targets:
+    [B, T, N] bool, each caption token's region."""
+    inside = (looks * targets).sum(-1) / looks.sum(-1).clamp_min(1e-8)
+    grounded = (targets.any(-1) & (t < GROUNDING_MAX_TIME)[:, None]).to(looks.dtype)
+    return ((1 - inside).pow(2) * grounded).sum() / (grounded.sum() * looks.shape[0]).clamp_min(1)
 
 
 def training_times(count: int, shape_window: float = 0.0) -> torch.Tensor:
@@ -155,20 +187,23 @@ def _start_worker(codec_state: dict[str, torch.Tensor]) -> None:
     _worker_codec = PatchPCACodec.from_state_dict(codec_state)
 
 
-Batch = tuple[torch.Tensor, list[str], torch.Tensor]
+Batch = tuple[torch.Tensor, list[str], torch.Tensor, torch.Tensor]
+# The model's image-token grid: the codec's cells, patchified by the Flux model in 2x2.
+TOKEN_GRID = (IMAGE_SIZE // (CODEC_PATCH * TwinConfig.patch_size),) * 2
 
 
 def _encoded_scenes(seeds: range, shares: tuple[float, float], codec: PatchPCACodec | None = None) -> Batch:
-    """Latents [B, 16, h, w], captions and outline_weights of the scenes for `seeds` (in a worker: its
-    own codec); shares: the centred and same-colour shares of make_batch."""
+    """Latents [B, 16, h, w], captions, outline_weights and word_regions of the scenes for `seeds` (in a
+    worker: its own codec); shares: the centred and same-colour shares of make_batch."""
     images, captions, scenes = make_batch(seeds, *shares)
     with torch.no_grad():
-        return (codec if codec is not None else _worker_codec).encode(images), captions, outline_weights(scenes)
+        latents = (codec if codec is not None else _worker_codec).encode(images)
+    return latents, captions, outline_weights(scenes), word_regions(scenes, TOKEN_GRID)
 
 
 def scene_batches(codec: PatchPCACodec, first_seed: int, batch: int, workers: int = 0,
                   centred_share: float = 0.0, same_colour_share: float = 0.0) -> Iterator[Batch]:
-    """Latents, captions and loss weights of the consecutive seed ranges from `first_seed`, in order.
+    """Latents, captions, loss weights and word regions of the consecutive seed ranges from `first_seed`, in order.
 
     With workers, scenes are drawn and encoded ahead in that many processes (drawing is ~3 ms a
     scene on one core, which would starve a GPU); the batches are the same as without.
@@ -224,6 +259,7 @@ class Trainer:
         self.optimiser = torch.optim.AdamW(list(self.model.parameters()) + list(self.text.parameters()), lr=lr,
                                            weight_decay=0.0)
         self.step = 0
+        self.last_grounding = 0.0
         self.first_seed = self.next_seed = first_seed  # a resumed run goes on from its checkpoint's instead
         codec_path = out / "codec.safetensors"
         if init_from is not None and not (out / "checkpoint.pt").exists():
@@ -284,9 +320,11 @@ class Trainer:
         return scene_batches(self.codec, self.next_seed, self.batch, workers, self.mix.centred_scenes,
                              self.mix.same_colour_objects)
 
-    def train_step(self, x0: torch.Tensor, captions: list[str], weights: torch.Tensor) -> float:
-        """One step on the batch that starts at next_seed: latents x0 [B, 16, h, w], captions, and
-        per-cell loss weights [B, 1, h, w] (the loss is divided by their mean)."""
+    def train_step(self, x0: torch.Tensor, captions: list[str], weights: torch.Tensor, regions: torch.Tensor) -> float:
+        """One step on the batch that starts at next_seed: latents x0 [B, 16, h, w], captions,
+        per-cell loss weights [B, 1, h, w] (the loss is divided by their mean) and word_regions
+        [B, vocabulary, N] (for the mix's grounding loss). Returns the flow loss; the grounding
+        loss is left in last_grounding."""
         self.next_seed += len(captions)
         ids = torch.tensor([self.tokenizer.ids(training_caption(c, self.rng, self.mix.without_colours))
                             for c in captions])
@@ -297,8 +335,16 @@ class Trainer:
         x0, t, noise = x0.to(self.device), t.to(self.device), noise.to(self.device)
         weights = weights.to(self.device)
         xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
-        squared_error = (self.forward(xt, t, context, pooled) - (noise - x0)).pow(2)
-        loss = (weights * squared_error).mean() / weights.mean()
+        if self.mix.grounding:
+            velocity, looks = self.forward(xt, t, context, pooled, text_looks=True)
+            targets = torch.gather(regions, 1, ids[:, :, None].expand(-1, -1, regions.shape[-1])).to(self.device)
+            grounding = grounding_loss(looks[GROUNDED_BLOCKS], targets, t)
+        else:
+            velocity, grounding = self.forward(xt, t, context, pooled), 0.0
+        squared_error = (velocity - (noise - x0)).pow(2)
+        flow_loss = (weights * squared_error).mean() / weights.mean()
+        loss = flow_loss + self.mix.grounding * grounding
+        self.last_grounding = float(grounding.detach()) if torch.is_tensor(grounding) else 0.0
         # A fresh optimiser's first steps move every weight by about lr: ramp up rather than knock
         # a trained model (--init-from) off course.
         for group in self.optimiser.param_groups:
@@ -312,7 +358,7 @@ class Trainer:
         with torch.no_grad():
             for name, value in self.weights().items():
                 self.ema[name].lerp_(value, 1 - decay)
-        return loss.item()
+        return flow_loss.item()
 
 
 def main() -> None:
@@ -334,6 +380,8 @@ def main() -> None:
                         help=f"a new run's share of captions without colour words (default {WITHOUT_COLOURS})")
     parser.add_argument("--same-colour-objects", type=float, default=None,
                         help="a new run's share of scenes whose objects share a colour (default 0)")
+    parser.add_argument("--grounding", type=float, default=None,
+                        help="a new run's weight of the grounding loss on the caption words' attention (default 0)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="training seed a new run starts from (e.g. past the scenes earlier runs saw)")
     args = parser.parse_args()
@@ -344,29 +392,36 @@ def main() -> None:
                      f"captions are dropped or bare words)")
     if args.same_colour_objects is not None and not 0.0 <= args.same_colour_objects <= 1.0:
         parser.error("--same-colour-objects must be in 0..1")
+    if args.grounding is not None and not 0.0 <= args.grounding <= 1.0:
+        parser.error("--grounding must be in 0..1")
     chosen = {name: value for name, value in (("without_colours", args.without_colours),
-                                              ("same_colour_objects", args.same_colour_objects)) if value is not None}
+                                              ("same_colour_objects", args.same_colour_objects),
+                                              ("grounding", args.grounding)) if value is not None}
     mix = TrainingMix(**chosen) if chosen else None
     trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from, args.compile, args.device,
                       args.first_seed, args.warmup_steps, mix)
     log = (args.out / "loss.jsonl").open("a")
     start = last_save = time.time()
-    losses = []
+    losses, groundings = [], []
     batches = trainer.batches(args.workers)
 
     def write_log() -> None:
         entry = {"step": trainer.step, "loss": sum(losses) / len(losses), "images": trainer.next_seed - trainer.first_seed,
                  "minutes": round((time.time() - start) / 60, 2)}
+        if trainer.mix.grounding:
+            entry["grounding"] = sum(groundings) / len(groundings)
         log.write(json.dumps(entry) + "\n")
         log.flush()
         print(entry, flush=True)
         losses.clear()
+        groundings.clear()
 
     while time.time() - start < args.minutes * 60:
         if trainer.next_seed + args.batch > HELD_OUT_SEED_OFFSET:
             print(f"stopping: the next batch would reach the held-out seeds ({HELD_OUT_SEED_OFFSET})", flush=True)
             break
         losses.append(trainer.train_step(*next(batches)))
+        groundings.append(trainer.last_grounding)
         if trainer.step % 50 == 0:
             write_log()
         if time.time() - last_save > args.save_every * 60:

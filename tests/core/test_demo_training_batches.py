@@ -12,22 +12,28 @@ import torch
 from safetensors.torch import load_file
 
 from demo_model.codec import fit_pca_codec
+from demo_model.evaluation import token_masks
 from demo_model.export import export
+from demo_model.flux_twin import FluxTwin, TwinConfig
 from demo_model.probe import load
-from demo_model.shapes import is_centred, make_batch, make_scene
+from demo_model.shapes import WORD_TO_ID, is_centred, make_batch, make_scene
 from demo_model.text import FIRST_DESIGN, TextConfig
 from demo_model.train import (
     DATA_FILE,
+    GROUNDING_MAX_TIME,
     OUTLINE_WEIGHT,
     SHAPE_WINDOW,
+    TOKEN_GRID,
     WITHOUT_COLOURS,
     Trainer,
     TrainingMix,
+    grounding_loss,
     outline_weights,
     scene_batches,
     training_caption,
     training_times,
     without_colours,
+    word_regions,
 )
 
 CENTRED_SCENES = TrainingMix().centred_scenes
@@ -37,10 +43,12 @@ def test_worker_processes_give_the_same_batches_in_order_as_the_training_process
     codec = fit_pca_codec(make_batch(range(64))[0])
     here = list(itertools.islice(scene_batches(codec, first_seed=40, batch=3, centred_share=CENTRED_SCENES), 4))
     ahead = list(itertools.islice(scene_batches(codec, first_seed=40, batch=3, workers=2, centred_share=CENTRED_SCENES), 4))
-    for (latents, captions, weights), (latents_ahead, captions_ahead, weights_ahead) in zip(here, ahead, strict=True):
+    for (latents, captions, weights, regions), (latents_ahead, captions_ahead, weights_ahead, regions_ahead) in zip(
+            here, ahead, strict=True):
         assert captions == captions_ahead
         torch.testing.assert_close(latents, latents_ahead)
         torch.testing.assert_close(weights, weights_ahead)
+        assert torch.equal(regions, regions_ahead)
     # the training scenes mix in centred ones; the third batch (seeds 46-48) holds both kinds
     assert [is_centred(seed, CENTRED_SCENES) for seed in range(46, 49)] == [True, False, False]
     images, captions, scenes = make_batch(range(46, 49), CENTRED_SCENES)
@@ -48,6 +56,7 @@ def test_worker_processes_give_the_same_batches_in_order_as_the_training_process
     assert here[2][1] == captions
     torch.testing.assert_close(here[2][0], codec.encode(images))
     torch.testing.assert_close(here[2][2], outline_weights(scenes))
+    assert torch.equal(here[2][3], word_regions(scenes, TOKEN_GRID))
 
 
 def test_outline_weights_mark_the_cells_an_outline_crosses_and_their_neighbours_only():
@@ -155,7 +164,7 @@ def test_a_new_run_records_its_mix_and_an_older_run_resumes_with_what_it_recorde
     old = Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4)
     assert old.mix == TrainingMix(0.0, 0.0)
     old.next_seed = 46  # a seed the current share makes centred
-    _, captions, _ = next(old.batches())
+    _, captions, _, _ = next(old.batches())
     assert captions == make_batch(range(46, 48))[1] != make_batch(range(46, 48), CENTRED_SCENES)[1]
     assert old.mix.without_colours == WITHOUT_COLOURS  # what runs trained with before it was recorded
     for wrong in ('{"centred": 0.5}', '{"centred_scenes": 2.0}', '{"centred_scenes": "0.5"}', "[0.5]"):
@@ -188,8 +197,8 @@ def test_the_colourless_share_sets_how_many_captions_lose_their_colours():
 
 def test_a_run_draws_its_share_of_same_colour_scenes_in_every_batch_path(tmp_path):
     trainer = Trainer(tmp_path / "run", seed=0, batch=8, lr=1e-4, mix=TrainingMix(same_colour_objects=1.0))
-    _, captions, _ = next(trainer.batches())
-    _, ahead, _ = next(trainer.batches(workers=2))
+    _, captions, _, _ = next(trainer.batches())
+    _, ahead, _, _ = next(trainer.batches(workers=2))
     expected = make_batch(range(8), CENTRED_SCENES, same_colour_share=1.0)[1]
     assert captions == ahead == expected != make_batch(range(8), CENTRED_SCENES)[1]
 
@@ -202,7 +211,8 @@ def _train_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_the_training_command_refuses_mix_shares_out_of_range_naming_the_option(tmp_path):
     repo = Path(__file__).parents[2]
     for option, value, says in (("--without-colours", "0.9", "--without-colours must be in 0..0.65"),
-                                ("--same-colour-objects", "1.5", "--same-colour-objects must be in 0..1")):
+                                ("--same-colour-objects", "1.5", "--same-colour-objects must be in 0..1"),
+                                ("--grounding", "-0.1", "--grounding must be in 0..1")):
         refused = _train_cli("--out", str(tmp_path / "run"), option, value, cwd=repo)
         assert refused.returncode == 2 and says in refused.stderr, refused.stderr
     assert not (tmp_path / "run").exists()
@@ -218,3 +228,80 @@ def test_training_stops_before_a_batch_would_reach_the_held_out_seeds(tmp_path):
     assert "stopping: the next batch would reach the held-out seeds" in run.stdout
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert state["next_seed"] == HELD_OUT_SEED_OFFSET - 4  # one batch of 8 fitted below them, the next did not
+
+
+def test_word_regions_give_each_shape_colour_and_background_word_the_tokens_it_names():
+    scenes = [make_scene(seed) for seed in range(3)]
+    two = next(scene for scene in scenes if len(scene.objects) == 2)
+    regions = word_regions([two], TOKEN_GRID)[0]
+    assert TOKEN_GRID == (12, 12) and regions.shape == (len(WORD_TO_ID), 144)
+    for obj in two.objects:
+        expected = torch.from_numpy(token_masks(obj.mask, TOKEN_GRID))
+        assert expected.any()
+        assert torch.equal(regions[WORD_TO_ID[obj.shape]], expected)
+        assert torch.equal(regions[WORD_TO_ID[obj.colour]], expected)
+    background = torch.from_numpy(token_masks(two.masks["background"], TOKEN_GRID))
+    assert torch.equal(regions[WORD_TO_ID["background"]], background)
+    assert torch.equal(regions[WORD_TO_ID[two.background]], background)
+    named = {obj.shape for obj in two.objects} | {obj.colour for obj in two.objects} | {"background", two.background}
+    assert not regions[[index for word, index in WORD_TO_ID.items() if word not in named]].any()  # "a", "and", ...
+
+
+def test_the_grounding_loss_is_the_squared_share_of_a_words_attention_outside_its_region():
+    targets = torch.zeros(1, 3, 4, dtype=torch.bool)
+    targets[0, 0, :2] = True  # word 0 names tokens 0-1; word 1 names token 3; word 2 names nothing
+    targets[0, 1, 3] = True
+    looks = torch.tensor([[[[0.3, 0.3, 0.2, 0.0], [0.1, 0.1, 0.1, 0.1], [0.0, 0.0, 0.5, 0.5]]]])  # [1 block, 1, 3, 4]
+    # word 0: 0.6 of its 0.8 on the image inside (1 - 0.75)^2; word 1: (1 - 0.25)^2; word 2 unscored
+    expected = ((1 - 0.75) ** 2 + (1 - 0.25) ** 2) / 2
+    assert grounding_loss(looks, targets, torch.tensor([0.5])).item() == pytest.approx(expected)
+    assert grounding_loss(looks, targets, torch.tensor([GROUNDING_MAX_TIME])).item() == 0.0
+    inside = torch.tensor([[[[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 0.7], [0.2, 0.2, 0.2, 0.2]]]])
+    assert grounding_loss(inside, targets, torch.tensor([0.5])).item() == 0.0
+
+
+def test_the_twins_text_looks_are_its_attention_and_leave_its_output_alone():
+    torch.manual_seed(0)
+    model = FluxTwin(TwinConfig())
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.05)
+    x, t = torch.randn(2, 16, 24, 24), torch.tensor([0.3, 0.8])
+    context, pooled = torch.randn(2, 16, 64), torch.zeros(2, 64)
+    plain = model(x, t, context, pooled)
+    velocity, looks = model(x, t, context, pooled, text_looks=True)
+    torch.testing.assert_close(velocity, plain)
+    assert looks.shape == (6, 2, 16, 144)
+    # the same probabilities as the block's own attention: replace it by an explicit softmax that keeps them
+    import demo_model.flux_twin as twin
+    kept = []
+
+    def explicit(q, k, v, pe):
+        q, k = twin.apply_rope(q, pe), twin.apply_rope(k, pe)
+        probs = torch.softmax(q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)
+        kept.append(probs[:, :, :16, 16:].mean(1))
+        return (probs @ v).transpose(1, 2).flatten(2)
+
+    original = twin.attention
+    twin.attention = explicit
+    try:
+        torch.testing.assert_close(model(x, t, context, pooled), plain, atol=1e-5, rtol=1e-4)
+    finally:
+        twin.attention = original
+    torch.testing.assert_close(looks, torch.stack(kept[:6]), atol=1e-6, rtol=1e-5)
+    assert 0.3 < looks.sum(-1).mean() < 1.0  # the rest of each word's attention is on the words
+
+
+def test_a_grounded_run_trains_its_words_to_look_at_what_they_name(tmp_path):
+    torch.manual_seed(0)
+    trainer = Trainer(tmp_path / "run", seed=0, batch=8, lr=3e-3, mix=TrainingMix(grounding=1.0))
+    assert TrainingMix.of_run(tmp_path / "run").grounding == 1.0
+    batch = next(trainer.batches())
+    trainer.next_seed = 0
+    first = None
+    for _ in range(12):  # the same batch again and again: its grounding loss must fall
+        trainer.train_step(*batch)
+        first = trainer.last_grounding if first is None else first
+    assert 0.0 < trainer.last_grounding < 0.7 * first
+    plain = Trainer(tmp_path / "plain", seed=0, batch=8, lr=3e-3)
+    plain.train_step(*batch)
+    assert plain.last_grounding == 0.0
