@@ -75,14 +75,21 @@ def attention(q: Tensor, k: Tensor, v: Tensor, pe: Tensor) -> Tensor:
     return rearrange(F.scaled_dot_product_attention(q, k, v), "B H L D -> B L (H D)")
 
 
-def text_attention_on_image(tq: Tensor, tk: Tensor, ik: Tensor, pe: Tensor) -> Tensor:
-    """[B, T, N]: each text token's attention (the joint softmax over text and image keys, mean over
-    heads) on the N image tokens, as the block's own attention computes it."""
+WORD_MAP_SIDES = ("text", "image")
+
+
+def word_maps(side: str, tq: Tensor, tk: Tensor, iq: Tensor, ik: Tensor, pe: Tensor) -> Tensor:
+    """[B, T, N]: each text token's map over the N image tokens in the block's own joint attention
+    (softmax over text and image keys, mean over heads). side "text": the word's attention on each
+    image token (text queries); side "image": each image token's attention on the word (image queries)."""
     text_len = tq.shape[2]
-    q = apply_rope(tq, pe[:, :, :text_len])
-    k = apply_rope(torch.cat((tk, ik), 2), pe)
-    probs = torch.softmax(q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)
-    return probs[..., text_len:].mean(1)
+    keys = apply_rope(torch.cat((tk, ik), 2), pe)
+    if side == "text":
+        q = apply_rope(tq, pe[:, :, :text_len])
+        return torch.softmax(q @ keys.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)[..., text_len:].mean(1)
+    q = apply_rope(iq, pe[:, :, text_len:])
+    probs = torch.softmax(q @ keys.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)
+    return probs[..., :text_len].mean(1).transpose(1, 2)
 
 
 class MLPEmbedder(nn.Module):
@@ -152,16 +159,16 @@ class DoubleStreamBlock(nn.Module):
                             K=3, H=self.num_heads)
         return attn.norm.query_norm(q).to(v), attn.norm.key_norm(k).to(v), v
 
-    def forward(self, img: Tensor, txt: Tensor, vec: Tensor, pe: Tensor, text_looks: list[Tensor] | None = None
-                ) -> tuple[Tensor, Tensor]:
-        """text_looks: when given, text_attention_on_image of this block is appended to it (training's
+    def forward(self, img: Tensor, txt: Tensor, vec: Tensor, pe: Tensor,
+                maps: tuple[str, list[Tensor]] | None = None) -> tuple[Tensor, Tensor]:
+        """maps: (side, list): this block's word_maps of that side are appended to the list (training's
         grounding loss)."""
         im = self.img_mod(vec)
         tm = self.txt_mod(vec)
         iq, ik, iv = self._qkv(img, self.img_attn, im[0], im[1])
         tq, tk, tv = self._qkv(txt, self.txt_attn, tm[0], tm[1])
-        if text_looks is not None:
-            text_looks.append(text_attention_on_image(tq, tk, ik, pe))
+        if maps is not None:
+            maps[1].append(word_maps(maps[0], tq, tk, iq, ik, pe))
         attn = attention(torch.cat((tq, iq), 2), torch.cat((tk, ik), 2), torch.cat((tv, iv), 2), pe)
         txt_attn, img_attn = attn[:, : txt.shape[1]], attn[:, txt.shape[1]:]
         img = img + im[2] * self.img_attn.proj(img_attn)
@@ -221,10 +228,10 @@ class FluxTwin(nn.Module):
             SingleStreamBlock(c.hidden_size, c.num_heads, c.mlp_ratio) for _ in range(c.depth_single_blocks))
         self.final_layer = LastLayer(c.hidden_size, patch_dim)
 
-    def forward(self, x: Tensor, t: Tensor, context: Tensor, pooled: Tensor, text_looks: bool = False
+    def forward(self, x: Tensor, t: Tensor, context: Tensor, pooled: Tensor, word_maps_side: str | None = None
                 ) -> Tensor | tuple[Tensor, Tensor]:
-        """The velocity [B, C, H, W]; with text_looks, also [blocks, B, T, N]: each double block's
-        text-token attention on the image tokens (text_attention_on_image)."""
+        """The velocity [B, C, H, W]; with word_maps_side, also [blocks, B, T, N]: each double block's
+        word_maps of that side."""
         c = self.config
         b, _, h, w = x.shape
         p = c.patch_size
@@ -238,12 +245,12 @@ class FluxTwin(nn.Module):
         ids = torch.cat([torch.zeros(b, txt.shape[1], 3, device=x.device),
                          img_ids.reshape(1, -1, 3).expand(b, -1, -1)], dim=1)
         pe = positional_encoding(ids, c.axes_dim, c.theta)
-        looks: list[Tensor] | None = [] if text_looks else None
+        maps: list[Tensor] = []
         for block in self.double_blocks:
-            img, txt = block(img, txt, vec, pe, looks)
+            img, txt = block(img, txt, vec, pe, (word_maps_side, maps) if word_maps_side else None)
         joint = torch.cat((txt, img), 1)
         for block in self.single_blocks:
             joint = block(joint, vec, pe)
         out = self.final_layer(joint[:, txt.shape[1]:], vec)
         velocity = rearrange(out, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=h // p, w=w // p, ph=p, pw=p)
-        return (velocity, torch.stack(looks)) if looks is not None else velocity
+        return (velocity, torch.stack(maps)) if word_maps_side else velocity

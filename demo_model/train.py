@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from .codec import PATCH_SIZE as CODEC_PATCH
 from .codec import PatchPCACodec, fit_pca_codec
 from .evaluation import token_masks
-from .flux_twin import FluxTwin, TwinConfig
+from .flux_twin import WORD_MAP_SIDES, FluxTwin, TwinConfig
 from .shapes import COLOURS, HELD_OUT_SEED_OFFSET, IMAGE_SIZE, VOCABULARY, WORD_TO_ID, Scene, article, make_batch
 from .text import RUN_FILE, TextConfig, TextEncoder, WordTokenizer, run_text_config
 
@@ -91,6 +91,8 @@ class TrainingMix:
       bind to their objects only weakly (image -> shape 0.6-0.7 after 2.3M scenes, colour 1.0), and a
       shape concept looks at the other object almost as much as at its own.
     grounding: weight of grounding_loss next to the flow loss (0: none).
+    grounding_side: which attention it grounds (FluxTwin word maps): "text", each word's attention on
+      the image, or "image", the image tokens' attention on each word.
     """
 
     centred_scenes: float = 0.25
@@ -98,6 +100,7 @@ class TrainingMix:
     without_colours: float = WITHOUT_COLOURS
     same_colour_objects: float = 0.0
     grounding: float = 0.0
+    grounding_side: str = "text"
 
     @classmethod
     def of_run(cls, run: Path) -> "TrainingMix":
@@ -105,11 +108,15 @@ class TrainingMix:
         run trained with: 0, or MIX_BEFORE_RECORDED's value."""
         path = run / DATA_FILE
         recorded = json.loads(path.read_text()) if path.exists() else {}
-        known = {field.name for field in fields(cls)}
-        if not isinstance(recorded, dict) or not set(recorded) <= known or not all(
-                isinstance(value, float) and 0.0 <= value <= 1.0 for value in recorded.values()):
-            raise ValueError(f"{path}: expected shares in 0..1 for some of {sorted(known)}, got {recorded}")
-        return cls(**{name: recorded.get(name, MIX_BEFORE_RECORDED.get(name, 0.0)) for name in known})
+        known = {field.name: field.default for field in fields(cls)}
+        shares_ok = isinstance(recorded, dict) and set(recorded) <= set(known) and all(
+            value in WORD_MAP_SIDES if name == "grounding_side" else isinstance(value, float) and 0.0 <= value <= 1.0
+            for name, value in recorded.items())
+        if not shares_ok:
+            raise ValueError(f"{path}: expected shares in 0..1 for some of {sorted(known)} (grounding_side: one of "
+                             f"{WORD_MAP_SIDES}), got {recorded}")
+        before = {**{name: 0.0 for name in known}, "grounding_side": known["grounding_side"], **MIX_BEFORE_RECORDED}
+        return cls(**{name: recorded.get(name, before[name]) for name in known})
 
 
 def outline_weights(scenes: list[Scene], cell: int = CODEC_PATCH) -> torch.Tensor:
@@ -133,15 +140,14 @@ def word_regions(scenes: list[Scene], grid: tuple[int, int]) -> torch.Tensor:
     return regions
 
 
-def grounding_loss(looks: torch.Tensor, targets: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """How far the caption's words look outside what they name (TokenCompose's token loss, Wang et al.
-    2024, on the text side of the joint attention): the mean over the words that name a region, the
-    blocks and the flow times below GROUNDING_MAX_TIME of (1 - the word's share of its attention on the
-    image that falls on its region)^2. looks: [blocks, B, T, N] (FluxTwin's text_looks); targets:
-    [B, T, N] bool, each caption token's region."""
-    inside = (looks * targets).sum(-1) / looks.sum(-1).clamp_min(1e-8)
-    grounded = (targets.any(-1) & (t < GROUNDING_MAX_TIME)[:, None]).to(looks.dtype)
-    return ((1 - inside).pow(2) * grounded).sum() / (grounded.sum() * looks.shape[0]).clamp_min(1)
+def grounding_loss(maps: torch.Tensor, targets: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """How far the caption's words' attention maps spill outside what they name (TokenCompose's token
+    loss, Wang et al. 2024): the mean over the words that name a region, the blocks and the flow times
+    below GROUNDING_MAX_TIME of (1 - the share of the word's map that falls on its region)^2.
+    maps: [blocks, B, T, N] (FluxTwin's word maps); targets: [B, T, N] bool, each caption token's region."""
+    inside = (maps * targets).sum(-1) / maps.sum(-1).clamp_min(1e-8)
+    grounded = (targets.any(-1) & (t < GROUNDING_MAX_TIME)[:, None]).to(maps.dtype)
+    return ((1 - inside).pow(2) * grounded).sum() / (grounded.sum() * maps.shape[0]).clamp_min(1)
 
 
 def training_times(count: int, shape_window: float = 0.0) -> torch.Tensor:
@@ -336,9 +342,9 @@ class Trainer:
         weights = weights.to(self.device)
         xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
         if self.mix.grounding:
-            velocity, looks = self.forward(xt, t, context, pooled, text_looks=True)
+            velocity, maps = self.forward(xt, t, context, pooled, word_maps_side=self.mix.grounding_side)
             targets = torch.gather(regions, 1, ids[:, :, None].expand(-1, -1, regions.shape[-1])).to(self.device)
-            grounding = grounding_loss(looks[GROUNDED_BLOCKS], targets, t)
+            grounding = grounding_loss(maps[GROUNDED_BLOCKS], targets, t)
         else:
             velocity, grounding = self.forward(xt, t, context, pooled), 0.0
         squared_error = (velocity - (noise - x0)).pow(2)
@@ -382,6 +388,9 @@ def main() -> None:
                         help="a new run's share of scenes whose objects share a colour (default 0)")
     parser.add_argument("--grounding", type=float, default=None,
                         help="a new run's weight of the grounding loss on the caption words' attention (default 0)")
+    parser.add_argument("--grounding-side", choices=WORD_MAP_SIDES, default=None,
+                        help="a new run's grounded attention: each word's on the image (text) or the image's on "
+                             "each word (image); default text")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="training seed a new run starts from (e.g. past the scenes earlier runs saw)")
     args = parser.parse_args()
@@ -396,7 +405,8 @@ def main() -> None:
         parser.error("--grounding must be in 0..1")
     chosen = {name: value for name, value in (("without_colours", args.without_colours),
                                               ("same_colour_objects", args.same_colour_objects),
-                                              ("grounding", args.grounding)) if value is not None}
+                                              ("grounding", args.grounding),
+                                              ("grounding_side", args.grounding_side)) if value is not None}
     mix = TrainingMix(**chosen) if chosen else None
     trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from, args.compile, args.device,
                       args.first_seed, args.warmup_steps, mix)

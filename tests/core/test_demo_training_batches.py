@@ -167,7 +167,8 @@ def test_a_new_run_records_its_mix_and_an_older_run_resumes_with_what_it_recorde
     _, captions, _, _ = next(old.batches())
     assert captions == make_batch(range(46, 48))[1] != make_batch(range(46, 48), CENTRED_SCENES)[1]
     assert old.mix.without_colours == WITHOUT_COLOURS  # what runs trained with before it was recorded
-    for wrong in ('{"centred": 0.5}', '{"centred_scenes": 2.0}', '{"centred_scenes": "0.5"}', "[0.5]"):
+    for wrong in ('{"centred": 0.5}', '{"centred_scenes": 2.0}', '{"centred_scenes": "0.5"}', "[0.5]",
+                  '{"grounding_side": "pixels"}', '{"grounding_side": 0.5}'):
         (tmp_path / "new" / DATA_FILE).write_text(wrong)
         with pytest.raises(ValueError, match="data.json: expected"):
             Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4)
@@ -260,17 +261,16 @@ def test_the_grounding_loss_is_the_squared_share_of_a_words_attention_outside_it
     assert grounding_loss(inside, targets, torch.tensor([0.5])).item() == 0.0
 
 
-def test_the_twins_text_looks_are_its_attention_and_leave_its_output_alone():
+def test_the_twins_word_maps_are_its_own_attention_and_leave_its_output_alone():
     torch.manual_seed(0)
     model = FluxTwin(TwinConfig())
-    for parameter in model.parameters():
+    for name, parameter in model.named_parameters():
         torch.nn.init.normal_(parameter, std=0.05)
+        if name.endswith("norm.scale"):  # q/k norms: sharp attention, so that its two directions differ
+            torch.nn.init.constant_(parameter, 4.0)
     x, t = torch.randn(2, 16, 24, 24), torch.tensor([0.3, 0.8])
     context, pooled = torch.randn(2, 16, 64), torch.zeros(2, 64)
     plain = model(x, t, context, pooled)
-    velocity, looks = model(x, t, context, pooled, text_looks=True)
-    torch.testing.assert_close(velocity, plain)
-    assert looks.shape == (6, 2, 16, 144)
     # the same probabilities as the block's own attention: replace it by an explicit softmax that keeps them
     import demo_model.flux_twin as twin
     kept = []
@@ -278,7 +278,7 @@ def test_the_twins_text_looks_are_its_attention_and_leave_its_output_alone():
     def explicit(q, k, v, pe):
         q, k = twin.apply_rope(q, pe), twin.apply_rope(k, pe)
         probs = torch.softmax(q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)
-        kept.append(probs[:, :, :16, 16:].mean(1))
+        kept.append(probs.mean(1))
         return (probs @ v).transpose(1, 2).flatten(2)
 
     original = twin.attention
@@ -287,14 +287,20 @@ def test_the_twins_text_looks_are_its_attention_and_leave_its_output_alone():
         torch.testing.assert_close(model(x, t, context, pooled), plain, atol=1e-5, rtol=1e-4)
     finally:
         twin.attention = original
-    torch.testing.assert_close(looks, torch.stack(kept[:6]), atol=1e-6, rtol=1e-5)
-    assert 0.3 < looks.sum(-1).mean() < 1.0  # the rest of each word's attention is on the words
+    kept = torch.stack(kept[:6])  # the double blocks: [6, B, 16 + 144, 16 + 144]
+    for side, expected in (("text", kept[..., :16, 16:]), ("image", kept[..., 16:, :16].transpose(-1, -2))):
+        velocity, maps = model(x, t, context, pooled, word_maps_side=side)
+        torch.testing.assert_close(velocity, plain)
+        assert maps.shape == (6, 2, 16, 144)
+        torch.testing.assert_close(maps, expected, atol=1e-6, rtol=1e-5)
+    assert (kept[..., :16, 16:] - kept[..., 16:, :16].transpose(-1, -2)).abs().mean() > 0.1 * kept[..., :16, 16:].mean()
 
 
-def test_a_grounded_run_trains_its_words_to_look_at_what_they_name(tmp_path):
+@pytest.mark.parametrize("side", ["text", "image"])
+def test_a_grounded_run_trains_its_words_attention_onto_what_they_name(tmp_path, side):
     torch.manual_seed(0)
-    trainer = Trainer(tmp_path / "run", seed=0, batch=8, lr=3e-3, mix=TrainingMix(grounding=1.0))
-    assert TrainingMix.of_run(tmp_path / "run").grounding == 1.0
+    trainer = Trainer(tmp_path / "run", seed=0, batch=8, lr=3e-3, mix=TrainingMix(grounding=1.0, grounding_side=side))
+    assert TrainingMix.of_run(tmp_path / "run") == TrainingMix(grounding=1.0, grounding_side=side)
     batch = next(trainer.batches())
     trainer.next_seed = 0
     first = None
