@@ -228,10 +228,11 @@ class FluxTwin(nn.Module):
             SingleStreamBlock(c.hidden_size, c.num_heads, c.mlp_ratio) for _ in range(c.depth_single_blocks))
         self.final_layer = LastLayer(c.hidden_size, patch_dim)
 
-    def forward(self, x: Tensor, t: Tensor, context: Tensor, pooled: Tensor, word_maps_side: str | None = None
-                ) -> Tensor | tuple[Tensor, Tensor]:
-        """The velocity [B, C, H, W]; with word_maps_side, also [blocks, B, T, N]: each double block's
-        word_maps of that side."""
+    def forward(self, x: Tensor, t: Tensor, context: Tensor, pooled: Tensor, word_maps_side: str | None = None,
+                text_states: bool = False) -> Tensor | tuple[Tensor, ...]:
+        """The velocity [B, C, H, W], followed, when asked, by: with word_maps_side, [blocks, B, T, N], each
+        double block's word_maps of that side; with text_states, [B, T, hidden], the text tokens' states
+        after the double blocks (training's auxiliary losses)."""
         c = self.config
         b, _, h, w = x.shape
         p = c.patch_size
@@ -248,9 +249,11 @@ class FluxTwin(nn.Module):
         maps: list[Tensor] = []
         for block in self.double_blocks:
             img, txt = block(img, txt, vec, pe, (word_maps_side, maps) if word_maps_side else None)
+        after_double = txt
         joint = torch.cat((txt, img), 1)
         for block in self.single_blocks:
             joint = block(joint, vec, pe)
         out = self.final_layer(joint[:, txt.shape[1]:], vec)
         velocity = rearrange(out, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=h // p, w=w // p, ph=p, pw=p)
-        return (velocity, torch.stack(maps)) if word_maps_side else velocity
+        extras = ((torch.stack(maps),) if word_maps_side else ()) + ((after_double,) if text_states else ())
+        return (velocity, *extras) if extras else velocity

@@ -24,7 +24,18 @@ from safetensors.torch import load_file, save_file
 from .codec import PATCH_SIZE as CODEC_PATCH
 from .codec import PatchPCACodec, fit_pca_codec
 from .flux_twin import WORD_MAP_SIDES, FluxTwin, TwinConfig
-from .shapes import COLOURS, HELD_OUT_SEED_OFFSET, IMAGE_SIZE, VOCABULARY, WORD_TO_ID, Scene, article, make_batch
+from .shapes import (
+    BACKGROUNDS,
+    COLOURS,
+    HELD_OUT_SEED_OFFSET,
+    IMAGE_SIZE,
+    SHAPES,
+    VOCABULARY,
+    WORD_TO_ID,
+    Scene,
+    article,
+    make_batch,
+)
 from .text import RUN_FILE, TextConfig, TextEncoder, WordTokenizer, run_text_config
 
 CAPTION_DROPOUT = 0.1  # empty captions, so classifier-free guidance works
@@ -92,6 +103,7 @@ class TrainingMix:
     grounding: weight of grounding_loss next to the flow loss (0: none).
     grounding_side: which attention it grounds (FluxTwin word maps): "text", each word's attention on
       the image, or "image", the image tokens' attention on each word.
+    retrieval: weight of retrieval_loss next to the flow loss (0: none).
     """
 
     centred_scenes: float = 0.25
@@ -100,6 +112,7 @@ class TrainingMix:
     same_colour_objects: float = 0.0
     grounding: float = 0.0
     grounding_side: str = "text"
+    retrieval: float = 0.0
 
     @classmethod
     def of_run(cls, run: Path) -> "TrainingMix":
@@ -159,6 +172,38 @@ def grounding_loss(maps: torch.Tensor, targets: torch.Tensor, t: torch.Tensor) -
     share = inside / (inside + outside).clamp_min(1e-8)
     grounded = ((targets == INSIDE).any(-1) & (t < GROUNDING_MAX_TIME)[:, None]).to(maps.dtype)
     return ((1 - share).pow(2) * grounded).sum() / (grounded.sum() * maps.shape[0]).clamp_min(1)
+
+
+# What retrieval_loss asks a word's state to tell: the colour of what it names.
+RETRIEVED_COLOURS = (*COLOURS, *BACKGROUNDS)
+
+
+def named_colours(caption: str) -> dict[str, int]:
+    """{shape word or "background": index in RETRIEVED_COLOURS of what it names} from a scene's full
+    caption ("a red circle and a blue square on a gray background")."""
+    words = caption.split()
+    return {word: RETRIEVED_COLOURS.index(before) for before, word in zip(words, words[1:], strict=False)
+            if before in RETRIEVED_COLOURS and (word in SHAPES or word == "background")}
+
+
+def retrieval_targets(captions: list[str], ids: torch.Tensor) -> torch.Tensor:
+    """[B, T] int64: for each token of the training captions (ids), the RETRIEVED_COLOURS index of
+    what it names in its scene (full caption), or -1 for words that name no object or background."""
+    targets = torch.full(ids.shape, -1, dtype=torch.int64)
+    for row, caption in enumerate(captions):
+        colours = named_colours(caption)
+        for position, token in enumerate(ids[row].tolist()):
+            targets[row, position] = colours.get(VOCABULARY[token], -1)
+    return targets
+
+
+def retrieval_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the colour each word's state tells ([B, T, colours] logits) against what the
+    word names (retrieval_targets; -1: not scored), over the scored words; 0 when there are none."""
+    scored = targets >= 0
+    if not scored.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[scored], targets[scored])
 
 
 def training_times(count: int, shape_window: float = 0.0) -> torch.Tensor:
@@ -273,10 +318,17 @@ class Trainer:
         # CPU after ~100 s of compiling. Weights are shared, so checkpoints stay plain state dicts.
         self.forward = torch.compile(self.model) if compile_model else self.model
         self._init_zero_gates()
-        self.optimiser = torch.optim.AdamW(list(self.model.parameters()) + list(self.text.parameters()), lr=lr,
-                                           weight_decay=0.0)
+        # retrieval_loss's linear readout of the words' states: training only, not part of the exported model
+        # (normalised first: the residual stream's scale is large and varies by token)
+        self.retrieval_head = (torch.nn.Sequential(torch.nn.LayerNorm(self.config.hidden_size, elementwise_affine=False),
+                                                   torch.nn.Linear(self.config.hidden_size, len(RETRIEVED_COLOURS)))
+                               .to(self.device) if self.mix.retrieval else None)
+        trained = list(self.model.parameters()) + list(self.text.parameters())
+        if self.retrieval_head is not None:
+            trained += list(self.retrieval_head.parameters())
+        self.optimiser = torch.optim.AdamW(trained, lr=lr, weight_decay=0.0)
         self.step = 0
-        self.last_grounding = 0.0
+        self.last_grounding = self.last_retrieval = 0.0
         self.first_seed = self.next_seed = first_seed  # a resumed run goes on from its checkpoint's instead
         codec_path = out / "codec.safetensors"
         if init_from is not None and not (out / "checkpoint.pt").exists():
@@ -320,6 +372,8 @@ class Trainer:
         self.text.load_state_dict({k[5:]: v for k, v in state["weights"].items() if k.startswith("text.")})
         self.ema = state["ema"]
         self.optimiser.load_state_dict(state["optimiser"])
+        if self.retrieval_head is not None:
+            self.retrieval_head.load_state_dict(state["retrieval_head"])
         self.step, self.next_seed, self.first_seed = state["step"], state["next_seed"], state.get("first_seed", 0)
         self.rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"].cpu())
@@ -328,6 +382,8 @@ class Trainer:
         state = {"weights": self.weights(), "ema": self.ema, "optimiser": self.optimiser.state_dict(),
                  "step": self.step, "next_seed": self.next_seed, "first_seed": self.first_seed, "rng": self.rng.getstate(),
                  "torch_rng": torch.get_rng_state(), "config": asdict(self.config)}
+        if self.retrieval_head is not None:
+            state["retrieval_head"] = self.retrieval_head.state_dict()
         torch.save(state, self.out / "checkpoint.tmp")
         (self.out / "checkpoint.tmp").replace(self.out / "checkpoint.pt")
         save_file({k: v.contiguous().cpu() for k, v in self.ema.items()}, self.out / "ema.safetensors")
@@ -352,16 +408,21 @@ class Trainer:
         x0, t, noise = x0.to(self.device), t.to(self.device), noise.to(self.device)
         weights = weights.to(self.device)
         xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
+        outputs = self.forward(xt, t, context, pooled, word_maps_side=self.mix.grounding_side if self.mix.grounding
+                               else None, text_states=bool(self.mix.retrieval))
+        velocity, extras = (outputs[0], list(outputs[1:])) if isinstance(outputs, tuple) else (outputs, [])
+        grounding = retrieval = torch.zeros((), device=self.device)
         if self.mix.grounding:
-            velocity, maps = self.forward(xt, t, context, pooled, word_maps_side=self.mix.grounding_side)
             targets = torch.gather(regions, 1, ids[:, :, None].expand(-1, -1, regions.shape[-1])).to(self.device)
-            grounding = grounding_loss(maps[GROUNDED_BLOCKS], targets, t)
-        else:
-            velocity, grounding = self.forward(xt, t, context, pooled), 0.0
+            grounding = grounding_loss(extras.pop(0)[GROUNDED_BLOCKS], targets, t)
+        if self.mix.retrieval:
+            targets = retrieval_targets(captions, ids).to(self.device)
+            targets[t >= GROUNDING_MAX_TIME] = -1
+            retrieval = retrieval_loss(self.retrieval_head(extras.pop(0)), targets)
         squared_error = (velocity - (noise - x0)).pow(2)
         flow_loss = (weights * squared_error).mean() / weights.mean()
-        loss = flow_loss + self.mix.grounding * grounding
-        self.last_grounding = float(grounding.detach()) if torch.is_tensor(grounding) else 0.0
+        loss = flow_loss + self.mix.grounding * grounding + self.mix.retrieval * retrieval
+        self.last_grounding, self.last_retrieval = float(grounding.detach()), float(retrieval.detach())
         # A fresh optimiser's first steps move every weight by about lr: ramp up rather than knock
         # a trained model (--init-from) off course.
         for group in self.optimiser.param_groups:
@@ -402,6 +463,9 @@ def main() -> None:
     parser.add_argument("--grounding-side", choices=WORD_MAP_SIDES, default=None,
                         help="a new run's grounded attention: each word's on the image (text) or the image's on "
                              "each word (image); default text")
+    parser.add_argument("--retrieval", type=float, default=None,
+                        help="a new run's weight of the retrieval loss: each shape word's state must tell its "
+                             "object's colour (default 0)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="training seed a new run starts from (e.g. past the scenes earlier runs saw)")
     args = parser.parse_args()
@@ -414,16 +478,19 @@ def main() -> None:
         parser.error("--same-colour-objects must be in 0..1")
     if args.grounding is not None and not 0.0 <= args.grounding <= 1.0:
         parser.error("--grounding must be in 0..1")
+    if args.retrieval is not None and not 0.0 <= args.retrieval <= 1.0:
+        parser.error("--retrieval must be in 0..1")
     chosen = {name: value for name, value in (("without_colours", args.without_colours),
                                               ("same_colour_objects", args.same_colour_objects),
                                               ("grounding", args.grounding),
-                                              ("grounding_side", args.grounding_side)) if value is not None}
+                                              ("grounding_side", args.grounding_side),
+                                              ("retrieval", args.retrieval)) if value is not None}
     mix = TrainingMix(**chosen) if chosen else None
     trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from, args.compile, args.device,
                       args.first_seed, args.warmup_steps, mix)
     log = (args.out / "loss.jsonl").open("a")
     start = last_save = time.time()
-    losses, groundings = [], []
+    losses, groundings, retrievals = [], [], []
     batches = trainer.batches(args.workers)
 
     def write_log() -> None:
@@ -431,11 +498,14 @@ def main() -> None:
                  "minutes": round((time.time() - start) / 60, 2)}
         if trainer.mix.grounding:
             entry["grounding"] = sum(groundings) / len(groundings)
+        if trainer.mix.retrieval:
+            entry["retrieval"] = sum(retrievals) / len(retrievals)
         log.write(json.dumps(entry) + "\n")
         log.flush()
         print(entry, flush=True)
         losses.clear()
         groundings.clear()
+        retrievals.clear()
 
     while time.time() - start < args.minutes * 60:
         if trainer.next_seed + args.batch > HELD_OUT_SEED_OFFSET:
@@ -443,6 +513,7 @@ def main() -> None:
             break
         losses.append(trainer.train_step(*next(batches)))
         groundings.append(trainer.last_grounding)
+        retrievals.append(trainer.last_retrieval)
         if trainer.step % 50 == 0:
             write_log()
         if time.time() - last_save > args.save_every * 60:

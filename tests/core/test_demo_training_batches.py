@@ -16,8 +16,8 @@ from demo_model.evaluation import token_masks
 from demo_model.export import export
 from demo_model.flux_twin import FluxTwin, TwinConfig
 from demo_model.probe import load
-from demo_model.shapes import WORD_TO_ID, is_centred, make_batch, make_scene
-from demo_model.text import FIRST_DESIGN, TextConfig
+from demo_model.shapes import VOCABULARY, WORD_TO_ID, is_centred, make_batch, make_scene
+from demo_model.text import FIRST_DESIGN, TextConfig, WordTokenizer
 from demo_model.train import (
     DATA_FILE,
     EDGE,
@@ -25,13 +25,17 @@ from demo_model.train import (
     INSIDE,
     OUTLINE_WEIGHT,
     OUTSIDE,
+    RETRIEVED_COLOURS,
     SHAPE_WINDOW,
     TOKEN_GRID,
     WITHOUT_COLOURS,
     Trainer,
     TrainingMix,
     grounding_loss,
+    named_colours,
     outline_weights,
+    retrieval_loss,
+    retrieval_targets,
     scene_batches,
     training_caption,
     training_times,
@@ -216,7 +220,8 @@ def test_the_training_command_refuses_mix_shares_out_of_range_naming_the_option(
     repo = Path(__file__).parents[2]
     for option, value, says in (("--without-colours", "0.9", "--without-colours must be in 0..0.65"),
                                 ("--same-colour-objects", "1.5", "--same-colour-objects must be in 0..1"),
-                                ("--grounding", "-0.1", "--grounding must be in 0..1")):
+                                ("--grounding", "-0.1", "--grounding must be in 0..1"),
+                                ("--retrieval", "2", "--retrieval must be in 0..1")):
         refused = _train_cli("--out", str(tmp_path / "run"), option, value, cwd=repo)
         assert refused.returncode == 2 and says in refused.stderr, refused.stderr
     assert not (tmp_path / "run").exists()
@@ -304,6 +309,13 @@ def test_the_twins_word_maps_are_its_own_attention_and_leave_its_output_alone():
         assert maps.shape == (6, 2, 16, 144)
         torch.testing.assert_close(maps, expected, atol=1e-6, rtol=1e-5)
     assert (kept[..., :16, 16:] - kept[..., 16:, :16].transpose(-1, -2)).abs().mean() > 0.1 * kept[..., :16, 16:].mean()
+    # the text states after the double blocks: what the single blocks read beside the image
+    velocity, maps, states = model(x, t, context, pooled, word_maps_side="text", text_states=True)
+    torch.testing.assert_close(velocity, plain)
+    entering = []  # what the first single block receives: the text tokens, then the image tokens
+    model.single_blocks[0].register_forward_pre_hook(lambda module, args: entering.append(args[0][:, :16]))
+    model(x, t, context, pooled)
+    torch.testing.assert_close(states, entering[0])
 
 
 @pytest.mark.parametrize("side", ["text", "image"])
@@ -321,3 +333,42 @@ def test_a_grounded_run_trains_its_words_attention_onto_what_they_name(tmp_path,
     plain = Trainer(tmp_path / "plain", seed=0, batch=8, lr=3e-3)
     plain.train_step(*batch)
     assert plain.last_grounding == 0.0
+
+
+def test_retrieval_targets_give_each_shape_word_and_background_the_colour_it_names_in_the_scene():
+    caption = "a red circle and a blue square on a gray background"
+    assert named_colours(caption) == {"circle": RETRIEVED_COLOURS.index("red"), "square": RETRIEVED_COLOURS.index("blue"),
+                                      "background": RETRIEVED_COLOURS.index("gray")}
+    tokenizer = WordTokenizer(VOCABULARY)
+    ids = torch.tensor([tokenizer.ids("a square and a circle on a gray background"), tokenizer.ids("red circle"),
+                        tokenizer.ids("")])
+    targets = retrieval_targets([caption, caption, caption], ids)
+    blue, red, gray = (RETRIEVED_COLOURS.index(name) for name in ("blue", "red", "gray"))
+    assert targets[0, :9].tolist() == [-1, blue, -1, -1, red, -1, -1, -1, gray]
+    assert targets[1, :2].tolist() == [-1, red]  # a colour word names no object to find: it is the answer
+    assert (targets[0, 9:] == -1).all() and (targets[2] == -1).all()
+
+
+def test_the_retrieval_loss_scores_only_the_words_that_name_something():
+    logits = torch.tensor([[[4.0, 0.0], [0.0, 4.0], [9.0, -9.0]]])
+    targets = torch.tensor([[0, 0, -1]])
+    expected = (torch.nn.functional.cross_entropy(logits[0, :2], targets[0, :2])).item()
+    assert retrieval_loss(logits, targets).item() == pytest.approx(expected)
+    assert retrieval_loss(logits, torch.full((1, 3), -1)).item() == 0.0
+
+
+def test_a_retrieval_run_trains_the_words_states_to_tell_their_objects_colours_and_keeps_its_head(tmp_path):
+    torch.manual_seed(0)
+    trainer = Trainer(tmp_path / "run", seed=0, batch=8, lr=3e-3, mix=TrainingMix(retrieval=1.0))
+    batch = next(trainer.batches())
+    trainer.next_seed = 0
+    first = None
+    for _ in range(12):  # the same batch again and again: its retrieval loss must fall
+        trainer.train_step(*batch)
+        first = trainer.last_retrieval if first is None else first
+    assert 0.0 < trainer.last_retrieval < 0.7 * first
+    trainer.save()
+    resumed = Trainer(tmp_path / "run", seed=0, batch=8, lr=3e-3)
+    for name, value in trainer.retrieval_head.state_dict().items():
+        torch.testing.assert_close(resumed.retrieval_head.state_dict()[name], value)
+    assert not any(name.startswith("retrieval") for name in trainer.weights())  # never exported
