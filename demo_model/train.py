@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from .codec import PATCH_SIZE as CODEC_PATCH
 from .codec import PatchPCACodec, fit_pca_codec
+from .evaluation import token_masks
 from .flux_twin import WORD_MAP_SIDES, FluxTwin, TwinConfig
 from .shapes import (
     BACKGROUNDS,
@@ -140,38 +141,26 @@ def outline_weights(scenes: list[Scene], cell: int = CODEC_PATCH) -> torch.Tenso
     return 1.0 + OUTLINE_WEIGHT * F.max_pool2d(crossed, 3, stride=1, padding=1)
 
 
-# word_regions' token classes. A token an outline crosses is both the object and its surroundings,
-# so the grounding loss neither asks a word to look there nor forbids it.
-OUTSIDE, EDGE, INSIDE = 0, 1, 2
-
-
 def word_regions(scenes: list[Scene], grid: tuple[int, int]) -> torch.Tensor:
-    """[B, vocabulary, rows * cols] int8: for each scene and word, which image tokens lie INSIDE what
-    the word names (a shape: its object; a colour: the objects of that colour; "background" and the
-    background's colour: the background), on its EDGE (partly covered) or OUTSIDE it. Other words
-    name nothing: all their tokens are OUTSIDE."""
-    regions = torch.zeros(len(scenes), len(VOCABULARY), grid[0] * grid[1], dtype=torch.int8)
-    rows, cols = grid
+    """[B, vocabulary, rows * cols] bool: for each scene and word, the image tokens the word names (a
+    shape: its object; a colour: the objects of that colour; "background" and the background's colour:
+    the background); no tokens for the other words."""
+    regions = torch.zeros(len(scenes), len(VOCABULARY), grid[0] * grid[1], dtype=torch.bool)
     for index, scene in enumerate(scenes):
         named = {**scene.masks, scene.background: scene.masks["background"]}
         for word, mask in named.items():
-            height, width = mask.shape
-            coverage = torch.from_numpy(mask.reshape(rows, height // rows, cols, width // cols).mean(axis=(1, 3)))
-            regions[index, WORD_TO_ID[word]] = torch.where(coverage == 1.0, INSIDE, (coverage > 0).to(torch.int8)).flatten()
+            regions[index, WORD_TO_ID[word]] = torch.from_numpy(token_masks(mask, grid))
     return regions
 
 
 def grounding_loss(maps: torch.Tensor, targets: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """How far the caption's words' attention maps spill outside what they name (TokenCompose's token
-    loss, Wang et al. 2024): the mean over the words with tokens INSIDE a region, the blocks and the
-    flow times below GROUNDING_MAX_TIME of (1 - the share of the word's map on its region)^2, where the
-    share leaves the region's EDGE tokens out. maps: [blocks, B, T, N] (FluxTwin's word maps);
-    targets: [B, T, N] word_regions classes of each caption token."""
-    inside = (maps * (targets == INSIDE)).sum(-1)
-    outside = (maps * (targets == OUTSIDE)).sum(-1)
-    share = inside / (inside + outside).clamp_min(1e-8)
-    grounded = ((targets == INSIDE).any(-1) & (t < GROUNDING_MAX_TIME)[:, None]).to(maps.dtype)
-    return ((1 - share).pow(2) * grounded).sum() / (grounded.sum() * maps.shape[0]).clamp_min(1)
+    loss, Wang et al. 2024): the mean over the words that name a region, the blocks and the flow times
+    below GROUNDING_MAX_TIME of (1 - the share of the word's map that falls on its region)^2.
+    maps: [blocks, B, T, N] (FluxTwin's word maps); targets: [B, T, N] bool, each caption token's region."""
+    inside = (maps * targets).sum(-1) / maps.sum(-1).clamp_min(1e-8)
+    grounded = (targets.any(-1) & (t < GROUNDING_MAX_TIME)[:, None]).to(maps.dtype)
+    return ((1 - inside).pow(2) * grounded).sum() / (grounded.sum() * maps.shape[0]).clamp_min(1)
 
 
 # What retrieval_loss asks a word's state to tell: the colour of what it names.

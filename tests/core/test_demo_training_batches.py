@@ -20,11 +20,8 @@ from demo_model.shapes import VOCABULARY, WORD_TO_ID, is_centred, make_batch, ma
 from demo_model.text import FIRST_DESIGN, TextConfig, WordTokenizer
 from demo_model.train import (
     DATA_FILE,
-    EDGE,
     GROUNDING_MAX_TIME,
-    INSIDE,
     OUTLINE_WEIGHT,
-    OUTSIDE,
     RETRIEVED_COLOURS,
     SHAPE_WINDOW,
     TOKEN_GRID,
@@ -244,36 +241,29 @@ def test_word_regions_give_each_shape_colour_and_background_word_the_tokens_it_n
     two = next(scene for scene in scenes if len(scene.objects) == 2)
     regions = word_regions([two], TOKEN_GRID)[0]
     assert TOKEN_GRID == (12, 12) and regions.shape == (len(WORD_TO_ID), 144)
-
-    def classes(mask):
-        coverage = torch.from_numpy(mask.reshape(12, 16, 12, 16).mean(axis=(1, 3))).flatten()
-        return torch.where(coverage == 1, INSIDE, torch.where(coverage > 0, EDGE, OUTSIDE)).to(torch.int8)
-
     for obj in two.objects:
-        expected = classes(obj.mask)
-        assert (expected == INSIDE).any() and (expected == EDGE).any()
+        expected = torch.from_numpy(token_masks(obj.mask, TOKEN_GRID))
+        assert expected.any()
         assert torch.equal(regions[WORD_TO_ID[obj.shape]], expected)
         assert torch.equal(regions[WORD_TO_ID[obj.colour]], expected)
-        # the half-covered tokens the maps are scored on lie inside or on the edge, never outside
-        assert (regions[WORD_TO_ID[obj.shape]][torch.from_numpy(token_masks(obj.mask, TOKEN_GRID))] != OUTSIDE).all()
-    background = classes(two.masks["background"])
+    background = torch.from_numpy(token_masks(two.masks["background"], TOKEN_GRID))
     assert torch.equal(regions[WORD_TO_ID["background"]], background)
     assert torch.equal(regions[WORD_TO_ID[two.background]], background)
     named = {obj.shape for obj in two.objects} | {obj.colour for obj in two.objects} | {"background", two.background}
-    assert (regions[[index for word, index in WORD_TO_ID.items() if word not in named]] == OUTSIDE).all()
+    assert not regions[[index for word, index in WORD_TO_ID.items() if word not in named]].any()  # "a", "and", ...
 
 
-def test_the_grounding_loss_is_the_squared_share_of_a_words_map_outside_its_region_edges_aside():
-    targets = torch.tensor([[[INSIDE, INSIDE, EDGE, OUTSIDE, OUTSIDE],  # word 0
-                             [OUTSIDE, OUTSIDE, OUTSIDE, EDGE, INSIDE],  # word 1
-                             [OUTSIDE, OUTSIDE, EDGE, EDGE, OUTSIDE]]], dtype=torch.int8)  # word 2: no inside
-    maps = torch.tensor([[[[0.3, 0.3, 0.4, 0.2, 0.0], [0.1, 0.1, 0.1, 0.9, 0.1], [0.0, 0.0, 0.5, 0.5, 0.0]]]])
-    # word 0: 0.6 inside, 0.2 outside (its edge's 0.4 left out); word 1: 0.1 inside, 0.3 outside; word 2 unscored
-    expected = ((1 - 0.6 / 0.8) ** 2 + (1 - 0.1 / 0.4) ** 2) / 2
-    assert grounding_loss(maps, targets, torch.tensor([0.5])).item() == pytest.approx(expected)
-    assert grounding_loss(maps, targets, torch.tensor([GROUNDING_MAX_TIME])).item() == 0.0
-    on_region = torch.tensor([[[[0.5, 0.1, 0.4, 0.0, 0.0], [0.0, 0.0, 0.0, 0.3, 0.7], [0.2, 0.2, 0.2, 0.2, 0.2]]]])
-    assert grounding_loss(on_region, targets, torch.tensor([0.5])).item() == 0.0
+def test_the_grounding_loss_is_the_squared_share_of_a_words_attention_outside_its_region():
+    targets = torch.zeros(1, 3, 4, dtype=torch.bool)
+    targets[0, 0, :2] = True  # word 0 names tokens 0-1; word 1 names token 3; word 2 names nothing
+    targets[0, 1, 3] = True
+    looks = torch.tensor([[[[0.3, 0.3, 0.2, 0.0], [0.1, 0.1, 0.1, 0.1], [0.0, 0.0, 0.5, 0.5]]]])  # [1 block, 1, 3, 4]
+    # word 0: 0.6 of its 0.8 on the image inside (1 - 0.75)^2; word 1: (1 - 0.25)^2; word 2 unscored
+    expected = ((1 - 0.75) ** 2 + (1 - 0.25) ** 2) / 2
+    assert grounding_loss(looks, targets, torch.tensor([0.5])).item() == pytest.approx(expected)
+    assert grounding_loss(looks, targets, torch.tensor([GROUNDING_MAX_TIME])).item() == 0.0
+    inside = torch.tensor([[[[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 0.7], [0.2, 0.2, 0.2, 0.2]]]])
+    assert grounding_loss(inside, targets, torch.tensor([0.5])).item() == 0.0
 
 
 def test_the_twins_word_maps_are_its_own_attention_and_leave_its_output_alone():
