@@ -84,12 +84,9 @@ def word_maps(side: str, tq: Tensor, tk: Tensor, iq: Tensor, ik: Tensor, pe: Ten
     image token (text queries); side "image": each image token's attention on the word (image queries)."""
     text_len = tq.shape[2]
     keys = apply_rope(torch.cat((tk, ik), 2), pe)
-    if side == "text":
-        q = apply_rope(tq, pe[:, :, :text_len])
-        return torch.softmax(q @ keys.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)[..., text_len:].mean(1)
-    q = apply_rope(iq, pe[:, :, text_len:])
-    probs = torch.softmax(q @ keys.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)
-    return probs[..., :text_len].mean(1).transpose(1, 2)
+    q = apply_rope(tq, pe[:, :, :text_len]) if side == "text" else apply_rope(iq, pe[:, :, text_len:])
+    probs = torch.softmax(q @ keys.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1).mean(1)
+    return probs[..., text_len:] if side == "text" else probs[..., :text_len].transpose(1, 2)
 
 
 class MLPEmbedder(nn.Module):
