@@ -5,7 +5,8 @@
 Runs the product's own nodes (Load Demo Model, Segment Image, Concept Mask, CLIP Text Encode,
 KSampler, VAE Decode) inside a real ComfyUI (CA_COMFYUI_DIR), and prints, per noise level and
 layer choice, the mIoU of ConceptAttention (output space) and of the cross-attention baseline,
-per class, next to the all-background floor, and where the object pixels went (their own word, the
+with Concept Mask's argmax masks and with its threshold masks, per class, next to the
+all-background floor, and where the object pixels went (their own word, the
 other object's word, or background). With shape words, it also prints where the shape concepts look:
 per double block, the share of each concept's attention over the image on its own object, the other
 object and the background (first noise level).
@@ -24,10 +25,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_host import boot  # noqa: E402
 
 SPACES = ("output", "cross_attention")
+# The Concept Mask node's default cut-off for its threshold method, on each map scaled to 0-1.
+MASK_THRESHOLD = 0.5
+
+
+def thresholded(space: str) -> str:
+    """The reading of one space's maps through Concept Mask's threshold method, one concept at a time."""
+    return f"{space} threshold"
 
 
 def product_segmenter(pack, model, clip, vae, noise_level: float, layers: str, samples: int = 1):
-    """Segment with the Segment Image node, then one Concept Mask (argmax) per concept and space."""
+    """Segment with the Segment Image node, then read the maps with Concept Mask two ways, per space:
+    argmax (each pixel to the concept that wins it: the semantic bar) and threshold (each concept's own
+    mask at the node's default cut-off, as one wires a single concept into inpainting). Argmax compares
+    the concepts' values at each pixel; threshold reads each map's values across the image."""
     segment_node = sys.modules[f"{pack.__name__}.nodes.segment_node"].ConceptAttentionSegmentImage
     mask_node = sys.modules[f"{pack.__name__}.nodes.map_nodes"].ConceptMask
 
@@ -36,13 +47,16 @@ def product_segmenter(pack, model, clip, vae, noise_level: float, layers: str, s
         maps = segment_node.execute(model=model, clip=clip, vae=vae, image=image, concepts=", ".join(concepts),
                                     layers=layers, space="output", softmax=True, token_pooling="first",
                                     noise_level=noise_level, noise_samples=samples, seed=0, caption=caption).args[0]
-        winners = {}
+        def masks(space: str, method: str) -> torch.Tensor:
+            return torch.stack([mask_node.execute(concept_maps=maps, concepts=name, method=method,
+                                                  threshold=MASK_THRESHOLD, grow=0, blur=0.0, fill_holes=False,
+                                                  invert=False, space=space).args[0] for name in concepts], dim=1)
+
+        readings = {}
         for space in SPACES:
-            masks = [mask_node.execute(concept_maps=maps, concepts=name, method="argmax", threshold=0.5, grow=0,
-                                       blur=0.0, fill_holes=False, invert=False, space=space).args[0]
-                     for name in concepts]
-            winners[space] = torch.stack(masks, dim=1).argmax(dim=1)
-        return winners
+            readings[space] = masks(space, "argmax").argmax(dim=1)
+            readings[thresholded(space)] = masks(space, "threshold") > 0.5
+        return readings
 
     return segment
 
@@ -182,7 +196,9 @@ def main() -> None:
                "all_background_miou": evaluation.all_background_baseline(args.images, args.words), "runs": []}
     print(f"ComfyUI {host.comfyui_version}; {args.images} held-out scenes, objects named by {args.words}; "
           f"all-background floor mIoU {results['all_background_miou']:.3f}")
-    print(f"{'noise':>6} {'layers':>8} {'ConceptAttention':>17} {'cross-attention':>16}  per class (output space)")
+    print(f"{'':>15} {'argmax masks':^34} {'threshold masks':^34}")
+    print(f"{'noise':>6} {'layers':>8} {'ConceptAttention':>17} {'cross-attention':>16} {'ConceptAttention':>17} "
+          f"{'cross-attention':>16}  per class (output space, argmax)")
     for noise in (float(n) for n in args.noise.split(",")):
         for layers in args.layers.split(";"):
             start = time.time()
@@ -192,10 +208,14 @@ def main() -> None:
             for space in SPACES:
                 row[space] = {"miou": tables[space].mean(), "per_class": tables[space].per_class(),
                               "object_pixels": tables[space].object_pixels.shares()}
+                row[thresholded(space)] = {"miou": tables[thresholded(space)].mean(),
+                                           "per_class": tables[thresholded(space)].per_class()}
             results["runs"].append(row)
             per_class = " ".join(f"{k}={v:.2f}" for k, v in row["output"]["per_class"].items())
-            print(f"{noise:>6.2f} {layers:>8} {row['output']['miou']:>17.3f} {row['cross_attention']['miou']:>16.3f}"
-                  f"  {per_class}")
+            scores = " ".join(f"{row[reading]['miou']:>{width}.3f}" for reading, width in (
+                ("output", 17), ("cross_attention", 16), (thresholded("output"), 17),
+                (thresholded("cross_attention"), 16)))
+            print(f"{noise:>6.2f} {layers:>8} {scores}  {per_class}")
             for scenes, shares in row["output"]["object_pixels"].items():
                 print(f"{'':>16} object pixels in {scenes} scenes go to: "
                       + ", ".join(f"{fate} {share:.0%}" for fate, share in shares.items()))
@@ -215,9 +235,10 @@ def main() -> None:
             with broken_method(host.pack, variant):
                 tables = evaluation.evaluate_segmentation(
                     product_segmenter(host.pack, model, clip, vae, noise, layers), args.images, args.words)
-            results["broken_variants"][variant] = tables["output"].mean()
-            print(f"broken: {variant:<22} ConceptAttention mIoU {tables['output'].mean():.3f} "
-                  f"(noise {noise}, layers {layers})")
+            results["broken_variants"][variant] = {"argmax": tables["output"].mean(),
+                                                   "threshold": tables[thresholded("output")].mean()}
+            print(f"broken: {variant:<22} ConceptAttention mIoU, argmax masks {tables['output'].mean():.3f}, "
+                  f"threshold masks {tables[thresholded('output')].mean():.3f} (noise {noise}, layers {layers})")
     if args.generation:
         generation = evaluation.evaluate_generation(product_generator(model, clip, vae), args.generation)
         results["generation"] = generation

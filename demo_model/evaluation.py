@@ -16,7 +16,9 @@ from .shapes import COLOURS, SHAPES, article, held_out_seeds, make_scene
 
 BACKGROUND = "background"
 
-# (image [1, H, W, 3], concepts [a, b, background], caption) -> {space: [1, H, W] class index per pixel}
+# (image [1, H, W, 3], concepts [a, b, background], caption) -> {reading: masks}, where a reading's
+# masks are either [1, H, W] class indices (one concept per pixel: an argmax) or [1, K, H, W] bool, one
+# mask per concept (e.g. thresholded: they may overlap or leave pixels out)
 SegmentFn = Callable[[torch.Tensor, list[str], str], dict[str, torch.Tensor]]
 # (prompt, seed) -> image [H, W, 3] numpy in 0..1
 GenerateFn = Callable[[str, int], np.ndarray]
@@ -124,7 +126,9 @@ def segmentation_caption(target_concepts: list[str]) -> str:
 
 
 def evaluate_segmentation(segment: SegmentFn, images: int = 200, words: str = "shape") -> dict[str, IoUTable]:
-    """Argmax over [present shapes + background] on held-out scenes; an IoU table per space.
+    """Masks for [present shapes + background] on held-out scenes; an IoU table per reading.
+
+    Where the object pixels went is recorded for the argmax readings only: it needs one concept per pixel.
 
     words="colour" names the objects by their colour words instead: a diagnostic of the method on
     words the model binds more easily (the semantic bar is on shapes).
@@ -136,11 +140,15 @@ def evaluate_segmentation(segment: SegmentFn, images: int = 200, words: str = "s
         objects = [getattr(obj, words) for obj in scene.objects]
         concepts = objects + [BACKGROUND]
         image = torch.from_numpy(scene.image)[None]
-        for space, winners in segment(image, concepts, segmentation_caption(objects)).items():
-            winner = winners[0].cpu().numpy()
-            for index, name in enumerate(concepts):
-                tables[space].add(name, winner == index, scene.masks[name])
-            tables[space].object_pixels.add(winner, [scene.masks[name] for name in objects])
+        for reading, masks in segment(image, concepts, segmentation_caption(objects)).items():
+            masks = masks[0].cpu().numpy()
+            if masks.ndim == 2:
+                tables[reading].object_pixels.add(masks, [scene.masks[name] for name in objects])
+                masks = masks[None] == np.arange(len(concepts))[:, None, None]
+            elif masks.shape[0] != len(concepts):
+                raise ValueError(f"reading {reading!r} gave {masks.shape[0]} masks for {len(concepts)} concepts")
+            for name, mask in zip(concepts, masks, strict=True):
+                tables[reading].add(name, mask, scene.masks[name])
     return dict(tables)
 
 

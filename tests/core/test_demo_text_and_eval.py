@@ -145,6 +145,29 @@ def test_object_pixel_fates_tell_binding_failures_from_objectness_failures():
         assert lost.object_pixels.shares()[scenes] == {"own word": 0.0, "other object": 0.0, "background": 1.0}
 
 
+def test_segmentation_scores_one_mask_per_concept_which_may_overlap():
+    scenes = [make_scene(seed) for seed in held_out_seeds(6)]
+
+    def segmenter(extra_masks=0):
+        def segment(image, concepts, caption):
+            scene = next(s for s in scenes if np.array_equal(s.image, image[0].numpy()))
+            shapes = [scene.masks[name] for name in concepts[:-1]]
+            # every shape exactly, and a background mask over the whole image (overlapping the shapes)
+            masks = np.stack(shapes + [np.ones_like(shapes[0])] * (1 + extra_masks))
+            return {"output threshold": torch.from_numpy(masks)[None]}
+        return segment
+
+    table = evaluate_segmentation(segmenter(), images=6)["output threshold"]
+    per_class = table.per_class()
+    assert all(per_class[obj.shape] == 1.0 for scene in scenes for obj in scene.objects)
+    background = sum(scene.masks["background"].sum() for scene in scenes) / sum(scene.masks["background"].size
+                                                                               for scene in scenes)
+    assert per_class["background"] == pytest.approx(background)
+    assert table.object_pixels.shares() == {}  # overlapping masks give no one winner per pixel
+    with pytest.raises(ValueError, match="reading 'output threshold' gave 3 masks for 2 concepts"):
+        evaluate_segmentation(segmenter(extra_masks=1), images=1)
+
+
 def test_object_pixel_fates_weigh_pixels_not_objects():
     fates = ObjectPixelFates()
     big, small = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
