@@ -1,12 +1,16 @@
 """The demo model's text encoder, shape classifier, caption augmentation and IoU bookkeeping."""
 
 import random
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from demo_model.classify import classify_colour, classify_shape, object_mask
+from demo_model.classify import classify_colour, classify_shape, deep_concavities, object_mask
+from demo_model.codec import PatchPCACodec
 from demo_model.evaluation import (
     ConceptAttentionShares,
     IoUTable,
@@ -89,6 +93,31 @@ def test_classifier_reads_rendered_single_objects():
         mask = object_mask(scene.image)
         assert classify_shape(mask) == scene.objects[0].shape
         assert classify_colour(scene.image, mask) == scene.objects[0].colour
+
+
+def test_classifier_reads_renders_through_the_shipped_codec():
+    """The drawing check judges decoded images, which the codec's 8x8 patch basis blurs a little: the
+    judge must read ground truth passed through that codec as it reads sharp renders (before deep
+    concavities were a feature, 15 of 23 such stars read as crosses)."""
+    weights = Path(__file__).resolve().parents[2] / "demo_model" / "weights" / "demo_model.safetensors"
+    codec = PatchPCACodec.from_state_dict({k[6:]: v for k, v in load_file(weights).items() if k.startswith("codec.")})
+    scenes = [s for s in (make_scene(seed) for seed in range(41_000_000, 41_000_300)) if len(s.objects) == 1]
+    assert {scene.objects[0].shape for scene in scenes} == set(SHAPES)
+    images = torch.from_numpy(np.stack([scene.image for scene in scenes])).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        decoded = codec.decode(codec.encode(images)).permute(0, 2, 3, 1).numpy()
+    for scene, image in zip(scenes, decoded, strict=True):
+        mask = object_mask(image)
+        assert (classify_shape(mask), classify_colour(image, mask)) == (scene.objects[0].shape, scene.objects[0].colour)
+
+
+def test_deep_concavities_count_a_stars_points_and_a_crosss_arms():
+    found = {}
+    for scene in (make_scene(seed) for seed in range(41_000_000, 41_000_200)):
+        for obj in scene.objects:
+            contours, _ = cv2.findContours(obj.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            found.setdefault(obj.shape, set()).add(deep_concavities(max(contours, key=cv2.contourArea)))
+    assert found == {"star": {5}, "cross": {4}, "circle": {0}, "square": {0}, "triangle": {0}}
 
 
 def test_training_captions_drop_or_keep_only_content_words():
