@@ -1,10 +1,13 @@
 """Which caption words the demo model uses, and whether its attention binds them to their objects.
 
-    python -m demo_model.probe --weights demo_model/weights/demo_model.safetensors [--scenes 64]
+    python -m demo_model.probe --weights demo_model/weights/demo_model.safetensors [--scenes 64] [--image-side]
 
 Words used: the denoising loss with the true caption against the same caption with the shape
 words, or the colour words, swapped for absent ones, or no caption. A model that uses its shape
 words loses clearly more when they are swapped.
+
+`--image-side` prints only the image half of ConceptAttention's dot product, per double block: where
+an object's image tokens attend, and whether their attention outputs tell the objects apart.
 
 Binding, per double block, on held-out two-object scenes: on each object's image tokens, how often
 the object's own word draws more attention than the other object's word (image -> word); and how
@@ -87,15 +90,20 @@ def probe(model: FluxTwin, text: TextEncoder, codec: PatchPCACodec, scenes: int 
 
 
 @contextlib.contextmanager
-def recorded_attention():
-    """Yields a list that collects each attention call's probabilities [B, heads, L, L], in order."""
+def recorded_attention(outputs: list[torch.Tensor] | None = None):
+    """Yields a list that collects each attention call's probabilities [B, heads, L, L], in order;
+    `outputs`, when given, collects each call's attention outputs [B, L, heads * D] (before the
+    output projection, the space ConceptAttention compares in)."""
     stock = flux_twin.attention
     recorded: list[torch.Tensor] = []
 
     def recording(q, k, v, pe):
         q_roped, k_roped = flux_twin.apply_rope(q, pe), flux_twin.apply_rope(k, pe)
         recorded.append(torch.softmax(q_roped @ k_roped.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1))
-        return stock(q, k, v, pe)
+        output = stock(q, k, v, pe)
+        if outputs is not None:
+            outputs.append(output)
+        return output
 
     flux_twin.attention = recording  # the twin's blocks look the function up at call time
     try:
@@ -155,6 +163,66 @@ def background_word_binding(image_to_text: torch.Tensor, text_to_image: torch.Te
     return {"image->background": sum(wins) / len(wins), "background->image": sum(shares) / len(shares)}
 
 
+IMAGE_SIDE_COLUMNS = ("own object", "other object", "background", "words", "objects cosine",
+                      "object-background cosine", "within object cosine")
+
+
+def image_side(image_to_image: torch.Tensor, image_to_text: torch.Tensor, outputs: torch.Tensor,
+               objects: list[torch.Tensor]) -> dict[str, list[float]]:
+    """The image half of ConceptAttention's dot product in one scene: do the image tokens' attention
+    outputs already tell the objects apart?
+
+    image_to_image: [N, N] and image_to_text: [N, T] the image tokens' attention probabilities (heads
+    averaged; T the caption's real words); outputs: [N, C] their attention outputs; objects: each
+    object's [N] bool token mask. Per object, the mean share of its tokens' attention on their own
+    object, the other object, the background and the words; the cosine between the objects' mean
+    outputs, between an object's and the background's, and the mean cosine of outputs within an object.
+    """
+    background = ~torch.stack(objects).any(0)
+    unit = F.normalize(outputs.float(), dim=-1)
+    stats: dict[str, list[float]] = {column: [] for column in IMAGE_SIDE_COLUMNS}
+    means = [F.normalize(outputs[mask].float().mean(0), dim=0) for mask in objects]
+    background_mean = F.normalize(outputs[background].float().mean(0), dim=0)
+    for index, mask in enumerate(objects):
+        rows = image_to_image[mask]
+        stats["own object"].append(rows[:, mask].sum(1).mean().item())
+        stats["background"].append(rows[:, background].sum(1).mean().item())
+        stats["words"].append(image_to_text[mask].sum(1).mean().item())
+        stats["object-background cosine"].append((means[index] @ background_mean).item())
+        stats["within object cosine"].append((unit[mask] @ unit[mask].T).mean().item())
+        if len(objects) == 2:
+            stats["other object"].append(rows[:, objects[1 - index]].sum(1).mean().item())
+    if len(objects) == 2:
+        stats["objects cosine"].append((means[0] @ means[1]).item())
+    return stats
+
+
+@torch.no_grad()
+def image_side_table(model: FluxTwin, text: TextEncoder, codec: PatchPCACodec, scenes: int = 40, t: float = 0.5
+                     ) -> list[dict[str, float]]:
+    """Per double block, image_side's columns averaged over held-out scenes (full captions, noise t)."""
+    tokenizer = WordTokenizer(VOCABULARY)
+    images, captions, batch = make_batch(held_out_seeds(scenes))
+    x0 = codec.encode(images)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    ids = torch.tensor([tokenizer.ids(caption) for caption in captions])
+    outputs: list[torch.Tensor] = []
+    with recorded_attention(outputs) as recorded:
+        model((1 - t) * x0 + t * noise, torch.full((len(batch),), t), *text(ids))
+    table = []
+    for probabilities, output in zip(recorded[: model.config.depth], outputs, strict=False):  # double blocks first
+        heads_mean = probabilities.mean(1)
+        sums: dict[str, list[float]] = {column: [] for column in IMAGE_SIDE_COLUMNS}
+        for row, scene in enumerate(batch):
+            image_rows = heads_mean[row, MAX_TOKENS:]
+            stats = image_side(image_rows[:, MAX_TOKENS:], image_rows[:, :MAX_TOKENS][:, ids[row] != 0],
+                               output[row, MAX_TOKENS:], token_masks(scene))
+            for column, values in stats.items():
+                sums[column] += values
+        table.append({column: sum(values) / len(values) if values else float("nan") for column, values in sums.items()})
+    return table
+
+
 @torch.no_grad()
 def lone_encoding_similarity(text: TextEncoder, tokenizer: WordTokenizer) -> dict[str, float]:
     """Mean cosine between the lone encodings (the word as the whole caption, as ConceptAttention
@@ -210,8 +278,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, default=Path(__file__).parent / "weights" / "demo_model.safetensors")
     parser.add_argument("--scenes", type=int, default=64)
+    parser.add_argument("--image-side", action="store_true",
+                        help="only the image side: where image tokens attend and how their attention outputs "
+                             "separate the objects, per double block (noise 0.5)")
     args = parser.parse_args()
     model, text, codec = load(args.weights)
+    if args.image_side:
+        print(f"image side, {args.scenes} held-out scenes, noise 0.5: an object's tokens' attention on their "
+              "own object, the other, the background and the words; cosines of the attention outputs")
+        print(f"{'block':>6} " + " ".join(f"{c:>24}" for c in IMAGE_SIDE_COLUMNS))
+        for block, row in enumerate(image_side_table(model, text, codec, args.scenes)):
+            print(f"{block:>6} " + " ".join(f"{row[c]:>24.2f}" for c in IMAGE_SIDE_COLUMNS))
+        return
     losses = probe(model, text, codec, args.scenes)
     print(f"{'noise':>6} {'true':>7}  loss increase: {'shapes swapped':>15} {'colours swapped':>16} {'no caption':>11}")
     for t, row in losses.items():

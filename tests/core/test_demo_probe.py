@@ -6,7 +6,10 @@ import torch
 from demo_model import flux_twin
 from demo_model.flux_twin import FluxTwin, TwinConfig
 from demo_model.probe import (
+    IMAGE_SIDE_COLUMNS,
     background_word_binding,
+    image_side,
+    image_side_table,
     lone_encoding_similarity,
     object_word_binding,
     recorded_attention,
@@ -116,3 +119,46 @@ def test_lone_encoding_similarity_is_one_for_an_encoder_that_ignores_the_word_an
     with torch.no_grad():
         encoder.token_embedding.weight.copy_(encoder.token_embedding.weight[2].clone())  # every word the same
     assert all(value == pytest.approx(1.0) for value in lone_encoding_similarity(encoder, tokenizer).values())
+
+
+def test_image_side_reads_attention_within_objects_and_outputs_that_tell_them_apart():
+    objects = [torch.zeros(TOKENS, dtype=torch.bool), torch.zeros(TOKENS, dtype=torch.bool)]
+    objects[0][:10], objects[1][10:30] = True, True
+    background = ~(objects[0] | objects[1])
+    # each object's tokens: 60 % on their own object, 10 % on the other, 20 % on background, 10 % on words
+    image_to_image = torch.zeros(TOKENS, TOKENS)
+    for own, other in ((0, 1), (1, 0)):
+        rows = objects[own].nonzero()[:, 0]
+        image_to_image[rows[:, None], objects[own]] = 0.6 / objects[own].sum()
+        image_to_image[rows[:, None], objects[other]] = 0.1 / objects[other].sum()
+        image_to_image[rows[:, None], background] = 0.2 / background.sum()
+    image_to_text = torch.full((TOKENS, 4), 0.1 / 4)
+    outputs = torch.zeros(TOKENS, 3)
+    outputs[objects[0], 0], outputs[objects[1], 1], outputs[background, 2] = 1.0, 2.0, 0.5
+    stats = image_side(image_to_image, image_to_text, outputs, objects)
+    assert set(stats) == set(IMAGE_SIDE_COLUMNS)
+    for column, value in (("own object", 0.6), ("other object", 0.1), ("background", 0.2), ("words", 0.1),
+                          ("objects cosine", 0.0), ("object-background cosine", 0.0), ("within object cosine", 1.0)):
+        assert stats[column] == pytest.approx([value] * len(stats[column]), abs=1e-6), column
+    assert len(stats["own object"]) == 2 and len(stats["objects cosine"]) == 1
+    # the same output everywhere: nothing to tell the objects apart by
+    alike = image_side(image_to_image, image_to_text, torch.ones(TOKENS, 3), objects)
+    assert alike["objects cosine"] == pytest.approx([1.0]) and alike["object-background cosine"] == pytest.approx([1.0, 1.0])
+
+
+def test_image_side_table_has_one_row_per_double_block_of_shares_that_sum_below_one():
+    torch.manual_seed(0)
+    config = TwinConfig(depth=2, depth_single_blocks=1)
+    model, text = FluxTwin(config).eval(), TextEncoder(len(VOCABULARY), dim=config.context_in_dim).eval()
+
+    class PooledCodec:  # 16 channels at 1/8 of the image, the shape of the demo codec's latents
+        @staticmethod
+        def encode(images):
+            return torch.nn.functional.avg_pool2d(images, 8).repeat(1, 6, 1, 1)[:, :16]
+
+    table = image_side_table(model, text, PooledCodec(), scenes=6)
+    assert len(table) == config.depth
+    for row in table:
+        shares = row["own object"] + row["other object"] + row["background"] + row["words"]
+        assert 0.0 < row["own object"] and shares <= 1.0 + 1e-5  # the rest goes to the caption's padding
+        assert -1.0 <= row["objects cosine"] <= 1.0 and 0.0 < row["within object cosine"] <= 1.0 + 1e-5
