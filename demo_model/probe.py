@@ -38,6 +38,12 @@ BINDING_NOISE_LEVELS = (0.3, 0.7)
 PIXELS_PER_TOKEN = CODEC_PATCH * TwinConfig.patch_size  # each image token: 2x2 latent cells of 8x8 pixels
 
 
+def encoded_with_fixed_noise(codec: PatchPCACodec, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images' latents and one fixed draw of noise (seed 0), so two checkpoints see the same inputs."""
+    x0 = codec.encode(images)
+    return x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+
+
 def swap_words(caption: str, pool: tuple[str, ...], rng: random.Random) -> str:
     """Each word of `pool` in the caption replaced by one the caption does not contain."""
     present = set(caption.split()) & set(pool)
@@ -69,8 +75,7 @@ def probe(model: FluxTwin, text: TextEncoder, codec: PatchPCACodec, scenes: int 
     """{noise level: {caption variant: mean squared error of the predicted velocity}}."""
     tokenizer = WordTokenizer(VOCABULARY)
     images, captions, _ = make_batch(held_out_seeds(scenes))
-    x0 = codec.encode(images)
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    x0, noise = encoded_with_fixed_noise(codec, images)
     rng = random.Random(0)
     variants = {
         "true caption": captions,
@@ -203,8 +208,7 @@ def image_side_table(model: FluxTwin, text: TextEncoder, codec: PatchPCACodec, s
     """Per double block, image_side's columns averaged over held-out scenes (full captions, noise t)."""
     tokenizer = WordTokenizer(VOCABULARY)
     images, captions, batch = make_batch(held_out_seeds(scenes))
-    x0 = codec.encode(images)
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    x0, noise = encoded_with_fixed_noise(codec, images)
     ids = torch.tensor([tokenizer.ids(caption) for caption in captions])
     outputs: list[torch.Tensor] = []
     with recorded_attention(outputs) as recorded:
@@ -253,8 +257,7 @@ def binding(model: FluxTwin, text: TextEncoder, codec: PatchPCACodec, scenes: in
     pairs = [i for i, scene in enumerate(batch) if len(scene.objects) == 2]
     pair_scenes, pair_words = [batch[i] for i in pairs], [tokenizer.words(captions[i]) for i in pairs]
     pair_masks = [token_masks(scene) for scene in pair_scenes]
-    x0 = codec.encode(images[pairs])
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    x0, noise = encoded_with_fixed_noise(codec, images[pairs])
     context, pooled = text(torch.tensor([tokenizer.ids(captions[i]) for i in pairs]))
     table = {}
     for t in BINDING_NOISE_LEVELS:
