@@ -1,8 +1,10 @@
 """Export a training run's EMA weights, text encoder and codec as the shipped demo model.
 
-    python -m demo_model.export --run demo_model/run [--half]
+    python -m demo_model.export --run demo_model/run [--half] [--raw]
 
 --half stores the weights as float16 (half the size; the loaders cast them back to float32).
+--raw exports the run's latest weights (its checkpoint) instead of their EMA: the EMA (decay 0.999,
+about 1,000 steps) lags a short continuation of trained weights by its first steps.
 """
 
 import argparse
@@ -10,6 +12,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from .flux_twin import TwinConfig
@@ -19,13 +22,16 @@ from .text import run_text_config
 DEFAULT_OUT = Path(__file__).parent / "weights" / "demo_model.safetensors"
 
 
-def export(run: Path, out: Path = DEFAULT_OUT, half: bool = False) -> Path:
+def export(run: Path, out: Path = DEFAULT_OUT, half: bool = False, raw: bool = False) -> Path:
     config = TwinConfig(**json.loads((run / "config.json").read_text()))
-    ema = load_file(run / "ema.safetensors")
+    if raw:
+        weights = torch.load(run / "checkpoint.pt", weights_only=False, map_location="cpu")["weights"]
+    else:
+        weights = load_file(run / "ema.safetensors")
     if half:
-        ema = {k: v.half() if v.is_floating_point() else v for k, v in ema.items()}
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     codec = load_file(run / "codec.safetensors")
-    tensors = {**{k: v.contiguous() for k, v in ema.items()}, **{f"codec.{k}": v.contiguous() for k, v in codec.items()}}
+    tensors = {**{k: v.contiguous() for k, v in weights.items()}, **{f"codec.{k}": v.contiguous() for k, v in codec.items()}}
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, out, metadata={"config": json.dumps(asdict(config)), "vocabulary": json.dumps(VOCABULARY),
                                     "text": run_text_config(run).to_json()})
@@ -37,8 +43,9 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=Path(__file__).parent / "run")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--half", action="store_true", help="store the weights as float16")
+    parser.add_argument("--raw", action="store_true", help="the latest weights instead of their EMA")
     args = parser.parse_args()
-    print(export(args.run, args.out, args.half))
+    print(export(args.run, args.out, args.half, args.raw))
 
 
 if __name__ == "__main__":

@@ -106,6 +106,21 @@ def test_a_new_run_takes_the_current_text_design_and_its_export_says_so(tmp_path
     torch.testing.assert_close(text.token_embedding.weight, trainer.ema["text.token_embedding.weight"])
 
 
+def test_the_export_takes_the_ema_or_with_raw_the_latest_weights(tmp_path):
+    shipped = Path(__file__).parents[2] / "demo_model" / "weights" / "demo_model.safetensors"
+    trainer = Trainer(tmp_path, seed=0, batch=2, lr=1e-3, init_from=shipped, first_seed=7_000)
+    batches = trainer.batches()
+    for _ in range(3):
+        trainer.train_step(*next(batches))
+    trainer.save()
+    name = "model.final_layer.linear.weight"
+    latest = trainer.weights()[name]
+    assert not torch.allclose(trainer.ema[name], latest)  # else the test could not tell them apart
+    torch.testing.assert_close(load_file(export(tmp_path, tmp_path / "ema.safetensors"))[name], trainer.ema[name])
+    torch.testing.assert_close(load_file(export(tmp_path, tmp_path / "raw.safetensors", raw=True))[name], latest)
+    assert load_file(export(tmp_path, tmp_path / "half.safetensors", half=True, raw=True))[name].dtype == torch.float16
+
+
 def test_a_run_begun_before_the_text_design_was_recorded_resumes_with_the_first_design(tmp_path, monkeypatch):
     with monkeypatch.context() as old_code:  # the trainer as it was: first design, nothing recorded
         old_code.setattr("demo_model.train.TextConfig", lambda: FIRST_DESIGN)
