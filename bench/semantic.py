@@ -6,10 +6,10 @@ Runs the product's own nodes (Load Demo Model, Segment Image, Concept Mask, CLIP
 KSampler, VAE Decode) inside a real ComfyUI (CA_COMFYUI_DIR), and prints, per noise level and
 layer choice, the mIoU of ConceptAttention (output space) and of the cross-attention baseline,
 with Concept Mask's argmax masks and with its threshold masks, per class, next to the
-all-background floor, and where the object pixels went (their own word, the
-other object's word, or background). With shape words, it also prints where the shape concepts look:
-per double block, the share of each concept's attention over the image on its own object, the other
-object and the background (first noise level).
+all-background floor, the shapes' IoU by their width in image tokens, and where the object pixels
+went (their own word, the other object's word, or background). With shape words, it also prints
+where the shape concepts look: per double block, the share of each concept's attention over the
+image on its own object, the other object and the background (first noise level).
 """
 
 import argparse
@@ -152,7 +152,8 @@ def concept_attention_shares(pack, evaluation, model, clip, vae, noise: float, i
     return shares.shares()
 
 
-def product_generator(model, clip, vae, steps: int = 12, cfg: float = 3.0):
+def product_generator(model, clip, vae, size: int, steps: int = 12, cfg: float = 3.0):
+    """Draws size x size images with ComfyUI's KSampler (euler, simple), as the demo workflow does."""
     import nodes
 
     def encode(text: str):
@@ -163,7 +164,7 @@ def product_generator(model, clip, vae, steps: int = 12, cfg: float = 3.0):
 
     @torch.inference_mode()
     def generate(prompt: str, seed: int):
-        latent = {"samples": torch.zeros(1, 16, 24, 24)}
+        latent = {"samples": torch.zeros(1, 16, size // 8, size // 8)}
         (out,) = nodes.common_ksampler(model, seed, steps, cfg, "euler", "simple", encode(prompt), negative, latent)
         return vae.decode(out["samples"])[0].cpu().numpy()
 
@@ -207,6 +208,7 @@ def main() -> None:
             row = {"noise": noise, "layers": layers, "seconds": round(time.time() - start, 1)}
             for space in SPACES:
                 row[space] = {"miou": tables[space].mean(), "per_class": tables[space].per_class(),
+                              "per_width": tables[space].per_width(),
                               "object_pixels": tables[space].object_pixels.shares()}
                 row[thresholded(space)] = {"miou": tables[thresholded(space)].mean(),
                                            "per_class": tables[thresholded(space)].per_class()}
@@ -216,6 +218,9 @@ def main() -> None:
                 ("output", 17), ("cross_attention", 16), (thresholded("output"), 17),
                 (thresholded("cross_attention"), 16)))
             print(f"{noise:>6.2f} {layers:>8} {scores}  {per_class}")
+            print(f"{'':>16} the shapes' IoU by width (argmax masks, ConceptAttention / cross-attention): " + ", ".join(
+                f"{band} {iou:.3f} / {row['cross_attention']['per_width'].get(band, float('nan')):.3f}"
+                for band, iou in row["output"]["per_width"].items()))
             for scenes, shares in row["output"]["object_pixels"].items():
                 print(f"{'':>16} object pixels in {scenes} scenes go to: "
                       + ", ".join(f"{fate} {share:.0%}" for fate, share in shares.items()))
@@ -240,7 +245,8 @@ def main() -> None:
             print(f"broken: {variant:<22} ConceptAttention mIoU, argmax masks {tables['output'].mean():.3f}, "
                   f"threshold masks {tables[thresholded('output')].mean():.3f} (noise {noise}, layers {layers})")
     if args.generation:
-        generation = evaluation.evaluate_generation(product_generator(model, clip, vae), args.generation)
+        image_size = sys.modules[f"{host.pack.__name__}.demo_model.shapes"].IMAGE_SIZE
+        generation = evaluation.evaluate_generation(product_generator(model, clip, vae, image_size), args.generation)
         results["generation"] = generation
         print(f"drawing: shape {generation['shape_accuracy']:.0%}, shape and colour "
               f"{generation['shape_and_colour_accuracy']:.0%} of {generation['samples']} single-object prompts")

@@ -52,6 +52,17 @@ class ObjectPixelFates:
 
 REGIONS = ("own object", "other object", "background")
 
+# The demo model's image tokens are 2 x 2 latent cells of 8 pixels. A token-grid map blurs an object's
+# outline over about a token, so the IoU is also reported by how many tokens wide the object is.
+TOKEN_PIXELS = 16
+
+
+def width_band(mask: np.ndarray) -> str:
+    """An object's width in image tokens, as a one-token band ("5-6 tokens"): the diameter of the circle
+    of its area, so that a star and a square of one area fall in one band."""
+    width = 2.0 * np.sqrt(mask.sum() / np.pi) / TOKEN_PIXELS
+    return f"{int(width)}-{int(width) + 1} tokens"
+
 
 def token_masks(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     """[rows * cols] bool: the image tokens of a [H, W] pixel mask (a token is in when half its pixels are)."""
@@ -101,10 +112,20 @@ class IoUTable:
     intersection: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     union: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     object_pixels: ObjectPixelFates = field(default_factory=ObjectPixelFates)
+    # [intersection, union] of the objects' masks (not the background's), per width_band
+    by_width: dict[str, np.ndarray] = field(default_factory=lambda: defaultdict(lambda: np.zeros(2)))
 
     def add(self, name: str, predicted: np.ndarray, truth: np.ndarray) -> None:
         self.intersection[name] += float(np.logical_and(predicted, truth).sum())
         self.union[name] += float(np.logical_or(predicted, truth).sum())
+        if name != BACKGROUND:
+            self.by_width[width_band(truth)] += (np.logical_and(predicted, truth).sum(),
+                                                 np.logical_or(predicted, truth).sum())
+
+    def per_width(self) -> dict[str, float]:
+        """The objects' IoU per width band, narrowest first."""
+        return {band: float(sums[0] / sums[1]) for band, sums in sorted(self.by_width.items(),
+                                                                         key=lambda item: int(item[0].split("-")[0]))}
 
     def per_class(self) -> dict[str, float]:
         return {name: self.intersection[name] / self.union[name] for name in sorted(self.union) if self.union[name]}

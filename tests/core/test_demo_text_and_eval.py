@@ -19,6 +19,7 @@ from demo_model.evaluation import (
     evaluate_segmentation,
     segmentation_caption,
     token_masks,
+    width_band,
 )
 from demo_model.probe import swap_words
 from demo_model.shapes import COLOURS, SHAPES, VOCABULARY, held_out_seeds, make_scene
@@ -172,6 +173,23 @@ def test_object_pixel_fates_tell_binding_failures_from_objectness_failures():
     assert swapped.object_pixels.shares()["1 object"]["own word"] == 1.0
     for scenes in ("1 object", "2 objects"):
         assert lost.object_pixels.shares()[scenes] == {"own word": 0.0, "other object": 0.0, "background": 1.0}
+    # by width: the objects only (the background, named right by all three, would lift every band)
+    assert len(right.per_width()) >= 2 and set(right.per_width().values()) == {1.0}
+    assert set(lost.per_width()) == set(right.per_width()) and set(lost.per_width().values()) == {0.0}
+
+
+def test_width_bands_go_by_area_in_tokens_and_sum_over_objects_before_dividing():
+    rows, cols = np.mgrid[:256, :256]
+    disk = (rows - 128.0) ** 2 + (cols - 128.0) ** 2 < 40.5 ** 2  # 81 pixels across: 5.06 tokens of 16
+    square = np.zeros((256, 256), bool)
+    square[:72, :72] = True  # the area of a disk 81.2 pixels across
+    assert width_band(disk) == width_band(square) == "5-6 tokens"
+    assert width_band(np.pad(np.ones((60, 60), bool), 98)) == "4-5 tokens"  # 67.7 pixels across
+    table = IoUTable()
+    table.add("circle", disk, disk)  # a whole disk, then a square with half of it
+    table.add("square", square & (cols < 36), square)
+    table.add("background", np.zeros_like(disk), ~disk)
+    assert table.per_width() == {"5-6 tokens": pytest.approx((disk.sum() + square.sum() / 2) / (disk.sum() + square.sum()))}
 
 
 def test_segmentation_scores_one_mask_per_concept_which_may_overlap():

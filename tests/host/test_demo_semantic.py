@@ -107,9 +107,10 @@ def test_each_broken_variant_changes_the_maps_and_is_undone(ca, demo):
 
 
 @unless_met("drawing")
-def test_the_demo_model_draws_the_prompted_shape(demo):
+def test_the_demo_model_draws_the_prompted_shape(ca, demo):
     (model, clip, vae), evaluation = demo
-    drawn = evaluation.evaluate_generation(semantic.product_generator(model, clip, vae), seeds_per_shape=10)
+    size = importlib.import_module(f"{ca.__name__}.demo_model.shapes").IMAGE_SIZE  # the scenes' size, as trained
+    drawn = evaluation.evaluate_generation(semantic.product_generator(model, clip, vae, size), seeds_per_shape=10)
     assert drawn["shape_accuracy"] >= DRAWING_BAR, drawn
 
 
