@@ -18,6 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+# 12 x 12 image tokens (8-pixel latent cells in 2 x 2 patches). At 256 pixels (16 x 16 tokens, the
+# shapes scaled alike) ConceptAttention's lead over cross-attention stayed where it was once the model
+# had trained at that size (README: the demo model, "A finer token grid").
 IMAGE_SIZE = 192
 
 # Supersampling factor: geometry is rasterised hard-edged at 4x, then box-averaged down, which

@@ -78,9 +78,9 @@ SHAPE_WINDOW = (0.75, 0.97)
 # The grounding loss leaves out the flow times above this: there the noisy image barely shows where
 # an object is, so no attention could find it.
 GROUNDING_MAX_TIME = 0.9
-# The double blocks the grounding loss reads: not the first, whose image keys are the raw patches,
-# in which a shape word cannot find its object.
-GROUNDED_BLOCKS = slice(1, None)
+# The first double block the grounding loss reads: not block 0, whose image keys are the raw patches,
+# in which a shape word cannot find its object. It reads on to TrainingMix.grounded_through.
+FIRST_GROUNDED_BLOCK = 1
 DATA_FILE = "data.json"  # a run's TrainingMix
 # What runs recorded before a TrainingMix field existed trained with (fields not listed: 0, not drawn).
 MIX_BEFORE_RECORDED = {"without_colours": WITHOUT_COLOURS}
@@ -105,6 +105,10 @@ class TrainingMix:
     grounding_side: which attention it grounds (FluxTwin word maps): "text", each word's attention on
       the image, or "image", the image tokens' attention on each word.
     retrieval: weight of retrieval_loss next to the flow loss (0: none).
+    grounded_through: the last double block the grounding loss reads, from FIRST_GROUNDED_BLOCK on
+      (None: every block). The cross-attention baseline reads exactly what the loss grounds, concept
+      queries against image keys; grounding only the first blocks binds the words there and leaves
+      the blocks the maps are read from (the last four) to what denoising makes of them, as in Flux.
     """
 
     centred_scenes: float = 0.25
@@ -114,6 +118,11 @@ class TrainingMix:
     grounding: float = 0.0
     grounding_side: str = "text"
     retrieval: float = 0.0
+    grounded_through: int | None = None
+
+    def grounded_blocks(self) -> slice:
+        """The double blocks (of FluxTwin's word maps) the grounding loss reads."""
+        return slice(FIRST_GROUNDED_BLOCK, None if self.grounded_through is None else self.grounded_through + 1)
 
     @classmethod
     def of_run(cls, run: Path) -> "TrainingMix":
@@ -123,13 +132,22 @@ class TrainingMix:
         recorded = json.loads(path.read_text()) if path.exists() else {}
         known = {field.name: field.default for field in fields(cls)}
         shares_ok = isinstance(recorded, dict) and set(recorded) <= set(known) and all(
-            value in WORD_MAP_SIDES if name == "grounding_side" else isinstance(value, float) and 0.0 <= value <= 1.0
-            for name, value in recorded.items())
+            _recordable(name, value) for name, value in recorded.items())
         if not shares_ok:
             raise ValueError(f"{path}: expected shares in 0..1 for some of {sorted(known)} (grounding_side: one of "
-                             f"{WORD_MAP_SIDES}), got {recorded}")
-        before = {**{name: 0.0 for name in known}, "grounding_side": known["grounding_side"], **MIX_BEFORE_RECORDED}
+                             f"{WORD_MAP_SIDES}; grounded_through: a block from {FIRST_GROUNDED_BLOCK}, or null), "
+                             f"got {recorded}")
+        before = {**{name: 0.0 for name in known}, "grounding_side": known["grounding_side"], "grounded_through": None,
+                  **MIX_BEFORE_RECORDED}
         return cls(**{name: recorded.get(name, before[name]) for name in known})
+
+
+def _recordable(name: str, value) -> bool:
+    if name == "grounding_side":
+        return value in WORD_MAP_SIDES
+    if name == "grounded_through":
+        return value is None or type(value) is int and value >= FIRST_GROUNDED_BLOCK
+    return isinstance(value, float) and 0.0 <= value <= 1.0
 
 
 def outline_weights(scenes: list[Scene], cell: int = CODEC_PATCH) -> torch.Tensor:
@@ -403,7 +421,7 @@ class Trainer:
         grounding = retrieval = torch.zeros((), device=self.device)
         if self.mix.grounding:
             targets = torch.gather(regions, 1, ids[:, :, None].expand(-1, -1, regions.shape[-1])).to(self.device)
-            grounding = grounding_loss(extras.pop(0)[GROUNDED_BLOCKS], targets, t)
+            grounding = grounding_loss(extras.pop(0)[self.mix.grounded_blocks()], targets, t)
         if self.mix.retrieval:
             targets = retrieval_targets(captions, ids).to(self.device)
             targets[t >= GROUNDING_MAX_TIME] = -1
@@ -455,6 +473,9 @@ def main() -> None:
     parser.add_argument("--retrieval", type=float, default=None,
                         help="a new run's weight of the retrieval loss: each shape word's state must tell its "
                              "object's colour (default 0)")
+    parser.add_argument("--grounded-through", type=int, default=None,
+                        help=f"a new run's last double block the grounding loss reads, from {FIRST_GROUNDED_BLOCK} "
+                             "(default: every block)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="training seed a new run starts from (e.g. past the scenes earlier runs saw)")
     args = parser.parse_args()
@@ -469,11 +490,14 @@ def main() -> None:
         parser.error("--grounding must be in 0..1")
     if args.retrieval is not None and not 0.0 <= args.retrieval <= 1.0:
         parser.error("--retrieval must be in 0..1")
+    if args.grounded_through is not None and args.grounded_through < FIRST_GROUNDED_BLOCK:
+        parser.error(f"--grounded-through must be a double block from {FIRST_GROUNDED_BLOCK} on")
     chosen = {name: value for name, value in (("without_colours", args.without_colours),
                                               ("same_colour_objects", args.same_colour_objects),
                                               ("grounding", args.grounding),
                                               ("grounding_side", args.grounding_side),
-                                              ("retrieval", args.retrieval)) if value is not None}
+                                              ("retrieval", args.retrieval),
+                                              ("grounded_through", args.grounded_through)) if value is not None}
     mix = TrainingMix(**chosen) if chosen else None
     trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from, args.compile, args.device,
                       args.first_seed, args.warmup_steps, mix)

@@ -15,10 +15,10 @@ from demo_model.probe import (
     recorded_attention,
     token_masks,
 )
-from demo_model.shapes import VOCABULARY, held_out_seeds, make_scene
+from demo_model.shapes import IMAGE_SIZE, VOCABULARY, held_out_seeds, make_scene
 from demo_model.text import MAX_TOKENS, TextEncoder, WordTokenizer
 
-TOKENS = 144  # 12 x 12 image tokens for a 192-pixel scene
+TOKENS = (IMAGE_SIZE // 16) ** 2  # a scene's image tokens: 8-pixel latent cells in 2 x 2 patches
 
 
 def two_object_scene():
@@ -66,7 +66,7 @@ def test_token_masks_hold_the_tokens_an_object_mostly_covers():
     for obj, mask in zip(scene.objects, token_masks(scene), strict=True):
         assert mask.shape == (TOKENS,) and mask.any()
         rows, cols = obj.mask.nonzero()
-        centre = (rows.mean() // 16) * 12 + cols.mean() // 16
+        centre = (rows.mean() // 16) * (IMAGE_SIZE // 16) + cols.mean() // 16
         assert mask[int(centre)]
     assert not (token_masks(scene)[0] & token_masks(scene)[1]).any()
 

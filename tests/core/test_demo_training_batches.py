@@ -16,7 +16,7 @@ from demo_model.evaluation import token_masks
 from demo_model.export import export
 from demo_model.flux_twin import FluxTwin, TwinConfig
 from demo_model.probe import load
-from demo_model.shapes import VOCABULARY, WORD_TO_ID, is_centred, make_batch, make_scene
+from demo_model.shapes import IMAGE_SIZE, VOCABULARY, WORD_TO_ID, is_centred, make_batch, make_scene
 from demo_model.text import FIRST_DESIGN, TextConfig, WordTokenizer
 from demo_model.train import (
     DATA_FILE,
@@ -66,8 +66,9 @@ def test_worker_processes_give_the_same_batches_in_order_as_the_training_process
 def test_outline_weights_mark_the_cells_an_outline_crosses_and_their_neighbours_only():
     scene = make_scene(3)
     weights = outline_weights([scene])[0, 0]
-    assert weights.shape == (24, 24)
-    covered = np.any([obj.mask for obj in scene.objects], axis=0).reshape(24, 8, 24, 8).mean(axis=(1, 3))
+    cells = IMAGE_SIZE // 8
+    assert weights.shape == (cells, cells)
+    covered = np.any([obj.mask for obj in scene.objects], axis=0).reshape(cells, 8, cells, 8).mean(axis=(1, 3))
     crossed = torch.from_numpy((covered > 0) & (covered < 1))
     assert crossed.any()
     assert (weights[crossed] == 1 + OUTLINE_WEIGHT).all()
@@ -187,7 +188,8 @@ def test_a_new_run_records_its_mix_and_an_older_run_resumes_with_what_it_recorde
     assert captions == make_batch(range(46, 48))[1] != make_batch(range(46, 48), CENTRED_SCENES)[1]
     assert old.mix.without_colours == WITHOUT_COLOURS  # what runs trained with before it was recorded
     for wrong in ('{"centred": 0.5}', '{"centred_scenes": 2.0}', '{"centred_scenes": "0.5"}', "[0.5]",
-                  '{"grounding_side": "pixels"}', '{"grounding_side": 0.5}'):
+                  '{"grounding_side": "pixels"}', '{"grounding_side": 0.5}', '{"grounded_through": 0}',
+                  '{"grounded_through": 1.0}', '{"grounded_through": true}'):
         (tmp_path / "new" / DATA_FILE).write_text(wrong)
         with pytest.raises(ValueError, match="data.json: expected"):
             Trainer(tmp_path / "new", seed=0, batch=2, lr=1e-4)
@@ -344,6 +346,20 @@ def test_a_grounded_run_trains_its_words_attention_onto_what_they_name(tmp_path,
     plain = Trainer(tmp_path / "plain", seed=0, batch=8, lr=3e-3)
     plain.train_step(*next(plain.batches()))
     assert plain.last_grounding == 0.0
+
+
+def test_a_run_grounded_through_a_block_grounds_only_the_blocks_up_to_it(tmp_path, monkeypatch):
+    import demo_model.train as train
+
+    read = []
+    monkeypatch.setattr(train, "grounding_loss", lambda maps, targets, t: read.append(maps.shape[0]) or maps.sum() * 0)
+    for through, blocks in ((None, TwinConfig().depth - 1), (1, 1), (3, 3)):
+        mix = TrainingMix(grounding=1.0, grounded_through=through)
+        trainer = Trainer(tmp_path / f"through{through}", seed=0, batch=2, lr=1e-4, mix=mix)
+        assert TrainingMix.of_run(tmp_path / f"through{through}") == mix
+        trainer.train_step(*next(trainer.batches()))
+        assert read.pop() == blocks, through
+    assert TrainingMix.of_run(tmp_path / "elsewhere").grounded_through is None  # runs from before the field
 
 
 def test_retrieval_targets_give_each_shape_word_and_background_the_colour_it_names_in_the_scene():

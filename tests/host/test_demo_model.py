@@ -59,7 +59,7 @@ def test_the_codec_vae_reconstructs_held_out_scenes(demo):
     scenes = [shapes.make_scene(seed) for seed in shapes.held_out_seeds(8)]
     images = torch.from_numpy(np.stack([s.image for s in scenes]))
     latents = vae.encode(images)
-    assert latents.shape == (8, 16, 24, 24)
+    assert latents.shape == (8, 16, shapes.IMAGE_SIZE // 8, shapes.IMAGE_SIZE // 8)
     decoded = vae.decode(latents)
     mse = torch.mean((decoded.float() - images) ** 2).item()
     assert 10 * np.log10(1 / mse) > 30
