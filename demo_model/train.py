@@ -319,6 +319,9 @@ class Trainer:
         if resuming and mix is not None and mix != self.mix:
             raise ValueError(f"{out} began with {self.mix}; a resumed run keeps its mix, so leave out the mix options "
                              f"or start a new --out for {mix}")
+        if self.mix.grounded_through is not None and self.mix.grounded_through >= self.config.depth:
+            raise ValueError(f"grounded_through {self.mix.grounded_through}: the model has double blocks 0-"
+                             f"{self.config.depth - 1}, so ground through at most {self.config.depth - 1}")
         (out / DATA_FILE).write_text(json.dumps(asdict(self.mix)))
         self.text = TextEncoder(len(VOCABULARY), dim=self.config.context_in_dim, config=text_config).to(self.device)
         # torch.compile fuses the many small ops of this narrow model: ~1.5x faster steps on a 2-core

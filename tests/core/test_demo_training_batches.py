@@ -360,6 +360,9 @@ def test_a_run_grounded_through_a_block_grounds_only_the_blocks_up_to_it(tmp_pat
         trainer.train_step(*next(trainer.batches()))
         assert read.pop() == blocks, through
     assert TrainingMix.of_run(tmp_path / "elsewhere").grounded_through is None  # runs from before the field
+    depth = TwinConfig().depth
+    with pytest.raises(ValueError, match=f"ground through at most {depth - 1}"):
+        Trainer(tmp_path / "too_deep", seed=0, batch=2, lr=1e-4, mix=TrainingMix(grounding=1.0, grounded_through=depth))
 
 
 def test_retrieval_targets_give_each_shape_word_and_background_the_colour_it_names_in_the_scene():
