@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from .classify import classify_colour, classify_shape, object_mask, single_object_prompt
+from .codec import PATCH_SIZE as CODEC_PATCH
+from .flux_twin import TwinConfig
 from .shapes import COLOURS, SHAPES, article, held_out_seeds, make_scene
 
 BACKGROUND = "background"
@@ -52,15 +54,14 @@ class ObjectPixelFates:
 
 REGIONS = ("own object", "other object", "background")
 
-# The demo model's image tokens are 2 x 2 latent cells of 8 pixels. A token-grid map blurs an object's
-# outline over about a token, so the IoU is also reported by how many tokens wide the object is.
-TOKEN_PIXELS = 16
+PIXELS_PER_TOKEN = CODEC_PATCH * TwinConfig.patch_size  # each image token: 2x2 latent cells of 8x8 pixels
 
 
 def width_band(mask: np.ndarray) -> str:
     """An object's width in image tokens, as a one-token band ("5-6 tokens"): the diameter of the circle
-    of its area, so that a star and a square of one area fall in one band."""
-    width = 2.0 * np.sqrt(mask.sum() / np.pi) / TOKEN_PIXELS
+    of its area, so that a star and a square of one area fall in one band. A token-grid map blurs an
+    outline over about a token, so the narrower the object, the more of it that blur takes."""
+    width = 2.0 * np.sqrt(mask.sum() / np.pi) / PIXELS_PER_TOKEN
     return f"{int(width)}-{int(width) + 1} tokens"
 
 

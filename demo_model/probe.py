@@ -27,15 +27,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from . import flux_twin
-from .codec import PATCH_SIZE as CODEC_PATCH
 from .codec import PatchPCACodec
+from .evaluation import PIXELS_PER_TOKEN
 from .flux_twin import FluxTwin, TwinConfig
 from .shapes import COLOURS, IMAGE_SIZE, SHAPES, VOCABULARY, Scene, held_out_seeds, make_batch
 from .text import MAX_TOKENS, TextConfig, TextEncoder, WordTokenizer
 
 NOISE_LEVELS = (0.3, 0.5, 0.7, 0.9)
 BINDING_NOISE_LEVELS = (0.3, 0.7)
-PIXELS_PER_TOKEN = CODEC_PATCH * TwinConfig.patch_size  # each image token: 2x2 latent cells of 8x8 pixels
 
 
 def encoded_with_fixed_noise(codec: PatchPCACodec, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

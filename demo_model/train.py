@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from .codec import PATCH_SIZE as CODEC_PATCH
 from .codec import PatchPCACodec, fit_pca_codec
-from .evaluation import token_masks
+from .evaluation import PIXELS_PER_TOKEN, token_masks
 from .flux_twin import WORD_MAP_SIDES, FluxTwin, TwinConfig
 from .shapes import (
     BACKGROUNDS,
@@ -258,7 +258,7 @@ def _start_worker(codec_state: dict[str, torch.Tensor]) -> None:
 
 Batch = tuple[torch.Tensor, list[str], torch.Tensor, torch.Tensor]
 # The model's image-token grid: the codec's cells, patchified by the Flux model in 2x2.
-TOKEN_GRID = (IMAGE_SIZE // (CODEC_PATCH * TwinConfig.patch_size),) * 2
+TOKEN_GRID = (IMAGE_SIZE // PIXELS_PER_TOKEN,) * 2
 
 
 def _encoded_scenes(seeds: range, shares: tuple[float, float], codec: PatchPCACodec | None = None) -> Batch:
