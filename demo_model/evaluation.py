@@ -57,12 +57,16 @@ REGIONS = ("own object", "other object", "background")
 PIXELS_PER_TOKEN = CODEC_PATCH * TwinConfig.patch_size  # each image token: 2x2 latent cells of 8x8 pixels
 
 
-def width_band(mask: np.ndarray) -> str:
-    """An object's width in image tokens, as a one-token band ("5-6 tokens"): the diameter of the circle
-    of its area, so that a star and a square of one area fall in one band. A token-grid map blurs an
-    outline over about a token, so the narrower the object, the more of it that blur takes."""
-    width = 2.0 * np.sqrt(mask.sum() / np.pi) / PIXELS_PER_TOKEN
-    return f"{int(width)}-{int(width) + 1} tokens"
+def whole_tokens_wide(mask: np.ndarray) -> int:
+    """An object's width in whole image tokens: the diameter of the circle of its area, so that a star
+    and a square of one area are alike. A token-grid map blurs an outline over about a token, so the
+    narrower the object, the more of it that blur takes."""
+    return int(2.0 * np.sqrt(mask.sum() / np.pi) / PIXELS_PER_TOKEN)
+
+
+def width_band(tokens: int) -> str:
+    """The one-token band of a whole_tokens_wide width, as reported ("5-6 tokens")."""
+    return f"{tokens}-{tokens + 1} tokens"
 
 
 def token_masks(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -113,20 +117,19 @@ class IoUTable:
     intersection: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     union: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     object_pixels: ObjectPixelFates = field(default_factory=ObjectPixelFates)
-    # [intersection, union] of the objects' masks (not the background's), per width_band
-    by_width: dict[str, np.ndarray] = field(default_factory=lambda: defaultdict(lambda: np.zeros(2)))
+    # [intersection, union] of the objects' masks (not the background's), per whole_tokens_wide
+    by_width: dict[int, np.ndarray] = field(default_factory=lambda: defaultdict(lambda: np.zeros(2)))
 
     def add(self, name: str, predicted: np.ndarray, truth: np.ndarray) -> None:
-        self.intersection[name] += float(np.logical_and(predicted, truth).sum())
-        self.union[name] += float(np.logical_or(predicted, truth).sum())
+        overlap = float(np.logical_and(predicted, truth).sum()), float(np.logical_or(predicted, truth).sum())
+        self.intersection[name] += overlap[0]
+        self.union[name] += overlap[1]
         if name != BACKGROUND:
-            self.by_width[width_band(truth)] += (np.logical_and(predicted, truth).sum(),
-                                                 np.logical_or(predicted, truth).sum())
+            self.by_width[whole_tokens_wide(truth)] += overlap
 
     def per_width(self) -> dict[str, float]:
-        """The objects' IoU per width band, narrowest first."""
-        return {band: float(sums[0] / sums[1]) for band, sums in sorted(self.by_width.items(),
-                                                                         key=lambda item: int(item[0].split("-")[0]))}
+        """The objects' IoU per width band (width_band), narrowest first."""
+        return {width_band(tokens): float(sums[0] / sums[1]) for tokens, sums in sorted(self.by_width.items())}
 
     def per_class(self) -> dict[str, float]:
         return {name: self.intersection[name] / self.union[name] for name in sorted(self.union) if self.union[name]}

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from demo_model import flux_twin
+from demo_model.evaluation import PIXELS_PER_TOKEN
 from demo_model.flux_twin import FluxTwin, TwinConfig
 from demo_model.probe import (
     IMAGE_SIDE_COLUMNS,
@@ -18,7 +19,7 @@ from demo_model.probe import (
 from demo_model.shapes import IMAGE_SIZE, VOCABULARY, held_out_seeds, make_scene
 from demo_model.text import MAX_TOKENS, TextEncoder, WordTokenizer
 
-TOKENS = (IMAGE_SIZE // 16) ** 2  # a scene's image tokens: 8-pixel latent cells in 2 x 2 patches
+TOKENS = (IMAGE_SIZE // PIXELS_PER_TOKEN) ** 2  # a scene's image tokens
 
 
 def two_object_scene():
@@ -66,7 +67,7 @@ def test_token_masks_hold_the_tokens_an_object_mostly_covers():
     for obj, mask in zip(scene.objects, token_masks(scene), strict=True):
         assert mask.shape == (TOKENS,) and mask.any()
         rows, cols = obj.mask.nonzero()
-        centre = (rows.mean() // 16) * (IMAGE_SIZE // 16) + cols.mean() // 16
+        centre = (rows.mean() // PIXELS_PER_TOKEN) * (IMAGE_SIZE // PIXELS_PER_TOKEN) + cols.mean() // PIXELS_PER_TOKEN
         assert mask[int(centre)]
     assert not (token_masks(scene)[0] & token_masks(scene)[1]).any()
 

@@ -19,6 +19,7 @@ from demo_model.evaluation import (
     evaluate_segmentation,
     segmentation_caption,
     token_masks,
+    whole_tokens_wide,
     width_band,
 )
 from demo_model.probe import swap_words
@@ -183,8 +184,8 @@ def test_width_bands_go_by_area_in_tokens_and_sum_over_objects_before_dividing()
     disk = (rows - 128.0) ** 2 + (cols - 128.0) ** 2 < 40.5 ** 2  # 81 pixels across: 5.06 tokens of 16
     square = np.zeros((256, 256), bool)
     square[:72, :72] = True  # the area of a disk 81.2 pixels across
-    assert width_band(disk) == width_band(square) == "5-6 tokens"
-    assert width_band(np.pad(np.ones((60, 60), bool), 98)) == "4-5 tokens"  # 67.7 pixels across
+    assert width_band(whole_tokens_wide(disk)) == width_band(whole_tokens_wide(square)) == "5-6 tokens"
+    assert width_band(whole_tokens_wide(np.pad(np.ones((60, 60), bool), 98))) == "4-5 tokens"  # 67.7 pixels across
     table = IoUTable()
     table.add("circle", disk, disk)  # a whole disk, then a square with half of it
     table.add("square", square & (cols < 36), square)
