@@ -29,6 +29,7 @@ from demo_model.train import (
     Trainer,
     TrainingMix,
     grounding_loss,
+    learning_rate,
     named_colours,
     outline_weights,
     retrieval_loss,
@@ -239,6 +240,39 @@ def test_the_training_command_refuses_mix_shares_out_of_range_naming_the_option(
         refused = _train_cli("--out", str(tmp_path / "run"), option, value, cwd=repo)
         assert refused.returncode == 2 and says in refused.stderr, refused.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_the_learning_rate_ramps_up_then_falls_along_a_half_cosine_to_zero_at_the_runs_end():
+    assert [learning_rate(step, 1.0, warmup_steps=2) for step in range(3)] == [0.5, 1.0, 1.0]
+    decayed = [learning_rate(step, 1.0, decay_steps=4) for step in range(6)]
+    assert decayed == pytest.approx([1.0, 0.8536, 0.5, 0.1464, 0.0, 0.0], abs=1e-4)
+    assert learning_rate(1, 2.0, warmup_steps=4, decay_steps=4) == pytest.approx(2.0 * 0.5 * 0.8536, abs=1e-4)
+
+
+def test_a_decaying_run_keeps_its_schedule_when_resumed_and_refuses_another(tmp_path):
+    trainer = Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-3, decay_steps=4)
+    batches = trainer.batches()
+    trainer.train_step(*next(batches))
+    trainer.train_step(*next(batches))
+    assert trainer.optimiser.param_groups[0]["lr"] == pytest.approx(learning_rate(1, 1e-3, decay_steps=4))
+    trainer.save()
+    resumed = Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-3)
+    assert resumed.decay_steps == 4
+    resumed.train_step(*resumed.batches().__next__())
+    assert resumed.optimiser.param_groups[0]["lr"] == pytest.approx(learning_rate(2, 1e-3, decay_steps=4))
+    with pytest.raises(ValueError, match="decay_steps 4"):
+        Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-3, decay_steps=8)
+
+
+def test_a_decaying_run_ends_where_its_learning_rate_reaches_zero(tmp_path):
+    repo = Path(__file__).parents[2]
+    run = _train_cli("--out", str(tmp_path / "run"), "--batch", "2", "--minutes", "5", "--decay-steps", "3",
+                     cwd=repo)
+    assert run.returncode == 0, run.stderr
+    assert "stopping: the learning rate has decayed to 0 at step 3" in run.stdout
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == 3
+    refused = _train_cli("--out", str(tmp_path / "other"), "--decay-steps", "10", "--warmup-steps", "10", cwd=repo)
+    assert refused.returncode != 0 and "--decay-steps must be more than --warmup-steps" in refused.stderr
 
 
 def test_training_stops_before_a_batch_would_reach_the_held_out_seeds(tmp_path):
