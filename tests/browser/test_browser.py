@@ -170,6 +170,13 @@ def test_demo_template_is_the_headless_demo(browser):
         assert template.get(class_type) == demo.get(class_type), class_type
 
 
+def generated_size(browser) -> tuple[int, int]:
+    """The demo workflow's image size, from its empty latent."""
+    prompt = browser["workflows"][RUNNABLE]["prompt"]
+    latent = next(n for n in prompt.values() if n["class_type"] == "EmptySD3LatentImage")["inputs"]
+    return latent["width"], latent["height"]
+
+
 def test_gallery_shows_one_labelled_heatmap_per_concept(browser):
     prompt = browser["workflows"][RUNNABLE]["prompt"]
     sampler = next(n for n in prompt.values() if n["class_type"] == "ConceptAttentionSampler")
@@ -178,7 +185,7 @@ def test_gallery_shows_one_labelled_heatmap_per_concept(browser):
     assert [item["label"] for item in gallery] == expected
     assert [item["concept"] for item in gallery] == expected
     assert all(item["loaded"] and item["visible"] for item in gallery)
-    assert all((item["width"], item["height"]) == (192, 192) for item in gallery)
+    assert all((item["width"], item["height"]) == generated_size(browser) for item in gallery)
     assert browser["run"]["saliencyStockPreview"] == 0, "the stock preview duplicates the gallery"
 
 
@@ -186,14 +193,15 @@ def test_gallery_heatmap_enlarges_on_click(browser):
     run = browser["run"]
     first = run["gallery"][0]["label"]
     assert run["lightbox"]["caption"] == first and run["lightbox"]["loaded"]
-    assert run["lightbox"]["width"] > 192
+    assert run["lightbox"]["width"] > generated_size(browser)[0]
     assert run["lightboxClosed"]
 
 
 def test_concept_mask_previews_its_mask(browser):
     preview = browser["run"]["maskPreview"]
     assert preview["outputImages"] == 1
-    assert preview["shown"] == [{"width": 192, "height": 192}]
+    width, height = generated_size(browser)
+    assert preview["shown"] == [{"width": width, "height": height}]
 
 
 def test_gallery_is_display_only(browser):

@@ -291,7 +291,8 @@ def test_word_regions_give_each_shape_colour_and_background_word_the_tokens_it_n
     scenes = [make_scene(seed) for seed in range(3)]
     two = next(scene for scene in scenes if len(scene.objects) == 2)
     regions = word_regions([two], TOKEN_GRID)[0]
-    assert TOKEN_GRID == (12, 12) and regions.shape == (len(WORD_TO_ID), 144)
+    assert TOKEN_GRID == (IMAGE_SIZE // 16, IMAGE_SIZE // 16)
+    assert regions.shape == (len(WORD_TO_ID), TOKEN_GRID[0] * TOKEN_GRID[1])
     for obj in two.objects:
         expected = torch.from_numpy(token_masks(obj.mask, TOKEN_GRID))
         assert expected.any()

@@ -18,13 +18,13 @@ def demo(ca):
     return loader, shapes
 
 
-def demo_graph(concepts="circle, square, background"):
+def demo_graph(size: int, concepts="circle, square, background"):
     return {
         "1": {"class_type": "ConceptAttentionLoadDemoModel", "inputs": {}},
         "2": {"class_type": "CLIPTextEncode",
               "inputs": {"text": "a red circle and a blue square on a gray background", "clip": ["1", 1]}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
-        "4": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 192, "height": 192, "batch_size": 1}},
+        "4": {"class_type": "EmptySD3LatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
         "5": {"class_type": "ConceptAttentionSampler",
               "inputs": {"model": ["1", 0], "clip": ["1", 1], "seed": 1, "steps": 4, "cfg": 3.0,
                          "sampler_name": "euler", "scheduler": "simple", "positive": ["2", 0], "negative": ["3", 0],
@@ -44,8 +44,9 @@ def demo_graph(concepts="circle, square, background"):
     }
 
 
-def test_the_demo_graph_runs_through_comfyuis_executor():
-    result = run_prompt(demo_graph())
+def test_the_demo_graph_runs_through_comfyuis_executor(demo):
+    _, shapes = demo
+    result = run_prompt(demo_graph(shapes.IMAGE_SIZE))
     assert result["valid"], result
     assert result["success"], result["errors"]
     assert result["outputs"]["7"]["concepts"] == ["circle", "square", "background"]
