@@ -1,4 +1,4 @@
-"""The demo model's semantic benchmark: segmentation mIoU on held-out scenes and drawing accuracy.
+"""The demo model's semantic benchmark: segmentation mIoU on held-out scenes, drawing and colour binding.
 
     <python> bench/semantic.py [--images 200] [--noise 0.5] [--layers auto] [--out bench/semantic.json]
 
@@ -9,7 +9,9 @@ with Concept Mask's argmax masks and with its threshold masks, per class, next t
 all-background floor, the shapes' IoU by their width in image tokens, and where the object pixels
 went (their own word, the other object's word, or background). With shape words, it also prints
 where the shape concepts look: per double block, the share of each concept's attention over the
-image on its own object, the other object and the background (first noise level).
+image on its own object, the other object and the background (first noise level). Last, it
+draws single-object prompts (the drawing bar) and two-object prompts, and tells how often each
+shape came out in its own colour, in the other's, or neither (--binding; not part of the bar).
 """
 
 import argparse
@@ -177,6 +179,8 @@ def main() -> None:
     parser.add_argument("--noise", default="0.5", help="comma-separated noise levels")
     parser.add_argument("--layers", default="auto", help="semicolon-separated layer choices, e.g. 'auto;all;3'")
     parser.add_argument("--generation", type=int, default=10, help="seeds per shape for the drawing check")
+    parser.add_argument("--binding", type=int, default=20,
+                        help="two-object prompts for the colour-binding check (not part of the bar; 0 skips it)")
     parser.add_argument("--variants", action="store_true",
                         help="also score deliberately broken variants of the method (first noise and layers)")
     parser.add_argument("--words", choices=("shape", "colour"), default="shape",
@@ -250,6 +254,13 @@ def main() -> None:
         results["generation"] = generation
         print(f"drawing: shape {generation['shape_accuracy']:.0%}, shape and colour "
               f"{generation['shape_and_colour_accuracy']:.0%} of {generation['samples']} single-object prompts")
+    if args.binding:
+        image_size = sys.modules[f"{host.pack.__name__}.demo_model.shapes"].IMAGE_SIZE
+        binding = evaluation.evaluate_binding(product_generator(model, clip, vae, image_size), args.binding)
+        results["binding"] = binding
+        print(f"binding: of {binding['prompts']} two-object prompts, each shape in its own colour {binding['bound']:.0%}, "
+              f"in each other's {binding['swapped']:.0%}, otherwise {binding['other']:.0%} (chance: as many swapped "
+              f"as bound)")
     args.out.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
 

@@ -4,10 +4,12 @@ Host-agnostic: the caller passes functions that run the product's own nodes (Seg
 Concept Mask, sampling), so the same measurement serves the semantic test and the benchmark.
 """
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
@@ -205,3 +207,57 @@ def evaluate_generation(generate: GenerateFn, seeds_per_shape: int = 10) -> dict
             both_hits += shape_ok and classify_colour(image, mask) == colour
             total += 1
     return {"shape_accuracy": shape_hits / total, "shape_and_colour_accuracy": both_hits / total, "samples": total}
+
+
+# A drawn object: (colour, shape) as the classifiers read them.
+Drawn = tuple[str | None, str | None]
+BINDING_OUTCOMES = ("bound", "swapped", "other")
+BINDING_SEED = 5_000  # apart from evaluate_generation's seeds (1000 * shape + k)
+SMALLEST_OBJECT_PIXELS = 200  # the shape classifier's own floor: smaller blobs are specks
+
+
+def two_object_prompt(first: Drawn, second: Drawn, background: str = "gray") -> str:
+    """A caption as the training scenes word it: "a red circle and a blue square on a gray background"."""
+    phrases = [f"{article(colour)} {colour} {shape}" for colour, shape in (first, second)]
+    return f"{' and '.join(phrases)} on {article(background)} {background} background"
+
+
+def drawn_objects(image: np.ndarray) -> list[Drawn]:
+    """The colour and shape of each separate object in an image [H, W, 3] (0..1), largest first."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(object_mask(image), connectivity=8)
+    blobs = sorted((i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= SMALLEST_OBJECT_PIXELS),
+                   key=lambda i: -stats[i, cv2.CC_STAT_AREA])
+    return [(classify_colour(image, labels == i), classify_shape(labels == i)) for i in blobs]
+
+
+def judge_binding(image: np.ndarray, first: Drawn, second: Drawn) -> str:
+    """'bound' when the image shows exactly the two named objects, each shape in its own colour;
+    'swapped' when it shows the two shapes in each other's colours; 'other' for anything else
+    (a shape missing or misdrawn, a third object, a colour nobody named)."""
+    drawn = sorted(drawn_objects(image), key=str)
+    if drawn == sorted([first, second], key=str):
+        return "bound"
+    if drawn == sorted([(first[0], second[1]), (second[0], first[1])], key=str):
+        return "swapped"
+    return "other"
+
+
+def binding_pairs(count: int) -> list[tuple[Drawn, Drawn]]:
+    """`count` two-object requests: every ordered pair of distinct shapes in turn, two distinct colours each."""
+    shape_pairs = list(itertools.permutations(SHAPES, 2))
+    colours = list(COLOURS)
+    pairs = []
+    for i in range(count):
+        first_shape, second_shape = shape_pairs[i % len(shape_pairs)]
+        # the second colour steps 1..5 places on from the first, so the two always differ
+        first_colour, second_colour = colours[i % len(colours)], colours[(i + 1 + i // len(colours) % 5) % len(colours)]
+        pairs.append(((first_colour, first_shape), (second_colour, second_shape)))
+    return pairs
+
+
+def evaluate_binding(generate: GenerateFn, prompts: int = 20) -> dict[str, float]:
+    """Shares of two-object prompts drawn with each shape in its own colour ('bound'), in each other's
+    ('swapped'), or otherwise ('other'). Binding at chance gives as many swapped as bound."""
+    outcomes = [judge_binding(generate(two_object_prompt(first, second), BINDING_SEED + i), first, second)
+                for i, (first, second) in enumerate(binding_pairs(prompts))]
+    return {**{outcome: outcomes.count(outcome) / len(outcomes) for outcome in BINDING_OUTCOMES}, "prompts": len(outcomes)}

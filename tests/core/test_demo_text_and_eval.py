@@ -16,9 +16,14 @@ from demo_model.evaluation import (
     IoUTable,
     ObjectPixelFates,
     all_background_baseline,
+    binding_pairs,
+    drawn_objects,
+    evaluate_binding,
     evaluate_segmentation,
+    judge_binding,
     segmentation_caption,
     token_masks,
+    two_object_prompt,
     whole_tokens_wide,
     width_band,
 )
@@ -297,3 +302,66 @@ def test_concept_attention_shares_tell_own_object_from_other_and_from_the_area()
     assert table[2]["attention"] == pytest.approx(area) and table[0]["area"] == pytest.approx(area)
     with pytest.raises(ValueError, match="exactly two objects"):
         shares.add(0, np.ones((1, 8)), [first])
+
+
+def _two_shape_scenes(count: int):
+    scenes = (make_scene(seed) for seed in held_out_seeds(400))
+    chosen = [s for s in scenes if len(s.objects) == 2 and s.objects[0].shape != s.objects[1].shape]
+    return chosen[:count]
+
+
+def _recoloured(scene, colours: list[str]) -> np.ndarray:
+    """The scene's image with each object's pixels painted in the given colour instead of its own."""
+    image = scene.image.copy()
+    for obj, colour in zip(scene.objects, colours, strict=True):
+        image[obj.mask] = COLOURS[colour]
+    return image
+
+
+def test_binding_judge_reads_rendered_pairs_as_bound_and_recoloured_ones_as_swapped():
+    scenes = _two_shape_scenes(40)
+    assert len(scenes) == 40
+    outcomes = {"bound": [], "swapped": []}
+    for scene in scenes:
+        first, second = ((obj.colour, obj.shape) for obj in scene.objects)
+        assert scene.caption in (two_object_prompt(first, second, scene.background),
+                                 two_object_prompt(second, first, scene.background))  # worded as in training
+        outcomes["bound"].append(judge_binding(scene.image, first, second))
+        swapped = _recoloured(scene, [second[0], first[0]])
+        outcomes["swapped"].append(judge_binding(swapped, first, second))
+    assert outcomes["bound"].count("bound") >= 38, outcomes["bound"]
+    assert outcomes["swapped"].count("swapped") >= 38, outcomes["swapped"]
+
+
+def test_binding_judge_calls_a_missing_or_extra_object_or_an_unnamed_colour_other():
+    scene = _two_shape_scenes(1)[0]
+    (first, second) = ((obj.colour, obj.shape) for obj in scene.objects)
+    assert judge_binding(scene.image, first, second) == "bound"
+    one_gone = scene.image.copy()
+    one_gone[scene.objects[1].mask] = scene.image[scene.masks["background"]].mean(axis=0)
+    assert len(drawn_objects(one_gone)) == 1 and judge_binding(one_gone, first, second) == "other"
+    unnamed = next(c for c in COLOURS if c not in (first[0], second[0]))
+    assert judge_binding(_recoloured(scene, [unnamed, second[0]]), first, second) == "other"
+
+
+def test_binding_requests_pair_distinct_shapes_and_colours_and_score_what_is_drawn():
+    pairs = binding_pairs(40)
+    assert all(a[0] != b[0] and a[1] != b[1] for a, b in pairs)
+    assert len({(a[1], b[1]) for a, b in pairs}) == len(SHAPES) * (len(SHAPES) - 1)
+    assert len(set(pairs)) == 40
+    by_shapes = {frozenset(obj.shape for obj in scene.objects): scene for scene in _two_shape_scenes(200)}
+    asked = []
+
+    def draws_the_pair_asked_with_colours_swapped_every_other_time(prompt: str, seed: int) -> np.ndarray:
+        (first, second) = next(pair for pair in pairs if two_object_prompt(*pair) == prompt)
+        asked.append((prompt, seed))
+        colour_of = {first[1]: first[0], second[1]: second[0]}
+        if len(asked) % 2 == 0:
+            colour_of = {first[1]: second[0], second[1]: first[0]}
+        scene = by_shapes[frozenset(colour_of)]
+        return _recoloured(scene, [colour_of[obj.shape] for obj in scene.objects])
+
+    result = evaluate_binding(draws_the_pair_asked_with_colours_swapped_every_other_time, prompts=4)
+    assert [seed for _, seed in asked] == [5_000, 5_001, 5_002, 5_003]
+    assert [prompt for prompt, _ in asked] == [two_object_prompt(*pair) for pair in pairs[:4]]
+    assert result == {"bound": 0.5, "swapped": 0.5, "other": 0.0, "prompts": 4}
