@@ -129,13 +129,13 @@ def recorded_concept_attention(pack):
         patch.attend_concepts = stock
 
 
-def concept_attention_shares(pack, evaluation, model, clip, vae, noise: float, images: int):
+def concept_attention_shares(pack, evaluation, model, clip, vae, noise: float, images: int, skip: int = 0):
     """Per double block, where the two objects' shape concepts look in two-object held-out scenes."""
     double_blocks = len(model.model.diffusion_model.double_blocks)
     segment = product_segmenter(pack, model, clip, vae, noise, "all")
     shares = evaluation.ConceptAttentionShares()
     with recorded_concept_attention(pack) as recorded:
-        for seed in evaluation.held_out_seeds(images):
+        for seed in evaluation.held_out_seeds(images, skip):
             scene = evaluation.make_scene(seed)
             if len(scene.objects) != 2:
                 continue
@@ -176,6 +176,9 @@ def product_generator(model, clip, vae, size: int, steps: int = 12, cfg: float =
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--skip-scenes", type=int, default=0,
+                        help="start this many held-out scenes in (the bar's are the first 200): e.g. 200 to compare "
+                             "training checkpoints on scenes the bar does not use")
     parser.add_argument("--noise", default="0.5", help="comma-separated noise levels")
     parser.add_argument("--layers", default="auto", help="semicolon-separated layer choices, e.g. 'auto;all;3'")
     parser.add_argument("--generation", type=int, default=10, help="seeds per shape for the drawing check")
@@ -198,8 +201,12 @@ def main() -> None:
     model, clip, vae = loader.load_demo_model(args.weights or loader.WEIGHTS)
 
     results = {"comfyui": host.comfyui_version, "images": args.images, "words": args.words,
-               "all_background_miou": evaluation.all_background_baseline(args.images, args.words), "runs": []}
-    print(f"ComfyUI {host.comfyui_version}; {args.images} held-out scenes, objects named by {args.words}; "
+               "all_background_miou": evaluation.all_background_baseline(args.images, args.words, args.skip_scenes),
+               "runs": []}
+    if args.skip_scenes:
+        results["skipped_scenes"] = args.skip_scenes
+    skipped = f" after the first {args.skip_scenes}" if args.skip_scenes else ""
+    print(f"ComfyUI {host.comfyui_version}; {args.images} held-out scenes{skipped}, objects named by {args.words}; "
           f"all-background floor mIoU {results['all_background_miou']:.3f}")
     print(f"{'':>15} {'argmax masks':^34} {'threshold masks':^34}")
     print(f"{'noise':>6} {'layers':>8} {'ConceptAttention':>17} {'cross-attention':>16} {'ConceptAttention':>17} "
@@ -208,7 +215,7 @@ def main() -> None:
         for layers in args.layers.split(";"):
             start = time.time()
             tables = evaluation.evaluate_segmentation(
-                product_segmenter(host.pack, model, clip, vae, noise, layers), args.images, args.words)
+                product_segmenter(host.pack, model, clip, vae, noise, layers), args.images, args.words, args.skip_scenes)
             row = {"noise": noise, "layers": layers, "seconds": round(time.time() - start, 1)}
             for space in SPACES:
                 row[space] = {"miou": tables[space].mean(), "per_class": tables[space].per_class(),
@@ -231,7 +238,7 @@ def main() -> None:
     if args.words == "shape":
         noise = float(args.noise.split(",")[0])
         results["concept_attention"] = {"noise": noise, "blocks": concept_attention_shares(
-            host.pack, evaluation, model, clip, vae, noise, args.images)}
+            host.pack, evaluation, model, clip, vae, noise, args.images, args.skip_scenes)}
         print(f"where the shape concepts look, two-object scenes, noise {noise}: share of each concept's image "
               f"attention on its {' / '.join(evaluation.REGIONS)} (the regions' share of the image)")
         for block, shares in results["concept_attention"]["blocks"].items():
@@ -243,7 +250,7 @@ def main() -> None:
         for variant in BROKEN_VARIANTS:
             with broken_method(host.pack, variant):
                 tables = evaluation.evaluate_segmentation(
-                    product_segmenter(host.pack, model, clip, vae, noise, layers), args.images, args.words)
+                    product_segmenter(host.pack, model, clip, vae, noise, layers), args.images, args.words, args.skip_scenes)
             results["broken_variants"][variant] = {"argmax": tables["output"].mean(),
                                                    "threshold": tables[thresholded("output")].mean()}
             print(f"broken: {variant:<22} ConceptAttention mIoU, argmax masks {tables['output'].mean():.3f}, "

@@ -111,9 +111,9 @@ def article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-def held_out_seeds(count: int) -> range:
-    """The first `count` held-out seeds (never used for training)."""
-    return range(HELD_OUT_SEED_OFFSET, HELD_OUT_SEED_OFFSET + count)
+def held_out_seeds(count: int, skip: int = 0) -> range:
+    """`count` held-out seeds (never used for training), after the first `skip` of them."""
+    return range(HELD_OUT_SEED_OFFSET + skip, HELD_OUT_SEED_OFFSET + skip + count)
 
 
 def _unit_outline(shape: str) -> np.ndarray:

@@ -258,6 +258,23 @@ def test_segmentation_gives_the_papers_caption_and_scores_an_all_background_answ
     assert segmentation_caption(["circle", "star"]) == "a circle and a star"
 
 
+def test_segmentation_can_skip_the_bars_scenes_to_measure_on_others():
+    from demo_model.shapes import HELD_OUT_SEED_OFFSET
+
+    assert held_out_seeds(3, skip=200) == range(HELD_OUT_SEED_OFFSET + 200, HELD_OUT_SEED_OFFSET + 203)
+    seen = []
+
+    def all_background(image, concepts, caption):
+        seen.append(image[0].numpy())
+        return {"output": torch.full(image.shape[:3], len(concepts) - 1)}
+
+    tables = evaluate_segmentation(all_background, images=3, skip=200)
+    for seed, image in zip(held_out_seeds(3, skip=200), seen, strict=True):
+        assert np.array_equal(image, make_scene(seed).image)
+    assert tables["output"].mean() == pytest.approx(all_background_baseline(3, skip=200))
+    assert all_background_baseline(3, skip=200) != pytest.approx(all_background_baseline(3))
+
+
 def test_segmentation_can_name_objects_by_colour_and_refuses_other_words():
     seen = []
 
