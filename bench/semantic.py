@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--noise", default="0.5", help="comma-separated noise levels")
     parser.add_argument("--layers", default="auto", help="semicolon-separated layer choices, e.g. 'auto;all;3'")
     parser.add_argument("--generation", type=int, default=10, help="seeds per shape for the drawing check")
-    parser.add_argument("--binding", type=int, default=20,
+    parser.add_argument("--binding", type=int, default=40,
                         help="two-object prompts for the colour-binding check (not part of the bar; 0 skips it)")
     parser.add_argument("--variants", action="store_true",
                         help="also score deliberately broken variants of the method (first noise and layers)")
