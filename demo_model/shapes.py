@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-# 12 x 12 image tokens (8-pixel latent cells in 2 x 2 patches). At 256 pixels (16 x 16 tokens, the
-# shapes scaled alike) ConceptAttention's lead over cross-attention stayed where it was once the model
-# had trained at that size (README: the demo model, "A finer token grid").
-IMAGE_SIZE = 192
+# 16 x 16 image tokens (8-pixel latent cells in 2 x 2 patches). At 192 pixels (12 x 12 tokens) the
+# shapes were 3-6 tokens wide, and ConceptAttention's masks, which spill about half a token past an
+# outline, lost most on the narrowest (docs/demo_model_research.md, "A finer token grid").
+IMAGE_SIZE = 256
 
 # Supersampling factor: geometry is rasterised hard-edged at 4x, then box-averaged down, which
 # gives anti-aliased pixels while the masks (coverage >= 0.5) follow exactly the same polygons.
@@ -64,12 +64,12 @@ TRAIN_SEEDS = range(0, HELD_OUT_SEED_OFFSET)
 # Nominal size of a shape in pixels: a circle's diameter. Other shapes' circumscribed circles are
 # larger by OUTLINE_REACH, so that all shapes look about as big (an axis-aligned square inside a
 # 64-pixel circle would be only 45 pixels wide).
-MIN_SHAPE_SIZE = 64
-MAX_SHAPE_SIZE = 100
+MIN_SHAPE_SIZE = 85  # 64-100 pixels while the scenes were 192 pixels, scaled with them
+MAX_SHAPE_SIZE = 133
 OUTLINE_REACH = {"circle": 1.0, "square": 1.15, "triangle": 1.15, "cross": 1.0, "star": 1.05}
 # Clear pixels kept between two shapes and between a shape and the image edge, so anti-aliased
 # edges never share a pixel, every mask stays disjoint and the shapes read as separate objects.
-GAP_PIXELS = 4
+GAP_PIXELS = 5
 TWO_OBJECT_PROBABILITY = 0.8  # mostly two, so captions need colour-shape binding
 PLACEMENT_TRIES = 60
 # Shapes are drawn upright. With free rotation a rotated square reads as a diamond and a star as
