@@ -265,9 +265,9 @@ def main() -> None:
         image_size = sys.modules[f"{host.pack.__name__}.demo_model.shapes"].IMAGE_SIZE
         binding = evaluation.evaluate_binding(product_generator(model, clip, vae, image_size), args.binding)
         results["binding"] = binding
-        print(f"binding: of {binding['prompts']} two-object prompts, each shape in its own colour {binding['bound']:.0%}, "
-              f"in each other's {binding['swapped']:.0%}, otherwise {binding['other']:.0%} (chance: as many swapped "
-              f"as bound)")
+        bound, swapped, other = (round(binding[outcome] * binding["prompts"]) for outcome in ("bound", "swapped", "other"))
+        print(f"binding: of {binding['prompts']} two-object prompts, {bound} drew each shape in its own colour, "
+              f"{swapped} in each other's, {other} otherwise (chance: as many swapped as bound)")
     args.out.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
 

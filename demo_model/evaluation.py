@@ -259,7 +259,7 @@ def binding_pairs(count: int) -> list[tuple[Drawn, Drawn]]:
     return pairs
 
 
-def evaluate_binding(generate: GenerateFn, prompts: int = 20) -> dict[str, float]:
+def evaluate_binding(generate: GenerateFn, prompts: int = 40) -> dict[str, float]:
     """Shares of two-object prompts drawn with each shape in its own colour ('bound'), in each other's
     ('swapped'), or otherwise ('other'). Binding at chance gives as many swapped as bound."""
     outcomes = [judge_binding(generate(two_object_prompt(first, second), BINDING_SEED + i), first, second)
