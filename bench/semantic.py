@@ -191,6 +191,8 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("semantic.json"))
     args = parser.parse_args()
+    if args.skip_scenes < 0:
+        parser.error("--skip-scenes must be 0 or more: the held-out scenes start at the bar's first")
 
     host = boot("cpu")
     loader = sys.modules[f"{host.pack.__name__}.nodes.demo_loader"]

@@ -113,6 +113,9 @@ def article(word: str) -> str:
 
 def held_out_seeds(count: int, skip: int = 0) -> range:
     """`count` held-out seeds (never used for training), after the first `skip` of them."""
+    if skip < 0:
+        raise ValueError(f"skip {skip}: held-out scenes start at seed {HELD_OUT_SEED_OFFSET}, so skip 0 or more "
+                         f"(a negative skip would reach training scenes)")
     return range(HELD_OUT_SEED_OFFSET + skip, HELD_OUT_SEED_OFFSET + skip + count)
 
 

@@ -262,6 +262,8 @@ def test_segmentation_can_skip_the_bars_scenes_to_measure_on_others():
     from demo_model.shapes import HELD_OUT_SEED_OFFSET
 
     assert held_out_seeds(3, skip=200) == range(HELD_OUT_SEED_OFFSET + 200, HELD_OUT_SEED_OFFSET + 203)
+    with pytest.raises(ValueError, match="skip -1"):
+        held_out_seeds(3, skip=-1)  # would reach the training scenes
     seen = []
 
     def all_background(image, concepts, caption):
