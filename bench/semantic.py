@@ -257,15 +257,15 @@ def main() -> None:
                                                    "threshold": tables[thresholded("output")].mean()}
             print(f"broken: {variant:<22} ConceptAttention mIoU, argmax masks {tables['output'].mean():.3f}, "
                   f"threshold masks {tables[thresholded('output')].mean():.3f} (noise {noise}, layers {layers})")
+    # one generator (and one encoded negative prompt) serves both drawing checks
+    generate = product_generator(model, clip, vae, sys.modules[f"{host.pack.__name__}.demo_model.shapes"].IMAGE_SIZE)
     if args.generation:
-        image_size = sys.modules[f"{host.pack.__name__}.demo_model.shapes"].IMAGE_SIZE
-        generation = evaluation.evaluate_generation(product_generator(model, clip, vae, image_size), args.generation)
+        generation = evaluation.evaluate_generation(generate, args.generation)
         results["generation"] = generation
         print(f"drawing: shape {generation['shape_accuracy']:.0%}, shape and colour "
               f"{generation['shape_and_colour_accuracy']:.0%} of {generation['samples']} single-object prompts")
     if args.binding:
-        image_size = sys.modules[f"{host.pack.__name__}.demo_model.shapes"].IMAGE_SIZE
-        binding = evaluation.evaluate_binding(product_generator(model, clip, vae, image_size), args.binding)
+        binding = evaluation.evaluate_binding(generate, args.binding)
         results["binding"] = binding
         bound, swapped, other = (round(binding[outcome] * binding["prompts"]) for outcome in ("bound", "swapped", "other"))
         print(f"binding: of {binding['prompts']} two-object prompts, {bound} drew each shape in its own colour, "
