@@ -257,8 +257,9 @@ def main() -> None:
                                                    "threshold": tables[thresholded("output")].mean()}
             print(f"broken: {variant:<22} ConceptAttention mIoU, argmax masks {tables['output'].mean():.3f}, "
                   f"threshold masks {tables[thresholded('output')].mean():.3f} (noise {noise}, layers {layers})")
-    # one generator (and one encoded negative prompt) serves both drawing checks
-    generate = product_generator(model, clip, vae, sys.modules[f"{host.pack.__name__}.demo_model.shapes"].IMAGE_SIZE)
+    # one generator (and one encoded negative prompt) serves both drawing checks, when either runs
+    generate = (product_generator(model, clip, vae, sys.modules[f"{host.pack.__name__}.demo_model.shapes"].IMAGE_SIZE)
+                if args.generation or args.binding else None)
     if args.generation:
         generation = evaluation.evaluate_generation(generate, args.generation)
         results["generation"] = generation
