@@ -6,7 +6,8 @@ Runs the product's own nodes (Load Demo Model, Segment Image, Concept Mask, CLIP
 KSampler, VAE Decode) inside a real ComfyUI (CA_COMFYUI_DIR), and prints, per noise level and
 layer choice, the mIoU of ConceptAttention (output space) and of the cross-attention baseline,
 with Concept Mask's argmax masks and with its threshold masks, per class, next to the
-all-background floor, the shapes' IoU by their width in image tokens, and where the object pixels
+all-background floor, the margin over cross-attention with its 95 % interval over scenes (a paired
+bootstrap), the shapes' IoU by their width in image tokens, and where the object pixels
 went (their own word, the other object's word, or background). With shape words, it also prints
 where the shape concepts look: per double block, the share of each concept's attention over the
 image on its own object, the other object and the background (first noise level). Last, it
@@ -225,6 +226,9 @@ def main() -> None:
                               "object_pixels": tables[space].object_pixels.shares()}
                 row[thresholded(space)] = {"miou": tables[thresholded(space)].mean(),
                                            "per_class": tables[thresholded(space)].per_class()}
+            margin = row["output"]["miou"] - row["cross_attention"]["miou"]
+            low, high = evaluation.margin_interval(tables["output"], tables["cross_attention"])
+            row["margin"] = {"argmax": margin, "interval_95": [low, high]}
             results["runs"].append(row)
             per_class = " ".join(f"{k}={v:.2f}" for k, v in row["output"]["per_class"].items())
             scores = " ".join(f"{row[reading]['miou']:>{width}.3f}" for reading, width in (
@@ -234,6 +238,8 @@ def main() -> None:
             print(f"{'':>16} the shapes' IoU by width (argmax masks, ConceptAttention / cross-attention): " + ", ".join(
                 f"{band} {iou:.3f} / {row['cross_attention']['per_width'].get(band, float('nan')):.3f}"
                 for band, iou in row["output"]["per_width"].items()))
+            print(f"{'':>16} margin over cross-attention (argmax masks) {margin:.3f}; 95 % interval over scenes "
+                  f"(paired bootstrap) {low:.3f} to {high:.3f}")
             for scenes, shares in row["output"]["object_pixels"].items():
                 print(f"{'':>16} object pixels in {scenes} scenes go to: "
                       + ", ".join(f"{fate} {share:.0%}" for fate, share in shares.items()))

@@ -121,13 +121,20 @@ class IoUTable:
     object_pixels: ObjectPixelFates = field(default_factory=ObjectPixelFates)
     # [intersection, union] of the objects' masks (not the background's), per whole_tokens_wide
     by_width: dict[int, np.ndarray] = field(default_factory=lambda: defaultdict(lambda: np.zeros(2)))
+    # {scene: {class: [intersection, union]}}, for the margin's interval over scenes (margin_interval)
+    by_scene: dict[int, dict[str, np.ndarray]] = field(default_factory=lambda: defaultdict(dict))
 
-    def add(self, name: str, predicted: np.ndarray, truth: np.ndarray) -> None:
+    def add(self, name: str, predicted: np.ndarray, truth: np.ndarray, scene: int | None = None) -> None:
+        """scene: the scene's seed, to keep its overlaps apart as well (one entry per class and scene)."""
         overlap = float(np.logical_and(predicted, truth).sum()), float(np.logical_or(predicted, truth).sum())
         self.intersection[name] += overlap[0]
         self.union[name] += overlap[1]
         if name != BACKGROUND:
             self.by_width[whole_tokens_wide(truth)] += overlap
+        if scene is not None:
+            if name in self.by_scene[scene]:
+                raise ValueError(f"scene {scene} already has an overlap for {name!r}")
+            self.by_scene[scene][name] = np.array(overlap)
 
     def per_width(self) -> dict[str, float]:
         """The objects' IoU per width band (width_band), narrowest first."""
@@ -139,6 +146,35 @@ class IoUTable:
     def mean(self) -> float:
         values = list(self.per_class().values())
         return float(np.mean(values)) if values else 0.0
+
+
+def margin_interval(better: IoUTable, baseline: IoUTable, rounds: int = 2000, confidence: float = 0.95,
+                    seed: int = 0) -> tuple[float, float]:
+    """How far better.mean() - baseline.mean() could move with other scenes like these: a paired
+    bootstrap over scenes (both readings resampled with the same scenes, since a hard scene is hard
+    for both), each resample's mIoU summed over its scenes before dividing, as mean() does. Returns
+    the central `confidence` interval of the margin."""
+    scenes = sorted(better.by_scene)
+    if not scenes or scenes != sorted(baseline.by_scene):
+        raise ValueError("the margin's interval needs both tables filled scene by scene (add(..., scene=seed)) "
+                         f"on the same scenes; got {len(better.by_scene)} and {len(baseline.by_scene)} scenes")
+    classes = sorted({name for table in (better, baseline) for overlaps in table.by_scene.values() for name in overlaps})
+
+    def overlaps(table: IoUTable) -> np.ndarray:  # [scenes, classes, intersection | union]
+        return np.array([[table.by_scene[scene].get(name, np.zeros(2)) for name in classes] for scene in scenes])
+
+    draws = np.random.default_rng(seed).multinomial(len(scenes), np.full(len(scenes), 1 / len(scenes)), size=rounds)
+
+    def resampled_miou(table: IoUTable) -> np.ndarray:
+        sums = np.einsum("rs,sco->rco", draws, overlaps(table))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = np.where(sums[..., 1] > 0, sums[..., 0] / sums[..., 1], np.nan)
+        return np.nanmean(iou, axis=1)
+
+    margins = resampled_miou(better) - resampled_miou(baseline)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(margins, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def _check_words(words: str) -> None:
@@ -179,7 +215,7 @@ def evaluate_segmentation(segment: SegmentFn, images: int = 200, words: str = "s
             elif masks.shape[0] != len(concepts):
                 raise ValueError(f"reading {reading!r} gave {masks.shape[0]} masks for {len(concepts)} concepts")
             for name, mask in zip(concepts, masks, strict=True):
-                tables[reading].add(name, mask, scene.masks[name])
+                tables[reading].add(name, mask, scene.masks[name], scene=seed)
     return dict(tables)
 
 

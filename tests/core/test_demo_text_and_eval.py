@@ -21,6 +21,7 @@ from demo_model.evaluation import (
     evaluate_binding,
     evaluate_segmentation,
     judge_binding,
+    margin_interval,
     segmentation_caption,
     token_masks,
     two_object_prompt,
@@ -384,3 +385,46 @@ def test_binding_requests_pair_distinct_shapes_and_colours_and_score_what_is_dra
     assert [seed for _, seed in asked] == [5_000, 5_001, 5_002, 5_003]
     assert [prompt for prompt, _ in asked] == [two_object_prompt(*pair) for pair in pairs[:4]]
     assert result == {"bound": 0.5, "swapped": 0.5, "other": 0.0, "prompts": 4}
+
+
+def _scene_tables(ious_a: list[float], ious_b: list[float], pixels: int = 100) -> tuple[IoUTable, IoUTable]:
+    """Two readings of the same scenes, each scene one class whose mask gets `iou` of its pixels."""
+    tables = IoUTable(), IoUTable()
+    truth = np.ones(pixels, bool)
+    for scene, ious in enumerate(zip(ious_a, ious_b, strict=True)):
+        for table, iou in zip(tables, ious, strict=True):
+            table.add("circle", np.arange(pixels) < round(iou * pixels), truth, scene=scene)
+    return tables
+
+
+def test_margin_interval_is_paired_over_scenes():
+    rng = np.random.default_rng(0)
+    hardness = rng.uniform(0.2, 0.9, 200)  # scenes differ a lot, and the lead is 0.1 on every one
+    better, baseline = _scene_tables(list(hardness), list(hardness - 0.1))
+    low, high = margin_interval(better, baseline)
+    assert better.mean() - baseline.mean() == pytest.approx(0.1, abs=0.01)
+    assert low <= better.mean() - baseline.mean() <= high
+    assert high - low < 0.01  # paired: the scenes' own spread (0.2 IoU) does not widen it
+    assert margin_interval(better, better) == (0.0, 0.0)
+
+
+def test_margin_interval_widens_when_the_lead_varies_by_scene():
+    rng = np.random.default_rng(1)
+    hardness = rng.uniform(0.4, 0.6, 200)
+    lead = rng.choice([-0.2, 0.4], 200)  # a 0.1 lead on average, won on some scenes and lost on others
+    better, baseline = _scene_tables(list(np.clip(hardness + lead / 2, 0, 1)), list(np.clip(hardness - lead / 2, 0, 1)))
+    low, high = margin_interval(better, baseline)
+    assert low < better.mean() - baseline.mean() < high
+    assert 0.05 < high - low < 0.3
+
+
+def test_margin_interval_refuses_tables_without_the_same_scenes():
+    better, baseline = _scene_tables([0.5, 0.6], [0.4, 0.5])
+    with pytest.raises(ValueError, match="same scenes"):
+        margin_interval(better, _scene_tables([0.5], [0.4])[1])
+    table = IoUTable()
+    table.add("circle", np.ones(4, bool), np.ones(4, bool))
+    with pytest.raises(ValueError, match="scene by scene"):
+        margin_interval(table, table)
+    with pytest.raises(ValueError, match="already has"):
+        better.add("circle", np.ones(100, bool), np.ones(100, bool), scene=0)
