@@ -154,6 +154,11 @@ def margin_interval(better: IoUTable, baseline: IoUTable, rounds: int = 2000, co
     bootstrap over scenes (both readings resampled with the same scenes, since a hard scene is hard
     for both), each resample's mIoU summed over its scenes before dividing, as mean() does. Returns
     the central `confidence` interval of the margin."""
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds={rounds!r}: the bootstrap needs a whole number of resamples, at least 1 (2000 is usual)")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence!r}: give the interval's coverage as a fraction between 0 and 1, "
+                         "e.g. 0.95")
     scenes = sorted(better.by_scene)
     if not scenes or scenes != sorted(baseline.by_scene):
         raise ValueError("the margin's interval needs both tables filled scene by scene (add(..., scene=seed)) "

@@ -428,3 +428,13 @@ def test_margin_interval_refuses_tables_without_the_same_scenes():
         margin_interval(table, table)
     with pytest.raises(ValueError, match="already has"):
         better.add("circle", np.ones(100, bool), np.ones(100, bool), scene=0)
+
+
+@pytest.mark.parametrize("rounds, confidence, named", [(0, 0.95, "rounds=0"), (2.5, 0.95, "rounds=2.5"),
+                                                       (True, 0.95, "rounds=True"), (100, 95, "confidence=95"),
+                                                       (100, 0.0, "confidence=0.0"), (100, 1.0, "confidence=1.0")])
+def test_margin_interval_refuses_a_bad_bootstrap_setting_by_name(rounds, confidence, named):
+    better, baseline = _scene_tables([0.5, 0.6], [0.4, 0.5])
+    with pytest.raises(ValueError, match=named):
+        margin_interval(better, baseline, rounds=rounds, confidence=confidence)
+    assert margin_interval(better, baseline, rounds=1, confidence=0.5)  # the smallest settings still work
