@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .codec import PATCH_SIZE as CODEC_PATCH
 from .codec import PatchPCACodec, fit_pca_codec
 from .evaluation import PIXELS_PER_TOKEN, token_masks
-from .flux_twin import WORD_MAP_SIDES, FluxTwin, TwinConfig
+from .flux_twin import DESIGN_FIELDS, WORD_MAP_SIDES, FluxTwin, TwinConfig
 from .shapes import (
     BACKGROUNDS,
     COLOURS,
@@ -305,10 +306,19 @@ def scene_batches(codec: PatchPCACodec, first_seed: int, batch: int, workers: in
             yield batch_ahead
 
 
+def _design_text(config: TwinConfig) -> str:
+    return ",".join(f"{name}={getattr(config, name)}" for name in DESIGN_FIELDS)
+
+
+def _metadata(weights: Path) -> dict[str, str]:
+    with safe_open(str(weights), framework="pt") as handle:
+        return handle.metadata() or {}
+
+
 class Trainer:
     def __init__(self, out: Path, seed: int, batch: int, lr: float, init_from: Path | None = None,
                  compile_model: bool = False, device: str = "cpu", first_seed: int = 0, warmup_steps: int = 0,
-                 mix: TrainingMix | None = None, decay_steps: int | None = None):
+                 mix: TrainingMix | None = None, decay_steps: int | None = None, design: TwinConfig | None = None):
         self.out = out
         self.batch = batch
         self.lr, self.warmup_steps, self.decay_steps = lr, warmup_steps, decay_steps
@@ -321,7 +331,7 @@ class Trainer:
         torch.manual_seed(seed)
         self.rng = random.Random(seed)
         self.tokenizer = WordTokenizer(VOCABULARY)
-        self.config = TwinConfig()
+        self.config = self._design(out, design)
         self.model = FluxTwin(self.config).to(self.device)
         # a resumed run keeps the text design it began with; a new one takes the current design
         text_config = run_text_config(out) if (out / "checkpoint.pt").exists() else TextConfig()
@@ -355,6 +365,11 @@ class Trainer:
         codec_path = out / "codec.safetensors"
         if init_from is not None and not (out / "checkpoint.pt").exists():
             # a new run continuing shipped weights (e.g. on a machine without the old checkpoint)
+            shipped_design = TwinConfig(**json.loads(_metadata(init_from)["config"]))
+            if shipped_design != self.config:
+                raise ValueError(f"{init_from} is another design ({_design_text(shipped_design)}) than this run's "
+                                 f"({_design_text(self.config)}): leave out --design to continue those weights, or "
+                                 f"leave out --init-from to train the new design from scratch")
             shipped = load_file(init_from)
             save_file({k[6:]: v for k, v in shipped.items() if k.startswith("codec.")}, codec_path)
             self.model.load_state_dict({k[6:]: v for k, v in shipped.items() if k.startswith("model.")})
@@ -373,6 +388,17 @@ class Trainer:
         (out / "config.json").write_text(json.dumps(asdict(self.config)))
         if (out / "checkpoint.pt").exists():
             self._load(out / "checkpoint.pt")
+
+    @staticmethod
+    def _design(out: Path, design: TwinConfig | None) -> TwinConfig:
+        """A new run's design (the current one unless chosen); a resumed run keeps the one it recorded."""
+        if not (out / "checkpoint.pt").exists():
+            return design or TwinConfig()
+        recorded = TwinConfig(**json.loads((out / "config.json").read_text()))
+        if design is not None and design != recorded:
+            raise ValueError(f"{out} began as {_design_text(recorded)}; a resumed run keeps its design, so leave out "
+                             f"--design or start a new --out for {_design_text(design)}")
+        return recorded
 
     def _init_zero_gates(self) -> None:
         """Start each block as the identity (adaLN-zero), the usual DiT initialisation."""
@@ -501,6 +527,9 @@ def main() -> None:
     parser.add_argument("--grounded-through", type=int, default=None,
                         help=f"a new run's last double block the grounding loss reads, from {FIRST_GROUNDED_BLOCK} "
                              "(default: every block)")
+    parser.add_argument("--design", default=None,
+                        help="a new run's transformer, e.g. hidden_size=160,num_heads=5 (fields: "
+                             f"{', '.join(DESIGN_FIELDS)}; default: the current design)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="training seed a new run starts from (e.g. past the scenes earlier runs saw)")
     args = parser.parse_args()
@@ -526,8 +555,13 @@ def main() -> None:
                                               ("retrieval", args.retrieval),
                                               ("grounded_through", args.grounded_through)) if value is not None}
     mix = TrainingMix(**chosen) if chosen else None
+    try:
+        design = TwinConfig.from_design(args.design) if args.design is not None else None
+    except ValueError as error:
+        parser.error(f"--{error}")
     trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from, args.compile, args.device,
-                      args.first_seed, args.warmup_steps, mix, args.decay_steps)
+                      args.first_seed, args.warmup_steps, mix, args.decay_steps, design)
+    print(f"design: {_design_text(trainer.config)} ({trainer.config.float16_megabytes():.1f} MB as float16)", flush=True)
     log = (args.out / "loss.jsonl").open("a")
     start = last_save = time.time()
     losses, groundings, retrievals = [], [], []

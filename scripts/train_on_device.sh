@@ -13,6 +13,8 @@
 # Seen on an H200 (2026-11-27, 16 cores, torch 2.11): about 2,500 scenes a second, 1.19M scenes in
 # 8 minutes; the machine starts in about 30 s. Carry the newest device run's weights, not the
 # shipped ones, while those are not shipped (they wait in ~/.cache/comfyui-concept-attention/train).
+# A new design trains from scratch: START=scratch DESIGN=hidden_size=160,num_heads=5 (python -m
+# demo_model.train --help lists the fields; its first line prints the design's size as shipped).
 # On the CPU, for a check of this script: OUT=/tmp/out DEVICE=cpu MINUTES=0.2 WORKERS=2 BATCH=8 bash scripts/train_on_device.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,20 +29,33 @@ WARMUP=${WARMUP:-300}
 START=${START:-.device_run/start.safetensors}
 # a new run's training mix, e.g. MIX="--without-colours 0.55 --same-colour-objects 0.3" (default: the current design)
 MIX=${MIX:-}
+# a new run's transformer, e.g. DESIGN=hidden_size=160,num_heads=5 (default: the current design)
+DESIGN=${DESIGN:-}
 PYTHON=${PYTHON:-python3}
-[ -f "$START" ] || { echo "train_on_device: no starting weights at $START (see the comment at the top)" >&2; exit 2; }
+start_from=()
+if [ "$START" != scratch ]; then
+  [ -f "$START" ] || { echo "train_on_device: no starting weights at $START (see the comment at the top; START=scratch trains from scratch)" >&2; exit 2; }
+  start_from=(--init-from "$START")
+fi
+design=()
+[ -z "$DESIGN" ] || design=(--design "$DESIGN")
 run_dir=$(mktemp -d)
 # Every checkpoint is also exported to $OUT, so a run cut short (the session's device time ran out)
 # still brings back its last weights; written beside and renamed, so a cut never leaves half a file.
-( while sleep 70; do
+# It ticks each second (exporting every 70th), so once killed it holds nobody's output open for long.
+( tick=0
+  while sleep 1; do
+    (( ++tick % 70 )) && continue
     "$PYTHON" -m demo_model.export --run "$run_dir" --out "$OUT/partial.tmp" --half >/dev/null 2>&1 \
       && mv "$OUT/partial.tmp" "$OUT/demo_model_partial.safetensors"
     cp "$run_dir/loss.jsonl" "$OUT/loss.jsonl" 2>/dev/null || true
   done ) &
 exporter=$!
+# A failed training (say, a design the parser refuses) must not leave the exporter running.
+trap 'kill "$exporter" 2>/dev/null || true' EXIT
 "$PYTHON" -m demo_model.train --out "$run_dir" --minutes "$MINUTES" --device "$DEVICE" --workers "$WORKERS" \
-  --batch "$BATCH" --lr "$LR" --warmup-steps "$WARMUP" --first-seed "$FIRST_SEED" --init-from "$START" \
-  --save-every 1 $MIX 2>&1 | tee "$OUT/train.log"
+  --batch "$BATCH" --lr "$LR" --warmup-steps "$WARMUP" --first-seed "$FIRST_SEED" "${start_from[@]}" \
+  "${design[@]}" --save-every 1 $MIX 2>&1 | tee "$OUT/train.log"
 kill "$exporter" 2>/dev/null || true
 wait "$exporter" 2>/dev/null || true
 rm -f "$OUT/partial.tmp"

@@ -4,6 +4,7 @@ flow times that reach the high-noise end."""
 import itertools
 import random
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,67 @@ def test_the_device_training_script_names_missing_inputs_before_training(tmp_pat
     env.pop("OUT")
     missing_out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
     assert missing_out.returncode != 0 and "set OUT" in missing_out.stderr
+
+
+TINY_DESIGN = TwinConfig(hidden_size=32, num_heads=2, depth=2, depth_single_blocks=1)
+
+
+def test_a_design_reads_from_name_value_pairs_and_a_bad_one_is_refused_by_name():
+    assert TwinConfig.from_design("") == TwinConfig()
+    assert TwinConfig.from_design(" hidden_size=160, num_heads=5 ") == TwinConfig(hidden_size=160, num_heads=5)
+    assert TwinConfig.from_design("mlp_ratio=2.5,depth=8").mlp_ratio == 2.5
+    assert TwinConfig.from_design("num_heads=8").axes_dim == [4, 6, 6]  # heads of 16 channels
+    for spec, named in (("heads=8", "cannot read 'heads=8'"), ("num_heads", "cannot read 'num_heads'"),
+                        ("theta=5", "cannot read 'theta=5'"), ("depth=six", "depth must be a whole number"),
+                        ("num_heads=3", "does not split into 3 heads"), ("num_heads=32", "heads of 4 channels"),
+                        ("depth=0", "depth must be positive"), ("depth_single_blocks=-1", "0 or more")):
+        with pytest.raises(ValueError, match=named):
+            TwinConfig.from_design(spec)
+
+
+def test_a_wider_design_costs_what_its_parameters_weigh_as_shipped():
+    shipped = Path(__file__).parents[2] / "demo_model" / "weights" / "demo_model.safetensors"
+    transformer = sum(v.numel() for k, v in load_file(shipped).items() if k.startswith("model.")) * 2 / 1e6
+    assert TwinConfig().float16_megabytes() == pytest.approx(transformer)
+    # width costs its square: 160 channels instead of 128 cost (160 / 128)^2 as much, less the fixed in/out layers
+    assert TwinConfig(hidden_size=160, num_heads=5).float16_megabytes() == pytest.approx(1.5625 * transformer, rel=0.02)
+
+
+def test_a_new_run_trains_its_chosen_design_keeps_it_when_resumed_and_exports_it(tmp_path):
+    trainer = Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-3, design=TINY_DESIGN)
+    assert trainer.config == TINY_DESIGN and trainer.model.config == TINY_DESIGN
+    trainer.train_step(*next(trainer.batches()))
+    trainer.save()
+    assert Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-3).config == TINY_DESIGN
+    with pytest.raises(ValueError, match="keeps its design"):
+        Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-3, design=TwinConfig())
+    model, _, _ = load(export(tmp_path / "run", tmp_path / "tiny.safetensors"))
+    assert model.config == TINY_DESIGN
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, trainer.ema[f"model.{name}"])
+
+
+def test_weights_of_another_design_are_refused_as_a_start_naming_both_designs(tmp_path):
+    shipped = Path(__file__).parents[2] / "demo_model" / "weights" / "demo_model.safetensors"
+    with pytest.raises(ValueError, match=r"another design \(hidden_size=128,num_heads=4.*\(hidden_size=32,num_heads=2.*"
+                                         r"from scratch"):
+        Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-3, init_from=shipped, design=TINY_DESIGN)
+
+
+def test_the_device_training_script_trains_a_new_design_from_scratch(tmp_path):
+    script = Path(__file__).parents[2] / "scripts" / "train_on_device.sh"
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(tmp_path), "START": "scratch", "DEVICE": "cpu", "MINUTES": "0.01",
+           "WORKERS": "1", "BATCH": "2", "WARMUP": "0", "PYTHON": sys.executable,
+           "DESIGN": "hidden_size=32,num_heads=2,depth=2,depth_single_blocks=1"}
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "design: hidden_size=32,num_heads=2,depth=2,depth_single_blocks=1" in done.stdout
+    model, _, _ = load(tmp_path / "demo_model.safetensors")
+    assert model.config == TINY_DESIGN
+    env["DESIGN"] = "num_heads=3"
+    refused = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    # the training output, errors too, goes through tee to stdout and train.log
+    assert refused.returncode != 0 and "--design: hidden_size 128 does not split into 3 heads" in refused.stdout
 
 
 def test_flow_times_train_the_high_noise_end_where_layout_and_shape_are_decided():
