@@ -1,0 +1,179 @@
+"""Widen trained demo-model weights by whole heads, keeping what they compute (nearly) unchanged.
+
+    python -m demo_model.widen --weights demo_model/weights/demo_model.safetensors --heads 5 --out wide.safetensors
+
+A wider design otherwise trains from scratch (millions of scenes on a GPU). Here each new head, its
+share of the residual stream and its MLP units join the trained weights so that, at first, nothing
+reads them: the new heads' query/key/value rows and the new MLP units are small random features,
+and every weight that would carry them into the residual stream or the output is zero. Training
+then grows them (python -m demo_model.train --init-from wide.safetensors --design <its design>).
+
+One thing changes at once: LayerNorm averages over the wider stream, whose new channels start at 0,
+so each old channel comes out sqrt(new width / old width) times larger. Every LayerNorm here is
+followed by a modulation's (1 + scale), so the scales are divided by that factor to undo it. That is
+exact for a stream of mean 0; `widening_error` measures what is left on real scenes.
+"""
+
+import argparse
+import json
+import math
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from .flux_twin import FluxTwin, TwinConfig
+
+NEW_FEATURE_STD = 0.02  # the new heads' and MLP units' input weights: small, so training shapes them
+
+
+def _chunks(size: int, pieces: list[int]) -> list[tuple[int, int]]:
+    """[(start, length)] of pieces laid end to end; their lengths must add up to size."""
+    if sum(pieces) != size:
+        raise AssertionError(f"pieces {pieces} do not fill {size}")
+    starts = [sum(pieces[:i]) for i in range(len(pieces))]
+    return list(zip(starts, pieces, strict=True))
+
+
+def _embed(old: torch.Tensor, layout_old: list[list[int]], layout_new: list[list[int]], fill: str,
+           generator: torch.Generator) -> torch.Tensor:
+    """Place each chunk of `old` (per axis, chunks laid end to end) at the start of the matching, longer
+    chunk of the new tensor; the rest is zero (fill "zero") or small random values (fill "random")."""
+    shape = [sum(axis) for axis in layout_new]
+    new = (torch.randn(shape, generator=generator) * NEW_FEATURE_STD if fill == "random" else torch.zeros(shape))
+    # new columns read the new residual channels (or new hidden units): zero, so that nothing reads them yet
+    if old.dim() == 2:
+        for (start, length), (_, old_length) in zip(_chunks(shape[1], layout_new[1]),
+                                                    _chunks(old.shape[1], layout_old[1]), strict=True):
+            new[:, start + old_length:start + length] = 0
+    index = []
+    for axis_old, axis_new in zip(layout_old, layout_new, strict=True):
+        positions = []
+        for (new_start, _), (_, old_length) in zip(_chunks(sum(axis_new), axis_new),
+                                                       _chunks(sum(axis_old), axis_old), strict=True):
+            positions.extend(range(new_start, new_start + old_length))
+        index.append(torch.tensor(positions))
+    new[torch.meshgrid(*index, indexing="ij")] = old.float()
+    return new
+
+
+def _layouts(name: str, config: TwinConfig) -> tuple[list[list[int]], str]:
+    """Per axis (out, in), the chunks a weight is laid out in, given as multiples of the width (h) or
+    of the MLP width (m); and how its new rows are filled."""
+    h, m = config.hidden_size, int(config.hidden_size * config.mlp_ratio)
+    leaf = name.rsplit(".", 1)[-1]
+    module = name.rsplit(".", 1)[0]
+    rows: list[int]
+    cols: list[int] = [h]
+    fill = "zero"
+    if module.endswith(("_mod.lin",)):
+        rows = [h] * 6
+    elif module.endswith("modulation.lin"):
+        rows = [h] * 3
+    elif module.endswith("adaLN_modulation.1"):
+        rows = [h] * 2
+    elif module.endswith("attn.qkv"):
+        rows, fill = [h] * 3, "random"
+    elif module.endswith("attn.proj") or module.endswith("out_layer"):
+        rows = [h]
+    elif module.endswith("mlp.0"):
+        rows, fill = [m], "random"
+    elif module.endswith("mlp.2"):
+        rows, cols = [h], [m]
+    elif module.endswith("linear1"):
+        rows, fill = [h] * 3 + [m], "random"
+    elif module.endswith("linear2"):
+        rows, cols = [h], [h, m]
+    elif module.endswith("in_layer"):
+        rows, cols, fill = [h], [-1], "random"  # reads the fixed-size input: -1 keeps that axis
+    elif module in ("img_in", "txt_in"):
+        rows, cols = [h], [-1]
+    elif module == "final_layer.linear":
+        rows, cols = [-1], [h]
+    elif module.endswith(("query_norm", "key_norm")):
+        return [[-1]], "zero"  # per head channel, shared by the heads: unchanged
+    else:
+        raise ValueError(f"widen: no layout for {name}; teach _layouts this parameter")
+    return ([rows] if leaf == "bias" else [rows, cols]), fill
+
+
+def _sized(layout: list[list[int]], tensor_shape: torch.Size) -> list[list[int]]:
+    return [[tensor_shape[axis]] if pieces == [-1] else pieces for axis, pieces in enumerate(layout)]
+
+
+def widen(weights: dict[str, torch.Tensor], config: TwinConfig, heads: int, seed: int = 0) -> tuple[dict, TwinConfig]:
+    """The transformer's weights ("model." keys) widened to `heads` heads of the same width."""
+    head = config.hidden_size // config.num_heads
+    if heads <= config.num_heads:
+        raise ValueError(f"widen: the weights already have {config.num_heads} heads; ask for more (--heads)")
+    wide = replace(config, hidden_size=head * heads, num_heads=heads)
+    wide.check()
+    # LayerNorm over the wider stream, new channels at 0: old channels come out this much larger
+    growth = math.sqrt(wide.hidden_size / config.hidden_size)
+    generator = torch.Generator().manual_seed(seed)
+    shapes = {k: v.shape for k, v in FluxTwin(wide).state_dict().items()}
+    out = {}
+    for key, value in weights.items():
+        if not key.startswith("model."):
+            out[key] = value
+            continue
+        name = key[len("model."):]
+        layout, fill = _layouts(name, config)
+        wide_layout, _ = _layouts(name, wide)
+        old = _sized(layout, value.shape)
+        new = _sized(wide_layout, shapes[name])
+        if [sum(axis) for axis in old] != list(value.shape):
+            raise AssertionError(f"{name}: layout {old} does not match {tuple(value.shape)}")
+        tensor = _embed(value, old, new, fill, generator)
+        scales = _scale_chunks(name, config)
+        for start, length in scales:  # undo LayerNorm's growth through the modulation's (1 + scale)
+            new_start = start // config.hidden_size * wide.hidden_size
+            part = tensor[new_start:new_start + length]
+            if name.endswith("bias"):
+                tensor[new_start:new_start + length] = (1 + part) / growth - 1
+            else:
+                tensor[new_start:new_start + length] = part / growth
+        out[key] = tensor.to(value.dtype) if value.is_floating_point() else tensor
+    return out, wide
+
+
+def _scale_chunks(name: str, config: TwinConfig) -> list[tuple[int, int]]:
+    """(start, length) of the rows of a modulation weight that give LayerNorm's scales."""
+    h = config.hidden_size
+    if ".img_mod.lin" in name or ".txt_mod.lin" in name:
+        return [(h, h), (4 * h, h)]  # shift, scale, gate, shift, scale, gate
+    if name.startswith("single_blocks.") and ".modulation.lin" in name:
+        return [(h, h)]  # shift, scale, gate
+    if name.startswith("final_layer.adaLN_modulation"):
+        return [(h, h)]  # shift, scale
+    return []
+
+
+def widen_file(weights: Path, heads: int, out: Path, seed: int = 0) -> TwinConfig:
+    with safe_open(str(weights), framework="pt") as handle:
+        metadata = handle.metadata()
+    config = TwinConfig(**json.loads(metadata["config"]))
+    tensors, wide = widen(load_file(str(weights)), config, heads, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, out,
+              metadata={**metadata, "config": json.dumps(asdict(wide))})
+    return wide
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", type=Path, required=True)
+    parser.add_argument("--heads", type=int, required=True, help="the heads the widened weights have")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the new heads' small random features")
+    args = parser.parse_args()
+    wide = widen_file(args.weights, args.heads, args.out, args.seed)
+    design = ",".join(f"{k}={getattr(wide, k)}" for k in ("hidden_size", "num_heads"))
+    print(f"{args.out}: {design} ({wide.float16_megabytes():.1f} MB as float16); "
+          f"train it with --init-from {args.out} --design {design}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Widening trained demo-model weights by whole heads (demo_model.widen)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from demo_model.flux_twin import FluxTwin, TwinConfig, layer_norm
+from demo_model.probe import load
+from demo_model.shapes import VOCABULARY, held_out_seeds, make_batch
+from demo_model.text import WordTokenizer
+from demo_model.train import Trainer
+from demo_model.widen import widen, widen_file
+
+SHIPPED = Path(__file__).parents[2] / "demo_model" / "weights" / "demo_model.safetensors"
+
+
+def _velocities(weights: Path, times: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    model, text, codec = load(weights)
+    images, captions, _ = make_batch(list(held_out_seeds(8)))
+    ids = torch.tensor([WordTokenizer(VOCABULARY).ids(caption) for caption in captions])
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        context, pooled = text(ids)
+        x0 = codec.encode(torch.as_tensor(images))
+        noise = torch.randn(x0.shape, generator=generator)
+        t = torch.tensor(times).repeat_interleave(len(captions) // len(times))
+        xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * noise
+        return model(xt, t, context, pooled), noise - x0
+
+
+def test_widened_weights_compute_nearly_what_the_trained_ones_do(tmp_path):
+    wide = widen_file(SHIPPED, 5, tmp_path / "wide.safetensors")
+    assert (wide.hidden_size, wide.num_heads) == (160, 5) and wide.axes_dim == TwinConfig().axes_dim
+    times = (0.1, 0.3, 0.5, 0.9)
+    before, target = _velocities(SHIPPED, times)
+    after, _ = _velocities(tmp_path / "wide.safetensors", times)
+    loss = (before - target).pow(2).mean()
+    # LayerNorm's mean over the wider stream is the only change: well under the model's own error
+    assert (after - before).pow(2).mean() < 0.15 * loss
+    assert (after - target).pow(2).mean() < 1.1 * loss
+
+
+def _tiny_trained_weights() -> tuple[dict[str, torch.Tensor], TwinConfig]:
+    torch.manual_seed(0)
+    config = TwinConfig(hidden_size=32, num_heads=2, depth=2, depth_single_blocks=1)
+    model = FluxTwin(config)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.1)
+    return {f"model.{k}": v for k, v in model.state_dict().items()}, config
+
+
+def _model(weights: dict[str, torch.Tensor], config: TwinConfig) -> FluxTwin:
+    model = FluxTwin(config)
+    model.load_state_dict({k[6:]: v for k, v in weights.items()}, strict=True)
+    return model.eval()
+
+
+def test_nothing_reads_the_new_heads_until_training_grows_them():
+    weights, config = _tiny_trained_weights()
+    wide_weights, wide = widen(weights, config, 3)
+    x, t = torch.randn(2, 16, 8, 8), torch.tensor([0.3, 0.7])
+    context, pooled = torch.randn(2, 5, 64), torch.randn(2, 64)
+    with torch.no_grad():
+        widened = _model(wide_weights, wide)(x, t, context, pooled)
+        h, wide_h = config.hidden_size, wide.hidden_size
+        m, wide_m = 4 * h, 4 * wide_h
+        new_heads = [(k * wide_h + h, (k + 1) * wide_h) for k in range(3)]
+        new_units = [(m, wide_m)]
+        new_rows = {"attn.qkv": new_heads, "mlp.0": new_units,
+                    "linear1": new_heads + [(3 * wide_h + m, 3 * wide_h + wide_m)]}
+        changed = 0
+        for key, value in wide_weights.items():
+            for module, spans in new_rows.items():
+                if key.endswith(f"{module}.weight") or key.endswith(f"{module}.bias"):
+                    for start, end in spans:  # the new heads' queries, keys, values and the new MLP units
+                        value[start:end] += 5 * torch.randn_like(value[start:end])
+                        changed += 1
+        assert changed == 2 * (2 * 2 * 3 + 2 * 2 * 1) + 2 * 4  # weight and bias: 2 double blocks x 2 streams, 1 single
+        torch.testing.assert_close(_model(wide_weights, wide)(x, t, context, pooled), widened)
+
+
+def test_the_modulation_undoes_layer_norms_growth_on_a_centred_stream():
+    weights, config = _tiny_trained_weights()
+    wide_weights, wide = widen(weights, config, 3)
+    h = config.hidden_size
+    x = torch.randn(4, h)
+    x = x - x.mean(-1, keepdim=True)  # the case the compensation is exact for
+    vec = torch.randn(4, h)
+    old, new = _model(weights, config), _model(wide_weights, wide)
+    for block in ("double_blocks.1.img_mod", "double_blocks.0.txt_mod", "single_blocks.0.modulation"):
+        old_mod, new_mod = old.get_submodule(block), new.get_submodule(block)
+        shift, scale = old_mod(vec)[:2]
+        wide_shift, wide_scale = new_mod(torch.cat([vec, torch.zeros(4, wide.hidden_size - h)], -1))[:2]
+        wide_x = torch.cat([x, torch.zeros(4, wide.hidden_size - h)], -1)
+        expected = layer_norm(x) * (1 + shift.new_ones(1) * scale[:, 0]) + shift[:, 0]
+        widened = (layer_norm(wide_x) * (1 + wide_scale[:, 0]) + wide_shift[:, 0])[:, :h]
+        torch.testing.assert_close(widened, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_a_widened_start_trains_as_its_own_design_and_fewer_heads_are_refused(tmp_path):
+    wide = widen_file(SHIPPED, 5, tmp_path / "wide.safetensors")
+    trainer = Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-4, init_from=tmp_path / "wide.safetensors", design=wide)
+    trainer.train_step(*next(trainer.batches()))
+    assert trainer.model.double_blocks[0].img_attn.qkv.weight.shape == (3 * 160, 160)
+    with pytest.raises(ValueError, match="already have 4 heads"):
+        widen(load_file(SHIPPED), TwinConfig(), 4)
+    with pytest.raises(ValueError, match="another design"):
+        Trainer(tmp_path / "other", seed=0, batch=2, lr=1e-4, init_from=tmp_path / "wide.safetensors")
