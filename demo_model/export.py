@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .flux_twin import TwinConfig
@@ -20,6 +21,12 @@ from .shapes import VOCABULARY
 from .text import run_text_config
 
 DEFAULT_OUT = Path(__file__).parent / "weights" / "demo_model.safetensors"
+
+
+def weights_metadata(weights: Path) -> dict[str, str]:
+    """The metadata an exported weights file carries (its design, vocabulary and text design)."""
+    with safe_open(str(weights), framework="pt") as handle:
+        return handle.metadata() or {}
 
 
 def export(run: Path, out: Path = DEFAULT_OUT, half: bool = False, raw: bool = False) -> Path:

@@ -29,6 +29,7 @@ from safetensors.torch import load_file
 from . import flux_twin
 from .codec import PatchPCACodec
 from .evaluation import PIXELS_PER_TOKEN
+from .export import weights_metadata
 from .flux_twin import FluxTwin, TwinConfig
 from .shapes import COLOURS, IMAGE_SIZE, SHAPES, VOCABULARY, Scene, held_out_seeds, make_batch
 from .text import MAX_TOKENS, TextConfig, TextEncoder, WordTokenizer
@@ -52,7 +53,7 @@ def swap_words(caption: str, pool: tuple[str, ...], rng: random.Random) -> str:
 
 def load(weights: Path) -> tuple[FluxTwin, TextEncoder, PatchPCACodec]:
     tensors = load_file(weights)
-    metadata = _metadata(weights)
+    metadata = weights_metadata(weights)
     config = TwinConfig(**json.loads(metadata["config"]))
     model = FluxTwin(config)
     text = TextEncoder(len(VOCABULARY), dim=config.context_in_dim, config=TextConfig.from_metadata(metadata, str(weights)))
@@ -60,13 +61,6 @@ def load(weights: Path) -> tuple[FluxTwin, TextEncoder, PatchPCACodec]:
     text.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("text.")})
     codec = PatchPCACodec.from_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("codec.")})
     return model.eval(), text.eval(), codec
-
-
-def _metadata(weights: Path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(weights, "pt") as handle:
-        return handle.metadata()
 
 
 @torch.no_grad()

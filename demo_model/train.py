@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .codec import PATCH_SIZE as CODEC_PATCH
 from .codec import PatchPCACodec, fit_pca_codec
 from .evaluation import PIXELS_PER_TOKEN, token_masks
+from .export import weights_metadata
 from .flux_twin import DESIGN_FIELDS, WORD_MAP_SIDES, FluxTwin, TwinConfig
 from .shapes import (
     BACKGROUNDS,
@@ -310,11 +310,6 @@ def _design_text(config: TwinConfig) -> str:
     return ",".join(f"{name}={getattr(config, name)}" for name in DESIGN_FIELDS)
 
 
-def _metadata(weights: Path) -> dict[str, str]:
-    with safe_open(str(weights), framework="pt") as handle:
-        return handle.metadata() or {}
-
-
 class Trainer:
     def __init__(self, out: Path, seed: int, batch: int, lr: float, init_from: Path | None = None,
                  compile_model: bool = False, device: str = "cpu", first_seed: int = 0, warmup_steps: int = 0,
@@ -365,7 +360,7 @@ class Trainer:
         codec_path = out / "codec.safetensors"
         if init_from is not None and not (out / "checkpoint.pt").exists():
             # a new run continuing shipped weights (e.g. on a machine without the old checkpoint)
-            shipped_design = TwinConfig(**json.loads(_metadata(init_from)["config"]))
+            shipped_design = TwinConfig(**json.loads(weights_metadata(init_from)["config"]))
             if shipped_design != self.config:
                 raise ValueError(f"{init_from} is another design ({_design_text(shipped_design)}) than this run's "
                                  f"({_design_text(self.config)}): leave out --design to continue those weights, or "

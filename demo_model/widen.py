@@ -21,9 +21,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from .export import weights_metadata
 from .flux_twin import FluxTwin, TwinConfig
 
 NEW_FEATURE_STD = 0.02  # the new heads' and MLP units' input weights: small, so training shapes them
@@ -152,8 +152,7 @@ def _scale_chunks(name: str, config: TwinConfig) -> list[tuple[int, int]]:
 
 
 def widen_file(weights: Path, heads: int, out: Path, seed: int = 0) -> TwinConfig:
-    with safe_open(str(weights), framework="pt") as handle:
-        metadata = handle.metadata()
+    metadata = weights_metadata(weights)
     config = TwinConfig(**json.loads(metadata["config"]))
     tensors, wide = widen(load_file(str(weights)), config, heads, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
