@@ -57,6 +57,10 @@ class TwinConfig:
         design.check()
         return design
 
+    def design_text(self) -> str:
+        """The design as from_design reads it: "hidden_size=128,num_heads=4,..."."""
+        return ",".join(f"{name}={getattr(self, name)}" for name in DESIGN_FIELDS)
+
     def check(self) -> None:
         """Refuse a design ComfyUI's Flux could not build, naming the field to change."""
         for name in ("hidden_size", "num_heads", "depth", "mlp_ratio"):

@@ -306,10 +306,6 @@ def scene_batches(codec: PatchPCACodec, first_seed: int, batch: int, workers: in
             yield batch_ahead
 
 
-def _design_text(config: TwinConfig) -> str:
-    return ",".join(f"{name}={getattr(config, name)}" for name in DESIGN_FIELDS)
-
-
 class Trainer:
     def __init__(self, out: Path, seed: int, batch: int, lr: float, init_from: Path | None = None,
                  compile_model: bool = False, device: str = "cpu", first_seed: int = 0, warmup_steps: int = 0,
@@ -362,8 +358,8 @@ class Trainer:
             # a new run continuing shipped weights (e.g. on a machine without the old checkpoint)
             shipped_design = TwinConfig(**json.loads(weights_metadata(init_from)["config"]))
             if shipped_design != self.config:
-                raise ValueError(f"{init_from} is another design ({_design_text(shipped_design)}) than this run's "
-                                 f"({_design_text(self.config)}): leave out --design to continue those weights, or "
+                raise ValueError(f"{init_from} is another design ({shipped_design.design_text()}) than this run's "
+                                 f"({self.config.design_text()}): leave out --design to continue those weights, or "
                                  f"leave out --init-from to train the new design from scratch")
             shipped = load_file(init_from)
             save_file({k[6:]: v for k, v in shipped.items() if k.startswith("codec.")}, codec_path)
@@ -391,8 +387,8 @@ class Trainer:
             return design or TwinConfig()
         recorded = TwinConfig(**json.loads((out / "config.json").read_text()))
         if design is not None and design != recorded:
-            raise ValueError(f"{out} began as {_design_text(recorded)}; a resumed run keeps its design, so leave out "
-                             f"--design or start a new --out for {_design_text(design)}")
+            raise ValueError(f"{out} began as {recorded.design_text()}; a resumed run keeps its design, so leave out "
+                             f"--design or start a new --out for {design.design_text()}")
         return recorded
 
     def _init_zero_gates(self) -> None:
@@ -556,7 +552,7 @@ def main() -> None:
         parser.error(f"--{error}")
     trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from, args.compile, args.device,
                       args.first_seed, args.warmup_steps, mix, args.decay_steps, design)
-    print(f"design: {_design_text(trainer.config)} ({trainer.config.float16_megabytes():.1f} MB as float16)", flush=True)
+    print(f"design: {trainer.config.design_text()} ({trainer.config.float16_megabytes():.1f} MB as float16)", flush=True)
     log = (args.out / "loss.jsonl").open("a")
     start = last_save = time.time()
     losses, groundings, retrievals = [], [], []

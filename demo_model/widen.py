@@ -11,7 +11,7 @@ then grows them (python -m demo_model.train --init-from wide.safetensors --desig
 One thing changes at once: LayerNorm averages over the wider stream, whose new channels start at 0,
 so each old channel comes out sqrt(new width / old width) times larger. Every LayerNorm here is
 followed by a modulation's (1 + scale), so the scales are divided by that factor to undo it. That is
-exact for a stream of mean 0; `widening_error` measures what is left on real scenes.
+exact for a stream of mean 0; tests/core/test_demo_widen.py measures what is left on real scenes.
 """
 
 import argparse
@@ -29,10 +29,8 @@ from .flux_twin import FluxTwin, TwinConfig
 NEW_FEATURE_STD = 0.02  # the new heads' and MLP units' input weights: small, so training shapes them
 
 
-def _chunks(size: int, pieces: list[int]) -> list[tuple[int, int]]:
-    """[(start, length)] of pieces laid end to end; their lengths must add up to size."""
-    if sum(pieces) != size:
-        raise AssertionError(f"pieces {pieces} do not fill {size}")
+def _chunks(pieces: list[int]) -> list[tuple[int, int]]:
+    """[(start, length)] of pieces laid end to end."""
     starts = [sum(pieces[:i]) for i in range(len(pieces))]
     return list(zip(starts, pieces, strict=True))
 
@@ -45,35 +43,35 @@ def _embed(old: torch.Tensor, layout_old: list[list[int]], layout_new: list[list
     new = (torch.randn(shape, generator=generator) * NEW_FEATURE_STD if fill == "random" else torch.zeros(shape))
     # new columns read the new residual channels (or new hidden units): zero, so that nothing reads them yet
     if old.dim() == 2:
-        for (start, length), (_, old_length) in zip(_chunks(shape[1], layout_new[1]),
-                                                    _chunks(old.shape[1], layout_old[1]), strict=True):
+        for (start, length), (_, old_length) in zip(_chunks(layout_new[1]), _chunks(layout_old[1]), strict=True):
             new[:, start + old_length:start + length] = 0
     index = []
     for axis_old, axis_new in zip(layout_old, layout_new, strict=True):
         positions = []
-        for (new_start, _), (_, old_length) in zip(_chunks(sum(axis_new), axis_new),
-                                                       _chunks(sum(axis_old), axis_old), strict=True):
+        for (new_start, _), (_, old_length) in zip(_chunks(axis_new), _chunks(axis_old), strict=True):
             positions.extend(range(new_start, new_start + old_length))
         index.append(torch.tensor(positions))
     new[torch.meshgrid(*index, indexing="ij")] = old.float()
     return new
 
 
-def _layouts(name: str, config: TwinConfig) -> tuple[list[list[int]], str]:
+def _layouts(name: str, config: TwinConfig) -> tuple[list[list[int]], str, tuple[int, ...]]:
     """Per axis (out, in), the chunks a weight is laid out in, given as multiples of the width (h) or
-    of the MLP width (m); and how its new rows are filled."""
+    of the MLP width (m); how its new rows are filled; and which row chunks of a modulation are
+    LayerNorm's scales."""
     h, m = config.hidden_size, int(config.hidden_size * config.mlp_ratio)
     leaf = name.rsplit(".", 1)[-1]
     module = name.rsplit(".", 1)[0]
     rows: list[int]
     cols: list[int] = [h]
     fill = "zero"
-    if module.endswith(("_mod.lin",)):
-        rows = [h] * 6
+    scales: tuple[int, ...] = ()
+    if module.endswith("_mod.lin"):
+        rows, scales = [h] * 6, (1, 4)  # shift, scale, gate, shift, scale, gate
     elif module.endswith("modulation.lin"):
-        rows = [h] * 3
+        rows, scales = [h] * 3, (1,)  # shift, scale, gate
     elif module.endswith("adaLN_modulation.1"):
-        rows = [h] * 2
+        rows, scales = [h] * 2, (1,)  # shift, scale
     elif module.endswith("attn.qkv"):
         rows, fill = [h] * 3, "random"
     elif module.endswith("attn.proj") or module.endswith("out_layer"):
@@ -93,10 +91,10 @@ def _layouts(name: str, config: TwinConfig) -> tuple[list[list[int]], str]:
     elif module == "final_layer.linear":
         rows, cols = [-1], [h]
     elif module.endswith(("query_norm", "key_norm")):
-        return [[-1]], "zero"  # per head channel, shared by the heads: unchanged
+        return [[-1]], "zero", ()  # per head channel, shared by the heads: unchanged
     else:
         raise ValueError(f"widen: no layout for {name}; teach _layouts this parameter")
-    return ([rows] if leaf == "bias" else [rows, cols]), fill
+    return ([rows] if leaf == "bias" else [rows, cols]), fill, scales
 
 
 def _sized(layout: list[list[int]], tensor_shape: torch.Size) -> list[list[int]]:
@@ -120,35 +118,18 @@ def widen(weights: dict[str, torch.Tensor], config: TwinConfig, heads: int, seed
             out[key] = value
             continue
         name = key[len("model."):]
-        layout, fill = _layouts(name, config)
-        wide_layout, _ = _layouts(name, wide)
+        layout, fill, scales = _layouts(name, config)
         old = _sized(layout, value.shape)
-        new = _sized(wide_layout, shapes[name])
+        new = _sized(_layouts(name, wide)[0], shapes[name])
         if [sum(axis) for axis in old] != list(value.shape):
             raise AssertionError(f"{name}: layout {old} does not match {tuple(value.shape)}")
         tensor = _embed(value, old, new, fill, generator)
-        scales = _scale_chunks(name, config)
-        for start, length in scales:  # undo LayerNorm's growth through the modulation's (1 + scale)
-            new_start = start // config.hidden_size * wide.hidden_size
-            part = tensor[new_start:new_start + length]
-            if name.endswith("bias"):
-                tensor[new_start:new_start + length] = (1 + part) / growth - 1
-            else:
-                tensor[new_start:new_start + length] = part / growth
-        out[key] = tensor.to(value.dtype) if value.is_floating_point() else tensor
+        for chunk in scales:  # undo LayerNorm's growth through the modulation's (1 + scale)
+            start, _ = _chunks(new[0])[chunk]
+            rows = slice(start, start + config.hidden_size)
+            tensor[rows] = (1 + tensor[rows]) / growth - 1 if name.endswith("bias") else tensor[rows] / growth
+        out[key] = tensor.to(value.dtype)
     return out, wide
-
-
-def _scale_chunks(name: str, config: TwinConfig) -> list[tuple[int, int]]:
-    """(start, length) of the rows of a modulation weight that give LayerNorm's scales."""
-    h = config.hidden_size
-    if ".img_mod.lin" in name or ".txt_mod.lin" in name:
-        return [(h, h), (4 * h, h)]  # shift, scale, gate, shift, scale, gate
-    if name.startswith("single_blocks.") and ".modulation.lin" in name:
-        return [(h, h)]  # shift, scale, gate
-    if name.startswith("final_layer.adaLN_modulation"):
-        return [(h, h)]  # shift, scale
-    return []
 
 
 def widen_file(weights: Path, heads: int, out: Path, seed: int = 0) -> TwinConfig:
@@ -169,9 +150,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the new heads' small random features")
     args = parser.parse_args()
     wide = widen_file(args.weights, args.heads, args.out, args.seed)
-    design = ",".join(f"{k}={getattr(wide, k)}" for k in ("hidden_size", "num_heads"))
-    print(f"{args.out}: {design} ({wide.float16_megabytes():.1f} MB as float16); "
-          f"train it with --init-from {args.out} --design {design}")
+    print(f"{args.out}: {wide.design_text()} ({wide.float16_megabytes():.1f} MB as float16); "
+          f"train it with --init-from {args.out} --design {wide.design_text()}")
 
 
 if __name__ == "__main__":
