@@ -40,6 +40,7 @@ from .shapes import (
     make_batch,
 )
 from .text import RUN_FILE, TextConfig, TextEncoder, WordTokenizer, run_text_config
+from .widen import added_weights, widened_from
 
 CAPTION_DROPOUT = 0.1  # empty captions, so classifier-free guidance works
 # Captions of bare words ("circle", "red square"), most of them a single word: ConceptAttention
@@ -309,7 +310,8 @@ def scene_batches(codec: PatchPCACodec, first_seed: int, batch: int, workers: in
 class Trainer:
     def __init__(self, out: Path, seed: int, batch: int, lr: float, init_from: Path | None = None,
                  compile_model: bool = False, device: str = "cpu", first_seed: int = 0, warmup_steps: int = 0,
-                 mix: TrainingMix | None = None, decay_steps: int | None = None, design: TwinConfig | None = None):
+                 mix: TrainingMix | None = None, decay_steps: int | None = None, design: TwinConfig | None = None,
+                 added_weights_lr_scale: float | None = None):
         self.out = out
         self.batch = batch
         self.lr, self.warmup_steps, self.decay_steps = lr, warmup_steps, decay_steps
@@ -354,6 +356,17 @@ class Trainer:
         self.last_grounding = self.last_retrieval = 0.0
         self.first_seed = self.next_seed = first_seed  # a resumed run goes on from its checkpoint's instead
         codec_path = out / "codec.safetensors"
+        # weights a widened start (demo_model.widen) added may learn at a rate of their own: the design they
+        # were widened from and that rate's multiple of lr, recorded in the checkpoint and kept on resume
+        self.added_weights: dict | None = None
+        self.added_weights_lr_scale = added_weights_lr_scale
+        if added_weights_lr_scale is not None and not (out / "checkpoint.pt").exists():
+            source = widened_from(init_from) if init_from is not None else None
+            if source is None:
+                raise ValueError(f"{init_from or 'a run from scratch'} has no weights added by widening, which "
+                                 f"added_weights_lr_scale speeds up: start from python -m demo_model.widen's output, "
+                                 f"or leave out --added-weights-lr-scale")
+            self.added_weights = {"widened_from": asdict(source), "lr_scale": added_weights_lr_scale}
         if init_from is not None and not (out / "checkpoint.pt").exists():
             # a new run continuing shipped weights (e.g. on a machine without the old checkpoint)
             shipped_design = TwinConfig(**json.loads(weights_metadata(init_from)["config"]))
@@ -379,6 +392,15 @@ class Trainer:
         (out / "config.json").write_text(json.dumps(asdict(self.config)))
         if (out / "checkpoint.pt").exists():
             self._load(out / "checkpoint.pt")
+        self.update_scales = self._update_scales()
+
+    def _update_scales(self) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
+        """The transformer weights holding added entries, each with the mask of those entries."""
+        if self.added_weights is None:
+            return []
+        masks = added_weights(TwinConfig(**self.added_weights["widened_from"]), self.config)
+        return [(parameter, masks[name].to(self.device))
+                for name, parameter in self.model.named_parameters() if masks[name].any()]
 
     @staticmethod
     def _design(out: Path, design: TwinConfig | None) -> TwinConfig:
@@ -420,13 +442,18 @@ class Trainer:
             raise ValueError(f"{self.out} began with decay_steps {recorded}; a resumed run keeps its schedule, so "
                              f"leave out --decay-steps or start a new --out")
         self.decay_steps = recorded
+        self.added_weights = state.get("added_weights")
+        recorded_scale = self.added_weights["lr_scale"] if self.added_weights else None
+        if self.added_weights_lr_scale is not None and self.added_weights_lr_scale != recorded_scale:
+            raise ValueError(f"{self.out} began with added_weights_lr_scale {recorded_scale}; a resumed run keeps it, "
+                             f"so leave out --added-weights-lr-scale or start a new --out")
         self.rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"].cpu())
 
     def save(self) -> None:
         state = {"weights": self.weights(), "ema": self.ema, "optimiser": self.optimiser.state_dict(),
                  "step": self.step, "next_seed": self.next_seed, "first_seed": self.first_seed,
-                 "decay_steps": self.decay_steps, "rng": self.rng.getstate(),
+                 "decay_steps": self.decay_steps, "added_weights": self.added_weights, "rng": self.rng.getstate(),
                  "torch_rng": torch.get_rng_state(), "config": asdict(self.config)}
         if self.retrieval_head is not None:
             state["retrieval_head"] = self.retrieval_head.state_dict()
@@ -476,7 +503,12 @@ class Trainer:
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(self.model.parameters()) + list(self.text.parameters()), 1.0)
+        starts = [parameter.detach().clone() for parameter, _ in self.update_scales]
         self.optimiser.step()
+        with torch.no_grad():  # Adam moves each entry by about lr whatever its gradient's size: scale the move
+            scale = self.added_weights["lr_scale"] if self.added_weights else 1.0
+            for (parameter, added), start in zip(self.update_scales, starts, strict=True):
+                parameter.copy_(torch.where(added, start + (parameter - start) * scale, parameter))
         self.step += 1
         decay = min(0.999, (1 + self.step) / (10 + self.step))
         with torch.no_grad():
@@ -521,6 +553,9 @@ def main() -> None:
     parser.add_argument("--design", default=None,
                         help="a new run's transformer, e.g. hidden_size=160,num_heads=5 (fields: "
                              f"{', '.join(DESIGN_FIELDS)}; default: the current design)")
+    parser.add_argument("--added-weights-lr-scale", type=float, default=None,
+                        help="a new run from widened weights (python -m demo_model.widen): the learning rate of the "
+                             "entries widening added, as a multiple of the rest's (default: the same)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="training seed a new run starts from (e.g. past the scenes earlier runs saw)")
     args = parser.parse_args()
@@ -537,6 +572,8 @@ def main() -> None:
         parser.error("--retrieval must be in 0..1")
     if args.decay_steps is not None and args.decay_steps <= args.warmup_steps:
         parser.error(f"--decay-steps must be more than --warmup-steps ({args.warmup_steps})")
+    if args.added_weights_lr_scale is not None and not args.added_weights_lr_scale > 0:
+        parser.error("--added-weights-lr-scale must be more than 0")
     if args.grounded_through is not None and args.grounded_through < FIRST_GROUNDED_BLOCK:
         parser.error(f"--grounded-through must be a double block from {FIRST_GROUNDED_BLOCK} on")
     chosen = {name: value for name, value in (("without_colours", args.without_colours),
@@ -551,8 +588,11 @@ def main() -> None:
     except ValueError as error:
         parser.error(f"--{error}")
     trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from, args.compile, args.device,
-                      args.first_seed, args.warmup_steps, mix, args.decay_steps, design)
+                      args.first_seed, args.warmup_steps, mix, args.decay_steps, design, args.added_weights_lr_scale)
     print(f"design: {trainer.config.design_text()} ({trainer.config.float16_megabytes():.1f} MB as float16)", flush=True)
+    if trainer.added_weights is not None:
+        print(f"weights added by widening {TwinConfig(**trainer.added_weights['widened_from']).design_text()} learn at "
+              f"{trainer.added_weights['lr_scale']} x the learning rate", flush=True)
     log = (args.out / "loss.jsonl").open("a")
     start = last_save = time.time()
     losses, groundings, retrievals = [], [], []

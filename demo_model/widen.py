@@ -6,7 +6,8 @@ A wider design otherwise trains from scratch (millions of scenes on a GPU). Here
 share of the residual stream and its MLP units join the trained weights so that, at first, nothing
 reads them: the new heads' query/key/value rows and the new MLP units are small random features,
 and every weight that would carry them into the residual stream or the output is zero. Training
-then grows them (python -m demo_model.train --init-from wide.safetensors --design <its design>).
+then grows them (python -m demo_model.train --init-from wide.safetensors --design <its design>); the
+file records the design it was widened from, so training can tell the added weights apart.
 
 One thing changes at once: LayerNorm averages over the wider stream, whose new channels start at 0,
 so each old channel comes out sqrt(new width / old width) times larger. Every LayerNorm here is
@@ -27,6 +28,7 @@ from .export import weights_metadata
 from .flux_twin import FluxTwin, TwinConfig
 
 NEW_FEATURE_STD = 0.02  # the new heads' and MLP units' input weights: small, so training shapes them
+WIDENED_FROM = "widened_from"  # metadata of a widened file: the design it was widened from
 
 
 def _chunks(pieces: list[int]) -> list[tuple[int, int]]:
@@ -45,14 +47,20 @@ def _embed(old: torch.Tensor, layout_old: list[list[int]], layout_new: list[list
     if old.dim() == 2:
         for (start, length), (_, old_length) in zip(_chunks(layout_new[1]), _chunks(layout_old[1]), strict=True):
             new[:, start + old_length:start + length] = 0
+    new[_kept(layout_old, layout_new)] = old.float()
+    return new
+
+
+def _kept(layout_old: list[list[int]], layout_new: list[list[int]]) -> tuple[torch.Tensor, ...]:
+    """The index of the new tensor's entries that hold the old tensor's, in the old one's order: each
+    old chunk (per axis) sits at the start of its longer new chunk."""
     index = []
     for axis_old, axis_new in zip(layout_old, layout_new, strict=True):
         positions = []
         for (new_start, _), (_, old_length) in zip(_chunks(axis_new), _chunks(axis_old), strict=True):
             positions.extend(range(new_start, new_start + old_length))
         index.append(torch.tensor(positions))
-    new[torch.meshgrid(*index, indexing="ij")] = old.float()
-    return new
+    return torch.meshgrid(*index, indexing="ij")
 
 
 def _layouts(name: str, config: TwinConfig) -> tuple[list[list[int]], str, tuple[int, ...]]:
@@ -132,13 +140,32 @@ def widen(weights: dict[str, torch.Tensor], config: TwinConfig, heads: int, seed
     return out, wide
 
 
+def added_weights(config: TwinConfig, wide: TwinConfig) -> dict[str, torch.Tensor]:
+    """Per transformer weight of `wide` (FluxTwin state-dict names), True where widening `config`
+    added the entry: the new heads' and MLP units' own rows and every entry that reads them. Training
+    can give these a learning rate of their own (demo_model.train --added-weights-lr-scale)."""
+    old_shapes = {k: v.shape for k, v in FluxTwin(config).state_dict().items()}
+    masks = {}
+    for name, tensor in FluxTwin(wide).state_dict().items():
+        mask = torch.ones(tensor.shape, dtype=torch.bool)
+        mask[_kept(_sized(_layouts(name, config)[0], old_shapes[name]), _sized(_layouts(name, wide)[0], tensor.shape))] = False
+        masks[name] = mask
+    return masks
+
+
+def widened_from(weights: Path) -> TwinConfig | None:
+    """The design a weights file was widened from (demo_model.widen), or None if it was not widened."""
+    recorded = weights_metadata(weights).get(WIDENED_FROM)
+    return TwinConfig(**json.loads(recorded)) if recorded else None
+
+
 def widen_file(weights: Path, heads: int, out: Path, seed: int = 0) -> TwinConfig:
     metadata = weights_metadata(weights)
     config = TwinConfig(**json.loads(metadata["config"]))
     tensors, wide = widen(load_file(str(weights)), config, heads, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in tensors.items()}, out,
-              metadata={**metadata, "config": json.dumps(asdict(wide))})
+              metadata={**metadata, "config": json.dumps(asdict(wide)), WIDENED_FROM: json.dumps(asdict(config))})
     return wide
 
 

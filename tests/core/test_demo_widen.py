@@ -11,7 +11,7 @@ from demo_model.probe import load
 from demo_model.shapes import VOCABULARY, held_out_seeds, make_batch
 from demo_model.text import WordTokenizer
 from demo_model.train import Trainer
-from demo_model.widen import widen, widen_file
+from demo_model.widen import added_weights, widen, widen_file
 
 SHIPPED = Path(__file__).parents[2] / "demo_model" / "weights" / "demo_model.safetensors"
 
@@ -109,3 +109,47 @@ def test_a_widened_start_trains_as_its_own_design_and_fewer_heads_are_refused(tm
         widen(load_file(SHIPPED), TwinConfig(), 4)
     with pytest.raises(ValueError, match="another design"):
         Trainer(tmp_path / "other", seed=0, batch=2, lr=1e-4, init_from=tmp_path / "wide.safetensors")
+
+
+def test_the_added_weights_are_exactly_the_entries_widening_did_not_carry_over():
+    weights, config = _tiny_trained_weights()
+    wide_weights, wide = widen(weights, config, 3)
+    masks = added_weights(config, wide)
+    assert set(masks) == {k[6:] for k in wide_weights}
+    for key, old in weights.items():
+        name, new = key[6:], wide_weights[key]
+        mask = masks[name]
+        assert int((~mask).sum()) == old.numel(), name
+        if "mod" not in name:  # the modulations' LayerNorm scales are rescaled; everything else is carried as is
+            torch.testing.assert_close(new[~mask], old.flatten(), msg=name)
+    h, wide_h = config.hidden_size, wide.hidden_size
+    qkv = masks["double_blocks.0.img_attn.qkv.weight"]
+    assert qkv[h:wide_h].all() and not qkv[:h, :h].any() and qkv[:h, h:].all()  # new head's queries; old rows' new inputs
+    assert not masks["double_blocks.0.img_attn.norm.query_norm.scale"].any()  # per head channel: shared, not added
+
+
+def test_a_run_from_widened_weights_moves_the_added_entries_its_scale_times_as_far(tmp_path):
+    wide = widen_file(SHIPPED, 5, tmp_path / "wide.safetensors")
+    start = tmp_path / "wide.safetensors"
+    plain = Trainer(tmp_path / "plain", seed=0, batch=2, lr=1e-4, init_from=start, design=wide)
+    fast = Trainer(tmp_path / "fast", seed=0, batch=2, lr=1e-4, init_from=start, design=wide, added_weights_lr_scale=4.0)
+    before = {k: v.clone() for k, v in plain.model.state_dict().items()}
+    for trainer in (plain, fast):
+        torch.manual_seed(0)  # the flow times and noise come from torch's global generator
+        trainer.train_step(*next(trainer.batches()))
+    masks = added_weights(TwinConfig(), wide)
+    moved_added = 0
+    for name, start_value in before.items():
+        plain_move = plain.model.state_dict()[name] - start_value
+        fast_move = fast.model.state_dict()[name] - start_value
+        mask = masks[name]
+        torch.testing.assert_close(fast_move[~mask], plain_move[~mask], msg=name)
+        torch.testing.assert_close(fast_move[mask], 4 * plain_move[mask], msg=name)
+        moved_added += int((plain_move[mask] != 0).sum())
+    assert moved_added > 1000  # the added entries do train
+    fast.save()
+    assert Trainer(tmp_path / "fast", seed=0, batch=2, lr=1e-4).added_weights["lr_scale"] == 4.0  # kept on resume
+    with pytest.raises(ValueError, match="keeps it"):
+        Trainer(tmp_path / "fast", seed=0, batch=2, lr=1e-4, added_weights_lr_scale=2.0)
+    with pytest.raises(ValueError, match="no weights added by widening.*demo_model.widen"):
+        Trainer(tmp_path / "narrow", seed=0, batch=2, lr=1e-4, init_from=SHIPPED, added_weights_lr_scale=4.0)
