@@ -147,8 +147,9 @@ def added_weights(config: TwinConfig, wide: TwinConfig) -> dict[str, torch.Tenso
     old_shapes = {k: v.shape for k, v in FluxTwin(config).state_dict().items()}
     masks = {}
     for name, tensor in FluxTwin(wide).state_dict().items():
+        old_layout = _sized(_layouts(name, config)[0], old_shapes[name])
         mask = torch.ones(tensor.shape, dtype=torch.bool)
-        mask[_kept(_sized(_layouts(name, config)[0], old_shapes[name]), _sized(_layouts(name, wide)[0], tensor.shape))] = False
+        mask[_kept(old_layout, _sized(_layouts(name, wide)[0], tensor.shape))] = False
         masks[name] = mask
     return masks
 
