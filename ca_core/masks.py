@@ -19,13 +19,15 @@ def concept_mask(
     blur: float = 0.0,
     fill_holes: bool = False,
     invert: bool = False,
+    min_region: int = 0,
 ) -> Tensor:
     """A [B, H, W] mask in 0..1: the union of the selected concepts' regions.
 
     pixel_maps: [B, K, H, W]. method: argmax (pixel won by a selected concept among all),
     mean_threshold (the paper: above the map's mean), otsu, threshold (on the map scaled to
     0..1), soft (the scaled map itself). grow: pixels to dilate (negative erodes); blur: the
-    feather's Gaussian sigma in pixels.
+    feather's Gaussian sigma in pixels; min_region: islands of the binary mask smaller than this many
+    pixels are dropped (a stray token or two won by the concept elsewhere in the image).
     """
     if method not in MASK_METHODS:
         raise ValueError(f"unknown mask method {method!r}; expected one of {MASK_METHODS}")
@@ -46,13 +48,21 @@ def concept_mask(
         else:
             regions = normalise(chosen)
         mask = regions.amax(dim=1)
-    return refine_mask(mask, grow=grow, blur=blur, fill_holes=fill_holes and method != "soft", invert=invert)
+    binary = method != "soft"
+    return refine_mask(mask, grow=grow, blur=blur, fill_holes=fill_holes and binary, invert=invert,
+                       min_region=min_region if binary else 0)
 
 
-def refine_mask(mask: Tensor, grow: int = 0, blur: float = 0.0, fill_holes: bool = False, invert: bool = False) -> Tensor:
-    """Fill holes, grow or shrink, feather and invert a [B, H, W] mask, in that order."""
+def refine_mask(mask: Tensor, grow: int = 0, blur: float = 0.0, fill_holes: bool = False, invert: bool = False,
+                min_region: int = 0) -> Tensor:
+    """Drop islands under min_region pixels, fill holes, grow or shrink, feather and invert a [B, H, W]
+    mask, in that order."""
+    if min_region < 0:
+        raise ValueError(f"min_region is {min_region}: give the smallest island to keep in pixels, or 0 to keep all")
     out = []
     for m in mask.cpu().numpy().astype(np.float32):
+        if min_region:
+            m = _drop_islands(m, min_region)
         if fill_holes:
             m = _fill_holes(m)
         if grow:
@@ -70,6 +80,14 @@ def _otsu(maps: Tensor) -> Tensor:
     flat = (maps.reshape(-1, *maps.shape[-2:]) * 255).round().to(torch.uint8).cpu().numpy()
     binary = [cv2.threshold(m, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1] for m in flat]
     return torch.from_numpy(np.stack(binary)).float().reshape(maps.shape).to(maps.device)
+
+
+def _drop_islands(mask: np.ndarray, min_region: int) -> np.ndarray:
+    """Zero every 8-connected island of the binary mask smaller than min_region pixels."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((mask > 0.5).astype(np.uint8), connectivity=8)
+    kept = stats[:, cv2.CC_STAT_AREA] >= min_region
+    kept[0] = False  # label 0 is the background
+    return kept[labels].astype(np.float32)
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:

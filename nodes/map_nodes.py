@@ -91,6 +91,10 @@ class ConceptMask(io.ComfyNode):
                 io.Boolean.Input("fill_holes", default=False, tooltip="Fill enclosed holes (binary methods)."),
                 io.Boolean.Input("invert", default=False, tooltip="Mask everything except the concepts."),
                 space_input(),
+                # last, so that workflows saved before it still load their widget values in order
+                io.Int.Input("min_region", default=0, min=0, max=1 << 24,
+                             tooltip="Drop islands of the mask smaller than this many pixels (binary methods), "
+                                     "e.g. a stray patch won elsewhere in the image; 0 keeps them all."),
             ],
             outputs=[io.Mask.Output(display_name="MASK")],
             is_output_node=True,
@@ -98,10 +102,11 @@ class ConceptMask(io.ComfyNode):
 
     @classmethod
     def execute(cls, concept_maps, concepts, method, threshold, grow, blur, fill_holes, invert,
-                space) -> io.NodeOutput:
+                space, min_region=0) -> io.NodeOutput:
         selected = resolve_concept_names(concepts, concept_maps.names)
         mask = concept_mask(concept_maps.pixel_maps(chosen_space(space)), selected, method=method,
-                            threshold=threshold, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert)
+                            threshold=threshold, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert,
+                            min_region=min_region)
         return io.NodeOutput(mask, ui=ui.PreviewMask(mask, cls=cls))
 
 

@@ -90,7 +90,7 @@ export const WORKFLOWS = {
       decode: { type: "VAEDecode", pos: [1160, 40] },
       generated: { type: "PreviewImage", pos: [1160, 140], size: [240, 290], title: "Generated image" },
       saliency: saliency([1530, 40]),
-      mask: conceptMask([1160, 470], { concepts: "circle", grow: 2, blur: 1.0, fill_holes: true }),
+      mask: conceptMask([1160, 470], { concepts: "circle", grow: 2, blur: 1.0, fill_holes: true, min_region: 1024 }),
       orange: { type: "EmptyImage", pos: [800, 660], title: "Orange",
         widgets: { width: 256, height: 256, batch_size: 1, color: 0xff9900 } },
       composite: { type: "ImageCompositeMasked", pos: [1530, 600], title: "Circle recoloured" },

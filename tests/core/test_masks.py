@@ -199,3 +199,27 @@ def test_unknown_method():
 def test_empty_selection():
     with pytest.raises(ValueError, match="no concept selected"):
         concept_mask(_three_stripes(), [], method="argmax")
+
+
+def test_min_region_drops_islands_smaller_than_it_and_keeps_the_rest_exactly():
+    m = _square()  # a 5x5 object: 25 pixels
+    m[0, 0] = m[0, 1] = 1  # a 2-pixel stray island in a corner
+    m[20, 20] = 1  # and a 1-pixel one
+    maps = _single(m)
+    kept_all = concept_mask(maps, [0], method="threshold")
+    assert kept_all.sum() == 28
+    cleaned = concept_mask(maps, [0], method="threshold", min_region=3)
+    torch.testing.assert_close(cleaned[0], _square())
+    assert concept_mask(maps, [0], method="threshold", min_region=2).sum() == 27  # an island of exactly 2 stays
+    assert concept_mask(maps, [0], method="threshold", min_region=26).sum() == 0  # the object too is under 26
+    # drawn before the feather, so a dropped island leaves no trace in the blurred mask
+    blurred = concept_mask(maps, [0], method="threshold", min_region=3, blur=1.0)
+    assert blurred[0, 0, 0] == 0 and blurred[0, 10, 10] > 0.9
+
+
+def test_min_region_leaves_soft_masks_alone_and_refuses_a_negative_size_by_name():
+    maps = _single(_square())
+    torch.testing.assert_close(concept_mask(maps, [0], method="soft", min_region=1000),
+                               concept_mask(maps, [0], method="soft"))
+    with pytest.raises(ValueError, match="min_region"):
+        concept_mask(maps, [0], method="threshold", min_region=-1)
