@@ -91,8 +91,8 @@ class ConceptMask(io.ComfyNode):
                 io.Boolean.Input("fill_holes", default=False, tooltip="Fill enclosed holes (binary methods)."),
                 io.Boolean.Input("invert", default=False, tooltip="Mask everything except the concepts."),
                 space_input(),
-                # last, so that workflows saved before it still load their widget values in order
-                io.Int.Input("min_region", default=0, min=0, max=1 << 24,
+                # last and optional, so that workflows and API prompts saved before it still load and run
+                io.Int.Input("min_region", default=0, min=0, max=1 << 24, optional=True,
                              tooltip="Drop islands of the mask smaller than this many pixels (binary methods), "
                                      "e.g. a stray patch won elsewhere in the image; 0 keeps them all."),
             ],

@@ -116,6 +116,21 @@ def test_segment_image_maps_any_size_and_averages_noise_samples(ca):
     assert mask.shape == (2, 72, 100)
 
 
+def test_concept_mask_drops_islands_under_min_region_and_prompts_without_it_still_run(ca):
+    maps = segment(ca, torch.rand(1, 64, 96, 3))
+    inputs = dict(concept_maps=maps, concepts="dog", method="threshold", threshold=0.5, grow=0, blur=0.0,
+                  fill_holes=False, invert=False, space="as_made")
+    plain = ca.nodes.map_nodes.ConceptMask.execute(**inputs).args[0]
+    assert 0 < plain.sum() < plain.numel()
+    everything_small = ca.nodes.map_nodes.ConceptMask.execute(**inputs, min_region=plain.numel() + 1).args[0]
+    assert everything_small.sum() == 0  # no island can be as large as the whole image plus one
+    assert run_prompt(graph())["success"]  # graph() leaves min_region out, as prompts saved before it did
+    bad = graph()
+    bad["8"]["inputs"]["min_region"] = -1
+    errors = run_prompt(bad)["node_errors"]["8"]["errors"]  # ComfyUI drops the mask's branch, naming the input
+    assert [(e["type"], e["details"]) for e in errors] == [("value_smaller_than_min", "min_region")]
+
+
 def test_segment_stops_after_the_last_chosen_block(ca):
     model = tiny_flux(0)
     ran = []
