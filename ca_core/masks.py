@@ -84,7 +84,7 @@ def _otsu(maps: Tensor) -> Tensor:
 
 def _drop_islands(mask: np.ndarray, min_region: int) -> np.ndarray:
     """Zero every 8-connected island of the binary mask smaller than min_region pixels."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats((mask > 0.5).astype(np.uint8), connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats((mask > 0.5).astype(np.uint8), connectivity=8)
     kept = stats[:, cv2.CC_STAT_AREA] >= min_region
     kept[0] = False  # label 0 is the background
     return kept[labels].astype(np.float32)

@@ -392,10 +392,11 @@ class Trainer:
         (out / "config.json").write_text(json.dumps(asdict(self.config)))
         if (out / "checkpoint.pt").exists():
             self._load(out / "checkpoint.pt")
-        self.update_scales = self._update_scales()
+        self.added_entries = self._added_entries()
+        self.added_scale = self.added_weights["lr_scale"] if self.added_weights else 1.0
 
-    def _update_scales(self) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
-        """The transformer weights holding added entries, each with the mask of those entries."""
+    def _added_entries(self) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
+        """The transformer weights holding entries widening added, each with the mask of those entries."""
         if self.added_weights is None:
             return []
         masks = added_weights(TwinConfig(**self.added_weights["widened_from"]), self.config)
@@ -503,12 +504,11 @@ class Trainer:
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(self.model.parameters()) + list(self.text.parameters()), 1.0)
-        starts = [parameter.detach().clone() for parameter, _ in self.update_scales]
+        starts = [parameter.detach().clone() for parameter, _ in self.added_entries]
         self.optimiser.step()
         with torch.no_grad():  # Adam moves each entry by about lr whatever its gradient's size: scale the move
-            scale = self.added_weights["lr_scale"] if self.added_weights else 1.0
-            for (parameter, added), start in zip(self.update_scales, starts, strict=True):
-                parameter.copy_(torch.where(added, start + (parameter - start) * scale, parameter))
+            for (parameter, added), start in zip(self.added_entries, starts, strict=True):
+                parameter.copy_(torch.where(added, start + (parameter - start) * self.added_scale, parameter))
         self.step += 1
         decay = min(0.999, (1 + self.step) / (10 + self.step))
         with torch.no_grad():

@@ -105,6 +105,12 @@ def _layouts(name: str, config: TwinConfig) -> tuple[list[list[int]], str, tuple
     return ([rows] if leaf == "bias" else [rows, cols]), fill, scales
 
 
+def _shapes(config: TwinConfig) -> dict[str, torch.Size]:
+    """A design's transformer weight shapes, by state-dict name (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        return {k: v.shape for k, v in FluxTwin(config).state_dict().items()}
+
+
 def _sized(layout: list[list[int]], tensor_shape: torch.Size) -> list[list[int]]:
     return [[tensor_shape[axis]] if pieces == [-1] else pieces for axis, pieces in enumerate(layout)]
 
@@ -119,7 +125,7 @@ def widen(weights: dict[str, torch.Tensor], config: TwinConfig, heads: int, seed
     # LayerNorm over the wider stream, new channels at 0: old channels come out this much larger
     growth = math.sqrt(wide.hidden_size / config.hidden_size)
     generator = torch.Generator().manual_seed(seed)
-    shapes = {k: v.shape for k, v in FluxTwin(wide).state_dict().items()}
+    shapes = _shapes(wide)
     out = {}
     for key, value in weights.items():
         if not key.startswith("model."):
@@ -144,12 +150,12 @@ def added_weights(config: TwinConfig, wide: TwinConfig) -> dict[str, torch.Tenso
     """Per transformer weight of `wide` (FluxTwin state-dict names), True where widening `config`
     added the entry: the new heads' and MLP units' own rows and every entry that reads them. Training
     can give these a learning rate of their own (demo_model.train --added-weights-lr-scale)."""
-    old_shapes = {k: v.shape for k, v in FluxTwin(config).state_dict().items()}
+    old_shapes = _shapes(config)
     masks = {}
-    for name, tensor in FluxTwin(wide).state_dict().items():
+    for name, shape in _shapes(wide).items():
         old_layout = _sized(_layouts(name, config)[0], old_shapes[name])
-        mask = torch.ones(tensor.shape, dtype=torch.bool)
-        mask[_kept(old_layout, _sized(_layouts(name, wide)[0], tensor.shape))] = False
+        mask = torch.ones(shape, dtype=torch.bool)
+        mask[_kept(old_layout, _sized(_layouts(name, wide)[0], shape))] = False
         masks[name] = mask
     return masks
 
