@@ -591,7 +591,8 @@ def main() -> None:
                       args.first_seed, args.warmup_steps, mix, args.decay_steps, design, args.added_weights_lr_scale)
     print(f"design: {trainer.config.design_text()} ({trainer.config.float16_megabytes():.1f} MB as float16)", flush=True)
     if trainer.added_weights is not None:
-        print(f"weights added by widening {TwinConfig(**trainer.added_weights['widened_from']).design_text()} learn at "
+        start_design = TwinConfig(**trainer.added_weights["widened_from"]).design_text()
+        print(f"weights added by widening or deepening {start_design} learn at "
               f"{trainer.added_weights['lr_scale']} x the learning rate", flush=True)
     log = (args.out / "loss.jsonl").open("a")
     start = last_save = time.time()

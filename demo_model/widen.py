@@ -1,6 +1,8 @@
-"""Widen trained demo-model weights by whole heads, keeping what they compute (nearly) unchanged.
+"""Widen trained demo-model weights by whole heads, or deepen them by whole double blocks, keeping
+what they compute (nearly) unchanged.
 
     python -m demo_model.widen --weights demo_model/weights/demo_model.safetensors --heads 5 --out wide.safetensors
+    python -m demo_model.widen --weights demo_model/weights/demo_model.safetensors --depth 8 --out deep.safetensors
 
 A wider design otherwise trains from scratch (millions of scenes on a GPU). Here each new head, its
 share of the residual stream and its MLP units join the trained weights so that, at first, nothing
@@ -13,6 +15,11 @@ One thing changes at once: LayerNorm averages over the wider stream, whose new c
 so each old channel comes out sqrt(new width / old width) times larger. Every LayerNorm here is
 followed by a modulation's (1 + scale), so the scales are divided by that factor to undo it. That is
 exact for a stream of mean 0; tests/core/test_demo_widen.py measures what is left on real scenes.
+
+Deepening appends double blocks after the last one, each a copy of it whose residual gates are zero:
+the new blocks attend as the last one does but add nothing to either stream, so the output is exactly
+unchanged until training opens the gates (their gradients are not zero). ConceptAttention's "auto"
+layers are the last four double blocks, so a deeper model moves them later, as they are on Flux.1.
 """
 
 import argparse
@@ -146,13 +153,42 @@ def widen(weights: dict[str, torch.Tensor], config: TwinConfig, heads: int, seed
     return out, wide
 
 
+DOUBLE_BLOCK_GATES = (2, 5)  # of a double block's six modulation chunks: the attention's and the MLP's gates
+
+
+def deepen(weights: dict[str, torch.Tensor], config: TwinConfig, depth: int) -> tuple[dict, TwinConfig]:
+    """The transformer's weights ("model." keys) with double blocks appended up to `depth`: copies of
+    the last one, their residual gates zero, so they change nothing until training opens them."""
+    if depth <= config.depth:
+        raise ValueError(f"deepen: the weights already have {config.depth} double blocks; ask for more (--depth)")
+    deep = replace(config, depth=depth)
+    deep.check()
+    last = f"model.double_blocks.{config.depth - 1}."
+    out = dict(weights)
+    for index in range(config.depth, depth):
+        for key, value in weights.items():
+            if not key.startswith(last):
+                continue
+            name = key[len(last):]
+            copy = value.clone()
+            if name.startswith(("img_mod.lin.", "txt_mod.lin.")):
+                for chunk in DOUBLE_BLOCK_GATES:
+                    copy[chunk * config.hidden_size:(chunk + 1) * config.hidden_size] = 0
+            out[f"model.double_blocks.{index}.{name}"] = copy
+    return out, deep
+
+
 def added_weights(config: TwinConfig, wide: TwinConfig) -> dict[str, torch.Tensor]:
-    """Per transformer weight of `wide` (FluxTwin state-dict names), True where widening `config`
-    added the entry: the new heads' and MLP units' own rows and every entry that reads them. Training
-    can give these a learning rate of their own (demo_model.train --added-weights-lr-scale)."""
+    """Per transformer weight of `wide` (FluxTwin state-dict names), True where widening or deepening
+    `config` added the entry: the new heads' and MLP units' own rows, every entry that reads them, and
+    all of a new double block. Training can give these a learning rate of their own
+    (demo_model.train --added-weights-lr-scale)."""
     old_shapes = _shapes(config)
     masks = {}
     for name, shape in _shapes(wide).items():
+        if name not in old_shapes:  # a double block deepening appended
+            masks[name] = torch.ones(shape, dtype=torch.bool)
+            continue
         old_layout = _sized(_layouts(name, config)[0], old_shapes[name])
         mask = torch.ones(shape, dtype=torch.bool)
         mask[_kept(old_layout, _sized(_layouts(name, wide)[0], shape))] = False
@@ -166,10 +202,18 @@ def widened_from(weights: Path) -> TwinConfig | None:
     return TwinConfig(**json.loads(recorded)) if recorded else None
 
 
-def widen_file(weights: Path, heads: int, out: Path, seed: int = 0) -> TwinConfig:
+def widen_file(weights: Path, heads: int | None, out: Path, seed: int = 0, depth: int | None = None) -> TwinConfig:
+    """Widen to `heads` heads and/or deepen to `depth` double blocks (None: keep that); the file records
+    the design it came from."""
+    if heads is None and depth is None:
+        raise ValueError("widen: ask for more heads (--heads), more double blocks (--depth) or both")
     metadata = weights_metadata(weights)
     config = TwinConfig(**json.loads(metadata["config"]))
-    tensors, wide = widen(load_file(str(weights)), config, heads, seed)
+    tensors, wide = load_file(str(weights)), config
+    if heads is not None:
+        tensors, wide = widen(tensors, wide, heads, seed)
+    if depth is not None:
+        tensors, wide = deepen(tensors, wide, depth)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in tensors.items()}, out,
               metadata={**metadata, "config": json.dumps(asdict(wide)), WIDENED_FROM: json.dumps(asdict(config))})
@@ -179,11 +223,14 @@ def widen_file(weights: Path, heads: int, out: Path, seed: int = 0) -> TwinConfi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, required=True)
-    parser.add_argument("--heads", type=int, required=True, help="the heads the widened weights have")
+    parser.add_argument("--heads", type=int, default=None, help="the heads the widened weights have")
+    parser.add_argument("--depth", type=int, default=None, help="the double blocks the deepened weights have")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0, help="seed of the new heads' small random features")
     args = parser.parse_args()
-    wide = widen_file(args.weights, args.heads, args.out, args.seed)
+    if args.heads is None and args.depth is None:
+        parser.error("give --heads, --depth or both")
+    wide = widen_file(args.weights, args.heads, args.out, args.seed, args.depth)
     print(f"{args.out}: {wide.design_text()} ({wide.float16_megabytes():.1f} MB as float16); "
           f"train it with --init-from {args.out} --design {wide.design_text()}")
 

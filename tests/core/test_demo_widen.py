@@ -11,7 +11,7 @@ from demo_model.probe import load
 from demo_model.shapes import VOCABULARY, held_out_seeds, make_batch
 from demo_model.text import WordTokenizer
 from demo_model.train import Trainer
-from demo_model.widen import added_weights, widen, widen_file
+from demo_model.widen import added_weights, deepen, widen, widen_file, widened_from
 
 SHIPPED = Path(__file__).parents[2] / "demo_model" / "weights" / "demo_model.safetensors"
 
@@ -153,3 +153,51 @@ def test_a_run_from_widened_weights_moves_the_added_entries_its_scale_times_as_f
         Trainer(tmp_path / "fast", seed=0, batch=2, lr=1e-4, added_weights_lr_scale=2.0)
     with pytest.raises(ValueError, match="no weights added by widening.*demo_model.widen"):
         Trainer(tmp_path / "narrow", seed=0, batch=2, lr=1e-4, init_from=SHIPPED, added_weights_lr_scale=4.0)
+
+
+def test_deepened_weights_compute_exactly_what_the_trained_ones_do_and_their_gates_train(tmp_path):
+    weights, config = _tiny_trained_weights()
+    deep_weights, deep = deepen(weights, config, 4)
+    assert deep.depth == 4 and deep.hidden_size == config.hidden_size
+    x, t = torch.randn(2, 16, 8, 8), torch.tensor([0.3, 0.7])
+    context, pooled = torch.randn(2, 5, 64), torch.randn(2, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(_model(deep_weights, deep)(x, t, context, pooled),
+                                   _model(weights, config)(x, t, context, pooled), rtol=0, atol=0)
+    # the new blocks attend as the last one does: everything but their gates is a copy of it
+    for key, value in weights.items():
+        if key.startswith("model.double_blocks.1.") and "_mod." not in key:
+            for index in (2, 3):
+                torch.testing.assert_close(deep_weights[key.replace(".1.", f".{index}.", 1)], value)
+    model = _model(deep_weights, deep).train()
+    model(x, t, context, pooled).pow(2).mean().backward()
+    h = config.hidden_size
+    for index in (2, 3):
+        gates = model.double_blocks[index].img_mod.lin.bias.grad
+        assert gates[2 * h:3 * h].abs().sum() > 0 and gates[5 * h:6 * h].abs().sum() > 0
+    masks = added_weights(config, deep)
+    new_blocks = ("double_blocks.2.", "double_blocks.3.")
+    assert all(mask.all() for name, mask in masks.items() if name.startswith(new_blocks))
+    assert not any(mask.any() for name, mask in masks.items() if not name.startswith(new_blocks))
+    with pytest.raises(ValueError, match="already have 2 double blocks"):
+        deepen(weights, config, 2)
+
+
+def test_a_deepened_file_records_its_start_and_trains_its_new_blocks_faster(tmp_path):
+    deep = widen_file(SHIPPED, None, tmp_path / "deep.safetensors", depth=7)
+    assert deep == TwinConfig(depth=7) and widened_from(tmp_path / "deep.safetensors") == TwinConfig()
+    fast = Trainer(tmp_path / "fast", seed=0, batch=2, lr=1e-4, init_from=tmp_path / "deep.safetensors", design=deep,
+                   added_weights_lr_scale=4.0)
+    before = {k: v.clone() for k, v in fast.model.state_dict().items()}
+    batches = fast.batches()
+    fast.train_step(*next(batches))
+    moved = {name: (fast.model.state_dict()[name] - value).abs().max().item() for name, value in before.items()}
+    # Adam's first step moves an entry by about its learning rate: the new block's gates at 4 x 1e-4
+    assert moved["double_blocks.6.img_mod.lin.bias"] == pytest.approx(4e-4, rel=0.01)
+    assert moved["double_blocks.5.img_mod.lin.bias"] == pytest.approx(1e-4, rel=0.01)
+    assert moved["double_blocks.6.img_attn.qkv.weight"] == 0  # nothing reads the block while its gates are shut
+    fast.train_step(*next(batches))
+    qkv = "double_blocks.6.img_attn.qkv.weight"
+    assert (fast.model.state_dict()[qkv] != before[qkv]).any()
+    with pytest.raises(ValueError, match=r"more double blocks \(--depth\)"):
+        widen_file(SHIPPED, None, tmp_path / "nothing.safetensors")
