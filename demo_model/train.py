@@ -86,7 +86,7 @@ GROUNDING_MAX_TIME = 0.9
 FIRST_GROUNDED_BLOCK = 1
 DATA_FILE = "data.json"  # a run's TrainingMix
 # What runs recorded before a TrainingMix field existed trained with (fields not listed: 0, not drawn).
-MIX_BEFORE_RECORDED = {"without_colours": WITHOUT_COLOURS}
+MIX_BEFORE_RECORDED = {"without_colours": WITHOUT_COLOURS, "retrieval_stated": 1.0}
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,9 @@ class TrainingMix:
     grounding_side: which attention it grounds (FluxTwin word maps): "text", each word's attention on
       the image, or "image", the image tokens' attention on each word.
     retrieval: weight of retrieval_loss next to the flow loss (0: none).
+    retrieval_stated: weight in retrieval_loss of the words whose colour the training caption names
+      (colour_stated). Those can answer from the caption's colour word; the rest (captions without
+      colours, bare shape words) only by gathering from their object in the image, as a lone concept must.
     grounded_through: the last double block the grounding loss reads, from FIRST_GROUNDED_BLOCK on
       (None: every block). The cross-attention baseline reads exactly what the loss grounds, concept
       queries against image keys; grounding only the first blocks binds the words there and leaves
@@ -121,6 +124,7 @@ class TrainingMix:
     grounding: float = 0.0
     grounding_side: str = "text"
     retrieval: float = 0.0
+    retrieval_stated: float = 1.0
     grounded_through: int | None = None
 
     def grounded_blocks(self) -> slice:
@@ -218,13 +222,24 @@ def retrieval_targets(captions: list[str], ids: torch.Tensor) -> torch.Tensor:
     return targets
 
 
-def retrieval_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def colour_stated(ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[B, T] bool: the scored words (retrieval_targets) whose colour the training caption itself
+    names ("red circle"), so that their state can tell it from the text alone, without the image."""
+    colour_ids = torch.tensor([WORD_TO_ID[name] for name in RETRIEVED_COLOURS])
+    in_caption = (ids[:, :, None] == colour_ids).any(1)  # [B, colours]
+    return (targets >= 0) & torch.gather(in_caption, 1, targets.clamp_min(0))
+
+
+def retrieval_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy of the colour each word's state tells ([B, T, colours] logits) against what the
-    word names (retrieval_targets; -1: not scored), over the scored words; 0 when there are none."""
+    word names (retrieval_targets; -1: not scored), averaged over the scored words with their weights
+    ([B, T], default 1); 0 when no scored word has weight."""
     scored = targets >= 0
-    if not scored.any():
+    weights = torch.ones(targets.shape, device=logits.device) if weights is None else weights.to(logits.dtype)
+    total = (weights * scored).sum()
+    if not scored.any() or total == 0:
         return logits.sum() * 0.0
-    return F.cross_entropy(logits[scored], targets[scored])
+    return (F.cross_entropy(logits[scored], targets[scored], reduction="none") * weights[scored]).sum() / total
 
 
 def training_times(count: int, shape_window: float = 0.0) -> torch.Tensor:
@@ -492,7 +507,9 @@ class Trainer:
         if self.mix.retrieval:
             targets = retrieval_targets(captions, ids).to(self.device)
             targets[t >= GROUNDING_MAX_TIME] = -1
-            retrieval = retrieval_loss(self.retrieval_head(extras.pop(0)), targets)
+            stated = colour_stated(ids, targets.cpu()).to(self.device)
+            word_weights = torch.where(stated, self.mix.retrieval_stated, 1.0)
+            retrieval = retrieval_loss(self.retrieval_head(extras.pop(0)), targets, word_weights)
         squared_error = (velocity - (noise - x0)).pow(2)
         flow_loss = (weights * squared_error).mean() / weights.mean()
         loss = flow_loss + self.mix.grounding * grounding + self.mix.retrieval * retrieval
@@ -547,6 +564,9 @@ def main() -> None:
     parser.add_argument("--retrieval", type=float, default=None,
                         help="a new run's weight of the retrieval loss: each shape word's state must tell its "
                              "object's colour (default 0)")
+    parser.add_argument("--retrieval-stated", type=float, default=None,
+                        help="a new run's weight, in the retrieval loss, of the words whose colour the training caption "
+                             "names (0: only words that must find their colour in the image; default 1)")
     parser.add_argument("--grounded-through", type=int, default=None,
                         help=f"a new run's last double block the grounding loss reads, from {FIRST_GROUNDED_BLOCK} "
                              "(default: every block)")
@@ -570,6 +590,8 @@ def main() -> None:
         parser.error("--grounding must be in 0..1")
     if args.retrieval is not None and not 0.0 <= args.retrieval <= 1.0:
         parser.error("--retrieval must be in 0..1")
+    if args.retrieval_stated is not None and not 0.0 <= args.retrieval_stated <= 1.0:
+        parser.error("--retrieval-stated must be in 0..1")
     if args.decay_steps is not None and args.decay_steps <= args.warmup_steps:
         parser.error(f"--decay-steps must be more than --warmup-steps ({args.warmup_steps})")
     if args.added_weights_lr_scale is not None and not args.added_weights_lr_scale > 0:
@@ -581,6 +603,7 @@ def main() -> None:
                                               ("grounding", args.grounding),
                                               ("grounding_side", args.grounding_side),
                                               ("retrieval", args.retrieval),
+                                              ("retrieval_stated", args.retrieval_stated),
                                               ("grounded_through", args.grounded_through)) if value is not None}
     mix = TrainingMix(**chosen) if chosen else None
     try:

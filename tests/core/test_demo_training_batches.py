@@ -29,6 +29,7 @@ from demo_model.train import (
     WITHOUT_COLOURS,
     Trainer,
     TrainingMix,
+    colour_stated,
     grounding_loss,
     learning_rate,
     named_colours,
@@ -298,7 +299,8 @@ def test_the_training_command_refuses_mix_shares_out_of_range_naming_the_option(
     for option, value, says in (("--without-colours", "0.9", "--without-colours must be in 0..0.65"),
                                 ("--same-colour-objects", "1.5", "--same-colour-objects must be in 0..1"),
                                 ("--grounding", "-0.1", "--grounding must be in 0..1"),
-                                ("--retrieval", "2", "--retrieval must be in 0..1")):
+                                ("--retrieval", "2", "--retrieval must be in 0..1"),
+                                ("--retrieval-stated", "-1", "--retrieval-stated must be in 0..1")):
         refused = _train_cli("--out", str(tmp_path / "run"), option, value, cwd=repo)
         assert refused.returncode == 2 and says in refused.stderr, refused.stderr
     assert not (tmp_path / "run").exists()
@@ -482,6 +484,28 @@ def test_the_retrieval_loss_scores_only_the_words_that_name_something():
     expected = (torch.nn.functional.cross_entropy(logits[0, :2], targets[0, :2])).item()
     assert retrieval_loss(logits, targets).item() == pytest.approx(expected)
     assert retrieval_loss(logits, torch.full((1, 3), -1)).item() == 0.0
+
+
+def test_colour_stated_marks_the_words_whose_colour_the_training_caption_names():
+    caption = "a red circle and a blue square on a gray background"
+    tokenizer = WordTokenizer(VOCABULARY)
+    training = ["a red circle and a blue square on a gray background", "a circle and a square on a gray background",
+                "red circle", "square"]
+    ids = torch.tensor([tokenizer.ids(text) for text in training])
+    stated = colour_stated(ids, retrieval_targets([caption] * 4, ids))
+    assert stated[0, :12].tolist() == [False, False, True, False, False, False, True, False, False, False, True, False]
+    assert stated[1, :9].tolist() == [False, True, False, False, True, False, False, False, True]  # only gray is named
+    assert stated[2, :2].tolist() == [False, True] and not stated[3].any()
+
+
+def test_the_retrieval_loss_weighs_each_scored_word_and_scores_nothing_where_every_weight_is_zero():
+    logits = torch.tensor([[[4.0, 0.0], [0.0, 4.0], [9.0, -9.0]]], requires_grad=True)
+    targets = torch.tensor([[0, 0, -1]])
+    second_only = retrieval_loss(logits, targets, torch.tensor([[0.0, 1.0, 1.0]]))
+    assert second_only.item() == pytest.approx(torch.nn.functional.cross_entropy(logits[0, 1:2], targets[0, 1:2]).item())
+    second_only.backward()
+    assert logits.grad[0, 0].abs().sum() == 0  # a weight-0 word gets no gradient
+    assert retrieval_loss(logits, targets, torch.tensor([[0.0, 0.0, 1.0]])).item() == 0.0
 
 
 def test_a_retrieval_run_trains_the_words_states_to_tell_their_objects_colours_and_keeps_its_head(tmp_path):
