@@ -201,6 +201,7 @@ def grounding_loss(maps: torch.Tensor, targets: torch.Tensor, t: torch.Tensor) -
 
 # What retrieval_loss asks a word's state to tell: the colour of what it names.
 RETRIEVED_COLOURS = (*COLOURS, *BACKGROUNDS)
+RETRIEVED_COLOUR_IDS = tuple(WORD_TO_ID[name] for name in RETRIEVED_COLOURS)
 
 
 def named_colours(caption: str) -> dict[str, int]:
@@ -225,8 +226,7 @@ def retrieval_targets(captions: list[str], ids: torch.Tensor) -> torch.Tensor:
 def colour_stated(ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """[B, T] bool: the scored words (retrieval_targets) whose colour the training caption itself
     names ("red circle"), so that their state can tell it from the text alone, without the image."""
-    colour_ids = torch.tensor([WORD_TO_ID[name] for name in RETRIEVED_COLOURS])
-    in_caption = (ids[:, :, None] == colour_ids).any(1)  # [B, colours]
+    in_caption = (ids[:, :, None] == torch.tensor(RETRIEVED_COLOUR_IDS)).any(1)  # [B, colours]
     return (targets >= 0) & torch.gather(in_caption, 1, targets.clamp_min(0))
 
 
@@ -235,9 +235,9 @@ def retrieval_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.T
     word names (retrieval_targets; -1: not scored), averaged over the scored words with their weights
     ([B, T], default 1); 0 when no scored word has weight."""
     scored = targets >= 0
-    weights = torch.ones(targets.shape, device=logits.device) if weights is None else weights.to(logits.dtype)
-    total = (weights * scored).sum()
-    if not scored.any() or total == 0:
+    weights = scored.to(logits.dtype) if weights is None else weights.to(logits.dtype) * scored
+    total = weights.sum()
+    if total == 0:
         return logits.sum() * 0.0
     return (F.cross_entropy(logits[scored], targets[scored], reduction="none") * weights[scored]).sum() / total
 
@@ -505,10 +505,10 @@ class Trainer:
             targets = torch.gather(regions, 1, ids[:, :, None].expand(-1, -1, regions.shape[-1])).to(self.device)
             grounding = grounding_loss(extras.pop(0)[self.mix.grounded_blocks()], targets, t)
         if self.mix.retrieval:
-            targets = retrieval_targets(captions, ids).to(self.device)
+            targets = retrieval_targets(captions, ids)
+            word_weights = torch.where(colour_stated(ids, targets), self.mix.retrieval_stated, 1.0).to(self.device)
+            targets = targets.to(self.device)
             targets[t >= GROUNDING_MAX_TIME] = -1
-            stated = colour_stated(ids, targets.cpu()).to(self.device)
-            word_weights = torch.where(stated, self.mix.retrieval_stated, 1.0)
             retrieval = retrieval_loss(self.retrieval_head(extras.pop(0)), targets, word_weights)
         squared_error = (velocity - (noise - x0)).pow(2)
         flow_loss = (weights * squared_error).mean() / weights.mean()

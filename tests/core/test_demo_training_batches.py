@@ -508,6 +508,18 @@ def test_the_retrieval_loss_weighs_each_scored_word_and_scores_nothing_where_eve
     assert retrieval_loss(logits, targets, torch.tensor([[0.0, 0.0, 1.0]])).item() == 0.0
 
 
+def test_a_run_with_retrieval_stated_0_scores_no_word_whose_colour_its_caption_names(tmp_path, monkeypatch):
+    # Every training caption is the full one: every scored word's colour is named in it.
+    monkeypatch.setattr("demo_model.train.training_caption", lambda caption, rng, share: caption)
+    losses = {}
+    for stated in (0.0, 1.0):
+        torch.manual_seed(0)
+        trainer = Trainer(tmp_path / f"run{stated}", seed=0, batch=4, lr=1e-4,
+                          mix=TrainingMix(retrieval=1.0, retrieval_stated=stated))
+        losses[stated], _ = _first_and_last_loss_on_one_batch(trainer, "retrieval", steps=1)
+    assert losses[0.0] == 0.0 and losses[1.0] > 0.1
+
+
 def test_a_retrieval_run_trains_the_words_states_to_tell_their_objects_colours_and_keeps_its_head(tmp_path):
     torch.manual_seed(0)
     trainer = Trainer(tmp_path / "run", seed=0, batch=8, lr=3e-3, mix=TrainingMix(retrieval=1.0))
