@@ -5,6 +5,8 @@ Shared by the host tests, the benchmarks and the demo, so ComfyUI is driven one 
 
 import asyncio
 import inspect
+import logging
+import logging.handlers
 import os
 import sys
 import tempfile
@@ -17,13 +19,30 @@ PACK_NAME = "comfyui-concept-attention"
 
 
 def boot(comfyui_dir: str | None = None, extra_custom_nodes: dict[str, Path] | None = None,
-         cpu: bool = True) -> ModuleType:
+         cpu: bool = True, quiet: bool = False) -> ModuleType:
     """Import ComfyUI from comfyui_dir (default $CA_COMFYUI_DIR), load this extension through its
-    own loader (plus any extra custom node folders), and return the extension's module."""
+    own loader (plus any extra custom node folders), and return the extension's module.
+
+    quiet: hold the warnings ComfyUI logs while it boots and print one line instead; they are all
+    printed when this extension fails to load or one of them names it.
+    """
     comfyui_dir = comfyui_dir or os.environ.get("CA_COMFYUI_DIR")
     if not comfyui_dir:
         raise SystemExit("set CA_COMFYUI_DIR to a ComfyUI work tree (scripts/host_env.sh VERSION prepares one)")
     sys.path.insert(0, comfyui_dir)
+    held = HeldHostLog() if quiet else None
+    try:
+        loaded = _load(cpu, extra_custom_nodes or {})
+    except BaseException:
+        if held:
+            held.release(replay=True)
+        raise
+    if held:
+        held.release(replay=held.names(f"custom_nodes{os.sep}{PACK_NAME}"))
+    return loaded
+
+
+def _load(cpu: bool, extra_custom_nodes: dict[str, Path]) -> ModuleType:
     # ComfyUI's import order matters: cli flags, then extra_config, then nodes.
     # isort: off
     from comfy.cli_args import args
@@ -37,7 +56,7 @@ def boot(comfyui_dir: str | None = None, extra_custom_nodes: dict[str, Path] | N
     work = Path(tempfile.mkdtemp(prefix="ca-comfy-"))
     custom = work / "custom_nodes"
     custom.mkdir()
-    for name, path in {PACK_NAME: REPO, **(extra_custom_nodes or {})}.items():
+    for name, path in {PACK_NAME: REPO, **extra_custom_nodes}.items():
         (custom / name).symlink_to(path)
     folder_paths.set_temp_directory(str(work / "temp"))
     folder_paths.set_output_directory(str(work / "output"))
@@ -52,6 +71,40 @@ def pack() -> ModuleType:
         if (getattr(module, "__file__", None) or "").endswith(f"{PACK_NAME}/__init__.py"):
             return module
     raise RuntimeError("ComfyUI did not load the extension (see its log above)")
+
+
+class HeldHostLog:
+    """Holds the root logger's warnings instead of printing them, until release().
+
+    ComfyUI imports every comfy_extras module; on a host without an optional package (torchaudio
+    here) it logs a traceback per module, and none of those modules is needed by this extension.
+    """
+
+    def __init__(self):
+        self.root = logging.getLogger()
+        self.handlers = list(self.root.handlers)
+        self.holder = logging.handlers.BufferingHandler(capacity=1 << 30)
+        self.holder.setLevel(logging.WARNING)
+        self.records = self.holder.buffer
+        for handler in list(self.root.handlers):
+            self.root.removeHandler(handler)
+        self.root.addHandler(self.holder)
+
+    def names(self, text: str) -> bool:
+        return any(text in record.getMessage() for record in self.records)
+
+    def release(self, replay: bool) -> None:
+        """Give the logger its handlers back; print the held records, or one line counting them."""
+        self.root.removeHandler(self.holder)
+        for handler in self.handlers:
+            self.root.addHandler(handler)
+        if replay:
+            for record in self.records:
+                for handler in self.handlers or [logging.lastResort]:
+                    handler.handle(record)
+        elif self.records:
+            print(f"ComfyUI logged {len(self.records)} warnings while booting, none naming this extension "
+                  "(optional host modules); scripts/demo.sh --verbose prints them", file=sys.stderr)
 
 
 class RecordingServer:

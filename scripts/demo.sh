@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: generate with the shipped demo model and write maps, masks and a contact sheet.
 #   scripts/demo.sh [--out demo-output] [--prompt "a green star and a red cross on a white background"]
-#                   [--concepts "star, cross, background"] [--seed 3]
+#                   [--concepts "star, cross, background"] [--seed 3] [--verbose: every host warning]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 IFS=$'\t' read -r comfy python < <("$here/scripts/host_env.sh" "${CA_HOST:-0.8.0}" | tail -n 1)

@@ -1,6 +1,6 @@
 """The main job: run the demo workflow headless through ComfyUI's own executor.
 
-    scripts/demo.sh [--out demo-output] [--prompt "..."] [--concepts "..."] [--seed N]
+    scripts/demo.sh [--out demo-output] [--prompt "..."] [--concepts "..."] [--seed N] [--verbose]
 
 Writes the generated image, one heatmap per concept, the circle's mask, the recoloured image and
 a contact sheet of all of them to the output folder.
@@ -34,9 +34,10 @@ def main() -> None:
     parser.add_argument("--prompt", default=None)
     parser.add_argument("--concepts", default=None)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--verbose", action="store_true", help="print every warning ComfyUI logs while booting")
     args = parser.parse_args()
 
-    comfy_inprocess.boot()
+    comfy_inprocess.boot(quiet=not args.verbose)
     import folder_paths
 
     prompt = json.loads(WORKFLOW.read_text())
