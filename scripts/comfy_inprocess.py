@@ -4,6 +4,7 @@ Shared by the host tests, the benchmarks and the demo, so ComfyUI is driven one 
 """
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import logging.handlers
@@ -30,16 +31,8 @@ def boot(comfyui_dir: str | None = None, extra_custom_nodes: dict[str, Path] | N
     if not comfyui_dir:
         raise SystemExit("set CA_COMFYUI_DIR to a ComfyUI work tree (scripts/host_env.sh VERSION prepares one)")
     sys.path.insert(0, comfyui_dir)
-    held = HeldHostLog() if quiet else None
-    try:
-        loaded = _load(cpu, extra_custom_nodes or {})
-    except BaseException:
-        if held:
-            held.release(replay=True)
-        raise
-    if held:
-        held.release(replay=held.names(f"custom_nodes{os.sep}{PACK_NAME}"))
-    return loaded
+    with HeldHostLog() if quiet else contextlib.nullcontext():
+        return _load(cpu, extra_custom_nodes or {})
 
 
 def _load(cpu: bool, extra_custom_nodes: dict[str, Path]) -> ModuleType:
@@ -74,21 +67,33 @@ def pack() -> ModuleType:
 
 
 class HeldHostLog:
-    """Holds the root logger's warnings instead of printing them, until release().
+    """Holds the root logger's warnings instead of printing them, until release() or the end of its with-block.
 
     ComfyUI imports every comfy_extras module; on a host without an optional package (torchaudio
     here) it logs a traceback per module, and none of those modules is needed by this extension.
     """
+
+    # how ComfyUI names this extension when it cannot load it
+    OURS = f"custom_nodes{os.sep}{PACK_NAME}"
 
     def __init__(self):
         self.root = logging.getLogger()
         self.handlers = list(self.root.handlers)
         self.holder = logging.handlers.BufferingHandler(capacity=1 << 30)
         self.holder.setLevel(logging.WARNING)
-        self.records = self.holder.buffer
-        for handler in list(self.root.handlers):
+        for handler in self.handlers:
             self.root.removeHandler(handler)
         self.root.addHandler(self.holder)
+
+    def __enter__(self) -> "HeldHostLog":
+        return self
+
+    def __exit__(self, failure, *_) -> None:
+        self.release(replay=failure is not None or self.names(self.OURS))
+
+    @property
+    def records(self) -> list[logging.LogRecord]:
+        return self.holder.buffer
 
     def names(self, text: str) -> bool:
         return any(text in record.getMessage() for record in self.records)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from comfy_inprocess import REPO, HeldHostLog
 from PIL import Image
 
@@ -53,5 +54,21 @@ def test_held_warnings_are_all_printed_when_the_extension_is_named(capsys):
         err = capsys.readouterr().err
         assert "Cannot import /tmp/x/custom_nodes" in err and "IMPORT FAILED: nodes_audio.py" in err
         assert "warnings while booting" not in err
+    finally:
+        root.removeHandler(stream)
+
+
+def test_a_failed_boot_prints_every_held_warning(capsys):
+    stream = logging.StreamHandler(sys.stderr)
+    root = logging.getLogger()
+    root.addHandler(stream)
+    try:
+        with pytest.raises(RuntimeError), HeldHostLog():
+            logging.warning("IMPORT FAILED: nodes_audio.py")
+            raise RuntimeError("ComfyUI did not load the extension")
+        assert "IMPORT FAILED: nodes_audio.py" in capsys.readouterr().err
+        with HeldHostLog():
+            logging.warning("IMPORT FAILED: nodes_audio.py")
+        assert "ComfyUI logged 1 warnings while booting" in capsys.readouterr().err
     finally:
         root.removeHandler(stream)
