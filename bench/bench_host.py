@@ -84,7 +84,7 @@ def build_flux(depth: int, single: int, device: str, dtype, seed: int = 0, std: 
     generator = torch.Generator(device=target).manual_seed(seed)
     with torch.no_grad():
         for name, p in model.diffusion_model.named_parameters():
-            if name.endswith(".scale"):
+            if name.endswith((".scale", "query_norm.weight", "key_norm.weight")):  # q/k RMSNorm, renamed in 0.33
                 p.normal_(1.0, 0.1, generator=generator)
             else:
                 p.normal_(0.0, std, generator=generator)

@@ -119,7 +119,7 @@ def load_demo_model(weights: Path = WEIGHTS):
     model_config = DemoFluxConfig(flux_unet_config(**config.comfy_unet_config()))
     model_config.set_inference_dtype(torch.float32, None)
     model = model_config.get_model({})
-    model.diffusion_model.load_state_dict(part["model"], strict=True)
+    model.diffusion_model.load_state_dict(host_parameter_names(part["model"], model.diffusion_model), strict=True)
     device = comfy.model_management.get_torch_device()
     patcher = comfy.model_patcher.ModelPatcher(model, load_device=device,
                                                offload_device=comfy.model_management.unet_offload_device())
@@ -132,6 +132,27 @@ def load_demo_model(weights: Path = WEIGHTS):
                          model_options={"dtype": torch.float32})
     clip.cond_stage_model.load_sd(part["text"])
     return patcher, clip, CodecVAE(PatchPCACodec.from_state_dict(part["codec"]))
+
+
+# Parameters ComfyUI renamed between releases: (older name, newer name). Flux's q/k RMSNorm scale
+# became an RMSNorm weight in 0.33.
+RENAMED_PARAMETERS = ((".query_norm.scale", ".query_norm.weight"), (".key_norm.scale", ".key_norm.weight"))
+
+
+def host_parameter_names(tensors: dict, module: torch.nn.Module) -> dict:
+    """The weights under the names this host's module expects, so one weights file loads on every
+    supported ComfyUI. Names the module knows, and names no rename explains, pass unchanged (a
+    strict load then reports them)."""
+    expected = set(module.state_dict())
+    renamed = {}
+    for name, tensor in tensors.items():
+        if name not in expected:
+            for old, new in RENAMED_PARAMETERS:
+                for src, dst in ((old, new), (new, old)):
+                    if name.endswith(src) and name[: -len(src)] + dst in expected:
+                        name = name[: -len(src)] + dst
+        renamed[name] = tensor
+    return renamed
 
 
 class CodecModule(torch.nn.Module):

@@ -97,5 +97,7 @@ class FluxAdapter:
         if out.ndim == 4:  # an override that skipped the output reshape
             out = rearrange(out, "B H L D -> B L (H D)")
         total = q.shape[2]
-        image = slice(0, total - text_tokens) if block.flipped_img_txt else slice(text_tokens, total)
+        # flipped_img_txt (image first) exists on hosts before 0.33; from 0.33 on the text always comes first
+        image_first = getattr(block, "flipped_img_txt", False)
+        image = slice(0, total - text_tokens) if image_first else slice(text_tokens, total)
         return ImageAttention(keys=k[:, :, image], values=v[:, :, image], outputs=out[:, image])

@@ -134,7 +134,10 @@ def make_executor():
     import execution
 
     params = inspect.signature(execution.PromptExecutor.__init__).parameters
-    cache = {"cache_args": {"lru": 0, "ram": 0}} if "cache_args" in params else {"cache_size": 0}
+    # As each host's main.py builds it with --cache-classic: 0.33 reads every cache_args key, even
+    # the RAM-pressure ones (ram_inactive), whatever the cache type; older hosts ignore the extra keys.
+    cache_args = {"lru": 0, "ram": 0, "ram_inactive": 0}
+    cache = {"cache_args": cache_args} if "cache_args" in params else {"cache_size": 0}
     return execution.PromptExecutor(RecordingServer(), cache_type=execution.CacheType.CLASSIC, **cache)
 
 

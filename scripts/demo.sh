@@ -4,5 +4,7 @@
 #                   [--concepts "star, cross, background"] [--seed 3] [--verbose: every host warning]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-IFS=$'\t' read -r comfy python < <("$here/scripts/host_env.sh" "${CA_HOST:-0.8.0}" | tail -n 1)
+# the newest pinned ComfyUI (the last row of scripts/hosts.tsv) unless CA_HOST names another
+newest=$(awk -F'\t' '!/^#/ && NF { last = $1 } END { print last }' "$here/scripts/hosts.tsv")
+IFS=$'\t' read -r comfy python < <("$here/scripts/host_env.sh" "${CA_HOST:-$newest}" | tail -n 1)
 CA_COMFYUI_DIR=$comfy exec "$python" "$here/scripts/run_demo.py" "$@"

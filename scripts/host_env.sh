@@ -10,7 +10,7 @@
 # Nothing of ComfyUI is ever copied into this repository.
 set -euo pipefail
 
-version=${1:?usage: host_env.sh VERSION (0.3.64, 0.8.0, or path for \$COMFYUI_PATH)}
+version=${1:?usage: host_env.sh VERSION (a row of scripts/hosts.tsv, or path for \$COMFYUI_PATH)}
 cache=${CA_CACHE:-$HOME/.cache/comfyui-concept-attention}
 python_bin=${CA_PYTHON:-python3.11}
 command -v "$python_bin" >/dev/null || python_bin=python3
@@ -39,18 +39,33 @@ else
 fi
 actual=$(host_version "$host")
 
+# The torch set of this release, from the pin list (one place, so a new host cannot miss its set).
+torch_set=$(awk -F'\t' -v v="$actual" '$1 == v { print $2 }' "$here/scripts/hosts.tsv")
+if [ -z "$torch_set" ] && [ "$version" = path ]; then
+  # a user's own ComfyUI: the newest pinned host's set is the best guess
+  torch_set=$(awk -F'\t' '!/^#/ && NF { last = $2 } END { print last }' "$here/scripts/hosts.tsv")
+  echo "host_env: ComfyUI $actual is not pinned; using the newest pinned host's torch set ($torch_set)" >&2
+fi
+if [ -z "$torch_set" ]; then
+  echo "host_env: ComfyUI $actual has no torch set in scripts/hosts.tsv; add a row" \
+       "'$actual<TAB>torch==X torchvision==Y [torchaudio==Z]' for it" >&2
+  exit 4
+fi
+
 # One virtual environment per host release: their frontend and transformers pins differ.
 venv=$cache/venv-$actual
 stamp=$venv/.ca-ready
-want=$(cat "$here/requirements.txt" "$here/requirements-dev.txt" "$host/requirements.txt" | sha1sum | cut -c1-12)
+want=$( (cat "$here/requirements.txt" "$here/requirements-dev.txt" "$host/requirements.txt"; echo "$torch_set") \
+       | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "host_env: building $venv for ComfyUI $actual (one time)" >&2
   "$python_bin" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-  # torch and torchvision are pinned together here (and only here, for tests): a lone
-  # torchvision pulls an unpinned torch. torchaudio is not needed by anything we run.
+  # The torch set is pinned together here (and only here, for tests): a lone torchvision or
+  # torchaudio pulls an unpinned torch.
   grep -v -E '^(torch|torchvision|torchaudio)$' "$host/requirements.txt" > "$venv/host-requirements.txt"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 \
+  # shellcheck disable=SC2086  # the set is several words on purpose
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $torch_set \
     -r "$venv/host-requirements.txt" -r "$here/requirements-dev.txt" >&2
   echo "$want" > "$stamp"
 fi

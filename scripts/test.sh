@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The project's test command: core tests, then host tests on each pinned ComfyUI release.
-#   scripts/test.sh            core + host + browser tiers on ComfyUI 0.3.64 and 0.8.0
-#   CA_HOSTS="0.8.0" scripts/test.sh      a subset of hosts;  extra args go to pytest
+#   scripts/test.sh            core + host + browser tiers on every host of scripts/hosts.tsv
+#                              (ComfyUI 0.3.64, 0.8.0 and 0.33.0)
+#   CA_HOSTS="0.33.0" scripts/test.sh      a subset of hosts;  extra args go to pytest
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-hosts=${CA_HOSTS:-"0.3.64 0.8.0"}
+pinned=$(awk -F'\t' '!/^#/ && NF { printf "%s ", $1 }' scripts/hosts.tsv)
+hosts=${CA_HOSTS:-$pinned}
 status=0
 
 first_host=${hosts%% *}
@@ -26,6 +28,7 @@ for version in $hosts; do
 done
 
 # Benchmarks are not tests; CI only keeps the script working (ratios come from bench/run.py).
-echo "== benchmark smoke (bench/run.py --quick)"
+# It runs on the last host tested: the newest, as the pin list is oldest first.
+echo "== benchmark smoke (bench/run.py --quick) on ComfyUI $version"
 CA_COMFYUI_DIR=$comfy "$python" bench/run.py --quick --out bench/results-quick.json > /dev/null || status=1
 exit $status

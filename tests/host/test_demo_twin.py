@@ -18,7 +18,8 @@ def test_twin_and_comfyui_flux_agree_on_the_same_weights(ca):
     model_config = comfy.supported_models.FluxSchnell(ca.nodes.flux.flux_unet_config(**config.comfy_unet_config()))
     model_config.set_inference_dtype(torch.float32, None)
     comfy_flux = model_config.get_model({}).diffusion_model
-    missing, unexpected = comfy_flux.load_state_dict(twin.state_dict(), strict=False)
+    weights = ca.nodes.demo_loader.host_parameter_names(twin.state_dict(), comfy_flux)
+    missing, unexpected = comfy_flux.load_state_dict(weights, strict=False)
     assert not missing and not unexpected
     x = torch.randn(2, 16, 8, 12)
     t = torch.tensor([0.3, 0.9])

@@ -8,7 +8,7 @@ import nodes
 import pytest
 import torch
 import torch.nn.functional as F
-from ca_test_nodes import tiny_clip, tiny_flux
+from ca_test_nodes import rms_norm_eps, rms_norm_scale, tiny_clip, tiny_flux
 from test_generation_unchanged import sampler_inputs
 
 
@@ -60,10 +60,11 @@ def stream_qkv(attn, norm1_out, mod, n_heads):
     q, k, v = linear(attn.qkv, modulated).chunk(3, dim=-1)
     q, k, v = heads(q, n_heads), heads(k, n_heads), heads(v, n_heads)
 
-    def rms(x, s):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * s
+    def rms(x, norm):
+        eps = rms_norm_eps(norm, x.dtype)
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * rms_norm_scale(norm)
 
-    return rms(q, attn.norm.query_norm.scale), rms(k, attn.norm.key_norm.scale), v
+    return rms(q, attn.norm.query_norm), rms(k, attn.norm.key_norm), v
 
 
 def residual(x, attn_out, proj, mlp, mod):

@@ -35,6 +35,18 @@ def flux_config(guidance_embed: bool = True, depth: int = 3, single: int = 2, hi
     return config
 
 
+def rms_norm_scale(norm: torch.nn.Module) -> torch.Tensor:
+    """Flux's q/k RMSNorm scale: `.scale` before ComfyUI 0.33, a torch RMSNorm's `.weight` from 0.33 on."""
+    return norm.scale if hasattr(norm, "scale") else norm.weight
+
+
+def rms_norm_eps(norm: torch.nn.Module, dtype: torch.dtype) -> float:
+    """The RMSNorm's epsilon: 1e-6 before 0.33; from 0.33 torch's default (None: the dtype's eps)."""
+    if not hasattr(norm, "eps"):
+        return 1e-6
+    return norm.eps if norm.eps is not None else torch.finfo(dtype).eps
+
+
 def _randomise(module: torch.nn.Module, seed: int, std: float = 0.05) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -135,8 +147,8 @@ def planted_flux() -> comfy.model_patcher.ModelPatcher:
         for block in dm.double_blocks:
             for attn in (block.img_attn, block.txt_attn):
                 attn.qkv.weight.copy_(torch.cat([eye, eye, eye]))
-                attn.norm.query_norm.scale.fill_(4.0)
-                attn.norm.key_norm.scale.fill_(4.0)
+                rms_norm_scale(attn.norm.query_norm).fill_(4.0)
+                rms_norm_scale(attn.norm.key_norm).fill_(4.0)
     return patcher
 
 
