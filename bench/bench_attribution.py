@@ -18,8 +18,8 @@ import bench_host
 STREAM_FUNCTIONS = (
     ("patch", "attend_concepts"),  # concept q/k/v, attention over [concepts; image], both scores
     ("patch", "update_concepts"),  # proj + MLP residual update of the concept tokens
-    ("adapter", "image_attention"),  # slicing the image part out of the joint attention
-    ("adapter", "concept_modulations"),  # txt_mod on the concept vector, once per block
+    ("family", "image_attention"),  # slicing the image part out of the joint attention
+    ("family", "concept_modulations"),  # txt_mod on the concept vector, once per block
     ("patch_class", "_open_stream"),  # concept vector and txt_in of the concepts, once per call
     ("patch_class", "concept_maps"),  # the final maps
     ("patch_class", "install"),  # patching model.clone()
@@ -31,7 +31,7 @@ def instrument(host: bench_host.Host, wrap: Callable[[str, Callable], Callable])
     """Replace each stream function of the loaded extension by wrap(name, function)."""
     owners = {
         "patch": host.patch_module,
-        "adapter": host.flux_module.FluxAdapter,
+        "family": host.flux_module.FluxFamily,
         "patch_class": host.patch_module.ConceptAttentionPatch,
         "aggregator": sys.modules[f"{host.pack.__name__}.ca_core.aggregate"].ConceptScoreAggregator,
     }

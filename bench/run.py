@@ -179,14 +179,14 @@ class Bench:
         # what is live before every call on the CPU: the weights (the profiler cannot see them)
         self.resident_bytes = sum(t.numel() * t.element_size() for t in self.model.model.state_dict().values())
         self.patch_class = host.patch_module.ConceptAttentionPatch
-        self.adapter = host.flux_module.FluxAdapter
+        self.family = host.flux_module.FluxFamily()
         self.parse_layers = sys.modules[f"{host.pack.__name__}.ca_core.layers"].parse_layers
         generator = torch.Generator().manual_seed(SEED)
         context = torch.randn(1, TEXT_TOKENS, 4096, generator=generator)
         pooled = torch.randn(1, 768, generator=generator)
         self.positive = [[context, {"pooled_output": pooled, "guidance": 3.5}]]
         self.negative = [[torch.zeros_like(context), {"pooled_output": torch.zeros_like(pooled), "guidance": 3.5}]]
-        self.segment_cond = [[context, self.adapter.segmentation_conditioning(self.diffusion_model)]]
+        self.segment_cond = [[context, self.family.segmentation_conditioning(self.diffusion_model)]]
         self.concepts = torch.randn(1, max([*settings.concepts, settings.segment_concepts]), 4096, generator=generator)
         self.last_patch = None
 
@@ -197,11 +197,11 @@ class Bench:
         return {"samples": torch.zeros(1, 16, side // 8, side // 8)}
 
     def patch(self, k: int, layers: tuple[int, ...], stop: bool = False):
-        return self.patch_class(self.adapter, self.concepts[:, :k], layers, (0, 10000), stop_after_last_layer=stop)
+        return self.patch_class(self.family, self.concepts[:, :k], layers, (0, 10000), stop_after_last_layer=stop)
 
     def maps(self, patch, k: int, side: int):
         return patch.concept_maps([f"c{i}" for i in range(k)], (side, side), "output",
-                                  self.adapter.token_pixels(self.diffusion_model))
+                                  self.family.token_pixels(self.model))
 
     def ksampler(self, side: int, steps: int | None = None) -> torch.Tensor:
         """KSampler: nodes.common_ksampler on the unpatched model."""

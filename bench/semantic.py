@@ -74,14 +74,17 @@ def broken_method(pack, variant: str):
     """
     modules = {name: sys.modules[f"{pack.__name__}.{name}"] for name in ("nodes.flux", "nodes.patch",
                                                                         "ca_core.aggregate", "ca_core.stream")}
-    adapter, patch = modules["nodes.flux"].FluxAdapter, modules["nodes.patch"]
+    family, patch = modules["nodes.flux"].FluxFamily, modules["nodes.patch"]
     aggregator = modules["ca_core.aggregate"].ConceptScoreAggregator
     if variant == "image-stream weights":
         weights = modules["ca_core.stream"].TextStreamWeights
-        target, name = adapter, "text_stream"
-        replacement = staticmethod(lambda block: weights(
-            num_heads=block.num_heads, norm1=block.img_norm1, qkv=block.img_attn.qkv, qk_norm=block.img_attn.norm,
-            proj=block.img_attn.proj, norm2=block.img_norm2, mlp=block.img_mlp))
+        target, name = family, "text_stream"
+
+        def replacement(self, diffusion_model, index):
+            block = diffusion_model.double_blocks[index]
+            return weights(num_heads=block.num_heads, norm1=block.img_norm1, qkv=block.img_attn.qkv,
+                           qk_norm=block.img_attn.norm, proj=block.img_attn.proj, norm2=block.img_norm2,
+                           mlp=block.img_mlp)
     elif variant == "transposed maps":
         def replacement(scores, grid):
             return scores.reshape(*scores.shape[:2], grid[1], grid[0]).transpose(-1, -2)

@@ -2,7 +2,7 @@
 
 import re
 
-# The reference pipeline scores Flux.1's double blocks 15-18 of 19: the last four.
+# The reference pipeline scores Flux.1's double blocks 15-18 of 19: the last four. Families set their own.
 DEFAULT_LAST_BLOCKS = 4
 
 
@@ -10,14 +10,14 @@ class SelectionError(ValueError):
     """A layer or step choice that does not fit the model or the run."""
 
 
-def parse_layers(text: str, depth: int) -> tuple[int, ...]:
+def parse_layers(text: str, depth: int, last_blocks: int = DEFAULT_LAST_BLOCKS) -> tuple[int, ...]:
     """Double-block indices from "auto", "all", "15-18", "15,16,17,18" or "-1" (from the end).
 
-    auto: the last four double blocks, which is 15-18 on Flux.1's 19.
+    auto: the last `last_blocks` double blocks (the family's default), which is 15-18 on Flux.1's 19.
     """
     spec = text.strip().lower()
     if spec in ("", "auto"):
-        return tuple(range(max(0, depth - DEFAULT_LAST_BLOCKS), depth))
+        return tuple(range(max(0, depth - last_blocks), depth))
     if spec == "all":
         return tuple(range(depth))
     chosen: set[int] = set()

@@ -16,6 +16,9 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import Tensor
 
+# Rotates queries and keys [B, H, K, D] by the concepts' RoPE positions.
+Rope = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None
+
 
 class ModulationParams(Protocol):
     shift: Tensor
@@ -60,15 +63,20 @@ def modulate(x: Tensor, mod: ModulationParams) -> Tensor:
     return x * (1 + mod.scale) + mod.shift
 
 
-def concept_qkv(concepts: Tensor, attn_mod: ModulationParams, weights: TextStreamWeights
+def concept_qkv(concepts: Tensor, attn_mod: ModulationParams, weights: TextStreamWeights, rope: Rope = None
                 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The concepts' queries, keys and values [B, H, K, D] from the text stream's weights."""
+    """The concepts' queries, keys and values [B, H, K, D] from the text stream's weights.
+
+    rope rotates queries and keys by the concepts' positions; None where those are zero (Flux.1), since a
+    rotation by angle zero is the identity.
+    """
     q, k, v = rearrange(
         weights.qkv(modulate(weights.norm1(concepts), attn_mod)),
         "B K (three H D) -> three B H K D", three=3, H=weights.num_heads,
     )
     q, k = weights.qk_norm(q, k, v)
-    # Concept RoPE ids are zero: a rotation by angle zero is the identity, so no RoPE is applied.
+    if rope is not None:
+        q, k = rope(q, k)
     return q, k, v
 
 
@@ -78,13 +86,14 @@ def attend_concepts(
     weights: TextStreamWeights,
     image: ImageAttention,
     score_tokens: int | None = None,
+    rope: Rope = None,
 ) -> ConceptAttentionResult:
     """Concept queries over [concept keys; image keys], and the per-layer scores.
 
     score_tokens limits the scores to the first image tokens (the generated image, when
     reference latents follow it); the concepts still attend over every image token.
     """
-    q, k, v = concept_qkv(concepts, attn_mod, weights)
+    q, k, v = concept_qkv(concepts, attn_mod, weights, rope)
     keys = torch.cat([k, image.keys.to(k.dtype)], dim=2)
     values = torch.cat([v, image.values.to(v.dtype)], dim=2)
     outputs = rearrange(F.scaled_dot_product_attention(q, keys, values), "B H K D -> B K (H D)")

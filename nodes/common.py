@@ -7,7 +7,7 @@ from ..ca_core.concepts import parse_concepts
 from ..ca_core.embeddings import TOKEN_POOLINGS
 from ..ca_core.layers import parse_layers
 from .encoding import encode_concepts
-from .families import adapter_for
+from .families import family_for
 from .patch import ConceptAttentionPatch
 
 
@@ -31,11 +31,12 @@ def concept_inputs() -> list:
 
 def prepare_patch(model, clip, concepts: str, layers: str, softmax: bool, token_pooling: str,
                   steps: tuple[int, int], stop_after_last_layer: bool = False):
-    """Validate the concept inputs and build the patch; returns (names, patch, adapter)."""
+    """Validate the concept inputs and build the patch; returns (names, patch, family)."""
     names = parse_concepts(concepts)
-    adapter = adapter_for(model)
+    family = family_for(model)
     diffusion_model = model.get_model_object("diffusion_model")
-    chosen = parse_layers(layers, adapter.depth(diffusion_model))
-    patch = ConceptAttentionPatch(adapter, encode_concepts(clip, names, token_pooling), chosen, steps,
-                                  softmax=softmax, stop_after_last_layer=stop_after_last_layer)
-    return names, patch, adapter
+    chosen = parse_layers(layers, len(family.joint_blocks(diffusion_model)), family.default_layers)
+    context, positions = encode_concepts(clip, names, token_pooling, family)
+    patch = ConceptAttentionPatch(family, context, chosen, steps, softmax=softmax,
+                                  stop_after_last_layer=stop_after_last_layer, concept_positions=positions)
+    return names, patch, family

@@ -1,6 +1,7 @@
-"""The Flux family adapter: Flux.1 dev/schnell, Flux.1 Kontext and models built on ComfyUI's Flux class.
+"""The Flux.1 family: Flux.1 dev/schnell, Flux.1 Kontext and models built on ComfyUI's Flux class.
 
-Everything that knows ComfyUI's Flux internals lives here; the method itself is in ca_core.
+Also the base of the families that share Flux's double blocks (Flux.2, Chroma): everything that knows
+ComfyUI's Flux internals lives here; the method itself is in ca_core.
 """
 
 import dataclasses
@@ -11,7 +12,8 @@ from comfy.ldm.flux.model import Flux, FluxParams
 from einops import rearrange
 from torch import Tensor
 
-from ..ca_core.stream import ImageAttention, ModulationParams, TextStreamWeights
+from ..ca_core.stream import ImageAttention, TextStreamWeights
+from .family import ModelCall, bind_model_call
 
 
 def flux_unet_config(**params) -> dict:
@@ -21,37 +23,32 @@ def flux_unet_config(**params) -> dict:
     return {**{k: v for k, v in host_defaults.items() if k in fields}, **params}
 
 
-class FluxAdapter:
-    family = "Flux (Flux.1 dev, schnell, Kontext)"
-    vae_scale = 8  # pixels per latent cell, as Flux's VAE
+class FluxDoubleBlocks:
+    """What Flux-style double blocks share (Flux.1, Flux.2, Chroma): the block layout, the text stream's
+    modules, text-then-image joint attention, and forward_orig's returned-dict workaround."""
 
-    @staticmethod
-    def matches(diffusion_model) -> bool:
-        return (
-            type(diffusion_model) is Flux
-            and not getattr(diffusion_model.params, "global_modulation", False)
-        )
+    default_layers = 4  # the reference pipeline scores Flux.1's blocks 15-18 of 19: the last four
+    vae_scale = 8  # pixels per latent cell, where the latent format does not say
 
-    @staticmethod
-    def depth(diffusion_model) -> int:
-        return len(diffusion_model.double_blocks)
+    def joint_blocks(self, diffusion_model):
+        return diffusion_model.double_blocks
 
-    @staticmethod
-    def single_depth(diffusion_model) -> int:
-        return len(diffusion_model.single_blocks)
+    def release_after_stream(self, diffusion_model, last: int) -> list[tuple[str, int]]:
+        """forward_orig keeps the last replacement's returned dict in a local until the forward ends, and
+        with it one extra copy of the image and text tokens through every single block
+        (bench/memory_check.py measures it): the block after the stream's last one and the first single
+        block empty it."""
+        following = [("double_block", last + 1)] if last + 1 < len(diffusion_model.double_blocks) else []
+        return following + ([("single_block", 0)] if len(diffusion_model.single_blocks) else [])
 
-    @classmethod
-    def token_pixels(cls, diffusion_model) -> int:
-        return diffusion_model.patch_size * cls.vae_scale
+    def bind_call(self, executor, args: tuple, kwargs: dict) -> ModelCall:
+        return bind_model_call(executor, args, kwargs)
 
-    @staticmethod
-    def token_grid(diffusion_model, x: Tensor) -> tuple[int, int]:
-        """Rows and columns of the generated image's token grid, as Flux._forward computes them."""
-        p = diffusion_model.patch_size
-        return (x.shape[-2] + p // 2) // p, (x.shape[-1] + p // 2) // p
+    def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
+        return None  # Flux.1's concept RoPE ids are zero: a rotation by angle zero is the identity
 
-    @staticmethod
-    def text_stream(block) -> TextStreamWeights:
+    def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
+        block = diffusion_model.double_blocks[index]
         return TextStreamWeights(
             num_heads=block.num_heads,
             norm1=block.txt_norm1,
@@ -62,42 +59,77 @@ class FluxAdapter:
             mlp=block.txt_mlp,
         )
 
-    @staticmethod
-    def concept_vector(diffusion_model, x: Tensor, timestep: Tensor, guidance: Tensor | None) -> Tensor:
-        """Timestep (+ guidance) embedding with a zero pooled text vector, as the paper's stream."""
-        dm = diffusion_model
-        vec = dm.time_in(timestep_embedding(timestep, 256).to(x.dtype))
-        if dm.params.guidance_embed and guidance is not None:
-            vec = vec + dm.guidance_in(timestep_embedding(guidance, 256).to(x.dtype))
-        if getattr(dm, "vector_in", None) is not None:
-            zero_pooled = torch.zeros((x.shape[0], dm.params.vec_in_dim), device=x.device, dtype=x.dtype)
-            vec = vec + dm.vector_in(zero_pooled)
-        return vec
-
-    @staticmethod
-    def segmentation_conditioning(diffusion_model) -> dict:
-        """Caption conditioning extras as in the paper's encode path: zero pooled vector, guidance 0."""
-        return {"pooled_output": torch.zeros((1, diffusion_model.params.vec_in_dim)), "guidance": 0.0}
-
-    @staticmethod
-    def concept_modulations(block, concept_vector: Tensor) -> tuple[ModulationParams, ModulationParams]:
-        return block.txt_mod(concept_vector)
-
-    @staticmethod
-    def embed_concepts(diffusion_model, concept_context: Tensor) -> Tensor:
+    def embed_concepts(self, diffusion_model, concept_context: Tensor) -> Tensor:
         """Project encoded concepts into the text stream, as Flux projects its prompt."""
         txt_norm = getattr(diffusion_model, "txt_norm", None)
         if txt_norm is not None:
             concept_context = txt_norm(concept_context)
         return diffusion_model.txt_in(concept_context)
 
-    @staticmethod
-    def image_attention(block, q: Tensor, k: Tensor, v: Tensor, out: Tensor, text_tokens: int) -> ImageAttention:
+    def text_tokens(self, block_args: dict) -> int:
+        return block_args["txt"].shape[1]
+
+    def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
+                        text_tokens: int) -> ImageAttention:
         """Cut the image tokens out of the block's joint attention (text first unless flipped)."""
         if out.ndim == 4:  # an override that skipped the output reshape
             out = rearrange(out, "B H L D -> B L (H D)")
         total = q.shape[2]
         # flipped_img_txt (image first) exists on hosts before 0.33; from 0.33 on the text always comes first
-        image_first = getattr(block, "flipped_img_txt", False)
+        image_first = getattr(diffusion_model.double_blocks[index], "flipped_img_txt", False)
         image = slice(0, total - text_tokens) if image_first else slice(text_tokens, total)
         return ImageAttention(keys=k[:, :, image], values=v[:, :, image], outputs=out[:, image])
+
+    def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
+        """Rows and columns of the generated image's token grid, as Flux._forward computes them."""
+        p = diffusion_model.patch_size
+        return (x.shape[-2] + p // 2) // p, (x.shape[-1] + p // 2) // p
+
+    def latent_pixels(self, model) -> int:
+        """Image pixels per latent cell, from the latent format where the host states it."""
+        return getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", self.vae_scale)
+
+    def token_pixels(self, model) -> int:
+        return model.get_model_object("diffusion_model").patch_size * self.latent_pixels(model)
+
+    def concept_token_indices(self, clip, name: str, tokens: dict, length: int) -> list[int]:
+        """The concept's word pieces, by the word ids of the tokenizer whose sequence is the context."""
+        candidates = {key: [t[2] for batch in value for t in batch] for key, value in tokens.items()}
+        keys = [k for k in CONTEXT_KEYS if k in candidates] + [k for k in candidates if k not in CONTEXT_KEYS]
+        for key in keys:
+            if len(candidates[key]) == length:
+                return [i for i, word in enumerate(candidates[key]) if word > 0]
+        raise ValueError(
+            f"cannot align the tokens of concept {name!r} with its {length} encoded positions "
+            f"(tokenizers: {sorted(candidates)}); this text encoder is not supported for concepts"
+        )
+
+
+# The key of the text encoder whose hidden states are the prompt context, by preference.
+CONTEXT_KEYS = ("t5xxl",)
+
+
+class FluxFamily(FluxDoubleBlocks):
+    name = "Flux.1 (dev, schnell, Kontext)"
+
+    def matches(self, diffusion_model) -> bool:
+        return type(diffusion_model) is Flux and not getattr(diffusion_model.params, "global_modulation", False)
+
+    def concept_conditioning(self, call: ModelCall, rows) -> Tensor:
+        """Timestep (+ guidance) embedding with a zero pooled text vector, as the paper's stream."""
+        dm, x = call.diffusion_model, call.x[rows]
+        guidance = call.get("guidance")
+        vec = dm.time_in(timestep_embedding(call.timestep[rows], 256).to(x.dtype))
+        if dm.params.guidance_embed and guidance is not None:
+            vec = vec + dm.guidance_in(timestep_embedding(guidance[rows], 256).to(x.dtype))
+        if getattr(dm, "vector_in", None) is not None:
+            zero_pooled = torch.zeros((x.shape[0], dm.params.vec_in_dim), device=x.device, dtype=x.dtype)
+            vec = vec + dm.vector_in(zero_pooled)
+        return vec
+
+    def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: Tensor, rows):
+        return diffusion_model.double_blocks[index].txt_mod(conditioning)
+
+    def segmentation_conditioning(self, diffusion_model) -> dict:
+        """Caption conditioning extras as in the paper's encode path: zero pooled vector, guidance 0."""
+        return {"pooled_output": torch.zeros((1, diffusion_model.params.vec_in_dim)), "guidance": 0.0}

@@ -1,16 +1,14 @@
-"""Installs the concept stream on a cloned ComfyUI model.
+"""Installs the concept stream on a cloned ComfyUI model, for any ModelFamily (nodes/family.py).
 
 A DIFFUSION_MODEL wrapper opens a per-call stream state (concept tokens, modulation vector,
-which batch rows are the positive prompt); each double block up to the last chosen one gets a
+which batch rows are the positive prompt); each joint block up to the last chosen one gets a
 patches_replace entry that runs ComfyUI's own block with an attention override. The override
 sees the joint attention's q/k/v and output as the block computes them, so the concept queries
 reuse them instead of recomputing anything, and the image and text streams are untouched.
 Previous replacements and overrides on the model are chained, never replaced.
 
-The block after the stream's last one and the first single block get replacements too, which only
-empty the dict the previous replacement returned: ComfyUI's forward_orig keeps that dict in a local
-until the forward ends, and with it one extra copy of the image and text tokens through every
-single block (bench/memory_check.py measures it).
+Where a family's forward keeps the last replacement's returned dict alive (Flux's forward_orig), the
+blocks it names get replacements too, which only empty that dict (family.release_after_stream).
 """
 
 from dataclasses import dataclass
@@ -37,19 +35,22 @@ class StreamState:
     """One model call's concept stream; lives only inside transformer_options of that call."""
 
     diffusion_model: object
+    family: object
     rows: slice | Tensor  # batch rows of the positive prompt (a slice when contiguous: no copies)
     chunks: int  # how many positive chunks those rows hold (averaged into one map)
     concepts: Tensor  # [rows, K, C]
-    vector: Tensor  # [rows, C] concept modulation input
+    conditioning: object  # the family's concept modulation input for these rows
+    rope: object  # the concepts' RoPE (None: positions zero)
     score_tokens: int
     returned: dict | None = None  # what the last double-block replacement handed back to ComfyUI
 
 
 class ConceptAttentionPatch:
-    def __init__(self, adapter, concept_context: Tensor, layers: tuple[int, ...], steps: tuple[int, int],
-                 softmax: bool = True, stop_after_last_layer: bool = False):
-        self.adapter = adapter
+    def __init__(self, family, concept_context: Tensor, layers: tuple[int, ...], steps: tuple[int, int],
+                 softmax: bool = True, stop_after_last_layer: bool = False, concept_positions: list[int] | None = None):
+        self.family = family
         self.concept_context = concept_context
+        self.concept_positions = concept_positions
         self.layers = layers
         self.steps = steps
         self.stop_after_last_layer = stop_after_last_layer
@@ -63,34 +64,30 @@ class ConceptAttentionPatch:
         self._timestep_of_sigma = model.get_model_object("model_sampling").timestep
         transformer_options = model.model_options.get("transformer_options", {})
         previous = transformer_options.get("patches_replace", {}).get("dit", {})
+        diffusion_model = model.get_model_object("diffusion_model")
         last = max(self.layers)
         for index in range(last + 1):
             block_patch = BlockPatch(self, index, previous.get(("double_block", index)))
             model.set_model_patch_replace(block_patch, "dit", "double_block", index)
-        for following in self._blocks_that_release(model, last):
+        for following in self.family.release_after_stream(diffusion_model, last):
             release = ReleaseReturnedPatch(self, previous.get(following), following[0] == "double_block")
             model.set_model_patch_replace(release, "dit", *following)
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, self.wrap_model_call)
         return model
 
-    def _blocks_that_release(self, model, last: int) -> list[tuple[str, int]]:
-        """The block after the stream's last one, and the first single block: there the double
-        blocks' tokens have been concatenated, so a dict still holding them costs a whole copy."""
-        diffusion_model = model.get_model_object("diffusion_model")
-        blocks = [("double_block", last + 1)] if last + 1 < self.adapter.depth(diffusion_model) else []
-        return blocks + ([("single_block", 0)] if self.adapter.single_depth(diffusion_model) else [])
+    def wrap_model_call(self, executor, *args, **kwargs):
+        call = self.family.bind_call(executor, args, kwargs)
+        state = self._open_stream(call)
+        if state is None:
+            return executor(*args, **kwargs)
+        # keyed by patch, so a second concept patch on the same model keeps its own stream
+        options = call.transformer_options
+        args, kwargs = call.with_transformer_options({**options, STATE_KEY: {**options.get(STATE_KEY, {}), self: state}})
+        return executor(*args, **kwargs)
 
-    def wrap_model_call(self, executor, x, timestep, context, y=None, guidance=None, ref_latents=None, control=None,
-                        transformer_options={}, *args, **kwargs):
-        state = self._open_stream(executor.class_obj, x, timestep, guidance, transformer_options)
-        if state is not None:
-            # keyed by patch, so a second concept patch on the same model keeps its own stream
-            streams = {**transformer_options.get(STATE_KEY, {}), self: state}
-            transformer_options = {**transformer_options, STATE_KEY: streams}
-        return executor(x, timestep, context, y, guidance, ref_latents, control, transformer_options, *args, **kwargs)
-
-    def _open_stream(self, diffusion_model, x, timestep, guidance, transformer_options) -> StreamState | None:
-        step = self._step(timestep, transformer_options)
+    def _open_stream(self, call) -> StreamState | None:
+        x, transformer_options = call.x, call.transformer_options
+        step = self._step(call.timestep, transformer_options)
         if not self.steps[0] <= step < self.steps[1]:
             return None
         labels = transformer_options.get("cond_or_uncond") or [0]
@@ -102,21 +99,22 @@ class ConceptAttentionPatch:
             rows = slice(positive[0] * chunk, (positive[-1] + 1) * chunk)
         else:
             rows = torch.cat([torch.arange(i * chunk, (i + 1) * chunk) for i in positive]).to(x.device)
+        diffusion_model = call.diffusion_model
         xs = x[rows]
-        guidance_rows = guidance[rows] if guidance is not None else None
-        vector = self.adapter.concept_vector(diffusion_model, xs, timestep[rows], guidance_rows)
         context = self.concept_context.to(device=x.device, dtype=x.dtype).expand(xs.shape[0], -1, -1)
-        grid = self.adapter.token_grid(diffusion_model, x)
+        grid = self.family.token_grid(diffusion_model, x)
         if self.grid not in (None, grid):
             raise RuntimeError(f"the image token grid changed mid-run from {self.grid} to {grid}")
         self.grid = grid
         self.contributing_steps.add(step)
         return StreamState(
             diffusion_model=diffusion_model,
+            family=self.family,
             rows=rows,
             chunks=len(positive),
-            concepts=self.adapter.embed_concepts(diffusion_model, context),
-            vector=vector,
+            concepts=self.family.embed_concepts(diffusion_model, context),
+            conditioning=self.family.concept_conditioning(call, rows),
+            rope=self.family.concept_rope(diffusion_model, call, self.concept_positions or [0] * context.shape[1]),
             score_tokens=grid[0] * grid[1],
         )
 
@@ -129,10 +127,10 @@ class ConceptAttentionPatch:
 
     def run_block(self, index: int, state: StreamState, args: dict, call_block) -> dict:
         """Run the block with an attention override, then advance the concept stream."""
-        block = state.diffusion_model.double_blocks[index]
-        weights = self.adapter.text_stream(block)
-        attn_mod, mlp_mod = self.adapter.concept_modulations(block, state.vector)
-        text_tokens = args["txt"].shape[1]
+        family, diffusion_model = self.family, state.diffusion_model
+        weights = family.text_stream(diffusion_model, index)
+        attn_mod, mlp_mod = family.concept_modulations(diffusion_model, index, args, state.conditioning, state.rows)
+        text_tokens = family.text_tokens(args)
         last = index == max(self.layers)
         options = args.get("transformer_options") or {}
         outer_override = options.get("optimized_attention_override")
@@ -142,9 +140,10 @@ class ConceptAttentionPatch:
             out = outer_override(func, *attn_args, **attn_kwargs) if outer_override else func(*attn_args, **attn_kwargs)
             if not attended:  # the block's one joint attention
                 q, k, v = attn_args[:3]
-                image = self.adapter.image_attention(block, q[state.rows], k[state.rows], v[state.rows],
-                                                     out[state.rows], text_tokens)
-                attended.append(attend_concepts(state.concepts, attn_mod, weights, image, state.score_tokens))
+                image = family.image_attention(diffusion_model, index, q[state.rows], k[state.rows], v[state.rows],
+                                               out[state.rows], text_tokens)
+                attended.append(attend_concepts(state.concepts, attn_mod, weights, image, state.score_tokens,
+                                                rope=state.rope))
                 if last and self.stop_after_last_layer:
                     # only the maps are wanted: skip the rest of this block and everything after it
                     self._add_scores(attended[0], state.chunks)
@@ -153,7 +152,7 @@ class ConceptAttentionPatch:
 
         result = call_block({**args, "transformer_options": {**options, "optimized_attention_override": override}})
         if not attended:
-            raise RuntimeError(f"double block {index} ran no attention through ComfyUI's attention function")
+            raise RuntimeError(f"joint block {index} ran no attention through ComfyUI's attention function")
         concept = attended[0]
         if index in self.layers:
             self._add_scores(concept, state.chunks)

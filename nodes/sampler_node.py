@@ -51,14 +51,12 @@ class ConceptAttentionSampler(io.ComfyNode):
                 denoise, concepts, layers, space, softmax, token_pooling, start_step, end_step) -> io.NodeOutput:
         if start_step >= end_step:
             raise ValueError(f"start_step {start_step} must be below end_step {end_step}")
-        names, patch, adapter = prepare_patch(model, clip, concepts, layers, softmax, token_pooling,
-                                              (start_step, end_step))
+        names, patch, family = prepare_patch(model, clip, concepts, layers, softmax, token_pooling,
+                                             (start_step, end_step))
         patched = patch.install(model.clone())
         (latent,) = nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                           latent_image, denoise=denoise)
         height, width = latent_image["samples"].shape[-2:]
-        scale = adapter.vae_scale
-        diffusion_model = model.get_model_object("diffusion_model")
-        maps = patch.concept_maps(names, (height * scale, width * scale), space,
-                                  adapter.token_pixels(diffusion_model))
+        scale = family.latent_pixels(model)
+        maps = patch.concept_maps(names, (height * scale, width * scale), space, family.token_pixels(model))
         return io.NodeOutput(latent, maps)

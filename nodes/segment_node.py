@@ -52,13 +52,13 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
             shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
             raise ValueError(f"image must be an IMAGE batch [B, H, W, 3]; got {shape}. "
                              "Wire a LoadImage or VAE Decode output, not a MASK or LATENT.")
-        names, patch, adapter = prepare_patch(model, clip, concepts, layers, softmax, token_pooling, (0, 1),
+        names, patch, family = prepare_patch(model, clip, concepts, layers, softmax, token_pooling, (0, 1),
                                               stop_after_last_layer=True)
         patched = patch.install(model.clone())
         latent = vae.encode(image[..., :3])
         diffusion_model = model.get_model_object("diffusion_model")
         cond = clip.encode_from_tokens(clip.tokenize(caption or ""))
-        conditioning = [[cond, adapter.segmentation_conditioning(diffusion_model)]]
+        conditioning = [[cond, family.segmentation_conditioning(diffusion_model)]]
         guider = comfy.samplers.CFGGuider(patched)
         guider.set_conds(conditioning, conditioning)
         guider.set_cfg(1.0)
@@ -70,7 +70,7 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
             noise = comfy.sample.prepare_noise(latent, seed + sample)
             guider.sample(noise, latent, sampler, sigmas, disable_pbar=True, seed=seed + sample)
             progress.update(1)
-        maps = patch.concept_maps(names, tuple(image.shape[1:3]), space, adapter.token_pixels(diffusion_model))
+        maps = patch.concept_maps(names, tuple(image.shape[1:3]), space, family.token_pixels(model))
         return io.NodeOutput(maps)
 
 

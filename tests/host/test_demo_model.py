@@ -71,7 +71,7 @@ def test_concepts_encode_through_the_demo_clip(ca, demo):
     _, clip, _ = loader.load_demo_model()
     tokens = clip.tokenize("red circle", return_word_ids=True)["demo"][0]
     assert [t[2] for t in tokens[:3]] == [1, 2, 0]
-    concepts = ca.nodes.encoding.encode_concepts(clip, ["circle", "square"], "first")
+    concepts, _ = ca.nodes.encoding.encode_concepts(clip, ["circle", "square"], "first", ca.nodes.flux.FluxFamily())
     states = clip.encode_from_tokens(clip.tokenize("circle"))
     assert concepts.shape == (1, 2, states.shape[-1])
     assert torch.allclose(concepts[0, 0], states[0, 0])

@@ -141,7 +141,7 @@ def test_scores_match_the_paper_per_layer_and_aggregated(ca, guidance_embed):
     inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
     x, t, context, y, guidance = recorded_first_call(model, clip, inputs)
     names = ["dog", "grass", "sky"]
-    concept_context = ca.nodes.encoding.encode_concepts(clip, names, "first")
+    concept_context = encode(ca, clip, names, "first")
     dm = model.get_model_object("diffusion_model")
     with torch.no_grad():
         expected = reference_scores(dm, x, t, context, y, guidance, concept_context)
@@ -154,6 +154,11 @@ def test_scores_match_the_paper_per_layer_and_aggregated(ca, guidance_embed):
     _, maps = _run(ca, model, clip, inputs, "all", softmax=True)
     mean_softmax = torch.stack([torch.softmax(s[0], dim=1) for s in expected]).mean(dim=0)
     assert torch.allclose(maps.maps, to_grid(mean_softmax, grid), atol=1e-5)
+
+
+def encode(ca, clip, names, pooling):
+    """The concepts as the nodes encode them for a Flux.1 model."""
+    return ca.nodes.encoding.encode_concepts(clip, names, pooling, ca.nodes.flux.FluxFamily())[0]
 
 
 def _run(ca, model, clip, inputs, layers, softmax):
@@ -173,8 +178,8 @@ def test_a_later_layer_depends_on_the_stream_through_earlier_blocks(ca):
 
 def test_mean_pooling_differs_from_first_token_for_multi_token_concepts(ca):
     clip = tiny_clip()
-    first = ca.nodes.encoding.encode_concepts(clip, ["traffic light"], "first")
-    mean = ca.nodes.encoding.encode_concepts(clip, ["traffic light"], "mean")
+    first = encode(ca, clip, ["traffic light"], "first")
+    mean = encode(ca, clip, ["traffic light"], "mean")
     tokens = clip.tokenize("traffic light", return_word_ids=True)["t5xxl"][0]
     real = [i for i, t in enumerate(tokens) if t[2] > 0]
     states = clip.encode_from_tokens(clip.tokenize("traffic light"))[0]

@@ -4,7 +4,7 @@ import comfy.utils
 import nodes
 import pytest
 import torch
-from ca_test_nodes import random_vae, tiny_chroma, tiny_clip, tiny_flux
+from ca_test_nodes import random_vae, tiny_clip, tiny_flux, tiny_sd3
 from comfy_host import make_executor, run_prompt
 from test_generation_unchanged import prompt as encode_prompt
 
@@ -146,9 +146,9 @@ def test_direct_calls_name_the_bad_input(ca):
     with pytest.raises(ValueError, match="IMAGE batch"):
         segment(ca, torch.rand(1, 64, 64))  # a MASK
     clip = tiny_clip()
-    with pytest.raises(ValueError, match="does not support Chroma.*supported: Flux"):
+    with pytest.raises(ValueError, match="does not support SD3 / SD3.5 models yet. Supported: Flux.1.*Chroma"):
         ca.nodes.sampler_node.ConceptAttentionSampler.execute(
-            model=tiny_chroma(), clip=clip, seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple",
+            model=tiny_sd3(), clip=clip, seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple",
             positive=encode_prompt(clip, "x"), negative=encode_prompt(clip, ""),
             latent_image={"samples": torch.zeros(1, 16, 8, 8)}, denoise=1.0, concepts="dog", layers="auto",
             space="output", softmax=True, token_pooling="first", start_step=0, end_step=10000)

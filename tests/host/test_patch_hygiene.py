@@ -6,7 +6,7 @@ import comfy.patcher_extension
 import nodes
 import pytest
 import torch
-from ca_test_nodes import tiny_clip, tiny_flux
+from ca_test_nodes import FAMILY_MODELS, tiny_clip, tiny_flux
 from test_generation_unchanged import concept_sampler, sampler_inputs
 
 
@@ -16,8 +16,9 @@ def ksampler(model, inputs):
                                  inputs["latent_image"])[0]["samples"]
 
 
-def test_input_model_is_untouched_and_later_runs_reproduce(ca):
-    model, clip = tiny_flux(3), tiny_clip()
+@pytest.mark.parametrize("family", FAMILY_MODELS)
+def test_input_model_is_untouched_and_later_runs_reproduce(ca, family):
+    model, clip = FAMILY_MODELS[family]()
     inputs = sampler_inputs(clip, 1, 3.5)
     options_before = copy.deepcopy(model.model_options)
     before = ksampler(model, inputs)
@@ -27,8 +28,9 @@ def test_input_model_is_untouched_and_later_runs_reproduce(ca):
     assert torch.equal(ksampler(model, inputs), before)
 
 
-def test_an_exception_inside_sampling_leaves_no_patch(ca):
-    model, clip = tiny_flux(3), tiny_clip()
+@pytest.mark.parametrize("family", FAMILY_MODELS)
+def test_an_exception_inside_sampling_leaves_no_patch(ca, family):
+    model, clip = FAMILY_MODELS[family]()
     inputs = sampler_inputs(clip, 1, 1.0)
     before = ksampler(model, inputs)
     calls = []
@@ -47,8 +49,9 @@ def test_an_exception_inside_sampling_leaves_no_patch(ca):
     assert torch.equal(ksampler(model, inputs), before)
 
 
-def test_chains_an_existing_double_block_patch_and_attention_override(ca):
-    model, clip = tiny_flux(3), tiny_clip()
+@pytest.mark.parametrize("family", FAMILY_MODELS)
+def test_chains_an_existing_double_block_patch_and_attention_override(ca, family):
+    model, clip = FAMILY_MODELS[family]()
     inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
     _, plain_maps = concept_sampler(ca, model, clip, **inputs)
     seen_blocks, seen_attention = [], []
@@ -86,11 +89,11 @@ def test_chains_an_existing_double_block_patch_and_attention_override(ca):
 def test_a_second_concept_patch_stacks_on_the_first(ca):
     model, clip = tiny_flux(3), tiny_clip()
     inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
-    adapter = ca.nodes.families.adapter_for(model)
+    family = ca.nodes.families.family_for(model)
     first = ca.nodes.patch.ConceptAttentionPatch(
-        adapter, ca.nodes.encoding.encode_concepts(clip, ["dog"], "first"), (0, 1, 2), (0, 10000))
+        family, ca.nodes.encoding.encode_concepts(clip, ["dog"], "first", family)[0], (0, 1, 2), (0, 10000))
     second = ca.nodes.patch.ConceptAttentionPatch(
-        adapter, ca.nodes.encoding.encode_concepts(clip, ["grass", "sky"], "first"), (0, 1, 2), (0, 10000))
+        family, ca.nodes.encoding.encode_concepts(clip, ["grass", "sky"], "first", family)[0], (0, 1, 2), (0, 10000))
     both = second.install(first.install(model.clone()))
     assert torch.equal(ksampler(both, inputs), ksampler(model, inputs))
     assert first.aggregator.mean("output").shape[1] == 1

@@ -3,9 +3,10 @@
 import comfy.samplers
 import pytest
 import torch
-from ca_test_nodes import CONTEXT_DIM, planted_flux
+from ca_test_nodes import CONTEXT_DIM, planted_chroma, planted_flux
 
 SIZES = {"square": (8, 8), "wide": (6, 12), "tall": (12, 6), "odd": (7, 11)}  # latent cells (8 px each)
+PLANTED = {"flux": planted_flux, "chroma": planted_chroma}
 
 
 def planted_latent(height: int, width: int, boundary: int) -> torch.Tensor:
@@ -28,10 +29,10 @@ def concept_context() -> torch.Tensor:
     return context
 
 
-def run_planted(ca, latent, reference=None):
-    model = planted_flux()
-    adapter = ca.nodes.families.adapter_for(model)
-    patch = ca.nodes.patch.ConceptAttentionPatch(adapter, concept_context(), (0, 1), (0, 1),
+def run_planted(ca, latent, reference=None, family="flux"):
+    model = PLANTED[family]()
+    family = ca.nodes.families.family_for(model)
+    patch = ca.nodes.patch.ConceptAttentionPatch(family, concept_context(), (0, 1), (0, 1),
                                                  stop_after_last_layer=True)
     patched = patch.install(model.clone())
     extras = {"pooled_output": torch.zeros(1, 16)}
@@ -47,12 +48,13 @@ def run_planted(ca, latent, reference=None):
     return patch.concept_maps(["left", "right"], (h * 8, w * 8), "output", 16)
 
 
+@pytest.mark.parametrize("family", PLANTED)
 @pytest.mark.parametrize("shape", SIZES, ids=list(SIZES))
-def test_left_concept_wins_left_half(ca, shape):
+def test_left_concept_wins_left_half(ca, shape, family):
     height, width = SIZES[shape]
     tokens_w = -(-width // 2)
     boundary = tokens_w // 2
-    maps = run_planted(ca, planted_latent(height, width, boundary))
+    maps = run_planted(ca, planted_latent(height, width, boundary), family=family)
     assert maps.maps.shape == (1, 2, -(-height // 2), tokens_w)
     mask = ca.ca_core.masks.concept_mask(maps.pixel_maps(), [0], method="argmax")
     assert mask.shape == (1, height * 8, width * 8)

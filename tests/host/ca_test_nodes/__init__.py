@@ -4,12 +4,14 @@ all made through ComfyUI's own classes (its Flux detection only knows full-size 
 import dataclasses
 
 import comfy.ldm.chroma.model
+import comfy.ldm.chroma_radiance.model as chroma_radiance
 import comfy.model_management
 import comfy.model_patcher
 import comfy.sd
 import comfy.sd1_clip
 import comfy.supported_models
 import comfy.supported_models_base
+import comfy.text_encoders.pixart_t5
 import comfy.text_encoders.t5
 import torch
 from comfy.ldm.flux.model import FluxParams
@@ -112,15 +114,64 @@ def random_vae(seed: int = 2) -> comfy.sd.VAE:
     return vae
 
 
-def tiny_chroma(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
-    """A tiny Chroma (Flux blocks with distilled modulations): not supported by the concept stream yet."""
-    config = {"image_model": "chroma", "in_channels": 16, "out_channels": 16, "context_in_dim": CONTEXT_DIM,
-              "hidden_size": 64, "mlp_ratio": 4.0, "num_heads": 4, "depth": 2, "depth_single_blocks": 1,
+def tiny_chroma(seed: int = 0, radiance: bool = False, depth: int = 2) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Chroma (Flux blocks, modulations from the approximator), or Chroma Radiance (pixel space,
+    16-pixel patches), through ComfyUI's own classes, fp32."""
+    config = {"image_model": "chroma", "in_channels": 64, "out_channels": 64, "context_in_dim": CONTEXT_DIM,
+              "hidden_size": 64, "mlp_ratio": 4.0, "num_heads": 4, "depth": depth, "depth_single_blocks": 1,
               "axes_dim": [4, 6, 6], "theta": 10000, "patch_size": 2, "qkv_bias": True,
               "in_dim": 64, "out_dim": 64, "hidden_dim": 64, "n_layers": 1}
-    fields = {f.name for f in dataclasses.fields(comfy.ldm.chroma.model.ChromaParams)}
+    config_class = comfy.supported_models.Chroma
+    params = comfy.ldm.chroma.model.ChromaParams
+    if radiance:
+        config.update({"image_model": "chroma_radiance", "in_channels": 3, "out_channels": 3, "patch_size": 16,
+                       "nerf_hidden_size": 16, "nerf_mlp_ratio": 4, "nerf_depth": 2, "nerf_max_freqs": 8,
+                       "nerf_tile_size": 512, "nerf_final_head_type": "conv", "nerf_embedder_dtype": torch.float32,
+                       "use_x0": False, "use_sequential_txt_ids": False})
+        config_class = comfy.supported_models.ChromaRadiance
+        params = chroma_radiance.ChromaRadianceParams
+    fields = {f.name for f in dataclasses.fields(params)}
     config.update({k: v for k, v in {"txt_ids_dims": [], "vec_in_dim": None}.items() if k in fields})
-    model_config = comfy.supported_models.Chroma(config)
+    config = {k: v for k, v in config.items() if k in fields or k == "image_model"}
+    model_config = config_class(config)
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model({})
+    _randomise(model.diffusion_model, seed)
+    device = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+
+
+class TinyChromaT5Model(comfy.sd1_clip.SD1ClipModel):
+    """Like Chroma's text model: T5 states only, no pooled vector."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(device=device, dtype=dtype, model_options=model_options, clip_name="t5xxl",
+                         clip_model=TinyT5)
+
+
+def tiny_chroma_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's CLIP with Chroma's real tokenizer (PixArt's T5: no padding) around a tiny T5, fp32."""
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.pixart_t5.PixArtTokenizer, TinyChromaT5Model)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    _randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
+# The families under test: name -> (model, clip) builder at the same tiny geometry (3 double blocks).
+FAMILY_MODELS = {
+    "flux": lambda seed=3: (tiny_flux(seed), tiny_clip()),
+    "chroma": lambda seed=3: (tiny_chroma(seed, depth=3), tiny_chroma_clip()),
+}
+
+
+def tiny_sd3(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+    """A tiny SD3 (MMDiT), a joint-attention family without an adapter yet."""
+    config = {"in_channels": 16, "patch_size": 2, "out_channels": 16, "depth": 2, "input_size": None,
+              "adm_in_channels": 32, "num_patches": 64 * 64, "pos_embed_max_size": 64,
+              "pos_embed_scaling_factor": None, "qk_norm": None, "x_block_self_attn_layers": [],
+              "context_embedder_config": {"target": "torch.nn.Linear",
+                                          "params": {"in_features": CONTEXT_DIM, "out_features": 128}}}
+    model_config = comfy.supported_models.SD3(config)
     model_config.set_inference_dtype(torch.float32, None)
     model = model_config.get_model({})
     _randomise(model.diffusion_model, seed)
@@ -129,13 +180,21 @@ def tiny_chroma(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
 
 
 def planted_flux() -> comfy.model_patcher.ModelPatcher:
-    """A 2-block Flux whose answer is known: image tokens attend only to tokens with the same
-    content, and a concept equal to a content attends to exactly those tokens.
+    return planted(tiny_flux(0, guidance_embed=False, depth=2, single=1))
+
+
+def planted_chroma() -> comfy.model_patcher.ModelPatcher:
+    return planted(tiny_chroma(0, depth=2))
+
+
+def planted(patcher: comfy.model_patcher.ModelPatcher) -> comfy.model_patcher.ModelPatcher:
+    """A 2-block Flux-style model whose answer is known: image tokens attend only to tokens with the
+    same content, and a concept equal to a content attends to exactly those tokens.
 
     Contents live in head 0's first four channels, which RoPE leaves alone for every token at
-    index 0; all modulations are zero, so streams pass through the blocks unchanged.
+    index 0; all modulations are zero (Chroma's approximator too), so streams pass through the
+    blocks unchanged.
     """
-    patcher = tiny_flux(0, guidance_embed=False, depth=2, single=1)
     dm = patcher.model.diffusion_model
     hidden = dm.hidden_size
     with torch.no_grad():

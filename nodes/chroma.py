@@ -1,0 +1,55 @@
+"""The Chroma family: Chroma and Chroma Radiance (pixel space), on ComfyUI's Chroma classes.
+
+Chroma's double blocks are Flux's without their own modulation: a small network (the approximator,
+distilled_guidance_layer) turns (timestep, guidance, row) into every block's modulations, with no pooled
+text vector at all. So the concepts' modulation "from the timestep with a zero pooled vector" is exactly
+the text modulation the approximator made for the block at this timestep, which the block receives in
+its `vec` argument.
+"""
+
+from comfy.ldm.chroma.model import Chroma
+from torch import Tensor
+
+from .flux import FluxDoubleBlocks
+
+try:  # Chroma Radiance, on every pinned host; kept optional for hosts without it
+    from comfy.ldm.chroma_radiance.model import ChromaRadiance
+except ImportError:  # pragma: no cover
+    ChromaRadiance = None
+
+
+def _rows_of(modulation, rows):
+    """One ModulationOut (shift, scale, gate of [B, 1, C]) cut to the batch rows of the positive prompt."""
+    return type(modulation)(shift=modulation.shift[rows], scale=modulation.scale[rows], gate=modulation.gate[rows])
+
+
+class ChromaFamily(FluxDoubleBlocks):
+    name = "Chroma (and Chroma Radiance)"
+
+    def matches(self, diffusion_model) -> bool:
+        return isinstance(diffusion_model, Chroma)
+
+    def is_radiance(self, diffusion_model) -> bool:
+        return ChromaRadiance is not None and isinstance(diffusion_model, ChromaRadiance)
+
+    def concept_conditioning(self, call, rows):
+        return None  # the modulations arrive with each block's args
+
+    def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning, rows):
+        """The approximator's text modulations of this block for this call's timestep and guidance."""
+        _, (txt_mod1, txt_mod2) = block_args["vec"]
+        return _rows_of(txt_mod1, rows), _rows_of(txt_mod2, rows)
+
+    def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
+        """Chroma pads the latent up to whole patches (Radiance's 16-pixel patches too): ceil."""
+        p = diffusion_model.patch_size
+        return -(-x.shape[-2] // p), -(-x.shape[-1] // p)
+
+    def latent_pixels(self, model) -> int:
+        if self.is_radiance(model.get_model_object("diffusion_model")):
+            return 1  # pixel space: the "latent" is the image
+        return super().latent_pixels(model)
+
+    def segmentation_conditioning(self, diffusion_model) -> dict:
+        """No pooled vector (hosts before 0.33 read the key, so it is present, as None) and guidance 0."""
+        return {"pooled_output": None, "guidance": 0.0}

@@ -1,0 +1,123 @@
+"""The model-family interface: everything the concept stream needs to know about one model family.
+
+The method (attention over [concepts; image], scores, aggregation, maps) lives in ca_core; the patch
+(nodes/patch.py) installs it on a cloned MODEL through ComfyUI's hooks. Neither knows a family's
+internals: they ask a ModelFamily. Adding a family is one module implementing this Protocol, listed
+in nodes/families.py; patch.py and ca_core do not change.
+
+How a family is used, per model call:
+  1. bind_call: the DIFFUSION_MODEL executor's arguments, bound by parameter name (families order them
+     differently: Flux passes y before guidance, Chroma has no y);
+  2. concept_conditioning: whatever the concepts' modulation needs for this call (the timestep and
+     guidance embedding with a zero pooled vector, or the approximator's rows), for the positive rows;
+  3. per joint block i, the block's patches_replace entry receives the block's own args, and asks for
+     the text stream's weights (text_stream), the concepts' modulations (concept_modulations), how
+     many text tokens the joint attention holds (text_tokens) and where the image tokens sit in it
+     (image_attention). The first attention call inside the block is its joint attention.
+"""
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from torch import Tensor
+
+from ..ca_core.stream import ImageAttention, ModulationParams, Rope, TextStreamWeights
+
+
+@dataclass
+class ModelCall:
+    """One call of a diffusion model, its arguments bound by name (inspect.signature)."""
+
+    diffusion_model: Any
+    arguments: inspect.BoundArguments
+
+    def get(self, name: str, default=None):
+        return self.arguments.arguments.get(name, default)
+
+    @property
+    def x(self) -> Tensor:
+        return self.arguments.arguments["x"]
+
+    @property
+    def timestep(self) -> Tensor:
+        return self.arguments.arguments["timestep"]
+
+    @property
+    def transformer_options(self) -> dict:
+        return self.arguments.arguments.get("transformer_options") or {}
+
+    def with_transformer_options(self, options: dict) -> tuple[tuple, dict]:
+        """The call's (args, kwargs) with its transformer_options replaced, everything else as passed."""
+        self.arguments.arguments["transformer_options"] = options
+        return self.arguments.args, self.arguments.kwargs
+
+
+def bind_model_call(executor, args: tuple, kwargs: dict) -> ModelCall:
+    """Bind a DIFFUSION_MODEL executor's arguments to the names of the function it wraps."""
+    signature = inspect.signature(executor.original)
+    return ModelCall(executor.class_obj, signature.bind(*args, **kwargs))
+
+
+class ModelFamily(Protocol):
+    """One model family (Flux.1, Flux.2, Chroma, ...), implemented once per family.
+
+    Family code holds no method math: it hands ca_core the family's own modules and tensors.
+    """
+
+    name: str  # shown to users: "Flux.1 (dev, schnell, Kontext)"
+    default_layers: int  # how many of the last joint blocks `layers = auto` averages
+
+    def matches(self, diffusion_model) -> bool:
+        """Whether this diffusion model belongs to the family."""
+
+    def joint_blocks(self, diffusion_model) -> Sequence:
+        """The joint text-image blocks, in order; index i is patches_replace's ("double_block", i)."""
+
+    def release_after_stream(self, diffusion_model, last: int) -> list[tuple[str, int]]:
+        """Memory workaround: blocks after the stream whose replacement empties the dict the stream's last
+        block returned (where the family's forward keeps it alive). [] when not needed."""
+
+    def bind_call(self, executor, args: tuple, kwargs: dict) -> ModelCall:
+        """The model call's arguments by name (usually bind_model_call)."""
+
+    def concept_conditioning(self, call: ModelCall, rows) -> Any:
+        """What concept_modulations needs for this call's batch rows `rows` (the positive prompt)."""
+
+    def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: Any, rows
+                            ) -> tuple[ModulationParams, ModulationParams]:
+        """(attention, MLP) modulations of the concepts in joint block `index`."""
+
+    def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]) -> Rope:
+        """The concepts' RoPE, or None where their positions are zero (the identity). positions: each
+        concept's token position in its own encoding (encoding.encode_concepts)."""
+
+    def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
+        """The text stream's modules of joint block `index`, which the concepts reuse."""
+
+    def embed_concepts(self, diffusion_model, concept_context: Tensor) -> Tensor:
+        """Encoded concepts [B, K, C_text] into the text stream's width, as the family embeds its prompt."""
+
+    def text_tokens(self, block_args: dict) -> int:
+        """How many text tokens the block's joint attention holds."""
+
+    def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
+                        text_tokens: int) -> ImageAttention:
+        """The image tokens' keys, values and outputs, cut out of the block's joint attention."""
+
+    def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
+        """Rows and columns of the generated image's token grid for latent x."""
+
+    def latent_pixels(self, model) -> int:
+        """Image pixels per latent cell side, from the MODEL's latent format."""
+
+    def token_pixels(self, model) -> int:
+        """Image pixels per token side, from the MODEL's latent format and the patch size."""
+
+    def segmentation_conditioning(self, diffusion_model) -> dict:
+        """Conditioning extras for the caption when an existing image is segmented."""
+
+    def concept_token_indices(self, clip, name: str, tokens: dict, length: int) -> list[int]:
+        """Positions of the concept's own tokens (no start, end, padding or chat-template tokens) in its
+        encoder output of `length` positions; tokens: clip.tokenize(name, return_word_ids=True)."""
