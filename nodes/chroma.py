@@ -10,17 +10,12 @@ its `vec` argument.
 from comfy.ldm.chroma.model import Chroma
 from torch import Tensor
 
-from .flux import FluxDoubleBlocks
+from .flux import FluxDoubleBlocks, modulation_rows
 
 try:  # Chroma Radiance, on every pinned host; kept optional for hosts without it
     from comfy.ldm.chroma_radiance.model import ChromaRadiance
 except ImportError:  # pragma: no cover
     ChromaRadiance = None
-
-
-def _rows_of(modulation, rows):
-    """One ModulationOut (shift, scale, gate of [B, 1, C]) cut to the batch rows of the positive prompt."""
-    return type(modulation)(shift=modulation.shift[rows], scale=modulation.scale[rows], gate=modulation.gate[rows])
 
 
 class ChromaFamily(FluxDoubleBlocks):
@@ -38,7 +33,7 @@ class ChromaFamily(FluxDoubleBlocks):
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning, rows):
         """The approximator's text modulations of this block for this call's timestep and guidance."""
         _, (txt_mod1, txt_mod2) = block_args["vec"]
-        return _rows_of(txt_mod1, rows), _rows_of(txt_mod2, rows)
+        return modulation_rows(txt_mod1, rows), modulation_rows(txt_mod2, rows)
 
     def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
         """Chroma pads the latent up to whole patches (Radiance's 16-pixel patches too): ceil."""

@@ -7,7 +7,7 @@ from ..ca_core.embeddings import pool_concept_tokens
 
 def encode_concepts(clip, names: list[str], pooling: str, family) -> tuple[torch.Tensor, list[int]]:
     """[1, K, C]: each concept encoded alone, pooled over its own tokens (the family finds them); and the
-    position of each concept's first own token in its encoding (families whose text tokens carry RoPE
+    text position the model gives each concept's first own token (families whose text tokens carry RoPE
     positions give the concept that position)."""
     if clip is None:
         raise ValueError("clip is not connected: wire the CLIP that encoded your prompt")
@@ -19,7 +19,7 @@ def encode_concepts(clip, names: list[str], pooling: str, family) -> tuple[torch
         if not own:
             raise ValueError(f"the concept {name!r} encoded to no token of its own (only start, end or padding "
                              "tokens): check its spelling, or use words the text encoder knows")
-        positions.append(own[0])
+        positions.append(family.concept_position(own[0], context.shape[1]))
         real = torch.zeros(context.shape[1], dtype=torch.bool, device=context.device)
         real[own] = True
         pooled.append(pool_concept_tokens(context[0], real, pooling))

@@ -2,8 +2,9 @@
 
 from .chroma import ChromaFamily
 from .flux import FluxFamily
+from .flux2 import Flux2Family
 
-FAMILIES = (FluxFamily(), ChromaFamily())
+FAMILIES = (FluxFamily(), Flux2Family(), ChromaFamily())
 
 # Families ComfyUI loads that have no joint text-image attention, so no concept stream to add.
 WITHOUT_JOINT_ATTENTION = {

@@ -89,6 +89,9 @@ class ModelFamily(Protocol):
                             ) -> tuple[ModulationParams, ModulationParams]:
         """(attention, MLP) modulations of the concepts in joint block `index`."""
 
+    def concept_position(self, index: int, length: int) -> int:
+        """The text RoPE position the model gives token `index` of an encoding `length` tokens long."""
+
     def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]) -> Rope:
         """The concepts' RoPE, or None where their positions are zero (the identity). positions: each
         concept's token position in its own encoding (encoding.encode_concepts)."""

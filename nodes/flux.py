@@ -23,6 +23,11 @@ def flux_unet_config(**params) -> dict:
     return {**{k: v for k, v in host_defaults.items() if k in fields}, **params}
 
 
+def modulation_rows(modulation, rows):
+    """One ModulationOut (shift, scale, gate of [B, 1, C]) cut to the batch rows of the positive prompt."""
+    return type(modulation)(shift=modulation.shift[rows], scale=modulation.scale[rows], gate=modulation.gate[rows])
+
+
 class FluxDoubleBlocks:
     """What Flux-style double blocks share (Flux.1, Flux.2, Chroma): the block layout, the text stream's
     modules, text-then-image joint attention, and forward_orig's returned-dict workaround."""
@@ -43,6 +48,9 @@ class FluxDoubleBlocks:
 
     def bind_call(self, executor, args: tuple, kwargs: dict) -> ModelCall:
         return bind_model_call(executor, args, kwargs)
+
+    def concept_position(self, index: int, length: int) -> int:
+        return index
 
     def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
         return None  # Flux.1's concept RoPE ids are zero: a rotation by angle zero is the identity

@@ -1,8 +1,9 @@
 // The shipped workflow templates, as the builder (build_workflows.mjs) lays them out in ComfyUI's
 // own frontend. Edit here, then regenerate workflows/*.json and their thumbnails:
 //   CA_COMFYUI_DIR=<ComfyUI 0.3.64> <its python> tests/browser/build_workflows.py
-// Model file names, folders and download addresses are those of ComfyUI's official Flux templates
-// (comfyui_workflow_templates: flux_schnell, flux_dev_full_text_to_image, flux_fill_inpaint_example).
+// Model file names, folders and download addresses are those of ComfyUI's official Flux and Chroma
+// templates (comfyui_workflow_templates: flux_schnell, flux_dev_full_text_to_image,
+// flux_fill_inpaint_example, image_chroma_text_to_image).
 
 const HF = "https://huggingface.co";
 const MODEL = {
@@ -12,6 +13,8 @@ const MODEL = {
     url: `${HF}/Comfy-Org/flux1-dev/resolve/main/flux1-dev.safetensors` },
   fill: { name: "flux1-fill-dev.safetensors", directory: "diffusion_models",
     url: `${HF}/Comfy-Org/flux1-dev/resolve/main/split_files/diffusion_models/flux1-fill-dev.safetensors` },
+  chroma: { name: "Chroma1-HD.safetensors", directory: "diffusion_models",
+    url: `${HF}/lodestones/Chroma1-HD/resolve/main/Chroma1-HD.safetensors` },
   clipL: { name: "clip_l.safetensors", directory: "text_encoders",
     url: `${HF}/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors` },
   t5: { name: "t5xxl_fp16.safetensors", directory: "text_encoders",
@@ -33,6 +36,10 @@ const unet = (model, pos, title) => ({
 const dualClip = (pos) => ({
   type: "DualCLIPLoader", pos, size: [320, 0], models: [MODEL.clipL, MODEL.t5],
   widgets: { clip_name1: MODEL.clipL.name, clip_name2: MODEL.t5.name, type: "flux" },
+});
+// Chroma's one text encoder: T5-XXL alone, with CLIPLoader's "chroma" type.
+const chromaClip = (pos) => ({
+  type: "CLIPLoader", pos, size: [320, 0], models: [MODEL.t5], widgets: { clip_name: MODEL.t5.name, type: "chroma" },
 });
 const vae = (pos) => ({ type: "VAELoader", pos, size: [320, 0], models: [MODEL.ae], widgets: { vae_name: MODEL.ae.name } });
 const prompt = (text, pos, title = "Prompt", extra = {}) => ({
@@ -67,6 +74,7 @@ const generationLinks = ({ model, clip, vae }, positive = "positive", negative =
 const DEMO_LOADER = { model: ["loader", "MODEL"], clip: ["loader", "CLIP"], vae: ["loader", "VAE"] };
 const CHECKPOINT = { model: ["checkpoint", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
 const SEPARATE_LOADERS = { model: ["dev", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
+const CHROMA_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 
 const FLUX_FILES = `**Model files** (ComfyUI's official Flux templates use the same names):
 
@@ -284,6 +292,56 @@ ${FLUX_FILES.replace("%EXTRA%", "")}`),
     },
     links: [
       ...generationLinks(SEPARATE_LOADERS),
+      ["decode", "IMAGE", "save", "images"],
+    ],
+  },
+
+  // Chroma as ComfyUI's official Chroma template runs it: T5-XXL alone, Flow Shift 1.0, real CFG
+  // 3.5 with a negative prompt, 26 steps, euler / beta.
+  chroma_concept_maps: {
+    nodes: {
+      chroma: unet(MODEL.chroma, [20, 40], "Load Chroma"),
+      shift: { type: "ModelSamplingAuraFlow", pos: [20, 170], size: [320, 0], title: "Flow Shift",
+        widgets: { shift: 1.0 } },
+      clip: chromaClip([20, 270]),
+      vae: vae([20, 400]),
+      positive: prompt("A photograph of a golden retriever running across green grass in a park, a red frisbee "
+        + "in its mouth, blue sky with white clouds. Amateur photography. Natural light.", [390, 40]),
+      negative: negative("This low quality greyscale unfinished sketch is inaccurate and flawed. The image is very "
+        + "blurred and lacks detail with excessive chromatic aberrations and artifacts.", [390, 240], "Negative prompt"),
+      latent: { type: "EmptySD3LatentImage", pos: [390, 440], widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sampler: sampler([860, 40], { seed: 5, steps: 26, cfg: 3.5, scheduler: "beta",
+        concepts: "dog, frisbee, grass, sky" }),
+      decode: { type: "VAEDecode", pos: [1130, 40] },
+      save: { type: "SaveImage", pos: [1130, 140], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/chroma" } },
+      saliency: saliency([1490, 40]),
+      mask: conceptMask([1130, 570], { concepts: "dog" }),
+      about: note([20, 520], [340, 420], `### Chroma with concept maps
+
+Generates with Chroma as ComfyUI's official Chroma template does (26 steps, euler / beta, Flow
+Shift 1.0, real CFG 3.5 with a negative prompt) and maps \`dog, frisbee, grass, sky\` while
+sampling. The maps always come from the positive prompt.
+
+- **Saliency Map**: one labelled heatmap per concept; click to enlarge.
+- **Concept Mask**: the \`dog\` mask, ready for inpainting or compositing.
+
+**Chroma Radiance** works the same way with its own loaders: load
+\`chroma-radiance-x0.safetensors\` in Load Chroma, pick \`pixel_space\` in Load VAE and use an
+**EmptyChromaRadianceLatentImage**.
+
+**Model files** (as ComfyUI's official Chroma template lists them):
+
+\`\`\`
+ComfyUI/models/
+├── diffusion_models/  Chroma1-HD.safetensors
+├── text_encoders/     t5xxl_fp16.safetensors
+└── vae/               ae.safetensors
+\`\`\``),
+    },
+    links: [
+      ["chroma", "MODEL", "shift", "model"],
+      ...generationLinks(CHROMA_LOADERS),
       ["decode", "IMAGE", "save", "images"],
     ],
   },

@@ -157,10 +157,97 @@ def tiny_chroma_clip(seed: int = 1) -> comfy.sd.CLIP:
     return clip
 
 
+def tiny_flux2(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Flux.2 (ComfyUI's Flux with global modulation, 128-channel latents, patch 1, 4 RoPE axes,
+    text positions on axis 3) through ComfyUI's own classes, fp32. Hosts from 0.8 on."""
+    config = {"image_model": "flux2", "in_channels": 128, "out_channels": 128, "vec_in_dim": None,
+              "context_in_dim": CONTEXT_DIM, "hidden_size": 64, "mlp_ratio": 3.0, "num_heads": 2, "depth": depth,
+              "depth_single_blocks": 1, "axes_dim": [8, 8, 8, 8], "theta": 2000, "patch_size": 1, "qkv_bias": False,
+              "guidance_embed": True, "txt_ids_dims": [3], "global_modulation": True, "mlp_silu_act": True,
+              "ops_bias": False, "default_ref_method": "index", "ref_index_scale": 10.0}
+    model_config = comfy.supported_models.Flux2(config)
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model({})
+    _randomise(model.diffusion_model, seed)
+    device = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+
+
+# Flux.2 klein's chat template (ComfyUI 0.33's KleinTokenizer), around the prompt.
+KLEIN_TEMPLATE = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+
+
+class StandInKleinTokenizer(comfy.sd1_clip.SD1Tokenizer):
+    """Flux.2 klein's tokenizer for hosts that lack it (0.8): the Qwen3 tokenizer ComfyUI ships for
+    Z-Image, Klein's template, one chunk, right-padded to 512 as klein's."""
+
+    def __init__(self, embedding_directory=None, tokenizer_data={}):
+        import comfy.text_encoders.z_image
+
+        class Padded(comfy.text_encoders.z_image.Qwen3Tokenizer):
+            def __init__(self, embedding_directory=None, tokenizer_data={}):
+                super().__init__(embedding_directory=embedding_directory, tokenizer_data=tokenizer_data)
+                self.min_length = 512
+
+        super().__init__(embedding_directory=embedding_directory, tokenizer_data=tokenizer_data, name="qwen3_4b",
+                         tokenizer=Padded)
+
+    def tokenize_with_weights(self, text, return_word_ids=False, **kwargs):
+        return super().tokenize_with_weights(KLEIN_TEMPLATE.format(text), return_word_ids=return_word_ids,
+                                             disable_weights=True, **kwargs)
+
+
+class TinyQwen3Stand(comfy.sd1_clip.SDClipModel):
+    """A tiny stand-in for Flux.2's LLM text encoder (a small T5 over Qwen's vocabulary): real template
+    and token ids, tiny width."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+        config = {"d_ff": 64, "d_kv": 8, "d_model": CONTEXT_DIM, "num_heads": 4, "num_layers": 2,
+                  "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True, "layer_norm_epsilon": 1e-6,
+                  "model_type": "t5", "relative_attention_num_buckets": 32, "vocab_size": 151936}
+        super().__init__(device=device, layer="last", layer_idx=None, textmodel_json_config=config, dtype=dtype,
+                         special_tokens={"pad": 151643}, model_class=comfy.text_encoders.t5.T5,
+                         model_options={**model_options, "model_name": "qwen3_4b"})
+
+
+class TinyFlux2TextModel(comfy.sd1_clip.SD1ClipModel):
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(device=device, dtype=dtype, model_options=model_options, clip_name="qwen3_4b",
+                         clip_model=TinyQwen3Stand)
+
+
+def flux2_tokenizer_class():
+    """Klein's real tokenizer where the host has it (0.33), else the stand-in with the same template."""
+    import comfy.text_encoders.flux
+
+    return getattr(comfy.text_encoders.flux, "KleinTokenizer", StandInKleinTokenizer)
+
+
+def tiny_flux2_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's CLIP with Flux.2 klein's tokenizer and chat template around a tiny encoder, fp32."""
+    target = comfy.supported_models_base.ClipTarget(flux2_tokenizer_class(), TinyFlux2TextModel)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    _randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
+def random_flux2_vae(seed: int = 2) -> comfy.sd.VAE:
+    """ComfyUI's Flux.2-shaped VAE (128 latent channels after its 2x2 batch-norm patching, 16x) with random weights."""
+    shapes = {"decoder.conv_in.weight": (512, 32, 3, 3), "encoder.down.2.downsample.conv.weight": (512, 512, 3, 3),
+              "post_quant_conv.weight": (32, 32, 1, 1), "bn.running_mean": (128,), "bn.running_var": (128,)}
+    sd = {key: torch.zeros(shape) for key, shape in shapes.items()}
+    sd["bn.running_var"] = torch.ones(128)
+    vae = comfy.sd.VAE(sd=sd)
+    _randomise(vae.first_stage_model, seed, std=0.02)
+    return vae
+
+
 # The families under test: name -> (model, clip) builder at the same tiny geometry (3 double blocks).
 FAMILY_MODELS = {
     "flux": lambda seed=3: (tiny_flux(seed), tiny_clip()),
     "chroma": lambda seed=3: (tiny_chroma(seed, depth=3), tiny_chroma_clip()),
+    **({"flux2": lambda seed=3: (tiny_flux2(seed), tiny_flux2_clip())}
+       if hasattr(comfy.supported_models, "Flux2") else {}),  # Flux.2 exists from ComfyUI 0.8 on
 }
 
 

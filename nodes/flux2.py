@@ -1,0 +1,75 @@
+"""The Flux.2 family: Flux.2 dev (Mistral text encoder) and Flux.2 klein (Qwen3), on ComfyUI's Flux class
+with global modulation.
+
+As the paper's Flux.2 code (concept_attention/flux2/) does:
+- every double block is modulated from one model-level text modulation, computed from the timestep and
+  guidance alone (Flux.2 has no pooled vector), and that modulation is also the concepts';
+- each concept is its own token from the text encoder, at that token's own RoPE position: text token j
+  sits at (0, 0, 0, j), counted after ComfyUI pads the context on the left to 512 tokens;
+- `layers = auto` averages the last three double blocks (5-7 of Flux.2 dev's 8).
+"""
+
+import torch
+from comfy.ldm.flux.math import apply_rope
+from comfy.ldm.flux.model import Flux
+from torch import Tensor
+
+from .family import ModelCall
+from .flux import FluxDoubleBlocks, modulation_rows
+
+TEXT_LENGTH = 512  # ComfyUI's Flux.2 model pads every context on the left to this many tokens
+
+
+class Flux2Family(FluxDoubleBlocks):
+    name = "Flux.2 (dev, klein)"
+    default_layers = 3  # the paper's Flux.2 code scores the last three double blocks
+    vae_scale = 16  # Flux.2's VAE: 16 pixels per latent cell (hosts before 0.33 do not state it)
+
+    def matches(self, diffusion_model) -> bool:
+        return type(diffusion_model) is Flux and bool(getattr(diffusion_model.params, "global_modulation", False))
+
+    def concept_conditioning(self, call: ModelCall, rows):
+        return None  # the shared text modulation arrives with each block's args
+
+    def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning, rows):
+        """The model-level text modulation of this call, which every double block and the concepts share."""
+        _, (txt_mod1, txt_mod2) = block_args["vec"]
+        return modulation_rows(txt_mod1, rows), modulation_rows(txt_mod2, rows)
+
+    def concept_position(self, index: int, length: int) -> int:
+        """A concept token's position in the model's text ids: shifted by the left padding to 512 tokens."""
+        return index + max(0, TEXT_LENGTH - length)
+
+    def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
+        """Each concept at its own token's text position (0, 0, 0, p), through the model's own RoPE."""
+        ids = torch.zeros(1, len(positions), len(diffusion_model.params.axes_dim), device=call.x.device)
+        for axis in diffusion_model.params.txt_ids_dims:
+            ids[0, :, axis] = torch.tensor(positions, dtype=ids.dtype, device=ids.device)
+        pe = diffusion_model.pe_embedder(ids).to(call.x.dtype)
+
+        def rope(q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+            q, k = apply_rope(q, k, pe)
+            return q.to(k.dtype), k
+
+        return rope
+
+    def concept_token_indices(self, clip, name: str, tokens: dict, length: int) -> list[int]:
+        """The concept's tokens inside the chat template: after the tokens it shares with an empty prompt's
+        template, up to the first token of the template's tail. Flux.2 tokenizes the whole template as one
+        chunk, so word ids cannot tell them apart."""
+        (key, batches), = tokens.items()
+        ids = [t[0] for batch in batches for t in batch]
+        empty = [t[0] for batch in clip.tokenize("")[key] for t in batch]
+        start = 0
+        while start < min(len(ids), len(empty)) and ids[start] == empty[start]:
+            start += 1
+        tail = empty[start:]
+        end = ids.index(tail[0], start) if tail and tail[0] in ids[start:] else len(ids)
+        if len(ids) != length:
+            raise ValueError(f"cannot align the tokens of concept {name!r}: {len(ids)} tokens, {length} encoded "
+                             "positions; this text encoder is not supported for concepts")
+        return list(range(start, end))
+
+    def segmentation_conditioning(self, diffusion_model) -> dict:
+        """As the paper's Flux.2 encode path: guidance 0; Flux.2 has no pooled vector."""
+        return {"pooled_output": None, "guidance": 0.0}
