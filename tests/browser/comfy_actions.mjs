@@ -18,6 +18,28 @@ export async function loadWorkflow(page, workflow, name) {
   return { offscreen };
 }
 
+/**
+ * Where each frontend puts the Run (queue) button, tried in order. The legacy floating menu's
+ * #queue-button is hidden whenever the top menu is on, so it is never one of them.
+ */
+const RUN_BUTTONS = [
+  'button[data-testid="queue-button"]', // frontend 1.49 (ComfyUI 0.33): the test id is on the button itself
+  '[data-testid="queue-button"] button', // frontend 1.27-1.35 (ComfyUI 0.3.64, 0.8): on the SplitButton around it
+];
+
+/** The first visible Run button of RUN_BUTTONS, waiting for the frontend to render one. */
+export async function runButton(page, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    for (const selector of RUN_BUTTONS) {
+      const button = page.locator(selector).first();
+      if (await button.isVisible()) return button;
+    }
+    if (Date.now() > deadline) throw new Error(`no visible Run button (tried ${RUN_BUTTONS.join(" | ")})`);
+    await page.waitForTimeout(250);
+  }
+}
+
 /** Queue the loaded workflow with the Run button and wait until the server reports the end. */
 export async function runWithButton(page, timeout = 120_000) {
   await page.evaluate(() => {
@@ -34,8 +56,7 @@ export async function runWithButton(page, timeout = 120_000) {
       if (e.detail === null && run.events.length) finish(run.error);
     });
   });
-  const button = page.locator('[data-testid="queue-button"] button').first();
-  await button.click();
+  await (await runButton(page)).click();
   await page.waitForFunction(() => window.caTest.run.done, null, { timeout });
   const result = await page.evaluate(() => window.caTest.run);
   await page.evaluate(() => window.caTest.fitView());

@@ -18,6 +18,22 @@ def demo(ca):
     return loader, shapes
 
 
+def test_shipped_weights_load_on_this_host(demo):
+    """One committed weights file for every pinned ComfyUI: each tensor lands, unchanged, on the module
+    parameter the running host names for it (q/k RMSNorm `.scale` became `.weight` in 0.33)."""
+    loader, _ = demo
+    model, _, _ = loader.load_demo_model()
+    diffusion_model = model.model.diffusion_model
+    shipped = {k[len("model."):]: v for k, v in load_file(str(loader.WEIGHTS)).items() if k.startswith("model.")}
+    on_host = diffusion_model.state_dict()
+    renamed = loader.host_parameter_names(shipped, diffusion_model)
+    assert set(renamed) == set(on_host) and len(renamed) == len(shipped)
+    for name, tensor in renamed.items():
+        assert torch.equal(on_host[name].cpu(), tensor), name
+    norms = [name for name in on_host if name.endswith(("query_norm.scale", "query_norm.weight"))]
+    assert norms and all(not torch.all(on_host[name] == 1) for name in norms)  # trained, not a default
+
+
 def demo_graph(size: int, concepts="circle, square, background"):
     return {
         "1": {"class_type": "ConceptAttentionLoadDemoModel", "inputs": {}},
