@@ -28,20 +28,27 @@ STREAM_FUNCTIONS = (
 
 
 def instrument(host: bench_host.Host, wrap: Callable[[str, Callable], Callable]) -> None:
-    """Replace each stream function of the loaded extension by wrap(name, function)."""
+    """Replace each stream function of the loaded extension by wrap(name, function); a family function
+    is replaced where it is defined, once, whichever families inherit it."""
+    families = sys.modules[f"{host.pack.__name__}.nodes.families"].FAMILIES
     owners = {
-        "patch": host.patch_module,
-        "family": host.flux_module.FluxFamily,
-        "patch_class": host.patch_module.ConceptAttentionPatch,
-        "aggregator": sys.modules[f"{host.pack.__name__}.ca_core.aggregate"].ConceptScoreAggregator,
+        "patch": [host.patch_module],
+        "family": [type(family) for family in families],
+        "patch_class": [host.patch_module.ConceptAttentionPatch],
+        "aggregator": [sys.modules[f"{host.pack.__name__}.ca_core.aggregate"].ConceptScoreAggregator],
     }
     for owner_name, attribute in STREAM_FUNCTIONS:
-        owner = owners[owner_name]
-        original = owner.__dict__[attribute]
-        if isinstance(original, staticmethod):
-            setattr(owner, attribute, staticmethod(wrap(attribute, original.__func__)))
-        else:
-            setattr(owner, attribute, wrap(attribute, original))
+        defining = []
+        for owner in owners[owner_name]:
+            where = next(k for k in getattr(owner, "__mro__", (owner,)) if attribute in vars(k))
+            if where not in defining:
+                defining.append(where)
+        for owner in defining:
+            original = vars(owner)[attribute]
+            if isinstance(original, staticmethod):
+                setattr(owner, attribute, staticmethod(wrap(attribute, original.__func__)))
+            else:
+                setattr(owner, attribute, wrap(attribute, original))
 
 
 class StreamClock:

@@ -1,4 +1,4 @@
-"""Boots a real ComfyUI in-process with this extension, and builds full-width Flux models.
+"""Boots a real ComfyUI in-process with this extension, and builds full-width models of each family.
 
 ComfyUI is driven by scripts/comfy_inprocess.py, as in the host tests and the demo: the extension
 is loaded through ComfyUI's own loader, so the code measured is the code ComfyUI runs.
@@ -20,6 +20,49 @@ FLUX1 = {
     "vec_in_dim": 768, "context_in_dim": 4096, "hidden_size": 3072, "mlp_ratio": 4.0,
     "num_heads": 24, "depth": 19, "depth_single_blocks": 38, "axes_dim": [16, 56, 56],
     "theta": 10000, "qkv_bias": True, "guidance_embed": True,
+}
+
+
+# Chroma's real geometry (Flux.1's blocks, modulations from the approximator); only the depth is reduced.
+CHROMA = {
+    "image_model": "chroma", "in_channels": 64, "out_channels": 64, "patch_size": 2, "context_in_dim": 4096,
+    "hidden_size": 3072, "mlp_ratio": 4.0, "num_heads": 24, "depth": 19, "depth_single_blocks": 38,
+    "axes_dim": [16, 56, 56], "theta": 10000, "qkv_bias": True, "in_dim": 64, "out_dim": 3072,
+    "hidden_dim": 5120, "n_layers": 5, "txt_ids_dims": [], "vec_in_dim": None,
+}
+
+# Flux.2 dev's real geometry (ComfyUI's model detection); only the depth is reduced.
+FLUX2 = {
+    "image_model": "flux2", "in_channels": 128, "out_channels": 128, "vec_in_dim": None, "context_in_dim": 15360,
+    "hidden_size": 6144, "mlp_ratio": 3.0, "num_heads": 48, "depth": 8, "depth_single_blocks": 48,
+    "axes_dim": [32, 32, 32, 32], "theta": 2000, "patch_size": 1, "qkv_bias": False, "guidance_embed": True,
+    "txt_ids_dims": [3], "global_modulation": True, "mlp_silu_act": True, "ops_bias": False,
+    "default_ref_method": "index", "ref_index_scale": 10.0,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A model family at its real width: ComfyUI's config class and unet_config, and its inputs' shapes."""
+
+    label: str
+    config_class: str  # in comfy.supported_models
+    config: dict
+    latent_channels: int
+    vae_scale: int  # pixels per latent cell
+    context_dim: int
+    pooled_dim: int | None  # None: no pooled text vector
+
+    def describe(self) -> str:
+        c = self.config
+        return (f"{self.label} width (hidden {c['hidden_size']}, {c['num_heads']} heads, mlp {c['mlp_ratio']:g}, "
+                f"context {self.context_dim}{f', vec {self.pooled_dim}' if self.pooled_dim else ''})")
+
+
+FAMILIES = {
+    "flux1": Family("Flux.1", "Flux", FLUX1, 16, 8, 4096, 768),
+    "chroma": Family("Chroma", "Chroma", CHROMA, 16, 8, 4096, None),
+    "flux2": Family("Flux.2", "Flux2", FLUX2, 128, 16, 15360, None),
 }
 
 
@@ -62,8 +105,32 @@ def flux_config(depth: int, single: int) -> dict:
     return config
 
 
-def build_flux(depth: int, single: int, device: str, dtype, seed: int = 0, std: float = 0.02):
-    """A Flux.1-width model through ComfyUI's own classes, random weights, wrapped in a ModelPatcher.
+def family_config(family: Family, depth: int, single: int) -> dict:
+    """The family's unet_config at a reduced depth, with only the fields this host's params class knows."""
+    import comfy.supported_models
+
+    if not hasattr(comfy.supported_models, family.config_class):
+        raise SystemExit(f"bench: ComfyUI here has no {family.label} ({family.config_class}); use a newer host")
+    config = {**family.config, "depth": depth, "depth_single_blocks": single}
+    if family.config_class == "Flux":
+        return {**flux_config(depth, single)}
+    params = _params_class(family)
+    fields = {f.name for f in dataclasses.fields(params)}
+    return {k: v for k, v in config.items() if k in fields or k == "image_model"}
+
+
+def _params_class(family: Family):
+    if family.config_class == "Chroma":
+        from comfy.ldm.chroma.model import ChromaParams
+
+        return ChromaParams
+    from comfy.ldm.flux.model import FluxParams
+
+    return FluxParams
+
+
+def build_model(family: Family, depth: int, single: int, device: str, dtype, seed: int = 0, std: float = 0.02):
+    """A family's real-width model through ComfyUI's own classes, random weights, wrapped in a ModelPatcher.
 
     ComfyUI builds Flux with uninitialised weights (it expects a state dict), so every parameter
     is drawn here: N(0, std) for weights and 1 + N(0, 0.1) for norm scales. The weights are
@@ -74,7 +141,7 @@ def build_flux(depth: int, single: int, device: str, dtype, seed: int = 0, std: 
     import comfy.supported_models
     import torch
 
-    model_config = comfy.supported_models.Flux(flux_config(depth, single))
+    model_config = getattr(comfy.supported_models, family.config_class)(family_config(family, depth, single))
     model_config.set_inference_dtype(dtype, None)
     # ComfyUI's own devices (cuda:0 and its offload device), as its model loaders use them
     target = comfy.model_management.get_torch_device() if device == "cuda" else torch.device("cpu")
@@ -84,7 +151,8 @@ def build_flux(depth: int, single: int, device: str, dtype, seed: int = 0, std: 
     generator = torch.Generator(device=target).manual_seed(seed)
     with torch.no_grad():
         for name, p in model.diffusion_model.named_parameters():
-            if name.endswith((".scale", "query_norm.weight", "key_norm.weight")):  # q/k RMSNorm, renamed in 0.33
+            # RMSNorm scales (q/k norms, Chroma's approximator norms; `.scale` became `.weight` in 0.33)
+            if name.endswith((".scale", "query_norm.weight", "key_norm.weight")) or ".norms." in name:
                 p.normal_(1.0, 0.1, generator=generator)
             else:
                 p.normal_(0.0, std, generator=generator)

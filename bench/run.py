@@ -62,6 +62,7 @@ class Settings:
     segment_concepts: int
     layer_sets: list[str]
     quick: bool
+    family: str = "flux1"
 
 
 def evidence_parser(doc: str) -> argparse.ArgumentParser:
@@ -173,28 +174,33 @@ class Bench:
         self.host, self.s = host, settings
         self.nodes, self.samplers = nodes, comfy.samplers
         self.device, self.clock = settings.device, clock
-        self.model = bench_host.build_flux(settings.depth, settings.single, settings.device,
-                                           getattr(torch, settings.dtype), seed=0)
+        self.geometry = bench_host.FAMILIES[settings.family]
+        self.model = bench_host.build_model(self.geometry, settings.depth, settings.single, settings.device,
+                                            getattr(torch, settings.dtype), seed=0)
         self.diffusion_model = self.model.get_model_object("diffusion_model")
         # what is live before every call on the CPU: the weights (the profiler cannot see them)
         self.resident_bytes = sum(t.numel() * t.element_size() for t in self.model.model.state_dict().values())
         self.patch_class = host.patch_module.ConceptAttentionPatch
-        self.family = host.flux_module.FluxFamily()
+        self.family = sys.modules[f"{host.pack.__name__}.nodes.families"].family_for(self.model)
         self.parse_layers = sys.modules[f"{host.pack.__name__}.ca_core.layers"].parse_layers
         generator = torch.Generator().manual_seed(SEED)
-        context = torch.randn(1, TEXT_TOKENS, 4096, generator=generator)
-        pooled = torch.randn(1, 768, generator=generator)
+        g = self.geometry
+        context = torch.randn(1, TEXT_TOKENS, g.context_dim, generator=generator)
+        pooled = torch.randn(1, g.pooled_dim, generator=generator) if g.pooled_dim else None
         self.positive = [[context, {"pooled_output": pooled, "guidance": 3.5}]]
-        self.negative = [[torch.zeros_like(context), {"pooled_output": torch.zeros_like(pooled), "guidance": 3.5}]]
+        self.negative = [[torch.zeros_like(context),
+                          {"pooled_output": None if pooled is None else torch.zeros_like(pooled), "guidance": 3.5}]]
         self.segment_cond = [[context, self.family.segmentation_conditioning(self.diffusion_model)]]
-        self.concepts = torch.randn(1, max([*settings.concepts, settings.segment_concepts]), 4096, generator=generator)
+        self.concepts = torch.randn(1, max([*settings.concepts, settings.segment_concepts]), g.context_dim,
+                                    generator=generator)
         self.last_patch = None
 
     def layers(self, spec: str) -> tuple[int, ...]:
-        return self.parse_layers(spec, self.s.depth)
+        return self.parse_layers(spec, self.s.depth, self.family.default_layers)
 
     def latent(self, side: int) -> dict:
-        return {"samples": torch.zeros(1, 16, side // 8, side // 8)}
+        g = self.geometry
+        return {"samples": torch.zeros(1, g.latent_channels, side // g.vae_scale, side // g.vae_scale)}
 
     def patch(self, k: int, layers: tuple[int, ...], stop: bool = False):
         return self.patch_class(self.family, self.concepts[:, :k], layers, (0, 10000), stop_after_last_layer=stop)
@@ -222,7 +228,7 @@ class Bench:
     def _guided_pass(self, model, sampler_function, side: int) -> None:
         import comfy.sample
 
-        latent = torch.randn(1, 16, side // 8, side // 8, generator=torch.Generator().manual_seed(SEED))
+        latent = torch.randn(self.latent(side)["samples"].shape, generator=torch.Generator().manual_seed(SEED))
         guider = self.samplers.CFGGuider(model)
         guider.set_conds(self.segment_cond, self.segment_cond)
         guider.set_cfg(1.0)
@@ -289,7 +295,7 @@ def sampler_section(bench: Bench, layers: tuple[int, ...]) -> list[dict]:
                 # the node's promise: KSampler's latent, bit for bit
                 "latent_identical": torch.equal(first["ksampler"], first[f"k{k}"]),
                 "aggregator": stores[f"k{k}"],
-                "analytic_ratio": bench_flops.sampler_ratio(geometry(bench.s), side, TEXT_TOKENS, k, max(layers)),
+                "analytic_ratio": analytic(bench_flops.sampler_ratio, bench.s, side, TEXT_TOKENS, k, max(layers)),
             })
     return rows
 
@@ -310,7 +316,7 @@ def segment_section(bench: Bench, layers: tuple[int, ...]) -> list[dict]:
             "full_rounds_s": row.pop("baseline_rounds_s"), "segment_rounds_s": row.pop("patched_rounds_s"),
             "full_peak_mib": row.pop("baseline_peak_mib"), "segment_peak_mib": row.pop("patched_peak_mib"),
             **{key: value for key, value in row.items() if key != "attributed_ratio"},
-            "analytic_ratio": bench_flops.segment_ratio(geometry(bench.s), side, TEXT_TOKENS, k, max(layers)),
+            "analytic_ratio": analytic(bench_flops.segment_ratio, bench.s, side, TEXT_TOKENS, k, max(layers)),
         })
     return rows
 
@@ -332,7 +338,7 @@ def layer_section(bench: Bench) -> list[dict]:
     return [{
         "size": side, "concepts": k, "layers_spec": spec, "layers": list(layers),
         **ratios(runs[str(list(layers))], runs["ksampler"]), "aggregator": stores[str(list(layers))],
-        "analytic_ratio": bench_flops.sampler_ratio(geometry(bench.s), side, TEXT_TOKENS, k, max(layers)),
+        "analytic_ratio": analytic(bench_flops.sampler_ratio, bench.s, side, TEXT_TOKENS, k, max(layers)),
     } for layers, spec in chosen.items()]
 
 
@@ -349,8 +355,12 @@ def steps_section(bench: Bench) -> list[dict]:
     return rows
 
 
-def geometry(s: Settings) -> bench_flops.Geometry:
-    return bench_flops.Geometry(depth=s.depth, single=s.single)
+def analytic(ratio: Callable[..., float], s: Settings, *args) -> float:
+    """A FLOP ratio of bench_flops' Flux.1 model at this depth; NaN for the other families, which it does
+    not model (their columns then read only the measured ratios)."""
+    if s.family != "flux1":
+        return float("nan")
+    return ratio(bench_flops.Geometry(depth=s.depth, single=s.single), *args)
 
 
 def analytic_section(sizes: list[int]) -> list[dict]:
@@ -415,7 +425,7 @@ def print_report(result: dict) -> None:
     print(f"\nConceptAttention benchmark  ({'quick' if s['quick'] else 'full'}, {s['device']}, {s['dtype']})")
     print(f"machine: {m['nproc']} cpus, {m['cpu']}{', ' + m['gpu'] if 'gpu' in m else ''}; torch {m['torch']} "
           f"({m['torch_threads']} threads), ComfyUI {m['comfyui']}, attention {m['attention']}")
-    print(f"model: Flux.1 width (hidden 3072, 24 heads, mlp 4, context 4096, vec 768, guidance), depth "
+    print(f"model: {bench_host.FAMILIES[s['family']].describe()}, guidance 3.5, depth "
           f"{s['depth']} double + {s['single']} single, random weights; {TEXT_TOKENS} text tokens; steps {s['steps']}, "
           f"cfg 1, euler/simple; {s['rounds']} alternating round(s) after an untimed run of each variant; medians")
     print(f"memory: {result['memory_method']}")
@@ -497,6 +507,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="sampling steps")
     parser.add_argument("--rounds", type=int, help="alternating measured rounds")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--family", choices=list(bench_host.FAMILIES), default="flux1",
+                        help="model family, at its real width (default flux1)")
     return parser.parse_args(argv)
 
 
@@ -508,6 +520,7 @@ def main(argv: list[str] | None = None) -> dict:
     if options.out is None:  # the CI smoke run must not overwrite the full run's results
         options.out = Path(__file__).parent / ("results-quick.json" if options.quick else "results.json")
     settings = default_settings(options.device, options.quick)
+    settings.family = options.family
     for name in ("depth", "single", "sizes", "concepts", "steps", "rounds"):
         if getattr(options, name) is not None:
             setattr(settings, name, getattr(options, name))
@@ -543,7 +556,8 @@ def run_all(options: argparse.Namespace, settings: Settings, host: bench_host.Ho
     if options.device == "cpu":  # CUDA calls return before their kernels end: use profile_stream.py there
         clock = bench_attribution.StreamClock()
         bench_attribution.instrument(host, clock.wrap)
-    progress(f"building Flux.1-width model, depth {settings.depth}+{settings.single}, {settings.dtype}")
+    progress(f"building {bench_host.FAMILIES[settings.family].label}-width model, depth "
+             f"{settings.depth}+{settings.single}, {settings.dtype}")
     bench = Bench(host, settings, clock)
     auto = bench.layers("auto")  # the last four double blocks (all of them when there are fewer)
     result = {

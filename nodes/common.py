@@ -17,8 +17,8 @@ def concept_inputs() -> list:
                         tooltip="Concepts to map, separated by commas or new lines (at most 64)."),
         io.String.Input("layers", default="auto",
                         tooltip="Advanced. Double blocks whose scores are averaged: auto (the family's default: "
-                                "the last four on Flux.1 and Chroma, 15-18 of 19), all, a range such as 15-18, or "
-                                "a list such as 15,16,-1."),
+                                "the last four on Flux.1 and Chroma, 15-18 of 19; the last three on Flux.2), all, a "
+                                "range such as 15-18, or a list such as 15,16,-1."),
         io.Combo.Input("space", options=list(SPACES), default="output",
                        tooltip="Advanced. output: ConceptAttention (the paper). cross_attention: the baseline "
                                "of concept queries against image keys. Both are always computed."),

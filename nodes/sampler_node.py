@@ -18,8 +18,8 @@ class ConceptAttentionSampler(io.ComfyNode):
             description="Samples exactly like KSampler and, alongside, maps where each concept is in the "
                         "image (ConceptAttention). The generated latent is the same as KSampler's.",
             inputs=[
-                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext) or Chroma model; the concept "
-                                                "stream is added to a copy."),
+                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein) or Chroma "
+                                                "model; the concept stream is added to a copy."),
                 io.Clip.Input("clip", tooltip="The text encoder that encoded the prompt; encodes each concept."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="The random seed used for creating the noise."),

@@ -26,7 +26,7 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
             description="Maps where each concept is in an existing image (zero-shot segmentation): encode, "
                         "add noise, one partial model pass per noise sample.",
             inputs=[
-                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext) or Chroma model."),
+                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein) or Chroma model."),
                 io.Clip.Input("clip", tooltip="The model's text encoder; encodes the concepts and the caption."),
                 io.Vae.Input("vae", tooltip="The model's VAE, to encode the image."),
                 io.Image.Input("image", tooltip="The image (or batch of images) to segment."),

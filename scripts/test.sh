@@ -19,6 +19,14 @@ echo "== core tier"
 # The browser tier needs Debian's chromium and playwright-core (never a downloaded browser).
 scripts/browser_env.sh >/dev/null || echo "browser_env: not ready (see above); the browser tier will skip" >&2
 
+# The paper authors' code for tests/host/test_reference.py (cache, else a clone, else $CA_REFERENCE_MIRROR).
+if reference=$(scripts/reference_env.sh | tail -n 1) && [ -n "$reference" ]; then
+  export CA_REFERENCE_DIR=$reference
+else
+  unset CA_REFERENCE_DIR
+  echo "*** reference_env: NO REFERENCE CODE (see above); the reference-equivalence tests will SKIP ***" >&2
+fi
+
 for version in $hosts; do
   IFS=$'\t' read -r comfy python < <(scripts/host_env.sh "$version" | tail -n 1)
   echo "== host tier on ComfyUI $version ($comfy)"

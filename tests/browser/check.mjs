@@ -1,7 +1,9 @@
 // The browser half of tests/browser: drives ComfyUI's real frontend and writes what it saw to a
 // JSON report that test_browser.py asserts on.
 //   node tests/browser/check.mjs <config.json>
-// config: { url, workflows: {name: path}, runnable, artifacts, report }
+// config: { url, workflows: {name: path}, leftOut: {name: path}, runnable, artifacts, report }
+// leftOut: templates that declare a newer ComfyUI than this host; never loaded, only checked for
+// what this frontend lacks to load them.
 import fs from "node:fs";
 import path from "node:path";
 import { EXTENSION_NAME, closeDialogs, extensionErrors, openComfy, settle } from "./browser.mjs";
@@ -10,7 +12,7 @@ import { loadWorkflow, readGallery, readPreview, runWithButton } from "./comfy_a
 const config = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 fs.mkdirSync(config.artifacts, { recursive: true });
 const shot = (name) => path.join(config.artifacts, `${name}.png`);
-const report = { workflows: {}, run: null, steps: [] };
+const report = { workflows: {}, leftOut: {}, run: null, steps: [] };
 
 /** Frontend-side facts about the loaded graph, compared with the file it came from. */
 function inspectLoaded(workflow) {
@@ -39,6 +41,33 @@ function inspectLoaded(workflow) {
   };
 }
 
+/**
+ * What this frontend lacks for a workflow, found without loading it (loading would open the missing
+ * nodes dialog): node types it does not know, and combo values that its widgets do not offer, the
+ * saved values matched to the widgets in order, as loading does.
+ */
+function lacksInFrontend(workflow) {
+  const { LiteGraph } = window;
+  const known = (type) => !!LiteGraph.registered_node_types[type];
+  const lacks = [...new Set(workflow.nodes.map((n) => n.type))].filter((t) => !known(t)).map((t) => `node ${t}`);
+  for (const saved of workflow.nodes) {
+    if (!known(saved.type) || !Array.isArray(saved.widgets_values)) continue;
+    const node = LiteGraph.createNode(saved.type);
+    const widgets = node?.widgets ?? [];
+    if (widgets.length === saved.widgets_values.length) {  // else its values cannot be matched to widgets
+      widgets.forEach((widget, i) => {
+        const offered = typeof widget.options?.values === "function" ? widget.options.values() : widget.options?.values;
+        const value = saved.widgets_values[i];
+        if (widget.type === "combo" && Array.isArray(offered) && !offered.includes(value)) {
+          lacks.push(`${saved.type} ${widget.name} "${value}"`);
+        }
+      });
+    }
+    node?.onRemoved?.();
+  }
+  return [...new Set(lacks)];
+}
+
 const step = async (name, fn) => {
   const started = Date.now();
   try {
@@ -53,6 +82,13 @@ try {
   await closeDialogs(page);
   report.extensionLoaded = await page.evaluate(
     (name) => window.app.extensions.some((e) => e.name === name), EXTENSION_NAME);
+
+  for (const [name, file] of Object.entries(config.leftOut ?? {})) {
+    await step(`check left-out ${name}`, async () => {
+      const workflow = JSON.parse(fs.readFileSync(file, "utf8"));
+      report.leftOut[name] = { lacks: await page.evaluate(lacksInFrontend, workflow) };
+    });
+  }
 
   for (const [name, file] of Object.entries(config.workflows)) {
     await step(`load ${name}`, async () => {

@@ -9,6 +9,7 @@ memory.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -37,6 +38,44 @@ SETTINGS = {
 
 def workflow_files() -> dict[str, Path]:
     return {path.stem: path for path in sorted(WORKFLOW_DIR.glob("*.json"))}
+
+
+def host_version(comfy_dir: str | Path) -> str:
+    """The ComfyUI version of a work tree, from its comfyui_version.py (else the folder's name)."""
+    version_file = Path(comfy_dir) / "comfyui_version.py"
+    if version_file.is_file():
+        return version_file.read_text().split('"')[1]
+    return Path(comfy_dir).resolve().name
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+_MIN_HOSTS = """
+import { WORKFLOWS } from "./tests/browser/workflow_specs.mjs";
+const declared = Object.entries(WORKFLOWS).filter(([, w]) => w.minHost).map(([name, w]) => [name, w.minHost]);
+console.log(JSON.stringify(Object.fromEntries(declared)));
+"""
+
+
+@functools.cache
+def min_hosts() -> dict[str, str]:
+    """The oldest ComfyUI each template declares it needs (`minHost` in workflow_specs.mjs), by name."""
+    listed = subprocess.run(["node", "--input-type=module", "-e", _MIN_HOSTS], cwd=REPO, check=True,
+                            capture_output=True, text=True)
+    declared = json.loads(listed.stdout)
+    for name, version in declared.items():
+        try:
+            version_key(version)
+        except (AttributeError, ValueError):
+            raise ValueError(f"workflow_specs.mjs: {name}.minHost {version!r} is not a version such as 0.8.0") from None
+    return declared
+
+
+def left_out(host: str) -> dict[str, str]:
+    """The templates this host is too old for: name -> the oldest ComfyUI they declare they need."""
+    return {name: needed for name, needed in min_hosts().items() if version_key(host) < version_key(needed)}
 
 
 def models_named(workflows) -> set[tuple[str, str]]:

@@ -40,17 +40,17 @@ if missing:
     collect_ignore_glob = ["test_*.py"]
 else:
     sys.path.insert(0, str(HERE))
-    from comfy_server import ComfyServer, example_image, models_named, workflow_files
+    from comfy_server import ComfyServer, example_image, host_version, left_out, models_named, workflow_files
+
+    HOST = host_version(os.environ["CA_COMFYUI_DIR"])
+    ARTIFACTS = REPO / "test-artifacts" / "browser" / HOST
+    LEFT_OUT = left_out(HOST)  # the templates this host is too old for: name -> the ComfyUI they need
+    _lacks: dict[str, list[str]] = {}  # what the frontend lacks for each of them, once the browser ran
 
     def _artifacts() -> Path:
-        version = Path(os.environ["CA_COMFYUI_DIR"]).resolve().name
-        version_file = Path(os.environ["CA_COMFYUI_DIR"]) / "comfyui_version.py"
-        if version_file.is_file():
-            version = version_file.read_text().split('"')[1]
-        path = REPO / "test-artifacts" / "browser" / version
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
-        return path
+        shutil.rmtree(ARTIFACTS, ignore_errors=True)
+        ARTIFACTS.mkdir(parents=True)
+        return ARTIFACTS
 
     @pytest.fixture(scope="session")
     def artifacts() -> Path:
@@ -70,10 +70,16 @@ else:
 
     @pytest.fixture(scope="session")
     def browser(server, artifacts) -> dict:
-        """What the frontend showed: every workflow loaded, the demo run with the Run button."""
+        """What the frontend showed: every workflow loaded, the demo run with the Run button.
+
+        Templates that declare a newer ComfyUI than this host (`minHost` in workflow_specs.mjs) are not
+        loaded; the report says instead what this frontend lacks for them (leftOut).
+        """
+        files = workflow_files()
         config = {
             "url": server.url + "/",
-            "workflows": {name: str(path) for name, path in workflow_files().items()},
+            "workflows": {name: str(path) for name, path in files.items() if name not in LEFT_OUT},
+            "leftOut": {name: str(path) for name, path in files.items() if name in LEFT_OUT},
             "runnable": "demo_shapes",
             "artifacts": str(artifacts),
             "report": str(artifacts / "report.json"),
@@ -85,4 +91,16 @@ else:
         (artifacts / "browser.log").write_text(result.stdout + result.stderr)
         if result.returncode != 0 or not (artifacts / "report.json").is_file():
             pytest.fail(f"the browser run failed ({result.returncode}):\n{result.stderr[-4000:]}")
-        return json.loads((artifacts / "report.json").read_text())
+        report = json.loads((artifacts / "report.json").read_text())
+        _lacks.update({name: entry["lacks"] for name, entry in report["leftOut"].items()})
+        return report
+
+    def pytest_terminal_summary(terminalreporter):
+        """Say which templates this host is too old for, and what it lacks for them (never silently)."""
+        if not LEFT_OUT:
+            return
+        terminalreporter.write_sep("-", f"templates left out on ComfyUI {HOST}, too old for them")
+        for name, needed in sorted(LEFT_OUT.items()):
+            found = _lacks.get(name)
+            detail = f"; this host lacks {', '.join(found)}" if found else ""
+            terminalreporter.write_line(f"{name}: needs ComfyUI {needed} or newer (minHost){detail}")

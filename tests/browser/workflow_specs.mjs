@@ -1,9 +1,14 @@
 // The shipped workflow templates, as the builder (build_workflows.mjs) lays them out in ComfyUI's
 // own frontend. Edit here, then regenerate workflows/*.json and their thumbnails:
-//   CA_COMFYUI_DIR=<ComfyUI 0.3.64> <its python> tests/browser/build_workflows.py
-// Model file names, folders and download addresses are those of ComfyUI's official Flux and Chroma
-// templates (comfyui_workflow_templates: flux_schnell, flux_dev_full_text_to_image,
-// flux_fill_inpaint_example, image_chroma_text_to_image).
+//   CA_COMFYUI_DIR=<ComfyUI 0.8.0> <its python> tests/browser/build_workflows.py
+// (0.8.0: the oldest host with Flux.2's nodes, which flux2_concept_maps uses; the other templates
+// load on 0.3.64 as well.)
+// A template that needs a newer ComfyUI than the oldest supported one declares it as `minHost` (the
+// oldest ComfyUI version that has every node and option it uses); the browser tier leaves it out on
+// older hosts, checks that they do lack something it uses, and says so in its output.
+// Model file names, folders and download addresses are those of ComfyUI's official Flux, Flux.2 and
+// Chroma templates (comfyui_workflow_templates: flux_schnell, flux_dev_full_text_to_image,
+// flux_fill_inpaint_example, image_flux2, image_flux2_klein_text_to_image, image_chroma_text_to_image).
 
 const HF = "https://huggingface.co";
 const MODEL = {
@@ -21,6 +26,12 @@ const MODEL = {
     url: `${HF}/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors` },
   ae: { name: "ae.safetensors", directory: "vae",
     url: `${HF}/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors` },
+  flux2Dev: { name: "flux2_dev_fp8mixed.safetensors", directory: "diffusion_models",
+    url: `${HF}/Comfy-Org/flux2-dev/resolve/main/split_files/diffusion_models/flux2_dev_fp8mixed.safetensors` },
+  mistral: { name: "mistral_3_small_flux2_bf16.safetensors", directory: "text_encoders",
+    url: `${HF}/Comfy-Org/flux2-dev/resolve/main/split_files/text_encoders/mistral_3_small_flux2_bf16.safetensors` },
+  flux2Vae: { name: "flux2-vae.safetensors", directory: "vae",
+    url: `${HF}/Comfy-Org/flux2-dev/resolve/main/split_files/vae/flux2-vae.safetensors` },
 };
 
 const NEGATIVE = { color: "#322", bgcolor: "#533" };
@@ -41,7 +52,13 @@ const dualClip = (pos) => ({
 const chromaClip = (pos) => ({
   type: "CLIPLoader", pos, size: [320, 0], models: [MODEL.t5], widgets: { clip_name: MODEL.t5.name, type: "chroma" },
 });
-const vae = (pos) => ({ type: "VAELoader", pos, size: [320, 0], models: [MODEL.ae], widgets: { vae_name: MODEL.ae.name } });
+// Flux.2 dev's one text encoder: Mistral Small 3, with CLIPLoader's "flux2" type (klein's Qwen3 uses it too).
+const flux2Clip = (pos) => ({
+  type: "CLIPLoader", pos, size: [320, 0], models: [MODEL.mistral], widgets: { clip_name: MODEL.mistral.name, type: "flux2" },
+});
+const vae = (pos, model = MODEL.ae) => ({
+  type: "VAELoader", pos, size: [320, 0], models: [model], widgets: { vae_name: model.name },
+});
 const prompt = (text, pos, title = "Prompt", extra = {}) => ({
   type: "CLIPTextEncode", pos, size: [420, 150], title, widgets: { text }, ...extra,
 });
@@ -56,14 +73,17 @@ const note = (pos, size, text) => ({ type: "MarkdownNote", pos, size, title: "Ab
 
 // The links every generating template shares: loaders -> prompts -> Concept Attention Sampler ->
 // decode, and its maps -> Saliency Map (with the decoded image) and Concept Mask. Each source is
-// [node, output]; the prompt nodes are named by `positive` and `negative`.
-const generationLinks = ({ model, clip, vae }, positive = "positive", negative = "negative") => [
+// [node, output]; the prompt nodes are named by `positive` and `negative`, and `conditioning` names
+// the node whose CONDITIONING the sampler gets as its positive (the positive prompt itself unless a
+// node such as FluxGuidance sits in between; the caller links that one).
+const generationLinks = ({ model, clip, vae }, positive = "positive", negative = "negative",
+  conditioning = positive) => [
   [...model, "sampler", "model"],
   [...clip, "sampler", "clip"],
   [...clip, positive, "clip"],
   [...clip, negative, "clip"],
   [...vae, "decode", "vae"],
-  [positive, "CONDITIONING", "sampler", "positive"],
+  [conditioning, "CONDITIONING", "sampler", "positive"],
   [negative, "CONDITIONING", "sampler", "negative"],
   ["latent", "LATENT", "sampler", "latent_image"],
   ["sampler", "LATENT", "decode", "samples"],
@@ -75,6 +95,7 @@ const DEMO_LOADER = { model: ["loader", "MODEL"], clip: ["loader", "CLIP"], vae:
 const CHECKPOINT = { model: ["checkpoint", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
 const SEPARATE_LOADERS = { model: ["dev", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const CHROMA_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
+const FLUX2_LOADERS = { model: ["flux2", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 
 const FLUX_FILES = `**Model files** (ComfyUI's official Flux templates use the same names):
 
@@ -342,6 +363,57 @@ ComfyUI/models/
     links: [
       ["chroma", "MODEL", "shift", "model"],
       ...generationLinks(CHROMA_LOADERS),
+      ["decode", "IMAGE", "save", "images"],
+    ],
+  },
+
+  // Flux.2 dev with the models, guidance (FluxGuidance 4) and latent of ComfyUI's official image_flux2
+  // template; the Concept Attention Sampler stands in for its SamplerCustomAdvanced, BasicGuider,
+  // KSamplerSelect and Flux2Scheduler (euler / simple, cfg 1, 28 steps).
+  flux2_concept_maps: {
+    minHost: "0.8.0",  // EmptyFlux2LatentImage and CLIPLoader's "flux2" type are new in ComfyUI 0.8
+    nodes: {
+      flux2: unet(MODEL.flux2Dev, [20, 40], "Load Flux.2 dev"),
+      clip: flux2Clip([20, 170]),
+      vae: vae([20, 340], MODEL.flux2Vae),
+      positive: prompt("A ginger cat curled up asleep on a green velvet sofa in a sunlit living room, a tall "
+        + "window with white curtains behind the sofa, soft morning light, photograph", [390, 40]),
+      guidance: { type: "FluxGuidance", pos: [390, 240], size: [420, 0], widgets: { guidance: 4.0 } },
+      negative: negative("", [390, 350], "Negative prompt (unused at cfg 1)"),
+      latent: { type: "EmptyFlux2LatentImage", pos: [390, 550], widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sampler: sampler([860, 40], { seed: 42, steps: 28, cfg: 1.0, concepts: "cat, sofa, window" }),
+      decode: { type: "VAEDecode", pos: [1130, 40] },
+      save: { type: "SaveImage", pos: [1130, 140], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/flux2" } },
+      saliency: saliency([1490, 40]),
+      mask: conceptMask([1130, 570], { concepts: "cat" }),
+      about: note([20, 460], [340, 520], `### Flux.2 dev with concept maps
+
+Generates with Flux.2 dev (FluxGuidance 4, cfg 1, euler / simple, 28 steps) and maps
+\`cat, sofa, window\` while sampling. The maps always come from the positive prompt.
+Needs ComfyUI 0.8 or newer.
+
+- **Saliency Map**: one labelled heatmap per concept; click to enlarge.
+- **Concept Mask**: the \`cat\` mask, ready for inpainting or compositing.
+- **layers** \`auto\` averages the last three double blocks (5-7 of dev's 8), as the paper's
+  Flux.2 code does.
+
+**Flux.2 klein** works the same way with its own text encoder: load
+\`flux-2-klein-4b.safetensors\` and \`qwen_3_4b.safetensors\` (Load CLIP, type \`flux2\`),
+same VAE. Distilled klein: 4 steps at cfg 1; klein base: 20 steps at cfg 5.
+
+**Model files** (as ComfyUI's official Flux.2 template lists them):
+
+\`\`\`
+ComfyUI/models/
+├── diffusion_models/  flux2_dev_fp8mixed.safetensors
+├── text_encoders/     mistral_3_small_flux2_bf16.safetensors
+└── vae/               flux2-vae.safetensors
+\`\`\``),
+    },
+    links: [
+      ...generationLinks(FLUX2_LOADERS, "positive", "negative", "guidance"),
+      ["positive", "CONDITIONING", "guidance", "conditioning"],
       ["decode", "IMAGE", "save", "images"],
     ],
   },
