@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-shot GPU benchmark: full Flux.1 geometry (19 double + 38 single blocks, hidden 3072, bf16,
-# random weights, ~24 GB) at 512^2 and 1024^2, the same ratios as the CPU run (bench/run.py).
+# random weights, ~24 GB) at 512^2 and 1024^2, then Chroma and Flux.2 dev at their full geometry at
+# 512^2, the same ratios as the CPU run (bench/run.py).
 #
 # Exact command, from the repository root on the GPU machine:
 #
@@ -16,9 +17,10 @@
 #     needs a network when neither exists);
 #   - $OUT, when set (the device runner's output folder), receives the JSON and the logs;
 #     otherwise they go to bench/.
-# Expected run time on one H100: about 3-5 minutes in all (three processes, each booting ComfyUI
+# Expected run time on one H100: about 3-5 minutes for Flux.1 (three processes, each booting ComfyUI
 # (~20 s) and drawing the 12B random weights on the GPU (seconds); ~200 sampler/forward runs of
-# 0.1-0.5 s); each step has its own timeout, so the script ends within 9 minutes whatever happens.
+# 0.1-0.5 s), up to 150 s more per other family; each step has its own timeout, so the script ends
+# within 14 minutes whatever happens (CA_BENCH_FAMILIES="" runs Flux.1 alone, within 9).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-bench}
@@ -50,6 +52,20 @@ timeout 330 "$CA_PYTHON" bench/run.py --device cuda --out "$out/results-gpu.json
 timeout 90 "$CA_PYTHON" bench/profile_stream.py --device cuda --size 512 --concepts 4 64 \
   --out "$out/profile-gpu.json" 2>&1 | tee "$out/profile-gpu.log" | sed -n '/^Concept stream attribution/,$p' \
   || echo "gpu.sh: profile_stream.py failed or timed out (see $out/profile-gpu.log)"
+# The other families at their full geometry, 512^2, K = 4 and 64: Chroma (19 + 38 blocks, ~12B, as
+# Flux.1) and Flux.2 dev (8 + 48 blocks at hidden 6144, ~32B: ~64 GB of bf16 weights, so it needs an
+# 80 GB card or more free than Flux.1's 60 GB; it is skipped, with a line saying so, when it does not fit).
+for family in ${CA_BENCH_FAMILIES:-chroma flux2}; do
+  depth=19; single=38
+  [ "$family" = flux2 ] && { depth=8; single=48; }
+  if [ "$family" = flux2 ] && ! "$CA_PYTHON" -c 'import torch, sys; sys.exit(torch.cuda.mem_get_info()[0] < 130 * 2**30)'; then
+    echo "gpu.sh: flux2 at full geometry needs ~130 GB free (64 GB of weights, counted twice by the loader); skipped"
+    continue
+  fi
+  timeout 150 "$CA_PYTHON" bench/run.py --device cuda --family "$family" --depth "$depth" --single "$single" \
+    --sizes 512 --concepts 4 64 --rounds 5 --out "$out/results-gpu-$family.json" 2>&1 | tee "$out/run-gpu-$family.log" \
+    | sed -n '/^ConceptAttention benchmark/,$p' || echo "gpu.sh: run.py --family $family failed or timed out"
+done
 # The activation-peak evidence: the retained block-replacement dict, with and without the proposed fix.
 timeout 90 "$CA_PYTHON" bench/memory_check.py --device cuda --sizes 512 1024 --concepts 4 64 2>&1 \
   | tee "$out/memory-gpu.log" | sed -n '/^memory:/,$p' || echo "gpu.sh: memory_check.py failed or timed out (see $out/memory-gpu.log)"

@@ -74,7 +74,7 @@ def broken_method(pack, variant: str):
     """
     modules = {name: sys.modules[f"{pack.__name__}.{name}"] for name in ("nodes.flux", "nodes.patch",
                                                                         "ca_core.aggregate", "ca_core.stream")}
-    family, patch = modules["nodes.flux"].FluxFamily, modules["nodes.patch"]
+    family, patch = modules["nodes.flux"].FluxDoubleBlocks, modules["nodes.patch"]  # where text_stream lives
     aggregator = modules["ca_core.aggregate"].ConceptScoreAggregator
     if variant == "image-stream weights":
         weights = modules["ca_core.stream"].TextStreamWeights
@@ -120,11 +120,11 @@ def recorded_concept_attention(pack):
     stock = patch.attend_concepts
     recorded = []
 
-    def recording(concepts, attn_mod, weights, image, score_tokens=None):
-        q, k, _ = stream.concept_qkv(concepts, attn_mod, weights)
+    def recording(concepts, attn_mod, weights, image, score_tokens=None, rope=None):
+        q, k, _ = stream.concept_qkv(concepts, attn_mod, weights, rope)
         keys = torch.cat([k, image.keys.to(k.dtype)], dim=2).float()
         recorded.append(torch.softmax(q.float() @ keys.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)[0].mean(0))
-        return stock(concepts, attn_mod, weights, image, score_tokens)
+        return stock(concepts, attn_mod, weights, image, score_tokens, rope=rope)
 
     patch.attend_concepts = recording
     try:

@@ -1,9 +1,10 @@
 """Regenerate workflows/*.json and their thumbnails from workflow_specs.mjs.
 
-    CA_COMFYUI_DIR=<ComfyUI 0.3.64> <its python> tests/browser/build_workflows.py
+    CA_COMFYUI_DIR=<ComfyUI 0.8.0> <its python> tests/browser/build_workflows.py
 
 Starts a ComfyUI server (see comfy_server.py) and runs build_workflows.mjs in chromium against it.
-The oldest supported host writes the files, so every supported frontend can read them.
+The oldest host that has every template's nodes writes the files (0.8.0, for Flux.2's); the browser
+tier checks that every supported frontend reads them, 0.3.64's included.
 """
 
 import json
@@ -26,7 +27,7 @@ console.log(JSON.stringify(models));
 def main() -> None:
     comfy_dir = os.environ.get("CA_COMFYUI_DIR")
     if not comfy_dir:
-        sys.exit("set CA_COMFYUI_DIR to a ComfyUI work tree (0.3.64, the oldest supported host)")
+        sys.exit("set CA_COMFYUI_DIR to a ComfyUI work tree (0.8.0, the oldest host with every template's nodes)")
     listed = subprocess.run(["node", "--input-type=module", "-e", LIST_MODELS], cwd=REPO, check=True,
                             capture_output=True, text=True)
     server = ComfyServer(comfy_dir)

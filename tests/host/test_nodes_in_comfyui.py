@@ -4,7 +4,7 @@ import comfy.utils
 import nodes
 import pytest
 import torch
-from ca_test_nodes import random_vae, tiny_clip, tiny_flux, tiny_sd3
+from ca_test_nodes import random_vae, tiny_clip, tiny_flux, tiny_lumina2, tiny_sd3
 from comfy_host import make_executor, run_prompt
 from test_generation_unchanged import prompt as encode_prompt
 
@@ -152,6 +152,8 @@ def test_direct_calls_name_the_bad_input(ca):
             positive=encode_prompt(clip, "x"), negative=encode_prompt(clip, ""),
             latent_image={"samples": torch.zeros(1, 16, 8, 8)}, denoise=1.0, concepts="dog", layers="auto",
             space="output", softmax=True, token_pooling="first", start_step=0, end_step=10000)
+    with pytest.raises(ValueError, match="Lumina 2 / Z-Image .* has no joint text-image attention.*Supported: Flux.1"):
+        ca.nodes.families.family_for(tiny_lumina2())
     maps = segment(ca, torch.rand(1, 64, 64, 3))
     with pytest.raises(ValueError, match="image is 96x64 but the maps were made for 64x64"):
         ca.nodes.map_nodes.SaliencyMap.execute(concept_maps=maps, normalisation="joint", overlay_opacity=0.5,

@@ -172,7 +172,7 @@ def flux1_reference_scores(dm, call: dict, concepts: torch.Tensor, concept_vec: 
     img_ids[..., 2] = img_ids[..., 2] + torch.arange(w // 2)[None, :]
     img_ids = repeat(img_ids, "h w c -> b (h w) c", b=b)
     txt_ids = torch.zeros(b, context.shape[1], 3)
-    # as their embed_concepts (concept_attention/utils.py:59-66): zero concept ids
+    # as their embed_concepts (concept_attention/utils.py:62-67): zero concept ids
     concept_ids = torch.zeros(b, concepts.shape[1], 3)
     with torch.no_grad():
         _, dicts = reference(img=img, img_ids=img_ids, txt=context, txt_ids=txt_ids,
@@ -187,8 +187,8 @@ def test_flux1_scores_equal_the_authors_code(ca, guidance_embed):
     """Flux.1: their ModifiedFluxDiT (concept_attention/flux/dit.py, dit_block.py) against the sampler.
 
     Matched on purpose, as their code does: each concept is the first token of its own T5 encoding
-    (utils.py:56), at RoPE position zero (utils.py:61), modulated by the block's txt_mod from the timestep
-    and guidance embeddings plus vector_in of a ZERO pooled vector (utils.py:64-66, dit.py:113-119,
+    (utils.py:58), at RoPE position zero (utils.py:62), modulated by the block's txt_mod from the timestep
+    and guidance embeddings plus vector_in of a ZERO pooled vector (utils.py:64-67, dit.py:113-119,
     dit_block.py:86). Not compared, by design: their cross-attention baseline is concept queries . image
     QUERIES, both before RoPE, summed over heads with no 1/sqrt(D) (dit_block.py:192-193,
     pipeline.py:41-62), where ours is concept queries . image keys after RoPE, scaled and averaged over

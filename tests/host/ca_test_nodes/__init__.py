@@ -251,6 +251,19 @@ FAMILY_MODELS = {
 }
 
 
+def tiny_lumina2(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Lumina 2 (NextDiT: one stream of text and image tokens, no joint text-image attention)."""
+    config = {"image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 64, "cap_feat_dim": CONTEXT_DIM,
+              "n_layers": 1, "n_heads": 4, "n_kv_heads": 2, "qk_norm": True, "axes_dims": [4, 6, 6],
+              "axes_lens": [300, 512, 512]}
+    model_config = comfy.supported_models.Lumina2(config)
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model({})
+    _randomise(model.diffusion_model, seed)
+    device = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+
+
 def tiny_sd3(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
     """A tiny SD3 (MMDiT), a joint-attention family without an adapter yet."""
     config = {"in_channels": 16, "patch_size": 2, "out_channels": 16, "depth": 2, "input_size": None,
