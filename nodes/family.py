@@ -34,7 +34,15 @@ class ModelCall:
     arguments: inspect.BoundArguments
 
     def get(self, name: str, default=None):
-        return self.arguments.arguments.get(name, default)
+        """An argument by name, also among the keyword arguments the function gathers (**kwargs), as
+        APPLY_MODEL passes the model's extra conditions (guidance, ...)."""
+        arguments = self.arguments.arguments
+        if name in arguments:
+            return arguments[name]
+        for parameter in self.arguments.signature.parameters.values():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                return arguments.get(parameter.name, {}).get(name, default)
+        return default
 
     @property
     def x(self) -> Tensor:
@@ -42,7 +50,10 @@ class ModelCall:
 
     @property
     def timestep(self) -> Tensor:
-        return self.arguments.arguments["timestep"]
+        """The model's timestep: `timestep` for DIFFUSION_MODEL, the sigma `t` for APPLY_MODEL (the same
+        on flow models, whose timestep is their sigma)."""
+        arguments = self.arguments.arguments
+        return arguments["timestep"] if "timestep" in arguments else arguments["t"]
 
     @property
     def transformer_options(self) -> dict:
@@ -55,9 +66,10 @@ class ModelCall:
 
 
 def bind_model_call(executor, args: tuple, kwargs: dict) -> ModelCall:
-    """Bind a DIFFUSION_MODEL executor's arguments to the names of the function it wraps."""
+    """Bind a DIFFUSION_MODEL or APPLY_MODEL executor's arguments to the names of the function it wraps."""
     signature = inspect.signature(executor.original)
-    return ModelCall(executor.class_obj, signature.bind(*args, **kwargs))
+    owner = executor.class_obj  # the diffusion model, or for APPLY_MODEL the BaseModel around it
+    return ModelCall(getattr(owner, "diffusion_model", owner), signature.bind(*args, **kwargs))
 
 
 class ModelFamily(Protocol):
@@ -68,6 +80,10 @@ class ModelFamily(Protocol):
 
     name: str  # shown to users: "Flux.1 (dev, schnell, Kontext)"
     default_layers: int  # how many of the last joint blocks `layers = auto` averages
+    # Which ComfyUI wrapper opens the stream per model call: "DIFFUSION_MODEL" (the diffusion model's
+    # forward), or "APPLY_MODEL" for families whose forward does not pass through that wrapper; a member
+    # of comfy.patcher_extension.WrappersMP. bind_call binds that wrapper's arguments.
+    hook: str
 
     def matches(self, diffusion_model) -> bool:
         """Whether this diffusion model belongs to the family."""

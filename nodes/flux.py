@@ -33,6 +33,7 @@ class FluxDoubleBlocks:
     modules, text-then-image joint attention, and forward_orig's returned-dict workaround."""
 
     default_layers = 4  # the reference pipeline scores Flux.1's blocks 15-18 of 19: the last four
+    hook = "DIFFUSION_MODEL"  # Flux's and Chroma's forward run through it
     vae_scale = 8  # pixels per latent cell, where the latent format does not say
 
     def joint_blocks(self, diffusion_model):

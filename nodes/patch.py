@@ -72,7 +72,8 @@ class ConceptAttentionPatch:
         for following in self.family.release_after_stream(diffusion_model, last):
             release = ReleaseReturnedPatch(self, previous.get(following), following[0] == "double_block")
             model.set_model_patch_replace(release, "dit", *following)
-        model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, self.wrap_model_call)
+        hook = getattr(comfy.patcher_extension.WrappersMP, self.family.hook)
+        model.add_wrapper_with_key(hook, WRAPPER_KEY, self.wrap_model_call)
         return model
 
     def wrap_model_call(self, executor, *args, **kwargs):

@@ -153,3 +153,25 @@ def test_no_double_block_dict_outlives_the_double_blocks(ca):
         model=other, clip=clip, concepts="dog, grass", layers="0", space="output", softmax=True,
         token_pooling="first", start_step=0, end_step=10000, **inputs)
     assert seen_at_single_block[-1] == [{}]
+
+
+def test_a_family_can_hook_apply_model_instead(ca):
+    """A family whose forward bypasses DIFFUSION_MODEL declares hook = "APPLY_MODEL": the same patch then
+    opens its stream there, by argument name, and gives the same latent and maps."""
+    class ApplyModelFlux(ca.nodes.flux.FluxFamily):
+        hook = "APPLY_MODEL"
+
+    model, clip = tiny_flux(3), tiny_clip()
+    inputs = {**sampler_inputs(clip, 1, 3.5), "steps": 2}
+    family = ca.nodes.flux.FluxFamily()
+    context, _ = ca.nodes.encoding.encode_concepts(clip, ["dog", "sky"], "first", family)
+    results = {}
+    for name, chosen in (("diffusion model", family), ("apply model", ApplyModelFlux())):
+        patch = ca.nodes.patch.ConceptAttentionPatch(chosen, context, (0, 1, 2), (0, 10000))
+        patched = patch.install(model.clone())
+        hook = getattr(comfy.patcher_extension.WrappersMP, chosen.hook)
+        assert patched.wrappers[hook].get(ca.nodes.patch.WRAPPER_KEY)
+        results[name] = (ksampler(patched, inputs), patch.concept_maps(["dog", "sky"], (64, 80), "output", 16))
+    assert torch.equal(results["apply model"][0], results["diffusion model"][0])
+    assert torch.equal(results["apply model"][0], ksampler(model, inputs))
+    assert torch.allclose(results["apply model"][1].maps, results["diffusion model"][1].maps, atol=1e-6)
