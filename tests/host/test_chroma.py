@@ -8,22 +8,8 @@ import pytest
 import torch
 from ca_test_nodes import random_vae, tiny_chroma, tiny_chroma_clip
 from test_generation_unchanged import concept_sampler, sampler_inputs
-from test_math import (
-    attention,
-    linear,
-    merge,
-    mlp_embed,
-    residual,
-    rope,
-    stream_qkv,
-    timestep_embedding,
-)
-
-
-def ksampler(model, inputs):
-    return nodes.common_ksampler(model, inputs["seed"], inputs["steps"], inputs["cfg"], inputs["sampler_name"],
-                                 inputs["scheduler"], inputs["positive"], inputs["negative"],
-                                 inputs["latent_image"])[0]["samples"]
+from test_math import assert_maps_match, linear, mlp_embed, reference_joint_block, run_layers, timestep_embedding
+from test_patch_hygiene import ksampler
 
 
 @pytest.mark.parametrize("batch", [1, 2])
@@ -71,29 +57,14 @@ def chroma_reference_scores(dm, x, t, context, guidance, concept_context):
     rows, cols = torch.meshgrid(torch.arange(hh // 2), torch.arange(ww // 2), indexing="ij")
     img_ids = torch.stack([torch.zeros_like(rows), rows, cols], dim=-1).reshape(1, -1, 3).float().expand(b, -1, -1)
     ids = torch.cat([torch.zeros(b, txt.shape[1], 3), img_ids], dim=1)
-    n_txt = txt.shape[1]
-    scores = []
+    scores, streams = [], (img, txt, concepts)
     for i, block in enumerate(dm.double_blocks):
         img_rows = table[:, 3 * single + 6 * i: 3 * single + 6 * i + 6]
         txt_rows = table[:, 3 * single + 6 * double + 6 * i: 3 * single + 6 * double + 6 * i + 6]
         img_mod = [img_rows[:, j:j + 1] for j in range(6)]
         txt_mod = [txt_rows[:, j:j + 1] for j in range(6)]  # the concepts' too: no pooled vector in Chroma
-        iq, ik, iv = stream_qkv(block.img_attn, img, img_mod, block.num_heads)
-        tq, tk, tv = stream_qkv(block.txt_attn, txt, txt_mod, block.num_heads)
-        cq, ck, cv = stream_qkv(block.txt_attn, concepts, txt_mod, block.num_heads)
-        q = rope(torch.cat([tq, iq], dim=2), ids, p.axes_dim, p.theta)
-        k = rope(torch.cat([tk, ik], dim=2), ids, p.axes_dim, p.theta)
-        v = torch.cat([tv, iv], dim=2)
-        joint = merge(attention(q, k, v))
-        txt_out, img_out = joint[:, :n_txt], joint[:, n_txt:]
-        image_keys = k[:, :, n_txt:]
-        concept_out = merge(attention(cq, torch.cat([ck, image_keys], 2), torch.cat([cv, v[:, :, n_txt:]], 2)))
-        output_scores = concept_out @ img_out.transpose(1, 2)
-        cross = (cq @ image_keys.transpose(-1, -2) / cq.shape[-1] ** 0.5).mean(dim=1)
-        scores.append((output_scores, cross))
-        img = residual(img, img_out, block.img_attn.proj, block.img_mlp, img_mod)
-        txt = residual(txt, txt_out, block.txt_attn.proj, block.txt_mlp, txt_mod)
-        concepts = residual(concepts, concept_out, block.txt_attn.proj, block.txt_mlp, txt_mod)
+        layer, streams = reference_joint_block(block, streams, (img_mod, txt_mod, txt_mod), ids, p.axes_dim, p.theta)
+        scores.append(layer)
     return scores
 
 
@@ -107,15 +78,7 @@ def test_scores_match_the_equations_with_the_approximators_modulations(ca):
     dm = model.get_model_object("diffusion_model")
     with torch.no_grad():
         expected = chroma_reference_scores(dm, x, t, context, guidance, concept_context)
-    grid = (x.shape[-2] // 2, x.shape[-1] // 2)
-    to_grid = ca.ca_core.maps.token_grid_maps
-    for layer in range(3):
-        _, maps = concept_sampler_at(ca, model, clip, inputs, str(layer), softmax=False)
-        assert torch.allclose(maps.maps, to_grid(expected[layer][0], grid), rtol=1e-4, atol=1e-4), layer
-        assert torch.allclose(maps.cross_attention_maps, to_grid(expected[layer][1], grid), rtol=1e-4, atol=1e-4)
-    _, maps = concept_sampler_at(ca, model, clip, inputs, "all", softmax=True)
-    mean_softmax = torch.stack([torch.softmax(s[0], dim=1) for s in expected]).mean(dim=0)
-    assert torch.allclose(maps.maps, to_grid(mean_softmax, grid), atol=1e-5)
+    assert_maps_match(ca, model, clip, inputs, expected, (x.shape[-2] // 2, x.shape[-1] // 2))
 
 
 def recorded_chroma_call(model, inputs):
@@ -133,15 +96,10 @@ def recorded_chroma_call(model, inputs):
     return calls[0]
 
 
-def concept_sampler_at(ca, model, clip, inputs, layers, softmax):
-    return ca.nodes.sampler_node.ConceptAttentionSampler.execute(
-        model=model, clip=clip, concepts="dog, grass, sky", layers=layers, space="output", softmax=softmax,
-        token_pooling="first", start_step=0, end_step=10000, **inputs).args
-
 
 def test_auto_layers_are_the_last_four_double_blocks(ca):
     model, clip = tiny_chroma(3, depth=6), tiny_chroma_clip()
-    _, maps = concept_sampler_at(ca, model, clip, {**sampler_inputs(clip, 1, 1.0), "steps": 1}, "auto", True)
+    _, maps = run_layers(ca, model, clip, {**sampler_inputs(clip, 1, 1.0), "steps": 1}, "auto", True)
     assert maps.layers == (2, 3, 4, 5)
 
 

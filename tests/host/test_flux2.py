@@ -11,16 +11,12 @@ import torch
 import torch.nn.functional as F
 from ca_test_nodes import CONTEXT_DIM, flux2_tokenizer_class, planted, random_flux2_vae, tiny_flux2, tiny_flux2_clip
 from test_generation_unchanged import concept_sampler, sampler_inputs
-from test_math import attention, linear, merge, mlp_embed, modulation, rope, stream_qkv, timestep_embedding
+from test_math import assert_maps_match, linear, mlp_embed, modulation, reference_joint_block, run_layers, timestep_embedding
+from test_patch_hygiene import ksampler
 
 if not hasattr(comfy.supported_models, "Flux2"):
     pytest.skip("Flux.2 arrived in ComfyUI 0.8; this host predates it", allow_module_level=True)
 
-
-def ksampler(model, inputs):
-    return nodes.common_ksampler(model, inputs["seed"], inputs["steps"], inputs["cfg"], inputs["sampler_name"],
-                                 inputs["scheduler"], inputs["positive"], inputs["negative"],
-                                 inputs["latent_image"])[0]["samples"]
 
 
 def flux2_inputs(clip, batch, cfg, size=(4, 6)):
@@ -66,26 +62,11 @@ def flux2_reference_scores(dm, x, t, context, guidance, concept_context, concept
     concept_ids = torch.zeros(b, concepts.shape[1], 4)
     concept_ids[..., 3] = torch.tensor(concept_positions).float()
     ids = torch.cat([txt_ids, img_ids], dim=1)
-    n_txt = txt.shape[1]
-    scores = []
+    scores, streams = [], (img, txt, concepts)
     for block in dm.double_blocks:
-        iq, ik, iv = stream_qkv(block.img_attn, img, img_mod, block.num_heads)
-        tq, tk, tv = stream_qkv(block.txt_attn, txt, txt_mod, block.num_heads)
-        cq, ck, cv = stream_qkv(block.txt_attn, concepts, txt_mod, block.num_heads)
-        q = rope(torch.cat([tq, iq], dim=2), ids, p.axes_dim, p.theta)
-        k = rope(torch.cat([tk, ik], dim=2), ids, p.axes_dim, p.theta)
-        v = torch.cat([tv, iv], dim=2)
-        cq, ck = rope(cq, concept_ids, p.axes_dim, p.theta), rope(ck, concept_ids, p.axes_dim, p.theta)
-        joint = merge(attention(q, k, v))
-        txt_out, img_out = joint[:, :n_txt], joint[:, n_txt:]
-        image_keys = k[:, :, n_txt:]
-        concept_out = merge(attention(cq, torch.cat([ck, image_keys], 2), torch.cat([cv, v[:, :, n_txt:]], 2)))
-        output_scores = concept_out @ img_out.transpose(1, 2)
-        cross = (cq @ image_keys.transpose(-1, -2) / cq.shape[-1] ** 0.5).mean(dim=1)
-        scores.append((output_scores, cross))
-        img = flux2_residual(img, img_out, block.img_attn.proj, block.img_mlp, img_mod)
-        txt = flux2_residual(txt, txt_out, block.txt_attn.proj, block.txt_mlp, txt_mod)
-        concepts = flux2_residual(concepts, concept_out, block.txt_attn.proj, block.txt_mlp, txt_mod)
+        layer, streams = reference_joint_block(block, streams, (img_mod, txt_mod, txt_mod), ids, p.axes_dim,
+                                               p.theta, concept_ids=concept_ids, update=flux2_residual)
+        scores.append(layer)
     return scores
 
 
@@ -128,21 +109,8 @@ def test_scores_match_the_equations_with_concept_positions(ca):
         expected = flux2_reference_scores(dm, x, t, context, guidance, concept_context, positions)
         unrotated = flux2_reference_scores(dm, x, t, context, guidance, concept_context, [0, 0, 0])
     assert not torch.allclose(expected[1][0], unrotated[1][0], atol=1e-4)  # the positions matter
-    grid = x.shape[-2:]
-    to_grid = ca.ca_core.maps.token_grid_maps
-    for layer in range(3):
-        _, maps = run_layers(ca, model, clip, inputs, str(layer), softmax=False)
-        assert torch.allclose(maps.maps, to_grid(expected[layer][0], grid), rtol=1e-4, atol=1e-4), layer
-        assert torch.allclose(maps.cross_attention_maps, to_grid(expected[layer][1], grid), rtol=1e-4, atol=1e-4)
-    _, maps = run_layers(ca, model, clip, inputs, "all", softmax=True)
-    mean_softmax = torch.stack([torch.softmax(s[0], dim=1) for s in expected]).mean(dim=0)
-    assert torch.allclose(maps.maps, to_grid(mean_softmax, grid), atol=1e-5)
+    assert_maps_match(ca, model, clip, inputs, expected, x.shape[-2:])
 
-
-def run_layers(ca, model, clip, inputs, layers, softmax):
-    return ca.nodes.sampler_node.ConceptAttentionSampler.execute(
-        model=model, clip=clip, concepts="dog, grass, sky", layers=layers, space="output", softmax=softmax,
-        token_pooling="first", start_step=0, end_step=10000, **inputs).args
 
 
 def test_auto_layers_are_the_last_three_double_blocks(ca):

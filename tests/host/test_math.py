@@ -73,6 +73,35 @@ def residual(x, attn_out, proj, mlp, mod):
     return x + mod[5] * linear(mlp[2], F.gelu(linear(mlp[0], h), approximate="tanh"))
 
 
+def reference_joint_block(block, streams, mods, ids, axes_dim, theta, concept_ids=None, update=residual):
+    """One double block, written from the paper: the joint attention of text and image, the concepts
+    over [concept keys; image keys] with the text stream's weights, both scores, then every stream's
+    residual update. streams/mods: (image, text, concepts); concept_ids None: positions zero.
+    Returns ((output scores, cross-attention scores) [B, K, N], the updated streams)."""
+    img, txt, concepts = streams
+    img_mod, txt_mod, concept_mod = mods
+    n_txt = txt.shape[1]
+    iq, ik, iv = stream_qkv(block.img_attn, img, img_mod, block.num_heads)
+    tq, tk, tv = stream_qkv(block.txt_attn, txt, txt_mod, block.num_heads)
+    cq, ck, cv = stream_qkv(block.txt_attn, concepts, concept_mod, block.num_heads)
+    q = rope(torch.cat([tq, iq], dim=2), ids, axes_dim, theta)
+    k = rope(torch.cat([tk, ik], dim=2), ids, axes_dim, theta)
+    v = torch.cat([tv, iv], dim=2)
+    if concept_ids is not None:
+        cq, ck = rope(cq, concept_ids, axes_dim, theta), rope(ck, concept_ids, axes_dim, theta)
+    joint = merge(attention(q, k, v))
+    txt_out, img_out = joint[:, :n_txt], joint[:, n_txt:]
+    image_keys = k[:, :, n_txt:]
+    concept_out = merge(attention(cq, torch.cat([ck, image_keys], 2), torch.cat([cv, v[:, :, n_txt:]], 2)))
+    output_scores = concept_out @ img_out.transpose(1, 2)
+    cross = (cq @ image_keys.transpose(-1, -2) / math.sqrt(cq.shape[-1])).mean(dim=1)
+    return (output_scores, cross), (
+        update(img, img_out, block.img_attn.proj, block.img_mlp, img_mod),
+        update(txt, txt_out, block.txt_attn.proj, block.txt_mlp, txt_mod),
+        update(concepts, concept_out, block.txt_attn.proj, block.txt_mlp, concept_mod),
+    )
+
+
 def modulation(mod, vec):
     return [c[:, None] for c in linear(mod.lin, F.silu(vec)).chunk(6, dim=-1)]
 
@@ -93,28 +122,13 @@ def reference_scores(dm, x, t, context, y, guidance, concept_context):
     rows, cols = torch.meshgrid(torch.arange(hh // 2), torch.arange(ww // 2), indexing="ij")
     img_ids = torch.stack([torch.zeros_like(rows), rows, cols], dim=-1).reshape(1, -1, 3).float().expand(b, -1, -1)
     ids = torch.cat([torch.zeros(b, txt.shape[1], 3), img_ids], dim=1)
-    n_txt, n = txt.shape[1], img.shape[1]
-    scores = []
+    n = img.shape[1]
+    scores, streams = [], (img, txt, concepts)
     for block in dm.double_blocks:
-        img_mod, txt_mod, con_mod = modulation(block.img_mod, vec), modulation(block.txt_mod, vec), \
-            modulation(block.txt_mod, concept_vec)
-        iq, ik, iv = stream_qkv(block.img_attn, img, img_mod, block.num_heads)
-        tq, tk, tv = stream_qkv(block.txt_attn, txt, txt_mod, block.num_heads)
-        cq, ck, cv = stream_qkv(block.txt_attn, concepts, con_mod, block.num_heads)
-        q = rope(torch.cat([tq, iq], dim=2), ids, p.axes_dim, p.theta)
-        k = rope(torch.cat([tk, ik], dim=2), ids, p.axes_dim, p.theta)
-        v = torch.cat([tv, iv], dim=2)
-        joint = merge(attention(q, k, v))
-        txt_out, img_out = joint[:, :n_txt], joint[:, n_txt:]
-        image_keys = k[:, :, n_txt:]
-        # concept RoPE ids are zero: identity rotation
-        concept_out = merge(attention(cq, torch.cat([ck, image_keys], 2), torch.cat([cv, v[:, :, n_txt:]], 2)))
-        output_scores = concept_out @ img_out.transpose(1, 2)
-        cross = (cq @ image_keys.transpose(-1, -2) / math.sqrt(cq.shape[-1])).mean(dim=1)
-        scores.append((output_scores, cross))
-        img = residual(img, img_out, block.img_attn.proj, block.img_mlp, img_mod)
-        txt = residual(txt, txt_out, block.txt_attn.proj, block.txt_mlp, txt_mod)
-        concepts = residual(concepts, concept_out, block.txt_attn.proj, block.txt_mlp, con_mod)
+        mods = (modulation(block.img_mod, vec), modulation(block.txt_mod, vec), modulation(block.txt_mod, concept_vec))
+        # Flux.1's concept RoPE ids are zero: identity rotation
+        layer, streams = reference_joint_block(block, streams, mods, ids, p.axes_dim, p.theta)
+        scores.append(layer)
     assert n == scores[0][0].shape[-1]
     return scores
 
@@ -145,13 +159,17 @@ def test_scores_match_the_paper_per_layer_and_aggregated(ca, guidance_embed):
     dm = model.get_model_object("diffusion_model")
     with torch.no_grad():
         expected = reference_scores(dm, x, t, context, y, guidance, concept_context)
-    grid = (x.shape[-2] // 2, x.shape[-1] // 2)
+    assert_maps_match(ca, model, clip, inputs, expected, (x.shape[-2] // 2, x.shape[-1] // 2))
+
+
+def assert_maps_match(ca, model, clip, inputs, expected, grid):
+    """The sampler's maps per layer (no softmax) and aggregated (softmax, mean) equal the reference scores."""
     to_grid = ca.ca_core.maps.token_grid_maps
-    for layer in range(3):
-        _, maps = _run(ca, model, clip, inputs, str(layer), softmax=False)
+    for layer in range(len(expected)):
+        _, maps = run_layers(ca, model, clip, inputs, str(layer), softmax=False)
         assert torch.allclose(maps.maps, to_grid(expected[layer][0], grid), rtol=1e-4, atol=1e-4), layer
         assert torch.allclose(maps.cross_attention_maps, to_grid(expected[layer][1], grid), rtol=1e-4, atol=1e-4)
-    _, maps = _run(ca, model, clip, inputs, "all", softmax=True)
+    _, maps = run_layers(ca, model, clip, inputs, "all", softmax=True)
     mean_softmax = torch.stack([torch.softmax(s[0], dim=1) for s in expected]).mean(dim=0)
     assert torch.allclose(maps.maps, to_grid(mean_softmax, grid), atol=1e-5)
 
@@ -161,7 +179,7 @@ def encode(ca, clip, names, pooling):
     return ca.nodes.encoding.encode_concepts(clip, names, pooling, ca.nodes.flux.FluxFamily())[0]
 
 
-def _run(ca, model, clip, inputs, layers, softmax):
+def run_layers(ca, model, clip, inputs, layers, softmax):
     return ca.nodes.sampler_node.ConceptAttentionSampler.execute(
         model=model, clip=clip, concepts="dog, grass, sky", layers=layers, space="output", softmax=softmax,
         token_pooling="first", start_step=0, end_step=10000, **inputs).args
@@ -171,8 +189,8 @@ def test_a_later_layer_depends_on_the_stream_through_earlier_blocks(ca):
     """Concepts evolve block by block: layer 2's scores differ from a stream started at layer 2."""
     model, clip = tiny_flux(5, depth=3), tiny_clip()
     inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
-    _, evolved = _run(ca, model, clip, inputs, "2", softmax=False)
-    _, first = _run(ca, model, clip, inputs, "0", softmax=False)
+    _, evolved = run_layers(ca, model, clip, inputs, "2", softmax=False)
+    _, first = run_layers(ca, model, clip, inputs, "0", softmax=False)
     assert not torch.allclose(evolved.maps, first.maps)
 
 

@@ -49,6 +49,16 @@ def rms_norm_eps(norm: torch.nn.Module, dtype: torch.dtype) -> float:
     return norm.eps if norm.eps is not None else torch.finfo(dtype).eps
 
 
+def _tiny_model(config_class, config: dict, seed: int) -> comfy.model_patcher.ModelPatcher:
+    """A model through ComfyUI's own config class, fp32, weights drawn (ComfyUI leaves them empty), on the CPU."""
+    model_config = config_class(config)
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model({})
+    _randomise(model.diffusion_model, seed)
+    device = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+
+
 def _randomise(module: torch.nn.Module, seed: int, std: float = 0.05) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -62,12 +72,7 @@ def _randomise(module: torch.nn.Module, seed: int, std: float = 0.05) -> None:
 def tiny_flux(seed: int = 0, guidance_embed: bool = True, **sizes) -> comfy.model_patcher.ModelPatcher:
     """A Flux model (dev-style with guidance, or schnell-style without) at a tiny width, fp32."""
     config_class = comfy.supported_models.Flux if guidance_embed else comfy.supported_models.FluxSchnell
-    model_config = config_class(flux_config(guidance_embed, **sizes))
-    model_config.set_inference_dtype(torch.float32, None)
-    model = model_config.get_model({})
-    _randomise(model.diffusion_model, seed)
-    device = torch.device("cpu")
-    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+    return _tiny_model(config_class, flux_config(guidance_embed, **sizes), seed)
 
 
 class TinyT5(comfy.sd1_clip.SDClipModel):
@@ -133,12 +138,7 @@ def tiny_chroma(seed: int = 0, radiance: bool = False, depth: int = 2) -> comfy.
     fields = {f.name for f in dataclasses.fields(params)}
     config.update({k: v for k, v in {"txt_ids_dims": [], "vec_in_dim": None}.items() if k in fields})
     config = {k: v for k, v in config.items() if k in fields or k == "image_model"}
-    model_config = config_class(config)
-    model_config.set_inference_dtype(torch.float32, None)
-    model = model_config.get_model({})
-    _randomise(model.diffusion_model, seed)
-    device = torch.device("cpu")
-    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+    return _tiny_model(config_class, config, seed)
 
 
 class TinyChromaT5Model(comfy.sd1_clip.SD1ClipModel):
@@ -165,12 +165,7 @@ def tiny_flux2(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatche
               "depth_single_blocks": 1, "axes_dim": [8, 8, 8, 8], "theta": 2000, "patch_size": 1, "qkv_bias": False,
               "guidance_embed": True, "txt_ids_dims": [3], "global_modulation": True, "mlp_silu_act": True,
               "ops_bias": False, "default_ref_method": "index", "ref_index_scale": 10.0}
-    model_config = comfy.supported_models.Flux2(config)
-    model_config.set_inference_dtype(torch.float32, None)
-    model = model_config.get_model({})
-    _randomise(model.diffusion_model, seed)
-    device = torch.device("cpu")
-    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+    return _tiny_model(comfy.supported_models.Flux2, config, seed)
 
 
 # Flux.2 klein's chat template (ComfyUI 0.33's KleinTokenizer), around the prompt.
@@ -256,12 +251,7 @@ def tiny_lumina2(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
     config = {"image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 64, "cap_feat_dim": CONTEXT_DIM,
               "n_layers": 1, "n_heads": 4, "n_kv_heads": 2, "qk_norm": True, "axes_dims": [4, 6, 6],
               "axes_lens": [300, 512, 512]}
-    model_config = comfy.supported_models.Lumina2(config)
-    model_config.set_inference_dtype(torch.float32, None)
-    model = model_config.get_model({})
-    _randomise(model.diffusion_model, seed)
-    device = torch.device("cpu")
-    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+    return _tiny_model(comfy.supported_models.Lumina2, config, seed)
 
 
 def tiny_sd3(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
@@ -271,12 +261,7 @@ def tiny_sd3(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
               "pos_embed_scaling_factor": None, "qk_norm": None, "x_block_self_attn_layers": [],
               "context_embedder_config": {"target": "torch.nn.Linear",
                                           "params": {"in_features": CONTEXT_DIM, "out_features": 128}}}
-    model_config = comfy.supported_models.SD3(config)
-    model_config.set_inference_dtype(torch.float32, None)
-    model = model_config.get_model({})
-    _randomise(model.diffusion_model, seed)
-    device = torch.device("cpu")
-    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+    return _tiny_model(comfy.supported_models.SD3, config, seed)
 
 
 def planted_flux() -> comfy.model_patcher.ModelPatcher:
