@@ -18,8 +18,9 @@ NORMALISATIONS = ("per_concept", "joint", "none")
 class ConceptMaps:
     """Saliency maps for one generation or segmentation run.
 
-    maps / cross_attention_maps: [B, K, h, w] float32 on the token grid of the image (the grid
-    may cover a little padding past the image's bottom/right edges); image_size: (H, W) pixels;
+    maps / cross_attention_maps: [P*B, K, h, w] float32 on the token grid of the image (the grid
+    may cover a little padding past the image's bottom/right edges), for P prompts (`prompts`: the
+    positive prompt's B images first, then the negative's); image_size: (H, W) pixels;
     token_pixels: pixels per token side.
     """
 
@@ -32,11 +33,25 @@ class ConceptMaps:
     layers: tuple[int, ...] = ()
     steps: tuple[int, ...] = ()
     softmax: bool = True
+    prompts: tuple[str, ...] = ("positive",)
+
     def __post_init__(self):
         if self.space not in SPACES:
             raise ValueError(f"unknown map space {self.space!r}; expected one of {SPACES}")
         if self.maps.shape[1] != len(self.names):
             raise ValueError(f"{len(self.names)} concept names for {self.maps.shape[1]} maps")
+        if self.maps.shape[0] % len(self.prompts):
+            raise ValueError(f"{self.maps.shape[0]} map sets do not divide among the prompts {self.prompts}")
+
+    @property
+    def images(self) -> int:
+        """How many images the maps cover (each prompt has a map set per image)."""
+        return self.maps.shape[0] // len(self.prompts)
+
+    def labels(self) -> list[str]:
+        """One label per map, in the order the maps are laid out: prompt, image, concept."""
+        suffix = {prompt: "" if self.prompts == ("positive",) else f" ({prompt})" for prompt in self.prompts}
+        return [f"{name}{suffix[prompt]}" for prompt in self.prompts for _ in range(self.images) for name in self.names]
 
     def selected(self, space: str | None = None) -> Tensor:
         """The maps of one space (default: the one the user chose)."""

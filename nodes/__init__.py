@@ -4,13 +4,15 @@ from comfy_api.latest import ComfyExtension, io
 
 from .demo_loader import LoadDemoModel
 from .map_nodes import ConceptMask, SaliencyMap
+from .model_node import ConceptAttentionModel, ConceptMapsCollector
 from .sampler_node import ConceptAttentionSampler
 from .segment_node import ConceptAttentionSegmentImage
 
 
 class ConceptAttentionExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [ConceptAttentionSampler, ConceptAttentionSegmentImage, SaliencyMap, ConceptMask, LoadDemoModel]
+        return [ConceptAttentionSampler, ConceptAttentionModel, ConceptMapsCollector, ConceptAttentionSegmentImage,
+                SaliencyMap, ConceptMask, LoadDemoModel]
 
 
 async def comfy_entrypoint() -> ConceptAttentionExtension:

@@ -8,7 +8,7 @@ from ..ca_core.embeddings import TOKEN_POOLINGS
 from ..ca_core.layers import parse_layers
 from .encoding import encode_concepts
 from .families import family_for
-from .patch import ConceptAttentionPatch
+from .patch import PROMPT_CHOICES, ConceptAttentionPatch, chosen_prompts
 
 
 def concept_inputs() -> list:
@@ -30,14 +30,39 @@ def concept_inputs() -> list:
     ]
 
 
+def step_inputs() -> list:
+    return [
+        io.Int.Input("start_step", default=0, min=0, max=10000,
+                     tooltip="Advanced. First sampling step whose scores count."),
+        io.Int.Input("end_step", default=10000, min=1, max=10000,
+                     tooltip="Advanced. Sampling step where scoring stops (exclusive); 10000 = all."),
+    ]
+
+
+def prompt_input() -> io.Combo.Input:
+    return io.Combo.Input("prompt", options=list(PROMPT_CHOICES), default="positive", optional=True,
+                          tooltip="Advanced. Whose maps: the positive prompt's, the negative prompt's (needs cfg "
+                                  "above 1, when ComfyUI runs it) or both (the positive maps first, then the "
+                                  "negative's, each labelled).")
+
+
+def step_range(start_step: int, end_step: int) -> tuple[int, int]:
+    if start_step >= end_step:
+        raise ValueError(f"start_step {start_step} must be below end_step {end_step}")
+    return start_step, end_step
+
+
 def prepare_patch(model, clip, concepts: str, layers: str, softmax: bool, token_pooling: str,
-                  steps: tuple[int, int], stop_after_last_layer: bool = False):
+                  steps: tuple[int, int], space: str = "output", stop_after_last_layer: bool = False,
+                  prompt: str = "positive"):
     """Validate the concept inputs and build the patch; returns (names, patch, family)."""
     names = parse_concepts(concepts)
+    prompts = chosen_prompts(prompt)
     family = family_for(model)
     diffusion_model = model.get_model_object("diffusion_model")
     chosen = parse_layers(layers, len(family.joint_blocks(diffusion_model)), family.default_layers)
     context, positions = encode_concepts(clip, names, token_pooling, family)
     patch = ConceptAttentionPatch(family, context, chosen, steps, softmax=softmax,
-                                  stop_after_last_layer=stop_after_last_layer, concept_positions=positions)
+                                  stop_after_last_layer=stop_after_last_layer, concept_positions=positions,
+                                  prompts=prompts, names=names, space=space)
     return names, patch, family

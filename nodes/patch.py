@@ -7,11 +7,16 @@ sees the joint attention's q/k/v and output as the block computes them, so the c
 reuse them instead of recomputing anything, and the image and text streams are untouched.
 Previous replacements and overrides on the model are chained, never replaced.
 
+An OUTER_SAMPLE wrapper gives every sampling run that uses the model its own Recording, and files
+it with the latent the run returned (nodes/recorder.py), so that any sampler node can run the patched
+model and a collector finds the maps of the very run that made its LATENT.
+
 Where a family's forward keeps the last replacement's returned dict alive (Flux's forward_orig), the
 blocks it names get replacements too, which only empty that dict (family.release_after_stream).
 """
 
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import comfy.patcher_extension
 import torch
@@ -21,13 +26,72 @@ from ..ca_core.aggregate import ConceptScoreAggregator
 from ..ca_core.layers import step_index
 from ..ca_core.maps import ConceptMaps, token_grid_maps
 from ..ca_core.stream import attend_concepts, update_concepts
+from .recorder import ConceptRecorder
 
 STATE_KEY = "concept_attention_stream"
 WRAPPER_KEY = "concept_attention"
+# Which prompt's batch rows the stream follows; ComfyUI labels them in cond_or_uncond.
+PROMPTS = {"positive": 0, "negative": 1}
+PROMPT_CHOICES = ("positive", "negative", "both")
+
+
+def chosen_prompts(choice: str) -> tuple[str, ...]:
+    """The prompts a `prompt` input names: positive, negative or both."""
+    if choice not in PROMPT_CHOICES:
+        raise ValueError(f"prompt must be one of {PROMPT_CHOICES}, got {choice!r}")
+    return tuple(PROMPTS) if choice == "both" else (choice,)
 
 
 class StopAfterLastLayer(Exception):
     """Raised after the last chosen block when only the maps are wanted (segmentation)."""
+
+
+@dataclass
+class Recording:
+    """What the concept stream recorded over one sampling run (or one segmentation): a running mean per
+    prompt, the token grid and the steps that contributed."""
+
+    prompts: tuple[str, ...]
+    softmax: bool
+    aggregators: dict = field(default_factory=dict)
+    grid: tuple[int, int] | None = None
+    steps: set = field(default_factory=set)
+
+    def __post_init__(self):
+        self.aggregators = {prompt: ConceptScoreAggregator(softmax=self.softmax) for prompt in self.prompts}
+
+    def concept_maps(self, names: list[str], image_size: tuple[int, int], space: str, token_pixels: int,
+                     layers: tuple[int, ...], step_range: tuple[int, int]) -> ConceptMaps:
+        """The maps, prompt by prompt along the batch (positive images first, then negative)."""
+        if not any(aggregator.contributions for aggregator in self.aggregators.values()):
+            raise RuntimeError(
+                f"no concept maps were made: steps {step_range[0]}-{step_range[1] - 1} never ran; "
+                "widen the step range"
+            )
+        missing = [prompt for prompt, aggregator in self.aggregators.items() if aggregator.contributions == 0]
+        if missing:
+            raise RuntimeError(
+                f"no {missing[0]}-prompt maps were made: the sampler never ran the {missing[0]} prompt "
+                "(ComfyUI skips the negative prompt when cfg is 1.0): raise cfg above 1, or set prompt to "
+                "positive"
+            )
+
+        def grid_maps(space_name):
+            return torch.cat([token_grid_maps(self.aggregators[prompt].mean(space_name), self.grid).cpu()
+                              for prompt in self.prompts])
+
+        return ConceptMaps(
+            names=names,
+            maps=grid_maps("output"),
+            cross_attention_maps=grid_maps("cross_attention"),
+            image_size=image_size,
+            token_pixels=token_pixels,
+            space=space,
+            layers=layers,
+            steps=tuple(sorted(self.steps)),
+            softmax=self.softmax,
+            prompts=self.prompts,
+        )
 
 
 @dataclass
@@ -36,8 +100,9 @@ class StreamState:
 
     diffusion_model: object
     family: object
-    rows: slice | Tensor  # batch rows of the positive prompt (a slice when contiguous: no copies)
-    chunks: int  # how many positive chunks those rows hold (averaged into one map)
+    recording: Recording
+    rows: slice | Tensor  # batch rows of the chosen prompts (a slice when contiguous: no copies)
+    chunk_prompts: list[str]  # the prompt of each chunk those rows hold (a prompt's chunks average into one map)
     concepts: Tensor  # [rows, K, C]
     conditioning: object  # the family's concept modulation input for these rows
     rope: object  # the concepts' RoPE (None: positions zero)
@@ -47,21 +112,47 @@ class StreamState:
 
 class ConceptAttentionPatch:
     def __init__(self, family, concept_context: Tensor, layers: tuple[int, ...], steps: tuple[int, int],
-                 softmax: bool = True, stop_after_last_layer: bool = False, concept_positions: list[int] | None = None):
+                 softmax: bool = True, stop_after_last_layer: bool = False, concept_positions: list[int] | None = None,
+                 prompts: tuple[str, ...] = ("positive",), names: list[str] | None = None, space: str = "output"):
         self.family = family
+        self.names = names or [f"concept {i}" for i in range(concept_context.shape[1])]
+        self.space = space  # the map space the user chose; both are always recorded
         self.concept_context = concept_context
         self.concept_positions = concept_positions
         self.layers = layers
         self.steps = steps
+        self.softmax = softmax
+        self.prompts = prompts
         self.stop_after_last_layer = stop_after_last_layer
-        self.aggregator = ConceptScoreAggregator(softmax=softmax)
-        self.grid: tuple[int, int] | None = None
-        self.contributing_steps: set[int] = set()
+        self.recorder = ConceptRecorder()
+        self.open_recording: Recording | None = None  # the sampling run in progress
+        self.last_recording: Recording | None = None  # the latest finished one
         self._timestep_of_sigma = None
+
+    def new_recording(self) -> Recording:
+        return Recording(prompts=self.prompts, softmax=self.softmax)
+
+    @contextmanager
+    def recording(self):
+        """Hold one Recording open across several sampling runs (segmentation's noise draws)."""
+        recording = self.new_recording()
+        self.open_recording = recording
+        try:
+            yield recording
+        finally:
+            self.open_recording = None
+        self.last_recording = recording
+
+    @property
+    def aggregator(self) -> ConceptScoreAggregator:
+        """The latest finished run's positive-prompt scores (measurements and tests)."""
+        return self.last_recording.aggregators[self.prompts[0]]
 
     def install(self, model):
         """Patch a model.clone() in place; the caller's model is never touched."""
         self._timestep_of_sigma = model.get_model_object("model_sampling").timestep
+        self.latent_pixels = self.family.latent_pixels(model)
+        self.token_pixels = self.family.token_pixels(model)
         transformer_options = model.model_options.get("transformer_options", {})
         previous = transformer_options.get("patches_replace", {}).get("dit", {})
         diffusion_model = model.get_model_object("diffusion_model")
@@ -74,7 +165,40 @@ class ConceptAttentionPatch:
             model.set_model_patch_replace(release, "dit", *following)
         hook = getattr(comfy.patcher_extension.WrappersMP, self.family.hook)
         model.add_wrapper_with_key(hook, WRAPPER_KEY, self.wrap_model_call)
+        model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY,
+                                   self.wrap_sampling_run)
         return model
+
+    def wrap_sampling_run(self, executor, *args, **kwargs):
+        """One sampling run (any sampler node, any guider): record it, and file it with its output."""
+        if self.open_recording is not None:  # a recording held open around several runs
+            return executor(*args, **kwargs)
+        recording = self.new_recording()
+        self.open_recording = recording
+        try:
+            output = executor(*args, **kwargs)
+        finally:  # an interrupt or error leaves nothing open and files nothing
+            self.open_recording = None
+        self.last_recording = recording
+        self.recorder.file(recording, output)
+        return output
+
+    def collect(self, latent: Tensor) -> ConceptMaps:
+        """The maps of the sampling run that returned `latent` (a LATENT's samples)."""
+        recording = self.recorder.find(latent)
+        height, width = latent.shape[-2:]
+        return self.maps_of(recording, (height * self.latent_pixels, width * self.latent_pixels))
+
+    def maps_of(self, recording: Recording, image_size: tuple[int, int]) -> ConceptMaps:
+        return recording.concept_maps(self.names, image_size, self.space, self.token_pixels, self.layers, self.steps)
+
+    def concept_maps(self, names: list[str], image_size: tuple[int, int], space: str,
+                     token_pixels: int | None = None) -> ConceptMaps:
+        """The latest finished run's maps."""
+        if self.last_recording is None:
+            raise RuntimeError("no sampling run has used the patched model yet")
+        return self.last_recording.concept_maps(names, image_size, space, token_pixels or self.token_pixels,
+                                                self.layers, self.steps)
 
     def wrap_model_call(self, executor, *args, **kwargs):
         call = self.family.bind_call(executor, args, kwargs)
@@ -87,32 +211,38 @@ class ConceptAttentionPatch:
         return executor(*args, **kwargs)
 
     def _open_stream(self, call) -> StreamState | None:
+        recording = self.open_recording
+        if recording is None:  # a model call outside any sampling run: nothing to record
+            return None
         x, transformer_options = call.x, call.transformer_options
         step = self._step(call.timestep, transformer_options)
         if not self.steps[0] <= step < self.steps[1]:
             return None
         labels = transformer_options.get("cond_or_uncond") or [0]
         chunk = x.shape[0] // len(labels)
-        positive = [i for i, label in enumerate(labels) if label == 0]
-        if not positive:
+        wanted = {PROMPTS[prompt] for prompt in self.prompts}
+        chosen = [i for i, label in enumerate(labels) if label in wanted]
+        if not chosen:
             return None
-        if positive == list(range(positive[0], positive[-1] + 1)):
-            rows = slice(positive[0] * chunk, (positive[-1] + 1) * chunk)
+        if chosen == list(range(chosen[0], chosen[-1] + 1)):
+            rows = slice(chosen[0] * chunk, (chosen[-1] + 1) * chunk)
         else:
-            rows = torch.cat([torch.arange(i * chunk, (i + 1) * chunk) for i in positive]).to(x.device)
+            rows = torch.cat([torch.arange(i * chunk, (i + 1) * chunk) for i in chosen]).to(x.device)
         diffusion_model = call.diffusion_model
         xs = x[rows]
         context = self.concept_context.to(device=x.device, dtype=x.dtype).expand(xs.shape[0], -1, -1)
         grid = self.family.token_grid(diffusion_model, x)
-        if self.grid not in (None, grid):
-            raise RuntimeError(f"the image token grid changed mid-run from {self.grid} to {grid}")
-        self.grid = grid
-        self.contributing_steps.add(step)
+        if recording.grid not in (None, grid):
+            raise RuntimeError(f"the image token grid changed mid-run from {recording.grid} to {grid}")
+        recording.grid = grid
+        recording.steps.add(step)
+        label_prompt = {label: prompt for prompt, label in PROMPTS.items()}
         return StreamState(
             diffusion_model=diffusion_model,
             family=self.family,
+            recording=recording,
             rows=rows,
-            chunks=len(positive),
+            chunk_prompts=[label_prompt[labels[i]] for i in chosen],
             concepts=self.family.embed_concepts(diffusion_model, context),
             conditioning=self.family.concept_conditioning(call, rows),
             rope=self.family.concept_rope(diffusion_model, call, self.concept_positions or [0] * context.shape[1]),
@@ -147,7 +277,7 @@ class ConceptAttentionPatch:
                                                 rope=state.rope))
                 if last and self.stop_after_last_layer:
                     # only the maps are wanted: skip the rest of this block and everything after it
-                    self._add_scores(attended[0], state.chunks)
+                    self._add_scores(attended[0], state)
                     raise StopAfterLastLayer()
             return out
 
@@ -156,33 +286,23 @@ class ConceptAttentionPatch:
             raise RuntimeError(f"joint block {index} ran no attention through ComfyUI's attention function")
         concept = attended[0]
         if index in self.layers:
-            self._add_scores(concept, state.chunks)
+            self._add_scores(concept, state)
         if not last:
             state.concepts = update_concepts(state.concepts, concept.outputs, attn_mod, mlp_mod, weights)
         return result
 
-    def _add_scores(self, concept, chunks: int) -> None:
-        """Fold one layer's scores in, averaging the positive chunks of the batch into one map."""
+    @staticmethod
+    def _add_scores(concept, state: StreamState) -> None:
+        """Fold one layer's scores in: each prompt's chunks of the batch average into one map."""
+        chunk_prompts = state.chunk_prompts
         for space, scores in (("output", concept.output_scores), ("cross_attention", concept.cross_attention_scores)):
-            self.aggregator.add(space, scores.reshape(chunks, -1, *scores.shape[1:]).mean(dim=0))
-
-    def concept_maps(self, names: list[str], image_size: tuple[int, int], space: str, token_pixels: int) -> ConceptMaps:
-        if self.aggregator.contributions == 0:
-            raise RuntimeError(
-                f"no concept maps were made: steps {self.steps[0]}-{self.steps[1] - 1} never ran; "
-                "widen the step range"
-            )
-        return ConceptMaps(
-            names=names,
-            maps=token_grid_maps(self.aggregator.mean("output"), self.grid).cpu(),
-            cross_attention_maps=token_grid_maps(self.aggregator.mean("cross_attention"), self.grid).cpu(),
-            image_size=image_size,
-            token_pixels=token_pixels,
-            space=space,
-            layers=self.layers,
-            steps=tuple(sorted(self.contributing_steps)),
-            softmax=self.aggregator.softmax,
-        )
+            chunks = scores.reshape(len(chunk_prompts), -1, *scores.shape[1:])
+            for prompt, aggregator in state.recording.aggregators.items():
+                mine = [i for i, chunk_prompt in enumerate(chunk_prompts) if chunk_prompt == prompt]
+                if len(mine) == len(chunk_prompts):
+                    aggregator.add(space, chunks.mean(dim=0))
+                elif mine:
+                    aggregator.add(space, chunks[mine].mean(dim=0))
 
 
 def stream_state(args: dict, patch: ConceptAttentionPatch) -> StreamState | None:

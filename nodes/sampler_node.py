@@ -1,10 +1,14 @@
-"""Concept Attention Sampler: a KSampler that also returns concept maps."""
+"""Concept Attention Sampler: a KSampler that also returns concept maps (the one-node path).
+
+It is the Concept Attention Model node and the Concept Maps collector in one: the same patch on a
+model.clone(), the same recording of the sampling run, the same collection by the returned latent.
+"""
 
 import comfy.samplers
 import nodes
 from comfy_api.latest import io
 
-from .common import concept_inputs, prepare_patch
+from .common import concept_inputs, prepare_patch, prompt_input, step_inputs, step_range
 from .socket_types import ConceptMapsType
 
 
@@ -25,8 +29,7 @@ class ConceptAttentionSampler(io.ComfyNode):
                              tooltip="The random seed used for creating the noise."),
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="The number of denoising steps."),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale (1.0 for Flux.1, about 4 for Chroma; maps come "
-                                       "from the positive prompt)."),
+                               tooltip="Classifier-free guidance scale (1.0 for Flux.1, about 4 for Chroma)."),
                 io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
                                tooltip="The sampling algorithm."),
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS,
@@ -37,10 +40,9 @@ class ConceptAttentionSampler(io.ComfyNode):
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
                                tooltip="How much of the latent to replace with noise."),
                 *concept_inputs(),
-                io.Int.Input("start_step", default=0, min=0, max=10000,
-                             tooltip="Advanced. First sampling step whose scores count."),
-                io.Int.Input("end_step", default=10000, min=1, max=10000,
-                             tooltip="Advanced. Sampling step where scoring stops (exclusive); 10000 = all."),
+                *step_inputs(),
+                # last and optional, so that workflows and API prompts saved before it still load and run
+                prompt_input(),
             ],
             outputs=[
                 io.Latent.Output(display_name="LATENT"),
@@ -50,15 +52,11 @@ class ConceptAttentionSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
-                denoise, concepts, layers, space, softmax, token_pooling, start_step, end_step) -> io.NodeOutput:
-        if start_step >= end_step:
-            raise ValueError(f"start_step {start_step} must be below end_step {end_step}")
-        names, patch, family = prepare_patch(model, clip, concepts, layers, softmax, token_pooling,
-                                             (start_step, end_step))
+                denoise, concepts, layers, space, softmax, token_pooling, start_step, end_step,
+                prompt="positive") -> io.NodeOutput:
+        _, patch, _ = prepare_patch(model, clip, concepts, layers, softmax, token_pooling,
+                                    step_range(start_step, end_step), space=space, prompt=prompt)
         patched = patch.install(model.clone())
         (latent,) = nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                           latent_image, denoise=denoise)
-        height, width = latent_image["samples"].shape[-2:]
-        scale = family.latent_pixels(model)
-        maps = patch.concept_maps(names, (height * scale, width * scale), space, family.token_pixels(model))
-        return io.NodeOutput(latent, maps)
+        return io.NodeOutput(latent, patch.collect(latent["samples"]))

@@ -52,8 +52,8 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
             shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
             raise ValueError(f"image must be an IMAGE batch [B, H, W, 3]; got {shape}. "
                              "Wire a LoadImage or VAE Decode output, not a MASK or LATENT.")
-        names, patch, family = prepare_patch(model, clip, concepts, layers, softmax, token_pooling, (0, 1),
-                                              stop_after_last_layer=True)
+        _, patch, family = prepare_patch(model, clip, concepts, layers, softmax, token_pooling, (0, 1), space=space,
+                                         stop_after_last_layer=True)
         patched = patch.install(model.clone())
         latent = vae.encode(image[..., :3])
         diffusion_model = model.get_model_object("diffusion_model")
@@ -65,13 +65,13 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
         sampler = comfy.samplers.KSAMPLER(one_partial_pass)
         sigmas = torch.tensor([noise_level, 0.0])
         progress = comfy.utils.ProgressBar(noise_samples)
-        for sample in range(noise_samples):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            noise = comfy.sample.prepare_noise(latent, seed + sample)
-            guider.sample(noise, latent, sampler, sigmas, disable_pbar=True, seed=seed + sample)
-            progress.update(1)
-        maps = patch.concept_maps(names, tuple(image.shape[1:3]), space, family.token_pixels(model))
-        return io.NodeOutput(maps)
+        with patch.recording() as recording:  # one recording averages every noise draw
+            for sample in range(noise_samples):
+                comfy.model_management.throw_exception_if_processing_interrupted()
+                noise = comfy.sample.prepare_noise(latent, seed + sample)
+                guider.sample(noise, latent, sampler, sigmas, disable_pbar=True, seed=seed + sample)
+                progress.update(1)
+        return io.NodeOutput(patch.maps_of(recording, tuple(image.shape[1:3])))
 
 
 def one_partial_pass(model, x, sigmas, extra_args=None, callback=None, disable=None):
