@@ -7,6 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from .aggregate import SPACES
@@ -115,3 +116,34 @@ def overlay(image: Tensor, heat: Tensor, alpha: float = 0.6) -> Tensor:
             f"image is {image.shape[-2]}x{image.shape[-3]} but the maps are {heat.shape[-2]}x{heat.shape[-3]}"
         )
     return (1 - alpha) * image[..., :3] + alpha * heat
+
+
+def label_font(size: int) -> ImageFont.ImageFont:
+    """Pillow's own bundled font at `size` px (its bitmap font where Pillow lacks FreeType)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()
+
+
+def label_images(images: Tensor, labels: list[str]) -> Tensor:
+    """Write each label in white on a dark band at the top-left of its image ([N, H, W, 3] in 0..1), so
+    that saved and previewed heatmaps say which concept they show."""
+    if images.shape[0] != len(labels):
+        raise ValueError(f"{len(labels)} labels for {images.shape[0]} images")
+    height, width = images.shape[1:3]
+    font = label_font(max(12, round(min(height, width) / 20)))
+    margin = max(1, font.size // 4) if hasattr(font, "size") else 2
+    pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    out = []
+    for image, text in zip(pixels, labels):
+        canvas = Image.fromarray(image)
+        draw = ImageDraw.Draw(canvas)
+        left, top, right, bottom = draw.textbbox((margin, margin), text, font=font)
+        draw.rectangle((0, 0, right + margin, bottom + margin), fill=(0, 0, 0))
+        draw.text((margin, margin), text, fill=(255, 255, 255), font=font)
+        out.append(np.asarray(canvas))
+    labelled = torch.from_numpy(np.stack(out)).float().div(255)
+    # untouched pixels keep their exact values (the uint8 round trip would quantise them)
+    changed = torch.from_numpy(np.stack(out) != pixels).any(dim=-1, keepdim=True)
+    return torch.where(changed, labelled, images.cpu().float())

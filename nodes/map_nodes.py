@@ -6,7 +6,7 @@ from einops import rearrange
 
 from ..ca_core.aggregate import SPACES
 from ..ca_core.concepts import resolve_concept_names
-from ..ca_core.maps import NORMALISATIONS, colourise, normalise, overlay
+from ..ca_core.maps import NORMALISATIONS, colourise, label_images, normalise, overlay
 from ..ca_core.masks import MASK_METHODS, concept_mask
 from .socket_types import ConceptMapsType
 
@@ -30,10 +30,12 @@ class SaliencyMap(io.ComfyNode):
             node_id="ConceptAttentionSaliencyMap",
             display_name="Saliency Map",
             category="conceptattention",
-            description="A colour heatmap per concept and image (optionally over the image), and the soft "
-                        "maps as masks. Outputs are ordered image by image, concept by concept.",
+            description="A colour heatmap per concept and image (optionally over the image, optionally "
+                        "labelled), and the soft maps as masks. Outputs are ordered image by image, concept by "
+                        "concept (with maps of both prompts: the positive prompt's first).",
             inputs=[
-                ConceptMapsType.Input("concept_maps", tooltip="From the Concept Attention Sampler or Segment Image."),
+                ConceptMapsType.Input("concept_maps", tooltip="From the Concept Attention Sampler, Concept Maps "
+                                                              "or Segment Image."),
                 io.Image.Input("image", optional=True,
                                tooltip="The image the maps belong to, to draw the heatmaps over."),
                 io.Combo.Input("normalisation", options=list(NORMALISATIONS), default="joint",
@@ -42,6 +44,10 @@ class SaliencyMap(io.ComfyNode):
                 io.Float.Input("overlay_opacity", default=0.6, min=0.0, max=1.0, step=0.05,
                                tooltip="Heatmap opacity over the image (when an image is connected)."),
                 space_input(),
+                # last and optional, so that workflows and API prompts saved before it still load and run
+                io.Boolean.Input("label", default=False, optional=True,
+                                 tooltip="Write each concept's name (and prompt, for negative-prompt maps) onto "
+                                         "its heatmap, so saved and previewed images say what they show."),
             ],
             outputs=[
                 io.Image.Output(display_name="heatmaps"),
@@ -51,18 +57,18 @@ class SaliencyMap(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, concept_maps, normalisation, overlay_opacity, space, image=None) -> io.NodeOutput:
+    def execute(cls, concept_maps, normalisation, overlay_opacity, space, image=None, label=False) -> io.NodeOutput:
         maps = normalise(concept_maps.pixel_maps(chosen_space(space)), normalisation)
         heat = colourise(maps)  # [B, K, H, W, 3]
         if image is not None:
             image = _matching_images(image, concept_maps)
             heat = overlay(image[:, None], heat, overlay_opacity)
         heatmaps = rearrange(heat, "B K H W C -> (B K) H W C")
+        labels = concept_maps.labels()
+        if label:
+            heatmaps = label_images(heatmaps, labels)
         masks = rearrange(maps.clamp(0, 1) if normalisation != "none" else maps, "B K H W -> (B K) H W")
-        return io.NodeOutput(heatmaps, masks, ui={
-            **ui.PreviewImage(heatmaps, cls=cls).as_dict(),
-            "concepts": [name for _ in range(maps.shape[0]) for name in concept_maps.names],
-        })
+        return io.NodeOutput(heatmaps, masks, ui={**ui.PreviewImage(heatmaps, cls=cls).as_dict(), "concepts": labels})
 
 
 class ConceptMask(io.ComfyNode):
@@ -73,9 +79,11 @@ class ConceptMask(io.ComfyNode):
             display_name="Concept Mask",
             category="conceptattention",
             description="A MASK [B, H, W] at the image's size for one or more concepts, ready for "
-                        "SetLatentNoiseMask, InpaintModelConditioning, VAEEncodeForInpaint and ImageCompositeMasked.",
+                        "SetLatentNoiseMask, InpaintModelConditioning, VAEEncodeForInpaint and ImageCompositeMasked "
+                        "(maps of both prompts give the positive prompt's masks, then the negative's).",
             inputs=[
-                ConceptMapsType.Input("concept_maps", tooltip="From the Concept Attention Sampler or Segment Image."),
+                ConceptMapsType.Input("concept_maps", tooltip="From the Concept Attention Sampler, Concept Maps "
+                                                              "or Segment Image."),
                 io.String.Input("concepts", default="dog",
                                 tooltip="Concept name(s) to mask, comma separated; several give their union."),
                 io.Combo.Input("method", options=list(MASK_METHODS), default="argmax",
@@ -111,13 +119,15 @@ class ConceptMask(io.ComfyNode):
 
 
 def _matching_images(image: torch.Tensor, concept_maps) -> torch.Tensor:
+    """The image under each map set: one per image, repeated for each prompt's maps."""
     height, width = concept_maps.image_size
-    batch = concept_maps.maps.shape[0]
+    batch = concept_maps.images
     if tuple(image.shape[1:3]) != (height, width):
         raise ValueError(
             f"image is {image.shape[2]}x{image.shape[1]} but the maps were made for {width}x{height}: "
             "connect the image the maps came from (e.g. the VAE Decode of the sampler's latent)"
         )
     if image.shape[0] not in (1, batch):
-        raise ValueError(f"image batch has {image.shape[0]} images but the maps cover {batch}")
-    return image.expand(batch, -1, -1, -1).float()
+        raise ValueError(f"image batch has {image.shape[0]} images but the maps cover {batch}: connect the "
+                         "decoded batch the maps were made from, or a single image for all of them")
+    return image.expand(batch, -1, -1, -1).float().repeat(len(concept_maps.prompts), 1, 1, 1)

@@ -56,6 +56,7 @@ class Recording:
     aggregators: dict = field(default_factory=dict)
     grid: tuple[int, int] | None = None
     steps: set = field(default_factory=set)
+    calls_in_range: int = 0  # model calls within the step range, whichever prompts they ran
 
     def __post_init__(self):
         self.aggregators = {prompt: ConceptScoreAggregator(softmax=self.softmax) for prompt in self.prompts}
@@ -63,7 +64,7 @@ class Recording:
     def concept_maps(self, names: list[str], image_size: tuple[int, int], space: str, token_pixels: int,
                      layers: tuple[int, ...], step_range: tuple[int, int]) -> ConceptMaps:
         """The maps, prompt by prompt along the batch (positive images first, then negative)."""
-        if not any(aggregator.contributions for aggregator in self.aggregators.values()):
+        if not self.calls_in_range:
             raise RuntimeError(
                 f"no concept maps were made: steps {step_range[0]}-{step_range[1] - 1} never ran; "
                 "widen the step range"
@@ -218,6 +219,7 @@ class ConceptAttentionPatch:
         step = self._step(call.timestep, transformer_options)
         if not self.steps[0] <= step < self.steps[1]:
             return None
+        recording.calls_in_range += 1
         labels = transformer_options.get("cond_or_uncond") or [0]
         chunk = x.shape[0] // len(labels)
         wanted = {PROMPTS[prompt] for prompt in self.prompts}

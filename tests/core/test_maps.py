@@ -4,6 +4,7 @@ import torch
 from ca_core.maps import (
     ConceptMaps,
     colourise,
+    label_images,
     normalise,
     overlay,
     token_grid_maps,
@@ -193,3 +194,33 @@ def test_concept_maps_selects_a_space_and_upsamples_it():
     assert cm.selected("output") is out_maps
     assert cm.pixel_maps().shape == (1, 2, 30, 40)
     assert torch.all(cm.pixel_maps() == 1) and torch.all(cm.pixel_maps("output") == 0)
+
+
+def test_maps_of_both_prompts_are_laid_out_prompt_by_prompt_and_labelled():
+    maps = torch.rand(4, 2, 2, 3)  # 2 images x 2 prompts
+    cm = ConceptMaps(names=["dog", "sky"], maps=maps, cross_attention_maps=maps, image_size=(32, 48),
+                     token_pixels=TP, prompts=("positive", "negative"))
+    assert cm.images == 2
+    assert cm.labels() == ["dog (positive)", "sky (positive)", "dog (positive)", "sky (positive)",
+                           "dog (negative)", "sky (negative)", "dog (negative)", "sky (negative)"]
+    one = ConceptMaps(names=["dog", "sky"], maps=maps[:2], cross_attention_maps=maps[:2], image_size=(32, 48),
+                      token_pixels=TP)
+    assert one.labels() == ["dog", "sky", "dog", "sky"]  # positive only: the names as typed
+    with pytest.raises(ValueError, match="3 map sets do not divide among the prompts"):
+        ConceptMaps(names=["dog", "sky"], maps=maps[:3], cross_attention_maps=maps[:3], image_size=(32, 48),
+                    token_pixels=TP, prompts=("positive", "negative"))
+
+
+def test_label_images_writes_the_text_top_left_and_leaves_the_rest_exact():
+    images = torch.rand(2, 96, 128, 3)
+    labelled = label_images(images, ["dog", "traffic light"])
+    changed = (labelled != images).any(dim=-1)
+    for image in changed:
+        rows, cols = image.nonzero(as_tuple=True)
+        assert len(rows) > 50 and rows.max() < 32 and cols.min() == 0
+    assert changed[1].sum() > changed[0].sum()  # the longer name takes a longer band
+    assert torch.equal(labelled[~changed], images[~changed])  # every other pixel keeps its exact value
+    # light text on a black band
+    assert ((labelled > 0.9).all(dim=-1) & changed).any() and ((labelled == 0).all(dim=-1) & changed).any()
+    with pytest.raises(ValueError, match="1 labels for 2 images"):
+        label_images(images, ["dog"])

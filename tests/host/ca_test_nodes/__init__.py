@@ -2,11 +2,14 @@
 all made through ComfyUI's own classes (its Flux detection only knows full-size widths)."""
 
 import dataclasses
+import sys
+import types
 
 import comfy.ldm.chroma.model
 import comfy.ldm.chroma_radiance.model as chroma_radiance
 import comfy.model_management
 import comfy.model_patcher
+import comfy.patcher_extension
 import comfy.sd
 import comfy.sd1_clip
 import comfy.supported_models
@@ -311,9 +314,67 @@ class TinyFluxLoader(io.ComfyNode):
         return io.NodeOutput(tiny_flux(seed, guidance_embed), tiny_clip(seed + 1), random_vae(seed + 2))
 
 
+# What CATestKeep received in the prompts run so far, by key; tests clear it. ComfyUI loads this folder
+# as a module of its own, apart from the tests' import of it: both share one dict through sys.modules.
+KEPT: dict[str, dict] = sys.modules.setdefault("ca_test_kept", types.ModuleType("ca_test_kept")).__dict__.setdefault(
+    "kept", {})
+
+
+class Keep(io.ComfyNode):
+    """An output node that keeps what it is given (maps, latents, models, recorders) for the test to read."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="CATestKeep",
+            category="testing",
+            inputs=[io.String.Input("key"),
+                    io.Custom("CONCEPT_MAPS").Input("concept_maps", optional=True),
+                    io.Latent.Input("latent", optional=True),
+                    io.Model.Input("model", optional=True),
+                    io.Custom("CONCEPT_RECORDER").Input("recorder", optional=True)],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, key, **kept) -> io.NodeOutput:
+        KEPT[key] = kept
+        return io.NodeOutput()
+
+
+class InterruptAtCall(io.ComfyNode):
+    """MODEL -> MODEL clone that presses ComfyUI's interrupt on its n-th model call (counted per prompt)."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="CATestInterruptAtCall",
+            category="testing",
+            inputs=[io.Model.Input("model"), io.Int.Input("call", default=2)],
+            outputs=[io.Model.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, call) -> io.NodeOutput:
+        calls = []
+
+        def interrupting(executor, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == call:
+                comfy.model_management.interrupt_current_processing(True)
+                comfy.model_management.throw_exception_if_processing_interrupted()
+            return executor(*args, **kwargs)
+
+        patched = model.clone()
+        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "ca_test_interrupt",
+                                     interrupting)
+        return io.NodeOutput(patched)
+
+
 class TestNodes(ComfyExtension):
     async def get_node_list(self):
-        return [TinyFluxLoader]
+        return [TinyFluxLoader, Keep, InterruptAtCall]
 
 
 async def comfy_entrypoint():
