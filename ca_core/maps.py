@@ -136,7 +136,7 @@ def label_images(images: Tensor, labels: list[str]) -> Tensor:
     margin = max(1, font.size // 4) if hasattr(font, "size") else 2
     pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
     out = []
-    for image, text in zip(pixels, labels):
+    for image, text in zip(pixels, labels, strict=True):
         canvas = Image.fromarray(image)
         draw = ImageDraw.Draw(canvas)
         left, top, right, bottom = draw.textbbox((margin, margin), text, font=font)

@@ -17,8 +17,8 @@ HOST = host_version(os.environ["CA_COMFYUI_DIR"])
 # Templates that declare (`minHost` in workflow_specs.mjs) a newer ComfyUI than this host: listed and
 # served like the others, never loaded or validated here; see test_templates_for_newer_hosts_left_out.
 LEFT_OUT = left_out(HOST)
-NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionSegmentImage", "ConceptAttentionSaliencyMap",
-            "ConceptAttentionMask", "ConceptAttentionLoadDemoModel"]
+NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionMaps", "ConceptAttentionSegmentImage",
+            "ConceptAttentionSaliencyMap", "ConceptAttentionMask", "ConceptAttentionLoadDemoModel"]
 RUNNABLE = "demo_shapes"
 MISSING_MODEL = "flux_schnell_concept_maps with a missing checkpoint"
 

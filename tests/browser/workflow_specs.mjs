@@ -7,7 +7,7 @@
 // oldest ComfyUI version that has every node and option it uses); the browser tier leaves it out on
 // older hosts, checks that they do lack something it uses, and says so in its output.
 // Model file names, folders and download addresses are those of ComfyUI's official Flux, Flux.2 and
-// Chroma templates (comfyui_workflow_templates: flux_schnell, flux_dev_full_text_to_image,
+// Chroma templates (comfyui_workflow_templates: flux_schnell, flux_dev_full_text_to_image, flux_dev_example,
 // flux_fill_inpaint_example, image_flux2, image_flux2_klein_text_to_image, image_chroma_text_to_image).
 
 const HF = "https://huggingface.co";
@@ -69,6 +69,8 @@ const sampler = (pos, widgets) => ({
 });
 const saliency = (pos) => ({ type: "ConceptAttentionSaliencyMap", pos, size: [420, 130], ...OURS });
 const conceptMask = (pos, widgets) => ({ type: "ConceptAttentionMask", pos, size: [320, 300], ...OURS, widgets });
+const conceptModel = (pos, widgets, title) => ({ type: "ConceptAttentionModel", pos, size: [320, 0], title, ...OURS, widgets });
+const conceptMaps = (pos, title) => ({ type: "ConceptAttentionMaps", pos, size: [240, 0], title, ...OURS });
 const note = (pos, size, text) => ({ type: "MarkdownNote", pos, size, title: "About this workflow", widgets: { text } });
 
 // The links every generating template shares: loaders -> prompts -> Concept Attention Sampler ->
@@ -307,13 +309,142 @@ Tune **grow** and **blur** on the mask and re-run: only the mask and the composi
 Real classifier-free guidance (cfg 2.0, with a negative prompt; Flux's distilled guidance stays
 at its default 3.5) and two images in one batch. Each image gets its own maps: the **Saliency Map**
 gallery lists \`fox, snow, trees, sky\` for image 1, then for image 2, and **Concept Mask** gives a
-mask for each image. The maps always come from the positive prompt.
+mask for each image. The maps come from the positive prompt; set the sampler's \`prompt\` to
+\`negative\` or \`both\` for the negative prompt's maps.
 
 ${FLUX_FILES.replace("%EXTRA%", "")}`),
     },
     links: [
       ...generationLinks(SEPARATE_LOADERS),
       ["decode", "IMAGE", "save", "images"],
+    ],
+  },
+
+  // ComfyUI's official Flux.1 dev template (flux_dev_example: SamplerCustomAdvanced, BasicGuider,
+  // FluxGuidance 3.5, ModelSamplingFlux, euler / simple, 20 steps) with the Concept Attention Model
+  // between ModelSamplingFlux and the guider, and Concept Maps after the sampler.
+  flux_dev_sampler_custom_advanced: {
+    nodes: {
+      dev: unet(MODEL.dev, [20, 40], "Load Flux.1 dev"),
+      clip: dualClip([20, 170]),
+      vae: vae([20, 380]),
+      shift: { type: "ModelSamplingFlux", pos: [20, 490], size: [320, 0],
+        widgets: { max_shift: 1.15, base_shift: 0.5, width: 1024, height: 1024 } },
+      camodel: conceptModel([390, 40], { concepts: "cat, hat, table, window" }),
+      positive: prompt("a black cat wearing a tiny straw hat sitting on a wooden table next to a window, "
+        + "soft afternoon light, photograph", [390, 400]),
+      guidance: { type: "FluxGuidance", pos: [390, 600], size: [420, 0], widgets: { guidance: 3.5 } },
+      guider: { type: "BasicGuider", pos: [860, 40], size: [240, 0] },
+      noise: { type: "RandomNoise", pos: [860, 140], size: [240, 0], widgets: { noise_seed: 21 } },
+      select: { type: "KSamplerSelect", pos: [860, 270], size: [240, 0], widgets: { sampler_name: "euler" } },
+      scheduler: { type: "BasicScheduler", pos: [860, 370], size: [240, 0],
+        widgets: { scheduler: "simple", steps: 20, denoise: 1.0 } },
+      latent: { type: "EmptySD3LatentImage", pos: [860, 540], size: [240, 0],
+        widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sca: { type: "SamplerCustomAdvanced", pos: [1140, 40], size: [260, 0] },
+      maps: conceptMaps([1140, 330]),
+      decode: { type: "VAEDecode", pos: [1440, 40] },
+      save: { type: "SaveImage", pos: [1440, 140], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/flux_dev_custom" } },
+      saliency: { ...saliency([1800, 40]), widgets: { label: true } },
+      mask: conceptMask([1440, 570], { concepts: "cat" }),
+      about: note([20, 650], [340, 420], `### Concept maps from any sampler
+
+ComfyUI's own Flux.1 dev template (SamplerCustomAdvanced, BasicGuider, FluxGuidance 3.5) with two
+nodes added:
+
+- **Concept Attention Model** between the model and the guider / scheduler: the image stays
+  exactly as without it.
+- **Concept Maps** takes its \`recorder\` and the sampler's \`output\` LATENT and gives the maps of
+  that very run (\`cat, hat, table, window\`).
+
+The same two nodes work with KSampler, KSamplerAdvanced, CFGGuider and other packs' samplers.
+
+${FLUX_FILES.replace("%EXTRA%", "")}`),
+    },
+    links: [
+      ["dev", "MODEL", "shift", "model"],
+      ["shift", "MODEL", "camodel", "model"],
+      ["clip", "CLIP", "camodel", "clip"],
+      ["clip", "CLIP", "positive", "clip"],
+      ["positive", "CONDITIONING", "guidance", "conditioning"],
+      ["camodel", "MODEL", "guider", "model"],
+      ["guidance", "CONDITIONING", "guider", "conditioning"],
+      ["camodel", "MODEL", "scheduler", "model"],
+      ["noise", "NOISE", "sca", "noise"],
+      ["guider", "GUIDER", "sca", "guider"],
+      ["select", "SAMPLER", "sca", "sampler"],
+      ["scheduler", "SIGMAS", "sca", "sigmas"],
+      ["latent", "LATENT", "sca", "latent_image"],
+      ["camodel", "recorder", "maps", "recorder"],
+      ["sca", "output", "maps", "latent"],
+      ["sca", "output", "decode", "samples"],
+      ["vae", "VAE", "decode", "vae"],
+      ["decode", "IMAGE", "save", "images"],
+      ["maps", "CONCEPT_MAPS", "saliency", "concept_maps"],
+      ["decode", "IMAGE", "saliency", "image"],
+      ["maps", "CONCEPT_MAPS", "mask", "concept_maps"],
+    ],
+  },
+
+  // A hires fix that re-samples only one concept's region: the first pass's maps give the mask, the
+  // upscaled latent is re-sampled under it by the same patched model, which maps the second pass too.
+  hires_fix_concept_region: {
+    nodes: {
+      checkpoint: schnellCheckpoint([20, 40]),
+      camodel: conceptModel([20, 200], { concepts: "dog, sofa, room" }),
+      positive: prompt("a fluffy white dog lying on a red sofa in a cosy living room, photograph", [390, 40]),
+      negative: negative("", [390, 240], "Negative prompt (unused at cfg 1)"),
+      latent: { type: "EmptySD3LatentImage", pos: [390, 440], widgets: { width: 768, height: 768, batch_size: 1 } },
+      first: { type: "KSampler", pos: [860, 40], title: "KSampler (first pass)",
+        widgets: { seed: 8, steps: 4, cfg: 1.0, sampler_name: "euler", scheduler: "simple", denoise: 1.0 } },
+      firstMaps: conceptMaps([860, 380], "Concept Maps (first pass)"),
+      mask: conceptMask([860, 490], { concepts: "dog", grow: 24, blur: 8, fill_holes: true }),
+      upscale: { type: "LatentUpscaleBy", pos: [1200, 40], widgets: { upscale_method: "bislerp", scale_by: 1.5 } },
+      region: { type: "SetLatentNoiseMask", pos: [1200, 170], title: "Re-sample only the dog" },
+      second: { type: "KSampler", pos: [1200, 280], title: "KSampler (second pass)",
+        widgets: { seed: 9, steps: 4, cfg: 1.0, sampler_name: "euler", scheduler: "simple", denoise: 0.55 } },
+      secondMaps: conceptMaps([1200, 630], "Concept Maps (second pass)"),
+      saliency: { ...saliency([1540, 630]), widgets: { label: true } },
+      decode: { type: "VAEDecode", pos: [1540, 40] },
+      save: { type: "SaveImage", pos: [1540, 140], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/hires_dog" } },
+      about: note([20, 560], [340, 400], `### Hires fix of one concept's region
+
+1. The **first pass** generates at 768² with the **Concept Attention Model**'s MODEL.
+2. **Concept Maps (first pass)** and **Concept Mask** give a grown, feathered \`dog\` mask.
+3. The latent is upscaled 1.5x and **SetLatentNoiseMask** limits the **second pass**
+   (denoise 0.55) to the dog: the rest of the image keeps the first pass's content.
+4. Both passes share one patched model; each **Concept Maps** gets its own pass's maps.
+
+**Model file**: \`ComfyUI/models/checkpoints/flux1-schnell-fp8.safetensors\`.`),
+    },
+    links: [
+      ["checkpoint", "MODEL", "camodel", "model"],
+      ["checkpoint", "CLIP", "camodel", "clip"],
+      ["checkpoint", "CLIP", "positive", "clip"],
+      ["checkpoint", "CLIP", "negative", "clip"],
+      ["camodel", "MODEL", "first", "model"],
+      ["positive", "CONDITIONING", "first", "positive"],
+      ["negative", "CONDITIONING", "first", "negative"],
+      ["latent", "LATENT", "first", "latent_image"],
+      ["camodel", "recorder", "firstMaps", "recorder"],
+      ["first", "LATENT", "firstMaps", "latent"],
+      ["firstMaps", "CONCEPT_MAPS", "mask", "concept_maps"],
+      ["first", "LATENT", "upscale", "samples"],
+      ["upscale", "LATENT", "region", "samples"],
+      ["mask", "MASK", "region", "mask"],
+      ["camodel", "MODEL", "second", "model"],
+      ["positive", "CONDITIONING", "second", "positive"],
+      ["negative", "CONDITIONING", "second", "negative"],
+      ["region", "LATENT", "second", "latent_image"],
+      ["camodel", "recorder", "secondMaps", "recorder"],
+      ["second", "LATENT", "secondMaps", "latent"],
+      ["secondMaps", "CONCEPT_MAPS", "saliency", "concept_maps"],
+      ["second", "LATENT", "decode", "samples"],
+      ["checkpoint", "VAE", "decode", "vae"],
+      ["decode", "IMAGE", "save", "images"],
+      ["decode", "IMAGE", "saliency", "image"],
     ],
   },
 
@@ -342,7 +473,8 @@ ${FLUX_FILES.replace("%EXTRA%", "")}`),
 
 Generates with Chroma as ComfyUI's official Chroma template does (26 steps, euler / beta, Flow
 Shift 1.0, real CFG 3.5 with a negative prompt) and maps \`dog, frisbee, grass, sky\` while
-sampling. The maps always come from the positive prompt.
+sampling. The maps come from the positive prompt (the sampler's \`prompt\` input offers the
+negative prompt's too).
 
 - **Saliency Map**: one labelled heatmap per concept; click to enlarge.
 - **Concept Mask**: the \`dog\` mask, ready for inpainting or compositing.
@@ -390,8 +522,7 @@ ComfyUI/models/
       about: note([20, 460], [340, 520], `### Flux.2 dev with concept maps
 
 Generates with Flux.2 dev (FluxGuidance 4, cfg 1, euler / simple, 28 steps) and maps
-\`cat, sofa, window\` while sampling. The maps always come from the positive prompt.
-Needs ComfyUI 0.8 or newer.
+\`cat, sofa, window\` while sampling. Needs ComfyUI 0.8 or newer.
 
 - **Saliency Map**: one labelled heatmap per concept; click to enlarge.
 - **Concept Mask**: the \`cat\` mask, ready for inpainting or compositing.

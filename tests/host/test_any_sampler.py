@@ -261,7 +261,7 @@ def test_saliency_map_labels_each_heatmap_with_its_concept(ca):
     assert concepts == maps.labels() and plain.shape == labelled.shape == (6, 64, 96, 3)
     assert torch.equal(plain, heatmaps(label=False)[0])  # off (and absent, as in older workflows) draws nothing
     changed = (plain != labelled).any(dim=-1)  # [6, H, W]
-    for image, text in zip(changed, concepts):
+    for image, text in zip(changed, concepts, strict=True):
         rows, cols = image.nonzero(as_tuple=True)
         assert len(rows) > 60, text  # a band with the text in it, on every heatmap
         assert rows.max() < 64 // 2 and cols.min() == 0  # at the top-left, the rest untouched

@@ -8,8 +8,8 @@ from ca_test_nodes import random_vae, tiny_clip, tiny_flux, tiny_lumina2, tiny_s
 from comfy_host import make_executor, run_prompt
 from test_generation_unchanged import prompt as encode_prompt
 
-NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionSegmentImage", "ConceptAttentionSaliencyMap",
-            "ConceptAttentionMask"]
+NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionMaps", "ConceptAttentionSegmentImage",
+            "ConceptAttentionSaliencyMap", "ConceptAttentionMask"]
 
 
 def graph(concepts="dog, grass, sky", mask_concepts="dog", layers="auto", width=96, height=64):
@@ -109,7 +109,8 @@ def test_segment_image_maps_any_size_and_averages_noise_samples(ca):
     assert updates[-1] == (2, 2)
     one = segment(ca, image, model=model, clip=clip, vae=vae, seed=0)
     other = segment(ca, image, model=model, clip=clip, vae=vae, seed=1)
-    assert two.maps.shape == (2, 2, 5, 6)  # the VAE crops 100 px to 96: 6 tokens and two.image_size == (72, 100)
+    assert two.maps.shape == (2, 2, 5, 6)  # the VAE crops 100 px to 96: 6 tokens
+    assert two.image_size == (72, 100)
     assert torch.allclose(two.maps, (one.maps + other.maps) / 2, atol=1e-6)
     assert two.pixel_maps().shape == (2, 2, 72, 100)
     mask = ca.ca_core.masks.concept_mask(two.pixel_maps(), [0])
