@@ -3,16 +3,16 @@ shared text modulation and each concept at its own token's RoPE position, a plan
 known answer, reference latents stay out of the maps, and concepts align inside the chat template."""
 
 import comfy.patcher_extension
-import comfy.samplers
 import comfy.supported_models
 import nodes
 import pytest
 import torch
 import torch.nn.functional as F
-from ca_test_nodes import CONTEXT_DIM, flux2_tokenizer_class, planted, random_flux2_vae, tiny_flux2, tiny_flux2_clip
+from ca_test_nodes import flux2_tokenizer_class, planted, random_flux2_vae, tiny_flux2, tiny_flux2_clip
 from test_generation_unchanged import concept_sampler, sampler_inputs
 from test_math import assert_maps_match, linear, mlp_embed, modulation, reference_joint_block, run_layers, timestep_embedding
 from test_patch_hygiene import ksampler
+from test_planted import concept_context, one_pass_maps
 
 if not hasattr(comfy.supported_models, "Flux2"):
     pytest.skip("Flux.2 arrived in ComfyUI 0.8; this host predates it", allow_module_level=True)
@@ -166,24 +166,7 @@ def planted_flux2_latent(height, width, boundary):
 
 
 def run_planted_flux2(ca, latent, reference=None):
-    model = planted(tiny_flux2(0, depth=2))
-    family = ca.nodes.families.family_for(model)
-    context = torch.zeros(1, 2, CONTEXT_DIM)
-    context[0, 0, 0], context[0, 0, 1] = 1.0, -1.0
-    context[0, 1, 2], context[0, 1, 3] = 1.0, -1.0
-    patch = ca.nodes.patch.ConceptAttentionPatch(family, context, (0, 1), (0, 1), stop_after_last_layer=True)
-    patched = patch.install(model.clone())
-    extras = {"pooled_output": None}
-    if reference is not None:
-        extras["reference_latents"] = [reference]
-    cond = [[torch.zeros(1, 4, CONTEXT_DIM), extras]]
-    guider = comfy.samplers.CFGGuider(patched)
-    guider.set_conds(cond, cond)
-    guider.set_cfg(1.0)
-    sampler = comfy.samplers.KSAMPLER(ca.nodes.segment_node.one_partial_pass)
-    guider.sample(torch.zeros_like(latent), latent, sampler, torch.tensor([0.0, 0.0]), disable_pbar=True, seed=0)
-    h, w = latent.shape[-2:]
-    return patch.concept_maps(["left", "right"], (h * 16, w * 16), "output", 16)
+    return one_pass_maps(ca, planted(tiny_flux2(0, depth=2)), concept_context(), None, latent, 16, reference)
 
 
 @pytest.mark.parametrize("with_reference", [False, True], ids=["plain", "edit reference"])

@@ -29,13 +29,12 @@ def concept_context() -> torch.Tensor:
     return context
 
 
-def run_planted(ca, latent, reference=None, family="flux"):
-    model = PLANTED[family]()
+def one_pass_maps(ca, model, concepts, pooled, latent, pixels_per_latent, reference=None):
+    """Maps of "left" and "right" from one partial denoising pass of `model` at sigma 0, cfg 1."""
     family = ca.nodes.families.family_for(model)
-    patch = ca.nodes.patch.ConceptAttentionPatch(family, concept_context(), (0, 1), (0, 1),
-                                                 stop_after_last_layer=True)
+    patch = ca.nodes.patch.ConceptAttentionPatch(family, concepts, (0, 1), (0, 1), stop_after_last_layer=True)
     patched = patch.install(model.clone())
-    extras = {"pooled_output": torch.zeros(1, 16)}
+    extras = {"pooled_output": pooled}
     if reference is not None:
         extras["reference_latents"] = [reference]
     cond = [[torch.zeros(1, 4, CONTEXT_DIM), extras]]
@@ -45,7 +44,11 @@ def run_planted(ca, latent, reference=None, family="flux"):
     sampler = comfy.samplers.KSAMPLER(ca.nodes.segment_node.one_partial_pass)
     guider.sample(torch.zeros_like(latent), latent, sampler, torch.tensor([0.0, 0.0]), disable_pbar=True, seed=0)
     h, w = latent.shape[-2:]
-    return patch.concept_maps(["left", "right"], (h * 8, w * 8), "output", 16)
+    return patch.concept_maps(["left", "right"], (h * pixels_per_latent, w * pixels_per_latent), "output", 16)
+
+
+def run_planted(ca, latent, reference=None, family="flux"):
+    return one_pass_maps(ca, PLANTED[family](), concept_context(), torch.zeros(1, 16), latent, 8, reference)
 
 
 @pytest.mark.parametrize("family", PLANTED)
