@@ -3,7 +3,7 @@
     python -m demo_model.train --out demo_model/run --minutes 60        # resumes if out has a checkpoint
 
 Checkpoints (weights, EMA, optimiser, data position, loss log) are written every few minutes, so
-training can stop at any time and resume in a later session. Deterministic from --seed.
+training can stop at any time and resume in a later run. Deterministic from --seed.
 """
 
 import argparse

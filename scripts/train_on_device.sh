@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Train the demo model for a few minutes on a GPU machine; the exported weights, the loss log and
-# the training output land in $OUT. One prepared command for the workplace's device `run` tool:
+# the training output land in $OUT. One prepared command for a remote GPU machine:
 #
-#   here:   mkdir -p .device_run && cp demo_model/weights/demo_model.safetensors .device_run/start.safetensors
-#   device: run(command="bash scripts/train_on_device.sh", carry=[".device_run"], timeout_s=600)
+#   locally: mkdir -p .device_run && cp demo_model/weights/demo_model.safetensors .device_run/start.safetensors
+#   remote:  copy the working tree with .device_run, then OUT=<dir> timeout 600 bash scripts/train_on_device.sh
 #   here:   python -m demo_model.train --out <new run dir> --init-from <files_at>/demo_model.safetensors ...
 #
 # The device machine's python3 has everything demo_model needs (torch, numpy, opencv, einops,
@@ -40,7 +40,7 @@ fi
 design=()
 [ -z "$DESIGN" ] || design=(--design "$DESIGN")
 run_dir=$(mktemp -d)
-# Every checkpoint is also exported to $OUT, so a run cut short (the session's device time ran out)
+# Every checkpoint is also exported to $OUT, so a run cut short (the machine's time limit ran out)
 # still brings back its last weights; written beside and renamed, so a cut never leaves half a file.
 # It ticks each second (exporting every 70th), so once killed it holds nobody's output open for long.
 ( tick=0
