@@ -10,6 +10,13 @@ from torch import Tensor
 SPACES = ("output", "cross_attention")
 
 
+def softmax_over(concepts: int, requested: bool) -> bool:
+    """Whether the scores take a softmax over concepts. A softmax over one concept is the constant 1 and
+    would erase its map, so one concept keeps its raw scores (ConceptMaps.one_concept_raw says so, and
+    masks cut them at ca_core.masks.ONE_CONCEPT_CUT); two or more follow the request (the paper: on)."""
+    return requested and concepts > 1
+
+
 class ConceptScoreAggregator:
     """Mean over the chosen layers and steps, with an optional softmax over concepts first."""
 

@@ -32,16 +32,25 @@ def parse_layers(text: str, depth: int, last_blocks: int = DEFAULT_LAST_BLOCKS) 
             index = int(part)
             indices = [index + depth if index < 0 else index]
         else:
-            raise SelectionError(
-                f"layers {text!r}: cannot read {part!r}; use auto, all, 15-18, 15,16,17,18 or -1"
-            )
+            raise SelectionError(f"layers {text!r}: cannot read {part!r}; use {layer_examples(depth, last_blocks)}")
         for index in indices:
             if not 0 <= index < depth:
                 raise SelectionError(
-                    f"layer {part} is out of range: this model has {depth} double blocks (0-{depth - 1})"
+                    f"layer {part} is out of range: this model has {depth} double blocks (0-{depth - 1}); "
+                    f"use {layer_examples(depth, last_blocks)}"
                 )
             chosen.add(index)
     return tuple(sorted(chosen))
+
+
+def layer_examples(depth: int, last_blocks: int = DEFAULT_LAST_BLOCKS) -> str:
+    """What a user can type for a model `depth` double blocks deep, drawn from that model: e.g. on a
+    6-block model "auto, all, 2-5, 2,3,4,5 or -1"."""
+    first = max(0, depth - last_blocks)
+    if depth - first < 2:
+        return "auto, all or -1"
+    chosen = range(first, depth)
+    return f"auto, all, {first}-{depth - 1}, {','.join(map(str, chosen))} or -1"
 
 
 def step_index(sigma: float, sample_sigmas: list[float]) -> int:

@@ -35,6 +35,8 @@ class ConceptMaps:
     steps: tuple[int, ...] = ()
     softmax: bool = True
     prompts: tuple[str, ...] = ("positive",)
+    # one concept with softmax asked for: the maps hold its raw scores (aggregate.softmax_over)
+    one_concept_raw: bool = False
 
     def __post_init__(self):
         if self.space not in SPACES:
@@ -53,6 +55,13 @@ class ConceptMaps:
         """One label per map, in the order the maps are laid out: prompt, image, concept."""
         suffix = {prompt: "" if self.prompts == ("positive",) else f" ({prompt})" for prompt in self.prompts}
         return [f"{name}{suffix[prompt]}" for prompt in self.prompts for _ in range(self.images) for name in self.names]
+
+    @property
+    def score_note(self) -> str:
+        """How the maps were scored, where it is not the paper's softmax over concepts ("" where it is)."""
+        if self.one_concept_raw:
+            return "raw score (one concept)"
+        return "" if self.softmax else "raw score (softmax off)"
 
     def selected(self, space: str | None = None) -> Tensor:
         """The maps of one space (default: the one the user chose)."""

@@ -14,13 +14,38 @@ def encode_concepts(clip, names: list[str], pooling: str, family) -> tuple[torch
     pooled, positions = [], []
     for name in names:
         tokens = clip.tokenize(name, return_word_ids=True)
+        unreadable = unknown_tokens(clip, tokens)
+        if unreadable:
+            raise ValueError(f"the concept {name!r} has {unreadable} piece(s) the text encoder cannot read (it sees "
+                             "them as its unknown token, so the map would mean nothing): use plain words, not "
+                             "emoji or symbols")
         context = clip.encode_from_tokens(tokens)
         own = family.concept_token_indices(clip, name, tokens, context.shape[1])
         if not own:
             raise ValueError(f"the concept {name!r} encoded to no token of its own (only start, end or padding "
-                             "tokens): check its spelling, or use words the text encoder knows")
+                             "tokens): check its spelling, or use words the text encoder knows (emoji and "
+                             "symbols alone encode to nothing)")
         positions.append(family.concept_position(own[0], context.shape[1]))
         real = torch.zeros(context.shape[1], dtype=torch.bool, device=context.device)
         real[own] = True
-        pooled.append(pool_concept_tokens(context[0], real, pooling))
+        pooled.append(pool_concept_tokens(context[0], real, pooling, name=name))
     return torch.stack(pooled).unsqueeze(0), positions
+
+
+def unknown_tokens(clip, tokens: dict) -> int:
+    """How many of a tokenized concept's own pieces (word id > 0) are its tokenizer's unknown token (what
+    SentencePiece tokenizers such as T5's make of emoji); 0 where a tokenizer has no unknown token."""
+    count = 0
+    for key, batches in tokens.items():
+        tokenizer = getattr(clip.tokenizer, key, None) or getattr(clip.tokenizer, f"clip_{key}", None)
+        unknown = _unknown_id(getattr(tokenizer, "tokenizer", None))
+        if unknown is not None:
+            count += sum(1 for batch in batches for token in batch if token[2] > 0 and token[0] == unknown)
+    return count
+
+
+def _unknown_id(tokenizer) -> int | None:
+    unknown = getattr(tokenizer, "unk_token_id", None)  # Hugging Face tokenizers
+    if unknown is None and hasattr(getattr(tokenizer, "tokenizer", None), "unk_id"):  # ComfyUI's SPieceTokenizer
+        unknown = tokenizer.tokenizer.unk_id()
+    return unknown if isinstance(unknown, int) else None

@@ -6,40 +6,59 @@ from .flux2 import Flux2Family
 
 FAMILIES = (FluxFamily(), Flux2Family(), ChromaFamily())
 
-# Families ComfyUI loads that have no joint text-image attention, so no concept stream to add.
-WITHOUT_JOINT_ATTENTION = {
-    "WanModel": "Wan (its text enters by cross-attention only)",
-    "NextDiT": "Lumina 2 / Z-Image (a single stream of text and image tokens)",
-    "UNetModel": "SD1.5 / SDXL (a UNet with cross-attention)",
-    "HunYuanDiT": "HunyuanDiT (cross-attention)",
-}
-
-# Joint-attention families whose adapter is not written yet, by the diffusion model's class name.
-NOT_YET = {
-    "OpenAISignatureMMDITWrapper": "SD3 / SD3.5",
-    "QwenImageTransformer2DModel": "Qwen-Image",
-    "HunyuanVideo": "HunyuanVideo",
-    "CogVideoXTransformer3DModel": "CogVideoX",
-}
+# What users call the models ComfyUI loads, by the name of its model config class (comfy.supported_models),
+# longest prefix first; and why they have no concept stream here.
+NO_JOINT_ATTENTION = "its text enters by cross-attention only"
+SINGLE_STREAM = "text and image tokens share one stream, with no separate text weights for the concepts"
+NOT_YET = "not yet supported"
+MODEL_NAMES = (
+    ("SD15", "SD1.5", NO_JOINT_ATTENTION), ("SD2", "SD2.x", NO_JOINT_ATTENTION),
+    ("SDXL", "SDXL", NO_JOINT_ATTENTION), ("SSD1B", "SDXL (SSD-1B)", NO_JOINT_ATTENTION),
+    ("Segmind_Vega", "SDXL (Segmind Vega)", NO_JOINT_ATTENTION), ("KOALA", "SDXL (KOALA)", NO_JOINT_ATTENTION),
+    ("SVD", "Stable Video Diffusion", NO_JOINT_ATTENTION), ("SV3D", "SV3D", NO_JOINT_ATTENTION),
+    ("Stable_Zero123", "Stable Zero123", NO_JOINT_ATTENTION), ("SD_X4", "SD x4 upscaler", NO_JOINT_ATTENTION),
+    ("Stable_Cascade", "Stable Cascade", NO_JOINT_ATTENTION), ("PixArt", "PixArt", NO_JOINT_ATTENTION),
+    ("HunyuanDiT", "HunyuanDiT", NO_JOINT_ATTENTION), ("LTX", "LTX-Video", NO_JOINT_ATTENTION),
+    ("Cosmos", "Cosmos", NO_JOINT_ATTENTION), ("WAN", "Wan", NO_JOINT_ATTENTION),
+    ("Kandinsky5", "Kandinsky 5", NO_JOINT_ATTENTION),
+    ("Lumina2", "Lumina 2", SINGLE_STREAM), ("ZImage", "Z-Image", SINGLE_STREAM), ("Omnigen2", "OmniGen2", SINGLE_STREAM),
+    ("SD3", "SD3 / SD3.5", NOT_YET), ("QwenImage", "Qwen-Image", NOT_YET), ("HunyuanVideo15", "HunyuanVideo 1.5", NOT_YET),
+    ("HunyuanVideo", "HunyuanVideo", NOT_YET), ("HunyuanImage21", "HunyuanImage 2.1", NOT_YET),
+    ("CogVideoX", "CogVideoX", NOT_YET), ("AuraFlow", "AuraFlow", NOT_YET), ("GenmoMochi", "Mochi", NOT_YET),
+    ("HiDream", "HiDream", NOT_YET), ("StableAudio", "Stable Audio (an audio model)", NOT_YET),
+    ("ACEStep", "ACE-Step (an audio model)", NOT_YET),
+)
 
 
 class UnsupportedModelError(ValueError):
     pass
 
 
+def model_name(model) -> tuple[str, str]:
+    """What users call a MODEL's family, from ComfyUI's model config (not an internal class), and why it
+    has no concept stream here."""
+    config = getattr(getattr(model, "model", None), "model_config", None)
+    config_names = [kind.__name__ for kind in type(config).__mro__] if config is not None else []
+    for config_name in config_names:
+        matches = [(prefix, name, why) for prefix, name, why in MODEL_NAMES if config_name.startswith(prefix)]
+        if matches:
+            _, name, why = max(matches, key=lambda match: len(match[0]))
+            return name, why
+    shown = config_names[0] if config_names else type(model.get_model_object("diffusion_model")).__name__
+    return f"this model ({shown})", NOT_YET
+
+
 def family_for(model):
-    """The family of a ComfyUI MODEL, or an error that says why not and lists what is supported."""
+    """The family of a ComfyUI MODEL, or an error that names the model's family, says why not and lists
+    what is supported."""
     diffusion_model = model.get_model_object("diffusion_model")
     for family in FAMILIES:
         if family.matches(diffusion_model):
             return family
     supported = "; ".join(family.name for family in FAMILIES)
-    kind = type(diffusion_model).__name__
-    if kind in WITHOUT_JOINT_ATTENTION:
-        reason = (f"{WITHOUT_JOINT_ATTENTION[kind]} has no joint text-image attention, which ConceptAttention "
-                  "reads its maps from")
-    elif kind in NOT_YET:
-        reason = f"ConceptAttention does not support {NOT_YET[kind]} models yet"
+    name, why = model_name(model)
+    if why == NOT_YET:
+        reason = f"ConceptAttention does not support {name} models yet"
     else:
-        reason = f"ConceptAttention does not support this model ({kind}) yet"
+        reason = f"{name} has no joint text-image attention, which ConceptAttention reads its maps from: {why}"
     raise UnsupportedModelError(f"{reason}. Supported: {supported}. Load one of those (or the demo model).")

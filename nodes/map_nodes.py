@@ -7,7 +7,7 @@ from einops import rearrange
 from ..ca_core.aggregate import SPACES
 from ..ca_core.concepts import resolve_concept_names
 from ..ca_core.maps import NORMALISATIONS, colourise, label_images, normalise, overlay
-from ..ca_core.masks import MASK_METHODS, concept_mask
+from ..ca_core.masks import MASK_METHODS, concept_mask, mask_method_for
 from .socket_types import ConceptMapsType
 
 AS_MADE = "as_made"
@@ -65,6 +65,8 @@ class SaliencyMap(io.ComfyNode):
             heat = overlay(image[:, None], heat, overlay_opacity)
         heatmaps = rearrange(heat, "B K H W C -> (B K) H W C")
         labels = concept_maps.labels()
+        if concept_maps.score_note:  # shown under each heatmap in the node, and on it when labelled
+            labels = [f"{text} · {concept_maps.score_note}" for text in labels]
         if label:
             heatmaps = label_images(heatmaps, labels)
         masks = rearrange(maps.clamp(0, 1) if normalisation != "none" else maps, "B K H W -> (B K) H W")
@@ -112,6 +114,7 @@ class ConceptMask(io.ComfyNode):
     def execute(cls, concept_maps, concepts, method, threshold, grow, blur, fill_holes, invert,
                 space, min_region=0) -> io.NodeOutput:
         selected = resolve_concept_names(concepts, concept_maps.names)
+        method, threshold = mask_method_for(method, threshold, concept_maps.names, concept_maps.one_concept_raw)
         mask = concept_mask(concept_maps.pixel_maps(chosen_space(space)), selected, method=method,
                             threshold=threshold, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert,
                             min_region=min_region)

@@ -22,7 +22,7 @@ import comfy.patcher_extension
 import torch
 from torch import Tensor
 
-from ..ca_core.aggregate import ConceptScoreAggregator
+from ..ca_core.aggregate import ConceptScoreAggregator, softmax_over
 from ..ca_core.layers import step_index
 from ..ca_core.maps import ConceptMaps, token_grid_maps
 from ..ca_core.stream import attend_concepts, update_concepts
@@ -53,10 +53,12 @@ class Recording:
 
     prompts: tuple[str, ...]
     softmax: bool
+    one_concept_raw: bool = False
     aggregators: dict = field(default_factory=dict)
     grid: tuple[int, int] | None = None
     steps: set = field(default_factory=set)
     calls_in_range: int = 0  # model calls within the step range, whichever prompts they ran
+    run_steps: int | None = None  # how many steps the sampling run had (None: a segmentation's lone calls)
 
     def __post_init__(self):
         self.aggregators = {prompt: ConceptScoreAggregator(softmax=self.softmax) for prompt in self.prompts}
@@ -65,9 +67,10 @@ class Recording:
                      layers: tuple[int, ...], step_range: tuple[int, int]) -> ConceptMaps:
         """The maps, prompt by prompt along the batch (positive images first, then negative)."""
         if not self.calls_in_range:
+            had = f": the run had {self.run_steps} steps (0-{self.run_steps - 1})" if self.run_steps else ""
             raise RuntimeError(
-                f"no concept maps were made: steps {step_range[0]}-{step_range[1] - 1} never ran; "
-                "widen the step range"
+                f"no concept maps were made: steps {step_range[0]}-{step_range[1] - 1} never ran{had}; "
+                "set start_step below the run's step count, or widen the step range"
             )
         missing = [prompt for prompt, aggregator in self.aggregators.items() if aggregator.contributions == 0]
         if missing:
@@ -92,6 +95,7 @@ class Recording:
             steps=tuple(sorted(self.steps)),
             softmax=self.softmax,
             prompts=self.prompts,
+            one_concept_raw=self.one_concept_raw,
         )
 
 
@@ -122,7 +126,9 @@ class ConceptAttentionPatch:
         self.concept_positions = concept_positions
         self.layers = layers
         self.steps = steps
-        self.softmax = softmax
+        concepts = concept_context.shape[1]
+        self.softmax = softmax_over(concepts, softmax)
+        self.one_concept_raw = softmax and concepts == 1
         self.prompts = prompts
         self.stop_after_last_layer = stop_after_last_layer
         self.recorder = ConceptRecorder()
@@ -131,7 +137,7 @@ class ConceptAttentionPatch:
         self._timestep_of_sigma = None
 
     def new_recording(self) -> Recording:
-        return Recording(prompts=self.prompts, softmax=self.softmax)
+        return Recording(prompts=self.prompts, softmax=self.softmax, one_concept_raw=self.one_concept_raw)
 
     @contextmanager
     def recording(self):
@@ -175,6 +181,8 @@ class ConceptAttentionPatch:
         if self.open_recording is not None:  # a recording held open around several runs
             return executor(*args, **kwargs)
         recording = self.new_recording()
+        sigmas = args[3] if len(args) > 3 else kwargs.get("sigmas")  # outer_sample(noise, latent, sampler, sigmas..)
+        recording.run_steps = len(sigmas) - 1 if sigmas is not None else None
         self.open_recording = recording
         try:
             output = executor(*args, **kwargs)

@@ -8,7 +8,7 @@ import comfy.samplers
 import nodes
 from comfy_api.latest import io
 
-from .common import concept_inputs, prepare_patch, prompt_input, step_inputs, step_range
+from .common import check_prompt_runs, concept_inputs, prepare_patch, prompt_input, step_inputs, step_range
 from .socket_types import ConceptMapsType
 
 
@@ -54,8 +54,11 @@ class ConceptAttentionSampler(io.ComfyNode):
     def execute(cls, model, clip, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
                 denoise, concepts, layers, space, softmax, token_pooling, start_step, end_step,
                 prompt="positive") -> io.NodeOutput:
-        _, patch, _ = prepare_patch(model, clip, concepts, layers, softmax, token_pooling,
-                                    step_range(start_step, end_step), space=space, prompt=prompt)
+        # everything checkable is checked before sampling, so a bad input never costs a whole generation
+        scored = step_range(start_step, end_step, steps)
+        check_prompt_runs(prompt, cfg)
+        _, patch, _ = prepare_patch(model, clip, concepts, layers, softmax, token_pooling, scored, space=space,
+                                    prompt=prompt)
         patched = patch.install(model.clone())
         (latent,) = nodes.common_ksampler(patched, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                           latent_image, denoise=denoise)

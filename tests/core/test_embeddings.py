@@ -37,9 +37,9 @@ def test_single_real_token_first_equals_mean():
     assert torch.equal(pool_concept_tokens(states, real, "first"), states[3])
 
 
-def test_no_real_token_is_an_error():
-    with pytest.raises(ValueError, match="no real token"):
-        pool_concept_tokens(torch.randn(4, 2), torch.zeros(4, dtype=torch.bool))
+def test_no_real_token_is_an_error_naming_the_concept():
+    with pytest.raises(ValueError, match="the concept '🐶' encoded to no token of its own"):
+        pool_concept_tokens(torch.randn(4, 2), torch.zeros(4, dtype=torch.bool), name="🐶")
 
 
 def test_unknown_pooling_is_an_error():

@@ -51,6 +51,17 @@ def test_garbage(text):
         parse_layers(text, 19)
 
 
+@pytest.mark.parametrize("text", ["15-18", "last"])
+def test_suggestions_come_from_the_model_at_hand(text):
+    # a 6-block model: the examples are its own last four blocks, never Flux.1's 15-18
+    with pytest.raises(SelectionError) as raised:
+        parse_layers(text, 6)
+    assert "auto, all, 2-5, 2,3,4,5 or -1" in str(raised.value)
+    assert "15" not in str(raised.value).split(";")[-1]
+    with pytest.raises(SelectionError, match="auto, all, 5-7, 5,6,7 or -1"):
+        parse_layers("9", 8, last_blocks=3)
+
+
 SIGMAS = [1.0, 0.75, 0.5, 0.25, 0.0]
 
 

@@ -241,7 +241,14 @@ def test_negative_prompt_maps_with_cfg_above_one():
 
 
 def test_negative_maps_at_cfg_one_fail_naming_the_fix():
-    result, _ = run({**base(), **concept_sampler("30", cfg=1.0, prompt="negative")})
+    # the Sampler knows its cfg, so it refuses before sampling
+    result, executed = run({**base(), **concept_sampler("30", cfg=1.0, prompt="negative")})
+    assert not result["success"]
+    message = result["errors"][0]["exception_message"]
+    assert "at cfg 1.0 ComfyUI never runs the negative prompt" in message and "raise cfg above 1" in message
+    # the model node cannot know which sampler and cfg will run it: the collector says why after the run
+    result, _ = run({**base(), **model_node(prompt="negative"), **sampler("KSampler", "10", ("5", 0))[0],
+                     **collector("11", ["10", 0])})
     assert not result["success"]
     message = result["errors"][0]["exception_message"]
     assert "no negative-prompt maps were made" in message and "raise cfg above 1" in message

@@ -1,6 +1,8 @@
 """The nodes load through ComfyUI's loader, run through its executor and fail clearly."""
 
+import comfy.supported_models
 import comfy.utils
+import comfyui_version
 import nodes
 import pytest
 import torch
@@ -153,12 +155,33 @@ def test_direct_calls_name_the_bad_input(ca):
             positive=encode_prompt(clip, "x"), negative=encode_prompt(clip, ""),
             latent_image={"samples": torch.zeros(1, 16, 8, 8)}, denoise=1.0, concepts="dog", layers="auto",
             space="output", softmax=True, token_pooling="first", start_step=0, end_step=10000)
-    with pytest.raises(ValueError, match="Lumina 2 / Z-Image .* has no joint text-image attention.*Supported: Flux.1"):
+    with pytest.raises(ValueError, match="Lumina 2 has no joint text-image attention.*Supported: Flux.1"):
         ca.nodes.families.family_for(tiny_lumina2())
     maps = segment(ca, torch.rand(1, 64, 64, 3))
     with pytest.raises(ValueError, match="image is 96x64 but the maps were made for 64x64"):
         ca.nodes.map_nodes.SaliencyMap.execute(concept_maps=maps, normalisation="joint", overlay_opacity=0.5,
                                                space="as_made", image=torch.rand(1, 64, 96, 3))
+
+
+@pytest.mark.parametrize("config_class, said", [
+    ("SDXL", "SDXL has no joint text-image attention"), ("SD15", "SD1.5 has no joint text-image attention"),
+    ("WAN21_T2V", "Wan has no joint text-image attention"), ("HunyuanVideo", "does not support HunyuanVideo models yet"),
+    ("SD3", "does not support SD3 / SD3.5 models yet"), ("QwenImage", "does not support Qwen-Image models yet"),
+])
+def test_unsupported_models_are_named_as_users_know_them(ca, config_class, said):
+    """The family comes from ComfyUI's model config (what its loader detected), never an internal class name;
+    the model here is a stand-in whose config says it is that family."""
+    model = tiny_lumina2()
+    if not hasattr(comfy.supported_models, config_class):
+        pytest.skip(f"ComfyUI {comfyui_version.__version__} has no {config_class} model config")
+    config = getattr(comfy.supported_models, config_class)
+    model.model.model_config = config.__new__(config)
+    with pytest.raises(ValueError) as raised:
+        ca.nodes.families.family_for(model)
+    message = str(raised.value)
+    assert said in message
+    assert "Supported: Flux.1 (dev, schnell, Kontext)" in message and "Chroma" in message
+    assert "NextDiT" not in message and "Wrapper" not in message and "Model" not in message.split(".")[0]
 
 
 def test_an_unknown_mask_method_is_a_clear_error_on_every_host():
