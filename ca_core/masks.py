@@ -1,5 +1,7 @@
 """Masks from concept maps, ready for inpainting and compositing."""
 
+import math
+
 import cv2
 import numpy as np
 import torch
@@ -8,6 +10,23 @@ from torch import Tensor
 from .maps import normalise
 
 MASK_METHODS = ("argmax", "mean_threshold", "otsu", "threshold", "soft")
+
+# Grow and shrink. Up to this radius OpenCV's ellipse kernel is exact and faster than a distance
+# transform; its cost grows with the kernel's area (20 s for a radius of 512 at 1024x1024).
+KERNEL_GROW_MAX = 8
+# Beyond it, a pixel is within `grow` of the mask when its distance is <= grow + GROW_MARGIN. The
+# ellipse kernel keeps offsets with |dx| <= round(sqrt(r^2 - dy^2)), a little more than the disc of
+# radius r along the rows; margins of 0.35 to 0.4 differ least from it on random masks.
+GROW_MARGIN = 0.375
+# Beyond it, soft masks are grown on cells a few pixels wide, as wide as it takes for the coarse
+# disc to cost no more than a kernel of this radius at full size.
+SOFT_GROW_FULL_SIZE_RADIUS = 16
+
+# Feather. Below this sigma OpenCV's Gaussian (whose kernel is 8 sigma + 1 wide) is cheap: about
+# 20 ms at 1024x1024, and 2.8 s at sigma 256.
+FULL_BLUR_MAX_SIGMA = 16.0
+# Beyond it the blur runs on a grid downscaled so that the coarse sigma is about this many cells.
+COARSE_BLUR_SIGMA = 8.0
 
 # An argmax over one concept is that concept everywhere, so one concept's raw map (aggregate.softmax_over)
 # is cut at half its per-image range instead. Measured on the demo model's held-out scenes
@@ -76,7 +95,11 @@ def concept_mask(
 def refine_mask(mask: Tensor, grow: int = 0, blur: float = 0.0, fill_holes: bool = False, invert: bool = False,
                 min_region: int = 0) -> Tensor:
     """Drop islands under min_region pixels, fill holes, grow or shrink, feather and invert a [B, H, W]
-    mask, in that order."""
+    mask, in that order.
+
+    Grow and blur take about the same time at any radius: up to 8 pixels grow is OpenCV's ellipse
+    kernel, beyond it a distance transform (binary masks) or a max filter on small cells (soft masks);
+    blurs from sigma 16 run on a downscaled grid (see _grow and _blur for how close each comes)."""
     if min_region < 0:
         raise ValueError(f"min_region is {min_region}: give the smallest island to keep in pixels, or 0 to keep all")
     out = []
@@ -86,11 +109,9 @@ def refine_mask(mask: Tensor, grow: int = 0, blur: float = 0.0, fill_holes: bool
         if fill_holes:
             m = _fill_holes(m)
         if grow:
-            size = 2 * abs(grow) + 1
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-            m = cv2.dilate(m, kernel) if grow > 0 else cv2.erode(m, kernel)
+            m = _grow(m, grow)
         if blur > 0:
-            m = cv2.GaussianBlur(m, (0, 0), sigmaX=blur, borderType=cv2.BORDER_REPLICATE)
+            m = _blur(m, blur)
         out.append(m)
     refined = torch.from_numpy(np.stack(out)).clamp(0, 1).to(mask.device)
     return 1 - refined if invert else refined
@@ -118,3 +139,102 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     cv2.floodFill(flood, None, (0, 0), 1)
     holes = 1 - flood[1:-1, 1:-1]
     return np.maximum(binary, holes).astype(np.float32)
+
+
+def _grow(mask: np.ndarray, grow: int) -> np.ndarray:
+    """Dilate (grow > 0) or erode (grow < 0) one [H, W] mask by a disc of radius |grow|, with OpenCV's
+    morphology border: outside the image is background to a dilation and foreground to an erosion,
+    so the border itself neither grows nor eats the mask.
+
+    Up to KERNEL_GROW_MAX this is the ellipse kernel itself. Beyond it a binary result lies between the
+    kernel's results for |grow| - 1 and |grow| + 1, and on random masks differs from the kernel's own
+    in 0.2 % of the pixels that the kernel changes; a soft result lies between the disc dilations
+    (erosions) a cell diagonal narrower and wider (_grow_soft). Both take 10 to 60 ms at 1024x1024."""
+    if abs(grow) <= KERNEL_GROW_MAX:
+        return _grow_reference(mask, grow)
+    if _is_binary(mask):
+        return _grow_binary(mask, grow)
+    return _grow_soft(mask, grow)
+
+
+def _grow_reference(mask: np.ndarray, grow: int) -> np.ndarray:
+    """The ellipse kernel 2|grow|+1 wide: exact and cheap for small radii, O(grow^2) per pixel."""
+    size = 2 * abs(grow) + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    return cv2.dilate(mask, kernel) if grow > 0 else cv2.erode(mask, kernel)
+
+
+def _is_binary(mask: np.ndarray) -> bool:
+    return bool(np.all((mask == 0) | (mask == 1)))
+
+
+def _grow_binary(mask: np.ndarray, grow: int) -> np.ndarray:
+    """The binary grow by an exact Euclidean distance transform, in constant time for any radius.
+
+    Grow r keeps every pixel within r + GROW_MARGIN of the mask; shrink r keeps every mask pixel
+    farther than that from the background. OpenCV's transform never counts outside the image as
+    background, which is the erosion's border."""
+    reach = abs(grow) + GROW_MARGIN
+    if grow > 0:
+        to_mask = cv2.distanceTransform((mask < 0.5).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        return (to_mask <= reach).astype(np.float32)
+    to_background = cv2.distanceTransform((mask >= 0.5).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return (to_background > reach).astype(np.float32)
+
+
+def _soft_grow_cell(radius: int) -> int:
+    """The side of the cells a soft mask is grown on: the coarse kernel's cost, (radius / cell)^2 per
+    cell of cell^2 pixels, stays at that of a full-size SOFT_GROW_FULL_SIZE_RADIUS kernel."""
+    return max(1, math.ceil(math.sqrt(radius / SOFT_GROW_FULL_SIZE_RADIUS)))
+
+
+def _grow_soft(mask: np.ndarray, grow: int) -> np.ndarray:
+    """The grayscale grow (a max filter over a disc; shrink: a min filter) on cells of c x c pixels.
+
+    Each cell takes the max (min) of its pixels, the cells are dilated (eroded) by the disc of radius
+    (|grow| + GROW_MARGIN) / c, and every pixel takes its cell's value. The result lies between the
+    exact disc dilations (erosions) of radius |grow| + GROW_MARGIN -/+ (c - 1) * sqrt(2): a pixel
+    and any pixel of a cell lie within (c - 1) / sqrt(2) of their cells' centres."""
+    radius = abs(grow)
+    cell = _soft_grow_cell(radius)
+    h, w = mask.shape
+    # Each cell's max (min): a cell x cell window anchored at its top-left pixel, taken at every
+    # cell-th pixel; beyond the image the window sees OpenCV's neutral border.
+    window = np.ones((cell, cell), dtype=np.uint8)
+    morph = cv2.dilate if grow > 0 else cv2.erode
+    coarse = np.ascontiguousarray(morph(mask, window, anchor=(0, 0))[::cell, ::cell])
+    reach = (radius + GROW_MARGIN) / cell
+    offsets = np.arange(-int(reach), int(reach) + 1)
+    disc = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= reach * reach).astype(np.uint8)
+    coarse = morph(coarse, disc)
+    return np.repeat(np.repeat(coarse, cell, axis=0), cell, axis=1)[:h, :w]
+
+
+def _blur(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """OpenCV's Gaussian blur with a replicated border, through a downscaled grid for large sigmas:
+    within 0.01 of the full blur (tests/core/test_masks.py), in constant time."""
+    if sigma < FULL_BLUR_MAX_SIGMA:
+        return _blur_reference(mask, sigma)
+    return _blur_downscaled(mask, sigma)
+
+
+def _blur_reference(mask: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(mask, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REPLICATE)
+
+
+def _blur_downscaled(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Average f x f blocks (f = sigma // COARSE_BLUR_SIGMA), blur the blocks with sigma / f and
+    interpolate back linearly. The block average's own spread, (f^2 - 1) / 12, is under 0.1 % of
+    sigma^2 and is left in.
+
+    One block of replicated pixels each side makes the coarse grid's replicated border the very
+    block averages of the replicated image, and gives the interpolation a block beyond the image."""
+    factor = int(sigma // COARSE_BLUR_SIGMA)
+    h, w = mask.shape
+    rows, cols = -(-h // factor), -(-w // factor)
+    padded = cv2.copyMakeBorder(mask, factor, factor + rows * factor - h, factor, factor + cols * factor - w,
+                                cv2.BORDER_REPLICATE)
+    coarse = cv2.resize(padded, (cols + 2, rows + 2), interpolation=cv2.INTER_AREA)
+    coarse = cv2.GaussianBlur(coarse, (0, 0), sigmaX=sigma / factor, borderType=cv2.BORDER_REPLICATE)
+    fine = cv2.resize(coarse, ((cols + 2) * factor, (rows + 2) * factor), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(fine[factor:factor + h, factor:factor + w])

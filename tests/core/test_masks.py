@@ -1,6 +1,11 @@
+import math
+
+import cv2
+import numpy as np
 import pytest
 import torch
 
+from ca_core import masks
 from ca_core.masks import MASK_METHODS, concept_mask, refine_mask
 
 
@@ -223,3 +228,211 @@ def test_min_region_leaves_soft_masks_alone_and_refuses_a_negative_size_by_name(
                                concept_mask(maps, [0], method="soft"))
     with pytest.raises(ValueError, match="min_region"):
         concept_mask(maps, [0], method="threshold", min_region=-1)
+
+
+# Grow, shrink and blur at any radius: the fast paths against OpenCV's full-size references.
+
+def _refined(mask: np.ndarray, **options) -> np.ndarray:
+    return refine_mask(torch.from_numpy(mask)[None], **options)[0].numpy()
+
+
+def _blobs(rng, h, w):
+    smooth = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 8)
+    return (smooth > np.median(smooth)).astype(np.float32)
+
+
+def _shapes_over_the_border(rng, h, w):
+    """Discs and rectangles, some centred outside the image, so the mask touches its border."""
+    m = np.zeros((h, w), np.uint8)
+    for _ in range(4):
+        centre = (int(rng.integers(-10, w + 10)), int(rng.integers(-10, h + 10)))
+        cv2.circle(m, centre, int(rng.integers(5, 40)), 1, -1)
+        x, y = int(rng.integers(-20, w)), int(rng.integers(-20, h))
+        cv2.rectangle(m, (x, y), (x + int(rng.integers(5, 60)), y + int(rng.integers(5, 60))), 1, -1)
+    return m.astype(np.float32)
+
+
+def _sparse_noise(rng, h, w):
+    return (rng.random((h, w)) < 0.01).astype(np.float32)
+
+
+def _thin_lines(rng, h, w):
+    m = np.zeros((h, w), np.uint8)
+    for _ in range(5):
+        ends = rng.integers(0, [w, h], size=(2, 2))
+        cv2.line(m, tuple(map(int, ends[0])), tuple(map(int, ends[1])), 1, 1)
+    return m.astype(np.float32)
+
+
+def _smooth_soft(rng, h, w):
+    smooth = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 6)
+    return (smooth - smooth.min()) / (smooth.max() - smooth.min())
+
+
+def _token_map_soft(rng, h, w):
+    """What the soft method gives: a map over 16-pixel tokens, upsampled bilinearly and scaled to 0..1."""
+    tokens = rng.random((-(-h // 16), -(-w // 16))).astype(np.float32)
+    up = cv2.resize(tokens, (tokens.shape[1] * 16, tokens.shape[0] * 16), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    return (up - up.min()) / (up.max() - up.min())
+
+
+def _grating(rng, h, w):
+    """Stripes 31 pixels apart: the worst case found for the downscaled blur (its cells are 32 wide at sigma 256)."""
+    return np.tile((np.arange(w) % 31 < 15).astype(np.float32), (h, 1))
+
+
+BINARY_MASKS = (_blobs, _shapes_over_the_border, _sparse_noise, _thin_lines)
+SOFT_MASKS = (_smooth_soft, _token_map_soft)
+SIZES = ((96, 160), (150, 101))  # non-square, neither a multiple of the cells
+
+
+def _disc_morph(mask: np.ndarray, radius: float, grow: int) -> np.ndarray:
+    """The exact dilation (grow > 0) or erosion by the disc of real radius `radius`, OpenCV's borders."""
+    reach = int(radius)
+    offsets = np.arange(-reach, reach + 1)
+    disc = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius * radius).astype(np.uint8)
+    return cv2.dilate(mask, disc) if grow > 0 else cv2.erode(mask, disc)
+
+
+def _between(mask, low, high):
+    return bool(np.all(low <= mask) and np.all(mask <= high))
+
+
+@pytest.mark.parametrize("make", BINARY_MASKS)
+@pytest.mark.parametrize("size", SIZES)
+def test_binary_grow_and_shrink_match_the_ellipse_kernel(make, size):
+    rng = np.random.default_rng(len(make.__name__) + size[0])
+    differing, changed = 0, 0
+    for grow in (9, 12, 20, 31, 45, -9, -12, -20, -31, -45):
+        mask = make(rng, *size)
+        fast = _refined(mask, grow=grow)
+        reference = masks._grow_reference(mask, grow)
+        # The distance disc of radius r + 3/8 lies between the ellipse kernels of radius r - 1 and r + 1.
+        step = 1 if grow > 0 else -1
+        narrower, wider = masks._grow_reference(mask, grow - step), masks._grow_reference(mask, grow + step)
+        assert _between(fast, *((narrower, wider) if grow > 0 else (wider, narrower))), grow
+        assert np.sum(fast != reference) <= 0.01 * mask.size, grow
+        differing += int(np.sum(fast != reference))
+        changed += int(np.sum(reference != mask))
+    assert differing <= 0.03 * changed  # measured: 0.2 % of the changed pixels over all these masks
+
+
+@pytest.mark.parametrize("grow", [1, 3, 8, -1, -3, -8])
+def test_small_grows_are_the_ellipse_kernel_itself(grow):
+    rng = np.random.default_rng(grow + 10)
+    for mask in (_blobs(rng, 64, 80), _smooth_soft(rng, 64, 80)):
+        assert np.array_equal(_refined(mask, grow=grow), masks._grow_reference(mask, grow))
+
+
+@pytest.mark.parametrize("radius", [9, 40, 100])
+def test_grow_from_one_pixel_reaches_every_pixel_within_the_radius_and_no_farther(radius):
+    size = 2 * radius + 21
+    mask = np.zeros((size, size), np.float32)
+    mask[size // 2, size // 2] = 1
+    grown = _refined(mask, grow=radius)
+    y, x = np.mgrid[:size, :size] - size // 2
+    distance = np.hypot(y, x)
+    assert np.all(grown[distance <= radius] == 1)
+    assert np.all(grown[distance > radius + 0.5] == 0)
+    assert math.pi * radius ** 2 < grown.sum() < math.pi * (radius + 0.5) ** 2
+
+
+@pytest.mark.parametrize("radius", [9, 30, 77])
+def test_shrink_removes_a_disc_no_wider_than_its_radius_and_leaves_the_core_of_a_wider_one(radius):
+    size = 2 * radius + 31
+    y, x = np.mgrid[:size, :size] - size // 2
+    distance = np.hypot(y, x)
+    for disc_radius in (radius - 3, radius - 0.5, radius):
+        assert _refined((distance <= disc_radius).astype(np.float32), grow=-radius).sum() == 0
+    core = _refined((distance <= radius + 5).astype(np.float32), grow=-radius)
+    assert np.all(core[distance <= 4] == 1) and np.all(core[distance > 6] == 0)
+
+
+def test_the_image_border_neither_grows_nor_shrinks_the_mask():
+    left_half = np.zeros((90, 100), np.float32)
+    left_half[:, :50] = 1
+    shrunk = _refined(left_half, grow=-30)
+    assert np.all(shrunk[:, :20] == 1) and np.all(shrunk[:, 20:] == 0)  # eaten from x = 50 only
+    grown = _refined(left_half, grow=30)
+    assert np.all(grown[:, :80] == 1) and np.all(grown[:, 80:] == 0)  # 30 beyond the last column, 49
+    for level in (0.0, 0.7, 1.0):
+        flat = np.full((70, 90), level, np.float32)
+        for grow in (-60, -20, 20, 60):
+            assert np.array_equal(_refined(flat, grow=grow), flat), (level, grow)
+
+
+@pytest.mark.parametrize("make", SOFT_MASKS)
+@pytest.mark.parametrize("size", SIZES)
+def test_soft_grow_and_shrink_lie_between_discs_a_cell_diagonal_narrower_and_wider(make, size):
+    rng = np.random.default_rng(len(make.__name__) + size[1])
+    mask = make(rng, *size)
+    for grow in (9, 16, 20, 33, 70, -9, -20, -33, -70):
+        fast = _refined(mask, grow=grow)
+        slack = (masks._soft_grow_cell(abs(grow)) - 1) * math.sqrt(2)
+        reach = abs(grow) + masks.GROW_MARGIN
+        narrower, wider = _disc_morph(mask, reach - slack, grow), _disc_morph(mask, reach + slack, grow)
+        assert _between(fast, *((narrower, wider) if grow > 0 else (wider, narrower))), grow
+        # and so between the ellipse kernels a cell diagonal and a pixel narrower and wider
+        step = 1 if grow > 0 else -1
+        inner = masks._grow_reference(mask, step * math.floor(reach - slack - 0.5))
+        outer = masks._grow_reference(mask, step * math.ceil(reach + slack))
+        assert _between(fast, *((inner, outer) if grow > 0 else (outer, inner))), grow
+        assert np.abs(fast - masks._grow_reference(mask, grow)).mean() < 0.01, grow
+
+
+def test_a_soft_mask_of_only_zeros_and_ones_grows_as_a_binary_mask():
+    mask = _blobs(np.random.default_rng(3), 80, 120)
+    soft = concept_mask(torch.from_numpy(mask)[None, None], [0], method="soft", grow=25)[0].numpy()
+    assert np.array_equal(soft, _refined(mask, grow=25))
+    assert np.array_equal(soft, masks._grow_binary(mask, 25))
+
+
+@pytest.mark.parametrize("size", SIZES + ((40, 40),))
+def test_large_blurs_match_the_full_gaussian(size):
+    rng = np.random.default_rng(size[0])
+    worst = 0.0
+    for make in BINARY_MASKS + SOFT_MASKS + (_grating,):
+        mask = make(rng, *size)
+        for sigma in (16, 23.5, 40, 64, 100, 256):
+            fast = _refined(mask, blur=sigma)
+            worst = max(worst, float(np.abs(fast - masks._blur_reference(mask, sigma)).max()))
+    assert worst <= 0.01  # measured up to 0.006, on stripes as far apart as the cells
+
+
+@pytest.mark.parametrize("sigma", [0.5, 3.0, 15.5])
+def test_small_blurs_are_the_full_gaussian_itself(sigma):
+    mask = _shapes_over_the_border(np.random.default_rng(7), 70, 90)
+    assert np.array_equal(_refined(mask, blur=sigma), masks._blur_reference(mask, sigma))
+
+
+@pytest.mark.parametrize("sigma", [16, 30])
+def test_a_large_blur_keeps_the_mass_of_a_mask_away_from_the_border_and_a_flat_mask_flat(sigma):
+    size = 301
+    y, x = np.mgrid[:size, :size] - size // 2
+    disc = (np.hypot(y, x) <= 20).astype(np.float32)  # 130 pixels from the border: beyond 4 sigma
+    blurred = _refined(disc, blur=sigma)
+    assert blurred.sum() == pytest.approx(disc.sum(), rel=2e-3)
+    assert blurred[size // 2, size // 2] < 1 and blurred[size // 2, size // 2 + 3 * sigma] > 0
+    flat = np.full((50, 70), 0.6, np.float32)
+    np.testing.assert_allclose(_refined(flat, blur=sigma), flat, atol=1e-5)
+
+
+def test_the_nodes_largest_grow_and_blur_never_take_the_full_size_kernels(monkeypatch):
+    """The full-size ellipse kernel at radius 512 takes 20 s at 1024x1024, the full Gaussian at sigma 256 about 3 s."""
+    full_grow, full_blur = masks._grow_reference, masks._blur_reference
+
+    def small_grow_only(mask, grow):
+        assert abs(grow) <= masks.KERNEL_GROW_MAX
+        return full_grow(mask, grow)
+
+    def small_blur_only(mask, sigma):
+        assert sigma < masks.FULL_BLUR_MAX_SIGMA
+        return full_blur(mask, sigma)
+
+    monkeypatch.setattr(masks, "_grow_reference", small_grow_only)
+    monkeypatch.setattr(masks, "_blur_reference", small_blur_only)
+    rng = np.random.default_rng(5)
+    for mask in (_blobs(rng, 1024, 1024), _token_map_soft(rng, 1024, 1024)):
+        for grow in (512, -512):
+            out = _refined(mask, grow=grow, blur=256.0)
+            assert out.shape == (1024, 1024) and 0 <= out.min() and out.max() <= 1
