@@ -20,12 +20,12 @@ from comfy_api.latest import io
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from ..demo_model import WEIGHTS
 from ..demo_model.codec import PatchPCACodec
-from ..demo_model.flux_twin import TwinConfig
+from ..demo_model.config import DemoConfig
 from ..demo_model.text import FIRST_DESIGN, TextConfig, TextEncoder, WordTokenizer
 from .flux import flux_unet_config
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "demo_model" / "weights" / "demo_model.safetensors"
 TOKENIZER_KEY = "demo"
 
 
@@ -105,12 +105,12 @@ def load_demo_model(weights: Path = WEIGHTS):
     """(MODEL, CLIP, VAE) of the shipped demo model, on ComfyUI's devices."""
     if not weights.exists():
         raise FileNotFoundError(
-            f"the demo model weights are missing ({weights}); reinstall the extension, or train them "
-            "with: python -m demo_model.train, then python -m demo_model.export"
+            f"the demo model weights are missing ({weights}); reinstall the extension, or, in a clone of its "
+            "repository, train them with: python -m research.train, then python -m research.export"
         )
     with safe_open(str(weights), framework="pt") as f:
         metadata = f.metadata()
-    config = TwinConfig(**json.loads(metadata["config"]))
+    config = DemoConfig(**json.loads(metadata["config"]))
     vocabulary = tuple(json.loads(metadata["vocabulary"]))
     tensors = load_file(str(weights))
     part = {prefix: {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}

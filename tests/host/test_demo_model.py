@@ -10,11 +10,12 @@ from comfy_host import run_prompt
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from research import export, probe, shapes, train
+
 
 @pytest.fixture(scope="module")
 def demo(ca):
     loader = importlib.import_module(f"{ca.__name__}.nodes.demo_loader")
-    shapes = importlib.import_module(f"{ca.__name__}.demo_model.shapes")
     return loader, shapes
 
 
@@ -95,14 +96,12 @@ def test_concepts_encode_through_the_demo_clip(ca, demo):
 
 def test_missing_weights_say_how_to_get_them(demo, tmp_path):
     loader, _ = demo
-    with pytest.raises(FileNotFoundError, match="demo model weights are missing.*demo_model.train"):
+    with pytest.raises(FileNotFoundError, match="demo model weights are missing.*research.train"):
         loader.load_demo_model(Path(tmp_path) / "nothing.safetensors")
 
 
 def test_weights_of_either_text_design_load_with_their_own_encoder(ca, demo, tmp_path):
     loader, shapes = demo
-    train = importlib.import_module(f"{ca.__name__}.demo_model.train")
-    export = importlib.import_module(f"{ca.__name__}.demo_model.export")
     text = importlib.import_module(f"{ca.__name__}.demo_model.text")
     run = train.Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-4, init_from=loader.WEIGHTS)
     run.save()
@@ -153,7 +152,6 @@ def test_comfyui_samples_the_demo_model_as_its_training_twin_does(ca, demo):
     torch.testing.assert_close(model.model.process_latent_in(latents), latents)
     torch.testing.assert_close(model.model.process_latent_out(latents), latents)
 
-    probe = importlib.import_module(f"{ca.__name__}.demo_model.probe")
     twin, text, codec = probe.load(loader.WEIGHTS)
     words = probe.WordTokenizer(shapes.VOCABULARY)
     prompt, seed, steps, cfg = "a red circle on a gray background", 3, 4, 3.0
