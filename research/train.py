@@ -385,7 +385,7 @@ class Trainer:
                                  f"or leave out --added-weights-lr-scale")
             self.added_weights = {"widened_from": asdict(source), "lr_scale": added_weights_lr_scale}
         if init_from is not None and not (out / "checkpoint.pt").exists():
-            # a new run continuing shipped weights (e.g. on a machine without the old checkpoint)
+            # a new run continuing shipped weights (e.g. where the old run's checkpoint was not kept)
             shipped_design = DemoConfig(**json.loads(weights_metadata(init_from)["config"]))
             if shipped_design != self.config:
                 raise ValueError(f"{init_from} is another design ({shipped_design.design_text()}) than this run's "
