@@ -1,6 +1,7 @@
 """The shipped demo model through ComfyUI's own nodes: loader, CLIP, VAE, sampling, concept maps."""
 
 import importlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,49 @@ def test_comfyui_samples_the_demo_model_as_its_training_twin_does(ca, demo):
             v, v_uncond = twin(x, t.expand(1), cond, pooled), twin(x, t.expand(1), uncond, unpooled)
             x = x + (t_next - t) * (v_uncond + cfg * (v - v_uncond))
     torch.testing.assert_close(sampled["samples"].float(), x, atol=2e-3, rtol=0)
+
+
+def test_concepts_the_demo_model_does_not_know_are_refused_with_the_words_it_knows(ca, demo):
+    """Segment Image's and the Sampler's default concepts mean nothing to the demo model: each would read as
+    the same <unk> token and give the same map, so they are an error that lists the words it knows."""
+    loader, _ = demo
+    model, clip, vae = loader.load_demo_model()
+    image = torch.from_numpy(shapes.make_scene(shapes.held_out_seeds(1)[0]).image)[None]
+    with pytest.raises(ValueError) as refused:
+        ca.nodes.segment_node.ConceptAttentionSegmentImage.execute(
+            model=model, clip=clip, vae=vae, image=image, concepts="dog, grass, sky", layers="auto", space="output",
+            softmax=True, token_pooling="first", noise_level=0.5, noise_samples=1, seed=0, caption="")
+    message = str(refused.value)
+    assert "the concepts 'dog', 'grass', 'sky' are not words" in message
+    known = message.split("Use words it knows: ")[1].split(", ")
+    assert {"circle", "square", "star", "background", "red", "gray"} <= set(known)
+    assert set(known) == set(shapes.VOCABULARY) - {"<pad>", "<unk>"}
+
+    with pytest.raises(ValueError, match=r"the concept 'red dog' \(dog\) is not a word .* circle"):
+        ca.nodes.encoding.encode_concepts(clip, ["circle", "red dog"], "first", ca.nodes.flux.FluxFamily())
+
+    result = run_prompt(demo_graph(shapes.IMAGE_SIZE, concepts="dog, grass, sky"))  # the Sampler's default
+    assert result["valid"] and not result["success"]
+    (error,) = result["errors"]
+    assert error["node_type"] == "ConceptAttentionSampler"
+    assert "the concepts 'dog', 'grass', 'sky' are not words" in error["exception_message"]
+
+
+def test_an_unknown_prompt_word_is_logged_and_known_ones_are_not(demo, caplog):
+    loader, _ = demo
+    _, clip, _ = loader.load_demo_model()
+    with caplog.at_level(logging.WARNING):
+        clip.tokenize("a red circle and a blue square on a gray background")
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING):
+        tokens = clip.tokenize("a red dog on a green lawn")
+    (record,) = caplog.records
+    assert "does not know the words dog, lawn of 'a red dog on a green lawn'" in record.getMessage()
+    assert "it knows: a, an, and, on, background" in record.getMessage()
+    unknown = shapes.WORD_TO_ID["<unk>"]
+    assert [token for token, *_ in tokens["demo"][0][:7]] == [shapes.WORD_TO_ID[w] if w in shapes.WORD_TO_ID else unknown
+                                                              for w in "a red dog on a green lawn".split()]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        clip.tokenize(" ".join(["a red circle"] * 6))  # 18 words
+    assert "reads the first 16 words" in caplog.text
