@@ -15,7 +15,7 @@
 #     CA_COMFYUI_DIR + CA_PYTHON if set, else whatever `scripts/host_env.sh 0.8.0` prints (it uses
 #     $COMFYUI_PATH or ~/.cache/comfyui-concept-attention/hosts/0.8.0 and the cached venv; it only
 #     needs a network when neither exists);
-#   - $OUT, when set (the device runner's output folder), receives the JSON and the logs;
+#   - $OUT, when set, receives the JSON and the logs;
 #     otherwise they go to bench/.
 # Expected run time on one H100: about 3-5 minutes for Flux.1 (three processes, each booting ComfyUI
 # (~20 s) and drawing the 12B random weights on the GPU (seconds); ~200 sampler/forward runs of

@@ -1,1 +1,8 @@
-"""Demo model support: a procedural coloured-shapes dataset and a patch-PCA latent codec (no ComfyUI import)."""
+"""The shipped demo model: its config, word-level text encoder, patch-PCA latent codec and weights (no ComfyUI import).
+
+How it was trained and measured lives in research/, which the registry package leaves out.
+"""
+
+from pathlib import Path
+
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "demo_model.safetensors"

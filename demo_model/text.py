@@ -20,14 +20,27 @@ class WordTokenizer:
         self.vocabulary = vocabulary
         self.index = {word: i for i, word in enumerate(vocabulary)}
 
-    def words(self, text: str) -> list[str]:
+    @staticmethod
+    def all_words(text: str) -> list[str]:
         cleaned = "".join(ch if ch.isalnum() else " " for ch in text.lower())
-        return cleaned.split()[:MAX_TOKENS]
+        return cleaned.split()
+
+    def words(self, text: str) -> list[str]:
+        """The words the model reads: the first MAX_TOKENS."""
+        return self.all_words(text)[:MAX_TOKENS]
 
     def ids(self, text: str) -> list[int]:
         """Token ids, padded; unknown words map to <unk>."""
         ids = [self.index.get(word, self.index[UNK]) for word in self.words(text)]
         return ids + [self.index[PAD]] * (MAX_TOKENS - len(ids))
+
+    @property
+    def known_words(self) -> tuple[str, ...]:
+        return tuple(word for word in self.vocabulary if word not in (PAD, UNK))
+
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of text outside the vocabulary (each would read as <unk>), each once, in order."""
+        return list(dict.fromkeys(word for word in self.all_words(text) if word not in self.index))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ take exactly the paths they take with Flux.
 """
 
 import json
+import logging
 from pathlib import Path
 
 import comfy.latent_formats
@@ -20,12 +21,14 @@ from comfy_api.latest import io
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from ..demo_model import WEIGHTS
 from ..demo_model.codec import PatchPCACodec
-from ..demo_model.flux_twin import TwinConfig
-from ..demo_model.text import FIRST_DESIGN, TextConfig, TextEncoder, WordTokenizer
+from ..demo_model.config import DemoConfig
+from ..demo_model.text import FIRST_DESIGN, MAX_TOKENS, TextConfig, TextEncoder, WordTokenizer
 from .flux import flux_unet_config
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "demo_model" / "weights" / "demo_model.safetensors"
+log = logging.getLogger(__name__)
+
 TOKENIZER_KEY = "demo"
 
 
@@ -47,14 +50,27 @@ class DemoFluxConfig(comfy.supported_models.FluxSchnell):
 
 
 class DemoTokenizer:
-    """ComfyUI tokenizer interface over the word-level tokenizer (word ids: 1..n, 0 for pads)."""
+    """ComfyUI tokenizer interface over the word-level tokenizer (word ids: 1..n, 0 for pads). It has a
+    closed vocabulary (nodes.encoding.ClosedVocabulary): concepts outside it are refused, and a prompt's
+    unknown words are logged, as the model reads each of them as the same <unk>."""
 
     vocabulary: tuple[str, ...] = ()
 
     def __init__(self, embedding_directory=None, tokenizer_data={}):
         self.words = WordTokenizer(self.vocabulary)
+        self.known_words = self.words.known_words
+
+    def unknown_words(self, text: str) -> list[str]:
+        return self.words.unknown_words(text)
 
     def tokenize_with_weights(self, text: str, return_word_ids: bool = False, **kwargs) -> dict:
+        unknown = self.unknown_words(text)
+        if unknown:
+            log.warning("the Concept Attention demo model does not know the words %s of %r and reads each as "
+                        "<unk>; it knows: %s", ", ".join(unknown), text, ", ".join(self.known_words))
+        if len(self.words.all_words(text)) > MAX_TOKENS:
+            log.warning("the Concept Attention demo model reads the first %d words of %r and drops the rest",
+                        MAX_TOKENS, text)
         ids = self.words.ids(text)
         if return_word_ids:
             pairs = [(token, 1.0, i + 1 if token != 0 else 0) for i, token in enumerate(ids)]
@@ -105,12 +121,12 @@ def load_demo_model(weights: Path = WEIGHTS):
     """(MODEL, CLIP, VAE) of the shipped demo model, on ComfyUI's devices."""
     if not weights.exists():
         raise FileNotFoundError(
-            f"the demo model weights are missing ({weights}); reinstall the extension, or train them "
-            "with: python -m demo_model.train, then python -m demo_model.export"
+            f"the demo model weights are missing ({weights}); reinstall the extension, or, in a clone of its "
+            "repository, train them with: python -m research.train, then python -m research.export"
         )
     with safe_open(str(weights), framework="pt") as f:
         metadata = f.metadata()
-    config = TwinConfig(**json.loads(metadata["config"]))
+    config = DemoConfig(**json.loads(metadata["config"]))
     vocabulary = tuple(json.loads(metadata["vocabulary"]))
     tensors = load_file(str(weights))
     part = {prefix: {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}

@@ -1,8 +1,33 @@
 """Concept embeddings through ComfyUI's CLIP: one text-encoder pass per concept."""
 
+from typing import Protocol, runtime_checkable
+
 import torch
 
 from ..ca_core.embeddings import pool_concept_tokens
+
+
+@runtime_checkable
+class ClosedVocabulary(Protocol):
+    """A tokenizer that knows a fixed list of words (the demo model's) and reads any other as one
+    unknown token, so every unknown concept would give the same map."""
+
+    known_words: tuple[str, ...]
+
+    def unknown_words(self, text: str) -> list[str]: ...
+
+
+def refuse_unknown_concepts(tokenizer, names: list[str]) -> None:
+    if not isinstance(tokenizer, ClosedVocabulary):
+        return
+    unknown = {name: tokenizer.unknown_words(name) for name in names}
+    unknown = {name: words for name, words in unknown.items() if words}
+    if unknown:
+        named = ", ".join(f"{name!r}" + (f" ({', '.join(words)})" if words != [name] else "")
+                          for name, words in unknown.items())
+        subject = f"the concept {named} is not a word" if len(unknown) == 1 else f"the concepts {named} are not words"
+        raise ValueError(f"{subject} this model's text encoder knows: it reads every unknown word as the same token, "
+                         f"so their maps would be alike. Use words it knows: {', '.join(tokenizer.known_words)}")
 
 
 def encode_concepts(clip, names: list[str], pooling: str, family) -> tuple[torch.Tensor, list[int]]:
@@ -11,6 +36,7 @@ def encode_concepts(clip, names: list[str], pooling: str, family) -> tuple[torch
     positions give the concept that position)."""
     if clip is None:
         raise ValueError("clip is not connected: wire the CLIP that encoded your prompt")
+    refuse_unknown_concepts(clip.tokenizer, names)
     pooled, positions = [], []
     for name in names:
         tokens = clip.tokenize(name, return_word_ids=True)

@@ -20,9 +20,10 @@ PACK_NAME = "comfyui-concept-attention"
 
 
 def boot(comfyui_dir: str | None = None, extra_custom_nodes: dict[str, Path] | None = None,
-         cpu: bool = True, quiet: bool = False) -> ModuleType:
-    """Import ComfyUI from comfyui_dir (default $CA_COMFYUI_DIR), load this extension through its
-    own loader (plus any extra custom node folders), and return the extension's module.
+         cpu: bool = True, quiet: bool = False, pack_dir: Path = REPO) -> ModuleType:
+    """Import ComfyUI from comfyui_dir (default $CA_COMFYUI_DIR), load this extension from pack_dir
+    (default: this repository; e.g. a copy of the registry package) through ComfyUI's own loader, plus
+    any extra custom node folders, and return the extension's module.
 
     quiet: hold the warnings ComfyUI logs while it boots and print one line instead; they are all
     printed when this extension fails to load or one of them names it.
@@ -32,10 +33,10 @@ def boot(comfyui_dir: str | None = None, extra_custom_nodes: dict[str, Path] | N
         raise SystemExit("set CA_COMFYUI_DIR to a ComfyUI work tree (scripts/host_env.sh VERSION prepares one)")
     sys.path.insert(0, comfyui_dir)
     with HeldHostLog() if quiet else contextlib.nullcontext():
-        return _load(cpu, extra_custom_nodes or {})
+        return _load(cpu, {PACK_NAME: pack_dir, **(extra_custom_nodes or {})})
 
 
-def _load(cpu: bool, extra_custom_nodes: dict[str, Path]) -> ModuleType:
+def _load(cpu: bool, custom_nodes: dict[str, Path]) -> ModuleType:
     # ComfyUI's import order matters: cli flags, then extra_config, then nodes.
     # isort: off
     from comfy.cli_args import args
@@ -49,10 +50,12 @@ def _load(cpu: bool, extra_custom_nodes: dict[str, Path]) -> ModuleType:
     work = Path(tempfile.mkdtemp(prefix="ca-comfy-"))
     custom = work / "custom_nodes"
     custom.mkdir()
-    for name, path in {PACK_NAME: REPO, **extra_custom_nodes}.items():
+    for name, path in custom_nodes.items():
         (custom / name).symlink_to(path)
     folder_paths.set_temp_directory(str(work / "temp"))
     folder_paths.set_output_directory(str(work / "output"))
+    (work / "input").mkdir()
+    folder_paths.set_input_directory(str(work / "input"))
     folder_paths.add_model_folder_path("custom_nodes", str(custom), is_default=True)
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
     return pack()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job: generate with the shipped demo model and write maps, masks and a contact sheet.
+# The main job: generate with the shipped demo model and write maps, masks and a contact sheet; then
+# segment held-out scenes of its shapes dataset and print their masks' IoU against the ground truth.
 #   scripts/demo.sh [--out demo-output] [--prompt "a green star and a red cross on a white background"]
-#                   [--concepts "star, cross, background"] [--seed 3] [--verbose: every host warning]
+#                   [--concepts "star, cross, background"] [--seed 3] [--scenes 6]
+#                   [--pack DIR: the node pack from DIR] [--verbose: every host warning]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 # the newest pinned ComfyUI (the last row of scripts/hosts.tsv) unless CA_HOST names another

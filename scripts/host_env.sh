@@ -61,6 +61,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "host_env: building $venv for ComfyUI $actual (one time)" >&2
   "$python_bin" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+  # OpenCV's GUI build (opencv-python, which requirements.txt once named) and its headless build share
+  # the cv2 package, so removing one breaks the other's files: a venv with the GUI build loses both
+  # here, and the install below brings the headless build back alone.
+  if "$venv/bin/python" -m pip show --quiet opencv-python >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip uninstall --quiet --disable-pip-version-check -y opencv-python \
+      opencv-python-headless >&2
+  fi
   # The torch set is pinned together here (and only here, for tests): a lone torchvision or
   # torchaudio pulls an unpinned torch.
   grep -v -E '^(torch|torchvision|torchaudio)$' "$host/requirements.txt" > "$venv/host-requirements.txt"

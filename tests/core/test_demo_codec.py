@@ -3,7 +3,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from demo_model.codec import LATENT_CHANNELS, PatchPCACodec, fit_pca_codec, psnr
-from demo_model.shapes import IMAGE_SIZE, held_out_seeds, make_batch
+from research.shapes import IMAGE_SIZE, held_out_seeds, make_batch
 
 PSNR_BAR_DB = 30.0
 

@@ -3,10 +3,12 @@
 import pytest
 import torch
 
-from demo_model import flux_twin
-from demo_model.evaluation import PIXELS_PER_TOKEN
-from demo_model.flux_twin import FluxTwin, TwinConfig
-from demo_model.probe import (
+from demo_model.config import DemoConfig
+from demo_model.text import MAX_TOKENS, TextEncoder, WordTokenizer
+from research import flux_twin
+from research.evaluation import PIXELS_PER_TOKEN
+from research.flux_twin import FluxTwin
+from research.probe import (
     IMAGE_SIDE_COLUMNS,
     background_word_binding,
     image_side,
@@ -16,8 +18,7 @@ from demo_model.probe import (
     recorded_attention,
     token_masks,
 )
-from demo_model.shapes import IMAGE_SIZE, VOCABULARY, held_out_seeds, make_scene
-from demo_model.text import MAX_TOKENS, TextEncoder, WordTokenizer
+from research.shapes import IMAGE_SIZE, VOCABULARY, held_out_seeds, make_scene
 
 TOKENS = (IMAGE_SIZE // PIXELS_PER_TOKEN) ** 2  # a scene's image tokens
 
@@ -49,7 +50,7 @@ def test_recorded_probabilities_reproduce_the_attention_output_one_record_per_bl
         assert torch.allclose(probabilities.sum(-1), torch.ones(()), atol=1e-5)
         assert torch.allclose(mixed, output, atol=1e-5)
         recorded.clear()
-        model = FluxTwin(TwinConfig(depth=2, depth_single_blocks=1)).eval()
+        model = FluxTwin(DemoConfig(depth=2, depth_single_blocks=1)).eval()
         model(torch.randn(1, 16, 8, 8), torch.tensor([0.5]), torch.randn(1, MAX_TOKENS, 64), torch.randn(1, 64))
         assert [r.shape for r in recorded] == [(1, 4, MAX_TOKENS + 16, MAX_TOKENS + 16)] * 3
 
@@ -149,7 +150,7 @@ def test_image_side_reads_attention_within_objects_and_outputs_that_tell_them_ap
 
 def test_image_side_table_has_one_row_per_double_block_of_shares_that_sum_below_one():
     torch.manual_seed(0)
-    config = TwinConfig(depth=2, depth_single_blocks=1)
+    config = DemoConfig(depth=2, depth_single_blocks=1)
     model, text = FluxTwin(config).eval(), TextEncoder(len(VOCABULARY), dim=config.context_in_dim).eval()
 
     class PooledCodec:  # 16 channels at 1/8 of the image, the shape of the demo codec's latents

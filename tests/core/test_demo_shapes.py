@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from demo_model.shapes import (
+from research.shapes import (
     BACKGROUNDS,
     COLOURS,
     HELD_OUT_SEED_OFFSET,

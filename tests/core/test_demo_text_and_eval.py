@@ -9,9 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from demo_model.classify import classify_colour, classify_shape, deep_concavities, object_mask
 from demo_model.codec import PatchPCACodec
-from demo_model.evaluation import (
+from demo_model.text import FIRST_DESIGN, MAX_TOKENS, TextConfig, TextEncoder, WordTokenizer
+from research.classify import classify_colour, classify_shape, deep_concavities, object_mask
+from research.evaluation import (
     ConceptAttentionShares,
     IoUTable,
     ObjectPixelFates,
@@ -28,10 +29,9 @@ from demo_model.evaluation import (
     whole_tokens_wide,
     width_band,
 )
-from demo_model.probe import swap_words
-from demo_model.shapes import COLOURS, SHAPES, VOCABULARY, held_out_seeds, make_scene
-from demo_model.text import FIRST_DESIGN, MAX_TOKENS, TextConfig, TextEncoder, WordTokenizer
-from demo_model.train import training_caption, without_colours
+from research.probe import swap_words
+from research.shapes import COLOURS, SHAPES, VOCABULARY, held_out_seeds, make_scene
+from research.train import training_caption, without_colours
 
 
 def test_tokenizer_pads_lowercases_and_marks_unknown_words():
@@ -260,7 +260,7 @@ def test_segmentation_gives_the_papers_caption_and_scores_an_all_background_answ
 
 
 def test_segmentation_can_skip_the_bars_scenes_to_measure_on_others():
-    from demo_model.shapes import HELD_OUT_SEED_OFFSET
+    from research.shapes import HELD_OUT_SEED_OFFSET
 
     assert held_out_seeds(3, skip=200) == range(HELD_OUT_SEED_OFFSET + 200, HELD_OUT_SEED_OFFSET + 203)
     with pytest.raises(ValueError, match="skip -1"):

@@ -13,13 +13,14 @@ import torch
 from safetensors.torch import load_file
 
 from demo_model.codec import fit_pca_codec
-from demo_model.evaluation import token_masks
-from demo_model.export import export
-from demo_model.flux_twin import FluxTwin, TwinConfig
-from demo_model.probe import load
-from demo_model.shapes import IMAGE_SIZE, VOCABULARY, WORD_TO_ID, is_centred, make_batch, make_scene
+from demo_model.config import DemoConfig
 from demo_model.text import FIRST_DESIGN, TextConfig, WordTokenizer
-from demo_model.train import (
+from research.evaluation import token_masks
+from research.export import export
+from research.flux_twin import FluxTwin, float16_megabytes
+from research.probe import load
+from research.shapes import IMAGE_SIZE, VOCABULARY, WORD_TO_ID, is_centred, make_batch, make_scene
+from research.train import (
     DATA_FILE,
     GROUNDING_MAX_TIME,
     OUTLINE_WEIGHT,
@@ -127,7 +128,7 @@ def test_the_export_takes_the_ema_or_with_raw_the_latest_weights(tmp_path):
 
 def test_a_run_begun_before_the_text_design_was_recorded_resumes_with_the_first_design(tmp_path, monkeypatch):
     with monkeypatch.context() as old_code:  # the trainer as it was: first design, nothing recorded
-        old_code.setattr("demo_model.train.TextConfig", lambda: FIRST_DESIGN)
+        old_code.setattr("research.train.TextConfig", lambda: FIRST_DESIGN)
         Trainer(tmp_path, seed=0, batch=2, lr=1e-4).save()
     (tmp_path / "text.json").unlink()
     resumed = Trainer(tmp_path, seed=0, batch=2, lr=1e-4)
@@ -135,39 +136,38 @@ def test_a_run_begun_before_the_text_design_was_recorded_resumes_with_the_first_
     assert any(name.startswith("encoder.") for name in resumed.text.state_dict())
 
 
-def test_the_device_training_script_names_missing_inputs_before_training(tmp_path):
-    script = Path(__file__).parents[2] / "scripts" / "train_on_device.sh"
+GPU_TRAINING_SCRIPT = Path(__file__).parents[2] / "scripts" / "train_demo_on_gpu.sh"
+
+
+def test_the_gpu_training_script_names_missing_weights_before_training(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "START": str(tmp_path / "absent.safetensors"), "OUT": str(tmp_path)}
-    missing_weights = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    missing_weights = subprocess.run(["bash", str(GPU_TRAINING_SCRIPT)], env=env, capture_output=True, text=True)
     assert missing_weights.returncode == 2
     assert "no starting weights at" in missing_weights.stderr and "absent.safetensors" in missing_weights.stderr
-    env.pop("OUT")
-    missing_out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
-    assert missing_out.returncode != 0 and "set OUT" in missing_out.stderr
 
 
-TINY_DESIGN = TwinConfig(hidden_size=32, num_heads=2, depth=2, depth_single_blocks=1)
+TINY_DESIGN = DemoConfig(hidden_size=32, num_heads=2, depth=2, depth_single_blocks=1)
 
 
 def test_a_design_reads_from_name_value_pairs_and_a_bad_one_is_refused_by_name():
-    assert TwinConfig.from_design("") == TwinConfig()
-    assert TwinConfig.from_design(" hidden_size=160, num_heads=5 ") == TwinConfig(hidden_size=160, num_heads=5)
-    assert TwinConfig.from_design("mlp_ratio=2.5,depth=8").mlp_ratio == 2.5
-    assert TwinConfig.from_design("num_heads=8").axes_dim == [4, 6, 6]  # heads of 16 channels
+    assert DemoConfig.from_design("") == DemoConfig()
+    assert DemoConfig.from_design(" hidden_size=160, num_heads=5 ") == DemoConfig(hidden_size=160, num_heads=5)
+    assert DemoConfig.from_design("mlp_ratio=2.5,depth=8").mlp_ratio == 2.5
+    assert DemoConfig.from_design("num_heads=8").axes_dim == [4, 6, 6]  # heads of 16 channels
     for spec, named in (("heads=8", "cannot read 'heads=8'"), ("num_heads", "cannot read 'num_heads'"),
                         ("theta=5", "cannot read 'theta=5'"), ("depth=six", "depth must be a whole number"),
                         ("num_heads=3", "does not split into 3 heads"), ("num_heads=32", "heads of 4 channels"),
                         ("depth=0", "depth must be positive"), ("depth_single_blocks=-1", "0 or more")):
         with pytest.raises(ValueError, match=named):
-            TwinConfig.from_design(spec)
+            DemoConfig.from_design(spec)
 
 
 def test_a_wider_design_costs_what_its_parameters_weigh_as_shipped():
     shipped = Path(__file__).parents[2] / "demo_model" / "weights" / "demo_model.safetensors"
     transformer = sum(v.numel() for k, v in load_file(shipped).items() if k.startswith("model.")) * 2 / 1e6
-    assert TwinConfig().float16_megabytes() == pytest.approx(transformer)
+    assert float16_megabytes(DemoConfig()) == pytest.approx(transformer)
     # width costs its square: 160 channels instead of 128 cost (160 / 128)^2 as much, less the fixed in/out layers
-    assert TwinConfig(hidden_size=160, num_heads=5).float16_megabytes() == pytest.approx(1.5625 * transformer, rel=0.02)
+    assert float16_megabytes(DemoConfig(hidden_size=160, num_heads=5)) == pytest.approx(1.5625 * transformer, rel=0.02)
 
 
 def test_a_new_run_trains_its_chosen_design_keeps_it_when_resumed_and_exports_it(tmp_path):
@@ -177,7 +177,7 @@ def test_a_new_run_trains_its_chosen_design_keeps_it_when_resumed_and_exports_it
     trainer.save()
     assert Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-3).config == TINY_DESIGN
     with pytest.raises(ValueError, match="keeps its design"):
-        Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-3, design=TwinConfig())
+        Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-3, design=DemoConfig())
     model, _, _ = load(export(tmp_path / "run", tmp_path / "tiny.safetensors"))
     assert model.config == TINY_DESIGN
     for name, value in model.state_dict().items():
@@ -191,18 +191,17 @@ def test_weights_of_another_design_are_refused_as_a_start_naming_both_designs(tm
         Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-3, init_from=shipped, design=TINY_DESIGN)
 
 
-def test_the_device_training_script_trains_a_new_design_from_scratch(tmp_path):
-    script = Path(__file__).parents[2] / "scripts" / "train_on_device.sh"
+def test_the_gpu_training_script_trains_a_new_design_from_scratch(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "OUT": str(tmp_path), "START": "scratch", "DEVICE": "cpu", "MINUTES": "0.01",
            "WORKERS": "1", "BATCH": "2", "WARMUP": "0", "PYTHON": sys.executable,
            "DESIGN": "hidden_size=32,num_heads=2,depth=2,depth_single_blocks=1"}
-    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(["bash", str(GPU_TRAINING_SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "design: hidden_size=32,num_heads=2,depth=2,depth_single_blocks=1" in done.stdout
     model, _, _ = load(tmp_path / "demo_model.safetensors")
     assert model.config == TINY_DESIGN
     env["DESIGN"] = "num_heads=3"
-    refused = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(["bash", str(GPU_TRAINING_SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
     # the training output, errors too, goes through tee to stdout and train.log
     assert refused.returncode != 0 and "--design: hidden_size 128 does not split into 3 heads" in refused.stdout
 
@@ -291,7 +290,7 @@ def test_a_run_draws_its_share_of_same_colour_scenes_in_every_batch_path(tmp_pat
 
 def _train_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     import sys
-    return subprocess.run([sys.executable, "-m", "demo_model.train", *args], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "research.train", *args], cwd=cwd, capture_output=True, text=True)
 
 
 def test_the_training_command_refuses_mix_shares_out_of_range_naming_the_option(tmp_path):
@@ -340,7 +339,7 @@ def test_a_decaying_run_ends_where_its_learning_rate_reaches_zero(tmp_path):
 
 
 def test_training_stops_before_a_batch_would_reach_the_held_out_seeds(tmp_path):
-    from demo_model.shapes import HELD_OUT_SEED_OFFSET
+    from research.shapes import HELD_OUT_SEED_OFFSET
 
     repo = Path(__file__).parents[2]
     run = _train_cli("--out", str(tmp_path / "run"), "--batch", "8", "--minutes", "5",
@@ -384,7 +383,7 @@ def test_the_grounding_loss_is_the_squared_share_of_a_words_attention_outside_it
 
 def test_the_twins_word_maps_are_its_own_attention_and_leave_its_output_alone():
     torch.manual_seed(0)
-    model = FluxTwin(TwinConfig())
+    model = FluxTwin(DemoConfig())
     for name, parameter in model.named_parameters():
         torch.nn.init.normal_(parameter, std=0.05)
         if name.endswith("norm.scale"):  # q/k norms: sharp attention, so that its two directions differ
@@ -393,7 +392,7 @@ def test_the_twins_word_maps_are_its_own_attention_and_leave_its_output_alone():
     context, pooled = torch.randn(2, 16, 64), torch.zeros(2, 64)
     plain = model(x, t, context, pooled)
     # the same probabilities as the block's own attention: replace it by an explicit softmax that keeps them
-    import demo_model.flux_twin as twin
+    import research.flux_twin as twin
     kept = []
 
     def explicit(q, k, v, pe):
@@ -448,18 +447,18 @@ def test_a_grounded_run_trains_its_words_attention_onto_what_they_name(tmp_path,
 
 
 def test_a_run_grounded_through_a_block_grounds_only_the_blocks_up_to_it(tmp_path, monkeypatch):
-    import demo_model.train as train
+    import research.train as train
 
     read = []
     monkeypatch.setattr(train, "grounding_loss", lambda maps, targets, t: read.append(maps.shape[0]) or maps.sum() * 0)
-    for through, blocks in ((None, TwinConfig().depth - 1), (1, 1), (3, 3)):
+    for through, blocks in ((None, DemoConfig().depth - 1), (1, 1), (3, 3)):
         mix = TrainingMix(grounding=1.0, grounded_through=through)
         trainer = Trainer(tmp_path / f"through{through}", seed=0, batch=2, lr=1e-4, mix=mix)
         assert TrainingMix.of_run(tmp_path / f"through{through}") == mix
         trainer.train_step(*next(trainer.batches()))
         assert read.pop() == blocks, through
     assert TrainingMix.of_run(tmp_path / "elsewhere").grounded_through is None  # runs from before the field
-    depth = TwinConfig().depth
+    depth = DemoConfig().depth
     with pytest.raises(ValueError, match=f"ground through at most {depth - 1}"):
         Trainer(tmp_path / "too_deep", seed=0, batch=2, lr=1e-4, mix=TrainingMix(grounding=1.0, grounded_through=depth))
 
@@ -510,7 +509,7 @@ def test_the_retrieval_loss_weighs_each_scored_word_and_scores_nothing_where_eve
 
 def test_a_run_with_retrieval_stated_0_scores_no_word_whose_colour_its_caption_names(tmp_path, monkeypatch):
     # Every training caption is the full one: every scored word's colour is named in it.
-    monkeypatch.setattr("demo_model.train.training_caption", lambda caption, rng, share: caption)
+    monkeypatch.setattr("research.train.training_caption", lambda caption, rng, share: caption)
     losses = {}
     for stated in (0.0, 1.0):
         torch.manual_seed(0)

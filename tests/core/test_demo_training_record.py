@@ -5,11 +5,11 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from demo_model.shapes import HELD_OUT_SEED_OFFSET, IMAGE_SIZE
-from demo_model.train import TrainingMix
+from research.shapes import HELD_OUT_SEED_OFFSET, IMAGE_SIZE
+from research.train import TrainingMix
 
 ROOT = Path(__file__).resolve().parents[2]
-RECORD = ROOT / "demo_model" / "training_record"
+RECORD = ROOT / "research" / "training_record"
 LOG_EVERY_STEPS = 50
 
 
@@ -20,7 +20,7 @@ def lineage() -> dict:
 def test_the_record_is_of_the_shipped_weights():
     record = lineage()
     assert hashlib.sha256((ROOT / record["weights"]).read_bytes()).hexdigest() == record["sha256"], (
-        "the shipped weights changed: update demo_model/training_record (lineage.json and the new stage's loss log)")
+        "the shipped weights changed: update research/training_record (lineage.json and the new stage's loss log)")
 
 
 def test_each_stage_adds_up_and_its_loss_log_covers_it():

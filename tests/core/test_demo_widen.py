@@ -1,4 +1,4 @@
-"""Widening trained demo-model weights by whole heads (demo_model.widen)."""
+"""Widening trained demo-model weights by whole heads (research.widen)."""
 
 from pathlib import Path
 
@@ -6,12 +6,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from demo_model.flux_twin import FluxTwin, TwinConfig, layer_norm
-from demo_model.probe import load
-from demo_model.shapes import VOCABULARY, held_out_seeds, make_batch
+from demo_model.config import DemoConfig
 from demo_model.text import WordTokenizer
-from demo_model.train import Trainer
-from demo_model.widen import added_weights, deepen, widen, widen_file, widened_from
+from research.flux_twin import FluxTwin, layer_norm
+from research.probe import load
+from research.shapes import VOCABULARY, held_out_seeds, make_batch
+from research.train import Trainer
+from research.widen import added_weights, deepen, widen, widen_file, widened_from
 
 SHIPPED = Path(__file__).parents[2] / "demo_model" / "weights" / "demo_model.safetensors"
 
@@ -32,7 +33,7 @@ def _velocities(weights: Path, times: tuple[float, ...]) -> tuple[torch.Tensor, 
 
 def test_widened_weights_compute_nearly_what_the_trained_ones_do(tmp_path):
     wide = widen_file(SHIPPED, 5, tmp_path / "wide.safetensors")
-    assert (wide.hidden_size, wide.num_heads) == (160, 5) and wide.axes_dim == TwinConfig().axes_dim
+    assert (wide.hidden_size, wide.num_heads) == (160, 5) and wide.axes_dim == DemoConfig().axes_dim
     times = (0.1, 0.3, 0.5, 0.9)
     before, target = _velocities(SHIPPED, times)
     after, _ = _velocities(tmp_path / "wide.safetensors", times)
@@ -42,9 +43,9 @@ def test_widened_weights_compute_nearly_what_the_trained_ones_do(tmp_path):
     assert (after - target).pow(2).mean() < 1.1 * loss
 
 
-def _tiny_trained_weights() -> tuple[dict[str, torch.Tensor], TwinConfig]:
+def _tiny_trained_weights() -> tuple[dict[str, torch.Tensor], DemoConfig]:
     torch.manual_seed(0)
-    config = TwinConfig(hidden_size=32, num_heads=2, depth=2, depth_single_blocks=1)
+    config = DemoConfig(hidden_size=32, num_heads=2, depth=2, depth_single_blocks=1)
     model = FluxTwin(config)
     with torch.no_grad():
         for p in model.parameters():
@@ -52,7 +53,7 @@ def _tiny_trained_weights() -> tuple[dict[str, torch.Tensor], TwinConfig]:
     return {f"model.{k}": v for k, v in model.state_dict().items()}, config
 
 
-def _model(weights: dict[str, torch.Tensor], config: TwinConfig) -> FluxTwin:
+def _model(weights: dict[str, torch.Tensor], config: DemoConfig) -> FluxTwin:
     model = FluxTwin(config)
     model.load_state_dict({k[6:]: v for k, v in weights.items()}, strict=True)
     return model.eval()
@@ -106,7 +107,7 @@ def test_a_widened_start_trains_as_its_own_design_and_fewer_heads_are_refused(tm
     trainer.train_step(*next(trainer.batches()))
     assert trainer.model.double_blocks[0].img_attn.qkv.weight.shape == (3 * 160, 160)
     with pytest.raises(ValueError, match="already have 4 heads"):
-        widen(load_file(SHIPPED), TwinConfig(), 4)
+        widen(load_file(SHIPPED), DemoConfig(), 4)
     with pytest.raises(ValueError, match="another design"):
         Trainer(tmp_path / "other", seed=0, batch=2, lr=1e-4, init_from=tmp_path / "wide.safetensors")
 
@@ -137,7 +138,7 @@ def test_a_run_from_widened_weights_moves_the_added_entries_its_scale_times_as_f
     for trainer in (plain, fast):
         torch.manual_seed(0)  # the flow times and noise come from torch's global generator
         trainer.train_step(*next(trainer.batches()))
-    masks = added_weights(TwinConfig(), wide)
+    masks = added_weights(DemoConfig(), wide)
     moved_added = 0
     for name, start_value in before.items():
         plain_move = plain.model.state_dict()[name] - start_value
@@ -151,7 +152,7 @@ def test_a_run_from_widened_weights_moves_the_added_entries_its_scale_times_as_f
     assert Trainer(tmp_path / "fast", seed=0, batch=2, lr=1e-4).added_weights["lr_scale"] == 4.0  # kept on resume
     with pytest.raises(ValueError, match="keeps it"):
         Trainer(tmp_path / "fast", seed=0, batch=2, lr=1e-4, added_weights_lr_scale=2.0)
-    with pytest.raises(ValueError, match="no weights added by widening.*demo_model.widen"):
+    with pytest.raises(ValueError, match="no weights added by widening.*research.widen"):
         Trainer(tmp_path / "narrow", seed=0, batch=2, lr=1e-4, init_from=SHIPPED, added_weights_lr_scale=4.0)
 
 
@@ -185,7 +186,7 @@ def test_deepened_weights_compute_exactly_what_the_trained_ones_do_and_their_gat
 
 def test_a_deepened_file_records_its_start_and_trains_its_new_blocks_faster(tmp_path):
     deep = widen_file(SHIPPED, None, tmp_path / "deep.safetensors", depth=7)
-    assert deep == TwinConfig(depth=7) and widened_from(tmp_path / "deep.safetensors") == TwinConfig()
+    assert deep == DemoConfig(depth=7) and widened_from(tmp_path / "deep.safetensors") == DemoConfig()
     fast = Trainer(tmp_path / "fast", seed=0, batch=2, lr=1e-4, init_from=tmp_path / "deep.safetensors", design=deep,
                    added_weights_lr_scale=4.0)
     before = {k: v.clone() for k, v in fast.model.state_dict().items()}

@@ -21,6 +21,10 @@ else:
     sys.path.insert(0, str(Path(__file__).parent))  # the tests import comfy_host and ca_test_nodes
     import comfy_host
 
+    # research/ (training, the shapes dataset, evaluation) is not part of the pack ComfyUI loaded; it is
+    # found from the repository root, last, so ComfyUI's own top-level modules (nodes, utils) come first
+    sys.path.append(str(Path(__file__).resolve().parents[2]))
+
     @pytest.fixture(scope="session")
     def ca():
         return comfy_host.pack()

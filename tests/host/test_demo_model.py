@@ -1,6 +1,7 @@
 """The shipped demo model through ComfyUI's own nodes: loader, CLIP, VAE, sampling, concept maps."""
 
 import importlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,12 @@ from comfy_host import run_prompt
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from research import export, probe, shapes, train
+
 
 @pytest.fixture(scope="module")
 def demo(ca):
     loader = importlib.import_module(f"{ca.__name__}.nodes.demo_loader")
-    shapes = importlib.import_module(f"{ca.__name__}.demo_model.shapes")
     return loader, shapes
 
 
@@ -95,14 +97,12 @@ def test_concepts_encode_through_the_demo_clip(ca, demo):
 
 def test_missing_weights_say_how_to_get_them(demo, tmp_path):
     loader, _ = demo
-    with pytest.raises(FileNotFoundError, match="demo model weights are missing.*demo_model.train"):
+    with pytest.raises(FileNotFoundError, match="demo model weights are missing.*research.train"):
         loader.load_demo_model(Path(tmp_path) / "nothing.safetensors")
 
 
 def test_weights_of_either_text_design_load_with_their_own_encoder(ca, demo, tmp_path):
     loader, shapes = demo
-    train = importlib.import_module(f"{ca.__name__}.demo_model.train")
-    export = importlib.import_module(f"{ca.__name__}.demo_model.export")
     text = importlib.import_module(f"{ca.__name__}.demo_model.text")
     run = train.Trainer(tmp_path / "run", seed=0, batch=2, lr=1e-4, init_from=loader.WEIGHTS)
     run.save()
@@ -153,7 +153,6 @@ def test_comfyui_samples_the_demo_model_as_its_training_twin_does(ca, demo):
     torch.testing.assert_close(model.model.process_latent_in(latents), latents)
     torch.testing.assert_close(model.model.process_latent_out(latents), latents)
 
-    probe = importlib.import_module(f"{ca.__name__}.demo_model.probe")
     twin, text, codec = probe.load(loader.WEIGHTS)
     words = probe.WordTokenizer(shapes.VOCABULARY)
     prompt, seed, steps, cfg = "a red circle on a gray background", 3, 4, 3.0
@@ -172,3 +171,49 @@ def test_comfyui_samples_the_demo_model_as_its_training_twin_does(ca, demo):
             v, v_uncond = twin(x, t.expand(1), cond, pooled), twin(x, t.expand(1), uncond, unpooled)
             x = x + (t_next - t) * (v_uncond + cfg * (v - v_uncond))
     torch.testing.assert_close(sampled["samples"].float(), x, atol=2e-3, rtol=0)
+
+
+def test_concepts_the_demo_model_does_not_know_are_refused_with_the_words_it_knows(ca, demo):
+    """Segment Image's and the Sampler's default concepts mean nothing to the demo model: each would read as
+    the same <unk> token and give the same map, so they are an error that lists the words it knows."""
+    loader, _ = demo
+    model, clip, vae = loader.load_demo_model()
+    image = torch.from_numpy(shapes.make_scene(shapes.held_out_seeds(1)[0]).image)[None]
+    with pytest.raises(ValueError) as refused:
+        ca.nodes.segment_node.ConceptAttentionSegmentImage.execute(
+            model=model, clip=clip, vae=vae, image=image, concepts="dog, grass, sky", layers="auto", space="output",
+            softmax=True, token_pooling="first", noise_level=0.5, noise_samples=1, seed=0, caption="")
+    message = str(refused.value)
+    assert "the concepts 'dog', 'grass', 'sky' are not words" in message
+    known = message.split("Use words it knows: ")[1].split(", ")
+    assert {"circle", "square", "star", "background", "red", "gray"} <= set(known)
+    assert set(known) == set(shapes.VOCABULARY) - {"<pad>", "<unk>"}
+
+    with pytest.raises(ValueError, match=r"the concept 'red dog' \(dog\) is not a word .* circle"):
+        ca.nodes.encoding.encode_concepts(clip, ["circle", "red dog"], "first", ca.nodes.flux.FluxFamily())
+
+    result = run_prompt(demo_graph(shapes.IMAGE_SIZE, concepts="dog, grass, sky"))  # the Sampler's default
+    assert result["valid"] and not result["success"]
+    (error,) = result["errors"]
+    assert error["node_type"] == "ConceptAttentionSampler"
+    assert "the concepts 'dog', 'grass', 'sky' are not words" in error["exception_message"]
+
+
+def test_an_unknown_prompt_word_is_logged_and_known_ones_are_not(demo, caplog):
+    loader, _ = demo
+    _, clip, _ = loader.load_demo_model()
+    with caplog.at_level(logging.WARNING):
+        clip.tokenize("a red circle and a blue square on a gray background")
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING):
+        tokens = clip.tokenize("a red dog on a green lawn")
+    (record,) = caplog.records
+    assert "does not know the words dog, lawn of 'a red dog on a green lawn'" in record.getMessage()
+    assert "it knows: a, an, and, on, background" in record.getMessage()
+    unknown = shapes.WORD_TO_ID["<unk>"]
+    assert [token for token, *_ in tokens["demo"][0][:7]] == [shapes.WORD_TO_ID[w] if w in shapes.WORD_TO_ID else unknown
+                                                              for w in "a red dog on a green lawn".split()]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        clip.tokenize(" ".join(["a red circle"] * 6))  # 18 words
+    assert "reads the first 16 words" in caplog.text

@@ -5,19 +5,17 @@ on), at noise 0.5 and layers auto, with a caption naming the present shapes as i
 segmentation experiments, argmax over the scene's shapes and "background" (the bar). Concept Mask's
 threshold masks, one concept at a time, are measured too: argmax only compares the concepts' values
 at each pixel, so it cannot see a mistake that shifts each concept's map by a constant, while the
-threshold masks read each map's values across the image. bench/semantic.py prints the full table
+threshold masks read each map's values across the image. research/semantic.py prints the full table
 (per class, noise, layers).
 """
 
 import importlib
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import semantic  # noqa: E402
+from research import evaluation, semantic
+from research.shapes import IMAGE_SIZE
 
 HELD_OUT_SCENES = 200
 BAR = 0.60  # mean IoU of the ConceptAttention (output space) masks
@@ -47,7 +45,6 @@ def unless_met(criterion: str):
 @pytest.fixture(scope="module")
 def demo(ca):
     loader = importlib.import_module(f"{ca.__name__}.nodes.demo_loader")
-    evaluation = importlib.import_module(f"{ca.__name__}.demo_model.evaluation")
     return loader.load_demo_model(), evaluation
 
 
@@ -109,13 +106,12 @@ def test_each_broken_variant_changes_the_maps_and_is_undone(ca, demo):
 @unless_met("drawing")
 def test_the_demo_model_draws_the_prompted_shape(ca, demo):
     (model, clip, vae), evaluation = demo
-    size = importlib.import_module(f"{ca.__name__}.demo_model.shapes").IMAGE_SIZE  # the scenes' size, as trained
-    drawn = evaluation.evaluate_generation(semantic.product_generator(model, clip, vae, size), seeds_per_shape=10)
+    drawn = evaluation.evaluate_generation(semantic.product_generator(model, clip, vae, IMAGE_SIZE), seeds_per_shape=10)
     assert drawn["shape_accuracy"] >= DRAWING_BAR, drawn
 
 
 def test_the_benchmark_reads_the_concept_attention_without_changing_the_maps(ca, demo):
-    """bench/semantic.py's where-the-concepts-look table: the recording sees each double block's
+    """research/semantic.py's where-the-concepts-look table: the recording sees each double block's
     concept attention (probabilities over [concepts; image tokens]) and leaves the maps as they were."""
     (model, clip, vae), evaluation = demo
     scene = next(scene for scene in map(evaluation.make_scene, evaluation.held_out_seeds(20)) if len(scene.objects) == 2)

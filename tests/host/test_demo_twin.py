@@ -1,15 +1,14 @@
 """The demo model trains on a twin of ComfyUI's Flux; its weights must mean the same in ComfyUI."""
 
-import importlib
-
 import comfy.supported_models
 import torch
 
+from demo_model.config import DemoConfig
+from research.flux_twin import FluxTwin
+
 
 def test_twin_and_comfyui_flux_agree_on_the_same_weights(ca):
-    twin_module = importlib.import_module(f"{ca.__name__}.demo_model.flux_twin")
-    FluxTwin, TwinConfig = twin_module.FluxTwin, twin_module.TwinConfig
-    config = TwinConfig(hidden_size=64, num_heads=2, depth=2, depth_single_blocks=1)
+    config = DemoConfig(hidden_size=64, num_heads=2, depth=2, depth_single_blocks=1)
     torch.manual_seed(0)
     twin = FluxTwin(config)
     with torch.no_grad():

@@ -13,9 +13,10 @@ import cv2
 import numpy as np
 import torch
 
+from demo_model.codec import PATCH_SIZE as CODEC_PATCH
+from demo_model.config import DemoConfig
+
 from .classify import classify_colour, classify_shape, object_mask, single_object_prompt
-from .codec import PATCH_SIZE as CODEC_PATCH
-from .flux_twin import TwinConfig
 from .shapes import COLOURS, SHAPES, article, held_out_seeds, make_scene
 
 BACKGROUND = "background"
@@ -56,7 +57,7 @@ class ObjectPixelFates:
 
 REGIONS = ("own object", "other object", "background")
 
-PIXELS_PER_TOKEN = CODEC_PATCH * TwinConfig.patch_size  # each image token: 2x2 latent cells of 8x8 pixels
+PIXELS_PER_TOKEN = CODEC_PATCH * DemoConfig.patch_size  # each image token: 2x2 latent cells of 8x8 pixels
 
 
 def whole_tokens_wide(mask: np.ndarray) -> int:

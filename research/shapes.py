@@ -20,7 +20,7 @@ from torch import Tensor
 
 # 16 x 16 image tokens (8-pixel latent cells in 2 x 2 patches). At 192 pixels (12 x 12 tokens) the
 # shapes were 3-6 tokens wide, and ConceptAttention's masks, which spill about half a token past an
-# outline, lost most on the narrowest (docs/demo_model_research.md, "A finer token grid").
+# outline, lost most on the narrowest (research/log.md, "A finer token grid").
 IMAGE_SIZE = 256
 
 # Supersampling factor: geometry is rasterised hard-edged at 4x, then box-averaged down, which

@@ -1,14 +1,14 @@
 """Widen trained demo-model weights by whole heads, or deepen them by whole double blocks, keeping
 what they compute (nearly) unchanged.
 
-    python -m demo_model.widen --weights demo_model/weights/demo_model.safetensors --heads 5 --out wide.safetensors
-    python -m demo_model.widen --weights demo_model/weights/demo_model.safetensors --depth 8 --out deep.safetensors
+    python -m research.widen --weights demo_model/weights/demo_model.safetensors --heads 5 --out wide.safetensors
+    python -m research.widen --weights demo_model/weights/demo_model.safetensors --depth 8 --out deep.safetensors
 
 A wider design otherwise trains from scratch (millions of scenes on a GPU). Here each new head, its
 share of the residual stream and its MLP units join the trained weights so that, at first, nothing
 reads them: the new heads' query/key/value rows and the new MLP units are small random features,
 and every weight that would carry them into the residual stream or the output is zero. Training
-then grows them (python -m demo_model.train --init-from wide.safetensors --design <its design>); the
+then grows them (python -m research.train --init-from wide.safetensors --design <its design>); the
 file records the design it was widened from, so training can tell the added weights apart.
 
 One thing changes at once: LayerNorm averages over the wider stream, whose new channels start at 0,
@@ -31,8 +31,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from demo_model.config import DemoConfig
+
 from .export import weights_metadata
-from .flux_twin import FluxTwin, TwinConfig
+from .flux_twin import FluxTwin, float16_megabytes
 
 NEW_FEATURE_STD = 0.02  # the new heads' and MLP units' input weights: small, so training shapes them
 WIDENED_FROM = "widened_from"  # metadata of a widened file: the design it was widened from
@@ -70,7 +72,7 @@ def _kept(layout_old: list[list[int]], layout_new: list[list[int]]) -> tuple[tor
     return torch.meshgrid(*index, indexing="ij")
 
 
-def _layouts(name: str, config: TwinConfig) -> tuple[list[list[int]], str, tuple[int, ...]]:
+def _layouts(name: str, config: DemoConfig) -> tuple[list[list[int]], str, tuple[int, ...]]:
     """Per axis (out, in), the chunks a weight is laid out in, given as multiples of the width (h) or
     of the MLP width (m); how its new rows are filled; and which row chunks of a modulation are
     LayerNorm's scales."""
@@ -112,7 +114,7 @@ def _layouts(name: str, config: TwinConfig) -> tuple[list[list[int]], str, tuple
     return ([rows] if leaf == "bias" else [rows, cols]), fill, scales
 
 
-def _shapes(config: TwinConfig) -> dict[str, torch.Size]:
+def _shapes(config: DemoConfig) -> dict[str, torch.Size]:
     """A design's transformer weight shapes, by state-dict name (built on the meta device: no memory)."""
     with torch.device("meta"):
         return {k: v.shape for k, v in FluxTwin(config).state_dict().items()}
@@ -122,7 +124,7 @@ def _sized(layout: list[list[int]], tensor_shape: torch.Size) -> list[list[int]]
     return [[tensor_shape[axis]] if pieces == [-1] else pieces for axis, pieces in enumerate(layout)]
 
 
-def widen(weights: dict[str, torch.Tensor], config: TwinConfig, heads: int, seed: int = 0) -> tuple[dict, TwinConfig]:
+def widen(weights: dict[str, torch.Tensor], config: DemoConfig, heads: int, seed: int = 0) -> tuple[dict, DemoConfig]:
     """The transformer's weights ("model." keys) widened to `heads` heads of the same width."""
     head = config.hidden_size // config.num_heads
     if heads <= config.num_heads:
@@ -156,7 +158,7 @@ def widen(weights: dict[str, torch.Tensor], config: TwinConfig, heads: int, seed
 DOUBLE_BLOCK_GATES = (2, 5)  # of a double block's six modulation chunks: the attention's and the MLP's gates
 
 
-def deepen(weights: dict[str, torch.Tensor], config: TwinConfig, depth: int) -> tuple[dict, TwinConfig]:
+def deepen(weights: dict[str, torch.Tensor], config: DemoConfig, depth: int) -> tuple[dict, DemoConfig]:
     """The transformer's weights ("model." keys) with double blocks appended up to `depth`: copies of
     the last one, their residual gates zero, so they change nothing until training opens them."""
     if depth <= config.depth:
@@ -178,11 +180,11 @@ def deepen(weights: dict[str, torch.Tensor], config: TwinConfig, depth: int) -> 
     return out, deep
 
 
-def added_weights(config: TwinConfig, wide: TwinConfig) -> dict[str, torch.Tensor]:
+def added_weights(config: DemoConfig, wide: DemoConfig) -> dict[str, torch.Tensor]:
     """Per transformer weight of `wide` (FluxTwin state-dict names), True where widening or deepening
     `config` added the entry: the new heads' and MLP units' own rows, every entry that reads them, and
     all of a new double block. Training can give these a learning rate of their own
-    (demo_model.train --added-weights-lr-scale)."""
+    (research.train --added-weights-lr-scale)."""
     old_shapes = _shapes(config)
     masks = {}
     for name, shape in _shapes(wide).items():
@@ -196,19 +198,19 @@ def added_weights(config: TwinConfig, wide: TwinConfig) -> dict[str, torch.Tenso
     return masks
 
 
-def widened_from(weights: Path) -> TwinConfig | None:
-    """The design a weights file was widened from (demo_model.widen), or None if it was not widened."""
+def widened_from(weights: Path) -> DemoConfig | None:
+    """The design a weights file was widened from (research.widen), or None if it was not widened."""
     recorded = weights_metadata(weights).get(WIDENED_FROM)
-    return TwinConfig(**json.loads(recorded)) if recorded else None
+    return DemoConfig(**json.loads(recorded)) if recorded else None
 
 
-def widen_file(weights: Path, heads: int | None, out: Path, seed: int = 0, depth: int | None = None) -> TwinConfig:
+def widen_file(weights: Path, heads: int | None, out: Path, seed: int = 0, depth: int | None = None) -> DemoConfig:
     """Widen to `heads` heads and/or deepen to `depth` double blocks (None: keep that); the file records
     the design it came from."""
     if heads is None and depth is None:
         raise ValueError("widen: ask for more heads (--heads), more double blocks (--depth) or both")
     metadata = weights_metadata(weights)
-    config = TwinConfig(**json.loads(metadata["config"]))
+    config = DemoConfig(**json.loads(metadata["config"]))
     tensors, wide = load_file(str(weights)), config
     if heads is not None:
         tensors, wide = widen(tensors, wide, heads, seed)
@@ -231,7 +233,7 @@ def main() -> None:
     if args.heads is None and args.depth is None:
         parser.error("give --heads, --depth or both")
     wide = widen_file(args.weights, args.heads, args.out, args.seed, args.depth)
-    print(f"{args.out}: {wide.design_text()} ({wide.float16_megabytes():.1f} MB as float16); "
+    print(f"{args.out}: {wide.design_text()} ({float16_megabytes(wide):.1f} MB as float16); "
           f"train it with --init-from {args.out} --design {wide.design_text()}")
 
 

@@ -6,91 +6,13 @@ demo model trains on this twin and its weights load unchanged into ComfyUI's own
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-# The fields of TwinConfig a training run may choose (--design); the rest are fixed by the data,
-# the codec and the text encoder.
-DESIGN_FIELDS = ("hidden_size", "num_heads", "depth", "depth_single_blocks", "mlp_ratio")
-
-
-@dataclass(frozen=True)
-class TwinConfig:
-    hidden_size: int = 128
-    num_heads: int = 4
-    depth: int = 6
-    depth_single_blocks: int = 2
-    mlp_ratio: float = 4.0
-    context_in_dim: int = 64
-    vec_in_dim: int = 64
-    in_channels: int = 16
-    patch_size: int = 2
-    theta: int = 10000
-
-    @property
-    def axes_dim(self) -> list[int]:
-        head = self.hidden_size // self.num_heads
-        spatial = head * 7 // 16 // 2 * 2  # Flux.1's split of 128 is 16/56/56
-        return [head - 2 * spatial, spatial, spatial]
-
-    @classmethod
-    def from_design(cls, spec: str) -> "TwinConfig":
-        """A design from "hidden_size=160,num_heads=5"; the fields it leaves out keep the current design's."""
-        fields: dict[str, int | float] = {}
-        for part in filter(None, (piece.strip() for piece in spec.split(","))):
-            name, equals, value = part.partition("=")
-            name = name.strip()
-            if not equals or name not in DESIGN_FIELDS:
-                raise ValueError(f"design {spec!r}: cannot read {part!r}; give name=value pairs of "
-                                 f"{', '.join(DESIGN_FIELDS)}, e.g. hidden_size=160,num_heads=5")
-            kind = float if name == "mlp_ratio" else int
-            try:
-                fields[name] = kind(value)
-            except ValueError:
-                raise ValueError(f"design {spec!r}: {name} must be {'a number' if kind is float else 'a whole number'}, "
-                                 f"not {value.strip()!r}") from None
-        design = cls(**fields)
-        design.check()
-        return design
-
-    def design_text(self) -> str:
-        """The design as from_design reads it: "hidden_size=128,num_heads=4,..."."""
-        return ",".join(f"{name}={getattr(self, name)}" for name in DESIGN_FIELDS)
-
-    def check(self) -> None:
-        """Refuse a design ComfyUI's Flux could not build, naming the field to change."""
-        for name in ("hidden_size", "num_heads", "depth", "mlp_ratio"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"design: {name} must be positive, not {getattr(self, name)}")
-        if self.depth_single_blocks < 0:
-            raise ValueError(f"design: depth_single_blocks must be 0 or more, not {self.depth_single_blocks}")
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"design: hidden_size {self.hidden_size} does not split into {self.num_heads} heads; "
-                             "make it a multiple of num_heads")
-        if min(self.axes_dim) <= 0 or any(size % 2 for size in self.axes_dim):
-            raise ValueError(f"design: heads of {self.hidden_size // self.num_heads} channels cannot carry Flux's "
-                             f"three rotary axes (would be {self.axes_dim}); use heads of an even number of "
-                             "channels, at least 6")
-
-    def float16_megabytes(self) -> float:
-        """The size of this design's transformer as shipped (float16), in MB; the text encoder and codec add ~0.1 MB."""
-        with torch.device("meta"):
-            parameters = sum(p.numel() for p in FluxTwin(self).parameters())
-        return parameters * 2 / 1e6
-
-    def comfy_unet_config(self) -> dict:
-        """The unet_config ComfyUI's FluxSchnell class needs to build the same model."""
-        return {
-            "image_model": "flux", "in_channels": self.in_channels, "out_channels": self.in_channels,
-            "patch_size": self.patch_size, "vec_in_dim": self.vec_in_dim, "context_in_dim": self.context_in_dim,
-            "hidden_size": self.hidden_size, "mlp_ratio": self.mlp_ratio, "num_heads": self.num_heads,
-            "depth": self.depth, "depth_single_blocks": self.depth_single_blocks, "axes_dim": self.axes_dim,
-            "theta": self.theta, "qkv_bias": True, "guidance_embed": False,
-        }
+from demo_model.config import DemoConfig
 
 
 def timestep_embedding(t: Tensor, dim: int = 256, max_period: int = 10000) -> Tensor:
@@ -259,7 +181,7 @@ class LastLayer(nn.Module):
 class FluxTwin(nn.Module):
     """Flux (schnell-style: no guidance embedding) predicting the flow velocity."""
 
-    def __init__(self, config: TwinConfig):
+    def __init__(self, config: DemoConfig):
         super().__init__()
         self.config = config
         c = config
@@ -303,3 +225,10 @@ class FluxTwin(nn.Module):
         velocity = rearrange(out, "b (h w) (c ph pw) -> b c (h ph) (w pw)", h=h // p, w=w // p, ph=p, pw=p)
         extras = ((torch.stack(maps),) if word_maps_side else ()) + ((after_double,) if text_states else ())
         return (velocity, *extras) if extras else velocity
+
+
+def float16_megabytes(config: DemoConfig) -> float:
+    """The size of a design's transformer as shipped (float16), in MB; the text encoder and codec add ~0.1 MB."""
+    with torch.device("meta"):
+        parameters = sum(p.numel() for p in FluxTwin(config).parameters())
+    return parameters * 2 / 1e6

@@ -1,6 +1,6 @@
 """Export a training run's EMA weights, text encoder and codec as the shipped demo model.
 
-    python -m demo_model.export --run demo_model/run [--half] [--raw]
+    python -m research.export --run research/run [--half] [--raw]
 
 --half stores the weights as float16 (half the size; the loaders cast them back to float32).
 --raw exports the run's latest weights (its checkpoint) instead of their EMA: the EMA (decay 0.999,
@@ -16,11 +16,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from .flux_twin import TwinConfig
-from .shapes import VOCABULARY
-from .text import run_text_config
+from demo_model import WEIGHTS
+from demo_model.config import DemoConfig
+from demo_model.text import run_text_config
 
-DEFAULT_OUT = Path(__file__).parent / "weights" / "demo_model.safetensors"
+from .shapes import VOCABULARY
 
 
 def weights_metadata(weights: Path) -> dict[str, str]:
@@ -29,8 +29,8 @@ def weights_metadata(weights: Path) -> dict[str, str]:
         return handle.metadata() or {}
 
 
-def export(run: Path, out: Path = DEFAULT_OUT, half: bool = False, raw: bool = False) -> Path:
-    config = TwinConfig(**json.loads((run / "config.json").read_text()))
+def export(run: Path, out: Path = WEIGHTS, half: bool = False, raw: bool = False) -> Path:
+    config = DemoConfig(**json.loads((run / "config.json").read_text()))
     if raw:
         weights = torch.load(run / "checkpoint.pt", weights_only=False, map_location="cpu")["weights"]
     else:
@@ -48,7 +48,7 @@ def export(run: Path, out: Path = DEFAULT_OUT, half: bool = False, raw: bool = F
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path(__file__).parent / "run")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=Path, default=WEIGHTS)
     parser.add_argument("--half", action="store_true", help="store the weights as float16")
     parser.add_argument("--raw", action="store_true", help="the latest weights instead of their EMA")
     args = parser.parse_args()

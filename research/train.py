@@ -1,6 +1,6 @@
 """Train the demo model: rectified flow on procedural coloured shapes, on the CPU.
 
-    python -m demo_model.train --out demo_model/run --minutes 60        # resumes if out has a checkpoint
+    python -m research.train --out research/run --minutes 60        # resumes if out has a checkpoint
 
 Checkpoints (weights, EMA, optimiser, data position, loss log) are written every few minutes, so
 training can stop at any time and resume in a later run. Deterministic from --seed.
@@ -22,11 +22,14 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from .codec import PATCH_SIZE as CODEC_PATCH
-from .codec import PatchPCACodec, fit_pca_codec
+from demo_model.codec import PATCH_SIZE as CODEC_PATCH
+from demo_model.codec import PatchPCACodec, fit_pca_codec
+from demo_model.config import DESIGN_FIELDS, DemoConfig
+from demo_model.text import RUN_FILE, TextConfig, TextEncoder, WordTokenizer, run_text_config
+
 from .evaluation import PIXELS_PER_TOKEN, token_masks
 from .export import weights_metadata
-from .flux_twin import DESIGN_FIELDS, WORD_MAP_SIDES, FluxTwin, TwinConfig
+from .flux_twin import WORD_MAP_SIDES, FluxTwin, float16_megabytes
 from .shapes import (
     BACKGROUNDS,
     COLOURS,
@@ -39,7 +42,6 @@ from .shapes import (
     article,
     make_batch,
 )
-from .text import RUN_FILE, TextConfig, TextEncoder, WordTokenizer, run_text_config
 from .widen import added_weights, widened_from
 
 CAPTION_DROPOUT = 0.1  # empty captions, so classifier-free guidance works
@@ -325,7 +327,7 @@ def scene_batches(codec: PatchPCACodec, first_seed: int, batch: int, workers: in
 class Trainer:
     def __init__(self, out: Path, seed: int, batch: int, lr: float, init_from: Path | None = None,
                  compile_model: bool = False, device: str = "cpu", first_seed: int = 0, warmup_steps: int = 0,
-                 mix: TrainingMix | None = None, decay_steps: int | None = None, design: TwinConfig | None = None,
+                 mix: TrainingMix | None = None, decay_steps: int | None = None, design: DemoConfig | None = None,
                  added_weights_lr_scale: float | None = None):
         self.out = out
         self.batch = batch
@@ -371,7 +373,7 @@ class Trainer:
         self.last_grounding = self.last_retrieval = 0.0
         self.first_seed = self.next_seed = first_seed  # a resumed run goes on from its checkpoint's instead
         codec_path = out / "codec.safetensors"
-        # weights a widened start (demo_model.widen) added may learn at a rate of their own: the design they
+        # weights a widened start (research.widen) added may learn at a rate of their own: the design they
         # were widened from and that rate's multiple of lr, recorded in the checkpoint and kept on resume
         self.added_weights: dict | None = None
         self.added_weights_lr_scale = added_weights_lr_scale
@@ -379,12 +381,12 @@ class Trainer:
             source = widened_from(init_from) if init_from is not None else None
             if source is None:
                 raise ValueError(f"{init_from or 'a run from scratch'} has no weights added by widening, which "
-                                 f"added_weights_lr_scale speeds up: start from python -m demo_model.widen's output, "
+                                 f"added_weights_lr_scale speeds up: start from python -m research.widen's output, "
                                  f"or leave out --added-weights-lr-scale")
             self.added_weights = {"widened_from": asdict(source), "lr_scale": added_weights_lr_scale}
         if init_from is not None and not (out / "checkpoint.pt").exists():
-            # a new run continuing shipped weights (e.g. on a machine without the old checkpoint)
-            shipped_design = TwinConfig(**json.loads(weights_metadata(init_from)["config"]))
+            # a new run continuing shipped weights (e.g. where the old run's checkpoint was not kept)
+            shipped_design = DemoConfig(**json.loads(weights_metadata(init_from)["config"]))
             if shipped_design != self.config:
                 raise ValueError(f"{init_from} is another design ({shipped_design.design_text()}) than this run's "
                                  f"({self.config.design_text()}): leave out --design to continue those weights, or "
@@ -414,16 +416,16 @@ class Trainer:
         """The transformer weights holding entries widening added, each with the mask of those entries."""
         if self.added_weights is None:
             return []
-        masks = added_weights(TwinConfig(**self.added_weights["widened_from"]), self.config)
+        masks = added_weights(DemoConfig(**self.added_weights["widened_from"]), self.config)
         return [(parameter, masks[name].to(self.device))
                 for name, parameter in self.model.named_parameters() if masks[name].any()]
 
     @staticmethod
-    def _design(out: Path, design: TwinConfig | None) -> TwinConfig:
+    def _design(out: Path, design: DemoConfig | None) -> DemoConfig:
         """A new run's design (the current one unless chosen); a resumed run keeps the one it recorded."""
         if not (out / "checkpoint.pt").exists():
-            return design or TwinConfig()
-        recorded = TwinConfig(**json.loads((out / "config.json").read_text()))
+            return design or DemoConfig()
+        recorded = DemoConfig(**json.loads((out / "config.json").read_text()))
         if design is not None and design != recorded:
             raise ValueError(f"{out} began as {recorded.design_text()}; a resumed run keeps its design, so leave out "
                              f"--design or start a new --out for {design.design_text()}")
@@ -536,7 +538,7 @@ class Trainer:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("demo_model/run"))
+    parser.add_argument("--out", type=Path, default=Path("research/run"))
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-4)
@@ -574,7 +576,7 @@ def main() -> None:
                         help="a new run's transformer, e.g. hidden_size=160,num_heads=5 (fields: "
                              f"{', '.join(DESIGN_FIELDS)}; default: the current design)")
     parser.add_argument("--added-weights-lr-scale", type=float, default=None,
-                        help="a new run from widened weights (python -m demo_model.widen): the learning rate of the "
+                        help="a new run from widened weights (python -m research.widen): the learning rate of the "
                              "entries widening added, as a multiple of the rest's (default: the same)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="training seed a new run starts from (e.g. past the scenes earlier runs saw)")
@@ -607,14 +609,14 @@ def main() -> None:
                                               ("grounded_through", args.grounded_through)) if value is not None}
     mix = TrainingMix(**chosen) if chosen else None
     try:
-        design = TwinConfig.from_design(args.design) if args.design is not None else None
+        design = DemoConfig.from_design(args.design) if args.design is not None else None
     except ValueError as error:
         parser.error(f"--{error}")
     trainer = Trainer(args.out, args.seed, args.batch, args.lr, args.init_from, args.compile, args.device,
                       args.first_seed, args.warmup_steps, mix, args.decay_steps, design, args.added_weights_lr_scale)
-    print(f"design: {trainer.config.design_text()} ({trainer.config.float16_megabytes():.1f} MB as float16)", flush=True)
+    print(f"design: {trainer.config.design_text()} ({float16_megabytes(trainer.config):.1f} MB as float16)", flush=True)
     if trainer.added_weights is not None:
-        start_design = TwinConfig(**trainer.added_weights["widened_from"]).design_text()
+        start_design = DemoConfig(**trainer.added_weights["widened_from"]).design_text()
         print(f"weights added by widening or deepening {start_design} learn at "
               f"{trainer.added_weights['lr_scale']} x the learning rate", flush=True)
     log = (args.out / "loss.jsonl").open("a")

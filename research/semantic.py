@@ -1,6 +1,6 @@
 """The demo model's semantic benchmark: segmentation mIoU on held-out scenes, drawing and colour binding.
 
-    <python> bench/semantic.py [--images 200] [--noise 0.5] [--layers auto] [--out bench/semantic.json]
+    <python> research/semantic.py [--images 200] [--noise 0.5] [--layers auto] [--out research/semantic.json]
 
 Runs the product's own nodes (Load Demo Model, Segment Image, Concept Mask, CLIP Text Encode,
 KSampler, VAE Decode) inside a real ComfyUI (CA_COMFYUI_DIR), and prints, per noise level and
@@ -24,8 +24,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path += [str(REPO), str(REPO / "bench")]  # research as a package, and bench's host boot
 from bench_host import boot  # noqa: E402
+
+from research import evaluation  # noqa: E402
+from research.shapes import IMAGE_SIZE  # noqa: E402
 
 SPACES = ("output", "cross_attention")
 # The Concept Mask node's default cut-off for its threshold method, on each map scaled to 0-1.
@@ -200,10 +204,6 @@ def main() -> None:
 
     host = boot("cpu")
     loader = sys.modules[f"{host.pack.__name__}.nodes.demo_loader"]
-    evaluation = sys.modules.get(f"{host.pack.__name__}.demo_model.evaluation")
-    if evaluation is None:
-        import importlib
-        evaluation = importlib.import_module(f"{host.pack.__name__}.demo_model.evaluation")
     model, clip, vae = loader.load_demo_model(args.weights or loader.WEIGHTS)
 
     results = {"comfyui": host.comfyui_version, "images": args.images, "words": args.words,
@@ -267,7 +267,7 @@ def main() -> None:
             print(f"broken: {variant:<22} ConceptAttention mIoU, argmax masks {tables['output'].mean():.3f}, "
                   f"threshold masks {tables[thresholded('output')].mean():.3f} (noise {noise}, layers {layers})")
     # one generator (and one encoded negative prompt) serves both drawing checks, when either runs
-    generate = (product_generator(model, clip, vae, sys.modules[f"{host.pack.__name__}.demo_model.shapes"].IMAGE_SIZE)
+    generate = (product_generator(model, clip, vae, IMAGE_SIZE)
                 if args.generation or args.binding else None)
     if args.generation:
         generation = evaluation.evaluate_generation(generate, args.generation)

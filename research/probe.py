@@ -1,6 +1,6 @@
 """Which caption words the demo model uses, and whether its attention binds them to their objects.
 
-    python -m demo_model.probe --weights demo_model/weights/demo_model.safetensors [--scenes 64] [--image-side]
+    python -m research.probe --weights demo_model/weights/demo_model.safetensors [--scenes 64] [--image-side]
 
 Words used: the denoising loss with the true caption against the same caption with the shape
 words, or the colour words, swapped for absent ones, or no caption. A model that uses its shape
@@ -26,13 +26,16 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from demo_model import WEIGHTS
+from demo_model.codec import PatchPCACodec
+from demo_model.config import DemoConfig
+from demo_model.text import MAX_TOKENS, TextConfig, TextEncoder, WordTokenizer
+
 from . import flux_twin
-from .codec import PatchPCACodec
 from .evaluation import PIXELS_PER_TOKEN
 from .export import weights_metadata
-from .flux_twin import FluxTwin, TwinConfig
+from .flux_twin import FluxTwin
 from .shapes import COLOURS, IMAGE_SIZE, SHAPES, VOCABULARY, Scene, held_out_seeds, make_batch
-from .text import MAX_TOKENS, TextConfig, TextEncoder, WordTokenizer
 
 NOISE_LEVELS = (0.3, 0.5, 0.7, 0.9)
 BINDING_NOISE_LEVELS = (0.3, 0.7)
@@ -54,7 +57,7 @@ def swap_words(caption: str, pool: tuple[str, ...], rng: random.Random) -> str:
 def load(weights: Path) -> tuple[FluxTwin, TextEncoder, PatchPCACodec]:
     tensors = load_file(weights)
     metadata = weights_metadata(weights)
-    config = TwinConfig(**json.loads(metadata["config"]))
+    config = DemoConfig(**json.loads(metadata["config"]))
     model = FluxTwin(config)
     text = TextEncoder(len(VOCABULARY), dim=config.context_in_dim, config=TextConfig.from_metadata(metadata, str(weights)))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -272,7 +275,7 @@ def binding(model: FluxTwin, text: TextEncoder, codec: PatchPCACodec, scenes: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, default=Path(__file__).parent / "weights" / "demo_model.safetensors")
+    parser.add_argument("--weights", type=Path, default=WEIGHTS)
     parser.add_argument("--scenes", type=int, default=64)
     parser.add_argument("--image-side", action="store_true",
                         help="only the image side: where image tokens attend and how their attention outputs "
