@@ -30,7 +30,7 @@ COARSE_BLUR_SIGMA = 8.0
 
 # An argmax over one concept is that concept everywhere, so one concept's raw map (aggregate.softmax_over)
 # is cut at half its per-image range instead. Measured on the demo model's held-out scenes
-# (bench/single_concept.py, 548 objects): IoU with the object 0.59 for this cut, 0.55 for Otsu's, 0.50
+# (research/single_concept.py, 548 objects): IoU with the object 0.59 for this cut, 0.55 for Otsu's, 0.50
 # for a softmax against an implicit "background" concept, 0.10 for the argmax (the whole image).
 ONE_CONCEPT_CUT = 0.5
 

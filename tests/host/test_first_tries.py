@@ -10,13 +10,14 @@ from ca_test_nodes import KEPT, tiny_clip, tiny_flux
 from test_any_sampler import base, collector, model_node, run, sampler
 from test_generation_unchanged import prompt as encode_prompt
 
+from research import shapes
+
 ONE_CONCEPT_SCENES = 12  # held-out scenes past the semantic bar's first 200 (their objects: about 22)
 
 
 @pytest.fixture(scope="module")
 def demo(ca):
     loader = importlib.import_module(f"{ca.__name__}.nodes.demo_loader")
-    shapes = importlib.import_module(f"{ca.__name__}.demo_model.shapes")
     return loader.load_demo_model(), shapes
 
 
@@ -42,7 +43,7 @@ def iou(mask: torch.Tensor, truth: np.ndarray) -> float:
 def test_one_concept_gets_a_mask_of_its_object(ca, demo):
     """A softmax over one concept is 1 everywhere: its argmax mask would be the whole image (IoU about 0.1
     here). One concept keeps its raw scores instead, cut at half their range (measured IoU 0.59 over 548
-    objects, bench/single_concept.py)."""
+    objects, research/single_concept.py)."""
     models, shapes = demo
     ious, whole_image = [], []
     for seed in shapes.held_out_seeds(ONE_CONCEPT_SCENES, skip=200):

@@ -1,6 +1,6 @@
 """How one concept gets a mask: the candidates measured on the demo model's held-out scenes.
 
-    <python> bench/single_concept.py [--scenes 300] [--skip-scenes 200]
+    <python> research/single_concept.py [--scenes 300] [--skip-scenes 200]
 
 A softmax over one concept is 1 everywhere, so the paper's maps and argmax mask say nothing when a
 user types a single concept. For each object of each held-out scene (past the semantic bar's first
@@ -20,8 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path += [str(REPO), str(REPO / "bench")]  # research as a package, and bench's host boot
 from bench_host import boot  # noqa: E402
+
+from research import shapes  # noqa: E402
 
 
 def main() -> None:
@@ -32,8 +35,6 @@ def main() -> None:
     host = boot("cpu")
     pack = host.pack
     loader = sys.modules[f"{pack.__name__}.nodes.demo_loader"]
-    import importlib
-    shapes = importlib.import_module(f"{pack.__name__}.demo_model.shapes")
     masks = sys.modules[f"{pack.__name__}.ca_core.masks"]
     segment_node = host.segment_module.ConceptAttentionSegmentImage
     model, clip, vae = loader.load_demo_model()
