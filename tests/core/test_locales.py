@@ -60,7 +60,9 @@ def test_every_language_translates_the_same_keys():
     for language in LANGUAGES:
         assert shape(node_defs(language)) == reference, language
         main = json.loads((LOCALES / language / "main.json").read_text(encoding="utf-8"))
-        assert list(main) == ["nodeCategories"] and all(main["nodeCategories"].values())
+        assert list(main) == ["nodeCategories", "dataTypes"]
+        assert all(main["nodeCategories"].values()) and all(main["dataTypes"].values())
+        assert list(main["dataTypes"]) == ["CONCEPT_MAPS", "CONCEPT_RECORDER"]
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

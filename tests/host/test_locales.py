@@ -14,6 +14,7 @@ import nodes
 import pytest
 from app.custom_node_manager import CustomNodeManager
 from comfy_api.latest import io
+from comfy_host import pack
 from comfy_inprocess import PACK_NAME
 
 LOCALES = Path(__file__).resolve().parents[2] / "locales"
@@ -54,17 +55,30 @@ def test_the_pack_ships_chinese_japanese_and_korean_for_all_seven_nodes():
 def test_comfyui_serves_them_from_the_locales_folder(language):
     served = CustomNodeManager().build_translations()[language]
     assert {node_id: served["nodeDefs"][node_id] for node_id in NODE_IDS} == node_defs(language)
-    assert {key: served["nodeCategories"][key] for key in main(language)["nodeCategories"]} == \
-        main(language)["nodeCategories"]
+    for part, texts in main(language).items():
+        assert {key: served[part][key] for key in texts} == texts, part
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_every_node_and_category_and_nothing_else(language):
+def test_every_node_category_and_socket_type_and_nothing_else(language):
     assert sorted(node_defs(language)) == NODE_IDS
     categories = {part for node_id in NODE_IDS for part in schema(node_id).category.split("/")}
-    assert set(main(language)) == {"nodeCategories"}
+    socket_types = pack().nodes.socket_types
+    assert set(main(language)) == {"nodeCategories", "dataTypes"}
     assert set(main(language)["nodeCategories"]) == categories
-    assert all(main(language)["nodeCategories"].values())
+    assert set(main(language)["dataTypes"]) == {socket_types.ConceptMapsType.io_type,
+                                                 socket_types.ConceptRecorderType.io_type}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("node_id", NODE_IDS)
+def test_an_output_named_as_its_type_reads_as_the_type_does(language, node_id):
+    """Frontends label such an output with the type's translation (dataTypes), others with the node's."""
+    data_types = main(language)["dataTypes"]
+    outputs = node_defs(language)[node_id]["outputs"]
+    for index, output in enumerate(schema(node_id).outputs):
+        if output.display_name == output.io_type and output.io_type in data_types:
+            assert outputs[str(index)]["name"] == data_types[output.io_type], f"output {index}"
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
