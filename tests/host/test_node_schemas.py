@@ -9,12 +9,13 @@ import inspect
 import re
 from pathlib import Path
 
+import comfyui_version
 import nodes
 import pytest
 from comfy_api.latest import io
 
 DOCS = Path(__file__).resolve().parents[2] / "web" / "docs"
-COMFYUI_VERSION = tuple(int(part) for part in __import__("comfyui_version").__version__.split("."))
+COMFYUI_VERSION = tuple(int(part) for part in comfyui_version.__version__.split("."))
 
 CONCEPT_INPUTS = ["concepts", "layers", "space", "softmax", "token_pooling"]
 # As saved workflows and API prompts hold them: append only, never reorder or rename.
