@@ -67,10 +67,9 @@ def wire_inputs(node_id: str) -> dict[str, dict]:
     return {name: entry[1] for part in ("required", "optional") for name, entry in spec.get(part, {}).items()}
 
 
-def test_the_newest_pinned_host_takes_advanced_inputs_and_search_aliases():
-    """So that the tests below check folding and aliases somewhere, not only the older hosts' fallbacks."""
-    if COMFYUI_VERSION >= (0, 33, 0):
-        assert HOST_TAKES_ADVANCED and HOST_TAKES_SEARCH_ALIASES
+def test_the_pinned_hosts_exercise_both_folding_and_its_fallback():
+    """ComfyUI 0.33 takes advanced inputs and search aliases; 0.3.64 and 0.8 take neither."""
+    assert HOST_TAKES_ADVANCED is HOST_TAKES_SEARCH_ALIASES is (COMFYUI_VERSION >= (0, 33, 0))
 
 
 @pytest.mark.parametrize("node_id", INPUT_ORDER)
