@@ -11,41 +11,42 @@ from ..ca_core.layers import parse_layers
 from .encoding import encode_concepts
 from .families import family_for
 from .patch import PROMPT_CHOICES, ConceptAttentionPatch, chosen_prompts
+from .schema_options import advanced
 
 
 def concept_inputs() -> list:
     return [
         io.String.Input("concepts", multiline=True, default="dog, grass, sky",
                         tooltip="Concepts to map, separated by commas or new lines (at most 64)."),
-        io.String.Input("layers", default="auto",
-                        tooltip="Advanced. Double blocks whose scores are averaged: auto (the family's default: "
-                                "the last four on Flux.1 and Chroma, 15-18 of 19; the last three on Flux.2), all, a "
-                                "range such as 15-18, or a list such as 15,16,-1."),
-        io.Combo.Input("space", options=list(SPACES), default="output",
-                       tooltip="Advanced. output: ConceptAttention (the paper). cross_attention: the baseline "
-                               "of concept queries against image keys. Both are always computed."),
-        io.Boolean.Input("softmax", default=True,
-                         tooltip="Advanced. Softmax over concepts per layer and step before averaging (the paper)."),
-        io.Combo.Input("token_pooling", options=list(TOKEN_POOLINGS), default="first",
-                       tooltip="Advanced. first: a concept's first token (the paper). mean: the mean of all its "
-                               "tokens, for multi-token concepts such as 'traffic light'."),
+        advanced(io.String.Input("layers", default="auto",
+                                 tooltip="Double blocks whose scores are averaged: auto (the family's default: the "
+                                         "last four on Flux.1 and Chroma, 15-18 of 19; the last three on Flux.2), "
+                                         "all, a range such as 15-18, or a list such as 15,16,-1.")),
+        advanced(io.Combo.Input("space", options=list(SPACES), default="output",
+                                tooltip="output: ConceptAttention (the paper). cross_attention: the baseline of "
+                                        "concept queries against image keys. Both are always computed.")),
+        advanced(io.Boolean.Input("softmax", default=True,
+                                  tooltip="Softmax over concepts per layer and step before averaging (the paper).")),
+        advanced(io.Combo.Input("token_pooling", options=list(TOKEN_POOLINGS), default="first",
+                                tooltip="first: a concept's first token (the paper). mean: the mean of all its "
+                                        "tokens, for multi-token concepts such as 'traffic light'.")),
     ]
 
 
 def step_inputs() -> list:
     return [
-        io.Int.Input("start_step", default=0, min=0, max=10000,
-                     tooltip="Advanced. First sampling step whose scores count."),
-        io.Int.Input("end_step", default=10000, min=1, max=10000,
-                     tooltip="Advanced. Sampling step where scoring stops (exclusive); 10000 = all."),
+        advanced(io.Int.Input("start_step", default=0, min=0, max=10000,
+                              tooltip="First sampling step whose scores count.")),
+        advanced(io.Int.Input("end_step", default=10000, min=1, max=10000,
+                              tooltip="Sampling step where scoring stops (exclusive); 10000 = all.")),
     ]
 
 
 def prompt_input() -> io.Combo.Input:
-    return io.Combo.Input("prompt", options=list(PROMPT_CHOICES), default="positive", optional=True,
-                          tooltip="Advanced. Whose maps: the positive prompt's, the negative prompt's (needs cfg "
-                                  "above 1, when ComfyUI runs it) or both (the positive maps first, then the "
-                                  "negative's, each labelled).")
+    return advanced(io.Combo.Input("prompt", options=list(PROMPT_CHOICES), default="positive", optional=True,
+                                   tooltip="Whose maps: the positive prompt's, the negative prompt's (needs cfg "
+                                           "above 1, when ComfyUI runs it) or both (the positive maps first, then "
+                                           "the negative's, each labelled)."))
 
 
 def step_range(start_step: int, end_step: int, steps: int | None = None) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from ..demo_model.codec import PatchPCACodec
 from ..demo_model.config import DemoConfig
 from ..demo_model.text import FIRST_DESIGN, MAX_TOKENS, TextConfig, TextEncoder, WordTokenizer
 from .flux import flux_unet_config
+from .schema_options import search_aliases
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +210,15 @@ class LoadDemoModel(io.ComfyNode):
             category="conceptattention",
             description="A small Flux trained on coloured shapes, shipped with the extension: runs on any "
                         "CPU in seconds. Prompts like 'a red circle and a blue square on a gray background'.",
+            **search_aliases("demo", "shapes model", "tiny flux", "cpu model"),
             inputs=[],
-            outputs=[io.Model.Output(display_name="MODEL"), io.Clip.Output(display_name="CLIP"),
-                     io.Vae.Output(display_name="VAE")],
+            outputs=[
+                io.Model.Output(display_name="MODEL", tooltip="The demo diffusion model, a small Flux."),
+                io.Clip.Output(display_name="CLIP", tooltip="The demo text encoder; it knows only shape and colour "
+                                                            "words, such as 'red circle' or 'background'."),
+                io.Vae.Output(display_name="VAE", tooltip="The demo image codec, 16 channels at 1/8 resolution, "
+                                                          "like Flux's VAE."),
+            ],
         )
 
     @classmethod

@@ -8,15 +8,16 @@ from ..ca_core.aggregate import SPACES
 from ..ca_core.concepts import resolve_concept_names
 from ..ca_core.maps import NORMALISATIONS, colourise, label_images, normalise, overlay
 from ..ca_core.masks import MASK_METHODS, concept_mask, mask_method_for
+from .schema_options import advanced, search_aliases
 from .socket_types import ConceptMapsType
 
 AS_MADE = "as_made"
 
 
 def space_input() -> io.Combo.Input:
-    return io.Combo.Input("space", options=[AS_MADE, *SPACES], default=AS_MADE,
-                          tooltip="Which maps to use: as chosen where they were made, ConceptAttention "
-                                  "(output) or the cross-attention baseline.")
+    return advanced(io.Combo.Input("space", options=[AS_MADE, *SPACES], default=AS_MADE,
+                                   tooltip="Which maps to use: as chosen where they were made, ConceptAttention "
+                                           "(output) or the cross-attention baseline."))
 
 
 def chosen_space(space: str):
@@ -33,6 +34,7 @@ class SaliencyMap(io.ComfyNode):
             description="A colour heatmap per concept and image (optionally over the image, optionally "
                         "labelled), and the soft maps as masks. Outputs are ordered image by image, concept by "
                         "concept (with maps of both prompts: the positive prompt's first).",
+            **search_aliases("heatmap", "saliency", "attention map", "show concept maps"),
             inputs=[
                 ConceptMapsType.Input("concept_maps", tooltip="From the Concept Attention Sampler, Concept Maps "
                                                               "or Segment Image."),
@@ -50,8 +52,12 @@ class SaliencyMap(io.ComfyNode):
                                          "its heatmap, so saved and previewed images say what they show."),
             ],
             outputs=[
-                io.Image.Output(display_name="heatmaps"),
-                io.Mask.Output(display_name="maps"),
+                io.Image.Output(display_name="heatmaps",
+                                tooltip="A colour heatmap per image and concept, over the image when one is "
+                                        "connected."),
+                io.Mask.Output(display_name="maps",
+                               tooltip="The same maps as soft masks (0-1 unless normalisation is none), in the "
+                                       "heatmaps' order."),
             ],
             is_output_node=True,
         )
@@ -83,6 +89,7 @@ class ConceptMask(io.ComfyNode):
             description="A MASK [B, H, W] at the image's size for one or more concepts, ready for "
                         "SetLatentNoiseMask, InpaintModelConditioning, VAEEncodeForInpaint and ImageCompositeMasked "
                         "(maps of both prompts give the positive prompt's masks, then the negative's).",
+            **search_aliases("mask from text", "concept mask", "segment", "text mask", "attention mask"),
             inputs=[
                 ConceptMapsType.Input("concept_maps", tooltip="From the Concept Attention Sampler, Concept Maps "
                                                               "or Segment Image."),
@@ -106,7 +113,8 @@ class ConceptMask(io.ComfyNode):
                              tooltip="Drop islands of the mask smaller than this many pixels (binary methods), "
                                      "e.g. a stray patch won elsewhere in the image; 0 keeps them all."),
             ],
-            outputs=[io.Mask.Output(display_name="MASK")],
+            outputs=[io.Mask.Output(display_name="MASK",
+                                    tooltip="The mask of the chosen concepts, one per image, at the image's size.")],
             is_output_node=True,
         )
 

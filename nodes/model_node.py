@@ -9,6 +9,7 @@ ComfyUI's execution cache).
 from comfy_api.latest import io
 
 from .common import concept_inputs, prepare_patch, prompt_input, step_inputs, step_range
+from .schema_options import search_aliases
 from .socket_types import ConceptMapsType, ConceptRecorderType
 
 
@@ -22,6 +23,7 @@ class ConceptAttentionModel(io.ComfyNode):
             description="Adds the concept stream to a copy of the model, for any sampler: KSampler, "
                         "KSamplerAdvanced, SamplerCustomAdvanced with any guider, or another pack's. The image "
                         "stays exactly as without it. Feed the sampler's LATENT and the recorder to Concept Maps.",
+            **search_aliases("attention map", "saliency", "heatmap", "concept map", "model patch"),
             inputs=[
                 io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein) or Chroma "
                                                 "model; the concept stream is added to a copy."),
@@ -55,12 +57,15 @@ class ConceptMapsCollector(io.ComfyNode):
             category="conceptattention",
             description="The concept maps of one sampling run: the run, by a Concept Attention Model's MODEL, "
                         "that returned this LATENT. Two samplers sharing that model each give their own maps.",
+            **search_aliases("attention map", "saliency", "heatmap", "concept map", "collect maps"),
             inputs=[
                 ConceptRecorderType.Input("recorder", tooltip="From the Concept Attention Model node."),
                 io.Latent.Input("latent", tooltip="The LATENT the sampler returned (SamplerCustomAdvanced: "
                                                   "`output`), before any upscale or other change."),
             ],
-            outputs=[ConceptMapsType.Output(display_name="CONCEPT_MAPS")],
+            outputs=[ConceptMapsType.Output(display_name="CONCEPT_MAPS",
+                                            tooltip="The maps of that run, one per image and concept: wire into "
+                                                    "Saliency Map or Concept Mask.")],
         )
 
     @classmethod

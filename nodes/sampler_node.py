@@ -9,6 +9,7 @@ import nodes
 from comfy_api.latest import io
 
 from .common import check_prompt_runs, concept_inputs, prepare_patch, prompt_input, step_inputs, step_range
+from .schema_options import search_aliases
 from .socket_types import ConceptMapsType
 
 
@@ -21,6 +22,7 @@ class ConceptAttentionSampler(io.ComfyNode):
             category="conceptattention",
             description="Samples exactly like KSampler and, alongside, maps where each concept is in the "
                         "image (ConceptAttention). The generated latent is the same as KSampler's.",
+            **search_aliases("attention map", "saliency", "heatmap", "concept map"),
             inputs=[
                 io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein) or Chroma "
                                                 "model; the concept stream is added to a copy."),
@@ -45,8 +47,10 @@ class ConceptAttentionSampler(io.ComfyNode):
                 prompt_input(),
             ],
             outputs=[
-                io.Latent.Output(display_name="LATENT"),
-                ConceptMapsType.Output(display_name="CONCEPT_MAPS"),
+                io.Latent.Output(display_name="LATENT", tooltip="The denoised latent, exactly as KSampler gives it."),
+                ConceptMapsType.Output(display_name="CONCEPT_MAPS",
+                                       tooltip="One map per image and concept: wire into Saliency Map or Concept "
+                                               "Mask."),
             ],
         )
 

@@ -13,6 +13,7 @@ from comfy_api.latest import io
 
 from .common import concept_inputs, prepare_patch
 from .patch import StopAfterLastLayer
+from .schema_options import search_aliases
 from .socket_types import ConceptMapsType
 
 
@@ -25,6 +26,7 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
             category="conceptattention",
             description="Maps where each concept is in an existing image (zero-shot segmentation): encode, "
                         "add noise, one partial model pass per noise sample.",
+            **search_aliases("segment", "segmentation", "zero-shot segmentation", "attention map", "saliency"),
             inputs=[
                 io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein) or Chroma model."),
                 io.Clip.Input("clip", tooltip="The model's text encoder; encodes the concepts and the caption."),
@@ -42,7 +44,9 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
                                 tooltip="Optional description of the image for the text stream. The paper's "
                                         "segmentation experiments name the objects present, e.g. 'a dog, a cat'."),
             ],
-            outputs=[ConceptMapsType.Output(display_name="CONCEPT_MAPS")],
+            outputs=[ConceptMapsType.Output(display_name="CONCEPT_MAPS",
+                                            tooltip="One map per image and concept, at the image's size: wire into "
+                                                    "Saliency Map or Concept Mask.")],
         )
 
     @classmethod

@@ -35,16 +35,21 @@ export async function openComfy(url, { viewport = { width: 1400, height: 900 }, 
     if (new URL(request.url()).hostname !== "127.0.0.1") log.blocked.push(request.url());
   });
   await page.goto(url, { timeout });
-  await page.waitForFunction(
-    () => window.app?.graph && window.LiteGraph?.registered_node_types?.KSampler && window.app.canvas,
-    null, { timeout },
-  );
-  await page.evaluate(installHelpers);
+  await untilReady(page, timeout);
   const close = async () => {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });
   };
   return { context, page, log, close };
+}
+
+/** Wait until the page's ComfyUI has registered its node types, then install the in-page helpers. */
+export async function untilReady(page, timeout = 90_000) {
+  await page.waitForFunction(
+    () => window.app?.graph && window.LiteGraph?.registered_node_types?.KSampler && window.app.canvas,
+    null, { timeout },
+  );
+  await page.evaluate(installHelpers);
 }
 
 /** In-page helpers, reached as window.caTest.*. */
