@@ -277,7 +277,7 @@ def _token_map_soft(rng, h, w):
 
 
 def _grating(rng, h, w):
-    """Stripes 31 pixels apart: the worst case found for the downscaled blur (its cells are 32 wide at sigma 256)."""
+    """Stripes 31 pixels apart, about the downscaled blur's cell width at sigma 256: the worst case found (aliasing)."""
     return np.tile((np.arange(w) % 31 < 15).astype(np.float32), (h, 1))
 
 
