@@ -547,7 +547,7 @@ def main() -> None:
     parser.add_argument("--init-from", type=Path, default=None,
                         help="start a new run from shipped weights (demo_model/weights/demo_model.safetensors)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (faster after a slow start)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (scripts/train_on_device.sh)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (scripts/train_demo_on_gpu.sh)")
     parser.add_argument("--workers", type=int, default=0,
                         help="processes that draw scenes ahead (0: draw in the training process)")
     parser.add_argument("--warmup-steps", type=int, default=0, help="steps over which the learning rate ramps up")
