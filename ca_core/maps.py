@@ -32,7 +32,8 @@ class ConceptMaps:
     token_pixels: int
     space: str = "output"
     layers: tuple[int, ...] = ()
-    steps: tuple[int, ...] = ()
+    steps: tuple[int, ...] = ()  # the steps that contributed
+    skipped_steps: tuple[int, ...] = ()  # steps of the chosen range whose blocks did not run (a block cache)
     softmax: bool = True
     prompts: tuple[str, ...] = ("positive",)
     # one concept with softmax asked for: the maps hold its raw scores (aggregate.softmax_over)

@@ -11,7 +11,9 @@ FAMILIES = (FluxFamily(), Flux2Family(), ChromaFamily())
 NO_JOINT_ATTENTION = "its text enters by cross-attention only"
 SINGLE_STREAM = "text and image tokens share one stream, with no separate text weights for the concepts"
 NOT_YET = "not yet supported"
+SUPPORTED = ""
 MODEL_NAMES = (
+    ("Flux", "Flux.1", SUPPORTED), ("Flux2", "Flux.2", SUPPORTED), ("Chroma", "Chroma", SUPPORTED),
     ("SD15", "SD1.5", NO_JOINT_ATTENTION), ("SD2", "SD2.x", NO_JOINT_ATTENTION),
     ("SDXL", "SDXL", NO_JOINT_ATTENTION), ("SSD1B", "SDXL (SSD-1B)", NO_JOINT_ATTENTION),
     ("Segmind_Vega", "SDXL (Segmind Vega)", NO_JOINT_ATTENTION), ("KOALA", "SDXL (KOALA)", NO_JOINT_ATTENTION),
@@ -48,6 +50,15 @@ def model_name(model) -> tuple[str, str]:
     return f"this model ({shown})", NOT_YET
 
 
+def foreign_pack(diffusion_model) -> str | None:
+    """The node pack whose class the diffusion model is, where it is not ComfyUI's own (Nunchaku's SVDQuant
+    models, for one, run their own transformer in place of ComfyUI's)."""
+    module = type(diffusion_model).__module__ or ""
+    if module.split(".")[0] in ("comfy", "torch"):
+        return None
+    return module.replace("\\", "/").split("/")[-1].split(".")[0]
+
+
 def family_for(model):
     """The family of a ComfyUI MODEL, or an error that names the model's family, says why not and lists
     what is supported."""
@@ -57,6 +68,15 @@ def family_for(model):
             return family
     supported = "; ".join(family.name for family in FAMILIES)
     name, why = model_name(model)
+    pack = foreign_pack(diffusion_model)
+    if pack is not None:
+        raise UnsupportedModelError(
+            f"ConceptAttention does not support this {name} model: it was loaded by the {pack!r} node pack, which "
+            f"runs its own transformer ({type(diffusion_model).__name__}) in place of ComfyUI's, so the concept "
+            "stream cannot reach its joint attention (SVDQuant / Nunchaku models run fused kernels). Load the same "
+            "model with ComfyUI's Load Diffusion Model (bf16, fp8 or scaled fp8) or ComfyUI-GGUF's Unet Loader "
+            f"(GGUF) instead. Supported: {supported}."
+        )
     if why == NOT_YET:
         reason = f"ConceptAttention does not support {name} models yet"
     else:

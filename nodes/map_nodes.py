@@ -76,7 +76,18 @@ class SaliencyMap(io.ComfyNode):
         if label:
             heatmaps = label_images(heatmaps, labels)
         masks = rearrange(maps.clamp(0, 1) if normalisation != "none" else maps, "B K H W -> (B K) H W")
-        return io.NodeOutput(heatmaps, masks, ui={**ui.PreviewImage(heatmaps, cls=cls).as_dict(), "concepts": labels})
+        shown = {**ui.PreviewImage(heatmaps, cls=cls).as_dict(), "concepts": labels}
+        if concept_maps.skipped_steps:  # shown above the gallery: which steps the maps average
+            shown["steps"] = [steps_note(concept_maps)]
+        return io.NodeOutput(heatmaps, masks, ui=shown)
+
+
+def steps_note(concept_maps) -> str:
+    """Which steps the maps come from, where a block cache skipped some of the chosen ones."""
+    def listed(steps):
+        return ", ".join(str(step) for step in steps)
+
+    return f"maps from steps {listed(concept_maps.steps)}; a block cache skipped steps {listed(concept_maps.skipped_steps)}"
 
 
 class ConceptMask(io.ComfyNode):

@@ -56,9 +56,17 @@ class Recording:
     one_concept_raw: bool = False
     aggregators: dict = field(default_factory=dict)
     grid: tuple[int, int] | None = None
-    steps: set = field(default_factory=set)
+    steps: set = field(default_factory=set)  # steps whose chosen blocks ran and were scored
+    skipped_steps: set = field(default_factory=set)  # steps whose model call ran without the chosen blocks
     calls_in_range: int = 0  # model calls within the step range, whichever prompts they ran
     run_steps: int | None = None  # how many steps the sampling run had (None: a segmentation's lone calls)
+
+    def skipped_in(self, step_range: tuple[int, int]) -> set:
+        """Steps of the range that ran (or, with a known step count, should have) but gave no scores."""
+        skipped = set(self.skipped_steps)
+        if self.run_steps is not None:
+            skipped |= set(range(step_range[0], min(step_range[1], self.run_steps)))
+        return skipped - self.steps
 
     def __post_init__(self):
         self.aggregators = {prompt: ConceptScoreAggregator(softmax=self.softmax) for prompt in self.prompts}
@@ -66,13 +74,21 @@ class Recording:
     def concept_maps(self, names: list[str], image_size: tuple[int, int], space: str, token_pixels: int,
                      layers: tuple[int, ...], step_range: tuple[int, int]) -> ConceptMaps:
         """The maps, prompt by prompt along the batch (positive images first, then negative)."""
-        if not self.calls_in_range:
-            had = f": the run had {self.run_steps} steps (0-{self.run_steps - 1})" if self.run_steps else ""
+        chosen = f"steps {step_range[0]}-{step_range[1] - 1}"
+        if not self.calls_in_range and self.run_steps is not None and step_range[0] >= self.run_steps:
             raise RuntimeError(
-                f"no concept maps were made: steps {step_range[0]}-{step_range[1] - 1} never ran{had}; "
-                "set start_step below the run's step count, or widen the step range"
+                f"no concept maps were made: {chosen} never ran: the run had {self.run_steps} steps "
+                f"(0-{self.run_steps - 1}); set start_step below the run's step count, or widen the step range"
             )
         missing = [prompt for prompt, aggregator in self.aggregators.items() if aggregator.contributions == 0]
+        if len(missing) == len(self.aggregators) and (self.skipped_steps or not self.calls_in_range):
+            raise RuntimeError(
+                f"no concept maps were made: the model ran {chosen} without the chosen joint blocks. A "
+                "step-skipping cache (First Block Cache, TeaCache, EasyCache, ...) reused its cached result "
+                "there instead of running the blocks. Start the cache after the chosen steps (its start "
+                "setting), lower its threshold, widen the step range to steps where the blocks run, or "
+                "bypass the cache node for this run"
+            )
         if missing:
             raise RuntimeError(
                 f"no {missing[0]}-prompt maps were made: the sampler never ran the {missing[0]} prompt "
@@ -93,6 +109,7 @@ class Recording:
             space=space,
             layers=layers,
             steps=tuple(sorted(self.steps)),
+            skipped_steps=tuple(sorted(self.skipped_in(step_range))),
             softmax=self.softmax,
             prompts=self.prompts,
             one_concept_raw=self.one_concept_raw,
@@ -112,7 +129,12 @@ class StreamState:
     conditioning: object  # the family's concept modulation input for these rows
     rope: object  # the concepts' RoPE (None: positions zero)
     score_tokens: int
+    step: int
     returned: dict | None = None  # what the last double-block replacement handed back to ComfyUI
+    scored: bool = False  # a chosen block ran and was scored in this call
+    # a block of this call ran no joint attention (a cache skipped it): the concepts cannot follow the blocks
+    # after it, so this call scores nothing more
+    stalled: bool = False
 
 
 class ConceptAttentionPatch:
@@ -217,7 +239,10 @@ class ConceptAttentionPatch:
         # keyed by patch, so a second concept patch on the same model keeps its own stream
         options = call.transformer_options
         args, kwargs = call.with_transformer_options({**options, STATE_KEY: {**options.get(STATE_KEY, {}), self: state}})
-        return executor(*args, **kwargs)
+        output = executor(*args, **kwargs)
+        if not state.scored:  # the call returned without running the chosen blocks: a step-skipping cache
+            state.recording.skipped_steps.add(state.step)
+        return output
 
     def _open_stream(self, call) -> StreamState | None:
         recording = self.open_recording
@@ -245,7 +270,6 @@ class ConceptAttentionPatch:
         if recording.grid not in (None, grid):
             raise RuntimeError(f"the image token grid changed mid-run from {recording.grid} to {grid}")
         recording.grid = grid
-        recording.steps.add(step)
         label_prompt = {label: prompt for prompt, label in PROMPTS.items()}
         return StreamState(
             diffusion_model=diffusion_model,
@@ -257,6 +281,7 @@ class ConceptAttentionPatch:
             conditioning=self.family.concept_conditioning(call, rows),
             rope=self.family.concept_rope(diffusion_model, call, self.concept_positions or [0] * context.shape[1]),
             score_tokens=grid[0] * grid[1],
+            step=step,
         )
 
     def _step(self, timestep: Tensor, transformer_options) -> int:
@@ -292,8 +317,9 @@ class ConceptAttentionPatch:
             return out
 
         result = call_block({**args, "transformer_options": {**options, "optimized_attention_override": override}})
-        if not attended:
-            raise RuntimeError(f"joint block {index} ran no attention through ComfyUI's attention function")
+        if not attended:  # the block was skipped (a block cache reused its output): nothing to follow or score
+            state.stalled = True
+            return result
         concept = attended[0]
         if index in self.layers:
             self._add_scores(concept, state)
@@ -304,6 +330,8 @@ class ConceptAttentionPatch:
     @staticmethod
     def _add_scores(concept, state: StreamState) -> None:
         """Fold one layer's scores in: each prompt's chunks of the batch average into one map."""
+        state.scored = True
+        state.recording.steps.add(state.step)
         chunk_prompts = state.chunk_prompts
         for space, scores in (("output", concept.output_scores), ("cross_attention", concept.cross_attention_scores)):
             chunks = scores.reshape(len(chunk_prompts), -1, *scores.shape[1:])
@@ -325,7 +353,15 @@ def run_displaced(previous, args: dict, extra: dict) -> dict:
     return previous(args, extra) if previous is not None else extra["original_block"](args)
 
 
-class BlockPatch:
+class SharedAcrossClones:
+    """ComfyUI deep-copies model_options when a node clones the MODEL (before 0.33): a copied replacement would
+    look for its own copy of the patch, which no sampling run opens. The clones share the one patch."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class BlockPatch(SharedAcrossClones):
     """The patches_replace entry for one double block; chains any replacement it displaced."""
 
     def __init__(self, patch: ConceptAttentionPatch, index: int, previous):
@@ -338,13 +374,13 @@ class BlockPatch:
             return run_displaced(self.previous, block_args, extra)
 
         state = stream_state(args, self.patch)
-        if state is None:
+        if state is None or state.stalled:
             return call_block(args)
         state.returned = self.patch.run_block(self.index, state, args, call_block)
         return state.returned
 
 
-class ReleaseReturnedPatch:
+class ReleaseReturnedPatch(SharedAcrossClones):
     """A replacement after the stream: empties the dict the previous replacement returned (ComfyUI
     has read it by now), then runs the block or the replacement it displaced. On a double block its
     own dict is released in turn at the first single block."""

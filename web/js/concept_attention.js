@@ -1,7 +1,8 @@
 // ConceptAttention front end: a labelled gallery of the Saliency Map node's heatmaps.
 //
 // The node's UI output carries `images` (the heatmaps, image by image, concept by concept) and
-// `concepts` (the concept name of each image). The gallery replaces ComfyUI's stock preview grid
+// `concepts` (the concept name of each image), and `steps` where a block cache skipped some of the chosen
+// steps (which steps the maps come from, shown above the heatmaps). The gallery replaces ComfyUI's stock preview grid
 // on that node only; click a heatmap to enlarge it. The Concept Mask node keeps the stock preview.
 // Nothing here is needed to run the nodes: without this file the stock preview shows the heatmaps.
 //
@@ -16,6 +17,8 @@ const STYLE_ID = "ca-gallery-style";
 const CSS = `
 .ca-gallery { display: grid; gap: 6px; padding: 4px; box-sizing: border-box; width: 100%;
   height: 100%; overflow: auto; align-content: start; }
+.ca-gallery-note { grid-column: 1 / -1; font: 12px sans-serif; color: var(--input-text, #ddd);
+  opacity: 0.8; white-space: normal; }
 .ca-gallery-item { margin: 0; cursor: zoom-in; display: flex; flex-direction: column; min-width: 0; }
 .ca-gallery-item img { width: 100%; aspect-ratio: var(--ca-aspect, 1); object-fit: contain;
   background: #111; border-radius: 4px; display: block; }
@@ -90,7 +93,7 @@ function closeLightbox() {
   document.removeEventListener("keydown", onLightboxKey, true);
 }
 
-function renderGallery(node, entries) {
+function renderGallery(node, entries, note) {
   ensureStyle();
   let widget = node.widgets?.find((w) => w.name === WIDGET_NAME);
   if (!widget) {
@@ -109,7 +112,11 @@ function renderGallery(node, entries) {
   const perImage = new Set(entries.map((e) => e.concept)).size || 1;
   const columns = perImage <= 6 ? perImage : 4;  // one row per image when it fits
   element.style.gridTemplateColumns = `repeat(${columns}, minmax(0, 1fr))`;
+  const noteElement = document.createElement("div");
+  noteElement.className = "ca-gallery-note";
+  noteElement.textContent = note ?? "";
   element.replaceChildren(
+    ...(note ? [noteElement] : []),
     ...entries.map((entry) => {
       const figure = document.createElement("figure");
       figure.className = "ca-gallery-item";
@@ -128,6 +135,7 @@ function renderGallery(node, entries) {
     }),
   );
   node.caGalleryCount = entries.length;
+  node.caGalleryNote = Boolean(note);
   node.caGalleryColumns = columns;
   const [width, height] = node.computeSize();
   node.setSize([Math.max(node.size[0], width), Math.max(node.size[1], height)]);
@@ -149,7 +157,7 @@ function galleryHeight(node) {
   if (!count) return 0;
   const columns = node.caGalleryColumns ?? 1;
   const tile = Math.max(48, (node.size[0] - 20) / columns) * (node.caAspect ?? 1);
-  return Math.ceil(count / columns) * (tile + 24) + 8;
+  return Math.ceil(count / columns) * (tile + 24) + 8 + (node.caGalleryNote ? 20 : 0);
 }
 
 app.registerExtension({
@@ -161,7 +169,7 @@ app.registerExtension({
     nodeType.prototype.onExecuted = function (message) {
       onExecuted?.apply(this, arguments);
       const entries = galleryEntries(message);
-      if (entries.length) renderGallery(this, entries);
+      if (entries.length) renderGallery(this, entries, message?.steps?.[0]);
     };
 
     // The stock preview would show the same heatmaps again, unlabelled, under the gallery.
