@@ -15,6 +15,7 @@ Where a family's forward keeps the last replacement's returned dict alive (Flux'
 blocks it names get replacements too, which only empty that dict (family.release_after_stream).
 """
 
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -30,6 +31,10 @@ from .recorder import ConceptRecorder
 
 STATE_KEY = "concept_attention_stream"
 WRAPPER_KEY = "concept_attention"
+# How ComfyUI's TorchCompileModel (comfy_api.torch_helpers, also used by compile nodes of other packs) marks a
+# compiled MODEL: an APPLY_MODEL wrapper and its compile options.
+COMPILE_WRAPPER_KEY = "torch.compile"
+COMPILE_OPTIONS_KEY = "torch_compile_kwargs"
 # Which prompt's batch rows the stream follows; ComfyUI labels them in cond_or_uncond.
 PROMPTS = {"positive": 0, "negative": 1}
 PROMPT_CHOICES = ("positive", "negative", "both")
@@ -40,6 +45,16 @@ def chosen_prompts(choice: str) -> tuple[str, ...]:
     if choice not in PROMPT_CHOICES:
         raise ValueError(f"prompt must be one of {PROMPT_CHOICES}, got {choice!r}")
     return tuple(PROMPTS) if choice == "both" else (choice,)
+
+
+def is_compiled(model) -> bool:
+    """Whether a MODEL carries ComfyUI's torch.compile wrapper."""
+    wrappers = model.wrappers.get(comfy.patcher_extension.WrappersMP.APPLY_MODEL, {})
+    return COMPILE_OPTIONS_KEY in model.model_options or bool(wrappers.get(COMPILE_WRAPPER_KEY))
+
+
+class CompiledModelError(ValueError):
+    pass
 
 
 class StopAfterLastLayer(Exception):
@@ -178,7 +193,16 @@ class ConceptAttentionPatch:
         return self.last_recording.aggregators[self.prompts[0]]
 
     def install(self, model):
-        """Patch a model.clone() in place; the caller's model is never touched."""
+        """Patch a model.clone() in place; the caller's model is never touched.
+
+        A compiled model's clone runs uncompiled: its compiled module is shared with the caller's model, and
+        ComfyUI's compile guards ignore transformer_options, so a graph traced with (or without) the stream's
+        replacements would be reused by runs without (or with) them. The caller's model stays compiled."""
+        if is_compiled(model):
+            model.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, COMPILE_WRAPPER_KEY)
+            model.model_options.pop(COMPILE_OPTIONS_KEY, None)
+            logging.warning("ConceptAttention: the concept maps' sampling run uses this model uncompiled "
+                            "(torch.compile cannot hold the concept stream); other samplers keep it compiled.")
         self._timestep_of_sigma = model.get_model_object("model_sampling").timestep
         self.latent_pixels = self.family.latent_pixels(model)
         self.token_pixels = self.family.token_pixels(model)
@@ -202,6 +226,14 @@ class ConceptAttentionPatch:
         """One sampling run (any sampler node, any guider): record it, and file it with its output."""
         if self.open_recording is not None:  # a recording held open around several runs
             return executor(*args, **kwargs)
+        sampled = getattr(executor.class_obj, "model_patcher", None)  # the guider's MODEL
+        if sampled is not None and is_compiled(sampled):
+            raise CompiledModelError(
+                "this MODEL was compiled (TorchCompileModel or another compile node) after the Concept Attention "
+                "node: a compiled graph cannot run the concept stream. Move the compile node before the Concept "
+                "Attention node (the maps' run then uses the model uncompiled, other samplers stay compiled), or "
+                "bypass it"
+            )
         recording = self.new_recording()
         sigmas = args[3] if len(args) > 3 else kwargs.get("sigmas")  # outer_sample(noise, latent, sampler, sigmas..)
         recording.run_steps = len(sigmas) - 1 if sigmas is not None else None

@@ -193,3 +193,30 @@ def test_an_unknown_mask_method_is_a_clear_error_on_every_host():
         assert "unknown mask method 'bogus'" in result["errors"][0]["exception_message"]
     else:
         assert "bogus" in str(result["node_errors"]["8"])
+
+
+class StandInNunchakuFlux(torch.nn.Module):
+    """Stands in for a diffusion model another pack loads in place of ComfyUI's own class (ComfyUI-nunchaku's
+    SVDQuant Flux wrapper): a Flux model config around a transformer ComfyUI's hooks cannot reach."""
+
+    def forward(self, *args, **kwargs):
+        raise AssertionError("the concept nodes must refuse this model before running it")
+
+
+StandInNunchakuFlux.__module__ = "ComfyUI-nunchaku.wrappers.flux"
+
+
+def test_a_model_from_another_packs_class_is_refused_naming_the_pack(ca):
+    model = tiny_flux()
+    model.add_object_patch("diffusion_model", StandInNunchakuFlux())
+    clip = tiny_clip()
+    with pytest.raises(ValueError) as raised:
+        ca.nodes.sampler_node.ConceptAttentionSampler.execute(
+            model=model, clip=clip, seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple",
+            positive=encode_prompt(clip, "x"), negative=encode_prompt(clip, ""),
+            latent_image={"samples": torch.zeros(1, 16, 8, 8)}, denoise=1.0, concepts="dog", layers="auto",
+            space="output", softmax=True, token_pooling="first", start_step=0, end_step=10000)
+    message = str(raised.value)
+    assert "does not support this Flux.1 model: it was loaded by the 'ComfyUI-nunchaku' node pack" in message
+    assert "SVDQuant / Nunchaku" in message and "Load Diffusion Model (bf16, fp8 or scaled fp8)" in message
+    assert "Supported: Flux.1 (dev, schnell, Kontext)" in message
