@@ -129,12 +129,15 @@ def _params_class(family: Family):
     return FluxParams
 
 
-def build_model(family: Family, depth: int, single: int, device: str, dtype, seed: int = 0, std: float = 0.02):
+def build_model(family: Family, depth: int, single: int, device: str, dtype, seed: int = 0, std: float = 0.02,
+                weight_dtype=None):
     """A family's real-width model through ComfyUI's own classes, random weights, wrapped in a ModelPatcher.
 
     ComfyUI builds Flux with uninitialised weights (it expects a state dict), so every parameter
     is drawn here: N(0, std) for weights and 1 + N(0, 0.1) for norm scales. The weights are
     created directly on the target device, so the GPU run never holds a CPU copy.
+    weight_dtype (e.g. torch.float8_e4m3fn): weights stored in it and computed in `dtype`, as ComfyUI
+    loads an fp8 checkpoint (its manual-cast operations cast each weight as it is used).
     """
     import comfy.model_management
     import comfy.model_patcher
@@ -142,7 +145,7 @@ def build_model(family: Family, depth: int, single: int, device: str, dtype, see
     import torch
 
     model_config = getattr(comfy.supported_models, family.config_class)(family_config(family, depth, single))
-    model_config.set_inference_dtype(dtype, None)
+    model_config.set_inference_dtype(weight_dtype or dtype, dtype if weight_dtype else None)
     # ComfyUI's own devices (cuda:0 and its offload device), as its model loaders use them
     target = comfy.model_management.get_torch_device() if device == "cuda" else torch.device("cpu")
     offload = comfy.model_management.unet_offload_device() if device == "cuda" else target
@@ -152,9 +155,11 @@ def build_model(family: Family, depth: int, single: int, device: str, dtype, see
     with torch.no_grad():
         for name, p in model.diffusion_model.named_parameters():
             # RMSNorm scales (q/k norms, Chroma's approximator norms; `.scale` became `.weight` in 0.33)
+            drawn = torch.empty(p.shape, device=target, dtype=torch.float32)  # fp8 cannot be drawn into
             if name.endswith((".scale", "query_norm.weight", "key_norm.weight")) or ".norms." in name:
-                p.normal_(1.0, 0.1, generator=generator)
+                drawn.normal_(1.0, 0.1, generator=generator)
             else:
-                p.normal_(0.0, std, generator=generator)
+                drawn.normal_(0.0, std, generator=generator)
+            p.copy_(drawn)
     model.eval()
     return comfy.model_patcher.ModelPatcher(model, load_device=target, offload_device=offload)

@@ -47,6 +47,7 @@ import torch
 SEED = 42
 TEXT_TOKENS = 32
 TARGETS = {"sampler_4": 1.02, "sampler_64": 1.05, "segment": 0.40, "memory": 1.02}
+WEIGHT_DTYPES = {"native": None, "fp8": torch.float8_e4m3fn}
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Settings:
     layer_sets: list[str]
     quick: bool
     family: str = "flux1"
+    weights: str = "native"  # native: stored in dtype; fp8: stored as fp8_e4m3fn, computed in dtype
 
 
 def evidence_parser(doc: str) -> argparse.ArgumentParser:
@@ -176,7 +178,8 @@ class Bench:
         self.device, self.clock = settings.device, clock
         self.geometry = bench_host.FAMILIES[settings.family]
         self.model = bench_host.build_model(self.geometry, settings.depth, settings.single, settings.device,
-                                            getattr(torch, settings.dtype), seed=0)
+                                            getattr(torch, settings.dtype), seed=0,
+                                            weight_dtype=WEIGHT_DTYPES[settings.weights])
         self.diffusion_model = self.model.get_model_object("diffusion_model")
         # what is live before every call on the CPU: the weights (the profiler cannot see them)
         self.resident_bytes = sum(t.numel() * t.element_size() for t in self.model.model.state_dict().values())
@@ -425,7 +428,8 @@ def print_report(result: dict) -> None:
     print(f"\nConceptAttention benchmark  ({'quick' if s['quick'] else 'full'}, {s['device']}, {s['dtype']})")
     print(f"machine: {m['nproc']} cpus, {m['cpu']}{', ' + m['gpu'] if 'gpu' in m else ''}; torch {m['torch']} "
           f"({m['torch_threads']} threads), ComfyUI {m['comfyui']}, attention {m['attention']}")
-    print(f"model: {bench_host.FAMILIES[s['family']].describe()}, guidance 3.5, depth "
+    weights = "" if s.get("weights", "native") == "native" else f", {s['weights']} weights"
+    print(f"model: {bench_host.FAMILIES[s['family']].describe()}{weights}, guidance 3.5, depth "
           f"{s['depth']} double + {s['single']} single, random weights; {TEXT_TOKENS} text tokens; steps {s['steps']}, "
           f"cfg 1, euler/simple; {s['rounds']} alternating round(s) after an untimed run of each variant; medians")
     print(f"memory: {result['memory_method']}")
@@ -509,6 +513,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--family", choices=list(bench_host.FAMILIES), default="flux1",
                         help="model family, at its real width (default flux1)")
+    parser.add_argument("--weights", choices=list(WEIGHT_DTYPES), default="native",
+                        help="native: weights in the compute dtype; fp8: stored as fp8_e4m3fn and cast as used, "
+                             "as ComfyUI runs fp8 checkpoints")
     return parser.parse_args(argv)
 
 
@@ -521,6 +528,7 @@ def main(argv: list[str] | None = None) -> dict:
         options.out = Path(__file__).parent / ("results-quick.json" if options.quick else "results.json")
     settings = default_settings(options.device, options.quick)
     settings.family = options.family
+    settings.weights = options.weights
     for name in ("depth", "single", "sizes", "concepts", "steps", "rounds"):
         if getattr(options, name) is not None:
             setattr(settings, name, getattr(options, name))
