@@ -142,6 +142,21 @@ try {
       await settle(page, 200);
       run.lightboxClosed = await page.evaluate(() => !document.querySelector(".ca-lightbox"));
     }
+    // Where a block cache skipped some chosen steps the node's message carries a `steps` line (the host tier
+    // checks the node sends it): replayed here, it shows above the gallery, and a plain run's message clears it.
+    run.stepsNote = await page.evaluate(({ id, note }) => {
+      const node = window.app.graph.getNodeById(id);
+      const message = window.app.nodeOutputs?.[String(id)] ?? {};
+      const read = () => ({
+        note: node.widgets?.find((w) => w.name === "concept_gallery")?.element
+          ?.querySelector(".ca-gallery-note")?.textContent ?? null,
+        items: document.querySelectorAll(".ca-gallery .ca-gallery-item").length,
+      });
+      node.onExecuted({ ...message, steps: [note] });
+      const skipped = read();
+      node.onExecuted({ ...message, steps: undefined });
+      return { skipped, plain: read() };
+    }, { id: idOf("ConceptAttentionSaliencyMap"), note: "maps from steps 0, 3; a block cache skipped steps 1, 2" });
     return run;
   });
 

@@ -215,6 +215,13 @@ def test_gallery_shows_one_labelled_heatmap_per_concept(browser):
     assert browser["run"]["saliencyStockPreview"] == 0, "the stock preview duplicates the gallery"
 
 
+def test_gallery_names_the_steps_a_block_cache_skipped(browser):
+    note = browser["run"]["stepsNote"]
+    count = len(browser["run"]["gallery"])
+    assert note["skipped"] == {"note": "maps from steps 0, 3; a block cache skipped steps 1, 2", "items": count}
+    assert note["plain"] == {"note": None, "items": count}
+
+
 def test_gallery_heatmap_enlarges_on_click(browser):
     run = browser["run"]
     first = run["gallery"][0]["label"]
