@@ -8,7 +8,7 @@ maps stay finite and agree with the fp32 model's, and the latent equals plain sa
 The model is tiny_flux at width 256: K-quants pack each row in 256-value blocks and leave a narrower row
 at F16, and the text stream's layers, which the concept stream reuses, must be quantized (full Flux's
 3072 is a multiple of 256). Its matrices are scaled by sqrt(64 / 256), so activations keep the width-64
-model's scale (at the width-64 scale the wider random model is so sensitive that fp8 weights alone move its
+model's scale (at the width-64 scale the wider random model is so sensitive that fp8 weights computing in bf16 move its
 maps by 0.12). The latent is 16 x 16 (64 image tokens), so the argmax share is not one near-tied token of 20.
 """
 
