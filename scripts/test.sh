@@ -27,6 +27,15 @@ else
   echo "*** reference_env: NO REFERENCE CODE (see above); the reference-equivalence tests will SKIP ***" >&2
 fi
 
+# ComfyUI-GGUF, loaded beside this extension for tests/host/test_gguf.py (cache, else a clone, else
+# $CA_GGUF_MIRROR).
+if gguf_pack=$(scripts/packs_env.sh | tail -n 1) && [ -n "$gguf_pack" ]; then
+  export CA_GGUF_DIR=$gguf_pack
+else
+  unset CA_GGUF_DIR
+  echo "*** packs_env: NO ComfyUI-GGUF PACK (see above); the GGUF tests will SKIP ***" >&2
+fi
+
 for version in $hosts; do
   IFS=$'\t' read -r comfy python < <(scripts/host_env.sh "$version" | tail -n 1)
   echo "== host tier on ComfyUI $version ($comfy)"

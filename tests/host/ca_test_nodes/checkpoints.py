@@ -21,9 +21,9 @@ SIZES = dict(depth=3, single=2, hidden=64, heads=4)
 FP8 = torch.float8_e4m3fn
 
 
-def tiny_flux_state_dict(seed: int = 3) -> dict[str, torch.Tensor]:
-    """The fp32 weights of tiny_flux(seed) under the keys a Flux checkpoint uses."""
-    model = tiny_flux(seed, **SIZES)
+def tiny_flux_state_dict(seed: int = 3, sizes: dict = SIZES) -> dict[str, torch.Tensor]:
+    """The fp32 weights of tiny_flux(seed) at `sizes` under the keys a Flux checkpoint uses."""
+    model = tiny_flux(seed, **sizes)
     return {k: v.detach().clone().contiguous() for k, v in model.model.diffusion_model.state_dict().items()}
 
 
@@ -52,8 +52,8 @@ def save_diffusion_model(state_dict: dict[str, torch.Tensor], folder: Path, name
 
 
 @contextlib.contextmanager
-def tiny_detection(compute_dtype: torch.dtype | None = None):
-    """While ComfyUI loads a tiny Flux file: its detector returns the tiny config; with compute_dtype,
+def tiny_detection(compute_dtype: torch.dtype | None = None, sizes: dict = SIZES):
+    """While ComfyUI loads a tiny Flux file: its detector returns the tiny config at `sizes`; with compute_dtype,
     ComfyUI's compute-dtype choice for low-precision weights returns it (what it picks on a GPU: bf16 or
     fp16; on a CPU it picks fp32)."""
     detect, manual_cast = comfy.model_detection.detect_unet_config, comfy.model_management.unet_manual_cast
@@ -62,7 +62,7 @@ def tiny_detection(compute_dtype: torch.dtype | None = None):
     def detect_tiny(state_dict, key_prefix, *args, **kwargs):
         config = detect(state_dict, key_prefix, *args, **kwargs)
         if config is not None and config.get("image_model") == "flux":
-            config = {**flux_config(guidance_embed="guidance_in.in_layer.weight" in state_dict, **SIZES)}
+            config = {**flux_config(guidance_embed="guidance_in.in_layer.weight" in state_dict, **sizes)}
         return config
 
     def cast_to(weight_dtype, *args, **kwargs):
