@@ -78,12 +78,19 @@ class Host:
     comfyui_version: str
 
 
-def boot(device: str) -> Host:
-    """Start ComfyUI from $CA_COMFYUI_DIR (cpu: --cpu) and load the extension through its loader."""
+def boot(device: str, gguf: bool = False) -> Host:
+    """Start ComfyUI from $CA_COMFYUI_DIR (cpu: --cpu) and load the extension through its loader; with gguf,
+    ComfyUI-GGUF from $CA_GGUF_DIR too (scripts/packs_env.sh exports it)."""
     comfyui_dir = os.environ.get("CA_COMFYUI_DIR")
     if not comfyui_dir:
         raise SystemExit("bench: set CA_COMFYUI_DIR to a ComfyUI work tree (see scripts/host_env.sh 0.8.0)")
-    pack = comfy_inprocess.boot(comfyui_dir, cpu=device == "cpu")
+    extra = {}
+    if gguf:
+        pack_dir = os.environ.get("CA_GGUF_DIR")
+        if not pack_dir or not Path(pack_dir, "__init__.py").is_file():
+            raise SystemExit("bench: GGUF weights need ComfyUI-GGUF: set CA_GGUF_DIR (scripts/packs_env.sh prints it)")
+        extra["ComfyUI-GGUF"] = Path(pack_dir)
+    pack = comfy_inprocess.boot(comfyui_dir, cpu=device == "cpu", extra_custom_nodes=extra)
     import comfyui_version
 
     return Host(
@@ -163,3 +170,24 @@ def build_model(family: Family, depth: int, single: int, device: str, dtype, see
             p.copy_(drawn)
     model.eval()
     return comfy.model_patcher.ModelPatcher(model, load_device=target, offload_device=offload)
+
+
+def as_gguf(model, qtype_name: str, folder: Path):
+    """The model written as a Flux GGUF file of qtype_name (as ComfyUI-GGUF's tools write one) and loaded
+    back by ComfyUI-GGUF's Unet Loader (GGUF), as users load GGUF checkpoints; the fp32 model is released."""
+    import folder_paths
+    import gguf
+    import nodes
+
+    sys.path.insert(0, str(REPO / "tests" / "host"))
+    from ca_test_nodes.gguf_files import save_flux_gguf
+
+    state_dict = {k: v.detach().float().cpu() for k, v in model.model.diffusion_model.state_dict().items()}
+    del model
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"bench_flux_{qtype_name}.gguf"
+    save_flux_gguf(state_dict, folder / name, getattr(gguf.GGMLQuantizationType, qtype_name))
+    del state_dict
+    folder_paths.add_model_folder_path("unet_gguf", str(folder))
+    (loaded,) = nodes.NODE_CLASS_MAPPINGS["UnetLoaderGGUF"]().load_unet(name)
+    return loaded

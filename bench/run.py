@@ -47,7 +47,7 @@ import torch
 SEED = 42
 TEXT_TOKENS = 32
 TARGETS = {"sampler_4": 1.02, "sampler_64": 1.05, "segment": 0.40, "memory": 1.02}
-WEIGHT_DTYPES = {"native": None, "fp8": torch.float8_e4m3fn}
+WEIGHT_DTYPES = {"native": None, "fp8": torch.float8_e4m3fn, "gguf_q8": None}
 
 
 @dataclass
@@ -180,6 +180,10 @@ class Bench:
         self.model = bench_host.build_model(self.geometry, settings.depth, settings.single, settings.device,
                                             getattr(torch, settings.dtype), seed=0,
                                             weight_dtype=WEIGHT_DTYPES[settings.weights])
+        if settings.weights == "gguf_q8":
+            import tempfile
+
+            self.model = bench_host.as_gguf(self.model, "Q8_0", Path(tempfile.mkdtemp(prefix="ca-bench-gguf-")))
         self.diffusion_model = self.model.get_model_object("diffusion_model")
         # what is live before every call on the CPU: the weights (the profiler cannot see them)
         self.resident_bytes = sum(t.numel() * t.element_size() for t in self.model.model.state_dict().values())
@@ -515,7 +519,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="model family, at its real width (default flux1)")
     parser.add_argument("--weights", choices=list(WEIGHT_DTYPES), default="native",
                         help="native: weights in the compute dtype; fp8: stored as fp8_e4m3fn and cast as used, "
-                             "as ComfyUI runs fp8 checkpoints")
+                             "as ComfyUI runs fp8 checkpoints; gguf_q8: a Q8_0 GGUF file loaded by ComfyUI-GGUF "
+                             "(needs CA_GGUF_DIR)")
     return parser.parse_args(argv)
 
 
@@ -534,7 +539,7 @@ def main(argv: list[str] | None = None) -> dict:
             setattr(settings, name, getattr(options, name))
     if options.threads:
         torch.set_num_threads(options.threads)
-    host = bench_host.boot(options.device)
+    host = bench_host.boot(options.device, gguf=options.weights.startswith("gguf"))
     import comfy.utils
 
     comfy.utils.PROGRESS_BAR_ENABLED = False  # no tqdm in the timed region, as a headless server
