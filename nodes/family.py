@@ -115,6 +115,10 @@ class ModelFamily(Protocol):
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
         """The text stream's modules of joint block `index`, which the concepts reuse."""
 
+    def reused_modules(self, diffusion_model, index: int) -> list:
+        """The text stream's weight layers of joint block `index` that the concepts run again (projections,
+        MLP, modulation): their weights, as the block's own call cast them, are reused (nodes/shared_casts.py)."""
+
     def embed_concepts(self, diffusion_model, concept_context: Tensor) -> Tensor:
         """Encoded concepts [B, K, C_text] into the text stream's width, as the family embeds its prompt."""
 

@@ -28,6 +28,7 @@ from ..ca_core.layers import step_index
 from ..ca_core.maps import ConceptMaps, token_grid_maps
 from ..ca_core.stream import attend_concepts, update_concepts
 from .recorder import ConceptRecorder
+from .shared_casts import SharedCasts
 
 STATE_KEY = "concept_attention_stream"
 WRAPPER_KEY = "concept_attention"
@@ -327,7 +328,16 @@ class ConceptAttentionPatch:
         """Run the block with an attention override, then advance the concept stream."""
         family, diffusion_model = self.family, state.diffusion_model
         weights = family.text_stream(diffusion_model, index)
-        attn_mod, mlp_mod = family.concept_modulations(diffusion_model, index, args, state.conditioning, state.rows)
+        shared = SharedCasts(family.reused_modules(diffusion_model, index))
+        modulations = []
+
+        def concept_modulations():  # once the block's own modulation ran: its weights are then kept
+            if not modulations:
+                with shared.replaying():
+                    modulations.append(family.concept_modulations(diffusion_model, index, args, state.conditioning,
+                                                                  state.rows))
+            return modulations[0]
+
         text_tokens = family.text_tokens(args)
         last = index == max(self.layers)
         options = args.get("transformer_options") or {}
@@ -340,23 +350,36 @@ class ConceptAttentionPatch:
                 q, k, v = attn_args[:3]
                 image = family.image_attention(diffusion_model, index, q[state.rows], k[state.rows], v[state.rows],
                                                out[state.rows], text_tokens)
-                attended.append(attend_concepts(state.concepts, attn_mod, weights, image, state.score_tokens,
-                                                rope=state.rope))
+                attn_mod = concept_modulations()[0]
+                with shared.replaying():
+                    attended.append(attend_concepts(state.concepts, attn_mod, weights, image, state.score_tokens,
+                                                    rope=state.rope))
+                shared.release()  # qkv and modulation are done with; proj and MLP are kept when the text runs them
                 if last and self.stop_after_last_layer:
                     # only the maps are wanted: skip the rest of this block and everything after it
                     self._add_scores(attended[0], state)
                     raise StopAfterLastLayer()
             return out
 
-        result = call_block({**args, "transformer_options": {**options, "optimized_attention_override": override}})
+        try:
+            with shared.watching():
+                result = call_block({**args, "transformer_options": {**options,
+                                                                     "optimized_attention_override": override}})
+        except BaseException:
+            shared.release()
+            raise
         if not attended:  # the block was skipped (a block cache reused its output): nothing to follow or score
+            shared.release()
             state.stalled = True
             return result
         concept = attended[0]
         if index in self.layers:
             self._add_scores(concept, state)
         if not last:
-            state.concepts = update_concepts(state.concepts, concept.outputs, attn_mod, mlp_mod, weights)
+            attn_mod, mlp_mod = concept_modulations()
+            with shared.replaying():
+                state.concepts = update_concepts(state.concepts, concept.outputs, attn_mod, mlp_mod, weights)
+        shared.release()
         return result
 
     @staticmethod

@@ -78,3 +78,33 @@ def test_fp8_weights(ca, checkpoints, fp32_run, file, compute_dtype):
     plain, latent, maps = sample(ca, model, clip, inputs)
     assert torch.equal(latent, plain)
     assert_maps_agree(maps, reference)
+
+
+def test_the_concepts_reuse_the_text_streams_casts(ca, checkpoints, fp32_run, monkeypatch):
+    """An fp8 layer casts its weight each time it runs; the concepts reuse the cast the text stream's own call
+    made in the same block, so every layer casts as often as in plain sampling (a second cast per reused layer
+    would add a fifth of the model's weights to every step)."""
+    clip, inputs, _ = fp32_run
+    model = load_unet(checkpoints["fp32"], "fp8_e4m3fn", torch.bfloat16)
+    dm = model.model.diffusion_model
+    layer_class = type(dm.double_blocks[0].txt_attn.qkv)
+    casts = {}
+    cast_forward = layer_class.forward_comfy_cast_weights
+
+    def counting(self, *args, **kwargs):
+        casts[self] = casts.get(self, 0) + 1
+        return cast_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(layer_class, "forward_comfy_cast_weights", counting)
+    family = ca.nodes.families.family_for(model)
+    reused = [layer for index in range(len(dm.double_blocks)) for layer in family.reused_modules(dm, index)]
+    assert len(reused) == 5 * len(dm.double_blocks)  # qkv, proj, two MLP layers and the modulation
+    nodes.common_ksampler(model, inputs["seed"], inputs["steps"], inputs["cfg"], inputs["sampler_name"],
+                          inputs["scheduler"], inputs["positive"], inputs["negative"], inputs["latent_image"])
+    plain = dict(casts)
+    casts.clear()
+    _, maps = ca.nodes.sampler_node.ConceptAttentionSampler.execute(
+        model=model, clip=clip, concepts=CONCEPTS, layers="all", space="output", softmax=True,
+        token_pooling="first", start_step=0, end_step=10000, **inputs).args
+    assert maps.steps == (0, 1, 2)  # the stream ran through every block on every step
+    assert {layer: casts[layer] for layer in reused} == {layer: plain[layer] for layer in reused}
