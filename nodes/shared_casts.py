@@ -4,9 +4,10 @@ Quantized and low-precision models (fp8, GGUF, a LoRA applied on the fly, offloa
 dequantize every weight each time its layer runs. The concepts run the text stream's layers a second
 time, which would cast them again: on a GGUF or fp8 Flux that is a fifth of the model's weights per step.
 Instead, while the block runs, each reused layer's own call is watched and the weight and bias it handed
-to F.linear are kept; the concepts' call of that layer then runs F.linear on them directly. Only layers
-whose call was seen are replayed (an fp8 matmul kernel, say, is not F.linear: that layer casts again),
-and nothing is kept past the block.
+to F.linear are kept; the concepts' call of that layer then runs F.linear on them directly. A layer is
+replayed only where its forward was exactly F.linear(its input, weight, bias), returned as is: a layer
+that scales its input or output (scaled fp8 before ComfyUI 0.33), or multiplies by another kernel (fp8
+matmul), casts again as before. Nothing is kept past the block.
 """
 
 import contextlib
@@ -17,19 +18,22 @@ from torch.overrides import TorchFunctionMode
 
 
 class _FirstLinear(TorchFunctionMode):
-    """Inside one layer's forward: records the first F.linear's (weight, bias)."""
+    """Inside one layer's forward: the first F.linear applied to the layer's own input, and its result."""
 
-    def __init__(self, kept: dict, module):
+    def __init__(self, module, layer_input):
         super().__init__()
-        self.kept, self.module = kept, module
+        self.module, self.layer_input = module, layer_input
+        self.seen = None  # (weight, bias, result)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is F.linear and self.module not in self.kept:
+        result = func(*args, **kwargs)
+        if func is F.linear and self.seen is None:
+            x = args[0] if args else kwargs.get("input")
             weight = args[1] if len(args) > 1 else kwargs.get("weight")
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            self.kept[self.module] = (weight, bias)
-        return func(*args, **kwargs)
+            self.seen = (weight, bias, result) if x is self.layer_input else ()
+        return result
 
 
 class SharedCasts:
@@ -43,15 +47,18 @@ class SharedCasts:
     @contextlib.contextmanager
     def watching(self):
         def enter(module, args):
-            if module in self.kept:
+            if module in self.kept or not args:
                 return
-            mode = _FirstLinear(self.kept, module)
+            mode = _FirstLinear(module, args[0])
             mode.__enter__()
             self._open.append(mode)
 
         def leave(module, args, output):
             if self._open and self._open[-1].module is module:
-                self._open.pop().__exit__(None, None, None)
+                mode = self._open.pop()
+                mode.__exit__(None, None, None)
+                if mode.seen and mode.seen[2] is output:  # the layer was F.linear on its input, nothing more
+                    self.kept[module] = mode.seen[:2]
 
         handles = [h for m in self.modules for h in (m.register_forward_pre_hook(enter), m.register_forward_hook(leave))]
         try:

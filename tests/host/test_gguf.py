@@ -47,7 +47,7 @@ from ca_test_nodes.checkpoints import (  # noqa: E402
 )
 from ca_test_nodes.gguf_files import Q4_K, Q6_K, Q8_0, quantize, save_flux_gguf  # noqa: E402
 from test_generation_unchanged import sampler_inputs  # noqa: E402
-from test_weight_formats import assert_maps_agree, sample  # noqa: E402
+from test_weight_formats import assert_casts_shared, assert_maps_agree, sample  # noqa: E402
 
 GGUF_SIZES = {**SIZES, "hidden": 256}
 MATRIX_SCALE = (SIZES["hidden"] / GGUF_SIZES["hidden"]) ** 0.5
@@ -120,3 +120,11 @@ def test_gguf_weights(ca, checkpoints, fp32_run, qtype, compute_dtype):
     difference, agreement = assert_maps_agree(maps, reference)
     print(f"{qtype.name} {compute_dtype or torch.float32}: max soft difference {difference:.4f}, "
           f"argmax agreement {agreement:.3f}")
+
+
+def test_the_concepts_reuse_the_text_streams_dequantized_weights(ca, checkpoints, fp32_run, monkeypatch):
+    """A GGUF layer dequantizes its weight each time it runs; the concepts reuse the text stream's own."""
+    clip, inputs, _ = fp32_run
+    with tiny_detection(sizes=GGUF_SIZES):
+        (model,) = unet_loader_gguf().load_unet(checkpoints[Q8_0.name])
+    assert_casts_shared(ca, model, clip, inputs, monkeypatch)
