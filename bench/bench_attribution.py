@@ -16,8 +16,11 @@ import bench_host
 
 # (owner, attribute): everything the patch computes for the concepts, and nothing of the model's own.
 STREAM_FUNCTIONS = (
-    ("patch", "attend_concepts"),  # concept q/k/v, attention over [concepts; image], both scores
-    ("patch", "update_concepts"),  # proj + MLP residual update of the concept tokens
+    ("patch", "concept_qkv"),  # concept q/k/v (right after the text's qkv layer, on its cast weight)
+    ("patch", "attend_concepts"),  # attention over [concepts; image], both scores
+    ("patch_class", "_concepts_after_attention"),  # proj residual of the concept tokens
+    ("patch_class", "_concepts_through_mlp"),  # the MLP on the concept tokens, layer by layer
+    ("patch", "mlp_residual"),  # the MLP residual
     ("family", "image_attention"),  # slicing the image part out of the joint attention
     ("family", "concept_modulations"),  # txt_mod on the concept vector, once per block
     ("patch_class", "_open_stream"),  # concept vector and txt_in of the concepts, once per call

@@ -87,13 +87,15 @@ def attend_concepts(
     image: ImageAttention,
     score_tokens: int | None = None,
     rope: Rope = None,
+    qkv: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> ConceptAttentionResult:
     """Concept queries over [concept keys; image keys], and the per-layer scores.
 
     score_tokens limits the scores to the first image tokens (the generated image, when
     reference latents follow it); the concepts still attend over every image token.
+    qkv: the concepts' concept_qkv, where it was computed already.
     """
-    q, k, v = concept_qkv(concepts, attn_mod, weights, rope)
+    q, k, v = qkv if qkv is not None else concept_qkv(concepts, attn_mod, weights, rope)
     keys = torch.cat([k, image.keys.to(k.dtype)], dim=2)
     values = torch.cat([v, image.values.to(v.dtype)], dim=2)
     outputs = rearrange(F.scaled_dot_product_attention(q, keys, values), "B H K D -> B K (H D)")
@@ -112,8 +114,21 @@ def update_concepts(
     weights: TextStreamWeights,
 ) -> Tensor:
     """The text stream's residual and MLP update, applied to the concept tokens."""
-    concepts = concepts + attn_mod.gate * weights.proj(attention_outputs)
-    return concepts + mlp_mod.gate * weights.mlp(modulate(weights.norm2(concepts), mlp_mod))
+    concepts = attention_residual(concepts, attention_outputs, attn_mod, weights.proj)
+    return mlp_residual(concepts, weights.mlp(mlp_input(concepts, mlp_mod, weights.norm2)), mlp_mod)
+
+
+# update_concepts in its steps, for callers that run them as the block's own layers run
+def attention_residual(concepts: Tensor, attention_outputs: Tensor, attn_mod: ModulationParams, proj) -> Tensor:
+    return concepts + attn_mod.gate * proj(attention_outputs)
+
+
+def mlp_input(concepts: Tensor, mlp_mod: ModulationParams, norm2) -> Tensor:
+    return modulate(norm2(concepts), mlp_mod)
+
+
+def mlp_residual(concepts: Tensor, mlp_output: Tensor, mlp_mod: ModulationParams) -> Tensor:
+    return concepts + mlp_mod.gate * mlp_output
 
 
 def cross_attention_map(concept_queries: Tensor, image_keys: Tensor) -> Tensor:

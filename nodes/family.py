@@ -115,9 +115,9 @@ class ModelFamily(Protocol):
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
         """The text stream's modules of joint block `index`, which the concepts reuse."""
 
-    def reused_modules(self, diffusion_model, index: int) -> list:
-        """The text stream's weight layers of joint block `index` that the concepts run again (projections,
-        MLP, modulation): their weights, as the block's own call cast them, are reused (nodes/shared_casts.py)."""
+    def modulation_layers(self, diffusion_model, index: int) -> list:
+        """The layers inside joint block `index` whose call computes the text stream's modulation (the concepts'
+        modulation reuses their cast weights, nodes/shared_casts.py); [] where it comes from outside the block."""
 
     def embed_concepts(self, diffusion_model, concept_context: Tensor) -> Tensor:
         """Encoded concepts [B, K, C_text] into the text stream's width, as the family embeds its prompt."""

@@ -68,13 +68,9 @@ class FluxDoubleBlocks:
             mlp=block.txt_mlp,
         )
 
-    def reused_modules(self, diffusion_model, index: int) -> list:
-        block = diffusion_model.double_blocks[index]
-        layers = [block.txt_attn.qkv, block.txt_attn.proj, *block.txt_mlp.children()]
-        modulation = getattr(block, "txt_mod", None)  # Flux.2 and Chroma modulate from outside the block
-        if modulation is not None:
-            layers.append(modulation.lin)
-        return [layer for layer in layers if isinstance(getattr(layer, "weight", None), torch.Tensor)]
+    def modulation_layers(self, diffusion_model, index: int) -> list:
+        modulation = getattr(diffusion_model.double_blocks[index], "txt_mod", None)  # Flux.2, Chroma: outside
+        return [] if modulation is None else [modulation.lin]
 
     def embed_concepts(self, diffusion_model, concept_context: Tensor) -> Tensor:
         """Project encoded concepts into the text stream, as Flux projects its prompt."""

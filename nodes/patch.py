@@ -26,7 +26,7 @@ from torch import Tensor
 from ..ca_core.aggregate import ConceptScoreAggregator, softmax_over
 from ..ca_core.layers import step_index
 from ..ca_core.maps import ConceptMaps, token_grid_maps
-from ..ca_core.stream import attend_concepts, update_concepts
+from ..ca_core.stream import attend_concepts, attention_residual, concept_qkv, mlp_input, mlp_residual
 from .recorder import ConceptRecorder
 from .shared_casts import SharedCasts
 
@@ -325,21 +325,34 @@ class ConceptAttentionPatch:
         return step_index(float(timestep.flatten()[0]), schedule)
 
     def run_block(self, index: int, state: StreamState, args: dict, call_block) -> dict:
-        """Run the block with an attention override, then advance the concept stream."""
+        """Run the block with an attention override, and advance the concept stream alongside it: each
+        concept step runs right after the text layer it reuses, on that call's cast weights
+        (nodes/shared_casts.py); steps whose layer was not shared run after the block, as usual."""
         family, diffusion_model = self.family, state.diffusion_model
         weights = family.text_stream(diffusion_model, index)
-        shared = SharedCasts(family.reused_modules(diffusion_model, index))
-        modulations = []
+        last = index == max(self.layers)
+        shared = SharedCasts()
+        done: dict = {}  # what the concepts' steps computed so far in this block
 
-        def concept_modulations():  # once the block's own modulation ran: its weights are then kept
-            if not modulations:
-                with shared.replaying():
-                    modulations.append(family.concept_modulations(diffusion_model, index, args, state.conditioning,
-                                                                  state.rows))
-            return modulations[0]
+        def modulations():
+            if "modulations" not in done:
+                done["modulations"] = family.concept_modulations(diffusion_model, index, args, state.conditioning,
+                                                                 state.rows)
+            return done["modulations"]
+
+        for layer in family.modulation_layers(diffusion_model, index):
+            shared.after(layer, modulations)
+        shared.after(weights.qkv, lambda: done.setdefault(
+            "qkv", concept_qkv(state.concepts, modulations()[0], weights, state.rope)))
+        mlp_layers = list(weights.mlp) if isinstance(weights.mlp, torch.nn.Sequential) else []
+        if not last:
+            shared.after(weights.proj, lambda: self._concepts_after_attention(done, state, weights, modulations()))
+            for position, layer in enumerate(mlp_layers):
+                if isinstance(getattr(layer, "weight", None), Tensor):
+                    shared.after(layer, lambda at=position: self._concepts_through_mlp(
+                        done, state, weights, modulations(), mlp_layers, at))
 
         text_tokens = family.text_tokens(args)
-        last = index == max(self.layers)
         options = args.get("transformer_options") or {}
         outer_override = options.get("optimized_attention_override")
         attended = []
@@ -350,37 +363,54 @@ class ConceptAttentionPatch:
                 q, k, v = attn_args[:3]
                 image = family.image_attention(diffusion_model, index, q[state.rows], k[state.rows], v[state.rows],
                                                out[state.rows], text_tokens)
-                attn_mod = concept_modulations()[0]
-                with shared.replaying():
-                    attended.append(attend_concepts(state.concepts, attn_mod, weights, image, state.score_tokens,
-                                                    rope=state.rope))
-                shared.release()  # qkv and modulation are done with; proj and MLP are kept when the text runs them
+                attended.append(attend_concepts(state.concepts, modulations()[0], weights, image, state.score_tokens,
+                                                rope=state.rope, qkv=done.get("qkv")))
+                done["attended"] = attended[0]
                 if last and self.stop_after_last_layer:
                     # only the maps are wanted: skip the rest of this block and everything after it
                     self._add_scores(attended[0], state)
                     raise StopAfterLastLayer()
             return out
 
-        try:
-            with shared.watching():
-                result = call_block({**args, "transformer_options": {**options,
-                                                                     "optimized_attention_override": override}})
-        except BaseException:
-            shared.release()
-            raise
+        with shared.watching():
+            result = call_block({**args, "transformer_options": {**options, "optimized_attention_override": override}})
         if not attended:  # the block was skipped (a block cache reused its output): nothing to follow or score
-            shared.release()
             state.stalled = True
             return result
         concept = attended[0]
         if index in self.layers:
             self._add_scores(concept, state)
         if not last:
-            attn_mod, mlp_mod = concept_modulations()
-            with shared.replaying():
-                state.concepts = update_concepts(state.concepts, concept.outputs, attn_mod, mlp_mod, weights)
-        shared.release()
+            self._concepts_after_attention(done, state, weights, modulations())
+            self._concepts_through_mlp(done, state, weights, modulations(), mlp_layers, len(mlp_layers))
+            state.concepts = mlp_residual(done["residual"], done["mlp"], modulations()[1])
         return result
+
+    @staticmethod
+    def _concepts_after_attention(done: dict, state: StreamState, weights, modulations) -> None:
+        """The concepts' attention residual (through the projection), once."""
+        if "residual" not in done and "attended" in done:
+            done["residual"] = attention_residual(state.concepts, done["attended"].outputs, modulations[0],
+                                                  weights.proj)
+
+    @staticmethod
+    def _concepts_through_mlp(done: dict, state: StreamState, weights, modulations, mlp_layers: list, upto: int
+                              ) -> None:
+        """The concepts through the MLP's layers up to and including `upto` (all of them past the end, or the
+        whole MLP where it is not a sequence of layers); done["mlp"] is its output once complete."""
+        if "residual" not in done or "mlp" in done:
+            return
+        if not mlp_layers:
+            done["mlp"] = weights.mlp(mlp_input(done["residual"], modulations[1], weights.norm2))
+            return
+        value = done.get("mlp_value")
+        if value is None:
+            value = mlp_input(done["residual"], modulations[1], weights.norm2)
+        for layer in mlp_layers[done.get("mlp_next", 0):upto + 1]:
+            value = layer(value)
+        done["mlp_value"], done["mlp_next"] = value, min(upto + 1, len(mlp_layers))
+        if done["mlp_next"] == len(mlp_layers):
+            done["mlp"] = value
 
     @staticmethod
     def _add_scores(concept, state: StreamState) -> None:

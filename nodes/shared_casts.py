@@ -1,18 +1,21 @@
-"""The text stream's weights as its own call cast them, reused for the concepts in the same block.
+"""The text stream's weights as its own call cast them, used for the concepts at that very moment.
 
 Quantized and low-precision models (fp8, GGUF, a LoRA applied on the fly, offloaded layers) cast or
 dequantize every weight each time its layer runs. The concepts run the text stream's layers a second
 time, which would cast them again: on a GGUF or fp8 Flux that is a fifth of the model's weights per step.
-Instead, while the block runs, each reused layer's own call is watched and the weight and bias it handed
-to F.linear are kept; the concepts' call of that layer then runs F.linear on them directly. A layer is
-replayed only where its forward was exactly F.linear(its input, weight, bias), returned as is: a layer
-that scales its input or output (scaled fp8 before ComfyUI 0.33), or multiplies by another kernel (fp8
-matmul), casts again as before. Nothing is kept past the block.
+Instead, while the block runs, each reused layer's own call is watched; right after it, the concepts'
+step that needs that layer (their modulation, q/k/v, projection, MLP layer) runs with the layer's forward
+replaced by F.linear on the weight and bias the text's call used. The weight is dropped as soon as that
+step is done, so no cast weight outlives its layer's call by more than the concepts' few tokens.
+
+A layer is shared only where its forward was exactly F.linear(its input, weight, bias), returned as is:
+a layer that scales its input or output (scaled fp8 before ComfyUI 0.33) or multiplies with another
+kernel (fp8 matmul) is not, and the concepts' step then runs later with the layer as usual.
 """
 
 import contextlib
+from collections.abc import Callable
 
-import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
@@ -23,7 +26,7 @@ class _FirstLinear(TorchFunctionMode):
     def __init__(self, module, layer_input):
         super().__init__()
         self.module, self.layer_input = module, layer_input
-        self.seen = None  # (weight, bias, result)
+        self.seen = None  # (weight, bias, result); () when the first F.linear was not on the layer's input
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -37,30 +40,38 @@ class _FirstLinear(TorchFunctionMode):
 
 
 class SharedCasts:
-    """Watches layers while a block runs (watching()), then replays their kept weights (replaying())."""
+    """Steps of the concepts that run right after a given layer's own call, on its cast weight."""
 
-    def __init__(self, modules):
-        self.modules = [m for m in modules if m is not None]
-        self.kept: dict = {}
+    def __init__(self):
+        self.steps: dict = {}  # layer -> the concepts' step that uses it
+        self.done: set = set()
         self._open: list = []
+
+    def after(self, layer, step: Callable[[], None]) -> None:
+        self.steps[layer] = step
 
     @contextlib.contextmanager
     def watching(self):
+        """While the block runs under it: each watched layer's call is followed by its step."""
+
         def enter(module, args):
-            if module in self.kept or not args:
+            if module in self.done or not args:
                 return
             mode = _FirstLinear(module, args[0])
             mode.__enter__()
             self._open.append(mode)
 
         def leave(module, args, output):
-            if self._open and self._open[-1].module is module:
-                mode = self._open.pop()
-                mode.__exit__(None, None, None)
-                if mode.seen and mode.seen[2] is output:  # the layer was F.linear on its input, nothing more
-                    self.kept[module] = mode.seen[:2]
+            if not self._open or self._open[-1].module is not module:
+                return
+            mode = self._open.pop()
+            mode.__exit__(None, None, None)
+            if mode.seen and mode.seen[2] is output:  # the layer was F.linear on its input, nothing more
+                self.done.add(module)
+                with replaying(module, *mode.seen[:2]):
+                    self.steps[module]()
 
-        handles = [h for m in self.modules for h in (m.register_forward_pre_hook(enter), m.register_forward_hook(leave))]
+        handles = [h for m in self.steps for h in (m.register_forward_pre_hook(enter), m.register_forward_hook(leave))]
         try:
             yield
         finally:
@@ -69,28 +80,17 @@ class SharedCasts:
             while self._open:  # a layer that raised never reached its forward hook
                 self._open.pop().__exit__(None, None, None)
 
-    @contextlib.contextmanager
-    def replaying(self):
-        """Within: each kept layer's forward is F.linear on the kept weight and bias."""
-        replaced = []
-        for module, (weight, bias) in self.kept.items():
-            replaced.append((module, module.__dict__.get("forward")))
-            module.forward = _replay(weight, bias)  # an instance attribute: the class's forward is untouched
-        try:
-            yield
-        finally:
-            for module, own in replaced:
-                if own is None:
-                    del module.forward
-                else:
-                    module.forward = own
 
-    def release(self) -> None:
-        self.kept.clear()
-
-
-def _replay(weight: torch.Tensor, bias: torch.Tensor | None):
-    def forward(x, *args, **kwargs):
-        return F.linear(x, weight, bias)
-
-    return forward
+@contextlib.contextmanager
+def replaying(module, weight, bias):
+    """Within: the layer's forward is F.linear on the given weight and bias (an instance attribute, so the
+    class's forward is untouched; one the instance had is put back)."""
+    own = module.__dict__.get("forward")
+    module.forward = lambda x, *args, **kwargs: F.linear(x, weight, bias)
+    try:
+        yield
+    finally:
+        if own is None:
+            del module.forward
+        else:
+            module.forward = own

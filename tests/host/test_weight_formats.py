@@ -102,8 +102,10 @@ def assert_casts_shared(ca, model, clip, inputs, monkeypatch):
 
     monkeypatch.setattr(layer_class, "forward_comfy_cast_weights", counting)
     family = ca.nodes.families.family_for(model)
-    reused = [layer for index in range(len(dm.double_blocks)) for layer in family.reused_modules(dm, index)]
-    assert len(reused) == 5 * len(dm.double_blocks)  # qkv, proj, two MLP layers and the modulation
+    reused = [layer for index in range(len(dm.double_blocks)) for layer in (
+        *family.modulation_layers(dm, index), dm.double_blocks[index].txt_attn.qkv,
+        dm.double_blocks[index].txt_attn.proj, dm.double_blocks[index].txt_mlp[0], dm.double_blocks[index].txt_mlp[2])]
+    assert len(reused) == 5 * len(dm.double_blocks)  # the modulation, qkv, proj and two MLP layers
     nodes.common_ksampler(model, inputs["seed"], inputs["steps"], inputs["cfg"], inputs["sampler_name"],
                           inputs["scheduler"], inputs["positive"], inputs["negative"], inputs["latent_image"])
     plain = dict(casts)
