@@ -138,11 +138,12 @@ def recorded_concept_attention(pack):
     stock = patch.attend_concepts
     recorded = []
 
-    def recording(concepts, attn_mod, weights, image, score_tokens=None, rope=None):
-        q, k, _ = stream.concept_qkv(concepts, attn_mod, weights, rope)
+    def recording(concepts, attn_mod, weights, image, score_tokens=None, rope=None, qkv=None):
+        # the patch hands over the q/k/v it already staged after the text's qkv layer
+        q, k, _ = qkv if qkv is not None else stream.concept_qkv(concepts, attn_mod, weights, rope)
         keys = torch.cat([k, image.keys.to(k.dtype)], dim=2).float()
         recorded.append(torch.softmax(q.float() @ keys.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)[0].mean(0))
-        return stock(concepts, attn_mod, weights, image, score_tokens, rope=rope)
+        return stock(concepts, attn_mod, weights, image, score_tokens, rope=rope, qkv=qkv)
 
     patch.attend_concepts = recording
     try:
