@@ -28,15 +28,23 @@ class ModulationParams(Protocol):
 
 @dataclass(frozen=True)
 class TextStreamWeights:
-    """The text-stream modules of one double block, as callables over [B, L, C] tensors."""
+    """The text-stream modules of one double block, as callables over [B, L, C] tensors.
+
+    qkv returns [B, L, 3 * H * D], queries then keys then values, heads within each. proj, norm2 and mlp
+    are None where the text stream ends in this block (its outputs are never used): the concepts are
+    scored there and not updated."""
 
     num_heads: int
     norm1: Callable[[Tensor], Tensor]
     qkv: Callable[[Tensor], Tensor]
     qk_norm: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
-    proj: Callable[[Tensor], Tensor]
-    norm2: Callable[[Tensor], Tensor]
-    mlp: Callable[[Tensor], Tensor]
+    proj: Callable[[Tensor], Tensor] | None
+    norm2: Callable[[Tensor], Tensor] | None
+    mlp: Callable[[Tensor], Tensor] | None
+
+    @property
+    def ends_here(self) -> bool:
+        return self.proj is None
 
 
 @dataclass(frozen=True)

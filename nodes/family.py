@@ -32,6 +32,9 @@ class ModelCall:
 
     diffusion_model: Any
     arguments: inspect.BoundArguments
+    # APPLY_MODEL passes the sigma: the model sampling's sigma -> timestep conversion (None for DIFFUSION_MODEL)
+    timestep_of_sigma: Any = None
+    compute_dtype: Any = None  # APPLY_MODEL: the dtype the model casts its input to (None: x's own)
 
     def get(self, name: str, default=None):
         """An argument by name, also among the keyword arguments the function gathers (**kwargs), as
@@ -49,11 +52,19 @@ class ModelCall:
         return self.arguments.arguments["x"]
 
     @property
+    def dtype(self):
+        """The dtype the diffusion model computes in."""
+        return self.compute_dtype or self.x.dtype
+
+    @property
     def timestep(self) -> Tensor:
-        """The model's timestep: `timestep` for DIFFUSION_MODEL, the sigma `t` for APPLY_MODEL (the same
-        on flow models, whose timestep is their sigma)."""
+        """The timestep the diffusion model receives: `timestep` for DIFFUSION_MODEL; for APPLY_MODEL, its
+        sigma `t` through the model sampling (SD3's timestep is 1000 sigma, Flux's is its sigma)."""
         arguments = self.arguments.arguments
-        return arguments["timestep"] if "timestep" in arguments else arguments["t"]
+        if "timestep" in arguments:
+            return arguments["timestep"]
+        sigma = arguments["t"]
+        return self.timestep_of_sigma(sigma).float() if self.timestep_of_sigma is not None else sigma
 
     @property
     def transformer_options(self) -> dict:
@@ -69,7 +80,11 @@ def bind_model_call(executor, args: tuple, kwargs: dict) -> ModelCall:
     """Bind a DIFFUSION_MODEL or APPLY_MODEL executor's arguments to the names of the function it wraps."""
     signature = inspect.signature(executor.original)
     owner = executor.class_obj  # the diffusion model, or for APPLY_MODEL the BaseModel around it
-    return ModelCall(getattr(owner, "diffusion_model", owner), signature.bind(*args, **kwargs))
+    if not hasattr(owner, "diffusion_model"):
+        return ModelCall(owner, signature.bind(*args, **kwargs))
+    # BaseModel._apply_model: sigma -> timestep by the model sampling, x cast to the inference dtype
+    dtype = getattr(owner, "manual_cast_dtype", None) or owner.get_dtype()
+    return ModelCall(owner.diffusion_model, signature.bind(*args, **kwargs), owner.model_sampling.timestep, dtype)
 
 
 class ModelFamily(Protocol):
@@ -103,7 +118,8 @@ class ModelFamily(Protocol):
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: Any, rows
                             ) -> tuple[ModulationParams, ModulationParams]:
-        """(attention, MLP) modulations of the concepts in joint block `index`."""
+        """(attention, MLP) modulations of the concepts in joint block `index`; MLP None where the text stream
+        ends in the block (see text_stream)."""
 
     def concept_position(self, index: int, length: int) -> int:
         """The text RoPE position the model gives token `index` of an encoding `length` tokens long."""
@@ -113,7 +129,9 @@ class ModelFamily(Protocol):
         concept's token position in its own encoding (encoding.encode_concepts)."""
 
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
-        """The text stream's modules of joint block `index`, which the concepts reuse."""
+        """The text stream's modules of joint block `index`, which the concepts reuse. qkv may be a plain
+        callable over separate q/k/v layers (Qwen-Image); proj, norm2 and mlp are None in a block whose text
+        stream ends there (SD3's last context block): the concepts score in it but are not updated."""
 
     def modulation_layers(self, diffusion_model, index: int) -> list:
         """The layers inside joint block `index` whose call computes the text stream's modulation (the concepts'

@@ -298,7 +298,7 @@ class ConceptAttentionPatch:
             rows = torch.cat([torch.arange(i * chunk, (i + 1) * chunk) for i in chosen]).to(x.device)
         diffusion_model = call.diffusion_model
         xs = x[rows]
-        context = self.concept_context.to(device=x.device, dtype=x.dtype).expand(xs.shape[0], -1, -1)
+        context = self.concept_context.to(device=x.device, dtype=call.dtype).expand(xs.shape[0], -1, -1)
         grid = self.family.token_grid(diffusion_model, x)
         if recording.grid not in (None, grid):
             raise RuntimeError(f"the image token grid changed mid-run from {recording.grid} to {grid}")
@@ -330,7 +330,8 @@ class ConceptAttentionPatch:
         (nodes/shared_casts.py); steps whose layer was not shared run after the block, as usual."""
         family, diffusion_model = self.family, state.diffusion_model
         weights = family.text_stream(diffusion_model, index)
-        last = index == max(self.layers)
+        # the concepts are not updated after the last scored block, nor where the text stream ends
+        last = index == max(self.layers) or weights.ends_here
         shared = SharedCasts()
         done: dict = {}  # what the concepts' steps computed so far in this block
 
@@ -342,8 +343,9 @@ class ConceptAttentionPatch:
 
         for layer in family.modulation_layers(diffusion_model, index):
             shared.after(layer, modulations)
-        shared.after(weights.qkv, lambda: done.setdefault(
-            "qkv", concept_qkv(state.concepts, modulations()[0], weights, state.rope)))
+        if isinstance(weights.qkv, torch.nn.Module):  # separate q/k/v layers: the concepts' q/k/v come later
+            shared.after(weights.qkv, lambda: done.setdefault(
+                "qkv", concept_qkv(state.concepts, modulations()[0], weights, state.rope)))
         mlp_layers = list(weights.mlp) if isinstance(weights.mlp, torch.nn.Sequential) else []
         if not last:
             shared.after(weights.proj, lambda: self._concepts_after_attention(done, state, weights, modulations()))

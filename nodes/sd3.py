@@ -1,0 +1,164 @@
+"""The SD3 family: Stable Diffusion 3 and 3.5 (large, large turbo, medium), on ComfyUI's MMDiT.
+
+Each joint block is a pair of DismantledBlocks: the context (text) block, whose weights the concepts
+reuse, and the x (image) block. Their q/k/v meet in one joint attention, text first.
+- The concepts' modulation is the context block's adaLN of the timestep embedding with a ZERO pooled
+  vector (SD3's pooled CLIP vector enters through y_embedder; the concepts get y_embedder(0)).
+- SD3 has no RoPE: positions enter as a learned embedding added to the image tokens, so the concepts
+  have no positions.
+- The last context block is pre_only: it has q/k/v and no projection or MLP, as the text stream ends
+  there. The concepts are scored in it and get no update.
+- SD3.5 medium's image blocks have a second, image-only attention (x_block_self_attn); the joint one runs
+  first, and the concept stream reads only that one.
+- ComfyUI's SD3 forward does not pass through the DIFFUSION_MODEL wrapper: the stream opens per call in
+  APPLY_MODEL, whose sigma the model sampling turns into SD3's timestep (1000 sigma).
+- The context is CLIP-L/G's 77 tokens (their hidden states side by side, padded to 4096 channels), then
+  T5's. The concepts take their CLIP-L/G tokens, as the paper's SD3 code does; T5's where no CLIP model
+  is loaded.
+"""
+
+import torch
+from comfy.ldm.modules.diffusionmodules.mmdit import OpenAISignatureMMDITWrapper
+from torch import Tensor
+
+from ..ca_core.stream import ImageAttention, TextStreamWeights
+from .family import ModelCall, bind_model_call
+
+
+class Modulation:
+    """shift, scale, gate of [B, 1, C] (gate None where the block has none)."""
+
+    def __init__(self, shift: Tensor, scale: Tensor, gate: Tensor | None):
+        self.shift, self.scale, self.gate = shift, scale, gate
+
+
+class SD3Family:
+    name = "SD3 / SD3.5 (large, turbo, medium)"
+    # The paper's SD3 code averages every layer; like Flux's last four of 19, the last few joint blocks carry
+    # the cleanest maps: SD3.5 large has 38, medium 24.
+    default_layers = 4
+    hook = "APPLY_MODEL"  # OpenAISignatureMMDITWrapper.forward does not run the DIFFUSION_MODEL wrapper
+    vae_scale = 8
+
+    def matches(self, diffusion_model) -> bool:
+        return isinstance(diffusion_model, OpenAISignatureMMDITWrapper)
+
+    def joint_blocks(self, diffusion_model):
+        return diffusion_model.joint_blocks
+
+    def release_after_stream(self, diffusion_model, last: int) -> list[tuple[str, int]]:
+        return []  # the MMDiT forward rebinds its locals from each block's returned dict at once
+
+    def bind_call(self, executor, args: tuple, kwargs: dict) -> ModelCall:
+        return bind_model_call(executor, args, kwargs)
+
+    def concept_conditioning(self, call: ModelCall, rows) -> dict:
+        """The timestep of the chosen rows; the modulation vector is made in the first block, in the dtype the
+        model computes in (APPLY_MODEL's inputs are not cast yet)."""
+        return {"timestep": call.timestep[rows]}
+
+    def concept_vector(self, diffusion_model, conditioning: dict, dtype: torch.dtype) -> Tensor:
+        """The timestep embedding plus the pooled-vector embedding of a zero vector, as MMDiT.forward makes c."""
+        if "vector" not in conditioning:
+            timestep = conditioning["timestep"]
+            vector = diffusion_model.t_embedder(timestep, dtype=dtype)
+            if diffusion_model.y_embedder is not None:
+                width = diffusion_model.y_embedder.mlp[0].in_features
+                vector = vector + diffusion_model.y_embedder(
+                    torch.zeros((timestep.shape[0], width), device=timestep.device, dtype=dtype))
+            conditioning["vector"] = vector
+        return conditioning["vector"]
+
+    def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
+        """The context block's adaLN of the concepts' vector: (attention, MLP) modulations; a pre_only block
+        has only the attention's shift and scale."""
+        block = diffusion_model.joint_blocks[index].context_block
+        vector = self.concept_vector(diffusion_model, conditioning, block_args["img"].dtype)
+        chunks = block.adaLN_modulation(vector)
+        if block.scale_mod_only:  # no shifts: a zero shift
+            scales = chunks.chunk(2 if block.pre_only else 4, dim=1)
+            zero = torch.zeros_like(scales[0])
+            chunks = (zero, scales[0]) if block.pre_only else (zero, scales[0], scales[1], zero, scales[2], scales[3])
+        else:
+            chunks = chunks.chunk(2 if block.pre_only else 6, dim=1)
+        rows_of = [chunk[:, None] for chunk in chunks]
+        if block.pre_only:
+            return Modulation(rows_of[0], rows_of[1], None), None
+        return Modulation(*rows_of[:3]), Modulation(*rows_of[3:])
+
+    def concept_position(self, index: int, length: int) -> int:
+        return index  # unused: SD3's attention has no positions
+
+    def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
+        return None
+
+    def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
+        block = diffusion_model.joint_blocks[index].context_block
+        attn = block.attn
+        return TextStreamWeights(
+            num_heads=attn.num_heads,
+            norm1=block.norm1,
+            qkv=attn.qkv,
+            qk_norm=lambda q, k, v: (attn.ln_q(q), attn.ln_k(k)),
+            proj=None if block.pre_only else attn.proj,
+            norm2=None if block.pre_only else block.norm2,
+            mlp=None if block.pre_only else block.mlp,
+        )
+
+    def modulation_layers(self, diffusion_model, index: int) -> list:
+        return [diffusion_model.joint_blocks[index].context_block.adaLN_modulation[1]]
+
+    def embed_concepts(self, diffusion_model, concept_context: Tensor) -> Tensor:
+        """As MMDiT.forward embeds its context: the context processor (where the model has one), then the
+        context embedder."""
+        if diffusion_model.context_processor is not None:
+            concept_context = diffusion_model.context_processor(concept_context)
+        return diffusion_model.context_embedder(concept_context)
+
+    def text_tokens(self, block_args: dict) -> int:
+        return block_args["txt"].shape[1]  # the prompt's tokens, after any register tokens
+
+    def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
+                        text_tokens: int) -> ImageAttention:
+        """MMDiT's joint attention takes [B, L, H*D] (heads flattened), text first; image tokens follow."""
+        heads = diffusion_model.joint_blocks[index].x_block.attn.num_heads
+
+        def split_heads(t: Tensor) -> Tensor:
+            return t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2)
+
+        image = slice(text_tokens, q.shape[1])
+        return ImageAttention(keys=split_heads(k[:, image]), values=split_heads(v[:, image]), outputs=out[:, image])
+
+    def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
+        """MMDiT pads the latent up to whole patches."""
+        p = diffusion_model.patch_size
+        return -(-x.shape[-2] // p), -(-x.shape[-1] // p)
+
+    def latent_pixels(self, model) -> int:
+        return getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", self.vae_scale)
+
+    def token_pixels(self, model) -> int:
+        return model.get_model_object("diffusion_model").patch_size * self.latent_pixels(model)
+
+    def segmentation_conditioning(self, diffusion_model) -> dict:
+        """A zero pooled vector, as the concepts' own modulation."""
+        width = diffusion_model.y_embedder.mlp[0].in_features if diffusion_model.y_embedder is not None else 2048
+        return {"pooled_output": torch.zeros((1, width))}
+
+    def concept_token_indices(self, clip, name: str, tokens: dict, length: int) -> list[int]:
+        """The concept's own CLIP-L/G tokens (positions 1.. of the first 77; word id > 0), or its T5 tokens
+        where no CLIP model is loaded (the context is then T5's alone)."""
+        words = {key: [t[2] for batch in value for t in batch] for key, value in tokens.items()}
+        encoder = getattr(clip, "cond_stage_model", None)
+        has_clip = any(getattr(encoder, name_, None) is not None for name_ in ("clip_l", "clip_g"))
+        clip_words = words.get("l") or words.get("g") or []
+        t5_words = words.get("t5xxl", [])
+        has_t5 = getattr(encoder, "t5xxl", None) is not None
+        if has_clip and length == len(clip_words) + (len(t5_words) if has_t5 else 0):
+            return [i for i, word in enumerate(clip_words) if word > 0]
+        if not has_clip and has_t5 and length == len(t5_words):
+            return [i for i, word in enumerate(t5_words) if word > 0]
+        raise ValueError(
+            f"cannot align the tokens of concept {name!r} with its {length} encoded positions (tokenizers: "
+            f"{sorted(words)}); load SD3's own text encoders (CLIP-L, CLIP-G and/or T5-XXL) with TripleCLIPLoader"
+        )
