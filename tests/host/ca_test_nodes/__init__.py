@@ -15,6 +15,7 @@ import comfy.sd1_clip
 import comfy.supported_models
 import comfy.supported_models_base
 import comfy.text_encoders.pixart_t5
+import comfy.text_encoders.sd3_clip
 import comfy.text_encoders.t5
 import torch
 from comfy.ldm.flux.model import FluxParams
@@ -257,14 +258,65 @@ def tiny_lumina2(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
     return _tiny_model(comfy.supported_models.Lumina2, config, seed)
 
 
-def tiny_sd3(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
-    """A tiny SD3 (MMDiT), a joint-attention family without an adapter yet."""
-    config = {"in_channels": 16, "patch_size": 2, "out_channels": 16, "depth": 2, "input_size": None,
-              "adm_in_channels": 32, "num_patches": 64 * 64, "pos_embed_max_size": 64,
-              "pos_embed_scaling_factor": None, "qk_norm": None, "x_block_self_attn_layers": [],
+SD3_CLIP_WIDTH = 16  # each tiny CLIP's width: CLIP-L and CLIP-G side by side make SD3's pooled vector 32 wide
+SD3_CONTEXT_DIM = 4096  # ComfyUI's SD3 text encoder pads CLIP-L/G's hidden states to T5-XXL's 4096 channels
+
+
+def tiny_sd3(seed: int = 0, depth: int = 3, context_dim: int = SD3_CONTEXT_DIM, pooled_dim: int = 2 * SD3_CLIP_WIDTH,
+             qk_norm: str | None = None, x_block_self_attn_layers: tuple[int, ...] = ()
+             ) -> comfy.model_patcher.ModelPatcher:
+    """A tiny SD3 (MMDiT): hidden 64 * depth, depth heads (ComfyUI's rule), the last context block pre_only.
+    qk_norm "rms" and x_block_self_attn_layers as SD3.5 large / medium."""
+    config = {"in_channels": 16, "patch_size": 2, "out_channels": 16, "depth": depth, "input_size": None,
+              "adm_in_channels": pooled_dim, "num_patches": 64 * 64, "pos_embed_max_size": 64,
+              "pos_embed_scaling_factor": None, "qk_norm": qk_norm,
+              "x_block_self_attn_layers": list(x_block_self_attn_layers),
               "context_embedder_config": {"target": "torch.nn.Linear",
-                                          "params": {"in_features": CONTEXT_DIM, "out_features": 128}}}
+                                          "params": {"in_features": context_dim, "out_features": 64 * depth}}}
     return _tiny_model(comfy.supported_models.SD3, config, seed)
+
+
+TINY_CLIP_CONFIG = {"num_hidden_layers": 3, "hidden_size": SD3_CLIP_WIDTH, "num_attention_heads": 2,
+                    "intermediate_size": 32, "hidden_act": "quick_gelu", "max_position_embeddings": 77,
+                    "eos_token_id": 49407, "projection_dim": SD3_CLIP_WIDTH, "vocab_size": 49408,
+                    "layer_norm_eps": 1e-5, "bos_token_id": 0, "pad_token_id": 1}
+
+
+class TinySD3Clip(comfy.text_encoders.sd3_clip.SD3ClipModel):
+    """ComfyUI's SD3 text encoder (its own encode: CLIP-L/G side by side, padded to 4096, then T5) with tiny
+    CLIP-L and CLIP-G built as ComfyUI builds them (penultimate layer, CLIP-G's projected pooled vector), and
+    no T5: a 4096-wide T5 would weigh half a gigabyte. TinySD3T5Clip covers the T5 path."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(clip_l=False, clip_g=False, t5=False, device=device, dtype=dtype, model_options=model_options)
+        self.clip_l = comfy.sd1_clip.SDClipModel(layer="hidden", layer_idx=-2, device=device, dtype=dtype,
+                                                 textmodel_json_config=TINY_CLIP_CONFIG, layer_norm_hidden_state=False,
+                                                 return_projected_pooled=False, model_options=model_options)
+        self.clip_g = comfy.sd1_clip.SDClipModel(layer="hidden", layer_idx=-2, device=device, dtype=dtype,
+                                                 textmodel_json_config=TINY_CLIP_CONFIG,
+                                                 special_tokens={"start": 49406, "end": 49407, "pad": 0},
+                                                 layer_norm_hidden_state=False, return_projected_pooled=True,
+                                                 model_options={**model_options, "model_name": "clip_g"})
+        self.dtypes.add(dtype)
+
+
+class TinySD3T5Clip(comfy.text_encoders.sd3_clip.SD3ClipModel):
+    """ComfyUI's SD3 text encoder with a tiny T5 alone (SD3 loaded with only its T5-XXL)."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(clip_l=False, clip_g=False, t5=False, device=device, dtype=dtype, model_options=model_options)
+        self.t5xxl = TinyT5(device=device, dtype=dtype, model_options=model_options)
+        self.t5_attention_mask = False
+        self.dtypes.add(dtype)
+
+
+def tiny_sd3_clip(seed: int = 1, t5_only: bool = False) -> comfy.sd.CLIP:
+    """ComfyUI's SD3 tokenizer (real CLIP-L, CLIP-G and T5 vocabularies) around a tiny SD3 text encoder."""
+    encoder = TinySD3T5Clip if t5_only else TinySD3Clip
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.sd3_clip.SD3Tokenizer, encoder)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    _randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
 
 
 def planted_flux() -> comfy.model_patcher.ModelPatcher:
