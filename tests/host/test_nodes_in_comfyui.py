@@ -6,7 +6,7 @@ import comfyui_version
 import nodes
 import pytest
 import torch
-from ca_test_nodes import random_vae, tiny_clip, tiny_flux, tiny_lumina2, tiny_sd3
+from ca_test_nodes import random_vae, tiny_clip, tiny_flux, tiny_lumina2
 from comfy_host import make_executor, run_prompt
 from test_generation_unchanged import prompt as encode_prompt
 
@@ -149,9 +149,9 @@ def test_direct_calls_name_the_bad_input(ca):
     with pytest.raises(ValueError, match="IMAGE batch"):
         segment(ca, torch.rand(1, 64, 64))  # a MASK
     clip = tiny_clip()
-    with pytest.raises(ValueError, match="does not support SD3 / SD3.5 models yet. Supported: Flux.1.*Chroma"):
+    with pytest.raises(ValueError, match="Lumina 2 has no joint text-image attention.*Supported: Flux.1.*SD3"):
         ca.nodes.sampler_node.ConceptAttentionSampler.execute(
-            model=tiny_sd3(), clip=clip, seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple",
+            model=tiny_lumina2(), clip=clip, seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple",
             positive=encode_prompt(clip, "x"), negative=encode_prompt(clip, ""),
             latent_image={"samples": torch.zeros(1, 16, 8, 8)}, denoise=1.0, concepts="dog", layers="auto",
             space="output", softmax=True, token_pooling="first", start_step=0, end_step=10000)
@@ -166,7 +166,7 @@ def test_direct_calls_name_the_bad_input(ca):
 @pytest.mark.parametrize("config_class, said", [
     ("SDXL", "SDXL has no joint text-image attention"), ("SD15", "SD1.5 has no joint text-image attention"),
     ("WAN21_T2V", "Wan has no joint text-image attention"), ("HunyuanVideo", "does not support HunyuanVideo models yet"),
-    ("SD3", "does not support SD3 / SD3.5 models yet"), ("QwenImage", "does not support Qwen-Image models yet"),
+    ("QwenImage", "does not support Qwen-Image models yet"),
 ])
 def test_unsupported_models_are_named_as_users_know_them(ca, config_class, said):
     """The family comes from ComfyUI's model config (what its loader detected), never an internal class name;

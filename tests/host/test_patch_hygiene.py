@@ -24,7 +24,8 @@ def test_input_model_is_untouched_and_later_runs_reproduce(ca, family):
     before = ksampler(model, inputs)
     concept_sampler(ca, model, clip, **inputs)
     assert model.model_options == options_before
-    assert not any(model.wrappers.get(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, {}).values())
+    for hook in (comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, comfy.patcher_extension.WrappersMP.APPLY_MODEL):
+        assert not any(model.wrappers.get(hook, {}).values())
     assert torch.equal(ksampler(model, inputs), before)
 
 
@@ -42,7 +43,7 @@ def test_an_exception_inside_sampling_leaves_no_patch(ca, family):
         return executor(*args, **kwargs)
 
     failing = model.clone()
-    failing.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "explode", explode)
+    failing.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "explode", explode)  # every family
     with pytest.raises(RuntimeError, match="boom"):
         concept_sampler(ca, failing, clip, **inputs)
     assert "patches_replace" not in model.model_options.get("transformer_options", {})
@@ -74,13 +75,15 @@ def test_chains_an_existing_double_block_patch_and_attention_override(ca, family
     other = model.clone()
     for index in range(3):
         other.set_model_patch_replace(other_block_patch(index), "dit", "double_block", index)
-    other.set_model_patch_replace(other_single_block_patch, "dit", "single_block", 0)
+    single_blocks = bool(getattr(model.get_model_object("diffusion_model"), "single_blocks", None))
+    if single_blocks:  # Flux-style families; SD3 has joint blocks only
+        other.set_model_patch_replace(other_single_block_patch, "dit", "single_block", 0)
     other.model_options["transformer_options"]["optimized_attention_override"] = other_override
     reference = ksampler(other, inputs)
     seen_blocks.clear()
     seen_attention.clear()
     latent, maps = concept_sampler(ca, other, clip, **inputs)
-    assert seen_blocks == [0, 1, 2, "single 0"]  # the other patches still ran, once per block
+    assert seen_blocks == [0, 1, 2] + ["single 0"] * single_blocks  # the other patches still ran, once per block
     assert len(seen_attention) >= 3  # and the other override saw every double block's attention
     assert torch.equal(latent["samples"], reference)
     assert torch.allclose(maps.maps, plain_maps.maps)

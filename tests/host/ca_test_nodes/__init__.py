@@ -247,6 +247,7 @@ FAMILY_MODELS = {
     "chroma": lambda seed=3: (tiny_chroma(seed, depth=3), tiny_chroma_clip()),
     **({"flux2": lambda seed=3: (tiny_flux2(seed), tiny_flux2_clip())}
        if hasattr(comfy.supported_models, "Flux2") else {}),  # Flux.2 exists from ComfyUI 0.8 on
+    "sd3": lambda seed=3: (tiny_sd3(seed), tiny_sd3_clip()),
 }
 
 
@@ -273,7 +274,32 @@ def tiny_sd3(seed: int = 0, depth: int = 3, context_dim: int = SD3_CONTEXT_DIM, 
               "x_block_self_attn_layers": list(x_block_self_attn_layers),
               "context_embedder_config": {"target": "torch.nn.Linear",
                                           "params": {"in_features": context_dim, "out_features": 64 * depth}}}
-    return _tiny_model(comfy.supported_models.SD3, config, seed)
+    model = _tiny_model(comfy.supported_models.SD3, config, seed)
+    with torch.no_grad():  # a buffer, so not drawn with the weights; ComfyUI leaves it empty too
+        dm = model.model.diffusion_model
+        dm.pos_embed.copy_(0.05 * torch.randn(dm.pos_embed.shape, generator=torch.Generator().manual_seed(seed)))
+    return model
+
+
+def planted_sd3() -> comfy.model_patcher.ModelPatcher:
+    """planted() for SD3: every weight zero (so every modulation is zero and streams pass through the blocks
+    unchanged), patches embedded so a token's four cells of latent channel 0 are its first four channels,
+    identity q/k/v (q four times sharper) and no position embedding."""
+    patcher = tiny_sd3(0, depth=2, context_dim=CONTEXT_DIM, pooled_dim=POOLED_DIM)
+    dm = patcher.model.diffusion_model
+    hidden = dm.hidden_size
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        dm.pos_embed.zero_()
+        for cell in range(4):
+            dm.x_embedder.proj.weight[cell, 0, cell // 2, cell % 2] = 1.0
+        dm.context_embedder.weight.copy_(torch.eye(hidden, CONTEXT_DIM))
+        eye = torch.eye(hidden)
+        for block in dm.joint_blocks:
+            for stream in (block.context_block, block.x_block):
+                stream.attn.qkv.weight.copy_(torch.cat([4.0 * eye, eye, eye]))
+    return patcher
 
 
 TINY_CLIP_CONFIG = {"num_hidden_layers": 3, "hidden_size": SD3_CLIP_WIDTH, "num_attention_heads": 2,
