@@ -40,6 +40,16 @@ FLUX2 = {
     "default_ref_method": "index", "ref_index_scale": 10.0,
 }
 
+# SD3.5 large's real geometry (ComfyUI's model detection: 38 joint blocks, so hidden 64 * 38 and 38 heads);
+# MMDiT ties its width to `depth`, so the depth is reduced through `num_blocks`.
+SD35_LARGE = {
+    "in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": 38, "input_size": None,
+    "adm_in_channels": 2048, "pos_embed_max_size": 192, "num_patches": 36864, "pos_embed_scaling_factor": None,
+    "qk_norm": "rms", "x_block_self_attn_layers": [],
+    "context_embedder_config": {"target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 2432}},
+    "hidden_size": 2432, "num_heads": 38, "mlp_ratio": 4.0,  # what MMDiT derives; for describe() only
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Family:
@@ -63,6 +73,7 @@ FAMILIES = {
     "flux1": Family("Flux.1", "Flux", FLUX1, 16, 8, 4096, 768),
     "chroma": Family("Chroma", "Chroma", CHROMA, 16, 8, 4096, None),
     "flux2": Family("Flux.2", "Flux2", FLUX2, 128, 16, 15360, None),
+    "sd3": Family("SD3.5 large", "SD3", SD35_LARGE, 16, 8, 4096, 2048),
 }
 
 
@@ -118,6 +129,9 @@ def family_config(family: Family, depth: int, single: int) -> dict:
 
     if not hasattr(comfy.supported_models, family.config_class):
         raise SystemExit(f"bench: ComfyUI here has no {family.label} ({family.config_class}); use a newer host")
+    if family.config_class == "SD3":  # no single blocks; the width stays SD3.5 large's
+        derived = ("hidden_size", "num_heads", "mlp_ratio")
+        return {**{k: v for k, v in family.config.items() if k not in derived}, "num_blocks": depth}
     config = {**family.config, "depth": depth, "depth_single_blocks": single}
     if family.config_class == "Flux":
         return {**flux_config(depth, single)}
@@ -163,11 +177,14 @@ def build_model(family: Family, depth: int, single: int, device: str, dtype, see
         for name, p in model.diffusion_model.named_parameters():
             # RMSNorm scales (q/k norms, Chroma's approximator norms; `.scale` became `.weight` in 0.33)
             drawn = torch.empty(p.shape, device=target, dtype=torch.float32)  # fp8 cannot be drawn into
-            if name.endswith((".scale", "query_norm.weight", "key_norm.weight")) or ".norms." in name:
+            if name.endswith((".scale", "query_norm.weight", "key_norm.weight", "ln_q.weight", "ln_k.weight")) \
+                    or ".norms." in name:
                 drawn.normal_(1.0, 0.1, generator=generator)
             else:
                 drawn.normal_(0.0, std, generator=generator)
             p.copy_(drawn)
+        if getattr(model.diffusion_model, "pos_embed", None) is not None:  # SD3's position table: a buffer
+            model.diffusion_model.pos_embed.normal_(0.0, std, generator=generator)
     model.eval()
     return comfy.model_patcher.ModelPatcher(model, load_device=target, offload_device=offload)
 

@@ -73,6 +73,7 @@ def evidence_parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--depth", type=int)
     parser.add_argument("--single", type=int)
+    parser.add_argument("--family", choices=list(bench_host.FAMILIES), default="flux1")
     return parser
 
 
@@ -82,6 +83,7 @@ def evidence_settings(options) -> Settings:
     settings.depth = options.depth or settings.depth
     settings.single = options.single or settings.single
     settings.concepts = getattr(options, "concepts", None) or settings.concepts
+    settings.family = getattr(options, "family", settings.family)
     return settings
 
 

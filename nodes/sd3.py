@@ -34,9 +34,10 @@ class Modulation:
 
 class SD3Family:
     name = "SD3 / SD3.5 (large, turbo, medium)"
-    # The paper's SD3 code averages every layer; like Flux's last four of 19, the last few joint blocks carry
-    # the cleanest maps: SD3.5 large has 38, medium 24.
-    default_layers = 4
+    # `layers = auto` averages every joint block, as the paper's SD3 code does (layer_range 0-38 of SD3.5
+    # large). The concepts run through every block up to the last chosen one, and SD3's last block is its
+    # last joint block, so a shorter choice saves no time.
+    default_layers = 1 << 16
     hook = "APPLY_MODEL"  # OpenAISignatureMMDITWrapper.forward does not run the DIFFUSION_MODEL wrapper
     vae_scale = 8
 

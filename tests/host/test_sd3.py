@@ -130,10 +130,10 @@ def test_the_concepts_follow_the_blocks_before_the_last(ca):
     assert torch.isfinite(last.maps).all() and not torch.allclose(last.maps, first.maps)
 
 
-def test_auto_layers_are_the_last_four_joint_blocks(ca):
+def test_auto_layers_are_every_joint_block_as_the_papers_sd3_code(ca):
     model, clip = tiny_sd3(3, depth=6), tiny_sd3_clip()
     _, maps = run_layers(ca, model, clip, {**sampler_inputs(clip, 1, 1.0), "steps": 1}, "auto", True)
-    assert maps.layers == (2, 3, 4, 5)
+    assert maps.layers == (0, 1, 2, 3, 4, 5)
 
 
 def test_segment_image_runs_on_sd3(ca):
