@@ -61,8 +61,9 @@ class ModelCall:
         """The timestep the diffusion model receives: `timestep` for DIFFUSION_MODEL; for APPLY_MODEL, its
         sigma `t` through the model sampling (SD3's timestep is 1000 sigma, Flux's is its sigma)."""
         arguments = self.arguments.arguments
-        if "timestep" in arguments:
-            return arguments["timestep"]
+        for name in ("timestep", "timesteps"):  # Qwen-Image's _forward names it timesteps
+            if name in arguments:
+                return arguments[name]
         sigma = arguments["t"]
         return self.timestep_of_sigma(sigma).float() if self.timestep_of_sigma is not None else sigma
 

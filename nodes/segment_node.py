@@ -59,7 +59,8 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
         _, patch, family = prepare_patch(model, clip, concepts, layers, softmax, token_pooling, (0, 1), space=space,
                                          stop_after_last_layer=True)
         patched = patch.install(model.clone())
-        latent = vae.encode(image[..., :3])
+        # as KSampler does: a video-latent family (Qwen-Image's Wan 2.1 latent) takes [B, C, frames, H, W]
+        latent = comfy.sample.fix_empty_latent_channels(model, vae.encode(image[..., :3]))
         diffusion_model = model.get_model_object("diffusion_model")
         cond = clip.encode_from_tokens(clip.tokenize(caption or ""))
         conditioning = [[cond, family.segmentation_conditioning(diffusion_model)]]

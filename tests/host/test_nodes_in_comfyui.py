@@ -166,7 +166,7 @@ def test_direct_calls_name_the_bad_input(ca):
 @pytest.mark.parametrize("config_class, said", [
     ("SDXL", "SDXL has no joint text-image attention"), ("SD15", "SD1.5 has no joint text-image attention"),
     ("WAN21_T2V", "Wan has no joint text-image attention"), ("HunyuanVideo", "does not support HunyuanVideo models yet"),
-    ("QwenImage", "does not support Qwen-Image models yet"),
+    ("AuraFlow", "does not support AuraFlow models yet"),
 ])
 def test_unsupported_models_are_named_as_users_know_them(ca, config_class, said):
     """The family comes from ComfyUI's model config (what its loader detected), never an internal class name;

@@ -1,12 +1,13 @@
 """A planted model with a known answer: concept 'left' must win exactly the left image tokens."""
 
+import comfy.sample
 import comfy.samplers
 import pytest
 import torch
-from ca_test_nodes import CONTEXT_DIM, planted_chroma, planted_flux, planted_sd3
+from ca_test_nodes import CONTEXT_DIM, planted_chroma, planted_flux, planted_qwen_image, planted_sd3
 
 SIZES = {"square": (8, 8), "wide": (6, 12), "tall": (12, 6), "odd": (7, 11)}  # latent cells (8 px each)
-PLANTED = {"flux": planted_flux, "chroma": planted_chroma, "sd3": planted_sd3}
+PLANTED = {"flux": planted_flux, "chroma": planted_chroma, "sd3": planted_sd3, "qwen_image": planted_qwen_image}
 
 
 def planted_latent(height: int, width: int, boundary: int) -> torch.Tensor:
@@ -42,6 +43,7 @@ def one_pass_maps(ca, model, concepts, pooled, latent, pixels_per_latent, refere
     guider.set_conds(cond, cond)
     guider.set_cfg(1.0)
     sampler = comfy.samplers.KSAMPLER(ca.nodes.segment_node.one_partial_pass)
+    latent = comfy.sample.fix_empty_latent_channels(model, latent)  # as KSampler: Qwen-Image's latents are 5-D
     guider.sample(torch.zeros_like(latent), latent, sampler, torch.tensor([0.0, 0.0]), disable_pbar=True, seed=0)
     h, w = latent.shape[-2:]
     return patch.concept_maps(["left", "right"], (h * pixels_per_latent, w * pixels_per_latent), "output", 16)

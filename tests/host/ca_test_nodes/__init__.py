@@ -15,6 +15,7 @@ import comfy.sd1_clip
 import comfy.supported_models
 import comfy.supported_models_base
 import comfy.text_encoders.pixart_t5
+import comfy.text_encoders.qwen_image
 import comfy.text_encoders.sd3_clip
 import comfy.text_encoders.t5
 import torch
@@ -248,6 +249,7 @@ FAMILY_MODELS = {
     **({"flux2": lambda seed=3: (tiny_flux2(seed), tiny_flux2_clip())}
        if hasattr(comfy.supported_models, "Flux2") else {}),  # Flux.2 exists from ComfyUI 0.8 on
     "sd3": lambda seed=3: (tiny_sd3(seed), tiny_sd3_clip()),
+    "qwen_image": lambda seed=3: (tiny_qwen_image(seed), tiny_qwen_image_clip()),
 }
 
 
@@ -343,6 +345,77 @@ def tiny_sd3_clip(seed: int = 1, t5_only: bool = False) -> comfy.sd.CLIP:
     clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
     _randomise(clip.cond_stage_model, seed, std=0.5)
     return clip
+
+
+def tiny_qwen_image(seed: int = 0, depth: int = 3, ref_method: str | None = None) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Qwen-Image through ComfyUI's own classes: 4 heads of 16 channels (RoPE axes 4 + 6 + 6), fp32.
+    ref_method: Qwen-Image-Edit's reference method where the host knows it (e.g. index_timestep_zero)."""
+    config = {"image_model": "qwen_image", "patch_size": 2, "in_channels": 64, "out_channels": 16,
+              "num_layers": depth, "attention_head_dim": 16, "num_attention_heads": 4,
+              "joint_attention_dim": CONTEXT_DIM, "axes_dims_rope": (4, 6, 6)}
+    if ref_method is not None:
+        config["default_ref_method"] = ref_method
+    return _tiny_model(comfy.supported_models.QwenImage, config, seed)
+
+
+class TinyQwen25Stand(comfy.sd1_clip.SDClipModel):
+    """A tiny stand-in for Qwen-Image's Qwen2.5-VL-7B (whose vision tower alone would weigh gigabytes): a
+    small T5 over Qwen's vocabulary, with the attention mask ComfyUI's Qwen-Image encoder cuts."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+        config = {"d_ff": 64, "d_kv": 8, "d_model": CONTEXT_DIM, "num_heads": 4, "num_layers": 2,
+                  "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True, "layer_norm_epsilon": 1e-6,
+                  "model_type": "t5", "relative_attention_num_buckets": 32, "vocab_size": 152064}
+        super().__init__(device=device, layer="last", layer_idx=None, textmodel_json_config=config, dtype=dtype,
+                         special_tokens={"pad": 151643}, model_class=comfy.text_encoders.t5.T5,
+                         enable_attention_masks=True, return_attention_masks=True,
+                         model_options={**model_options, "model_name": "qwen25_7b"})
+
+
+class TinyQwenImageTextModel(comfy.text_encoders.qwen_image.QwenImageTEModel):
+    """ComfyUI's Qwen-Image text encoder (its own template stripping) around the tiny stand-in."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        comfy.sd1_clip.SD1ClipModel.__init__(self, device=device, dtype=dtype, name="qwen25_7b",
+                                             clip_model=TinyQwen25Stand, model_options=model_options)
+
+
+def tiny_qwen_image_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's Qwen-Image tokenizer (the shipped Qwen2.5 vocabulary and chat template) around a tiny encoder."""
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.qwen_image.QwenImageTokenizer,
+                                                    TinyQwenImageTextModel)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    _randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
+def planted_qwen_image() -> comfy.model_patcher.ModelPatcher:
+    """planted() for Qwen-Image. Its text tokens, and so the concepts, sit at RoPE positions s + j on every
+    axis, which would turn a content in a fast-rotating channel pair; the contents therefore live in head
+    0's channels 2-3, the slowest pair of the frame axis (image tokens at frame 0: no rotation; a concept
+    at position p turns by 0.01 p rad). 'left' is e2 - e3 and 'right' e3 - e2: opposite, so each concept
+    attends to its own tokens. Every other weight is zero, norm scales aside (q/k four times sharper)."""
+    patcher = tiny_qwen_image(0, depth=2)
+    dm = patcher.model.diffusion_model
+    hidden = dm.inner_dim
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        # a token's four cells of latent channel 0 are its features 0-3 (process_img: channel, row, column)
+        dm.img_in.weight[2, 0], dm.img_in.weight[2, 2] = 1.0, -1.0
+        dm.img_in.weight[3, 1], dm.img_in.weight[3, 3] = 1.0, -1.0
+        dm.txt_in.weight[2, 0], dm.txt_in.weight[2, 2] = 1.0, -1.0  # concept 'left' (c0 - c1) -> e2 - e3
+        dm.txt_in.weight[3, 1], dm.txt_in.weight[3, 3] = 1.0, -1.0
+        dm.txt_norm.weight.fill_(1.0)
+        eye = torch.eye(hidden)
+        for block in dm.transformer_blocks:
+            attn = block.attn
+            for layer in (attn.to_q, attn.to_k, attn.to_v, attn.add_q_proj, attn.add_k_proj, attn.add_v_proj):
+                layer.weight.copy_(eye)
+            for norm in (attn.norm_q, attn.norm_k, attn.norm_added_q, attn.norm_added_k):
+                if getattr(norm, "weight", None) is not None:
+                    norm.weight.fill_(4.0)
+    return patcher
 
 
 def planted_flux() -> comfy.model_patcher.ModelPatcher:

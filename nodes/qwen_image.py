@@ -1,0 +1,152 @@
+"""The Qwen-Image family: Qwen-Image and Qwen-Image-Edit, on ComfyUI's QwenImageTransformer2DModel.
+
+Each transformer block is a joint block with separate image and text streams:
+- The text stream has its own q/k/v projections (add_q_proj, add_k_proj, add_v_proj), q/k norms
+  (norm_added_q, norm_added_k), output projection (to_add_out), norms and MLP. The concepts reuse them.
+- Qwen-Image has no pooled text vector: the text modulation txt_mod(temb) comes from the timestep alone,
+  and it is also the concepts' modulation. Qwen-Image-Edit's "index_timestep_zero" doubles temb for the
+  reference image's tokens; the text, and so the concepts, take its first half.
+- Text tokens carry RoPE positions: prompt token j sits at (s + j, s + j, s + j), where
+  s = max(token columns, token rows) // 2 of the generated image. Each concept gets the position its
+  first own token would have in a one-word prompt: s + its index in the template-stripped encoder output
+  (0 for a concept whose own tokens open the prompt, as they do).
+- The chat template wraps every prompt, and ComfyUI's encoder drops the template's head, up to and
+  including "<|im_start|>user\\n". The concept's own tokens run from there to the template's "<|im_end|>".
+- Qwen-Image-Edit's reference image tokens follow the generated image's in the joint attention: the
+  concepts attend over them, and the maps cover only the generated image's tokens.
+"""
+
+import torch
+from comfy.ldm.flux.math import apply_rope
+from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
+from torch import Tensor
+
+from ..ca_core.stream import ImageAttention, TextStreamWeights
+from .family import ModelCall, bind_model_call
+
+IM_START, IM_END, USER, NEWLINE = 151644, 151645, 872, 198  # Qwen2.5's chat-template token ids
+
+
+class Modulation:
+    def __init__(self, shift: Tensor, scale: Tensor, gate: Tensor):
+        self.shift, self.scale, self.gate = shift, scale, gate
+
+
+def template_head_length(ids: list[int]) -> int:
+    """How many leading tokens ComfyUI's QwenImageTEModel.encode_token_weights drops: up to the second
+    "<|im_start|>", and past its "user\\n"."""
+    starts = [i for i, token in enumerate(ids) if token == IM_START][:2]
+    if not starts:
+        return 0
+    end = starts[-1]
+    if len(ids) > end + 3 and ids[end + 1] == USER and ids[end + 2] == NEWLINE:
+        end += 3
+    return end
+
+
+class QwenImageFamily:
+    name = "Qwen-Image (and Qwen-Image-Edit)"
+    # Like Flux.1's 15-18 of 19 double blocks, the last blocks of the joint stack: Qwen-Image has 60, all joint.
+    default_layers = 4
+    hook = "DIFFUSION_MODEL"
+    vae_scale = 8
+
+    def matches(self, diffusion_model) -> bool:
+        return isinstance(diffusion_model, QwenImageTransformer2DModel)
+
+    def joint_blocks(self, diffusion_model):
+        return diffusion_model.transformer_blocks
+
+    def release_after_stream(self, diffusion_model, last: int) -> list[tuple[str, int]]:
+        return []  # the forward rebinds its locals from each block's returned dict at once
+
+    def bind_call(self, executor, args: tuple, kwargs: dict) -> ModelCall:
+        return bind_model_call(executor, args, kwargs)
+
+    def concept_conditioning(self, call: ModelCall, rows):
+        return None  # temb arrives with each block's args
+
+    def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning, rows):
+        """The text modulation of this block, from temb (its first half where Edit doubled it)."""
+        temb = block_args["vec"]
+        if temb.shape[0] != block_args["txt"].shape[0]:  # index_timestep_zero: [temb; temb at t = 0]
+            temb = temb.chunk(2, dim=0)[0]
+        chunks = [c[:, None] for c in diffusion_model.transformer_blocks[index].txt_mod(temb[rows]).chunk(6, dim=-1)]
+        return Modulation(*chunks[:3]), Modulation(*chunks[3:])
+
+    def concept_position(self, index: int, length: int) -> int:
+        return index  # the index in the template-stripped output; concept_rope adds the text's start
+
+    def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
+        """Each concept at (s + p, s + p, s + p), through the model's own RoPE table."""
+        rows, columns = self.token_grid(diffusion_model, call.x)
+        start = round(max(columns // 2, rows // 2))
+        ids = torch.tensor([start + position for position in positions], device=call.x.device, dtype=torch.float32)
+        pe = diffusion_model.pe_embedder(ids.reshape(1, -1, 1).repeat(1, 1, 3)).to(call.dtype)
+
+        def rope(q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+            q, k = apply_rope(q, k, pe)
+            return q.to(k.dtype), k
+
+        return rope
+
+    def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
+        block = diffusion_model.transformer_blocks[index]
+        attn = block.attn
+
+        def qkv(x: Tensor) -> Tensor:
+            return torch.cat([attn.add_q_proj(x), attn.add_k_proj(x), attn.add_v_proj(x)], dim=-1)
+
+        return TextStreamWeights(
+            num_heads=attn.heads,
+            norm1=block.txt_norm1,
+            qkv=qkv,
+            qk_norm=lambda q, k, v: (attn.norm_added_q(q), attn.norm_added_k(k)),
+            proj=attn.to_add_out,
+            norm2=block.txt_norm2,
+            mlp=block.txt_mlp,
+        )
+
+    def modulation_layers(self, diffusion_model, index: int) -> list:
+        return [diffusion_model.transformer_blocks[index].txt_mod[1]]
+
+    def embed_concepts(self, diffusion_model, concept_context: Tensor) -> Tensor:
+        return diffusion_model.txt_in(diffusion_model.txt_norm(concept_context))
+
+    def text_tokens(self, block_args: dict) -> int:
+        return block_args["txt"].shape[1]
+
+    def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
+                        text_tokens: int) -> ImageAttention:
+        """Text first. ComfyUI 0.8 and newer pass q/k/v as [B, H, L, D]; 0.3.64 as [B, L, H*D]."""
+        if q.ndim == 3:
+            heads = diffusion_model.transformer_blocks[index].attn.heads
+            k, v = (t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (k, v))
+        image = slice(text_tokens, k.shape[2])
+        return ImageAttention(keys=k[:, :, image], values=v[:, :, image], outputs=out[:, image])
+
+    def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
+        """As process_img: rows and columns rounded to the nearest whole patch count."""
+        p = diffusion_model.patch_size
+        return (x.shape[-2] + p // 2) // p, (x.shape[-1] + p // 2) // p
+
+    def latent_pixels(self, model) -> int:
+        return getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", self.vae_scale)
+
+    def token_pixels(self, model) -> int:
+        return model.get_model_object("diffusion_model").patch_size * self.latent_pixels(model)
+
+    def segmentation_conditioning(self, diffusion_model) -> dict:
+        return {}  # no pooled vector, no guidance
+
+    def concept_token_indices(self, clip, name: str, tokens: dict, length: int) -> list[int]:
+        """The concept's tokens between the template's head (which the encoder drops) and its "<|im_end|>"."""
+        (key, batches), = tokens.items()
+        ids = [t[0] for batch in batches for t in batch]
+        head = template_head_length(ids)
+        if len(ids) - head != length:
+            raise ValueError(f"cannot align the tokens of concept {name!r}: {len(ids) - head} tokens after the chat "
+                             f"template's head, {length} encoded positions; load Qwen-Image's own text encoder "
+                             "(qwen_2.5_vl_7b) with CLIPLoader type qwen_image")
+        end = ids.index(IM_END, head) if IM_END in ids[head:] else len(ids)
+        return list(range(0, end - head))

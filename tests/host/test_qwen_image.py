@@ -1,0 +1,194 @@
+"""Qwen-Image and Qwen-Image-Edit: the image is untouched, the maps are the paper's equations on Qwen's
+separate text projections and RoPE text positions, every node runs, and concepts align inside Qwen-Image's
+real chat template (ComfyUI's Qwen2.5 tokenizer; the 7B encoder is a tiny stand-in, see ca_test_nodes)."""
+
+import math
+
+import comfy.ldm.qwen_image.model
+import nodes
+import pytest
+import torch
+import torch.nn.functional as F
+from ca_test_nodes import random_vae, tiny_qwen_image, tiny_qwen_image_clip
+from test_generation_unchanged import concept_sampler, sampler_inputs
+from test_math import assert_maps_match, attention, heads, linear, merge, rope, run_layers
+from test_patch_hygiene import ksampler
+from test_planted import planted_latent, run_planted
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("cfg", [1.0, 3.5])
+def test_latent_is_bit_identical_to_plain_sampling(ca, batch, cfg):
+    model, clip = tiny_qwen_image(3), tiny_qwen_image_clip()
+    inputs = sampler_inputs(clip, batch, cfg, size=(8, 12))  # non-square
+    reference = ksampler(model, inputs)
+    latent, maps = concept_sampler(ca, model, clip, **inputs)
+    assert torch.equal(latent["samples"], reference)
+    assert maps.maps.shape == (batch, 3, 4, 6)
+    assert maps.steps == (0, 1, 2)
+    assert torch.allclose(maps.maps.sum(dim=1), torch.ones(batch, 4, 6), atol=1e-5)
+
+
+def recorded_qwen_call(model, inputs):
+    """Run a plain 1-step sampler and record what the Qwen-Image transformer receives."""
+    calls = []
+
+    def record(module, args, kwargs):
+        x, t = args[:2]  # x: [B, C, frames, H, W]
+        context = args[2] if len(args) > 2 else kwargs["context"]
+        calls.append((x.clone(), t.clone(), context.clone()))
+
+    handle = model.get_model_object("diffusion_model").register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        nodes.common_ksampler(model, inputs["seed"], 1, 1.0, "euler", "simple", inputs["positive"],
+                              inputs["negative"], inputs["latent_image"])
+    finally:
+        handle.remove()
+    return calls[0]
+
+
+def rms(x, norm):
+    eps = getattr(norm, "eps", None) or 1e-6
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * norm.weight
+
+
+def qwen_modulation(layer, temb):
+    return [c[:, None] for c in linear(layer[1], F.silu(temb)).chunk(6, dim=-1)]
+
+
+def qwen_qkv(x, mod, projections, norms, n_heads):
+    modulated = F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + mod[1]) + mod[0]
+    q, k, v = (heads(linear(layer, modulated), n_heads) for layer in projections)
+    return rms(q, norms[0]), rms(k, norms[1]), v
+
+
+def qwen_update(x, attn_out, proj, mlp, mod):
+    x = x + mod[2] * linear(proj, attn_out)
+    h = F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + mod[4]) + mod[3]
+    return x + mod[5] * linear(mlp.net[2], F.gelu(linear(mlp.net[0].proj, h), approximate="tanh"))
+
+
+def qwen_reference_scores(dm, x, t, context, concept_context, positions):
+    """Per-layer (output, cross-attention) scores [B, K, N], written from the paper and Qwen-Image's layout:
+    the text stream's own projections and norms for the concepts, the text modulation (no pooled vector),
+    each concept at RoPE position s + p on all three axes."""
+    b, rows, cols = x.shape[0], x.shape[-2] // 2, x.shape[-1] // 2
+    img = linear(dm.img_in, dm.process_img(x)[0])
+    txt = linear(dm.txt_in, rms(context, dm.txt_norm))
+    concepts = linear(dm.txt_in, rms(concept_context.expand(b, -1, -1), dm.txt_norm))
+    temb = dm.time_text_embed(t, img)
+    start = max(cols // 2, rows // 2)
+    grid_rows, grid_cols = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
+    img_ids = torch.stack([torch.zeros_like(grid_rows), grid_rows - rows // 2, grid_cols - cols // 2], dim=-1)
+    txt_ids = torch.arange(start, start + txt.shape[1])[:, None].expand(-1, 3)
+    ids = torch.cat([txt_ids, img_ids.reshape(-1, 3)]).float()[None].expand(b, -1, -1)
+    concept_ids = (start + torch.tensor(positions))[:, None].expand(-1, 3).float()[None].expand(b, -1, -1)
+    axes, n_txt, scores = list(dm.pe_embedder.axes_dim), txt.shape[1], []
+    for block in dm.transformer_blocks:
+        a, n = block.attn, block.attn.heads
+        img_mod, txt_mod = qwen_modulation(block.img_mod, temb), qwen_modulation(block.txt_mod, temb)
+        text_layers, text_norms = (a.add_q_proj, a.add_k_proj, a.add_v_proj), (a.norm_added_q, a.norm_added_k)
+        iq, ik, iv = qwen_qkv(img, img_mod, (a.to_q, a.to_k, a.to_v), (a.norm_q, a.norm_k), n)
+        tq, tk, tv = qwen_qkv(txt, txt_mod, text_layers, text_norms, n)
+        cq, ck, cv = qwen_qkv(concepts, txt_mod, text_layers, text_norms, n)  # the text's modulation
+        q = rope(torch.cat([tq, iq], 2), ids, axes, 10000)
+        k = rope(torch.cat([tk, ik], 2), ids, axes, 10000)
+        cq, ck = rope(cq, concept_ids, axes, 10000), rope(ck, concept_ids, axes, 10000)
+        joint = merge(attention(q, k, torch.cat([tv, iv], 2)))
+        txt_out, img_out = joint[:, :n_txt], joint[:, n_txt:]
+        image_keys = k[:, :, n_txt:]
+        concept_out = merge(attention(cq, torch.cat([ck, image_keys], 2), torch.cat([cv, iv], 2)))
+        cross = (cq @ image_keys.transpose(-1, -2) / math.sqrt(cq.shape[-1])).mean(dim=1)
+        scores.append((concept_out @ img_out.transpose(1, 2), cross))
+        img = qwen_update(img, img_out, a.to_out[0], block.img_mlp, img_mod)
+        txt = qwen_update(txt, txt_out, a.to_add_out, block.txt_mlp, txt_mod)
+        concepts = qwen_update(concepts, concept_out, a.to_add_out, block.txt_mlp, txt_mod)
+    return scores
+
+
+def test_scores_match_the_equations_with_text_positions(ca):
+    model, clip = tiny_qwen_image(5), tiny_qwen_image_clip()
+    inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
+    x, t, context = recorded_qwen_call(model, inputs)
+    family = ca.nodes.qwen_image.QwenImageFamily()
+    concept_context, positions = ca.nodes.encoding.encode_concepts(clip, ["dog", "grass", "sky"], "first", family)
+    assert positions == [0, 0, 0]  # each concept's own tokens open its template-stripped output
+    dm = model.get_model_object("diffusion_model")
+    with torch.no_grad():
+        expected = qwen_reference_scores(dm, x, t, context, concept_context, positions)
+        at_zero = qwen_reference_scores(dm, x, t, context, concept_context, [-max(5, 4)] * 3)
+    assert not torch.allclose(expected[-1][0], at_zero[-1][0])  # the positions matter: the test can tell
+    assert_maps_match(ca, model, clip, inputs, expected, (x.shape[-2] // 2, x.shape[-1] // 2))
+
+
+def test_auto_layers_are_the_last_four_blocks(ca):
+    model, clip = tiny_qwen_image(3, depth=6), tiny_qwen_image_clip()
+    _, maps = run_layers(ca, model, clip, {**sampler_inputs(clip, 1, 1.0), "steps": 1}, "auto", True)
+    assert maps.layers == (2, 3, 4, 5)
+
+
+def test_segment_image_runs_on_qwen_image(ca):
+    model, clip = tiny_qwen_image(3), tiny_qwen_image_clip()
+    (maps,) = ca.nodes.segment_node.ConceptAttentionSegmentImage.execute(
+        model=model, clip=clip, vae=random_vae(), image=torch.rand(1, 48, 80, 3), concepts="dog, grass",
+        layers="auto", space="output", softmax=True, token_pooling="first", noise_level=0.5, noise_samples=2,
+        seed=0, caption="a dog on grass").args
+    assert maps.maps.shape == (1, 2, 3, 5) and maps.image_size == (48, 80) and maps.token_pixels == 16
+    assert torch.isfinite(maps.maps).all()
+    assert torch.allclose(maps.maps.sum(dim=1), torch.ones(1, 3, 5), atol=1e-5)
+
+
+def test_concepts_align_inside_qwen_images_chat_template(ca):
+    """The encoder drops the template's head (system prompt, '<|im_start|>user\\n'); a concept's own tokens
+    then open the output, before the template's tail '<|im_end|>\\n<|im_start|>assistant\\n'."""
+    family = ca.nodes.qwen_image.QwenImageFamily()
+    clip = tiny_qwen_image_clip()
+    tokens = clip.tokenize("traffic light", return_word_ids=True)
+    ids = [t[0] for t in tokens["qwen25_7b"][0]]
+    states = clip.encode_from_tokens(clip.tokenize("traffic light"))
+    own = family.concept_token_indices(clip, "traffic light", tokens, states.shape[1])
+    head = len(ids) - states.shape[1]
+    assert head > 20 and ids[head - 3:head] == [151644, 872, 198]  # the head ends with '<|im_start|>user\n'
+    assert own == [0, 1]  # 'traffic', ' light'
+    assert ids[head + len(own)] == 151645  # then '<|im_end|>'
+    assert clip.tokenizer.qwen25_7b.tokenizer.decode(ids[head:head + len(own)]) == "traffic light"
+    mean, _ = ca.nodes.encoding.encode_concepts(clip, ["traffic light"], "mean", family)
+    assert torch.allclose(mean[0, 0], states[0, own].mean(dim=0))
+    with pytest.raises(ValueError, match="cannot align the tokens of concept 'dog'.*qwen_image"):
+        family.concept_token_indices(clip, "dog", clip.tokenize("dog", return_word_ids=True), 99)
+
+
+def test_edit_reference_tokens_are_left_out_of_the_maps(ca):
+    """Qwen-Image-Edit: the reference image's tokens follow the generated image's; the maps cover the
+    generated grid, and the planted answer holds with an all-'left' reference beside it."""
+    latent = planted_latent(8, 12, 3)
+    # a reference latent as Qwen-Image's VAE (Wan 2.1's) encodes it: [B, C, frames, H, W]
+    maps = run_planted(ca, latent, reference=planted_latent(8, 8, 4).unsqueeze(2), family="qwen_image")
+    assert maps.maps.shape == (1, 2, 4, 6)
+    mask = ca.ca_core.masks.concept_mask(maps.pixel_maps(), [0], method="argmax")
+    expected = torch.zeros_like(mask)
+    expected[..., : 3 * 16] = 1.0
+    assert torch.equal(mask, expected)
+
+
+def test_edit_reference_latent_leaves_the_image_unchanged(ca):
+    """A ReferenceLatent on the prompt (how Qwen-Image-Edit graphs pass the source image), with the
+    2511 'index_timestep_zero' method where the host has it."""
+    # Qwen-Image-Edit 2511's method doubles the timestep for the reference tokens (ComfyUI 0.8 and newer)
+    has_timestep_zero = "timestep_zero_index" in open(comfy.ldm.qwen_image.model.__file__).read()
+    model = tiny_qwen_image(3, ref_method="index_timestep_zero" if has_timestep_zero else None)
+    clip = tiny_qwen_image_clip()
+    inputs = sampler_inputs(clip, 1, 3.5, size=(8, 12))
+    source = torch.randn(1, 16, 1, 8, 8, generator=torch.Generator().manual_seed(4))  # as Wan 2.1's VAE encodes
+    for key in ("positive", "negative"):
+        inputs[key] = [[c, {**extra, "reference_latents": [source]}] for c, extra in inputs[key]]
+    reference = ksampler(model, inputs)
+    latent, maps = concept_sampler(ca, model, clip, **inputs)
+    assert torch.equal(latent["samples"], reference)
+    assert maps.maps.shape == (1, 3, 4, 6) and torch.isfinite(maps.maps).all()
+
+
+def test_qwen_image_is_its_own_family(ca):
+    model = tiny_qwen_image(3)
+    family = ca.nodes.families.family_for(model)
+    assert isinstance(family, ca.nodes.qwen_image.QwenImageFamily)
