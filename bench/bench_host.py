@@ -50,6 +50,14 @@ SD35_LARGE = {
     "hidden_size": 2432, "num_heads": 38, "mlp_ratio": 4.0,  # what MMDiT derives; for describe() only
 }
 
+# Qwen-Image's real geometry (60 joint blocks, 24 heads of 128, Qwen2.5-VL-7B's 3584-wide context); only the
+# depth (num_layers) is reduced.
+QWEN_IMAGE = {
+    "image_model": "qwen_image", "patch_size": 2, "in_channels": 64, "out_channels": 16, "num_layers": 60,
+    "attention_head_dim": 128, "num_attention_heads": 24, "joint_attention_dim": 3584, "axes_dims_rope": (16, 56, 56),
+    "hidden_size": 3072, "num_heads": 24, "mlp_ratio": 4.0,  # what the model derives; for describe() only
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Family:
@@ -74,6 +82,7 @@ FAMILIES = {
     "chroma": Family("Chroma", "Chroma", CHROMA, 16, 8, 4096, None),
     "flux2": Family("Flux.2", "Flux2", FLUX2, 128, 16, 15360, None),
     "sd3": Family("SD3.5 large", "SD3", SD35_LARGE, 16, 8, 4096, 2048),
+    "qwen_image": Family("Qwen-Image", "QwenImage", QWEN_IMAGE, 16, 8, 3584, None),
 }
 
 
@@ -129,9 +138,11 @@ def family_config(family: Family, depth: int, single: int) -> dict:
 
     if not hasattr(comfy.supported_models, family.config_class):
         raise SystemExit(f"bench: ComfyUI here has no {family.label} ({family.config_class}); use a newer host")
+    derived = ("hidden_size", "num_heads", "mlp_ratio")
     if family.config_class == "SD3":  # no single blocks; the width stays SD3.5 large's
-        derived = ("hidden_size", "num_heads", "mlp_ratio")
         return {**{k: v for k, v in family.config.items() if k not in derived}, "num_blocks": depth}
+    if family.config_class == "QwenImage":  # joint blocks only
+        return {**{k: v for k, v in family.config.items() if k not in derived}, "num_layers": depth}
     config = {**family.config, "depth": depth, "depth_single_blocks": single}
     if family.config_class == "Flux":
         return {**flux_config(depth, single)}
@@ -177,8 +188,10 @@ def build_model(family: Family, depth: int, single: int, device: str, dtype, see
         for name, p in model.diffusion_model.named_parameters():
             # RMSNorm scales (q/k norms, Chroma's approximator norms; `.scale` became `.weight` in 0.33)
             drawn = torch.empty(p.shape, device=target, dtype=torch.float32)  # fp8 cannot be drawn into
-            if name.endswith((".scale", "query_norm.weight", "key_norm.weight", "ln_q.weight", "ln_k.weight")) \
-                    or ".norms." in name:
+            scales = (".scale", "query_norm.weight", "key_norm.weight", "ln_q.weight", "ln_k.weight",  # SD3.5
+                      "norm_q.weight", "norm_k.weight", "norm_added_q.weight", "norm_added_k.weight",  # Qwen
+                      "txt_norm.weight")
+            if name.endswith(scales) or ".norms." in name:
                 drawn.normal_(1.0, 0.1, generator=generator)
             else:
                 drawn.normal_(0.0, std, generator=generator)

@@ -238,6 +238,7 @@ class Bench:
         import comfy.sample
 
         latent = torch.randn(self.latent(side)["samples"].shape, generator=torch.Generator().manual_seed(SEED))
+        latent = comfy.sample.fix_empty_latent_channels(model, latent)  # as Segment Image (Qwen-Image: 5-D)
         guider = self.samplers.CFGGuider(model)
         guider.set_conds(self.segment_cond, self.segment_cond)
         guider.set_cfg(1.0)

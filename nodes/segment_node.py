@@ -28,7 +28,8 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
                         "add noise, one partial model pass per noise sample.",
             **search_aliases("segment", "segmentation", "zero-shot segmentation", "attention map", "saliency"),
             inputs=[
-                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein) or Chroma model."),
+                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein), Chroma, "
+                                                "SD3 / SD3.5 or Qwen-Image model."),
                 io.Clip.Input("clip", tooltip="The model's text encoder; encodes the concepts and the caption."),
                 io.Vae.Input("vae", tooltip="The model's VAE, to encode the image."),
                 io.Image.Input("image", tooltip="The image (or batch of images) to segment."),
