@@ -32,6 +32,16 @@ const MODEL = {
     url: `${HF}/Comfy-Org/flux2-dev/resolve/main/split_files/text_encoders/mistral_3_small_flux2_bf16.safetensors` },
   flux2Vae: { name: "flux2-vae.safetensors", directory: "vae",
     url: `${HF}/Comfy-Org/flux2-dev/resolve/main/split_files/vae/flux2-vae.safetensors` },
+  sd35Large: { name: "sd3.5_large_fp8_scaled.safetensors", directory: "checkpoints",
+    url: `${HF}/Comfy-Org/stable-diffusion-3.5-fp8/resolve/main/sd3.5_large_fp8_scaled.safetensors` },
+  qwenImage: { name: "qwen_image_fp8_e4m3fn.safetensors", directory: "diffusion_models",
+    url: `${HF}/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/diffusion_models/qwen_image_fp8_e4m3fn.safetensors` },
+  qwenImageEdit: { name: "qwen_image_edit_2509_fp8_e4m3fn.safetensors", directory: "diffusion_models",
+    url: `${HF}/Comfy-Org/Qwen-Image-Edit_ComfyUI/resolve/main/split_files/diffusion_models/qwen_image_edit_2509_fp8_e4m3fn.safetensors` },
+  qwenTextEncoder: { name: "qwen_2.5_vl_7b_fp8_scaled.safetensors", directory: "text_encoders",
+    url: `${HF}/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors` },
+  qwenVae: { name: "qwen_image_vae.safetensors", directory: "vae",
+    url: `${HF}/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors` },
 };
 
 const NEGATIVE = { color: "#322", bgcolor: "#533" };
@@ -56,6 +66,13 @@ const chromaClip = (pos) => ({
 const flux2Clip = (pos) => ({
   type: "CLIPLoader", pos, size: [320, 0], models: [MODEL.mistral], widgets: { clip_name: MODEL.mistral.name, type: "flux2" },
 });
+// Qwen-Image's one text encoder: Qwen2.5-VL 7B, with CLIPLoader's "qwen_image" type.
+const qwenClip = (pos) => ({
+  type: "CLIPLoader", pos, size: [320, 0], models: [MODEL.qwenTextEncoder],
+  widgets: { clip_name: MODEL.qwenTextEncoder.name, type: "qwen_image" },
+});
+const flowShift = (pos, shift) => ({ type: "ModelSamplingAuraFlow", pos, size: [320, 0], title: "Flow Shift",
+  widgets: { shift } });
 const vae = (pos, model = MODEL.ae) => ({
   type: "VAELoader", pos, size: [320, 0], models: [model], widgets: { vae_name: model.name },
 });
@@ -98,6 +115,16 @@ const CHECKPOINT = { model: ["checkpoint", "MODEL"], clip: ["checkpoint", "CLIP"
 const SEPARATE_LOADERS = { model: ["dev", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const CHROMA_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const FLUX2_LOADERS = { model: ["flux2", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
+const SD35_LOADERS = { model: ["shift", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
+const QWEN_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
+const QWEN_FILES = (model) => `**Model files** (as ComfyUI's official Qwen-Image templates list them):
+
+\`\`\`
+ComfyUI/models/
+├── diffusion_models/  ${model}
+├── text_encoders/     qwen_2.5_vl_7b_fp8_scaled.safetensors
+└── vae/               qwen_image_vae.safetensors
+\`\`\``;
 
 const FLUX_FILES = `**Model files** (ComfyUI's official Flux templates use the same names):
 
@@ -546,6 +573,161 @@ ComfyUI/models/
       ...generationLinks(FLUX2_LOADERS, "positive", "negative", "guidance"),
       ["positive", "CONDITIONING", "guidance", "conditioning"],
       ["decode", "IMAGE", "save", "images"],
+    ],
+  },
+
+  // SD3.5 large as ComfyUI's SD3.5 example runs it: the fp8 checkpoint (its CLIP-L, CLIP-G and T5-XXL
+  // inside), ModelSamplingSD3 shift 3, cfg 4.5, 28 steps, euler / sgm_uniform, 1024².
+  sd35_concept_maps: {
+    nodes: {
+      checkpoint: { type: "CheckpointLoaderSimple", pos: [20, 40], size: [320, 0], title: "Load SD3.5 large",
+        models: [MODEL.sd35Large], widgets: { ckpt_name: MODEL.sd35Large.name } },
+      shift: { type: "ModelSamplingSD3", pos: [20, 190], size: [320, 0], widgets: { shift: 3.0 } },
+      positive: prompt("a red fox sitting in a snowy pine forest at dawn, soft golden light through the trees, "
+        + "photograph", [390, 40]),
+      negative: negative("blurry, low quality", [390, 240], "Negative prompt"),
+      latent: { type: "EmptySD3LatentImage", pos: [390, 440], widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sampler: sampler([860, 40], { seed: 3, steps: 28, cfg: 4.5, scheduler: "sgm_uniform",
+        concepts: "fox, snow, trees, sky" }),
+      decode: { type: "VAEDecode", pos: [1130, 40] },
+      save: { type: "SaveImage", pos: [1130, 140], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/sd35" } },
+      saliency: saliency([1490, 40]),
+      mask: conceptMask([1130, 570], { concepts: "fox" }),
+      about: note([20, 300], [340, 560], `### SD3.5 with concept maps
+
+Generates with SD3.5 large (shift 3, cfg 4.5, 28 steps, euler / sgm_uniform) and maps
+\`fox, snow, trees, sky\` while sampling, from the positive prompt.
+
+- **Saliency Map**: one labelled heatmap per concept; click to enlarge.
+- **Concept Mask**: the \`fox\` mask, ready for inpainting or compositing.
+- **layers** \`auto\` averages every joint block, as the paper's SD3 code does; each concept is its
+  CLIP-L/G token.
+
+**SD3.5 medium** and **large turbo** work the same way (turbo: 4 steps at cfg 1); so does SD3 medium.
+
+**Model file** (ComfyUI's SD3.5 example): \`ComfyUI/models/checkpoints/sd3.5_large_fp8_scaled.safetensors\`,
+with its text encoders inside.`),
+    },
+    links: [
+      ["checkpoint", "MODEL", "shift", "model"],
+      ...generationLinks(SD35_LOADERS),
+      ["decode", "IMAGE", "save", "images"],
+    ],
+  },
+
+  // Qwen-Image as ComfyUI's official Qwen-Image template runs it (fp8 model, Flow Shift 3.1, cfg 2.5,
+  // 20 steps, euler / simple, 1328²), with the concept mask recolouring one object.
+  qwen_image_concept_mask: {
+    nodes: {
+      qwen: unet(MODEL.qwenImage, [20, 40], "Load Qwen-Image"),
+      shift: flowShift([20, 170], 3.1),
+      clip: qwenClip([20, 270]),
+      vae: vae([20, 400], MODEL.qwenVae),
+      positive: prompt("A cozy reading corner: a yellow armchair beside a tall bookshelf full of books, a "
+        + "potted monstera plant by the window, warm afternoon light", [390, 40]),
+      negative: negative("", [390, 240], "Negative prompt"),
+      latent: { type: "EmptySD3LatentImage", pos: [390, 440], widgets: { width: 1328, height: 1328, batch_size: 1 } },
+      sampler: sampler([860, 40], { seed: 8, steps: 20, cfg: 2.5, concepts: "armchair, bookshelf, plant, window" }),
+      decode: { type: "VAEDecode", pos: [1130, 40] },
+      generated: { type: "PreviewImage", pos: [1130, 140], size: [260, 300], title: "Generated image" },
+      saliency: saliency([1490, 40]),
+      mask: conceptMask([1130, 500], { concepts: "armchair", grow: 4, blur: 2, fill_holes: true }),
+      colour: { type: "EmptyImage", pos: [860, 660], title: "Teal",
+        widgets: { width: 1328, height: 1328, batch_size: 1, color: 0x1f8a8a } },
+      tint: { type: "ImageBlend", pos: [1130, 880], title: "Armchair tinted teal",
+        widgets: { blend_factor: 0.6, blend_mode: "multiply" } },
+      composite: { type: "ImageCompositeMasked", pos: [1490, 500], title: "Armchair recoloured" },
+      save: { type: "SaveImage", pos: [1840, 500], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/qwen_image" } },
+      about: note([20, 530], [340, 470], `### Qwen-Image with a concept mask
+
+Generates with Qwen-Image as ComfyUI's official template does (Flow Shift 3.1, cfg 2.5, 20 steps)
+and maps \`armchair, bookshelf, plant, window\` while sampling.
+
+- **Saliency Map**: one labelled heatmap per concept.
+- **Concept Mask** cuts out the \`armchair\`; **ImageCompositeMasked** puts a teal-tinted copy
+  over the image inside the mask only.
+
+${QWEN_FILES("qwen_image_fp8_e4m3fn.safetensors")}`),
+    },
+    links: [
+      ["qwen", "MODEL", "shift", "model"],
+      ...generationLinks(QWEN_LOADERS),
+      ["decode", "IMAGE", "generated", "images"],
+      ["decode", "IMAGE", "tint", "image1"],
+      ["colour", "IMAGE", "tint", "image2"],
+      ["decode", "IMAGE", "composite", "destination"],
+      ["tint", "IMAGE", "composite", "source"],
+      ["mask", "MASK", "composite", "mask"],
+      ["composite", "IMAGE", "save", "images"],
+    ],
+  },
+
+  // Qwen-Image-Edit 2509 restricted to one concept of the source image: Segment Image maps the source,
+  // Concept Mask cuts the concept, the edit samples only inside it (SetLatentNoiseMask), and the result
+  // is composited back over the source through the same mask.
+  qwen_image_edit_concept_mask: {
+    nodes: {
+      qwen: unet(MODEL.qwenImageEdit, [20, 40], "Load Qwen-Image-Edit"),
+      shift: flowShift([20, 170], 3.0),
+      clip: qwenClip([20, 270]),
+      vae: vae([20, 400], MODEL.qwenVae),
+      source: { type: "LoadImage", pos: [20, 530], size: [320, 380], title: "Source image",
+        widgets: { image: "example.png" } },
+      segment: { type: "ConceptAttentionSegmentImage", pos: [390, 660], ...OURS,
+        widgets: { concepts: "cat, background", caption: "a cat", noise_level: 0.5, noise_samples: 2 } },
+      mask: conceptMask([780, 660], { concepts: "cat", grow: 12, blur: 4, fill_holes: true }),
+      positive: { type: "TextEncodeQwenImageEditPlus", pos: [390, 40], size: [420, 200], title: "Edit instruction",
+        widgets: { prompt: "turn the cat into a marble statue" } },
+      negative: { type: "TextEncodeQwenImageEditPlus", pos: [390, 300], size: [420, 160], ...NEGATIVE,
+        title: "Negative (empty)", widgets: { prompt: "" } },
+      encode: { type: "VAEEncode", pos: [780, 460] },
+      region: { type: "SetLatentNoiseMask", pos: [1130, 460], title: "Edit only inside the mask" },
+      ksampler: { type: "KSampler", pos: [1130, 40], title: "KSampler (edit)",
+        widgets: { seed: 21, steps: 20, cfg: 2.5, sampler_name: "euler", scheduler: "simple", denoise: 1.0 } },
+      decode: { type: "VAEDecode", pos: [1490, 40] },
+      composite: { type: "ImageCompositeMasked", pos: [1490, 160], title: "Edit over the source" },
+      save: { type: "SaveImage", pos: [1840, 40], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/qwen_image_edit" } },
+      about: note([20, 960], [560, 420], `### Qwen-Image-Edit inside a concept mask
+
+**Segment Image** maps \`cat, background\` in the source image with the edit model itself, and
+**Concept Mask** cuts out the \`cat\` (grown and feathered). The edit then samples only inside that
+mask (**SetLatentNoiseMask**), and **ImageCompositeMasked** pastes the edited cat back over the
+untouched source through the same mask: everything outside the cat stays pixel for pixel.
+
+Change the concepts and the instruction together, e.g. \`sofa\` and "make the sofa green leather".
+
+${QWEN_FILES("qwen_image_edit_2509_fp8_e4m3fn.safetensors")}`),
+    },
+    links: [
+      ["qwen", "MODEL", "shift", "model"],
+      ["shift", "MODEL", "segment", "model"],
+      ["clip", "CLIP", "segment", "clip"],
+      ["vae", "VAE", "segment", "vae"],
+      ["source", "IMAGE", "segment", "image"],
+      ["segment", "CONCEPT_MAPS", "mask", "concept_maps"],
+      ["clip", "CLIP", "positive", "clip"],
+      ["vae", "VAE", "positive", "vae"],
+      ["source", "IMAGE", "positive", "image1"],
+      ["clip", "CLIP", "negative", "clip"],
+      ["vae", "VAE", "negative", "vae"],
+      ["source", "IMAGE", "negative", "image1"],
+      ["source", "IMAGE", "encode", "pixels"],
+      ["vae", "VAE", "encode", "vae"],
+      ["encode", "LATENT", "region", "samples"],
+      ["mask", "MASK", "region", "mask"],
+      ["shift", "MODEL", "ksampler", "model"],
+      ["positive", "CONDITIONING", "ksampler", "positive"],
+      ["negative", "CONDITIONING", "ksampler", "negative"],
+      ["region", "LATENT", "ksampler", "latent_image"],
+      ["ksampler", "LATENT", "decode", "samples"],
+      ["vae", "VAE", "decode", "vae"],
+      ["source", "IMAGE", "composite", "destination"],
+      ["decode", "IMAGE", "composite", "source"],
+      ["mask", "MASK", "composite", "mask"],
+      ["composite", "IMAGE", "save", "images"],
     ],
   },
 };
