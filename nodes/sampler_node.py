@@ -32,7 +32,8 @@ class ConceptAttentionSampler(io.ComfyNode):
                              tooltip="The random seed used for creating the noise."),
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="The number of denoising steps."),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale (1.0 for Flux.1, about 4 for Chroma and SD3.5, 2.5 for Qwen-Image)."),
+                               tooltip="Classifier-free guidance scale (1.0 for Flux.1, about 4 for Chroma and "
+                                       "SD3.5, 2.5 for Qwen-Image)."),
                 io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
                                tooltip="The sampling algorithm."),
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS,

@@ -4,8 +4,9 @@
 #   scripts/reference_env.sh        -> prints the export directory on its last line (CA_REFERENCE_DIR)
 #
 # Only the files that test needs are exported, at a pinned commit: the authors' Flux.1 and Flux.2
-# concept-attention DiT and double blocks, and the Black Forest Labs layers/math/model modules those
-# import. Where they come from, in order:
+# concept-attention DiT and double blocks, the Black Forest Labs layers/math/model modules those
+# import, and their SD3 concept-attention transformer (built on diffusers, which requirements-dev.txt
+# gives the host venvs). Where they come from, in order:
 #   1. the cache folder $CA_CACHE/reference/ConceptAttention (default ~/.cache/comfyui-concept-attention),
 #      when its stamp names the pinned commit;
 #   2. a git clone of https://github.com/helblazer811/ConceptAttention, where a network allows;
@@ -24,6 +25,7 @@ paths=(
   concept_attention/flux2/dit.py
   concept_attention/flux2/dit_block.py
   concept_attention/flux2/flux2/src/flux2/model.py
+  concept_attention/sd3/dit_block.py
 )
 cache=${CA_CACHE:-$HOME/.cache/comfyui-concept-attention}
 dest=$cache/reference/ConceptAttention
