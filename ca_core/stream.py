@@ -27,6 +27,16 @@ class ModulationParams(Protocol):
 
 
 @dataclass(frozen=True)
+class Modulation:
+    """ModulationParams as plain tensors [B, 1, C], for families whose blocks return bare chunks (gate None
+    where a block has none)."""
+
+    shift: Tensor
+    scale: Tensor
+    gate: Tensor | None
+
+
+@dataclass(frozen=True)
 class TextStreamWeights:
     """The text-stream modules of one double block, as callables over [B, L, C] tensors.
 

@@ -88,6 +88,24 @@ def bind_model_call(executor, args: tuple, kwargs: dict) -> ModelCall:
     return ModelCall(owner.diffusion_model, signature.bind(*args, **kwargs), owner.model_sampling.timestep, dtype)
 
 
+class PatchedLatentFamily:
+    """What families share whose image tokens are patch_size x patch_size latent cells: the token grid
+    (rounded to whole patches as Flux's and Qwen-Image's forward do) and the pixels per cell and token."""
+
+    vae_scale = 8  # pixels per latent cell, where the latent format does not say
+
+    def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
+        p = diffusion_model.patch_size
+        return (x.shape[-2] + p // 2) // p, (x.shape[-1] + p // 2) // p
+
+    def latent_pixels(self, model) -> int:
+        """Image pixels per latent cell, from the latent format where the host states it."""
+        return getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", self.vae_scale)
+
+    def token_pixels(self, model) -> int:
+        return model.get_model_object("diffusion_model").patch_size * self.latent_pixels(model)
+
+
 class ModelFamily(Protocol):
     """One model family (Flux.1, Flux.2, Chroma, ...), implemented once per family.
 

@@ -13,7 +13,7 @@ from einops import rearrange
 from torch import Tensor
 
 from ..ca_core.stream import ImageAttention, TextStreamWeights
-from .family import ModelCall, bind_model_call
+from .family import ModelCall, PatchedLatentFamily, bind_model_call
 
 
 def flux_unet_config(**params) -> dict:
@@ -28,13 +28,12 @@ def modulation_rows(modulation, rows):
     return type(modulation)(shift=modulation.shift[rows], scale=modulation.scale[rows], gate=modulation.gate[rows])
 
 
-class FluxDoubleBlocks:
+class FluxDoubleBlocks(PatchedLatentFamily):
     """What Flux-style double blocks share (Flux.1, Flux.2, Chroma): the block layout, the text stream's
     modules, text-then-image joint attention, and forward_orig's returned-dict workaround."""
 
     default_layers = 4  # the reference pipeline scores Flux.1's blocks 15-18 of 19: the last four
     hook = "DIFFUSION_MODEL"  # Flux's and Chroma's forward run through it
-    vae_scale = 8  # pixels per latent cell, where the latent format does not say
 
     def joint_blocks(self, diffusion_model):
         return diffusion_model.double_blocks
@@ -92,18 +91,6 @@ class FluxDoubleBlocks:
         image_first = getattr(diffusion_model.double_blocks[index], "flipped_img_txt", False)
         image = slice(0, total - text_tokens) if image_first else slice(text_tokens, total)
         return ImageAttention(keys=k[:, :, image], values=v[:, :, image], outputs=out[:, image])
-
-    def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
-        """Rows and columns of the generated image's token grid, as Flux._forward computes them."""
-        p = diffusion_model.patch_size
-        return (x.shape[-2] + p // 2) // p, (x.shape[-1] + p // 2) // p
-
-    def latent_pixels(self, model) -> int:
-        """Image pixels per latent cell, from the latent format where the host states it."""
-        return getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", self.vae_scale)
-
-    def token_pixels(self, model) -> int:
-        return model.get_model_object("diffusion_model").patch_size * self.latent_pixels(model)
 
     def concept_token_indices(self, clip, name: str, tokens: dict, length: int) -> list[int]:
         """The concept's word pieces, by the word ids of the tokenizer whose sequence is the context."""

@@ -21,15 +21,10 @@ from comfy.ldm.flux.math import apply_rope
 from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
 from torch import Tensor
 
-from ..ca_core.stream import ImageAttention, TextStreamWeights
-from .family import ModelCall, bind_model_call
+from ..ca_core.stream import ImageAttention, Modulation, TextStreamWeights
+from .family import ModelCall, PatchedLatentFamily, bind_model_call
 
 IM_START, IM_END, USER, NEWLINE = 151644, 151645, 872, 198  # Qwen2.5's chat-template token ids
-
-
-class Modulation:
-    def __init__(self, shift: Tensor, scale: Tensor, gate: Tensor):
-        self.shift, self.scale, self.gate = shift, scale, gate
 
 
 def template_head_length(ids: list[int]) -> int:
@@ -44,12 +39,11 @@ def template_head_length(ids: list[int]) -> int:
     return end
 
 
-class QwenImageFamily:
+class QwenImageFamily(PatchedLatentFamily):
     name = "Qwen-Image (and Qwen-Image-Edit)"
     # Like Flux.1's 15-18 of 19 double blocks, the last blocks of the joint stack: Qwen-Image has 60, all joint.
     default_layers = 4
     hook = "DIFFUSION_MODEL"
-    vae_scale = 8
 
     def matches(self, diffusion_model) -> bool:
         return isinstance(diffusion_model, QwenImageTransformer2DModel)
@@ -124,17 +118,6 @@ class QwenImageFamily:
             k, v = (t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (k, v))
         image = slice(text_tokens, k.shape[2])
         return ImageAttention(keys=k[:, :, image], values=v[:, :, image], outputs=out[:, image])
-
-    def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
-        """As process_img: rows and columns rounded to the nearest whole patch count."""
-        p = diffusion_model.patch_size
-        return (x.shape[-2] + p // 2) // p, (x.shape[-1] + p // 2) // p
-
-    def latent_pixels(self, model) -> int:
-        return getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", self.vae_scale)
-
-    def token_pixels(self, model) -> int:
-        return model.get_model_object("diffusion_model").patch_size * self.latent_pixels(model)
 
     def segmentation_conditioning(self, diffusion_model) -> dict:
         return {}  # no pooled vector, no guidance

@@ -21,25 +21,17 @@ import torch
 from comfy.ldm.modules.diffusionmodules.mmdit import OpenAISignatureMMDITWrapper
 from torch import Tensor
 
-from ..ca_core.stream import ImageAttention, TextStreamWeights
-from .family import ModelCall, bind_model_call
+from ..ca_core.stream import ImageAttention, Modulation, TextStreamWeights
+from .family import ModelCall, PatchedLatentFamily, bind_model_call
 
 
-class Modulation:
-    """shift, scale, gate of [B, 1, C] (gate None where the block has none)."""
-
-    def __init__(self, shift: Tensor, scale: Tensor, gate: Tensor | None):
-        self.shift, self.scale, self.gate = shift, scale, gate
-
-
-class SD3Family:
+class SD3Family(PatchedLatentFamily):
     name = "SD3 / SD3.5 (large, turbo, medium)"
     # `layers = auto` averages every joint block, as the paper's SD3 code does (layer_range 0-38 of SD3.5
     # large). The concepts run through every block up to the last chosen one, and SD3's last block is its
     # last joint block, so a shorter choice saves no time.
     default_layers = 1 << 16
     hook = "APPLY_MODEL"  # OpenAISignatureMMDITWrapper.forward does not run the DIFFUSION_MODEL wrapper
-    vae_scale = 8
 
     def matches(self, diffusion_model) -> bool:
         return isinstance(diffusion_model, OpenAISignatureMMDITWrapper)
@@ -134,12 +126,6 @@ class SD3Family:
         """MMDiT pads the latent up to whole patches."""
         p = diffusion_model.patch_size
         return -(-x.shape[-2] // p), -(-x.shape[-1] // p)
-
-    def latent_pixels(self, model) -> int:
-        return getattr(model.get_model_object("latent_format"), "spacial_downscale_ratio", self.vae_scale)
-
-    def token_pixels(self, model) -> int:
-        return model.get_model_object("diffusion_model").patch_size * self.latent_pixels(model)
 
     def segmentation_conditioning(self, diffusion_model) -> dict:
         """A zero pooled vector, as the concepts' own modulation."""

@@ -5,11 +5,10 @@ real chat template (ComfyUI's Qwen2.5 tokenizer; the 7B encoder is a tiny stand-
 import math
 
 import comfy.ldm.qwen_image.model
-import nodes
 import pytest
 import torch
 import torch.nn.functional as F
-from ca_test_nodes import random_vae, tiny_qwen_image, tiny_qwen_image_clip
+from ca_test_nodes import first_forward_call, random_vae, tiny_qwen_image, tiny_qwen_image_clip
 from test_generation_unchanged import concept_sampler, sampler_inputs
 from test_math import assert_maps_match, attention, heads, linear, merge, rope, run_layers
 from test_patch_hygiene import ksampler
@@ -30,21 +29,10 @@ def test_latent_is_bit_identical_to_plain_sampling(ca, batch, cfg):
 
 
 def recorded_qwen_call(model, inputs):
-    """Run a plain 1-step sampler and record what the Qwen-Image transformer receives."""
-    calls = []
-
-    def record(module, args, kwargs):
-        x, t = args[:2]  # x: [B, C, frames, H, W]
-        context = args[2] if len(args) > 2 else kwargs["context"]
-        calls.append((x.clone(), t.clone(), context.clone()))
-
-    handle = model.get_model_object("diffusion_model").register_forward_pre_hook(record, with_kwargs=True)
-    try:
-        nodes.common_ksampler(model, inputs["seed"], 1, 1.0, "euler", "simple", inputs["positive"],
-                              inputs["negative"], inputs["latent_image"])
-    finally:
-        handle.remove()
-    return calls[0]
+    """What the Qwen-Image transformer receives at a plain sampler's first call: x [B, C, frames, H, W], the
+    timestep and the context."""
+    args, kwargs = first_forward_call(model, inputs)
+    return args[0], args[1], args[2] if len(args) > 2 else kwargs["context"]
 
 
 def rms(x, norm):

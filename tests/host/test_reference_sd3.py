@@ -25,10 +25,9 @@ import warnings
 from pathlib import Path
 
 import comfy.utils
-import nodes
 import pytest
 import torch
-from ca_test_nodes import tiny_sd3, tiny_sd3_clip
+from ca_test_nodes import first_forward_call, tiny_sd3, tiny_sd3_clip
 from einops import rearrange
 from test_generation_unchanged import sampler_inputs
 
@@ -92,21 +91,6 @@ def zero_pooled(conditioning):
     return [[c, {**extra, "pooled_output": torch.zeros_like(extra["pooled_output"])}] for c, extra in conditioning]
 
 
-def recorded_call(model, inputs):
-    calls = []
-
-    def record(module, args, kwargs):
-        calls.append((args[0].clone(), args[1].clone(), kwargs["context"].clone(), kwargs["y"].clone()))
-
-    handle = model.get_model_object("diffusion_model").register_forward_pre_hook(record, with_kwargs=True)
-    try:
-        nodes.common_ksampler(model, inputs["seed"], 1, 1.0, "euler", "simple", inputs["positive"],
-                              inputs["negative"], inputs["latent_image"])
-    finally:
-        handle.remove()
-    return calls[0]
-
-
 def their_vectors(model, x, t, context, concepts, pooled):
     """Per block: their concept outputs (second attention call) and the image outputs of their first (joint
     image-text) call and of their second (image-concept) call; and the model's output."""
@@ -135,7 +119,8 @@ def test_sd3_scores_equal_the_authors_code(ca, qk_norm):
     model, clip = tiny_sd3(5, depth=DEPTH, qk_norm=qk_norm), tiny_sd3_clip()
     inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
     inputs["positive"], inputs["negative"] = zero_pooled(inputs["positive"]), zero_pooled(inputs["negative"])
-    x, t, context, y = recorded_call(model, inputs)
+    (x, t), kwargs = first_forward_call(model, inputs)
+    context, y = kwargs["context"], kwargs["y"]
     dm = model.get_model_object("diffusion_model")
     family = ca.nodes.sd3.SD3Family()
     concepts, _ = ca.nodes.encoding.encode_concepts(clip, CONCEPTS, "first", family)

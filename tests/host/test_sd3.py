@@ -4,11 +4,10 @@ last one pre_only), every node runs, and concepts align with SD3's real CLIP-L/G
 import math
 
 import comfy.ldm.modules.diffusionmodules.mmdit as mmdit
-import nodes
 import pytest
 import torch
 import torch.nn.functional as F
-from ca_test_nodes import random_vae, tiny_sd3, tiny_sd3_clip
+from ca_test_nodes import first_forward_call, random_vae, tiny_sd3, tiny_sd3_clip
 from test_generation_unchanged import concept_sampler, sampler_inputs
 from test_math import assert_maps_match, attention, heads, linear, merge, run_layers
 from test_patch_hygiene import ksampler
@@ -33,20 +32,9 @@ def test_latent_is_bit_identical_to_plain_sampling(ca, variant, batch, cfg):
 
 
 def recorded_sd3_call(model, inputs):
-    """Run a plain 1-step sampler and record what MMDiT's forward receives (x, timestep, context, y)."""
-    calls = []
-
-    def record(module, args, kwargs):
-        x, t = args[:2]
-        calls.append((x.clone(), t.clone(), kwargs["context"].clone(), kwargs["y"].clone()))
-
-    handle = model.get_model_object("diffusion_model").register_forward_pre_hook(record, with_kwargs=True)
-    try:
-        nodes.common_ksampler(model, inputs["seed"], 1, 1.0, "euler", "simple", inputs["positive"],
-                              inputs["negative"], inputs["latent_image"])
-    finally:
-        handle.remove()
-    return calls[0]
+    """What MMDiT's forward receives at a plain sampler's first call: (x, timestep, context, y)."""
+    args, kwargs = first_forward_call(model, inputs)
+    return args[0], args[1], kwargs["context"], kwargs["y"]
 
 
 def adaln(block, vector):

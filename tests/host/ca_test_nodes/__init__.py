@@ -418,6 +418,26 @@ def planted_qwen_image() -> comfy.model_patcher.ModelPatcher:
     return patcher
 
 
+def first_forward_call(model, inputs: dict) -> tuple[tuple, dict]:
+    """The arguments the diffusion model's forward receives at the first call of a plain 1-step sampler on
+    `inputs` (a forward pre-hook: families whose forward skips the DIFFUSION_MODEL wrapper included)."""
+    import nodes
+
+    calls = []
+
+    def record(module, args, kwargs):
+        clone = lambda value: value.clone() if isinstance(value, torch.Tensor) else value  # noqa: E731
+        calls.append((tuple(clone(a) for a in args), {k: clone(v) for k, v in kwargs.items()}))
+
+    handle = model.get_model_object("diffusion_model").register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        nodes.common_ksampler(model, inputs["seed"], 1, 1.0, "euler", "simple", inputs["positive"],
+                              inputs["negative"], inputs["latent_image"])
+    finally:
+        handle.remove()
+    return calls[0]
+
+
 def planted_flux() -> comfy.model_patcher.ModelPatcher:
     return planted(tiny_flux(0, guidance_embed=False, depth=2, single=1))
 
