@@ -6,9 +6,10 @@
 // A template that needs a newer ComfyUI than the oldest supported one declares it as `minHost` (the
 // oldest ComfyUI version that has every node and option it uses); the browser tier leaves it out on
 // older hosts, checks that they do lack something it uses, and says so in its output.
-// Model file names, folders and download addresses are those of ComfyUI's official Flux, Flux.2 and
-// Chroma templates (comfyui_workflow_templates: flux_schnell, flux_dev_full_text_to_image, flux_dev_example,
-// flux_fill_inpaint_example, image_flux2, image_flux2_klein_text_to_image, image_chroma_text_to_image).
+// Model file names, folders and download addresses are those of ComfyUI's official Flux, Flux.2, Chroma,
+// SD3.5 and Qwen-Image templates (comfyui_workflow_templates: flux_schnell, flux_dev_full_text_to_image,
+// flux_dev_example, flux_fill_inpaint_example, image_flux2, image_flux2_klein_text_to_image,
+// image_chroma_text_to_image, sd3.5_simple_example, image_qwen_image, image_qwen_image_edit_2509).
 
 const HF = "https://huggingface.co";
 const MODEL = {
@@ -576,8 +577,8 @@ ComfyUI/models/
     ],
   },
 
-  // SD3.5 large as ComfyUI's SD3.5 example runs it: the fp8 checkpoint (its CLIP-L, CLIP-G and T5-XXL
-  // inside), ModelSamplingSD3 shift 3, cfg 4.5, 28 steps, euler / sgm_uniform, 1024².
+  // SD3.5 large from the fp8 checkpoint of ComfyUI's sd3.5_simple_example (CLIP-L, CLIP-G and T5-XXL
+  // inside), at its model card's 28 steps: ModelSamplingSD3 shift 3, cfg 4.5, euler / sgm_uniform, 1024².
   sd35_concept_maps: {
     nodes: {
       checkpoint: { type: "CheckpointLoaderSimple", pos: [20, 40], size: [320, 0], title: "Load SD3.5 large",
@@ -606,8 +607,12 @@ Generates with SD3.5 large (shift 3, cfg 4.5, 28 steps, euler / sgm_uniform) and
 
 **SD3.5 medium** and **large turbo** work the same way (turbo: 4 steps at cfg 1); so does SD3 medium.
 
-**Model file** (ComfyUI's SD3.5 example): \`ComfyUI/models/checkpoints/sd3.5_large_fp8_scaled.safetensors\`,
-with its text encoders inside.`),
+**Model file** (as ComfyUI's SD3.5 example lists it; the text encoders are inside):
+
+\`\`\`
+ComfyUI/models/
+└── checkpoints/  sd3.5_large_fp8_scaled.safetensors
+\`\`\``),
     },
     links: [
       ["checkpoint", "MODEL", "shift", "model"],
@@ -664,45 +669,51 @@ ${QWEN_FILES("qwen_image_fp8_e4m3fn.safetensors")}`),
     ],
   },
 
-  // Qwen-Image-Edit 2509 restricted to one concept of the source image: Segment Image maps the source,
-  // Concept Mask cuts the concept, the edit samples only inside it (SetLatentNoiseMask), and the result
-  // is composited back over the source through the same mask.
+  // Qwen-Image-Edit 2509 as ComfyUI's official template runs it (FluxKontextImageScale, Flow Shift 3,
+  // CFGNorm, 20 steps at cfg 2.5 for the fp8 model), restricted to one concept of the source image:
+  // Segment Image maps the source, Concept Mask cuts the concept, the edit samples only inside it
+  // (SetLatentNoiseMask), and the result is composited back over the source through the same mask.
   qwen_image_edit_concept_mask: {
     nodes: {
       qwen: unet(MODEL.qwenImageEdit, [20, 40], "Load Qwen-Image-Edit"),
       shift: flowShift([20, 170], 3.0),
       clip: qwenClip([20, 270]),
       vae: vae([20, 400], MODEL.qwenVae),
-      source: { type: "LoadImage", pos: [20, 530], size: [320, 380], title: "Source image",
+      load: { type: "LoadImage", pos: [20, 530], size: [320, 380], title: "Source image",
         widgets: { image: "example.png" } },
-      segment: { type: "ConceptAttentionSegmentImage", pos: [390, 660], ...OURS,
-        widgets: { concepts: "cat, background", caption: "a cat", noise_level: 0.5, noise_samples: 2 } },
-      mask: conceptMask([780, 660], { concepts: "cat", grow: 12, blur: 4, fill_holes: true }),
+      source: { type: "FluxKontextImageScale", pos: [390, 530], size: [320, 0], title: "Source at about 1 MP" },
+      cfgNorm: { type: "CFGNorm", pos: [860, 40], size: [230, 0], widgets: { strength: 1.0 } },
       positive: { type: "TextEncodeQwenImageEditPlus", pos: [390, 40], size: [420, 200], title: "Edit instruction",
         widgets: { prompt: "turn the cat into a marble statue" } },
       negative: { type: "TextEncodeQwenImageEditPlus", pos: [390, 300], size: [420, 160], ...NEGATIVE,
         title: "Negative (empty)", widgets: { prompt: "" } },
-      encode: { type: "VAEEncode", pos: [780, 460] },
-      region: { type: "SetLatentNoiseMask", pos: [1130, 460], title: "Edit only inside the mask" },
+      segment: { type: "ConceptAttentionSegmentImage", pos: [390, 640], ...OURS,
+        widgets: { concepts: "cat, background", caption: "a cat", noise_level: 0.5, noise_samples: 2 } },
+      mask: conceptMask([780, 640], { concepts: "cat", grow: 12, blur: 4, fill_holes: true }),
+      encode: { type: "VAEEncode", pos: [780, 500] },
+      region: { type: "SetLatentNoiseMask", pos: [1130, 500], title: "Edit only inside the mask" },
       ksampler: { type: "KSampler", pos: [1130, 40], title: "KSampler (edit)",
         widgets: { seed: 21, steps: 20, cfg: 2.5, sampler_name: "euler", scheduler: "simple", denoise: 1.0 } },
       decode: { type: "VAEDecode", pos: [1490, 40] },
       composite: { type: "ImageCompositeMasked", pos: [1490, 160], title: "Edit over the source" },
       save: { type: "SaveImage", pos: [1840, 40], size: [320, 360],
         widgets: { filename_prefix: "ConceptAttention/qwen_image_edit" } },
-      about: note([20, 960], [560, 420], `### Qwen-Image-Edit inside a concept mask
+      about: note([1130, 640], [620, 400], `### Qwen-Image-Edit inside a concept mask
 
-**Segment Image** maps \`cat, background\` in the source image with the edit model itself, and
-**Concept Mask** cuts out the \`cat\` (grown and feathered). The edit then samples only inside that
-mask (**SetLatentNoiseMask**), and **ImageCompositeMasked** pastes the edited cat back over the
-untouched source through the same mask: everything outside the cat stays pixel for pixel.
+The source is scaled to about 1 MP, as ComfyUI's official template does. **Segment Image** maps
+\`cat, background\` in it with the edit model itself, and **Concept Mask** cuts out the \`cat\`
+(grown and feathered). The edit (Flow Shift 3, CFGNorm, 20 steps at cfg 2.5) then samples only
+inside that mask (**SetLatentNoiseMask**), and **ImageCompositeMasked** pastes the edited cat back
+over the source through the same mask: everything outside the cat stays pixel for pixel.
 
 Change the concepts and the instruction together, e.g. \`sofa\` and "make the sofa green leather".
 
 ${QWEN_FILES("qwen_image_edit_2509_fp8_e4m3fn.safetensors")}`),
     },
     links: [
+      ["load", "IMAGE", "source", "image"],
       ["qwen", "MODEL", "shift", "model"],
+      ["shift", "MODEL", "cfgNorm", "model"],
       ["shift", "MODEL", "segment", "model"],
       ["clip", "CLIP", "segment", "clip"],
       ["vae", "VAE", "segment", "vae"],
@@ -718,7 +729,7 @@ ${QWEN_FILES("qwen_image_edit_2509_fp8_e4m3fn.safetensors")}`),
       ["vae", "VAE", "encode", "vae"],
       ["encode", "LATENT", "region", "samples"],
       ["mask", "MASK", "region", "mask"],
-      ["shift", "MODEL", "ksampler", "model"],
+      ["cfgNorm", "patched_model", "ksampler", "model"],
       ["positive", "CONDITIONING", "ksampler", "positive"],
       ["negative", "CONDITIONING", "ksampler", "negative"],
       ["region", "LATENT", "ksampler", "latent_image"],
