@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Prepare the paper authors' ConceptAttention code that tests/host/test_reference.py compares against.
+# Prepare the paper authors' ConceptAttention code that tests/host/test_reference.py and
+# tests/host/test_reference_sd3.py compare against.
 #
 #   scripts/reference_env.sh        -> prints the export directory on its last line (CA_REFERENCE_DIR)
 #
-# Only the files that test needs are exported, at a pinned commit: the authors' Flux.1 and Flux.2
+# Only the files those tests need are exported, at a pinned commit: the authors' Flux.1 and Flux.2
 # concept-attention DiT and double blocks, the Black Forest Labs layers/math/model modules those
 # import, and their SD3 concept-attention transformer (built on diffusers, which requirements-dev.txt
 # gives the host venvs). Where they come from, in order:

@@ -19,7 +19,7 @@ echo "== core tier"
 # The browser tier needs Debian's chromium and playwright-core (never a downloaded browser).
 scripts/browser_env.sh >/dev/null || echo "browser_env: not ready (see above); the browser tier will skip" >&2
 
-# The paper authors' code for tests/host/test_reference.py (cache, else a clone, else $CA_REFERENCE_MIRROR).
+# The paper authors' code for tests/host/test_reference*.py (cache, else a clone, else $CA_REFERENCE_MIRROR).
 if reference=$(scripts/reference_env.sh | tail -n 1) && [ -n "$reference" ]; then
   export CA_REFERENCE_DIR=$reference
 else
