@@ -8,7 +8,7 @@ import comfy.ldm.qwen_image.model
 import pytest
 import torch
 import torch.nn.functional as F
-from ca_test_nodes import first_forward_call, random_vae, tiny_qwen_image, tiny_qwen_image_clip
+from ca_test_nodes import first_forward_call, random_wan21_vae, tiny_qwen_image, tiny_qwen_image_clip
 from test_generation_unchanged import concept_sampler, sampler_inputs
 from test_math import assert_maps_match, attention, heads, linear, merge, rope, run_layers
 from test_patch_hygiene import ksampler
@@ -115,15 +115,32 @@ def test_auto_layers_are_the_last_four_blocks(ca):
     assert maps.layers == (2, 3, 4, 5)
 
 
+def segment(ca, model, clip, vae, image, noise_level=0.5, noise_samples=2):
+    return ca.nodes.segment_node.ConceptAttentionSegmentImage.execute(
+        model=model, clip=clip, vae=vae, image=image, concepts="dog, grass", layers="auto", space="output",
+        softmax=True, token_pooling="first", noise_level=noise_level, noise_samples=noise_samples, seed=0,
+        caption="a dog on grass").args[0]
+
+
 def test_segment_image_runs_on_qwen_image(ca):
-    model, clip = tiny_qwen_image(3), tiny_qwen_image_clip()
-    (maps,) = ca.nodes.segment_node.ConceptAttentionSegmentImage.execute(
-        model=model, clip=clip, vae=random_vae(), image=torch.rand(1, 48, 80, 3), concepts="dog, grass",
-        layers="auto", space="output", softmax=True, token_pooling="first", noise_level=0.5, noise_samples=2,
-        seed=0, caption="a dog on grass").args
+    """Through Qwen-Image's own VAE (Wan 2.1's), whose latents are [B, C, frames, H, W]."""
+    maps = segment(ca, tiny_qwen_image(3), tiny_qwen_image_clip(), random_wan21_vae(), torch.rand(1, 48, 80, 3))
     assert maps.maps.shape == (1, 2, 3, 5) and maps.image_size == (48, 80) and maps.token_pixels == 16
     assert torch.isfinite(maps.maps).all()
     assert torch.allclose(maps.maps.sum(dim=1), torch.ones(1, 3, 5), atol=1e-5)
+
+
+def test_segment_image_maps_each_image_of_a_batch_on_its_own(ca):
+    """Wan 2.1's VAE reads a batch of images as the frames of one video; each image is its own latent, and
+    its maps are those it gets alone (no noise: the maps do not depend on the draw)."""
+    model, clip, vae = tiny_qwen_image(3), tiny_qwen_image_clip(), random_wan21_vae()
+    images = torch.rand(2, 48, 80, 3, generator=torch.Generator().manual_seed(5))
+    both = segment(ca, model, clip, vae, images, noise_level=0.0, noise_samples=1)
+    assert both.maps.shape == (2, 2, 3, 5)
+    for index in range(2):
+        alone = segment(ca, model, clip, vae, images[index:index + 1], noise_level=0.0, noise_samples=1)
+        assert torch.allclose(both.maps[index], alone.maps[0], atol=1e-5)
+    assert not torch.allclose(both.maps[0], both.maps[1], atol=1e-3)
 
 
 def test_concepts_align_inside_qwen_images_chat_template(ca):

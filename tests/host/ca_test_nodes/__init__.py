@@ -2,11 +2,13 @@
 all made through ComfyUI's own classes (its Flux detection only knows full-size widths)."""
 
 import dataclasses
+import inspect
 import sys
 import types
 
 import comfy.ldm.chroma.model
 import comfy.ldm.chroma_radiance.model as chroma_radiance
+import comfy.ldm.wan.vae
 import comfy.model_management
 import comfy.model_patcher
 import comfy.patcher_extension
@@ -241,6 +243,25 @@ def random_flux2_vae(seed: int = 2) -> comfy.sd.VAE:
     _randomise(vae.first_stage_model, seed, std=0.02)
     return vae
 
+
+def random_wan21_vae(seed: int = 2) -> comfy.sd.VAE:
+    """ComfyUI's Wan 2.1 VAE, which Qwen-Image uses (a video VAE: 16 channels, 8x, a batch of images read as
+    frames), with random weights: 8 channels wide where the host reads the width from the weights (0.8 on),
+    Wan's own 96 before."""
+    width = 8 if "decoder.head.0.gamma" in inspect.getsource(comfy.sd.VAE.__init__) else 96
+    layout = comfy.ldm.wan.vae.WanVAE(dim=width, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                                      temperal_downsample=[False, True, True])
+    vae = comfy.sd.VAE(sd=layout.state_dict())
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # ComfyUI leaves the weights empty: unit RMS norms, zero biases, fan-in scaled kernels
+        for name, p in sorted(vae.first_stage_model.named_parameters()):
+            if name.endswith("gamma"):
+                p.fill_(1.0)
+            elif p.ndim == 1:
+                p.zero_()
+            else:
+                p.copy_(torch.randn(p.shape, generator=generator) / p[0].numel() ** 0.5)
+    return vae
 
 # The families under test: name -> (model, clip) builder at the same tiny geometry (3 double blocks).
 FAMILY_MODELS = {
