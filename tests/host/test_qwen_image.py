@@ -1,6 +1,7 @@
 """Qwen-Image and Qwen-Image-Edit: the image is untouched, the maps are the paper's equations on Qwen's
 separate text projections and RoPE text positions, every node runs, and concepts align inside Qwen-Image's
-real chat template (ComfyUI's Qwen2.5 tokenizer; the 7B encoder is a tiny stand-in, see ca_test_nodes)."""
+real chat template. The text encoder is ComfyUI's own: its Qwen2.5 tokenizer and template stripping around
+its Qwen2.5 language model at a tiny width, in place of the 7B one (see ca_test_nodes)."""
 
 import math
 
