@@ -39,6 +39,13 @@ def template_head_length(ids: list[int]) -> int:
     return end
 
 
+def mlp_layers(feed_forward) -> torch.nn.Sequential:
+    """Qwen-Image's FeedForward (a GELU module holding the first projection, dropout, the second projection) as
+    the sequence of its layers, so that the concepts reuse each projection's cast (nodes/shared_casts.py)."""
+    first, _, second = feed_forward.net
+    return torch.nn.Sequential(first.proj, torch.nn.GELU(approximate=first.approximate), second)
+
+
 class QwenImageFamily(PatchedLatentFamily):
     name = "Qwen-Image (and Qwen-Image-Edit)"
     # Like Flux.1's 15-18 of 19 double blocks, the last blocks of the joint stack: Qwen-Image has 60, all joint.
@@ -98,7 +105,7 @@ class QwenImageFamily(PatchedLatentFamily):
             qk_norm=lambda q, k, v: (attn.norm_added_q(q), attn.norm_added_k(k)),
             proj=attn.to_add_out,
             norm2=block.txt_norm2,
-            mlp=block.txt_mlp,
+            mlp=mlp_layers(block.txt_mlp),
         )
 
     def modulation_layers(self, diffusion_model, index: int) -> list:

@@ -179,6 +179,34 @@ def test_edit_scores_match_the_equations_with_the_reference_tokens(ca, method):
     assert_maps_match(ca, model, clip, inputs, expected, (4, 6))
 
 
+def test_the_concepts_reuse_the_text_streams_casts(ca, monkeypatch):
+    """Layers that cast their weight at each call (offloaded, fp8, GGUF; every layer here): the concepts'
+    modulation, output projection and both MLP projections use the cast the text's own call made, so they
+    cast as often as in plain sampling. (The separate q/k/v projections are cast again for the concepts.)"""
+    model, clip = tiny_qwen_image(3), tiny_qwen_image_clip()
+    dm = model.get_model_object("diffusion_model")
+    for module in dm.modules():
+        if hasattr(module, "comfy_cast_weights"):
+            module.comfy_cast_weights = True  # as ComfyUI sets it on an offloaded layer
+    layer_class = type(dm.transformer_blocks[0].txt_mod[1])
+    cast_forward, casts = layer_class.forward_comfy_cast_weights, {}
+
+    def counting(self, *args, **kwargs):
+        casts[self] = casts.get(self, 0) + 1
+        return cast_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(layer_class, "forward_comfy_cast_weights", counting)
+    reused = [layer for block in dm.transformer_blocks for layer in (
+        block.txt_mod[1], block.attn.to_add_out, block.txt_mlp.net[0].proj, block.txt_mlp.net[2])]
+    inputs = sampler_inputs(clip, 1, 3.5)
+    plain_latent = ksampler(model, inputs)
+    plain = dict(casts)
+    casts.clear()
+    latent, maps = concept_sampler(ca, model, clip, **inputs)
+    assert torch.equal(latent["samples"], plain_latent) and maps.steps == (0, 1, 2)
+    assert {layer: casts[layer] for layer in reused} == {layer: plain[layer] for layer in reused}
+
+
 def test_auto_layers_are_the_last_four_blocks(ca):
     model, clip = tiny_qwen_image(3, depth=6), tiny_qwen_image_clip()
     _, maps = run_layers(ca, model, clip, {**sampler_inputs(clip, 1, 1.0), "steps": 1}, "auto", True)
