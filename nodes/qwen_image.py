@@ -2,7 +2,9 @@
 
 Each transformer block is a joint block with separate image and text streams:
 - The text stream has its own q/k/v projections (add_q_proj, add_k_proj, add_v_proj), q/k norms
-  (norm_added_q, norm_added_k), output projection (to_add_out), norms and MLP. The concepts reuse them.
+  (norm_added_q, norm_added_k), output projection (to_add_out), norms and MLP. The concepts reuse them:
+  the modulation, output projection and MLP on the text's own casts (nodes/shared_casts.py); the three
+  q/k/v projections, which that sharing does not cover (it follows one fused layer), cast again.
 - Qwen-Image has no pooled text vector: the text modulation txt_mod(temb) comes from the timestep alone,
   and it is also the concepts' modulation. Qwen-Image-Edit's "index_timestep_zero" doubles temb for the
   reference image's tokens; the text, and so the concepts, take its first half.
