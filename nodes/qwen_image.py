@@ -2,7 +2,9 @@
 
 Each transformer block is a joint block with separate image and text streams:
 - The text stream has its own q/k/v projections (add_q_proj, add_k_proj, add_v_proj), q/k norms
-  (norm_added_q, norm_added_k), output projection (to_add_out), norms and MLP. The concepts reuse them.
+  (norm_added_q, norm_added_k), output projection (to_add_out), norms and MLP. The concepts reuse them:
+  the modulation, output projection and MLP on the text's own casts (nodes/shared_casts.py); the three
+  q/k/v projections, which that sharing does not cover (it follows one fused layer), cast again.
 - Qwen-Image has no pooled text vector: the text modulation txt_mod(temb) comes from the timestep alone,
   and it is also the concepts' modulation. Qwen-Image-Edit's "index_timestep_zero" doubles temb for the
   reference image's tokens; the text, and so the concepts, take its first half.
@@ -37,6 +39,13 @@ def template_head_length(ids: list[int]) -> int:
     if len(ids) > end + 3 and ids[end + 1] == USER and ids[end + 2] == NEWLINE:
         end += 3
     return end
+
+
+def mlp_layers(feed_forward) -> torch.nn.Sequential:
+    """Qwen-Image's FeedForward (a GELU module holding the first projection, dropout, the second projection) as
+    the sequence of its layers, so that the concepts reuse each projection's cast (nodes/shared_casts.py)."""
+    first, _, second = feed_forward.net
+    return torch.nn.Sequential(first.proj, torch.nn.GELU(approximate=first.approximate), second)
 
 
 class QwenImageFamily(PatchedLatentFamily):
@@ -98,7 +107,7 @@ class QwenImageFamily(PatchedLatentFamily):
             qk_norm=lambda q, k, v: (attn.norm_added_q(q), attn.norm_added_k(k)),
             proj=attn.to_add_out,
             norm2=block.txt_norm2,
-            mlp=block.txt_mlp,
+            mlp=mlp_layers(block.txt_mlp),
         )
 
     def modulation_layers(self, diffusion_model, index: int) -> list:

@@ -61,7 +61,7 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
                                          stop_after_last_layer=True)
         patched = patch.install(model.clone())
         # as KSampler does: a video-latent family (Qwen-Image's Wan 2.1 latent) takes [B, C, frames, H, W]
-        latent = comfy.sample.fix_empty_latent_channels(model, vae.encode(image[..., :3]))
+        latent = comfy.sample.fix_empty_latent_channels(model, encode_images(vae, image[..., :3]))
         diffusion_model = model.get_model_object("diffusion_model")
         cond = clip.encode_from_tokens(clip.tokenize(caption or ""))
         conditioning = [[cond, family.segmentation_conditioning(diffusion_model)]]
@@ -78,6 +78,14 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
                 guider.sample(noise, latent, sampler, sigmas, disable_pbar=True, seed=seed + sample)
                 progress.update(1)
         return io.NodeOutput(patch.maps_of(recording, tuple(image.shape[1:3])))
+
+
+def encode_images(vae, images: torch.Tensor) -> torch.Tensor:
+    """One latent per image. A video VAE (Qwen-Image's Wan 2.1) reads a batch of images as the frames of one
+    video, so it encodes them one at a time: [B, C, 1, H, W]."""
+    if getattr(vae, "latent_dim", 2) != 3:
+        return vae.encode(images)
+    return torch.cat([vae.encode(image[None]) for image in images])
 
 
 def one_partial_pass(model, x, sigmas, extra_args=None, callback=None, disable=None):

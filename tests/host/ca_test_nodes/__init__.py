@@ -2,11 +2,13 @@
 all made through ComfyUI's own classes (its Flux detection only knows full-size widths)."""
 
 import dataclasses
+import inspect
 import sys
 import types
 
 import comfy.ldm.chroma.model
 import comfy.ldm.chroma_radiance.model as chroma_radiance
+import comfy.ldm.wan.vae
 import comfy.model_management
 import comfy.model_patcher
 import comfy.patcher_extension
@@ -14,6 +16,7 @@ import comfy.sd
 import comfy.sd1_clip
 import comfy.supported_models
 import comfy.supported_models_base
+import comfy.text_encoders.llama
 import comfy.text_encoders.pixart_t5
 import comfy.text_encoders.qwen_image
 import comfy.text_encoders.sd3_clip
@@ -242,6 +245,25 @@ def random_flux2_vae(seed: int = 2) -> comfy.sd.VAE:
     return vae
 
 
+def random_wan21_vae(seed: int = 2) -> comfy.sd.VAE:
+    """ComfyUI's Wan 2.1 VAE, which Qwen-Image uses (a video VAE: 16 channels, 8x, a batch of images read as
+    frames), with random weights: 8 channels wide where the host reads the width from the weights (0.8 on),
+    Wan's own 96 before."""
+    width = 8 if "decoder.head.0.gamma" in inspect.getsource(comfy.sd.VAE.__init__) else 96
+    layout = comfy.ldm.wan.vae.WanVAE(dim=width, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                                      temperal_downsample=[False, True, True])
+    vae = comfy.sd.VAE(sd=layout.state_dict())
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # ComfyUI leaves the weights empty: unit RMS norms, zero biases, fan-in scaled kernels
+        for name, p in sorted(vae.first_stage_model.named_parameters()):
+            if name.endswith("gamma"):
+                p.fill_(1.0)
+            elif p.ndim == 1:
+                p.zero_()
+            else:
+                p.copy_(torch.randn(p.shape, generator=generator) / p[0].numel() ** 0.5)
+    return vae
+
 # The families under test: name -> (model, clip) builder at the same tiny geometry (3 double blocks).
 FAMILY_MODELS = {
     "flux": lambda seed=3: (tiny_flux(seed), tiny_clip()),
@@ -358,30 +380,43 @@ def tiny_qwen_image(seed: int = 0, depth: int = 3, ref_method: str | None = None
     return _tiny_model(comfy.supported_models.QwenImage, config, seed)
 
 
-class TinyQwen25Stand(comfy.sd1_clip.SDClipModel):
-    """A tiny stand-in for Qwen-Image's Qwen2.5-VL-7B (whose vision tower alone would weigh gigabytes): a
-    small T5 over Qwen's vocabulary, with the attention mask ComfyUI's Qwen-Image encoder cuts."""
+class TinyQwen25VL(comfy.text_encoders.llama.Qwen25_7BVLI):
+    """ComfyUI's Qwen2.5-VL language model (its Llama2_ with Qwen2.5's q/k/v biases, causal attention and
+    multimodal RoPE) at a tiny width, without the vision tower, which a text prompt never runs (its
+    fixed 1280-wide, 32-layer build alone would weigh 2.5 GB)."""
 
-    def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
-        config = {"d_ff": 64, "d_kv": 8, "d_model": CONTEXT_DIM, "num_heads": 4, "num_layers": 2,
-                  "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True, "layer_norm_epsilon": 1e-6,
-                  "model_type": "t5", "relative_attention_num_buckets": 32, "vocab_size": 152064}
-        super().__init__(device=device, layer="last", layer_idx=None, textmodel_json_config=config, dtype=dtype,
-                         special_tokens={"pad": 151643}, model_class=comfy.text_encoders.t5.T5,
-                         enable_attention_masks=True, return_attention_masks=True,
-                         model_options={**model_options, "model_name": "qwen25_7b"})
+    def __init__(self, config_dict, dtype, device, operations):
+        torch.nn.Module.__init__(self)
+        config = comfy.text_encoders.llama.Qwen25_7BVLI_Config(
+            hidden_size=CONTEXT_DIM, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            num_key_value_heads=1)
+        self.num_layers = config.num_hidden_layers
+        self.model = comfy.text_encoders.llama.Llama2_(config, device=device, dtype=dtype, ops=operations)
+        self.dtype = dtype
+
+
+class TinyQwen25(comfy.sd1_clip.SDClipModel):
+    """comfy.text_encoders.qwen_image.Qwen25_7BVLIModel's settings, around the tiny language model."""
+
+    def __init__(self, device="cpu", layer="last", layer_idx=None, dtype=None, attention_mask=True,
+                 model_options={}):
+        super().__init__(device=device, layer=layer, layer_idx=layer_idx, textmodel_json_config={}, dtype=dtype,
+                         special_tokens={"pad": 151643}, layer_norm_hidden_state=False, model_class=TinyQwen25VL,
+                         enable_attention_masks=attention_mask, return_attention_masks=attention_mask,
+                         model_options=model_options)
 
 
 class TinyQwenImageTextModel(comfy.text_encoders.qwen_image.QwenImageTEModel):
-    """ComfyUI's Qwen-Image text encoder (its own template stripping) around the tiny stand-in."""
+    """ComfyUI's Qwen-Image text encoder (its own template stripping) around the tiny Qwen2.5."""
 
     def __init__(self, device="cpu", dtype=None, model_options={}):
         comfy.sd1_clip.SD1ClipModel.__init__(self, device=device, dtype=dtype, name="qwen25_7b",
-                                             clip_model=TinyQwen25Stand, model_options=model_options)
+                                             clip_model=TinyQwen25, model_options=model_options)
 
 
 def tiny_qwen_image_clip(seed: int = 1) -> comfy.sd.CLIP:
-    """ComfyUI's Qwen-Image tokenizer (the shipped Qwen2.5 vocabulary and chat template) around a tiny encoder."""
+    """ComfyUI's Qwen-Image tokenizer (the shipped Qwen2.5 vocabulary and chat template) and text encoder around
+    a tiny Qwen2.5, fp32."""
     target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.qwen_image.QwenImageTokenizer,
                                                     TinyQwenImageTextModel)
     clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
