@@ -122,11 +122,6 @@ class SD3Family(PatchedLatentFamily):
         image = slice(text_tokens, q.shape[1])
         return ImageAttention(keys=split_heads(k[:, image]), values=split_heads(v[:, image]), outputs=out[:, image])
 
-    def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
-        """MMDiT pads the latent up to whole patches."""
-        p = diffusion_model.patch_size
-        return -(-x.shape[-2] // p), -(-x.shape[-1] // p)
-
     def segmentation_conditioning(self, diffusion_model) -> dict:
         """A zero pooled vector, as the concepts' own modulation."""
         width = diffusion_model.y_embedder.mlp[0].in_features if diffusion_model.y_embedder is not None else 2048
