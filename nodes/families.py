@@ -3,10 +3,11 @@
 from .chroma import ChromaFamily
 from .flux import FluxFamily
 from .flux2 import Flux2Family
+from .hunyuan_video import HunyuanVideoFamily
 from .qwen_image import QwenImageFamily
 from .sd3 import SD3Family
 
-FAMILIES = (FluxFamily(), Flux2Family(), ChromaFamily(), SD3Family(), QwenImageFamily())
+FAMILIES = (FluxFamily(), Flux2Family(), ChromaFamily(), SD3Family(), QwenImageFamily(), HunyuanVideoFamily())
 
 # What users call the models ComfyUI loads, by the name of its model config class (comfy.supported_models),
 # longest prefix first; and why they have no concept stream here.
@@ -27,8 +28,8 @@ MODEL_NAMES = (
     ("Kandinsky5", "Kandinsky 5", NO_JOINT_ATTENTION),
     ("Lumina2", "Lumina 2", SINGLE_STREAM), ("ZImage", "Z-Image", SINGLE_STREAM), ("Omnigen2", "OmniGen2", SINGLE_STREAM),
     ("SD3", "SD3 / SD3.5", SUPPORTED), ("QwenImage", "Qwen-Image", SUPPORTED),
-    ("HunyuanVideo15", "HunyuanVideo 1.5", NOT_YET),
-    ("HunyuanVideo", "HunyuanVideo", NOT_YET), ("HunyuanImage21", "HunyuanImage 2.1", NOT_YET),
+    ("HunyuanVideo15", "HunyuanVideo 1.5", SUPPORTED),
+    ("HunyuanVideo", "HunyuanVideo", SUPPORTED), ("HunyuanImage21", "HunyuanImage 2.1", SUPPORTED),
     ("CogVideoX", "CogVideoX", NOT_YET), ("AuraFlow", "AuraFlow", NOT_YET), ("GenmoMochi", "Mochi", NOT_YET),
     ("HiDream", "HiDream", NOT_YET), ("StableAudio", "Stable Audio (an audio model)", NOT_YET),
     ("ACEStep", "ACE-Step (an audio model)", NOT_YET),

@@ -170,15 +170,17 @@ class ModelFamily(Protocol):
         """The layers inside joint block `index` whose call computes the text stream's modulation (the concepts'
         modulation reuses their cast weights, nodes/shared_casts.py); [] where it comes from outside the block."""
 
-    def embed_concepts(self, diffusion_model, concept_context: Tensor) -> Tensor:
-        """Encoded concepts [B, K, C_text] into the text stream's width, as the family embeds its prompt."""
+    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning: Any) -> Tensor:
+        """Encoded concepts [B, K, C_text] into the text stream's width, as the family embeds its prompt;
+        conditioning: this call's concept_conditioning (HunyuanVideo's token refiner takes the timestep)."""
 
     def text_tokens(self, block_args: dict) -> int:
         """How many text tokens the block's joint attention holds."""
 
     def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
-                        text_tokens: int) -> ImageAttention:
-        """The image tokens' keys, values and outputs, cut out of the block's joint attention."""
+                        text_tokens: int, image_tokens: int) -> ImageAttention:
+        """The image tokens' keys, values and outputs, cut out of the block's joint attention, the generated
+        image's `image_tokens` first (reference images' tokens, which the concepts also attend over, after)."""
 
     def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, ...]:
         """Rows and columns of the generated image's token grid for latent x; (frames, rows, columns) for a

@@ -71,7 +71,7 @@ class FluxDoubleBlocks(PatchedLatentFamily):
         modulation = getattr(diffusion_model.double_blocks[index], "txt_mod", None)  # Flux.2, Chroma: outside
         return [] if modulation is None else [modulation.lin]
 
-    def embed_concepts(self, diffusion_model, concept_context: Tensor) -> Tensor:
+    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None) -> Tensor:
         """Project encoded concepts into the text stream, as Flux projects its prompt."""
         txt_norm = getattr(diffusion_model, "txt_norm", None)
         if txt_norm is not None:
@@ -82,7 +82,7 @@ class FluxDoubleBlocks(PatchedLatentFamily):
         return block_args["txt"].shape[1]
 
     def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
-                        text_tokens: int) -> ImageAttention:
+                        text_tokens: int, image_tokens: int = 0) -> ImageAttention:
         """Cut the image tokens out of the block's joint attention (text first unless flipped)."""
         if out.ndim == 4:  # an override that skipped the output reshape
             out = rearrange(out, "B H L D -> B L (H D)")

@@ -310,14 +310,15 @@ class ConceptAttentionPatch:
         if len(grid) == 3:
             recording.video_frames = self.family.video_frame_tokens(diffusion_model, x.shape[2])
         label_prompt = {label: prompt for prompt, label in PROMPTS.items()}
+        conditioning = self.family.concept_conditioning(call, rows)
         return StreamState(
             diffusion_model=diffusion_model,
             family=self.family,
             recording=recording,
             rows=rows,
             chunk_prompts=[label_prompt[labels[i]] for i in chosen],
-            concepts=self.family.embed_concepts(diffusion_model, context),
-            conditioning=self.family.concept_conditioning(call, rows),
+            concepts=self.family.embed_concepts(diffusion_model, context, conditioning),
+            conditioning=conditioning,
             rope=self.family.concept_rope(diffusion_model, call, self.concept_positions or [0] * context.shape[1]),
             score_tokens=math.prod(grid),
             step=step,
@@ -370,7 +371,7 @@ class ConceptAttentionPatch:
             if not attended:  # the block's one joint attention
                 q, k, v = attn_args[:3]
                 image = family.image_attention(diffusion_model, index, q[state.rows], k[state.rows], v[state.rows],
-                                               out[state.rows], text_tokens)
+                                               out[state.rows], text_tokens, state.score_tokens)
                 attended.append(attend_concepts(state.concepts, modulations()[0], weights, image, state.score_tokens,
                                                 rope=state.rope, qkv=done.get("qkv")))
                 done["attended"] = attended[0]

@@ -113,14 +113,14 @@ class QwenImageFamily(PatchedLatentFamily):
     def modulation_layers(self, diffusion_model, index: int) -> list:
         return [diffusion_model.transformer_blocks[index].txt_mod[1]]
 
-    def embed_concepts(self, diffusion_model, concept_context: Tensor) -> Tensor:
+    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None) -> Tensor:
         return diffusion_model.txt_in(diffusion_model.txt_norm(concept_context))
 
     def text_tokens(self, block_args: dict) -> int:
         return block_args["txt"].shape[1]
 
     def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
-                        text_tokens: int) -> ImageAttention:
+                        text_tokens: int, image_tokens: int = 0) -> ImageAttention:
         """Text first. ComfyUI 0.8 and newer pass q/k/v as [B, H, L, D]; 0.3.64 as [B, L, H*D]."""
         if q.ndim == 3:
             heads = diffusion_model.transformer_blocks[index].attn.heads

@@ -101,7 +101,7 @@ class SD3Family(PatchedLatentFamily):
     def modulation_layers(self, diffusion_model, index: int) -> list:
         return [diffusion_model.joint_blocks[index].context_block.adaLN_modulation[1]]
 
-    def embed_concepts(self, diffusion_model, concept_context: Tensor) -> Tensor:
+    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None) -> Tensor:
         """As MMDiT.forward embeds its context: the context processor (where the model has one), then the
         context embedder."""
         if diffusion_model.context_processor is not None:
@@ -112,7 +112,7 @@ class SD3Family(PatchedLatentFamily):
         return block_args["txt"].shape[1]  # the prompt's tokens, after any register tokens
 
     def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
-                        text_tokens: int) -> ImageAttention:
+                        text_tokens: int, image_tokens: int = 0) -> ImageAttention:
         """MMDiT's joint attention takes [B, L, H*D] (heads flattened), text first; image tokens follow."""
         heads = diffusion_model.joint_blocks[index].x_block.attn.num_heads
 

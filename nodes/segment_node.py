@@ -29,10 +29,11 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
             **search_aliases("segment", "segmentation", "zero-shot segmentation", "attention map", "saliency"),
             inputs=[
                 io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein), Chroma, "
-                                                "SD3 / SD3.5 or Qwen-Image model."),
+                                                "SD3 / SD3.5, Qwen-Image, HunyuanVideo or CogVideoX model."),
                 io.Clip.Input("clip", tooltip="The model's text encoder; encodes the concepts and the caption."),
                 io.Vae.Input("vae", tooltip="The model's VAE, to encode the image."),
-                io.Image.Input("image", tooltip="The image (or batch of images) to segment."),
+                io.Image.Input("image", tooltip="The image (or batch of images) to segment; for a video model, the "
+                                                "frames of one clip (e.g. from Load Video)."),
                 *concept_inputs(),
                 io.Float.Input("noise_level", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="Flow time of the added noise: 0 = the clean image, 1 = pure noise. "
@@ -61,7 +62,11 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
                                          stop_after_last_layer=True)
         patched = patch.install(model.clone())
         # as KSampler does: a video-latent family (Qwen-Image's Wan 2.1 latent) takes [B, C, frames, H, W]
-        latent = comfy.sample.fix_empty_latent_channels(model, encode_images(vae, image[..., :3]))
+        if family.video and getattr(vae, "latent_dim", 2) == 3:
+            latent = encode_clip(vae, image[..., :3])
+        else:
+            latent = encode_images(vae, image[..., :3])
+        latent = comfy.sample.fix_empty_latent_channels(model, latent)
         diffusion_model = model.get_model_object("diffusion_model")
         cond = clip.encode_from_tokens(clip.tokenize(caption or ""))
         conditioning = [[cond, family.segmentation_conditioning(diffusion_model)]]
@@ -86,6 +91,22 @@ def encode_images(vae, images: torch.Tensor) -> torch.Tensor:
     if getattr(vae, "latent_dim", 2) != 3:
         return vae.encode(images)
     return torch.cat([vae.encode(image[None]) for image in images])
+
+
+def encode_clip(vae, frames: torch.Tensor) -> torch.Tensor:
+    """The frames of one clip as one video latent [1, C, T, H, W]. A causal video VAE encodes 1 + 4k frames
+    (HunyuanVideo's, CogVideoX's, Wan's); another count would lose its last frames, and the maps with them."""
+    ratios = getattr(vae, "downscale_ratio", None)
+    to_latent = ratios[0] if isinstance(ratios, tuple) and callable(ratios[0]) else None
+    to_frames = getattr(vae, "upscale_ratio", (None,))[0]
+    count = frames.shape[0]
+    if to_latent is not None and callable(to_frames) and to_frames(to_latent(count)) != count:
+        shorter = to_frames(to_latent(count))
+        longer = next(n for n in range(count + 1, count + 64) if to_frames(to_latent(n)) == n)
+        raise ValueError(f"this video VAE cannot encode a clip of {count} frames: it takes {to_frames(1)} + a multiple "
+                         f"of {to_frames(2) - to_frames(1)} frames. Trim the clip to {shorter} frames (Image From Batch, "
+                         f"or Load Video's frame_load_cap) or extend it to {longer}")
+    return vae.encode(frames)
 
 
 def one_partial_pass(model, x, sigmas, extra_args=None, callback=None, disable=None):

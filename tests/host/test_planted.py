@@ -4,10 +4,18 @@ import comfy.sample
 import comfy.samplers
 import pytest
 import torch
-from ca_test_nodes import CONTEXT_DIM, planted_chroma, planted_flux, planted_qwen_image, planted_sd3
+from ca_test_nodes import (
+    CONTEXT_DIM,
+    planted_chroma,
+    planted_flux,
+    planted_hunyuan_video,
+    planted_qwen_image,
+    planted_sd3,
+)
 
 SIZES = {"square": (8, 8), "wide": (6, 12), "tall": (12, 6), "odd": (7, 11)}  # latent cells (8 px each)
-PLANTED = {"flux": planted_flux, "chroma": planted_chroma, "sd3": planted_sd3, "qwen_image": planted_qwen_image}
+PLANTED = {"flux": planted_flux, "chroma": planted_chroma, "sd3": planted_sd3, "qwen_image": planted_qwen_image,
+           "hunyuan_video": planted_hunyuan_video}
 
 
 def planted_latent(height: int, width: int, boundary: int) -> torch.Tensor:

@@ -8,6 +8,7 @@ import types
 
 import comfy.ldm.chroma.model
 import comfy.ldm.chroma_radiance.model as chroma_radiance
+import comfy.ldm.hunyuan_video.model
 import comfy.ldm.wan.vae
 import comfy.model_management
 import comfy.model_patcher
@@ -272,6 +273,7 @@ FAMILY_MODELS = {
        if hasattr(comfy.supported_models, "Flux2") else {}),  # Flux.2 exists from ComfyUI 0.8 on
     "sd3": lambda seed=3: (tiny_sd3(seed), tiny_sd3_clip()),
     "qwen_image": lambda seed=3: (tiny_qwen_image(seed), tiny_qwen_image_clip()),
+    "hunyuan_video": lambda seed=3: (tiny_hunyuan_video(seed), tiny_clip()),
 }
 
 
@@ -450,6 +452,47 @@ def planted_qwen_image() -> comfy.model_patcher.ModelPatcher:
             for norm in (attn.norm_q, attn.norm_k, attn.norm_added_q, attn.norm_added_k):
                 if getattr(norm, "weight", None) is not None:
                     norm.weight.fill_(4.0)
+    return patcher
+
+
+def tiny_hunyuan_video(seed: int = 0, depth: int = 3, guidance_embed: bool = True, pooled: bool = True,
+                       config_class=None, **params) -> comfy.model_patcher.ModelPatcher:
+    """A tiny HunyuanVideo through ComfyUI's own classes: 4 heads of 16 channels (RoPE axes 4 + 6 + 6 over
+    frame, row, column), 3-D patches 1 x 2 x 2, the tiny T5's context and pooled widths, fp32. pooled False:
+    no pooled vector (as HunyuanVideo 1.5 and HunyuanImage 2.1); params: other HunyuanVideoParams."""
+    config = {"image_model": "hunyuan_video", "in_channels": 16, "out_channels": 16,
+              "vec_in_dim": POOLED_DIM if pooled else None, "context_in_dim": CONTEXT_DIM, "hidden_size": 64,
+              "mlp_ratio": 4.0, "num_heads": 4, "depth": depth, "depth_single_blocks": 1, "axes_dim": [4, 6, 6],
+              "theta": 256, "patch_size": [1, 2, 2], "qkv_bias": True, "guidance_embed": guidance_embed,
+              "byt5": False, "meanflow": False, "use_cond_type_embedding": False, "vision_in_dim": None,
+              "meanflow_sum": False, **params}
+    fields = {f.name for f in dataclasses.fields(comfy.ldm.hunyuan_video.model.HunyuanVideoParams)}
+    config = {key: value for key, value in config.items() if key in fields or key == "image_model"}
+    return _tiny_model(config_class or comfy.supported_models.HunyuanVideo, config, seed)
+
+
+def planted_hunyuan_video() -> comfy.model_patcher.ModelPatcher:
+    """planted() for HunyuanVideo. Image tokens carry RoPE positions on the frame axis too, so the contents live
+    in head 0's channels 2-3, the frame axis's slowest pair (a token of frame f turns by f / 16 rad): 'left' is
+    e2 - e3, 'right' e3 - e2, opposite, so each concept attends to its own tokens. The token refiner's blocks
+    are zero, so it passes its input projection through. Every other weight is zero, norm scales aside."""
+    patcher = tiny_hunyuan_video(0, depth=2, guidance_embed=False)
+    dm = patcher.model.diffusion_model
+    hidden = dm.hidden_size
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        # Conv3d over a 1 x 2 x 2 patch of latent channel 0: e2 = c(0,0) - c(1,0), e3 = c(0,1) - c(1,1)
+        dm.img_in.proj.weight[2, 0, 0, 0, 0], dm.img_in.proj.weight[2, 0, 0, 1, 0] = 1.0, -1.0
+        dm.img_in.proj.weight[3, 0, 0, 0, 1], dm.img_in.proj.weight[3, 0, 0, 1, 1] = 1.0, -1.0
+        embed = dm.txt_in.input_embedder.weight  # concept 'left' (c0 - c1) -> e2 - e3
+        embed[2, 0], embed[2, 2], embed[3, 1], embed[3, 3] = 1.0, -1.0, 1.0, -1.0
+        eye = torch.eye(hidden)
+        for block in dm.double_blocks:
+            for attn in (block.img_attn, block.txt_attn):
+                attn.qkv.weight.copy_(torch.cat([eye, eye, eye]))
+                rms_norm_scale(attn.norm.query_norm).fill_(4.0)
+                rms_norm_scale(attn.norm.key_norm).fill_(4.0)
     return patcher
 
 
