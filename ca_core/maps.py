@@ -19,10 +19,14 @@ NORMALISATIONS = ("per_concept", "joint", "none")
 class ConceptMaps:
     """Saliency maps for one generation or segmentation run.
 
-    maps / cross_attention_maps: [P*B, K, h, w] float32 on the token grid of the image (the grid
+    maps / cross_attention_maps: [P*B*F, K, h, w] float32 on the token grid of the image (the grid
     may cover a little padding past the image's bottom/right edges), for P prompts (`prompts`: the
-    positive prompt's B images first, then the negative's); image_size: (H, W) pixels;
-    token_pixels: pixels per token side.
+    positive prompt's B images first, then the negative's) and F token frames per image (1 for image
+    models; a clip's frames in order for video models); image_size: (H, W) pixels; token_pixels: pixels
+    per token side.
+
+    video_frames: for each frame of the decoded video, the token frame it shows (a video VAE decodes
+    several frames from each latent frame); () for image models, whose maps are one per image.
     """
 
     names: list[str]
@@ -38,24 +42,35 @@ class ConceptMaps:
     prompts: tuple[str, ...] = ("positive",)
     # one concept with softmax asked for: the maps hold its raw scores (aggregate.softmax_over)
     one_concept_raw: bool = False
+    frames: int = 1
+    video_frames: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.space not in SPACES:
             raise ValueError(f"unknown map space {self.space!r}; expected one of {SPACES}")
         if self.maps.shape[1] != len(self.names):
             raise ValueError(f"{len(self.names)} concept names for {self.maps.shape[1]} maps")
-        if self.maps.shape[0] % len(self.prompts):
-            raise ValueError(f"{self.maps.shape[0]} map sets do not divide among the prompts {self.prompts}")
+        if self.maps.shape[0] % (len(self.prompts) * self.frames):
+            raise ValueError(f"{self.maps.shape[0]} map sets do not divide among the prompts {self.prompts} "
+                             f"and {self.frames} frames")
+        if any(not 0 <= frame < self.frames for frame in self.video_frames):
+            raise ValueError(f"video frames show token frames {sorted(set(self.video_frames))}; there are {self.frames}")
 
     @property
     def images(self) -> int:
-        """How many images the maps cover (each prompt has a map set per image)."""
-        return self.maps.shape[0] // len(self.prompts)
+        """How many images (or clips) the maps cover (each prompt has a map set per image)."""
+        return self.maps.shape[0] // (len(self.prompts) * self.frames)
+
+    @property
+    def output_frames(self) -> int:
+        """Maps per image and concept at pixel size: the decoded video's frame count, 1 for an image."""
+        return len(self.video_frames) or self.frames
 
     def labels(self) -> list[str]:
-        """One label per map, in the order the maps are laid out: prompt, image, concept."""
+        """One label per pixel map, in the order Saliency Map lays them out: prompt, image, concept, frame."""
         suffix = {prompt: "" if self.prompts == ("positive",) else f" ({prompt})" for prompt in self.prompts}
-        return [f"{name}{suffix[prompt]}" for prompt in self.prompts for _ in range(self.images) for name in self.names]
+        return [f"{name}{suffix[prompt]}" for prompt in self.prompts for _ in range(self.images)
+                for name in self.names for _ in range(self.output_frames)]
 
     @property
     def score_note(self) -> str:
@@ -70,16 +85,24 @@ class ConceptMaps:
         return self.maps if space == "output" else self.cross_attention_maps
 
     def pixel_maps(self, space: str | None = None) -> Tensor:
-        """[B, K, H, W] float32 maps at the image's pixel size."""
-        return token_maps_to_pixels(self.selected(space), self.image_size, self.token_pixels)
+        """[B, K, H, W] float32 maps at the image's pixel size; for video, [B*V, K, H, W] with the V frames of
+        each decoded clip in order."""
+        pixels = token_maps_to_pixels(self.selected(space), self.image_size, self.token_pixels)
+        if not self.video_frames:
+            return pixels
+        clips = rearrange(pixels, "(B F) K H W -> B F K H W", F=self.frames)
+        shown = torch.tensor(self.video_frames, device=clips.device)
+        return rearrange(clips.index_select(1, shown), "B V K H W -> (B V) K H W")
 
 
-def token_grid_maps(scores: Tensor, grid: tuple[int, int]) -> Tensor:
-    """[B, K, N] scores over row-major image tokens to [B, K, h, w]."""
-    h, w = grid
-    if scores.shape[-1] != h * w:
-        raise ValueError(f"{scores.shape[-1]} image tokens do not form a {h}x{w} grid")
-    return rearrange(scores, "B K (h w) -> B K h w", h=h, w=w)
+def token_grid_maps(scores: Tensor, grid: tuple[int, ...]) -> Tensor:
+    """[B, K, N] scores over image tokens in row-major order, frame by frame for a (frames, rows, columns)
+    grid, to [B, K, h, w], or [B*F, K, h, w] with each image's F frames in order."""
+    h, w = grid[-2:]
+    frames = grid[0] if len(grid) == 3 else 1
+    if len(grid) not in (2, 3) or scores.shape[-1] != frames * h * w:
+        raise ValueError(f"{scores.shape[-1]} image tokens do not form a {'x'.join(map(str, grid))} grid")
+    return rearrange(scores, "B K (F h w) -> (B F) K h w", F=frames, h=h, w=w)
 
 
 def token_maps_to_pixels(maps: Tensor, image_size: tuple[int, int], token_pixels: int) -> Tensor:
@@ -99,16 +122,19 @@ def token_maps_to_pixels(maps: Tensor, image_size: tuple[int, int], token_pixels
     return up[..., :height, :width].contiguous()
 
 
-def normalise(maps: Tensor, mode: str = "per_concept") -> Tensor:
-    """Scale [B, K, H, W] maps to 0..1 per image and concept, per image jointly, or not at all."""
+def normalise(maps: Tensor, mode: str = "per_concept", frames: int = 1) -> Tensor:
+    """Scale [B, K, H, W] maps to 0..1 per image and concept, per image jointly, or not at all. With frames > 1
+    the batch holds clips of that many frames, each scaled as one image, so that a clip's brightness means
+    the same in every frame (a concept that fades out does not get stretched back to full range)."""
     if mode == "none":
         return maps
     if mode not in NORMALISATIONS:
         raise ValueError(f"unknown normalisation {mode!r}; expected one of {NORMALISATIONS}")
-    dims = (-2, -1) if mode == "per_concept" else (1, 2, 3)
-    low = maps.amin(dim=dims, keepdim=True)
-    high = maps.amax(dim=dims, keepdim=True)
-    return (maps - low) / (high - low).clamp_min(1e-12)
+    clips = rearrange(maps, "(B F) K H W -> B F K H W", F=frames)
+    dims = (1, -2, -1) if mode == "per_concept" else (1, 2, 3, 4)
+    low = clips.amin(dim=dims, keepdim=True)
+    high = clips.amax(dim=dims, keepdim=True)
+    return rearrange((clips - low) / (high - low).clamp_min(1e-12), "B F K H W -> (B F) K H W")
 
 
 def colourise(maps: Tensor, colormap: int = cv2.COLORMAP_INFERNO) -> Tensor:

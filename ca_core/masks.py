@@ -238,3 +238,22 @@ def _blur_downscaled(mask: np.ndarray, sigma: float) -> np.ndarray:
     coarse = cv2.GaussianBlur(coarse, (0, 0), sigmaX=sigma / factor, borderType=cv2.BORDER_REPLICATE)
     fine = cv2.resize(coarse, ((cols + 2) * factor, (rows + 2) * factor), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(fine[factor:factor + h, factor:factor + w])
+
+
+def smooth_over_time(maps: Tensor, frames: int, sigma: float) -> Tensor:
+    """Gaussian smoothing of [B*F, K, H, W] maps along each clip's F frames (sigma in frames), so that a mask
+    does not flicker where two concepts nearly tie; the clip's ends are not darkened (the weights renormalise
+    over the frames that exist). sigma 0 returns the maps unchanged."""
+    if sigma <= 0 or frames == 1:
+        return maps
+    radius = max(1, math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    clips = maps.float().reshape(-1, frames, *maps.shape[1:])
+    index = torch.arange(frames)[:, None] + offsets.long()[None, :]  # [F, taps]: the frames each frame averages
+    inside = (index >= 0) & (index < frames)
+    weights = torch.where(inside, kernel[None, :], torch.zeros(()))
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    mixing = torch.zeros(frames, frames).scatter_add_(1, index.clamp(0, frames - 1), weights)  # [F out, F in]
+    smoothed = torch.einsum("oi,bikhw->bokhw", mixing.to(clips.device), clips)
+    return smoothed.reshape(maps.shape)

@@ -94,11 +94,21 @@ def bind_model_call(executor, args: tuple, kwargs: dict) -> ModelCall:
     return ModelCall(owner.diffusion_model, signature.bind(*args, **kwargs), owner.model_sampling.timestep, dtype)
 
 
+def causal_video_frame_tokens(latent_frames: int, temporal_stride: int = 4, patch_frames: int = 1) -> tuple[int, ...]:
+    """For each frame a causal video VAE decodes from `latent_frames` latent frames, the token frame that covers
+    it: the first video frame comes alone from latent frame 0, each later latent frame gives `temporal_stride`
+    frames; a token spans `patch_frames` latent frames."""
+    video_frames = 1 + (latent_frames - 1) * temporal_stride
+    return tuple((0 if frame == 0 else (frame - 1) // temporal_stride + 1) // patch_frames
+                 for frame in range(video_frames))
+
+
 class PatchedLatentFamily:
     """What families share whose image tokens are patch_size x patch_size latent cells: the token grid
     (rounded to whole patches as Flux's and Qwen-Image's forward do) and the pixels per cell and token."""
 
     vae_scale = 8  # pixels per latent cell, where the latent format does not say
+    video = False  # image models: one map per image
 
     def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
         p = diffusion_model.patch_size
@@ -111,6 +121,9 @@ class PatchedLatentFamily:
     def token_pixels(self, model) -> int:
         return model.get_model_object("diffusion_model").patch_size * self.latent_pixels(model)
 
+    def video_frame_tokens(self, diffusion_model, latent_frames: int) -> tuple[int, ...]:
+        return ()
+
 
 class ModelFamily(Protocol):
     """One model family (Flux.1, Flux.2, Chroma, ...), implemented once per family.
@@ -119,6 +132,7 @@ class ModelFamily(Protocol):
     """
 
     name: str  # shown to users: "Flux.1 (dev, schnell, Kontext)"
+    video: bool  # a video model: an IMAGE batch is one clip, and the maps have a time axis
     default_layers: int  # how many of the last joint blocks `layers = auto` averages
     # Which ComfyUI wrapper opens the stream per model call: "DIFFUSION_MODEL" (the diffusion model's
     # forward), or "APPLY_MODEL" for families whose forward does not pass through that wrapper; a member
@@ -175,8 +189,13 @@ class ModelFamily(Protocol):
                         text_tokens: int) -> ImageAttention:
         """The image tokens' keys, values and outputs, cut out of the block's joint attention."""
 
-    def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
-        """Rows and columns of the generated image's token grid for latent x."""
+    def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, ...]:
+        """Rows and columns of the generated image's token grid for latent x; (frames, rows, columns) for a
+        video family, whose image tokens run frame by frame, each frame row-major."""
+
+    def video_frame_tokens(self, diffusion_model, latent_frames: int) -> tuple[int, ...]:
+        """For each frame the family's VAE decodes from `latent_frames` latent frames, the token frame that covers
+        it (causal_video_frame_tokens); () for image families."""
 
     def latent_pixels(self, model) -> int:
         """Image pixels per latent cell side, from the MODEL's latent format."""

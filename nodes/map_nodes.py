@@ -7,7 +7,7 @@ from einops import rearrange
 from ..ca_core.aggregate import SPACES
 from ..ca_core.concepts import resolve_concept_names
 from ..ca_core.maps import NORMALISATIONS, colourise, label_images, normalise, overlay
-from ..ca_core.masks import MASK_METHODS, concept_mask, mask_method_for
+from ..ca_core.masks import MASK_METHODS, concept_mask, mask_method_for, smooth_over_time
 from .schema_options import advanced, search_aliases
 from .socket_types import ConceptMapsType
 
@@ -33,7 +33,9 @@ class SaliencyMap(io.ComfyNode):
             category="conceptattention",
             description="A colour heatmap per concept and image (optionally over the image, optionally "
                         "labelled), and the soft maps as masks. Outputs are ordered image by image, concept by "
-                        "concept (with maps of both prompts: the positive prompt's first).",
+                        "concept (with maps of both prompts: the positive prompt's first). For a video, each "
+                        "concept gives a heatmap clip with one frame per video frame, clip after clip, ready for "
+                        "SaveAnimatedWEBP or a video node.",
             **search_aliases("heatmap", "saliency", "attention map", "show concept maps"),
             inputs=[
                 ConceptMapsType.Input("concept_maps", tooltip="From the Concept Attention Sampler, Concept Maps "
@@ -64,18 +66,21 @@ class SaliencyMap(io.ComfyNode):
 
     @classmethod
     def execute(cls, concept_maps, normalisation, overlay_opacity, space, image=None, label=False) -> io.NodeOutput:
-        maps = normalise(concept_maps.pixel_maps(chosen_space(space)), normalisation)
-        heat = colourise(maps)  # [B, K, H, W, 3]
+        frames = concept_maps.output_frames
+        maps = normalise(concept_maps.pixel_maps(chosen_space(space)), normalisation, frames=frames)
+        heat = colourise(maps)  # [B*V, K, H, W, 3]: V frames per image
         if image is not None:
             image = _matching_images(image, concept_maps)
             heat = overlay(image[:, None], heat, overlay_opacity)
-        heatmaps = rearrange(heat, "B K H W C -> (B K) H W C")
+        # each concept's frames together: a heatmap clip per concept (one frame for an image)
+        heatmaps = rearrange(heat, "(B V) K H W C -> (B K V) H W C", V=frames)
         labels = concept_maps.labels()
         if concept_maps.score_note:  # shown under each heatmap in the node, and on it when labelled
             labels = [f"{text} · {concept_maps.score_note}" for text in labels]
         if label:
             heatmaps = label_images(heatmaps, labels)
-        masks = rearrange(maps.clamp(0, 1) if normalisation != "none" else maps, "B K H W -> (B K) H W")
+        masks = rearrange(maps.clamp(0, 1) if normalisation != "none" else maps, "(B V) K H W -> (B K V) H W",
+                          V=frames)
         shown = {**ui.PreviewImage(heatmaps, cls=cls).as_dict(), "concepts": labels}
         if concept_maps.skipped_steps:  # shown above the gallery: which steps the maps average
             shown["steps"] = [steps_note(concept_maps)]
@@ -99,7 +104,8 @@ class ConceptMask(io.ComfyNode):
             category="conceptattention",
             description="A MASK [B, H, W] at the image's size for one or more concepts, ready for "
                         "SetLatentNoiseMask, InpaintModelConditioning, VAEEncodeForInpaint and ImageCompositeMasked "
-                        "(maps of both prompts give the positive prompt's masks, then the negative's).",
+                        "(maps of both prompts give the positive prompt's masks, then the negative's). For a video, "
+                        "one mask per video frame, for video inpainting and compositing.",
             **search_aliases("mask from text", "concept mask", "segment", "text mask", "attention mask"),
             inputs=[
                 ConceptMapsType.Input("concept_maps", tooltip="From the Concept Attention Sampler, Concept Maps "
@@ -123,32 +129,42 @@ class ConceptMask(io.ComfyNode):
                 io.Int.Input("min_region", default=0, min=0, max=1 << 24, optional=True,
                              tooltip="Drop islands of the mask smaller than this many pixels (binary methods), "
                                      "e.g. a stray patch won elsewhere in the image; 0 keeps them all."),
+                io.Float.Input("temporal_smoothing", default=0.0, min=0.0, max=16.0, step=0.25, optional=True,
+                               tooltip="Video: average each frame's maps with its neighbours' (Gaussian sigma in "
+                                       "frames) before masking, against flicker; 0 = off. No effect on images."),
             ],
             outputs=[io.Mask.Output(display_name="MASK",
-                                    tooltip="The mask of the chosen concepts, one per image, at the image's size.")],
+                                    tooltip="The mask of the chosen concepts, one per image (per frame for a video), "
+                                            "at the image's size.")],
             is_output_node=True,
         )
 
     @classmethod
     def execute(cls, concept_maps, concepts, method, threshold, grow, blur, fill_holes, invert,
-                space, min_region=0) -> io.NodeOutput:
+                space, min_region=0, temporal_smoothing=0.0) -> io.NodeOutput:
         selected = resolve_concept_names(concepts, concept_maps.names)
         method, threshold = mask_method_for(method, threshold, concept_maps.names, concept_maps.one_concept_raw)
-        mask = concept_mask(concept_maps.pixel_maps(chosen_space(space)), selected, method=method,
+        maps = smooth_over_time(concept_maps.pixel_maps(chosen_space(space)), concept_maps.output_frames,
+                                temporal_smoothing)
+        mask = concept_mask(maps, selected, method=method,
                             threshold=threshold, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert,
                             min_region=min_region)
         return io.NodeOutput(mask, ui=ui.PreviewMask(mask, cls=cls))
 
 
 def _matching_images(image: torch.Tensor, concept_maps) -> torch.Tensor:
-    """The image under each map set: one per image, repeated for each prompt's maps."""
+    """The image under each map set: one per image (per frame for a video), repeated for each prompt's maps."""
     height, width = concept_maps.image_size
-    batch = concept_maps.images
+    batch = concept_maps.images * concept_maps.output_frames
     if tuple(image.shape[1:3]) != (height, width):
         raise ValueError(
             f"image is {image.shape[2]}x{image.shape[1]} but the maps were made for {width}x{height}: "
             "connect the image the maps came from (e.g. the VAE Decode of the sampler's latent)"
         )
+    if concept_maps.video_frames and image.shape[0] != batch:
+        raise ValueError(f"image batch has {image.shape[0]} frames but the maps cover {batch} video frames "
+                         f"({concept_maps.images} clip(s) of {concept_maps.output_frames}): connect the VAE Decode of "
+                         "the sampler's latent (the decoded clip the maps were made from)")
     if image.shape[0] not in (1, batch):
         raise ValueError(f"image batch has {image.shape[0]} images but the maps cover {batch}: connect the "
                          "decoded batch the maps were made from, or a single image for all of them")

@@ -19,6 +19,7 @@ blocks it names get replacements too, which only empty that dict (family.release
 """
 
 import logging
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -74,7 +75,8 @@ class Recording:
     softmax: bool
     one_concept_raw: bool = False
     aggregators: dict = field(default_factory=dict)
-    grid: tuple[int, int] | None = None
+    grid: tuple[int, ...] | None = None  # (rows, columns), or (frames, rows, columns) for video
+    video_frames: tuple[int, ...] = ()  # the token frame of each decoded video frame (family.video_frame_tokens)
     steps: set = field(default_factory=set)  # steps whose chosen blocks ran and were scored
     skipped_steps: set = field(default_factory=set)  # steps whose model call ran without the chosen blocks
     calls_in_range: int = 0  # model calls within the step range, whichever prompts they ran
@@ -132,6 +134,8 @@ class Recording:
             softmax=self.softmax,
             prompts=self.prompts,
             one_concept_raw=self.one_concept_raw,
+            frames=self.grid[0] if len(self.grid) == 3 else 1,
+            video_frames=self.video_frames,
         )
 
 
@@ -311,6 +315,8 @@ class ConceptAttentionPatch:
         if recording.grid not in (None, grid):
             raise RuntimeError(f"the image token grid changed mid-run from {recording.grid} to {grid}")
         recording.grid = grid
+        if len(grid) == 3:
+            recording.video_frames = self.family.video_frame_tokens(diffusion_model, x.shape[2])
         label_prompt = {label: prompt for prompt, label in PROMPTS.items()}
         return StreamState(
             diffusion_model=diffusion_model,
@@ -321,7 +327,7 @@ class ConceptAttentionPatch:
             concepts=self.family.embed_concepts(diffusion_model, context),
             conditioning=self.family.concept_conditioning(call, rows),
             rope=self.family.concept_rope(diffusion_model, call, self.concept_positions or [0] * context.shape[1]),
-            score_tokens=grid[0] * grid[1],
+            score_tokens=math.prod(grid),
             step=step,
         )
 
