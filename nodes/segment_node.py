@@ -61,7 +61,7 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
                                          stop_after_last_layer=True)
         patched = patch.install(model.clone())
         # as KSampler does: a video-latent family (Qwen-Image's Wan 2.1 latent) takes [B, C, frames, H, W]
-        latent = comfy.sample.fix_empty_latent_channels(model, encode_images(vae, image[..., :3]))
+        latent = comfy.sample.fix_empty_latent_channels(model, encode_images(vae, image[..., :3], family.video))
         diffusion_model = model.get_model_object("diffusion_model")
         cond = clip.encode_from_tokens(clip.tokenize(caption or ""))
         conditioning = [[cond, family.segmentation_conditioning(diffusion_model)]]
@@ -80,10 +80,11 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
         return io.NodeOutput(patch.maps_of(recording, tuple(image.shape[1:3])))
 
 
-def encode_images(vae, images: torch.Tensor) -> torch.Tensor:
-    """One latent per image. A video VAE (Qwen-Image's Wan 2.1) reads a batch of images as the frames of one
-    video, so it encodes them one at a time: [B, C, 1, H, W]."""
-    if getattr(vae, "latent_dim", 2) != 3:
+def encode_images(vae, images: torch.Tensor, clip: bool = False) -> torch.Tensor:
+    """One latent per image, or for a video model (clip) one latent of the whole batch as the frames of one
+    clip. A video VAE (Qwen-Image's Wan 2.1) reads a batch of images as the frames of one video, so for an
+    image model it encodes them one at a time: [B, C, 1, H, W]."""
+    if clip or getattr(vae, "latent_dim", 2) != 3:
         return vae.encode(images)
     return torch.cat([vae.encode(image[None]) for image in images])
 

@@ -291,3 +291,20 @@ def test_the_stream_chains_an_attention_override_already_on_the_model(ca):
     latent, maps = concept_sampler(ca, other, clip, **inputs)
     assert torch.equal(latent["samples"], alone) and len(seen) == calls_alone
     assert rearrange(maps.maps, "F K h w -> K (F h w)").isfinite().all()
+
+
+@requires_cogvideox
+def test_segment_image_reads_an_image_batch_as_one_clip(ca):
+    """Segment Image on a video model: the IMAGE batch is one clip, encoded by a causal video VAE (Wan 2.1's
+    here, which has CogVideoX's latent geometry: 16 channels, 8x, the first frame alone then 4 frames per
+    latent frame); 5 frames give 2 latent frames, and a map per frame."""
+    from ca_test_nodes import random_wan21_vae
+
+    maps = ca.nodes.segment_node.ConceptAttentionSegmentImage.execute(
+        model=tiny_cogvideox(3), clip=tiny_cogvideox_clip(), vae=random_wan21_vae(),
+        image=torch.rand(5, 32, 48, 3, generator=torch.Generator().manual_seed(5)), concepts="dog, grass",
+        layers="auto", space="output", softmax=True, token_pooling="first", noise_level=0.5, noise_samples=1,
+        seed=0, caption="a dog on grass").args[0]
+    assert maps.images == 1 and maps.frames == 2 and maps.video_frames == (0, 1, 1, 1, 1)
+    assert maps.maps.shape == (2, 2, 2, 3) and maps.pixel_maps().shape == (5, 2, 32, 48)
+    assert torch.allclose(maps.maps.sum(dim=1), torch.ones(2, 2, 3), atol=1e-5)
