@@ -1,13 +1,15 @@
 """Which model families the concept stream supports: one ModelFamily (nodes/family.py) per family."""
 
 from .chroma import ChromaFamily
+from .cogvideox import CogVideoXFamily
 from .flux import FluxFamily
 from .flux2 import Flux2Family
 from .hunyuan_video import HunyuanVideoFamily
 from .qwen_image import QwenImageFamily
 from .sd3 import SD3Family
 
-FAMILIES = (FluxFamily(), Flux2Family(), ChromaFamily(), SD3Family(), QwenImageFamily(), HunyuanVideoFamily())
+FAMILIES = (FluxFamily(), Flux2Family(), ChromaFamily(), SD3Family(), QwenImageFamily(), HunyuanVideoFamily()) + (
+    (CogVideoXFamily(),) if CogVideoXFamily.available else ())  # ComfyUI 0.33 on
 
 # What users call the models ComfyUI loads, by the name of its model config class (comfy.supported_models),
 # longest prefix first; and why they have no concept stream here.
@@ -30,7 +32,7 @@ MODEL_NAMES = (
     ("SD3", "SD3 / SD3.5", SUPPORTED), ("QwenImage", "Qwen-Image", SUPPORTED),
     ("HunyuanVideo15", "HunyuanVideo 1.5", SUPPORTED),
     ("HunyuanVideo", "HunyuanVideo", SUPPORTED), ("HunyuanImage21", "HunyuanImage 2.1", SUPPORTED),
-    ("CogVideoX", "CogVideoX", NOT_YET), ("AuraFlow", "AuraFlow", NOT_YET), ("GenmoMochi", "Mochi", NOT_YET),
+    ("CogVideoX", "CogVideoX", SUPPORTED), ("AuraFlow", "AuraFlow", NOT_YET), ("GenmoMochi", "Mochi", NOT_YET),
     ("HiDream", "HiDream", NOT_YET), ("StableAudio", "Stable Audio (an audio model)", NOT_YET),
     ("ACEStep", "ACE-Step (an audio model)", NOT_YET),
 )

@@ -14,6 +14,12 @@ How a family is used, per model call:
      the text stream's weights (text_stream), the concepts' modulations (concept_modulations), how
      many text tokens the joint attention holds (text_tokens) and where the image tokens sit in it
      (image_attention). The first attention call inside the block is its joint attention.
+     A family whose forward calls its blocks without patches_replace entries (CogVideoX) declares
+     block_entry = "attention": its blocks are then reached through their joint attention calls alone
+     (the model call's i-th attention call is block i's), and the "block args" the family receives are
+     that attention call's arguments by name (q, k, v, heads, transformer_options, ...) plus the call's
+     concept_conditioning under "conditioning". The concepts' steps then cast the text layers' weights
+     again (nodes/shared_casts.py follows layers inside a patched block only).
 """
 
 import inspect
@@ -132,6 +138,9 @@ class ModelFamily(Protocol):
     # forward), or "APPLY_MODEL" for families whose forward does not pass through that wrapper; a member
     # of comfy.patcher_extension.WrappersMP. bind_call binds that wrapper's arguments.
     hook: str
+    # How the patch reaches the joint blocks: "patches_replace" (ComfyUI's ("double_block", i) entries), or
+    # "attention" where the forward has none and each block's joint attention is the only way in (see above).
+    block_entry: str
 
     def matches(self, diffusion_model) -> bool:
         """Whether this diffusion model belongs to the family."""

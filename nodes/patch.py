@@ -5,7 +5,10 @@ which batch rows are the positive prompt); each joint block up to the last chose
 patches_replace entry that runs ComfyUI's own block with an attention override. The override
 sees the joint attention's q/k/v and output as the block computes them, so the concept queries
 reuse them instead of recomputing anything, and the image and text streams are untouched.
-Previous replacements and overrides on the model are chained, never replaced.
+Families whose forward gives its blocks no patches_replace entry (block_entry "attention": CogVideoX)
+are reached through the attention alone: the wrapper puts one override in the call's
+transformer_options, which counts the joint attention calls (call i is block i). Both entries run the
+same ConceptStep. Previous replacements and overrides on the model are chained, never replaced.
 
 An OUTER_SAMPLE wrapper gives every sampling run that uses the model its own Recording, and files
 it with the latent the run returned (nodes/recorder.py), so that any sampler node can run the patched
@@ -215,12 +218,13 @@ class ConceptAttentionPatch:
         previous = transformer_options.get("patches_replace", {}).get("dit", {})
         diffusion_model = model.get_model_object("diffusion_model")
         last = max(self.layers)
-        for index in range(last + 1):
-            block_patch = BlockPatch(self, index, previous.get(("double_block", index)))
-            model.set_model_patch_replace(block_patch, "dit", "double_block", index)
-        for following in self.family.release_after_stream(diffusion_model, last):
-            release = ReleaseReturnedPatch(self, previous.get(following), following[0] == "double_block")
-            model.set_model_patch_replace(release, "dit", *following)
+        if self.family.block_entry == "patches_replace":  # else the model call's AttentionEntry reaches them
+            for index in range(last + 1):
+                block_patch = BlockPatch(self, index, previous.get(("double_block", index)))
+                model.set_model_patch_replace(block_patch, "dit", "double_block", index)
+            for following in self.family.release_after_stream(diffusion_model, last):
+                release = ReleaseReturnedPatch(self, previous.get(following), following[0] == "double_block")
+                model.set_model_patch_replace(release, "dit", *following)
         hook = getattr(comfy.patcher_extension.WrappersMP, self.family.hook)
         model.add_wrapper_with_key(hook, WRAPPER_KEY, self.wrap_model_call)
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY,
@@ -274,8 +278,12 @@ class ConceptAttentionPatch:
         if state is None:
             return executor(*args, **kwargs)
         # keyed by patch, so a second concept patch on the same model keeps its own stream
-        options = call.transformer_options
-        args, kwargs = call.with_transformer_options({**options, STATE_KEY: {**options.get(STATE_KEY, {}), self: state}})
+        options = {**call.transformer_options}
+        options[STATE_KEY] = {**options.get(STATE_KEY, {}), self: state}
+        if self.family.block_entry == "attention":
+            options["optimized_attention_override"] = AttentionEntry(self, state,
+                                                                     options.get("optimized_attention_override"))
+        args, kwargs = call.with_transformer_options(options)
         output = executor(*args, **kwargs)
         if not state.scored:  # the call returned without running the chosen blocks: a step-skipping cache
             state.recording.skipped_steps.add(state.step)
@@ -335,95 +343,120 @@ class ConceptAttentionPatch:
         """Run the block with an attention override, and advance the concept stream alongside it: each
         concept step runs right after the text layer it reuses, on that call's cast weights
         (nodes/shared_casts.py); steps whose layer was not shared run after the block, as usual."""
-        family, diffusion_model = self.family, state.diffusion_model
-        weights = family.text_stream(diffusion_model, index)
-        # the concepts are not updated after the last scored block, nor where the text stream ends
-        last = index == max(self.layers) or weights.ends_here
-        shared = SharedCasts()
-        done: dict = {}  # what the concepts' steps computed so far in this block
-
-        def modulations():
-            if "modulations" not in done:
-                done["modulations"] = family.concept_modulations(diffusion_model, index, args, state.conditioning,
-                                                                 state.rows)
-            return done["modulations"]
-
-        for layer in family.modulation_layers(diffusion_model, index):
-            shared.after(layer, modulations)
-        if isinstance(weights.qkv, torch.nn.Module):  # separate q/k/v layers: the concepts' q/k/v come later
-            shared.after(weights.qkv, lambda: done.setdefault(
-                "qkv", concept_qkv(state.concepts, modulations()[0], weights, state.rope)))
-        mlp_layers = list(weights.mlp) if isinstance(weights.mlp, torch.nn.Sequential) else []
-        if not last:
-            shared.after(weights.proj, lambda: self._concepts_after_attention(done, state, weights, modulations()))
-            for position, layer in enumerate(mlp_layers):
-                if isinstance(getattr(layer, "weight", None), Tensor):
-                    shared.after(layer, lambda at=position: self._concepts_through_mlp(
-                        done, state, weights, modulations(), mlp_layers, at))
-
-        text_tokens = family.text_tokens(args)
+        step = ConceptStep(self, index, state, args)
         options = args.get("transformer_options") or {}
         outer_override = options.get("optimized_attention_override")
-        attended = []
 
         def override(func, *attn_args, **attn_kwargs):
-            out = outer_override(func, *attn_args, **attn_kwargs) if outer_override else func(*attn_args, **attn_kwargs)
-            if not attended:  # the block's one joint attention
-                q, k, v = attn_args[:3]
-                image = family.image_attention(diffusion_model, index, q[state.rows], k[state.rows], v[state.rows],
-                                               out[state.rows], text_tokens, state.score_tokens)
-                attended.append(attend_concepts(state.concepts, modulations()[0], weights, image, state.score_tokens,
-                                                rope=state.rope, qkv=done.get("qkv")))
-                done["attended"] = attended[0]
-                if last and self.stop_after_last_layer:
-                    # only the maps are wanted: skip the rest of this block and everything after it
-                    self._add_scores(attended[0], state)
-                    raise StopAfterLastLayer()
+            out = attend(outer_override, func, attn_args, attn_kwargs)
+            if step.attended is None:  # the block's one joint attention
+                step.attend(*attn_args[:3], out)
             return out
 
-        with shared.watching():
+        with step.shared_casts().watching():
             result = call_block({**args, "transformer_options": {**options, "optimized_attention_override": override}})
-        if not attended:  # the block was skipped (a block cache reused its output): nothing to follow or score
+        if step.attended is None:  # the block was skipped (a block cache reused its output): nothing to follow or score
             state.stalled = True
             return result
-        concept = attended[0]
-        if index in self.layers:
-            self._add_scores(concept, state)
-        if not last:
-            self._concepts_after_attention(done, state, weights, modulations())
-            self._concepts_through_mlp(done, state, weights, modulations(), mlp_layers, len(mlp_layers))
-            state.concepts = mlp_residual(done["residual"], done["mlp"], modulations()[1])
+        step.finish()
         return result
 
-    @staticmethod
-    def _concepts_after_attention(done: dict, state: StreamState, weights, modulations) -> None:
-        """The concepts' attention residual (through the projection), once."""
-        if "residual" not in done and "attended" in done:
-            done["residual"] = attention_residual(state.concepts, done["attended"].outputs, modulations[0],
-                                                  weights.proj)
 
-    @staticmethod
-    def _concepts_through_mlp(done: dict, state: StreamState, weights, modulations, mlp_layers: list, upto: int
-                              ) -> None:
+
+def attend(outer_override, func, args: tuple, kwargs: dict):
+    """One attention call, through the override the stream's own displaced (chained, never replaced)."""
+    return outer_override(func, *args, **kwargs) if outer_override else func(*args, **kwargs)
+
+
+class ConceptStep:
+    """The concept stream's step through one joint block, shared by both ways of reaching a block
+    (ModelFamily.block_entry): the concepts' q/k/v and attention over [concepts; image] once the block's joint
+    attention has run (attend), then the scores and the residual and MLP update (finish). The steps that
+    reuse a text layer can instead run right after that layer's own call, on its cast weight (shared_casts)."""
+
+    def __init__(self, patch: "ConceptAttentionPatch", index: int, state: StreamState, block_args: dict):
+        self.patch, self.index, self.state, self.block_args = patch, index, state, block_args
+        self.weights = patch.family.text_stream(state.diffusion_model, index)
+        # the concepts are not updated after the last scored block, nor where the text stream ends
+        self.last = index == max(patch.layers) or self.weights.ends_here
+        self.mlp_layers = list(self.weights.mlp) if isinstance(self.weights.mlp, torch.nn.Sequential) else []
+        self.done: dict = {}  # what the concepts' steps computed so far in this block
+
+    @property
+    def attended(self):
+        return self.done.get("attended")
+
+    def modulations(self):
+        if "modulations" not in self.done:
+            self.done["modulations"] = self.patch.family.concept_modulations(
+                self.state.diffusion_model, self.index, self.block_args, self.state.conditioning, self.state.rows)
+        return self.done["modulations"]
+
+    def shared_casts(self) -> SharedCasts:
+        """The steps that run right after the text layer they reuse, while the block runs."""
+        shared, weights, done = SharedCasts(), self.weights, self.done
+        for layer in self.patch.family.modulation_layers(self.state.diffusion_model, self.index):
+            shared.after(layer, self.modulations)
+        if isinstance(weights.qkv, torch.nn.Module):  # separate q/k/v layers: the concepts' q/k/v come later
+            shared.after(weights.qkv, lambda: done.setdefault(
+                "qkv", concept_qkv(self.state.concepts, self.modulations()[0], weights, self.state.rope)))
+        if not self.last:
+            shared.after(weights.proj, self.after_attention)
+            for position, layer in enumerate(self.mlp_layers):
+                if isinstance(getattr(layer, "weight", None), Tensor):
+                    shared.after(layer, lambda at=position: self.through_mlp(at))
+        return shared
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, out: Tensor) -> None:
+        """The concepts over [concepts; image], from the block's joint attention (q/k/v and output as the
+        attention call got and returned them)."""
+        state, family, rows = self.state, self.patch.family, self.state.rows
+        image = family.image_attention(state.diffusion_model, self.index, q[rows], k[rows], v[rows], out[rows],
+                                       family.text_tokens(self.block_args), state.score_tokens)
+        self.done["attended"] = attend_concepts(state.concepts, self.modulations()[0], self.weights, image,
+                                                state.score_tokens, rope=state.rope, qkv=self.done.get("qkv"))
+        if self.last and self.patch.stop_after_last_layer:
+            # only the maps are wanted: skip the rest of this block and everything after it
+            self.add_scores()
+            raise StopAfterLastLayer()
+
+    def finish(self) -> None:
+        """The block's scores, where it is a chosen layer, and the concepts' update for the next block."""
+        if self.index in self.patch.layers:
+            self.add_scores()
+        if not self.last:
+            self.after_attention()
+            self.through_mlp(len(self.mlp_layers))
+            self.state.concepts = mlp_residual(self.done["residual"], self.done["mlp"], self.modulations()[1])
+
+    def after_attention(self) -> None:
+        """The concepts' attention residual (through the projection), once."""
+        done = self.done
+        if "residual" not in done and "attended" in done:
+            done["residual"] = attention_residual(self.state.concepts, done["attended"].outputs,
+                                                  self.modulations()[0], self.weights.proj)
+
+    def through_mlp(self, upto: int) -> None:
         """The concepts through the MLP's layers up to and including `upto` (all of them past the end, or the
         whole MLP where it is not a sequence of layers); done["mlp"] is its output once complete."""
+        done, weights, mlp_layers = self.done, self.weights, self.mlp_layers
         if "residual" not in done or "mlp" in done:
             return
         if not mlp_layers:
-            done["mlp"] = weights.mlp(mlp_input(done["residual"], modulations[1], weights.norm2))
+            done["mlp"] = weights.mlp(mlp_input(done["residual"], self.modulations()[1], weights.norm2))
             return
         value = done.get("mlp_value")
         if value is None:
-            value = mlp_input(done["residual"], modulations[1], weights.norm2)
+            value = mlp_input(done["residual"], self.modulations()[1], weights.norm2)
         for layer in mlp_layers[done.get("mlp_next", 0):upto + 1]:
             value = layer(value)
         done["mlp_value"], done["mlp_next"] = value, min(upto + 1, len(mlp_layers))
         if done["mlp_next"] == len(mlp_layers):
             done["mlp"] = value
 
-    @staticmethod
-    def _add_scores(concept, state: StreamState) -> None:
-        """Fold one layer's scores in: each prompt's chunks of the batch average into one map."""
+    def add_scores(self) -> None:
+        """Fold this layer's scores in: each prompt's chunks of the batch average into one map."""
+        state, concept = self.state, self.attended
         state.scored = True
         state.recording.steps.add(state.step)
         chunk_prompts = state.chunk_prompts
@@ -435,6 +468,29 @@ class ConceptAttentionPatch:
                     aggregator.add(space, chunks.mean(dim=0))
                 elif mine:
                     aggregator.add(space, chunks[mine].mean(dim=0))
+
+
+class AttentionEntry:
+    """The stream's way into joint blocks that have no patches_replace entry (block_entry "attention"): one
+    attention override in the model call's transformer_options. The call's joint attention calls are its
+    blocks' in order (call i is block i); up to the last chosen block, each runs the block's ConceptStep right
+    after the attention returns. The concepts' steps cast the text layers' weights again (no shared casts)."""
+
+    def __init__(self, patch: "ConceptAttentionPatch", state: StreamState, outer_override):
+        self.patch, self.state, self.outer_override = patch, state, outer_override
+        self.calls = 0
+
+    def __call__(self, func, *args, **kwargs):
+        out = attend(self.outer_override, func, args, kwargs)
+        index, self.calls = self.calls, self.calls + 1
+        if index <= max(self.patch.layers):
+            # the family reads what it needs (text tokens, ...) from the attention call's arguments by name
+            q, k, v = args[:3]
+            step = ConceptStep(self.patch, index, self.state, {**kwargs, "q": q, "k": k, "v": v,
+                                                               "conditioning": self.state.conditioning})
+            step.attend(q, k, v, out)
+            step.finish()
+        return out
 
 
 def stream_state(args: dict, patch: ConceptAttentionPatch) -> StreamState | None:

@@ -87,7 +87,7 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
 
 def encode_images(vae, images: torch.Tensor) -> torch.Tensor:
     """One latent per image. A video VAE (Qwen-Image's Wan 2.1) reads a batch of images as the frames of one
-    video, so it encodes them one at a time: [B, C, 1, H, W]."""
+    video, so for an image model it encodes them one at a time: [B, C, 1, H, W]."""
     if getattr(vae, "latent_dim", 2) != 3:
         return vae.encode(images)
     return torch.cat([vae.encode(image[None]) for image in images])

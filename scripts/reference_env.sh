@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Prepare the paper authors' ConceptAttention code that tests/host/test_reference.py and
-# tests/host/test_reference_sd3.py compare against.
+# Prepare the paper authors' ConceptAttention code that tests/host/test_reference.py,
+# tests/host/test_reference_sd3.py and tests/host/test_reference_cogvideox.py compare against.
 #
 #   scripts/reference_env.sh        -> prints the export directory on its last line (CA_REFERENCE_DIR)
 #
 # Only the files those tests need are exported, at a pinned commit: the authors' Flux.1 and Flux.2
 # concept-attention DiT and double blocks, the Black Forest Labs layers/math/model modules those
-# import, and their SD3 concept-attention transformer (built on diffusers, which requirements-dev.txt
-# gives the host venvs). Where they come from, in order:
+# import, and their SD3 and CogVideoX concept-attention transformers (built on diffusers, which
+# requirements-dev.txt gives the host venvs). Where they come from, in order:
 #   1. the cache folder $CA_CACHE/reference/ConceptAttention (default ~/.cache/comfyui-concept-attention),
 #      when its stamp names the pinned commit;
 #   2. a git clone of https://github.com/helblazer811/ConceptAttention, where a network allows;
@@ -27,6 +27,8 @@ paths=(
   concept_attention/flux2/dit_block.py
   concept_attention/flux2/flux2/src/flux2/model.py
   concept_attention/sd3/dit_block.py
+  concept_attention/cogvideox/dit.py
+  concept_attention/cogvideox/dit_block.py
 )
 cache=${CA_CACHE:-$HOME/.cache/comfyui-concept-attention}
 dest=$cache/reference/ConceptAttention

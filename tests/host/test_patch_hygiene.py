@@ -178,3 +178,32 @@ def test_a_family_can_hook_apply_model_instead(ca):
     assert torch.equal(results["apply model"][0], results["diffusion model"][0])
     assert torch.equal(results["apply model"][0], ksampler(model, inputs))
     assert torch.allclose(results["apply model"][1].maps, results["diffusion model"][1].maps, atol=1e-6)
+
+
+def test_a_family_can_reach_its_blocks_through_their_attention_calls(ca):
+    """block_entry = "attention" (for forwards without patches_replace entries): the same patch reaches Flux's
+    double blocks through their joint attention calls alone (the single blocks' calls come after the last
+    chosen block), and gives the same latent and maps as through the block replacements."""
+    inputs = {**sampler_inputs(tiny_clip(), 1, 3.5), "steps": 2}
+    rows, columns = (side // 2 for side in inputs["latent_image"]["samples"].shape[-2:])
+
+    class AttentionFlux(ca.nodes.flux.FluxFamily):
+        block_entry = "attention"
+
+        def text_tokens(self, block_args):  # the attention call's q [B, H, L, D]: text, then the image tokens
+            return block_args["q"].shape[2] - rows * columns
+
+    model, clip = tiny_flux(3), tiny_clip()
+    family = ca.nodes.flux.FluxFamily()
+    context, _ = ca.nodes.encoding.encode_concepts(clip, ["dog", "sky"], "first", family)
+    results = {}
+    for name, chosen in (("patches_replace", family), ("attention", AttentionFlux())):
+        patch = ca.nodes.patch.ConceptAttentionPatch(chosen, context, (0, 1, 2), (0, 10000))
+        patched = patch.install(model.clone())
+        replaced = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
+        assert bool(replaced) == (name == "patches_replace")
+        results[name] = (ksampler(patched, inputs), patch.concept_maps(["dog", "sky"], (64, 80), "output", 16))
+    assert torch.equal(results["attention"][0], results["patches_replace"][0])
+    assert torch.equal(results["attention"][0], ksampler(model, inputs))
+    assert results["attention"][1].steps == (0, 1)
+    assert torch.allclose(results["attention"][1].maps, results["patches_replace"][1].maps, atol=1e-6)

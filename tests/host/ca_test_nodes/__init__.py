@@ -548,6 +548,42 @@ def planted(patcher: comfy.model_patcher.ModelPatcher) -> comfy.model_patcher.Mo
     return patcher
 
 
+# CogVideoX's geometry per version: 1.0 2B (sincos positions), 1.0 5B (RoPE), 1.5 5B (RoPE, 2 latent frames per token)
+COGVIDEOX_VERSIONS = {
+    "1.0-2b": {"use_rotary_positional_embeddings": False},
+    "1.0-5b": {"use_rotary_positional_embeddings": True},
+    "1.5": {"use_rotary_positional_embeddings": True, "patch_size_t": 2},
+}
+# the ComfyUI config class (and so the channels the noise is concatenated with) per task
+COGVIDEOX_TASKS = {"t2v": "CogVideoX_T2V", "i2v": "CogVideoX_I2V", "inpaint": "CogVideoX_Inpaint"}
+
+
+def tiny_cogvideox(seed: int = 0, version: str = "1.0-5b", task: str = "t2v", depth: int = 3
+                   ) -> comfy.model_patcher.ModelPatcher:
+    """A tiny CogVideoX through ComfyUI's own config classes (ComfyUI 0.33 on): 6 heads of 16 channels (width 96:
+    1.0's sincos embedding splits it in thirds, the RoPE axes take 4 + 6 + 6), the T5 context CONTEXT_DIM wide,
+    fp32. 1.5 image-to-video has the ofs embedding."""
+    config_class = getattr(comfy.supported_models, COGVIDEOX_TASKS[task])
+    config = {"image_model": "cogvideox", "num_attention_heads": 6, "attention_head_dim": 16, "time_embed_dim": 32,
+              "text_embed_dim": CONTEXT_DIM, "num_layers": depth, "patch_size": 2, "sample_height": 16,
+              "sample_width": 16, "sample_frames": 17, "use_learned_positional_embeddings": False,
+              **config_class.unet_config, **COGVIDEOX_VERSIONS[version]}
+    if version == "1.5" and task == "i2v":
+        config["ofs_embed_dim"] = 32
+    return _tiny_model(config_class, config, seed)
+
+
+def tiny_cogvideox_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's CogVideoX tokenizer (T5's, padded to 226 tokens) around a tiny T5, fp32."""
+    import comfy.text_encoders.cogvideo
+
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.cogvideo.CogVideoXTokenizer,
+                                                    TinyChromaT5Model)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    _randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
 class TinyFluxLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:

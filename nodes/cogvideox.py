@@ -1,0 +1,154 @@
+"""The CogVideoX family: CogVideoX 1.0 (2B, 5B) and 1.5 (5B), text-to-video, image-to-video and the Fun
+inpainting models, on ComfyUI's CogVideoXTransformer3DModel (ComfyUI 0.33 on; older hosts have no CogVideoX,
+and the family is left out there).
+
+Every CogVideoXBlock is joint: text and video tokens share one q/k/v, q/k LayerNorm, output projection and
+feed-forward, and differ only in their modulation: CogVideoXLayerNormZero gives the video tokens
+(shift, scale, gate) and the text tokens (enc_shift, enc_scale, enc_gate), from temb. The concepts take the
+text's side, as the paper authors' CogVideoX code does:
+- their modulation is the text's enc_shift/enc_scale/enc_gate of norm1 and norm2; temb comes from the
+  timestep (plus the ofs embedding of 1.5 image-to-video) alone: CogVideoX has no pooled text vector;
+- they are embedded by patch_embed.text_proj, as the prompt; text tokens get no positional embedding (1.0's
+  sincos or learned embedding is zero on them) and no RoPE (5B, 1.5 rotate the video tokens only), so the
+  concepts have no positions either.
+- ComfyUI's CogVideoX forward calls its blocks directly, with no patches_replace entry: the concept stream
+  reaches each block through its joint attention call (block_entry "attention", nodes/patch.py), whose
+  transformer_options carry the override. The concepts' layers are cast once more for them (the shared casts
+  of nodes/shared_casts.py need a patched block).
+- Image-to-video's image latent and the inpainting models' mask and masked video are concatenated to the
+  noise along the channels (model_base.CogVideoX.concat_cond): they are channels of the same tokens, so the
+  maps cover the generated frames, one token grid per token frame.
+- Token frames: 1.0 patches each latent frame alone; 1.5 pairs latent frames (patch_size_t 2, the last one
+  padded as the forward pads it). The VAE makes 4 video frames per latent frame after a first frame alone.
+"""
+
+import torch
+from torch import Tensor
+
+from ..ca_core.stream import ImageAttention, Modulation, TextStreamWeights
+from .family import ModelCall, PatchedLatentFamily, bind_model_call, causal_video_frame_tokens
+from .flux import FluxDoubleBlocks
+
+try:  # ComfyUI 0.33 on
+    from comfy.ldm.cogvideo.model import CogVideoXTransformer3DModel, get_timestep_embedding
+except ImportError:
+    CogVideoXTransformer3DModel = get_timestep_embedding = None
+
+
+def embed_timestep(diffusion_model, timestep: Tensor, dtype: torch.dtype, ofs: Tensor | None = None) -> Tensor:
+    """temb as CogVideoXTransformer3DModel._forward makes it: the timestep embedding, plus the ofs embedding
+    where the model has one and the call passes ofs."""
+    dm = diffusion_model
+    t_emb = get_timestep_embedding(timestep, dm.time_proj_dim, dm.time_proj_flip, dm.time_proj_shift).to(dtype)
+    emb = dm.time_embedding_linear_2(dm.time_embedding_act(dm.time_embedding_linear_1(t_emb)))
+    if dm.ofs_embedding_linear_1 is not None and ofs is not None:
+        ofs_emb = get_timestep_embedding(ofs, dm.ofs_proj_dim, dm.time_proj_flip, dm.time_proj_shift).to(dtype)
+        emb = emb + dm.ofs_embedding_linear_2(dm.ofs_embedding_act(dm.ofs_embedding_linear_1(ofs_emb)))
+    return emb
+
+
+def text_modulations(norm, temb: Tensor) -> Modulation:
+    """The text tokens' (enc_shift, enc_scale, enc_gate) of a CogVideoXLayerNormZero, [B, 1, C] each."""
+    chunks = norm.linear(norm.silu(temb)).chunk(6, dim=1)
+    return Modulation(*(chunk[:, None] for chunk in chunks[3:]))
+
+
+class CogVideoXFamily(PatchedLatentFamily):
+    name = "CogVideoX (1.0 2B/5B, 1.5 5B; text-to-video, image-to-video, Fun inpainting)"
+    available = CogVideoXTransformer3DModel is not None
+    # `layers = auto` averages every block: the authors' CogVideoX example averages blocks 0-29, all of the
+    # 2B's 30 and the first 30 of the 5B's 42; auto can name only the last blocks, so it takes them all (type
+    # 0-29 for their choice on the 5B). The concepts' step costs K tokens per block, next to the video's.
+    default_layers = 1 << 16
+    hook = "DIFFUSION_MODEL"
+    block_entry = "attention"
+    video = True
+
+    def matches(self, diffusion_model) -> bool:
+        return self.available and isinstance(diffusion_model, CogVideoXTransformer3DModel)
+
+    def joint_blocks(self, diffusion_model):
+        return diffusion_model.blocks
+
+    def release_after_stream(self, diffusion_model, last: int) -> list[tuple[str, int]]:
+        return []  # no patches_replace entries
+
+    def bind_call(self, executor, args: tuple, kwargs: dict) -> ModelCall:
+        return bind_model_call(executor, args, kwargs)
+
+    def concept_conditioning(self, call: ModelCall, rows) -> dict:
+        """temb of the chosen rows, as the forward makes it, and the prompt's length (the joint attention holds
+        the text tokens first)."""
+        ofs = call.get("ofs")
+        temb = embed_timestep(call.diffusion_model, call.timestep[rows], call.x.dtype,
+                              None if ofs is None else ofs[rows])
+        return {"temb": temb, "text_tokens": call.get("context").shape[1]}
+
+    def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
+        block = diffusion_model.blocks[index]
+        temb = conditioning["temb"]
+        return text_modulations(block.norm1, temb), text_modulations(block.norm2, temb)
+
+    def concept_position(self, index: int, length: int) -> int:
+        return index  # unused: text and concepts carry no positions
+
+    def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
+        return None
+
+    def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
+        """The block's shared layers; the text's own are only its modulations (concept_modulations)."""
+        block = diffusion_model.blocks[index]
+
+        def qkv(x: Tensor) -> Tensor:
+            return torch.cat([block.q(x), block.k(x), block.v(x)], dim=-1)
+
+        return TextStreamWeights(
+            num_heads=block.num_heads,
+            norm1=block.norm1.norm,
+            qkv=qkv,
+            qk_norm=lambda q, k, v: (block.norm_q(q), block.norm_k(k)),
+            proj=block.attn_out,
+            norm2=block.norm2.norm,
+            mlp=torch.nn.Sequential(block.ff_proj, torch.nn.GELU(approximate="tanh"), block.ff_out),
+        )
+
+    def modulation_layers(self, diffusion_model, index: int) -> list:
+        block = diffusion_model.blocks[index]
+        return [block.norm1.linear, block.norm2.linear]
+
+    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None) -> Tensor:
+        """As CogVideoXPatchEmbed embeds the prompt: text_proj in its own dtype, back to the input's."""
+        text_proj = diffusion_model.patch_embed.text_proj
+        return text_proj(concept_context.to(text_proj.weight.dtype)).to(concept_context.dtype)
+
+    def text_tokens(self, block_args: dict) -> int:
+        return block_args["conditioning"]["text_tokens"]
+
+    def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
+                        text_tokens: int, image_tokens: int = 0) -> ImageAttention:
+        """The joint attention takes [B, L, H*D] (heads flattened), text first; the video tokens' keys carry
+        their RoPE (5B, 1.5)."""
+        heads = diffusion_model.blocks[index].num_heads
+
+        def split_heads(t: Tensor) -> Tensor:
+            return t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2)
+
+        return ImageAttention(keys=split_heads(k[:, text_tokens:]), values=split_heads(v[:, text_tokens:]),
+                              outputs=out[:, text_tokens:])
+
+    def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int, int]:
+        """Token frames, rows and columns of latent x [B, C, frames, H, W], after the forward's padding to whole
+        patches (patch_size_t latent frames per token frame on 1.5)."""
+        p, p_t = diffusion_model.patch_size, diffusion_model.patch_size_t or 1
+        return -(-x.shape[-3] // p_t), -(-x.shape[-2] // p), -(-x.shape[-1] // p)
+
+    def video_frame_tokens(self, diffusion_model, latent_frames: int) -> tuple[int, ...]:
+        """For each video frame the VAE decodes (the first alone, then 4 per latent frame), its token frame."""
+        return causal_video_frame_tokens(latent_frames, diffusion_model.temporal_compression_ratio,
+                                         diffusion_model.patch_size_t or 1)
+
+    def segmentation_conditioning(self, diffusion_model) -> dict:
+        return {}  # no pooled vector, no guidance
+
+    # T5's word pieces by their word ids, as Flux.1's T5 (CogVideoX's pads to 226 tokens)
+    concept_token_indices = FluxDoubleBlocks.concept_token_indices
