@@ -20,9 +20,9 @@ def concept_inputs() -> list:
                         tooltip="Concepts to map, separated by commas or new lines (at most 64)."),
         advanced(io.String.Input("layers", default="auto",
                                  tooltip="Double blocks whose scores are averaged: auto (the family's default: the "
-                                         "last four on Flux.1 and Chroma, 15-18 of 19, and on Qwen-Image; the last "
-                                         "three on Flux.2; every joint block on SD3), all, a range such as 15-18, "
-                                         "or a list such as 15,16,-1.")),
+                                         "last four on Flux.1 and Chroma, 15-18 of 19, and on Qwen-Image and "
+                                         "HunyuanVideo; the last three on Flux.2; every joint block on SD3 and "
+                                         "CogVideoX), all, a range such as 15-18, or a list such as 15,16,-1.")),
         advanced(io.Combo.Input("space", options=list(SPACES), default="output",
                                 tooltip="output: ConceptAttention (the paper). cross_attention: the baseline of "
                                         "concept queries against image keys. Both are always computed.")),

@@ -25,9 +25,10 @@ class ConceptAttentionModel(io.ComfyNode):
                         "stays exactly as without it. Feed the sampler's LATENT and the recorder to Concept Maps.",
             **search_aliases("attention map", "saliency", "heatmap", "concept map", "model patch"),
             inputs=[
-                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein), Chroma, SD3 / SD3.5 "
-                                                "or Qwen-Image (and Edit) "
-                                                "model; the concept stream is added to a copy."),
+                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein), Chroma, "
+                                                "SD3 / SD3.5, Qwen-Image (and Edit), HunyuanVideo (and 1.5, "
+                                                "HunyuanImage 2.1) or "
+                                                "CogVideoX model; the concept stream is added to a copy."),
                 io.Clip.Input("clip", tooltip="The text encoder that encoded the prompt; encodes each concept."),
                 *concept_inputs(),
                 *step_inputs(),

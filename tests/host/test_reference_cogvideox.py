@@ -2,7 +2,8 @@
 concept_attention/cogvideox/dit.py and dit_block.py, exported by scripts/reference_env.sh into
 $CA_REFERENCE_DIR; built on diffusers) and the Concept Attention Sampler give the same per-layer concept
 outputs and scores, on the same tiny weights and the same model inputs, in fp32: the outputs to 1e-5, the
-scores (dot products up to ~200 here) to 1e-5 of their magnitude.
+scores (dot products up to ~200 here) to 1e-5 of their magnitude, and each layer's map (their softmax over
+the concepts) to 1e-5.
 
 Their ModifiedCogVideoXTransformer3DModel is built at the tiny ComfyUI model's geometry (CogVideoX 1.0 5B-style:
 RoPE, one latent frame per token frame; and 1.5: two) and gets its weights by renaming ComfyUI's keys to
@@ -169,6 +170,9 @@ def test_cogvideox_scores_equal_the_authors_code(ca, version, monkeypatch):
         # the scores reach ~200 here, where fp32's spacing is 1.5e-5: held to 1e-5 of their magnitude
         scale = max(1.0, float(their_scores.abs().max()))
         assert score_difference <= ATOL * scale, (layer, score_difference, scale)
+        # the layer's map as users get it (softmax over concepts): within 1e-5 outright
+        map_difference = max_difference(their_scores.softmax(dim=1), our_scores.softmax(dim=1))
+        assert map_difference <= ATOL, (layer, map_difference)
 
     # negative check: their pipeline's concepts, padded with zeros to 226 tokens, attend over the padding too
     padded = torch.cat([concepts, concepts.new_zeros(1, dm.max_text_seq_length - len(CONCEPTS), concepts.shape[-1])],
