@@ -2,7 +2,7 @@
 concept_attention/cogvideox/dit.py and dit_block.py, exported by scripts/reference_env.sh into
 $CA_REFERENCE_DIR; built on diffusers) and the Concept Attention Sampler give the same per-layer concept
 outputs and scores, on the same tiny weights and the same model inputs, in fp32: the outputs to 1e-5, the
-scores (dot products up to ~200 here) to 1e-5 of their magnitude, and each layer's map (their softmax over
+scores (dot products up to ~90 here) to 1e-5 of their magnitude, and each layer's map (their softmax over
 the concepts) to 1e-5.
 
 Their ModifiedCogVideoXTransformer3DModel is built at the tiny ComfyUI model's geometry (CogVideoX 1.0 5B-style:
@@ -38,7 +38,7 @@ from pathlib import Path
 import comfy.supported_models
 import pytest
 import torch
-from ca_test_nodes import first_forward_call, tiny_cogvideox, tiny_cogvideox_clip
+from ca_test_nodes import _randomise, first_forward_call, tiny_cogvideox, tiny_cogvideox_clip
 from einops import rearrange
 from test_generation_unchanged import sampler_inputs
 
@@ -62,6 +62,7 @@ if _missing or diffusers is None:
 
 CONCEPTS = ["dog", "grass", "sky"]
 ATOL = 1e-5
+WEIGHT_STD = 0.03  # smaller weights than the other tests': scores of tens, not hundreds, which fp32 holds to 1e-5
 DEPTH = 3
 VERSIONS = {"1.0-5b": (3, 8, 12), "1.5": (4, 8, 12)}  # latent (frames, rows, columns): 1.5's in whole pairs
 
@@ -144,6 +145,7 @@ def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_cogvideox_scores_equal_the_authors_code(ca, version, monkeypatch):
     model, clip = tiny_cogvideox(5, version, depth=DEPTH), tiny_cogvideox_clip()
     dm = model.get_model_object("diffusion_model")
+    _randomise(dm, 5, std=WEIGHT_STD)
     reference = their_model(dm)
     concepts, _ = ca.nodes.encoding.encode_concepts(clip, CONCEPTS, "first", ca.nodes.cogvideox.CogVideoXFamily())
     inputs = {**sampler_inputs(clip, 1, 1.0, size=VERSIONS[version]), "steps": 1}
@@ -167,7 +169,7 @@ def test_cogvideox_scores_equal_the_authors_code(ca, version, monkeypatch):
               f"{float(their_scores.abs().max()):.3g})")
         assert our_concepts.shape == their_concepts.shape and our_scores.shape == their_scores.shape
         assert torch.allclose(our_concepts, their_concepts, rtol=0, atol=ATOL), (layer, concept_difference)
-        # the scores reach ~200 here, where fp32's spacing is 1.5e-5: held to 1e-5 of their magnitude
+        # the scores reach ~90 here, where fp32's spacing is 7.6e-6: held to 1e-5 of their magnitude
         scale = max(1.0, float(their_scores.abs().max()))
         assert score_difference <= ATOL * scale, (layer, score_difference, scale)
         # the layer's map as users get it (softmax over concepts): within 1e-5 outright
