@@ -57,10 +57,14 @@ def hunyuan_reference_scores(dm, x, t, context, y, guidance, concept_context):
     txt = dm.txt_in(context, t, None)
     concepts = torch.cat([dm.txt_in(concept_context[:, k:k + 1].expand(b, -1, -1), t, None)
                           for k in range(concept_context.shape[1])], dim=1)
+    if getattr(dm, "cond_type_embedding", None) is not None:  # 1.5: text tokens are of type 0
+        txt, concepts = (tokens + dm.cond_type_embedding.weight[0] for tokens in (txt, concepts))
     base = mlp_embed(dm.time_in, embed_time(t, 1.0))
     if dm.params.guidance_embed:
         base = base + mlp_embed(dm.guidance_in, embed_time(guidance, 1000.0))
-    vec, concept_vec = base + mlp_embed(dm.vector_in, y), base + mlp_embed(dm.vector_in, torch.zeros_like(y))
+    vec = concept_vec = base
+    if dm.vector_in is not None:
+        vec, concept_vec = base + mlp_embed(dm.vector_in, y), base + mlp_embed(dm.vector_in, torch.zeros_like(y))
     grid = [size // patch for size, patch in zip(x.shape[-3:], dm.patch_size, strict=True)]
     ids = torch.cat([torch.zeros(txt.shape[1], 3), video_ids(*grid)])[None].expand(b, -1, -1)
     scores, streams = [], (img, txt, concepts)
@@ -71,8 +75,18 @@ def hunyuan_reference_scores(dm, x, t, context, y, guidance, concept_context):
     return scores
 
 
-def test_scores_match_the_equations_frame_by_frame(ca):
-    model, clip = tiny_hunyuan_video(5), tiny_clip()
+def hunyuan_video_15(seed: int):
+    """A tiny HunyuanVideo 1.5 (ComfyUI 0.8 on): no pooled vector or guidance embedding, text-type embeddings,
+    32 latent channels plus the image-to-video condition's 32 and its mask."""
+    if not hasattr(comfy.supported_models, "HunyuanVideo15"):
+        pytest.skip("HunyuanVideo 1.5 exists from ComfyUI 0.8 on")
+    return tiny_hunyuan_video(seed, pooled=False, guidance_embed=False, use_cond_type_embedding=True, in_channels=65,
+                              out_channels=32, config_class=comfy.supported_models.HunyuanVideo15)
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.5"])
+def test_scores_match_the_equations_frame_by_frame(ca, version):
+    model, clip = tiny_hunyuan_video(5) if version == "1.0" else hunyuan_video_15(5), tiny_clip()
     inputs = {**sampler_inputs(clip, 1, 1.0, size=(3, 8, 12)), "steps": 1}
     args, kwargs = first_forward_call(model, inputs)
     dm = model.get_model_object("diffusion_model")
@@ -242,3 +256,33 @@ def test_hunyuan_image_21_has_one_frame_of_2d_patches(ca):
     assert maps.maps.shape == (1, 3, 6, 10) and maps.frames == 1 and maps.video_frames == ()
     assert torch.allclose(maps.maps.sum(dim=1), torch.ones(1, 6, 10), atol=1e-5)
     assert ca.nodes.hunyuan_video.HunyuanVideoFamily().token_pixels(model) == 32  # its VAE: 32 px per latent cell
+
+
+@pytest.mark.parametrize("frames", [3, 5])
+def test_memory_is_frames_times_tokens_times_concepts_whatever_the_steps_and_layers(ca, frames):
+    """What a finished run keeps: its latent and one running sum per map space of [K, frames * tokens] floats,
+    however many steps ran and layers were averaged."""
+    import nodes
+
+    model, clip = tiny_hunyuan_video(3), tiny_clip()
+    family = ca.nodes.hunyuan_video.HunyuanVideoFamily()
+    concepts, _ = ca.nodes.encoding.encode_concepts(clip, ["dog", "grass", "sky"], "first", family)
+    held = set()
+    for steps, layers in ((1, (0,)), (4, (0, 1, 2))):
+        patch = ca.nodes.patch.ConceptAttentionPatch(family, concepts, layers, (0, 10000))
+        inputs = sampler_inputs(clip, 1, 3.5, size=(frames, 8, 12))
+        nodes.common_ksampler(patch.install(model.clone()), inputs["seed"], steps, 3.5, "euler", "simple",
+                              inputs["positive"], inputs["negative"], inputs["latent_image"])
+        held.add(patch.recorder.held_bytes())
+    latent_bytes = 16 * frames * 8 * 12 * 4
+    assert held == {latent_bytes + 2 * 3 * frames * 4 * 6 * 4}
+
+
+def test_a_mask_for_an_unknown_concept_names_the_concepts_there_are(ca):
+    from test_planted import one_pass_maps
+
+    maps = one_pass_maps(ca, planted_hunyuan_video(), concept_context(), torch.zeros(1, 16), planted_clip([1, 2]), 8)
+    with pytest.raises(ValueError, match="'cat'.*left.*right"):
+        ca.nodes.map_nodes.ConceptMask.execute(
+            concept_maps=maps, concepts="cat", method="argmax", threshold=0.5, grow=0, blur=0.0, fill_holes=False,
+            invert=False, space="as_made")
