@@ -47,11 +47,13 @@ def video_ids(frames, rows, cols):
     return torch.stack([f, r, c], dim=-1).reshape(-1, 3).float()
 
 
-def hunyuan_reference_scores(dm, x, t, context, y, guidance, concept_context):
+def hunyuan_reference_scores(dm, x, t, context, y, guidance, concept_context, guiding_frame_index=None):
     """Per-layer (output, cross-attention) scores [B, K, F*h*w] from the paper's equations on HunyuanVideo: the
     prompt and each concept (a one-token prompt of its own) through the token refiner at t, the concepts'
     modulation from the timestep and guidance with a zero pooled vector, zero RoPE ids for text and
-    concepts, (frame, row, column) ids for the image tokens, frame by frame."""
+    concepts, (frame, row, column) ids for the image tokens, frame by frame. guiding_frame_index: I2V's
+    first-frame replacement, whose first frame's image tokens are modulated at that index; the text, and
+    so the concepts, keep the video's timestep."""
     b = x.shape[0]
     img = dm.img_in(x)  # the patch embedding: [B, F*h*w, C], frame by frame, row-major
     txt = dm.txt_in(context, t, None)
@@ -67,9 +69,19 @@ def hunyuan_reference_scores(dm, x, t, context, y, guidance, concept_context):
         vec, concept_vec = base + mlp_embed(dm.vector_in, y), base + mlp_embed(dm.vector_in, torch.zeros_like(y))
     grid = [size // patch for size, patch in zip(x.shape[-3:], dm.patch_size, strict=True)]
     ids = torch.cat([torch.zeros(txt.shape[1], 3), video_ids(*grid)])[None].expand(b, -1, -1)
+    first_frame = grid[1] * grid[2]
+
+    def image_modulation(block):
+        if guiding_frame_index is None:
+            return modulation(block.img_mod, vec)
+        time_at = lambda steps: mlp_embed(dm.time_in, embed_time(steps, 1.0))  # noqa: E731
+        replaced = vec - time_at(t) + time_at(guiding_frame_index)  # the timestep replaced by the index
+        return [torch.cat([a.expand(-1, first_frame, -1), v.expand(-1, img.shape[1] - first_frame, -1)], dim=1)
+                for a, v in zip(modulation(block.img_mod, replaced), modulation(block.img_mod, vec), strict=True)]
+
     scores, streams = [], (img, txt, concepts)
     for block in dm.double_blocks:
-        mods = (modulation(block.img_mod, vec), modulation(block.txt_mod, vec), modulation(block.txt_mod, concept_vec))
+        mods = (image_modulation(block), modulation(block.txt_mod, vec), modulation(block.txt_mod, concept_vec))
         layer, streams = reference_joint_block(block, streams, mods, ids, dm.params.axes_dim, dm.params.theta)
         scores.append(layer)
     return scores
@@ -84,18 +96,22 @@ def hunyuan_video_15(seed: int):
                               out_channels=32, config_class=comfy.supported_models.HunyuanVideo15)
 
 
-@pytest.mark.parametrize("version", ["1.0", "1.5"])
+@pytest.mark.parametrize("version", ["1.0", "1.5", "1.0 image to video (replace)"])
 def test_scores_match_the_equations_frame_by_frame(ca, version):
-    model, clip = tiny_hunyuan_video(5) if version == "1.0" else hunyuan_video_15(5), tiny_clip()
+    model, clip = tiny_hunyuan_video(5) if version.startswith("1.0") else hunyuan_video_15(5), tiny_clip()
     inputs = {**sampler_inputs(clip, 1, 1.0, size=(3, 8, 12)), "steps": 1}
+    if version.endswith("(replace)"):
+        inputs["positive"] = [[c, {**extra, "guiding_frame_index": 0}] for c, extra in inputs["positive"]]
     args, kwargs = first_forward_call(model, inputs)
     dm = model.get_model_object("diffusion_model")
     call = inspect.signature(dm.forward).bind(*args, **kwargs).arguments
     x, t, context, y, guidance = (call[name] for name in ("x", "timestep", "context", "y", "guidance"))
+    guiding = call.get("guiding_frame_index")
+    assert (guiding is not None) == version.endswith("(replace)")
     family = ca.nodes.hunyuan_video.HunyuanVideoFamily()
     concepts, _ = ca.nodes.encoding.encode_concepts(clip, ["dog", "grass", "sky"], "first", family)
     with torch.no_grad():
-        expected = hunyuan_reference_scores(dm, x, t, context, y, guidance, concepts)
+        expected = hunyuan_reference_scores(dm, x, t, context, y, guidance, concepts, guiding)
         # a refiner run over the concepts as one prompt mixes them: the test can tell
         mixed = dm.txt_in(concepts, t, None)
         assert not torch.allclose(mixed, torch.cat([dm.txt_in(concepts[:, k:k + 1], t, None) for k in range(3)], 1))
