@@ -302,3 +302,23 @@ def test_a_mask_for_an_unknown_concept_names_the_concepts_there_are(ca):
         ca.nodes.map_nodes.ConceptMask.execute(
             concept_maps=maps, concepts="cat", method="argmax", threshold=0.5, grow=0, blur=0.0, fill_holes=False,
             invert=False, space="as_made")
+
+
+def test_any_sampler_gives_the_same_video_maps(ca):
+    """Concept Attention Model before KSampler, then Concept Maps on its LATENT: the sampler node's maps, frames
+    and decoded-frame mapping."""
+    import nodes
+
+    model, clip = tiny_hunyuan_video(3), tiny_clip()
+    inputs = sampler_inputs(clip, 1, 3.5, size=VIDEO)
+    patched, recorder = ca.nodes.model_node.ConceptAttentionModel.execute(
+        model=model, clip=clip, concepts="dog, grass, sky", layers="all", space="output", softmax=True,
+        token_pooling="first", start_step=0, end_step=10000).args
+    (latent,) = nodes.common_ksampler(patched, inputs["seed"], inputs["steps"], inputs["cfg"], inputs["sampler_name"],
+                                      inputs["scheduler"], inputs["positive"], inputs["negative"],
+                                      inputs["latent_image"])
+    collected = ca.nodes.model_node.ConceptMapsCollector.execute(recorder=recorder, latent=latent).args[0]
+    _, from_sampler = concept_sampler(ca, model, clip, **inputs)
+    assert torch.equal(collected.maps, from_sampler.maps)
+    assert collected.video_frames == from_sampler.video_frames and collected.output_frames == 17
+    assert collected.image_size == (64, 96)
