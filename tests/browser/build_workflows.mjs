@@ -1,5 +1,5 @@
 // Builds workflows/<name>.json and workflows/<name>.jpg in ComfyUI's frontend from workflow_specs.mjs.
-//   node tests/browser/build_workflows.mjs <comfyui url> <workflows dir>
+//   node tests/browser/build_workflows.mjs <comfyui url> <workflows dir> [template ...]
 // Run through build_workflows.py, which starts a ComfyUI server with placeholder model files.
 // Each thumbnail is a screenshot of the workflow as loaded from the written file; the runnable
 // demo is run first, so its thumbnail shows its real output.
@@ -9,8 +9,9 @@ import { closeDialogs, openComfy, settle } from "./browser.mjs";
 import { jpegThumbnail, loadWorkflow, readGallery, runWithButton } from "./comfy_actions.mjs";
 import { RUNNABLE, WORKFLOWS } from "./workflow_specs.mjs";
 
-const [url, outDir] = process.argv.slice(2);
-if (!url || !outDir) throw new Error("usage: build_workflows.mjs <comfyui url> <workflows dir>");
+const [url, outDir, ...names] = process.argv.slice(2);
+if (!url || !outDir) throw new Error("usage: build_workflows.mjs <comfyui url> <workflows dir> [template ...]");
+const chosen = names.length ? names : Object.keys(WORKFLOWS);  // build_workflows.py names them
 
 function buildInPage([spec, name]) {
   const { app, LiteGraph } = window;
@@ -57,7 +58,9 @@ function buildInPage([spec, name]) {
 const { context, page, close } = await openComfy(url, { viewport: { width: 1600, height: 1000 } });
 try {
   await closeDialogs(page);
-  for (const [name, spec] of Object.entries(WORKFLOWS)) {
+  for (const name of chosen) {
+    const spec = WORKFLOWS[name];
+    if (!spec) throw new Error(`no template ${name} in workflow_specs.mjs`);
     const workflow = await page.evaluate(buildInPage, [spec, name]);
     const file = path.join(outDir, `${name}.json`);
     fs.writeFileSync(file, `${JSON.stringify(workflow, null, 2)}\n`);

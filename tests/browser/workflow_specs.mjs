@@ -1,15 +1,18 @@
 // The shipped workflow templates, as the builder (build_workflows.mjs) lays them out in ComfyUI's
 // own frontend. Edit here, then regenerate workflows/*.json and their thumbnails:
-//   CA_COMFYUI_DIR=<ComfyUI 0.8.0> <its python> tests/browser/build_workflows.py
+//   CA_COMFYUI_DIR=<ComfyUI 0.8.0> <its python> tests/browser/build_workflows.py [template ...]
 // (0.8.0: the oldest host with Flux.2's nodes, which flux2_concept_maps uses; the other templates
 // load on 0.3.64 as well.)
 // A template that needs a newer ComfyUI than the oldest supported one declares it as `minHost` (the
 // oldest ComfyUI version that has every node and option it uses); the browser tier leaves it out on
-// older hosts, checks that they do lack something it uses, and says so in its output.
+// older hosts, checks that they do lack something it uses, and says so in its output. One newer than
+// 0.8.0 is built on its host, by name (cogvideox_concept_mask: CA_COMFYUI_DIR=<ComfyUI 0.33.0>).
 // Model file names, folders and download addresses are those of ComfyUI's official Flux, Flux.2, Chroma,
 // SD3.5 and Qwen-Image templates (comfyui_workflow_templates: flux_schnell, flux_dev_full_text_to_image,
 // flux_dev_example, flux_fill_inpaint_example, image_flux2, image_flux2_klein_text_to_image,
-// image_chroma_text_to_image, sd3.5_simple_example, image_qwen_image, image_qwen_image_edit_2509).
+// image_chroma_text_to_image, sd3.5_simple_example, image_qwen_image, image_qwen_image_edit_2509), and for
+// the video templates those of its HunyuanVideo template (hunyuan_video_text_to_video) and of ComfyUI
+// 0.33's own CogVideoX workflow (its "Video Inpaint (VOID)" blueprint: text encoder, VAE and sampler).
 
 const HF = "https://huggingface.co";
 const MODEL = {
@@ -43,6 +46,17 @@ const MODEL = {
     url: `${HF}/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/text_encoders/qwen_2.5_vl_7b_fp8_scaled.safetensors` },
   qwenVae: { name: "qwen_image_vae.safetensors", directory: "vae",
     url: `${HF}/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors` },
+  hunyuanVideo: { name: "hunyuan_video_t2v_720p_bf16.safetensors", directory: "diffusion_models",
+    url: `${HF}/Comfy-Org/HunyuanVideo_repackaged/resolve/main/split_files/diffusion_models/hunyuan_video_t2v_720p_bf16.safetensors?download=true` },
+  llavaLlama3: { name: "llava_llama3_fp8_scaled.safetensors", directory: "text_encoders",
+    url: `${HF}/Comfy-Org/HunyuanVideo_repackaged/resolve/main/split_files/text_encoders/llava_llama3_fp8_scaled.safetensors?download=true` },
+  hunyuanVideoVae: { name: "hunyuan_video_vae_bf16.safetensors", directory: "vae",
+    url: `${HF}/Comfy-Org/HunyuanVideo_repackaged/resolve/main/split_files/vae/hunyuan_video_vae_bf16.safetensors?download=true` },
+  // ComfyUI lists no download of a CogVideoX text-to-video transformer in its own single-file layout
+  // (its loader does not read diffusers' transformer folder): the name is the user's own file.
+  cogvideox: { name: "cogvideox_5b_t2v.safetensors", directory: "diffusion_models" },
+  cogvideoxVae: { name: "cogvideox_vae.safetensors", directory: "vae",
+    url: `${HF}/Comfy-Org/void-model/resolve/main/vae/cogvideox_vae.safetensors` },
 };
 
 const NEGATIVE = { color: "#322", bgcolor: "#533" };
@@ -89,6 +103,19 @@ const saliency = (pos) => ({ type: "ConceptAttentionSaliencyMap", pos, size: [42
 const conceptMask = (pos, widgets) => ({ type: "ConceptAttentionMask", pos, size: [320, 300], ...OURS, widgets });
 const conceptModel = (pos, widgets, title) => ({ type: "ConceptAttentionModel", pos, size: [320, 0], title, ...OURS, widgets });
 const conceptMaps = (pos, title) => ({ type: "ConceptAttentionMaps", pos, size: [240, 0], title, ...OURS });
+// HunyuanVideo's two text encoders: CLIP-L and LLaVA-Llama-3, with DualCLIPLoader's "hunyuan_video" type.
+const hunyuanVideoClip = (pos) => ({
+  type: "DualCLIPLoader", pos, size: [320, 0], models: [MODEL.clipL, MODEL.llavaLlama3],
+  widgets: { clip_name1: MODEL.clipL.name, clip_name2: MODEL.llavaLlama3.name, type: "hunyuan_video" },
+});
+// CogVideoX's one text encoder: T5-XXL, with CLIPLoader's "cogvideox" type (its 226-token padding).
+const cogvideoxClip = (pos) => ({
+  type: "CLIPLoader", pos, size: [320, 0], models: [MODEL.t5], widgets: { clip_name: MODEL.t5.name, type: "cogvideox" },
+});
+const saveClip = (pos, title, prefix, fps) => ({
+  type: "SaveAnimatedWEBP", pos, size: [320, 300], title,
+  widgets: { filename_prefix: prefix, fps, lossless: false, quality: 90, method: "default" },
+});
 const note = (pos, size, text) => ({ type: "MarkdownNote", pos, size, title: "About this workflow", widgets: { text } });
 
 // The links every generating template shares: loaders -> prompts -> Concept Attention Sampler ->
@@ -118,6 +145,7 @@ const CHROMA_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae:
 const FLUX2_LOADERS = { model: ["flux2", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const SD35_LOADERS = { model: ["shift", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
 const QWEN_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
+const HUNYUAN_VIDEO_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const QWEN_FILES = (model) => `**Model files** (as ComfyUI's official Qwen-Image templates list them):
 
 \`\`\`
@@ -135,6 +163,21 @@ ComfyUI/models/
 ├── text_encoders/     clip_l.safetensors, t5xxl_fp16.safetensors
 └── vae/               ae.safetensors
 \`\`\``;
+
+// The video templates' links after the maps: the decoded clip saved, the heatmap clips saved, and one
+// concept's per-frame mask recolouring it in every frame: a tinted copy of the clip (ImageBlend multiply
+// with a plain colour) composited over the clip inside the mask. `clip` names the node whose IMAGE is the
+// decoded clip.
+const recolourLinks = (clip) => [
+  [clip, "IMAGE", "generated", "images"],
+  ["saliency", "heatmaps", "heatmapClips", "images"],
+  [clip, "IMAGE", "tint", "image1"],
+  ["colour", "IMAGE", "tint", "image2"],
+  [clip, "IMAGE", "composite", "destination"],
+  ["tint", "IMAGE", "composite", "source"],
+  ["mask", "MASK", "composite", "mask"],
+  ["composite", "IMAGE", "save", "images"],
+];
 
 export const WORKFLOWS = {
   // The same pipeline and settings as workflows/api/demo_shapes.json, which scripts/demo.sh runs
@@ -739,6 +782,153 @@ ${QWEN_FILES("qwen_image_edit_2509_fp8_e4m3fn.safetensors")}`),
       ["decode", "IMAGE", "composite", "source"],
       ["mask", "MASK", "composite", "mask"],
       ["composite", "IMAGE", "save", "images"],
+    ],
+  },
+
+  // HunyuanVideo text-to-video as ComfyUI's official template runs it (ModelSamplingSD3 shift 7,
+  // FluxGuidance 6 at cfg 1, euler / simple, 20 steps, 848x480, VAEDecodeTiled 256/64/64/8), on a
+  // shorter clip, with per-frame concept maps and a mask that recolours the cat in every frame.
+  hunyuan_video_concept_mask: {
+    nodes: {
+      hunyuan: unet(MODEL.hunyuanVideo, [20, 40], "Load HunyuanVideo"),
+      shift: { type: "ModelSamplingSD3", pos: [20, 170], size: [320, 0], widgets: { shift: 7.0 } },
+      clip: hunyuanVideoClip([20, 270]),
+      vae: vae([20, 440], MODEL.hunyuanVideoVae),
+      positive: prompt("a fluffy ginger cat walking slowly through tall green grass in a sunny meadow, "
+        + "clear blue sky, gentle breeze, realistic video", [390, 40]),
+      guidance: { type: "FluxGuidance", pos: [390, 240], size: [420, 0], widgets: { guidance: 6.0 } },
+      negative: negative("", [390, 350], "Negative prompt (unused at cfg 1)"),
+      latent: { type: "EmptyHunyuanLatentVideo", pos: [390, 550], size: [420, 0],
+        widgets: { width: 848, height: 480, length: 33, batch_size: 1 } },
+      sampler: sampler([860, 40], { seed: 12, steps: 20, cfg: 1.0, concepts: "cat, grass, sky" }),
+      decode: { type: "VAEDecodeTiled", pos: [1130, 40], size: [300, 0],
+        widgets: { tile_size: 256, overlap: 64, temporal_size: 64, temporal_overlap: 8 } },
+      generated: saveClip([1130, 240], "Generated clip", "ConceptAttention/hunyuan_video", 24),
+      saliency: saliency([1490, 40]),
+      heatmapClips: saveClip([1490, 240], "Heatmap clips (concept after concept)",
+        "ConceptAttention/hunyuan_video_heatmaps", 24),
+      mask: conceptMask([1130, 600], { concepts: "cat", grow: 4, blur: 2, fill_holes: true,
+        temporal_smoothing: 1.0 }),
+      colour: { type: "EmptyImage", pos: [860, 660], title: "Violet",
+        widgets: { width: 848, height: 480, batch_size: 1, color: 0x8a3ffc } },
+      tint: { type: "ImageBlend", pos: [860, 860], title: "Clip tinted violet",
+        widgets: { blend_factor: 0.7, blend_mode: "multiply" } },
+      composite: { type: "ImageCompositeMasked", pos: [1490, 600], title: "Cat recoloured in every frame" },
+      save: saveClip([1840, 600], "Recoloured clip", "ConceptAttention/hunyuan_video_recoloured", 24),
+      about: note([20, 580], [340, 560], `### HunyuanVideo with per-frame concept masks
+
+Generates a 33-frame clip with HunyuanVideo as ComfyUI's official template does (shift 7,
+FluxGuidance 6, cfg 1, 20 steps) and maps \`cat, grass, sky\` in every frame while sampling.
+
+- **Saliency Map**: a heatmap clip per concept, saved one after the other.
+- **Concept Mask**: the \`cat\` mask, one per frame, smoothed over neighbouring frames
+  (**temporal_smoothing** 1) against flicker.
+- **ImageCompositeMasked** puts a violet-tinted copy of the clip over it inside the mask only:
+  the cat changes colour, everything else stays as generated.
+
+Longer clips: **length** 4n+1 (73 in the official template). Lower **tile_size** in the
+tiled decode if it runs out of memory.
+
+**Model files** (as ComfyUI's official HunyuanVideo template lists them):
+
+\`\`\`
+ComfyUI/models/
+├── diffusion_models/  hunyuan_video_t2v_720p_bf16.safetensors
+├── text_encoders/     clip_l.safetensors, llava_llama3_fp8_scaled.safetensors
+└── vae/               hunyuan_video_vae_bf16.safetensors
+\`\`\``),
+    },
+    links: [
+      ["hunyuan", "MODEL", "shift", "model"],
+      ...generationLinks(HUNYUAN_VIDEO_LOADERS, "positive", "negative", "guidance"),
+      ["positive", "CONDITIONING", "guidance", "conditioning"],
+      ...recolourLinks("decode"),
+    ],
+  },
+
+  // CogVideoX 1.0 5B text-to-video at its own settings (720x480, 8 fps, 50 steps, cfg 6, an empty
+  // negative prompt), sampled as ComfyUI 0.33's own CogVideoX workflow samples: SamplerCustomAdvanced with
+  // CFGGuider and its DDIM sampler (VOIDSampler: KSampler's samplers scale the noise for sigma space,
+  // CogVideoX's v-prediction wants the DDIM update on unscaled latents). The Concept Attention Model and
+  // Concept Maps map the run.
+  cogvideox_concept_mask: {
+    minHost: "0.33.0",  // CogVideoX (CLIPLoader's "cogvideox" type, VOIDSampler) is new in ComfyUI 0.33
+    nodes: {
+      cogvideox: unet(MODEL.cogvideox, [20, 40], "Load CogVideoX (ComfyUI single-file layout)"),
+      clip: cogvideoxClip([20, 170]),
+      vae: vae([20, 300], MODEL.cogvideoxVae),
+      camodel: conceptModel([390, 40], { concepts: "cat, grass, sky" }),
+      positive: prompt("A fluffy ginger cat walks slowly through tall green grass in a sunny meadow. The "
+        + "grass sways in a gentle breeze under a clear blue sky. Realistic, natural light.", [390, 400]),
+      negative: negative("", [390, 600], "Negative prompt (empty)"),
+      guider: { type: "CFGGuider", pos: [860, 40], size: [240, 0], widgets: { cfg: 6.0 } },
+      noise: { type: "RandomNoise", pos: [860, 160], size: [240, 0], widgets: { noise_seed: 12 } },
+      select: { type: "VOIDSampler", pos: [860, 290], size: [240, 0], title: "CogVideoX DDIM sampler" },
+      scheduler: { type: "BasicScheduler", pos: [860, 370], size: [240, 0],
+        widgets: { scheduler: "simple", steps: 50, denoise: 1.0 } },
+      latent: { type: "EmptyHunyuanLatentVideo", pos: [860, 540], size: [240, 0], title: "Empty video latent",
+        widgets: { width: 720, height: 480, length: 49, batch_size: 1 } },
+      sca: { type: "SamplerCustomAdvanced", pos: [1140, 40], size: [260, 0] },
+      maps: conceptMaps([1140, 330]),
+      decode: { type: "VAEDecode", pos: [1140, 440] },
+      generated: saveClip([1440, 40], "Generated clip", "ConceptAttention/cogvideox", 8),
+      saliency: saliency([1800, 40]),
+      heatmapClips: saveClip([1800, 240], "Heatmap clips (concept after concept)",
+        "ConceptAttention/cogvideox_heatmaps", 8),
+      mask: conceptMask([1440, 600], { concepts: "cat", grow: 4, blur: 2, fill_holes: true,
+        temporal_smoothing: 1.0 }),
+      colour: { type: "EmptyImage", pos: [1140, 700], title: "Violet",
+        widgets: { width: 720, height: 480, batch_size: 1, color: 0x8a3ffc } },
+      tint: { type: "ImageBlend", pos: [1140, 900], title: "Clip tinted violet",
+        widgets: { blend_factor: 0.7, blend_mode: "multiply" } },
+      composite: { type: "ImageCompositeMasked", pos: [1800, 600], title: "Cat recoloured in every frame" },
+      save: saveClip([2150, 600], "Recoloured clip", "ConceptAttention/cogvideox_recoloured", 8),
+      about: note([20, 420], [340, 640], `### CogVideoX with per-frame concept masks
+
+Generates a 49-frame clip with CogVideoX 5B (50 steps, cfg 6) and maps \`cat, grass, sky\` in
+every frame. Needs ComfyUI 0.33 or newer.
+
+- **Concept Attention Model** before the guider, **Concept Maps** after the sampler: the clip
+  stays exactly as without them.
+- The **CogVideoX DDIM sampler** (ComfyUI's VOIDSampler) is the sampler CogVideoX needs in
+  ComfyUI; KSampler's samplers do not suit its v-prediction.
+- **Saliency Map**: a heatmap clip per concept. **Concept Mask**: the \`cat\` mask in every
+  frame (**temporal_smoothing** 1), used to recolour the cat.
+
+**CogVideoX 1.5 5B**: 1360x768, 81 frames, 16 fps.
+
+**Model files**: ComfyUI reads a CogVideoX transformer in its own single-file layout (as
+Comfy-Org's void-model files are), not diffusers' folder; name yours in the loader.
+
+\`\`\`
+ComfyUI/models/
+├── diffusion_models/  cogvideox_5b_t2v.safetensors (yours)
+├── text_encoders/     t5xxl_fp16.safetensors
+└── vae/               cogvideox_vae.safetensors
+\`\`\``),
+    },
+    links: [
+      ["cogvideox", "MODEL", "camodel", "model"],
+      ["clip", "CLIP", "camodel", "clip"],
+      ["clip", "CLIP", "positive", "clip"],
+      ["clip", "CLIP", "negative", "clip"],
+      ["camodel", "MODEL", "guider", "model"],
+      ["positive", "CONDITIONING", "guider", "positive"],
+      ["negative", "CONDITIONING", "guider", "negative"],
+      ["camodel", "MODEL", "scheduler", "model"],
+      ["noise", "NOISE", "sca", "noise"],
+      ["guider", "GUIDER", "sca", "guider"],
+      ["select", "SAMPLER", "sca", "sampler"],
+      ["scheduler", "SIGMAS", "sca", "sigmas"],
+      ["latent", "LATENT", "sca", "latent_image"],
+      ["camodel", "recorder", "maps", "recorder"],
+      ["sca", "output", "maps", "latent"],
+      ["sca", "output", "decode", "samples"],
+      ["vae", "VAE", "decode", "vae"],
+      ["maps", "CONCEPT_MAPS", "saliency", "concept_maps"],
+      ["decode", "IMAGE", "saliency", "image"],
+      ["maps", "CONCEPT_MAPS", "mask", "concept_maps"],
+      ...recolourLinks("decode"),
     ],
   },
 };
