@@ -179,6 +179,25 @@ def encode(ca, clip, names, pooling):
     return ca.nodes.encoding.encode_concepts(clip, names, pooling, ca.nodes.flux.FluxFamily())[0]
 
 
+def layer_maps_and_outputs(ca, model, clip, inputs, layer: int, monkeypatch, concepts: list[str]):
+    """The sampler's raw maps of one joint block (ConceptMaps, no softmax) and that block's concept attention
+    outputs [B, K, C], for comparisons with the paper authors' code."""
+    attended = []
+    stock = ca.nodes.patch.attend_concepts
+
+    def recording(*args, **kwargs):
+        attended.append(stock(*args, **kwargs))
+        return attended[-1]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ca.nodes.patch, "attend_concepts", recording)
+        _, maps = ca.nodes.sampler_node.ConceptAttentionSampler.execute(
+            model=model, clip=clip, concepts=", ".join(concepts), layers=str(layer), space="output", softmax=False,
+            token_pooling="first", start_step=0, end_step=10000, **inputs).args
+    assert len(attended) == layer + 1, f"the concepts attended in {len(attended)} blocks, up to block {layer}"
+    return maps, attended[-1].outputs
+
+
 def run_layers(ca, model, clip, inputs, layers, softmax):
     return ca.nodes.sampler_node.ConceptAttentionSampler.execute(
         model=model, clip=clip, concepts="dog, grass, sky", layers=layers, space="output", softmax=softmax,

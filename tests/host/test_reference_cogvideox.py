@@ -41,6 +41,7 @@ import torch
 from ca_test_nodes import _randomise, first_forward_call, tiny_cogvideox, tiny_cogvideox_clip
 from einops import rearrange
 from test_generation_unchanged import sampler_inputs
+from test_math import layer_maps_and_outputs
 
 REFERENCE_FILES = ("concept_attention/cogvideox/dit.py", "concept_attention/cogvideox/dit_block.py")
 REFERENCE_DIR = os.environ.get("CA_REFERENCE_DIR")
@@ -121,20 +122,8 @@ def their_vectors(model, dm, x, t, context, concepts) -> dict:
 
 def our_layer(ca, model, clip, inputs, layer: int, monkeypatch) -> tuple[torch.Tensor, torch.Tensor]:
     """The sampler's raw score maps of one block as [B, K, N], and that block's concept attention outputs."""
-    attended = []
-    stock = ca.nodes.patch.attend_concepts
-
-    def recording(*args, **kwargs):
-        attended.append(stock(*args, **kwargs))
-        return attended[-1]
-
-    with monkeypatch.context() as patched:
-        patched.setattr(ca.nodes.patch, "attend_concepts", recording)
-        _, maps = ca.nodes.sampler_node.ConceptAttentionSampler.execute(
-            model=model, clip=clip, concepts=", ".join(CONCEPTS), layers=str(layer), space="output", softmax=False,
-            token_pooling="first", start_step=0, end_step=10000, **inputs).args
-    assert len(attended) == layer + 1, f"the concepts attended in {len(attended)} blocks, up to block {layer}"
-    return rearrange(maps.maps, "(B F) K h w -> B K (F h w)", F=maps.frames), attended[-1].outputs
+    maps, outputs = layer_maps_and_outputs(ca, model, clip, inputs, layer, monkeypatch, CONCEPTS)
+    return rearrange(maps.maps, "(B F) K h w -> B K (F h w)", F=maps.frames), outputs
 
 
 def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -45,6 +45,7 @@ import torch
 from ca_test_nodes import first_forward_call, tiny_sd3, tiny_sd3_clip
 from einops import rearrange
 from test_generation_unchanged import sampler_inputs
+from test_math import layer_maps_and_outputs
 
 REFERENCE_FILE = "concept_attention/sd3/dit_block.py"
 REFERENCE_DIR = os.environ.get("CA_REFERENCE_DIR")
@@ -148,20 +149,8 @@ def their_vectors(model, x, t, context, concepts, pooled) -> dict:
 
 def our_layer(ca, model, clip, inputs, layer: int, monkeypatch) -> tuple[torch.Tensor, torch.Tensor]:
     """The sampler's raw score maps of one joint block, [B, K, h, w], and that block's concept attention outputs."""
-    attended = []
-    stock = ca.nodes.patch.attend_concepts
-
-    def recording(*args, **kwargs):
-        attended.append(stock(*args, **kwargs))
-        return attended[-1]
-
-    with monkeypatch.context() as patched:
-        patched.setattr(ca.nodes.patch, "attend_concepts", recording)
-        _, maps = ca.nodes.sampler_node.ConceptAttentionSampler.execute(
-            model=model, clip=clip, concepts=", ".join(CONCEPTS), layers=str(layer), space="output", softmax=False,
-            token_pooling="first", start_step=0, end_step=10000, **inputs).args
-    assert len(attended) == layer + 1, f"the concepts attended in {len(attended)} blocks, up to block {layer}"
-    return maps.maps, attended[-1].outputs
+    maps, outputs = layer_maps_and_outputs(ca, model, clip, inputs, layer, monkeypatch, CONCEPTS)
+    return maps.maps, outputs
 
 
 def scores(concept_vectors: torch.Tensor, image_vectors: torch.Tensor) -> torch.Tensor:

@@ -471,6 +471,17 @@ def tiny_hunyuan_video(seed: int = 0, depth: int = 3, guidance_embed: bool = Tru
     return _tiny_model(config_class or comfy.supported_models.HunyuanVideo, config, seed)
 
 
+def identity_attention(double_blocks, hidden: int) -> None:
+    """Flux-style double blocks whose q, k and v are each token itself, q/k norms four times sharper: a token
+    attends to the tokens most like it."""
+    eye = torch.eye(hidden)
+    for block in double_blocks:
+        for attn in (block.img_attn, block.txt_attn):
+            attn.qkv.weight.copy_(torch.cat([eye, eye, eye]))
+            rms_norm_scale(attn.norm.query_norm).fill_(4.0)
+            rms_norm_scale(attn.norm.key_norm).fill_(4.0)
+
+
 def planted_hunyuan_video() -> comfy.model_patcher.ModelPatcher:
     """planted() for HunyuanVideo. Image tokens carry RoPE positions on the frame axis too, so the contents live
     in head 0's channels 2-3, the frame axis's slowest pair (a token of frame f turns by f / 16 rad): 'left' is
@@ -487,12 +498,7 @@ def planted_hunyuan_video() -> comfy.model_patcher.ModelPatcher:
         dm.img_in.proj.weight[3, 0, 0, 0, 1], dm.img_in.proj.weight[3, 0, 0, 1, 1] = 1.0, -1.0
         embed = dm.txt_in.input_embedder.weight  # concept 'left' (c0 - c1) -> e2 - e3
         embed[2, 0], embed[2, 2], embed[3, 1], embed[3, 3] = 1.0, -1.0, 1.0, -1.0
-        eye = torch.eye(hidden)
-        for block in dm.double_blocks:
-            for attn in (block.img_attn, block.txt_attn):
-                attn.qkv.weight.copy_(torch.cat([eye, eye, eye]))
-                rms_norm_scale(attn.norm.query_norm).fill_(4.0)
-                rms_norm_scale(attn.norm.key_norm).fill_(4.0)
+        identity_attention(dm.double_blocks, hidden)
     return patcher
 
 
@@ -537,14 +543,9 @@ def planted(patcher: comfy.model_patcher.ModelPatcher) -> comfy.model_patcher.Mo
     with torch.no_grad():
         for p in dm.parameters():
             p.zero_()
-        eye = torch.eye(hidden)
         dm.img_in.weight.copy_(torch.eye(hidden, dm.img_in.weight.shape[1]))
         dm.txt_in.weight.copy_(torch.eye(hidden, dm.txt_in.weight.shape[1]))
-        for block in dm.double_blocks:
-            for attn in (block.img_attn, block.txt_attn):
-                attn.qkv.weight.copy_(torch.cat([eye, eye, eye]))
-                rms_norm_scale(attn.norm.query_norm).fill_(4.0)
-                rms_norm_scale(attn.norm.key_norm).fill_(4.0)
+        identity_attention(dm.double_blocks, hidden)
     return patcher
 
 
