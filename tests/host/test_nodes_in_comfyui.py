@@ -165,7 +165,7 @@ def test_direct_calls_name_the_bad_input(ca):
 
 @pytest.mark.parametrize("config_class, said", [
     ("SDXL", "SDXL has no joint text-image attention"), ("SD15", "SD1.5 has no joint text-image attention"),
-    ("WAN21_T2V", "Wan has no joint text-image attention"), ("HunyuanVideo", "does not support HunyuanVideo models yet"),
+    ("WAN21_T2V", "Wan has no joint text-image attention"), ("GenmoMochi", "does not support Mochi models yet"),
     ("AuraFlow", "does not support AuraFlow models yet"),
 ])
 def test_unsupported_models_are_named_as_users_know_them(ca, config_class, said):
