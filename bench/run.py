@@ -2,8 +2,9 @@
 
     CA_COMFYUI_DIR=<ComfyUI> <python> bench/run.py [--quick] [--device cpu|cuda] [--out bench/results.json]
 
-Other options (--depth, --single, --sizes, --concepts, --steps, --rounds, --threads) override the
-defaults of default_settings(); bench/gpu.sh runs it on a GPU with the full Flux.1 depth.
+Other options (--depth, --single, --sizes, --concepts, --steps, --rounds, --threads, --layer-sets; --frames for
+the video families, each size then measured at each clip length) override the defaults of default_settings();
+bench/gpu.sh runs it on a GPU with the full Flux.1 depth.
 
 (scripts/host_env.sh 0.8.0 prints "COMFYUI_DIR<TAB>PYTHON" on its last line.) Boots ComfyUI
 in-process, loads this extension through ComfyUI's loader, builds a Flux.1-width model with random
