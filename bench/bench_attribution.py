@@ -18,8 +18,8 @@ import bench_host
 STREAM_FUNCTIONS = (
     ("patch", "concept_qkv"),  # concept q/k/v (right after the text's qkv layer, on its cast weight)
     ("patch", "attend_concepts"),  # attention over [concepts; image], both scores
-    ("patch_class", "_concepts_after_attention"),  # proj residual of the concept tokens
-    ("patch_class", "_concepts_through_mlp"),  # the MLP on the concept tokens, layer by layer
+    ("step", "after_attention"),  # proj residual of the concept tokens
+    ("step", "through_mlp"),  # the MLP on the concept tokens, layer by layer
     ("patch", "mlp_residual"),  # the MLP residual
     ("family", "image_attention"),  # slicing the image part out of the joint attention
     ("family", "concept_modulations"),  # txt_mod on the concept vector, once per block
@@ -38,6 +38,7 @@ def instrument(host: bench_host.Host, wrap: Callable[[str, Callable], Callable])
         "patch": [host.patch_module],
         "family": [type(family) for family in families],
         "patch_class": [host.patch_module.ConceptAttentionPatch],
+        "step": [host.patch_module.ConceptStep],
         "aggregator": [sys.modules[f"{host.pack.__name__}.ca_core.aggregate"].ConceptScoreAggregator],
     }
     for owner_name, attribute in STREAM_FUNCTIONS:

@@ -58,6 +58,24 @@ QWEN_IMAGE = {
     "hidden_size": 3072, "num_heads": 24, "mlp_ratio": 4.0,  # what the model derives; for describe() only
 }
 
+# HunyuanVideo T2V's real geometry (ComfyUI's model detection: 20 double + 40 single blocks, 24 heads of 128,
+# 1 x 2 x 2 patches, Llama's 4096-wide context, CLIP-L's 768-wide pooled vector, guidance); only the depth is reduced.
+HUNYUAN_VIDEO = {
+    "image_model": "hunyuan_video", "in_channels": 16, "out_channels": 16, "vec_in_dim": 768, "context_in_dim": 4096,
+    "hidden_size": 3072, "mlp_ratio": 4.0, "num_heads": 24, "depth": 20, "depth_single_blocks": 40,
+    "axes_dim": [16, 56, 56], "theta": 256, "patch_size": [1, 2, 2], "qkv_bias": True, "guidance_embed": True,
+    "byt5": False, "meanflow": False, "use_cond_type_embedding": False, "vision_in_dim": None, "meanflow_sum": False,
+}
+
+# CogVideoX 1.0 5B's real geometry (ComfyUI's model detection: 42 joint blocks, 48 heads of 64, time embedding 512,
+# T5-XXL's 4096-wide context, 2 x 2 patches of each latent frame, RoPE); only the depth (num_layers) is reduced.
+COGVIDEOX_5B = {
+    "image_model": "cogvideox", "in_channels": 16, "out_channels": 16, "num_attention_heads": 48,
+    "attention_head_dim": 64, "time_embed_dim": 512, "text_embed_dim": 4096, "num_layers": 42, "patch_size": 2,
+    "use_rotary_positional_embeddings": True, "use_learned_positional_embeddings": False,
+    "hidden_size": 3072, "num_heads": 48, "mlp_ratio": 4.0,  # what the model derives; for describe() only
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Family:
@@ -70,6 +88,11 @@ class Family:
     vae_scale: int  # pixels per latent cell
     context_dim: int
     pooled_dim: int | None  # None: no pooled text vector
+    frame_stride: int = 0  # video: video frames per latent frame after the first (causal VAE); 0: an image model
+
+    def latent_frames(self, frames: int) -> int:
+        """Latent frames of a clip of `frames` video frames: the first alone, then one per frame_stride."""
+        return (frames - 1) // self.frame_stride + 1
 
     def describe(self) -> str:
         c = self.config
@@ -83,6 +106,8 @@ FAMILIES = {
     "flux2": Family("Flux.2", "Flux2", FLUX2, 128, 16, 15360, None),
     "sd3": Family("SD3.5 large", "SD3", SD35_LARGE, 16, 8, 4096, 2048),
     "qwen_image": Family("Qwen-Image", "QwenImage", QWEN_IMAGE, 16, 8, 3584, None),
+    "hunyuan_video": Family("HunyuanVideo", "HunyuanVideo", HUNYUAN_VIDEO, 16, 8, 4096, 768, frame_stride=4),
+    "cogvideox": Family("CogVideoX 5B", "CogVideoX_T2V", COGVIDEOX_5B, 16, 8, 4096, None, frame_stride=4),
 }
 
 
@@ -141,7 +166,7 @@ def family_config(family: Family, depth: int, single: int) -> dict:
     derived = ("hidden_size", "num_heads", "mlp_ratio")
     if family.config_class == "SD3":  # no single blocks; the width stays SD3.5 large's
         return {**{k: v for k, v in family.config.items() if k not in derived}, "num_blocks": depth}
-    if family.config_class == "QwenImage":  # joint blocks only
+    if family.config_class in ("QwenImage", "CogVideoX_T2V"):  # joint blocks only
         return {**{k: v for k, v in family.config.items() if k not in derived}, "num_layers": depth}
     config = {**family.config, "depth": depth, "depth_single_blocks": single}
     if family.config_class == "Flux":
@@ -152,6 +177,10 @@ def family_config(family: Family, depth: int, single: int) -> dict:
 
 
 def _params_class(family: Family):
+    if family.config_class == "HunyuanVideo":
+        from comfy.ldm.hunyuan_video.model import HunyuanVideoParams
+
+        return HunyuanVideoParams
     if family.config_class == "Chroma":
         from comfy.ldm.chroma.model import ChromaParams
 

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = run.evidence_parser(__doc__)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--concepts", type=int, nargs="+", default=[4, 64])
+    parser.add_argument("--frames", type=int, help="video families: the clip's video frames (default 17)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "profile.json")
     options = parser.parse_args(argv)
     settings = run.evidence_settings(options)
@@ -65,16 +66,18 @@ def main(argv: list[str] | None = None) -> dict:
     with torch.inference_mode():
         bench = run.Bench(host, settings, None)
         layers = bench.layers("auto")
-        bench.concept_sampler(options.size, options.concepts[0], layers)  # warm-up
+        frames = (options.frames or 17) if bench.geometry.frame_stride else None
+        bench.concept_sampler(options.size, options.concepts[0], layers, frames=frames)  # warm-up
         for k in options.concepts:
             with profile(activities=activities) as prof:
                 with record_function(RUN_RANGE):
-                    bench.concept_sampler(options.size, k, layers)
+                    bench.concept_sampler(options.size, k, layers, frames=frames)
                 if options.device == "cuda":
                     torch.cuda.synchronize()
             results[k] = attribute(prof, options.device)
     clock = "kernel time" if options.device == "cuda" else "elapsed time of each range"
-    print(f"\nConcept stream attribution: {options.size}^2, depth {settings.depth}+{settings.single}, "
+    clip = f" x {frames} frames" if frames else ""
+    print(f"\nConcept stream attribution: {options.size}^2{clip}, depth {settings.depth}+{settings.single}, "
           f"layers {list(layers)}, {settings.steps} step(s), {options.device} ({clock})")
     for k, times in results.items():
         total = times.pop(RUN_RANGE)
@@ -84,8 +87,9 @@ def main(argv: list[str] | None = None) -> dict:
         for name, us in sorted(times.items(), key=lambda item: -item[1]):
             print(f"  {name:<30} {us / 1e3:>10.2f} ms  {us / total:>7.2%} of the run")
         results[k] = {"total_us": total, "stream_us": times, "overhead": stream / (total - stream)}
-    options.out.write_text(json.dumps({"size": options.size, "depth": settings.depth, "single": settings.single,
-                                       "device": options.device, "results": results}, indent=1))
+    options.out.write_text(json.dumps({"size": options.size, "frames": frames, "depth": settings.depth,
+                                       "single": settings.single, "device": options.device, "results": results},
+                                      indent=1))
     print(f"wrote {options.out}")
     return results
 

@@ -2,8 +2,9 @@
 
     CA_COMFYUI_DIR=<ComfyUI> <python> bench/run.py [--quick] [--device cpu|cuda] [--out bench/results.json]
 
-Other options (--depth, --single, --sizes, --concepts, --steps, --rounds, --threads) override the
-defaults of default_settings(); bench/gpu.sh runs it on a GPU with the full Flux.1 depth.
+Other options (--depth, --single, --sizes, --concepts, --steps, --rounds, --threads, --layer-sets; --frames for
+the video families, each size then measured at each clip length) override the defaults of default_settings();
+bench/gpu.sh runs it on a GPU with the full Flux.1 depth.
 
 (scripts/host_env.sh 0.8.0 prints "COMFYUI_DIR<TAB>PYTHON" on its last line.) Boots ComfyUI
 in-process, loads this extension through ComfyUI's loader, builds a Flux.1-width model with random
@@ -65,6 +66,7 @@ class Settings:
     quick: bool
     family: str = "flux1"
     weights: str = "native"  # native: stored in dtype; fp8: stored as fp8_e4m3fn, computed in dtype
+    frames: list[int] = field(default_factory=list)  # video families: clip lengths in video frames
 
 
 def evidence_parser(doc: str) -> argparse.ArgumentParser:
@@ -158,6 +160,7 @@ def ratios(patched: Runs, base: Runs) -> dict:
         "best_time_ratio": min(patched.seconds) / min(base.seconds),
         "cpu_time_ratio": patched.cpu_time / base.cpu_time,
         "attributed_ratio": 1 + statistics.median(attributed),
+        "attributed_ratio_rounds": [1 + a for a in attributed],
         "time_ratio_rounds": [p / b for p, b in zip(patched.seconds, base.seconds, strict=True)],
         "peak_ratio": ratio(patched.memory.peak_bytes, base.memory.peak_bytes),
         "total_peak_ratio": ratio(patched.memory.total_peak_bytes, base.memory.total_peak_bytes),
@@ -207,9 +210,17 @@ class Bench:
     def layers(self, spec: str) -> tuple[int, ...]:
         return self.parse_layers(spec, self.s.depth, self.family.default_layers)
 
-    def latent(self, side: int) -> dict:
+    def latent(self, side: int, frames: int | None = None) -> dict:
+        """An empty latent: [1, C, H, W], or for a video family [1, C, latent frames, H, W] of a clip of `frames`."""
         g = self.geometry
-        return {"samples": torch.zeros(1, g.latent_channels, side // g.vae_scale, side // g.vae_scale)}
+        cells = (side // g.vae_scale, side // g.vae_scale)
+        if g.frame_stride:
+            return {"samples": torch.zeros(1, g.latent_channels, g.latent_frames(frames), *cells)}
+        return {"samples": torch.zeros(1, g.latent_channels, *cells)}
+
+    def tokens(self, side: int, frames: int | None = None) -> int:
+        """Image tokens: one grid of side / 16 squared per latent frame (the video families patch frames singly)."""
+        return tokens(side) * (self.geometry.latent_frames(frames) if self.geometry.frame_stride else 1)
 
     def patch(self, k: int, layers: tuple[int, ...], stop: bool = False):
         return self.patch_class(self.family, self.concepts[:, :k], layers, (0, 10000), stop_after_last_layer=stop)
@@ -218,26 +229,28 @@ class Bench:
         return patch.concept_maps([f"c{i}" for i in range(k)], (side, side), "output",
                                   self.family.token_pixels(self.model))
 
-    def ksampler(self, side: int, steps: int | None = None) -> torch.Tensor:
+    def ksampler(self, side: int, steps: int | None = None, frames: int | None = None) -> torch.Tensor:
         """KSampler: nodes.common_ksampler on the unpatched model."""
         (out,) = self.nodes.common_ksampler(self.model, SEED, steps or self.s.steps, 1.0, "euler", "simple",
-                                            self.positive, self.negative, self.latent(side))
+                                            self.positive, self.negative, self.latent(side, frames))
         return out["samples"]
 
-    def concept_sampler(self, side: int, k: int, layers: tuple[int, ...], steps: int | None = None) -> torch.Tensor:
+    def concept_sampler(self, side: int, k: int, layers: tuple[int, ...], steps: int | None = None,
+                        frames: int | None = None) -> torch.Tensor:
         """What the Concept Attention Sampler node does, minus encoding the concepts with CLIP."""
         patch = self.patch(k, layers)
         patched = patch.install(self.model.clone())
         (out,) = self.nodes.common_ksampler(patched, SEED, steps or self.s.steps, 1.0, "euler", "simple",
-                                            self.positive, self.negative, self.latent(side))
+                                            self.positive, self.negative, self.latent(side, frames))
         self.maps(patch, k, side)
         self.last_patch = patch
         return out["samples"]
 
-    def _guided_pass(self, model, sampler_function, side: int) -> None:
+    def _guided_pass(self, model, sampler_function, side: int, frames: int | None = None) -> None:
         import comfy.sample
 
-        latent = torch.randn(self.latent(side)["samples"].shape, generator=torch.Generator().manual_seed(SEED))
+        shape = self.latent(side, frames)["samples"].shape
+        latent = torch.randn(shape, generator=torch.Generator().manual_seed(SEED))
         latent = comfy.sample.fix_empty_latent_channels(model, latent)  # as Segment Image (Qwen-Image: 5-D)
         guider = self.samplers.CFGGuider(model)
         guider.set_conds(self.segment_cond, self.segment_cond)
@@ -246,14 +259,14 @@ class Bench:
         guider.sample(noise, latent, self.samplers.KSAMPLER(sampler_function), torch.tensor([0.5, 0.0]),
                       disable_pbar=True, seed=SEED)
 
-    def full_pass(self, side: int) -> None:
+    def full_pass(self, side: int, frames: int | None = None) -> None:
         """One full model forward through Segment Image's own mechanism, on the unpatched model."""
-        self._guided_pass(self.model, one_full_pass, side)
+        self._guided_pass(self.model, one_full_pass, side, frames)
 
-    def segment(self, side: int, k: int, layers: tuple[int, ...]) -> None:
+    def segment(self, side: int, k: int, layers: tuple[int, ...], frames: int | None = None) -> None:
         """What Segment Image does per noise sample (minus VAE and CLIP): a pass that stops early."""
         patch = self.patch(k, layers, stop=True)
-        self._guided_pass(patch.install(self.model.clone()), self.host.segment_module.one_partial_pass, side)
+        self._guided_pass(patch.install(self.model.clone()), self.host.segment_module.one_partial_pass, side, frames)
         self.maps(patch, k, side)
         self.last_patch = patch
 
@@ -277,13 +290,24 @@ def tokens(side: int) -> int:
     return (side // 16) ** 2
 
 
+def clips(s: Settings) -> list[int | None]:
+    """The clip lengths to measure: each of --frames for a video family, None (one image) otherwise."""
+    return list(s.frames) if bench_host.FAMILIES[s.family].frame_stride else [None]
+
+
+def shape_fields(bench: Bench, side: int, frames: int | None) -> dict:
+    """A row's size, clip length (video) and image tokens."""
+    video = {"frames": frames, "latent_frames": bench.geometry.latent_frames(frames)} if frames else {}
+    return {"size": side, **video, "image_tokens": bench.tokens(side, frames)}
+
+
 def sampler_variants(bench: Bench, side: int, configs: dict[str, tuple[int, tuple[int, ...]]],
-                     stores: dict[str, dict]) -> dict[str, Callable[[], object]]:
+                     stores: dict[str, dict], frames: int | None = None) -> dict[str, Callable[[], object]]:
     """KSampler first, then one Concept Attention Sampler per (concepts, layers) config."""
-    variants: dict[str, Callable[[], object]] = {"ksampler": lambda: bench.ksampler(side)}
+    variants: dict[str, Callable[[], object]] = {"ksampler": lambda: bench.ksampler(side, frames=frames)}
     for name, (k, layers) in configs.items():
         def run(k=k, layers=layers, name=name):
-            latent = bench.concept_sampler(side, k, layers)
+            latent = bench.concept_sampler(side, k, layers, frames=frames)
             stores[name] = aggregator_bytes(bench.last_patch)
             return latent
         variants[name] = run
@@ -292,15 +316,15 @@ def sampler_variants(bench: Bench, side: int, configs: dict[str, tuple[int, tupl
 
 def sampler_section(bench: Bench, layers: tuple[int, ...]) -> list[dict]:
     rows = []
-    for side in bench.s.sizes:
-        progress(f"a. sampler {side}^2, concepts {bench.s.concepts}")
+    for side, frames in ((side, frames) for side in bench.s.sizes for frames in clips(bench.s)):
+        progress(f"a. sampler {side}^2{f' x {frames} frames' if frames else ''}, concepts {bench.s.concepts}")
         stores: dict[str, dict] = {}
         configs = {f"k{k}": (k, layers) for k in bench.s.concepts}
-        runs, first = alternate(sampler_variants(bench, side, configs, stores), bench.s.rounds, bench,
+        runs, first = alternate(sampler_variants(bench, side, configs, stores, frames), bench.s.rounds, bench,
                                 bench.clock)
         for k in bench.s.concepts:
             rows.append({
-                "size": side, "image_tokens": tokens(side), "concepts": k, "layers": list(layers),
+                **shape_fields(bench, side, frames), "concepts": k, "layers": list(layers),
                 **ratios(runs[f"k{k}"], runs["ksampler"]),
                 # the node's promise: KSampler's latent, bit for bit
                 "latent_identical": torch.equal(first["ksampler"], first[f"k{k}"]),
@@ -313,19 +337,19 @@ def sampler_section(bench: Bench, layers: tuple[int, ...]) -> list[dict]:
 def segment_section(bench: Bench, layers: tuple[int, ...]) -> list[dict]:
     rows = []
     k = bench.s.segment_concepts
-    for side in bench.s.sizes:
-        progress(f"b. segment {side}^2")
-        runs, _ = alternate({"full": lambda side=side: bench.full_pass(side),
-                             "segment": lambda side=side: bench.segment(side, k, layers)},
+    for side, frames in ((side, frames) for side in bench.s.sizes for frames in clips(bench.s)):
+        progress(f"b. segment {side}^2{f' x {frames} frames' if frames else ''}")
+        runs, _ = alternate({"full": lambda side=side, frames=frames: bench.full_pass(side, frames),
+                             "segment": lambda side=side, frames=frames: bench.segment(side, k, layers, frames)},
                             bench.s.rounds, bench, None)
         full, seg = runs["full"], runs["segment"]
         row = ratios(seg, full)
         rows.append({
-            "size": side, "image_tokens": tokens(side), "concepts": k, "layers": list(layers),
+            **shape_fields(bench, side, frames), "concepts": k, "layers": list(layers),
             "full_s": row.pop("baseline_s"), "segment_s": row.pop("patched_s"),
             "full_rounds_s": row.pop("baseline_rounds_s"), "segment_rounds_s": row.pop("patched_rounds_s"),
             "full_peak_mib": row.pop("baseline_peak_mib"), "segment_peak_mib": row.pop("patched_peak_mib"),
-            **{key: value for key, value in row.items() if key != "attributed_ratio"},
+            **{key: value for key, value in row.items() if not key.startswith("attributed_ratio")},
             "analytic_ratio": analytic(bench_flops.segment_ratio, bench.s, side, TEXT_TOKENS, k, max(layers)),
         })
     return rows
@@ -336,7 +360,7 @@ def layer_section(bench: Bench) -> list[dict]:
     last chosen one, so the cost should follow max(layers), not how many layers are averaged."""
     if not bench.s.layer_sets:  # --quick: one double block leaves nothing to vary
         return []
-    side = min(bench.s.sizes)
+    side, frames = min(bench.s.sizes), clips(bench.s)[0]
     k = 16 if 16 in bench.s.concepts else max(bench.s.concepts)
     chosen: dict[tuple[int, ...], str] = {}
     for spec in bench.s.layer_sets:
@@ -344,9 +368,9 @@ def layer_section(bench: Bench) -> list[dict]:
     progress(f"c. layers {[list(layers) for layers in chosen]} at {side}^2")
     stores: dict[str, dict] = {}
     configs = {str(list(layers)): (k, layers) for layers in chosen}
-    runs, _ = alternate(sampler_variants(bench, side, configs, stores), bench.s.rounds, bench, bench.clock)
+    runs, _ = alternate(sampler_variants(bench, side, configs, stores, frames), bench.s.rounds, bench, bench.clock)
     return [{
-        "size": side, "concepts": k, "layers_spec": spec, "layers": list(layers),
+        **shape_fields(bench, side, frames), "concepts": k, "layers_spec": spec, "layers": list(layers),
         **ratios(runs[str(list(layers))], runs["ksampler"]), "aggregator": stores[str(list(layers))],
         "analytic_ratio": analytic(bench_flops.sampler_ratio, bench.s, side, TEXT_TOKENS, k, max(layers)),
     } for layers, spec in chosen.items()]
@@ -355,13 +379,13 @@ def layer_section(bench: Bench) -> list[dict]:
 def steps_section(bench: Bench) -> list[dict]:
     """Stored maps over steps: the aggregator keeps one running sum per space, however many
     layers x steps contribute (the smallest size; its time is not measured)."""
-    side, k, rows = min(bench.s.sizes), 4, []
+    side, frames, k, rows = min(bench.s.sizes), clips(bench.s)[0], 4, []
     layers = bench.layers("all")
     for steps in (1, 2):
-        bench.concept_sampler(side, k, layers, steps=steps)
+        bench.concept_sampler(side, k, layers, steps=steps, frames=frames)
         store = aggregator_bytes(bench.last_patch)
-        rows.append({"size": side, "concepts": k, "layers": list(layers), "steps": steps, **store,
-                     "expected_bytes": 1 * k * tokens(side) * 4 * 2})
+        rows.append({**shape_fields(bench, side, frames), "concepts": k, "layers": list(layers), "steps": steps,
+                     **store, "expected_bytes": 1 * k * bench.tokens(side, frames) * 4 * 2})
     return rows
 
 
@@ -406,18 +430,18 @@ def target_checks(result: dict) -> list[dict]:
         return {"target": target, "limit": limit, "value": value, "met": value <= limit}
 
     checks = []
-    sampler = {(r["size"], r["concepts"]): r for r in result["sampler"]}
-    side = 512 if any(size == 512 for size, _ in sampler) else max(size for size, _ in sampler)
+    sampler = {(r["size"], r.get("frames"), r["concepts"]): r for r in result["sampler"]}
+    side = 512 if any(size == 512 for size, _, _ in sampler) else max(size for size, _, _ in sampler)
     for k, key in ((4, "sampler_4"), (64, "sampler_64")):
-        if (side, k) in sampler:
-            row = sampler[(side, k)]
-            checks.append(check(f"sampler wall time {side}^2 K={k}, fastest rounds", TARGETS[key],
+        for row in (row for (size, _, concepts), row in sampler.items() if (size, concepts) == (side, k)):
+            checks.append(check(f"sampler wall time {shape_label(row)} K={k}, fastest rounds", TARGETS[key],
                                 row["best_time_ratio"]))
             if result["settings"]["device"] == "cpu":
-                checks.append(check(f"sampler in-run attribution {side}^2 K={k}", TARGETS[key], row["attributed_ratio"]))
+                checks.append(check(f"sampler in-run attribution {shape_label(row)} K={k}", TARGETS[key],
+                                    row["attributed_ratio"]))
     depth = f"{result['settings']['depth']}+{result['settings']['single']}"
     for row in result["segment"]:
-        checks.append(check(f"segment wall time {row['size']}^2 (depth {depth}), fastest rounds", TARGETS["segment"],
+        checks.append(check(f"segment wall time {shape_label(row)} (depth {depth}), fastest rounds", TARGETS["segment"],
                             row["best_time_ratio"]))
     for key, what in (("peak_ratio", "activations"), ("total_peak_ratio", "weights included")):
         worst = max(result["sampler"], key=lambda r, key=key: r[key])
@@ -426,8 +450,18 @@ def target_checks(result: dict) -> list[dict]:
     return checks
 
 
-def _spread(row: dict) -> str:
-    return f"{min(row['time_ratio_rounds']):.3f}-{max(row['time_ratio_rounds']):.3f}"
+def shape_label(row: dict) -> str:
+    """256^2, or 256^2 x 17f for a clip of 17 video frames."""
+    return f"{row['size']}^2" + (f" x {row['frames']}f" if row.get("frames") else "")
+
+
+def _size(row: dict) -> str:
+    return f"{row['size']}" + (f"x{row['frames']}f" if row.get("frames") else "")
+
+
+def _spread(row: dict, key: str = "time_ratio_rounds") -> str:
+    values = row.get(key) or [float("nan")]  # results written before a key existed lack it
+    return f"{min(values):.3f}-{max(values):.3f}"
 
 
 def print_report(result: dict) -> None:
@@ -439,32 +473,35 @@ def print_report(result: dict) -> None:
     print(f"model: {bench_host.FAMILIES[s['family']].describe()}{weights}, guidance 3.5, depth "
           f"{s['depth']} double + {s['single']} single, random weights; {TEXT_TOKENS} text tokens; steps {s['steps']}, "
           f"cfg 1, euler/simple; {s['rounds']} alternating round(s) after an untimed run of each variant; medians")
+    if s.get("frames"):
+        print(f"clips: {', '.join(str(f) for f in s['frames'])} video frames (latent frames (n - 1) // 4 + 1)")
     print(f"memory: {result['memory_method']}")
     print("columns: time x = median wall / median wall; best x = fastest wall / fastest wall (the targets' "
           "measure: noise only adds time); cpu x = the same on process CPU time; attr x = 1 + stream "
-          "time / rest within each patched run (CPU); rounds = min-max of the per-round wall ratios; peak MiB = "
+          "time / rest within each patched run (CPU); rounds = min-max of the per-round wall ratios; attr rounds = "
+          "min-max of the per-round attr x; peak MiB = "
           "activations (above the weights); RSS x = process RSS high-water ratio (CUDA: the peak ratio of the timed "
           "runs); +w x = peak ratio with the weights; FLOP x = analytic, this geometry")
 
     print("\na. Concept Attention Sampler / KSampler")
-    print(f"{'size':>5} {'tokens':>6} {'K':>3} {'KSampler s':>10} {'CA s':>8} {'time x':>7} {'best x':>6} {'cpu x':>6} "
-          f"{'attr x':>6} "
-          f"{'rounds':>11} {'KS MiB':>7} {'CA MiB':>7} {'peak x':>6} {'RSS x':>6} {'+w x':>6} {'FLOP x':>6} {'same':>5}")
+    print(f"{'size':>8} {'tokens':>6} {'K':>3} {'KSampler s':>10} {'CA s':>8} {'time x':>7} {'best x':>6} {'cpu x':>6} "
+          f"{'attr x':>6} {'rounds':>11} {'attr rounds':>11} "
+          f"{'KS MiB':>7} {'CA MiB':>7} {'peak x':>6} {'RSS x':>6} {'+w x':>6} {'FLOP x':>6} {'same':>5}")
     for r in result["sampler"]:
-        print(f"{r['size']:>5} {r['image_tokens']:>6} {r['concepts']:>3} {r['baseline_s']:>10.3f} {r['patched_s']:>8.3f} "
+        print(f"{_size(r):>8} {r['image_tokens']:>6} {r['concepts']:>3} {r['baseline_s']:>10.3f} {r['patched_s']:>8.3f} "
               f"{r['time_ratio']:>7.3f} {r['best_time_ratio']:>6.3f} {r['cpu_time_ratio']:>6.3f} "
-              f"{r['attributed_ratio']:>6.3f} {_spread(r):>11} "
+              f"{r['attributed_ratio']:>6.3f} {_spread(r):>11} {_spread(r, 'attributed_ratio_rounds'):>11} "
               f"{r['baseline_peak_mib']:>7.1f} {r['patched_peak_mib']:>7.1f} {r['peak_ratio']:>6.3f} "
               f"{r['rss_peak_ratio']:>6.3f} {r['total_peak_ratio']:>6.4f} {r['analytic_ratio']:>6.3f} "
               f"{str(r['latent_identical']):>5}")
 
     print(f"\nb. Segment Image partial pass / one full forward (layers {result['segment'][0]['layers']}: the last chosen "
           f"is the last double block, so all {s['depth']} double blocks run and no single block)")
-    print(f"{'size':>5} {'tokens':>6} {'K':>3} {'full s':>8} {'segment s':>9} {'time x':>7} {'best x':>6} {'cpu x':>6} "
+    print(f"{'size':>8} {'tokens':>6} {'K':>3} {'full s':>8} {'segment s':>9} {'time x':>7} {'best x':>6} {'cpu x':>6} "
           f"{'rounds':>11} "
           f"{'full MiB':>8} {'seg MiB':>7} {'peak x':>6} {'FLOP x':>6}")
     for r in result["segment"]:
-        print(f"{r['size']:>5} {r['image_tokens']:>6} {r['concepts']:>3} {r['full_s']:>8.3f} {r['segment_s']:>9.3f} "
+        print(f"{_size(r):>8} {r['image_tokens']:>6} {r['concepts']:>3} {r['full_s']:>8.3f} {r['segment_s']:>9.3f} "
               f"{r['time_ratio']:>7.3f} {r['best_time_ratio']:>6.3f} {r['cpu_time_ratio']:>6.3f} {_spread(r):>11} "
               f"{r['full_peak_mib']:>8.1f} "
               f"{r['segment_peak_mib']:>7.1f} {r['peak_ratio']:>6.3f} {r['analytic_ratio']:>6.3f}")
@@ -475,24 +512,25 @@ def print_report(result: dict) -> None:
     def cell(r: dict) -> str:
         return f"{r['time_ratio'] - 1:+.3f}" + (f"/{r['attributed_ratio'] - 1:+.3f}" if cpu else "")
 
-    for side in dict.fromkeys(r["size"] for r in result["sampler"]):
-        cells = "  ".join(f"K={r['concepts']}: {cell(r)}" for r in result["sampler"] if r["size"] == side)
-        print(f"  vs concepts at {side}^2 ({tokens(side)} image tokens): {cells}")
+    for shape in dict.fromkeys(shape_label(r) for r in result["sampler"]):
+        rows = [r for r in result["sampler"] if shape_label(r) == shape]
+        cells = "  ".join(f"K={r['concepts']}: {cell(r)}" for r in rows)
+        print(f"  vs concepts at {shape} ({rows[0]['image_tokens']} image tokens): {cells}")
     for k in s["concepts"]:
         cells = "  ".join(f"{r['image_tokens']} tokens: {cell(r)}" for r in result["sampler"] if r["concepts"] == k)
         print(f"  vs image tokens, K={k}: {cells}")
     for r in result["layers"]:
-        print(f"  vs layers at {r['size']}^2 K={r['concepts']}: {r['layers_spec']!r:>7} = {str(r['layers']):<8} "
+        print(f"  vs layers at {shape_label(r)} K={r['concepts']}: {r['layers_spec']!r:>7} = {str(r['layers']):<8} "
               f"{cell(r)} (FLOP {r['analytic_ratio'] - 1:+.3f}), peak x {r['peak_ratio']:.3f}, "
               f"{r['aggregator']['contributions']} maps averaged, {r['aggregator']['bytes']} B stored")
 
     print("\nd. Stored maps (aggregator sums): B*K*N*4 bytes * 2 spaces, whatever layers x steps")
     for r in result["steps"]:
-        print(f"  {r['size']}^2 K={r['concepts']} layers {r['layers']} steps {r['steps']}: {r['contributions']} "
+        print(f"  {shape_label(r)} K={r['concepts']} layers {r['layers']} steps {r['steps']}: {r['contributions']} "
               f"maps per space averaged, {r['bytes']} B stored (B*K*N*4*2 = {r['expected_bytes']} B), sums {r['shape']}")
     for r in result["sampler"]:
         a = r["aggregator"]
-        print(f"  {r['size']}^2 K={r['concepts']}: {a['bytes']} B ({a['bytes'] / 2**10:.1f} KiB) = 1*{r['concepts']}*"
+        print(f"  {shape_label(r)} K={r['concepts']}: {a['bytes']} B ({a['bytes'] / 2**10:.1f} KiB) = 1*{r['concepts']}*"
               f"{r['image_tokens']}*4*2, {a['contributions']} maps per space averaged")
 
     print("\nAnalytic FLOP ratios, full Flux.1 (19 double + 38 single), concept stream to block 18:")
@@ -514,6 +552,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--depth", type=int, help="double blocks (default: by device and --quick)")
     parser.add_argument("--single", type=int, help="single blocks")
     parser.add_argument("--sizes", type=int, nargs="+", help="image sides in pixels")
+    parser.add_argument("--frames", type=int, nargs="+", help="video families: clip lengths in video frames "
+                        "(1 + 4k; default 17 33)")
+    parser.add_argument("--layer-sets", nargs="*", help="layer choices of section c (none: skip it)")
     parser.add_argument("--concepts", type=int, nargs="+", help="concept counts")
     parser.add_argument("--steps", type=int, help="sampling steps")
     parser.add_argument("--rounds", type=int, help="alternating measured rounds")
@@ -537,7 +578,9 @@ def main(argv: list[str] | None = None) -> dict:
     settings = default_settings(options.device, options.quick)
     settings.family = options.family
     settings.weights = options.weights
-    for name in ("depth", "single", "sizes", "concepts", "steps", "rounds"):
+    if bench_host.FAMILIES[settings.family].frame_stride:
+        settings.frames = [17, 33]
+    for name in ("depth", "single", "sizes", "concepts", "steps", "rounds", "frames", "layer_sets"):
         if getattr(options, name) is not None:
             setattr(settings, name, getattr(options, name))
     if options.threads:
