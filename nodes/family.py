@@ -109,6 +109,7 @@ class PatchedLatentFamily:
 
     vae_scale = 8  # pixels per latent cell, where the latent format does not say
     video = False  # image models: one map per image
+    block_entry = "patches_replace"  # its forward gives each joint block a patches_replace entry
 
     def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
         p = diffusion_model.patch_size

@@ -34,7 +34,6 @@ class FluxDoubleBlocks(PatchedLatentFamily):
 
     default_layers = 4  # the reference pipeline scores Flux.1's blocks 15-18 of 19: the last four
     hook = "DIFFUSION_MODEL"  # Flux's and Chroma's forward run through it
-    block_entry = "patches_replace"
 
     def joint_blocks(self, diffusion_model):
         return diffusion_model.double_blocks

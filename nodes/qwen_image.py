@@ -53,7 +53,6 @@ class QwenImageFamily(PatchedLatentFamily):
     # Like Flux.1's 15-18 of 19 double blocks, the last blocks of the joint stack: Qwen-Image has 60, all joint.
     default_layers = 4
     hook = "DIFFUSION_MODEL"
-    block_entry = "patches_replace"
 
     def matches(self, diffusion_model) -> bool:
         return isinstance(diffusion_model, QwenImageTransformer2DModel)

@@ -32,7 +32,6 @@ class SD3Family(PatchedLatentFamily):
     # last joint block, so a shorter choice saves no time.
     default_layers = 1 << 16
     hook = "APPLY_MODEL"  # OpenAISignatureMMDITWrapper.forward does not run the DIFFUSION_MODEL wrapper
-    block_entry = "patches_replace"
 
     def matches(self, diffusion_model) -> bool:
         return isinstance(diffusion_model, OpenAISignatureMMDITWrapper)
