@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ..ca_core.aggregate import ConceptScoreAggregator, softmax_over
+from ..ca_core.few_rows import few_row_linears
 from ..ca_core.layers import step_index
 from ..ca_core.maps import ConceptMaps, token_grid_maps
 from ..ca_core.stream import attend_concepts, attention_residual, concept_qkv, mlp_input, mlp_residual
@@ -289,6 +290,7 @@ class ConceptAttentionPatch:
             state.recording.skipped_steps.add(state.step)
         return output
 
+    @few_row_linears
     def _open_stream(self, call) -> StreamState | None:
         recording = self.open_recording
         if recording is None:  # a model call outside any sampling run: nothing to record
@@ -386,6 +388,7 @@ class ConceptStep:
     def attended(self):
         return self.done.get("attended")
 
+    @few_row_linears
     def modulations(self):
         if "modulations" not in self.done:
             self.done["modulations"] = self.patch.family.concept_modulations(
@@ -399,7 +402,7 @@ class ConceptStep:
             shared.after(layer, self.modulations)
         if isinstance(weights.qkv, torch.nn.Module):  # separate q/k/v layers: the concepts' q/k/v come later
             shared.after(weights.qkv, lambda: done.setdefault(
-                "qkv", concept_qkv(self.state.concepts, self.modulations()[0], weights, self.state.rope)))
+                "qkv", few_row_linears(concept_qkv)(self.state.concepts, self.modulations()[0], weights, self.state.rope)))
         if not self.last:
             shared.after(weights.proj, self.after_attention)
             for position, layer in enumerate(self.mlp_layers):
@@ -407,6 +410,7 @@ class ConceptStep:
                     shared.after(layer, lambda at=position: self.through_mlp(at))
         return shared
 
+    @few_row_linears
     def attend(self, q: Tensor, k: Tensor, v: Tensor, out: Tensor) -> None:
         """The concepts over [concepts; image], from the block's joint attention (q/k/v and output as the
         attention call got and returned them)."""
@@ -420,6 +424,7 @@ class ConceptStep:
             self.add_scores()
             raise StopAfterLastLayer()
 
+    @few_row_linears
     def finish(self) -> None:
         """The block's scores, where it is a chosen layer, and the concepts' update for the next block."""
         if self.index in self.patch.layers:
@@ -429,6 +434,7 @@ class ConceptStep:
             self.through_mlp(len(self.mlp_layers))
             self.state.concepts = mlp_residual(self.done["residual"], self.done["mlp"], self.modulations()[1])
 
+    @few_row_linears
     def after_attention(self) -> None:
         """The concepts' attention residual (through the projection), once."""
         done = self.done
@@ -436,6 +442,7 @@ class ConceptStep:
             done["residual"] = attention_residual(self.state.concepts, done["attended"].outputs,
                                                   self.modulations()[0], self.weights.proj)
 
+    @few_row_linears
     def through_mlp(self, upto: int) -> None:
         """The concepts through the MLP's layers up to and including `upto` (all of them past the end, or the
         whole MLP where it is not a sequence of layers); done["mlp"] is its output once complete."""
