@@ -12,7 +12,8 @@
 // flux_dev_example, flux_fill_inpaint_example, image_flux2, image_flux2_klein_text_to_image,
 // image_chroma_text_to_image, sd3.5_simple_example, image_qwen_image, image_qwen_image_edit_2509), and for
 // the video templates those of its HunyuanVideo template (hunyuan_video_text_to_video) and of ComfyUI
-// 0.33's own CogVideoX workflow (its "Video Inpaint (VOID)" blueprint: text encoder, VAE and sampler).
+// 0.33's own CogVideoX workflow (its "Video Inpaint (VOID)" blueprint: pass 1's diffusion model, text
+// encoder, VAE, conditioning and sampler).
 
 const HF = "https://huggingface.co";
 const MODEL = {
@@ -52,9 +53,12 @@ const MODEL = {
     url: `${HF}/Comfy-Org/HunyuanVideo_repackaged/resolve/main/split_files/text_encoders/llava_llama3_fp8_scaled.safetensors?download=true` },
   hunyuanVideoVae: { name: "hunyuan_video_vae_bf16.safetensors", directory: "vae",
     url: `${HF}/Comfy-Org/HunyuanVideo_repackaged/resolve/main/split_files/vae/hunyuan_video_vae_bf16.safetensors?download=true` },
-  // ComfyUI lists no download of a CogVideoX text-to-video transformer in its own single-file layout
-  // (its loader does not read diffusers' transformer folder): the name is the user's own file.
-  cogvideox: { name: "cogvideox_5b_t2v.safetensors", directory: "diffusion_models" },
+  // ComfyUI reads a CogVideoX transformer only in its own single-file layout, not diffusers' folder; the
+  // public files in that layout are Comfy-Org's VOID pair (void-model), CogVideoX-Fun V1.5 5B inpainting
+  // fine-tunes. Pass 1 generates what its mask marks: marking every pixel of a blank clip makes it text to
+  // video, as CogVideoX-Fun makes text to video with its inpainting models.
+  cogvideox: { name: "void_pass1.safetensors", directory: "diffusion_models",
+    url: `${HF}/Comfy-Org/void-model/resolve/main/diffusion_models/void_pass1.safetensors` },
   cogvideoxVae: { name: "cogvideox_vae.safetensors", directory: "vae",
     url: `${HF}/Comfy-Org/void-model/resolve/main/vae/cogvideox_vae.safetensors` },
 };
@@ -846,28 +850,36 @@ ComfyUI/models/
     ],
   },
 
-  // CogVideoX 1.0 5B text-to-video at its own settings (720x480, 8 fps, 50 steps, cfg 6, an empty
-  // negative prompt), sampled as ComfyUI 0.33's own CogVideoX workflow samples: SamplerCustomAdvanced with
-  // CFGGuider and its DDIM sampler (VOIDSampler: KSampler's samplers scale the noise for sigma space,
-  // CogVideoX's v-prediction wants the DDIM update on unscaled latents). The Concept Attention Model and
-  // Concept Maps map the run.
+  // CogVideoX text to video through VOID pass 1 (CogVideoX-Fun V1.5 5B inpainting), the way CogVideoX-Fun
+  // makes text to video with its inpainting models: every pixel of a blank clip marked for generation
+  // (VOIDInpaintConditioning's mask, 1 = generate), so the prompt makes the whole clip. Size, length, steps,
+  // cfg and sampling are those of ComfyUI 0.33's "Video Inpaint (VOID)" blueprint (672x384, 45 frames, 30
+  // steps, cfg 6, an empty negative prompt): SamplerCustomAdvanced with CFGGuider and its DDIM sampler
+  // (VOIDSampler: KSampler's samplers scale the noise for sigma space, CogVideoX's v-prediction wants the
+  // DDIM update on unscaled latents). The Concept Attention Model and Concept Maps map the run.
   cogvideox_concept_mask: {
-    minHost: "0.33.0",  // CogVideoX (CLIPLoader's "cogvideox" type, VOIDSampler) is new in ComfyUI 0.33
+    minHost: "0.33.0",  // CogVideoX (CLIPLoader's "cogvideox" type, the VOID nodes) is new in ComfyUI 0.33
     nodes: {
-      cogvideox: unet(MODEL.cogvideox, [20, 40], "Load CogVideoX (ComfyUI single-file layout)"),
+      cogvideox: unet(MODEL.cogvideox, [20, 40], "Load CogVideoX-Fun 1.5 5B (VOID pass 1)"),
       clip: cogvideoxClip([20, 170]),
       vae: vae([20, 300], MODEL.cogvideoxVae),
       camodel: conceptModel([390, 40], { concepts: "cat, grass, sky" }),
       positive: prompt("A fluffy ginger cat walks slowly through tall green grass in a sunny meadow. The "
         + "grass sways in a gentle breeze under a clear blue sky. Realistic, natural light.", [390, 400]),
       negative: negative("", [390, 600], "Negative prompt (empty)"),
-      guider: { type: "CFGGuider", pos: [860, 40], size: [240, 0], widgets: { cfg: 6.0 } },
-      noise: { type: "RandomNoise", pos: [860, 160], size: [240, 0], widgets: { noise_seed: 12 } },
-      select: { type: "VOIDSampler", pos: [860, 290], size: [240, 0], title: "CogVideoX DDIM sampler" },
-      scheduler: { type: "BasicScheduler", pos: [860, 370], size: [240, 0],
-        widgets: { scheduler: "simple", steps: 50, denoise: 1.0 } },
-      latent: { type: "EmptyHunyuanLatentVideo", pos: [860, 540], size: [240, 0], title: "Empty video latent",
-        widgets: { width: 720, height: 480, length: 49, batch_size: 1 } },
+      blank: { type: "EmptyImage", pos: [390, 800], size: [320, 0], title: "Blank clip",
+        widgets: { width: 672, height: 384, batch_size: 45, color: 0x000000 } },
+      white: { type: "EmptyImage", pos: [390, 960], size: [320, 0], title: "Inpaint every pixel",
+        widgets: { width: 672, height: 384, batch_size: 45, color: 0xffffff } },
+      ones: { type: "ImageToMask", pos: [390, 1120], size: [320, 0], title: "Mask of ones (generate everywhere)",
+        widgets: { channel: "red" } },
+      condition: { type: "VOIDInpaintConditioning", pos: [860, 40], size: [250, 0],
+        widgets: { width: 672, height: 384, length: 45, batch_size: 1 } },
+      guider: { type: "CFGGuider", pos: [860, 300], size: [250, 0], widgets: { cfg: 6.0 } },
+      noise: { type: "RandomNoise", pos: [860, 420], size: [250, 0], widgets: { noise_seed: 12 } },
+      select: { type: "VOIDSampler", pos: [860, 550], size: [250, 0], title: "CogVideoX DDIM sampler" },
+      scheduler: { type: "BasicScheduler", pos: [860, 630], size: [250, 0],
+        widgets: { scheduler: "simple", steps: 30, denoise: 1.0 } },
       sca: { type: "SamplerCustomAdvanced", pos: [1140, 40], size: [260, 0] },
       maps: conceptMaps([1140, 330]),
       decode: { type: "VAEDecode", pos: [1140, 440] },
@@ -878,16 +890,20 @@ ComfyUI/models/
       mask: conceptMask([1440, 600], { concepts: "cat", grow: 4, blur: 2, fill_holes: true,
         temporal_smoothing: 1.0 }),
       colour: { type: "EmptyImage", pos: [1140, 700], title: "Violet",
-        widgets: { width: 720, height: 480, batch_size: 1, color: 0x8a3ffc } },
+        widgets: { width: 672, height: 384, batch_size: 1, color: 0x8a3ffc } },
       tint: { type: "ImageBlend", pos: [1140, 900], title: "Clip tinted violet",
         widgets: { blend_factor: 0.7, blend_mode: "multiply" } },
       composite: { type: "ImageCompositeMasked", pos: [1800, 600], title: "Cat recoloured in every frame" },
       save: saveClip([2150, 600], "Recoloured clip", "ConceptAttention/cogvideox_recoloured", 8),
-      about: note([20, 420], [340, 640], `### CogVideoX with per-frame concept masks
+      about: note([20, 420], [340, 700], `### CogVideoX with per-frame concept masks
 
-Generates a 49-frame clip with CogVideoX 5B (50 steps, cfg 6) and maps \`cat, grass, sky\` in
-every frame. Needs ComfyUI 0.33 or newer.
+Generates a 45-frame clip at 672x384 with VOID pass 1, a CogVideoX-Fun 1.5 5B inpainting model
+(30 steps, cfg 6), and maps \`cat, grass, sky\` in every frame. Needs ComfyUI 0.33 or newer.
 
+- **Text to video with an inpainting model**, as CogVideoX-Fun does it: **VOIDInpaintConditioning**
+  gets a blank clip and a mask of ones (1 = generate), so no pixel is kept and the prompt makes the
+  whole clip. Change **length** there and the two clips' **batch_size** together (45, 53, 61, ...;
+  other lengths are rounded down).
 - **Concept Attention Model** before the guider, **Concept Maps** after the sampler: the clip
   stays exactly as without them.
 - The **CogVideoX DDIM sampler** (ComfyUI's VOIDSampler) is the sampler CogVideoX needs in
@@ -895,32 +911,38 @@ every frame. Needs ComfyUI 0.33 or newer.
 - **Saliency Map**: a heatmap clip per concept. **Concept Mask**: the \`cat\` mask in every
   frame (**temporal_smoothing** 1), used to recolour the cat.
 
-**CogVideoX 1.5 5B**: 1360x768, 81 frames, 16 fps.
-
-**Model files**: ComfyUI reads a CogVideoX transformer in its own single-file layout (as
-Comfy-Org's void-model files are), not diffusers' folder; name yours in the loader.
+**Model files** (as ComfyUI's "Video Inpaint (VOID)" blueprint lists them):
 
 \`\`\`
 ComfyUI/models/
-├── diffusion_models/  cogvideox_5b_t2v.safetensors (yours)
+├── diffusion_models/  void_pass1.safetensors
 ├── text_encoders/     t5xxl_fp16.safetensors
 └── vae/               cogvideox_vae.safetensors
-\`\`\``),
+\`\`\`
+
+The transformer and VAE are Hugging Face's Comfy-Org/void-model, T5-XXL is
+comfyanonymous/flux_text_encoders; each loader carries its link, so ComfyUI offers them.`),
     },
     links: [
       ["cogvideox", "MODEL", "camodel", "model"],
       ["clip", "CLIP", "camodel", "clip"],
       ["clip", "CLIP", "positive", "clip"],
       ["clip", "CLIP", "negative", "clip"],
+      ["positive", "CONDITIONING", "condition", "positive"],
+      ["negative", "CONDITIONING", "condition", "negative"],
+      ["vae", "VAE", "condition", "vae"],
+      ["blank", "IMAGE", "condition", "video"],
+      ["white", "IMAGE", "ones", "image"],
+      ["ones", "MASK", "condition", "quadmask"],
       ["camodel", "MODEL", "guider", "model"],
-      ["positive", "CONDITIONING", "guider", "positive"],
-      ["negative", "CONDITIONING", "guider", "negative"],
+      ["condition", "positive", "guider", "positive"],
+      ["condition", "negative", "guider", "negative"],
       ["camodel", "MODEL", "scheduler", "model"],
       ["noise", "NOISE", "sca", "noise"],
       ["guider", "GUIDER", "sca", "guider"],
       ["select", "SAMPLER", "sca", "sampler"],
       ["scheduler", "SIGMAS", "sca", "sigmas"],
-      ["latent", "LATENT", "sca", "latent_image"],
+      ["condition", "latent", "sca", "latent_image"],
       ["camodel", "recorder", "maps", "recorder"],
       ["sca", "output", "maps", "latent"],
       ["sca", "output", "decode", "samples"],
