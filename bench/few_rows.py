@@ -9,10 +9,15 @@ alternately in one process, and their ratio. The read of the weight alone (a sum
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ca_core.few_rows import FewRowLinears  # noqa: E402
 
 SHAPES = {"qkv / proj (3072 -> 3072)": (3072, 3072), "MLP in (3072 -> 12288)": (12288, 3072),
           "MLP out (12288 -> 3072)": (3072, 12288), "modulation (3072 -> 18432)": (18432, 3072)}
@@ -40,11 +45,17 @@ def main() -> None:
     with torch.inference_mode():
         for name, (outputs, inputs) in SHAPES.items():
             weight, bias = torch.randn(outputs, inputs, dtype=dtype), torch.randn(outputs, dtype=dtype)
-            read = median_ms(lambda: weight.sum(), options.rounds)
+            read = median_ms(weight.sum, options.rounds)
             for rows in options.rows:
                 x = torch.randn(rows, inputs, dtype=dtype)
-                plain = median_ms(lambda: F.linear(x, weight, bias), options.rounds)
-                few = median_ms(lambda: torch.addmm(bias.unsqueeze(1), weight, x.T).T, options.rounds)
+                def plain_linear(x=x, weight=weight, bias=bias):
+                    return F.linear(x, weight, bias)
+
+                def few_row_linear(x=x, weight=weight, bias=bias):
+                    with FewRowLinears():
+                        return F.linear(x, weight, bias)
+
+                plain, few = median_ms(plain_linear, options.rounds), median_ms(few_row_linear, options.rounds)
                 print(f"{name:<28} {rows:>4} {plain:>11.2f} {few:>10.2f} {plain / few:>6.2f} {read:>8.2f}")
 
 
