@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import Tensor
 
@@ -114,14 +113,37 @@ def attend_concepts(
     qkv: the concepts' concept_qkv, where it was computed already.
     """
     q, k, v = qkv if qkv is not None else concept_qkv(concepts, attn_mod, weights, rope)
-    keys = torch.cat([k, image.keys.to(k.dtype)], dim=2)
-    values = torch.cat([v, image.values.to(v.dtype)], dim=2)
-    outputs = rearrange(F.scaled_dot_product_attention(q, keys, values), "B H K D -> B K (H D)")
+    outputs, cross_attention_scores = concept_attention(q, k, v, image.keys, image.values)
 
     n = image.outputs.shape[1] if score_tokens is None else score_tokens
     # float32: at Flux's width the dot products are large and bf16 would blur the softmax.
-    output_scores = einsum(outputs.float(), image.outputs[:, :n].float(), "B K C, B N C -> B K N")
-    return ConceptAttentionResult(outputs, output_scores, cross_attention_map(q, image.keys[:, :, :n]))
+    output_scores = einsum(outputs, image.outputs[:, :n].float(), "B K C, B N C -> B K N")
+    return ConceptAttentionResult(outputs.to(v.dtype), output_scores, cross_attention_scores[..., :n])
+
+
+def concept_attention(q: Tensor, k: Tensor, v: Tensor, image_keys: Tensor, image_values: Tensor
+                      ) -> tuple[Tensor, Tensor]:
+    """softmax(q [k; image keys]^T / sqrt(D)) [v; image values] in float32, heads concatenated [B, K, H*D],
+    and the cross-attention baseline [B, K, N] from the same logits.
+
+    The two softmax parts are weighted and summed rather than the image's keys and values concatenated after
+    the concepts': that concatenation copies both, per block, which costs the concepts' K queries more than
+    their attention does. One batch row at a time keeps the image's [H, N, D] views as strided as the block
+    left them (CogVideoX's heads interleave in the token's channels), with no copy in float32.
+    """
+    scale = q.shape[-1] ** -0.5
+    outputs, cross = [], []
+    for row in range(q.shape[0]):
+        query = q[row].float() * scale
+        to_image = query @ image_keys[row].float().transpose(-1, -2)  # [H, K, N]
+        to_concepts = query @ k[row].float().transpose(-1, -2)  # [H, K, K]
+        cross.append(to_image.mean(dim=0))  # the baseline: concept queries . image keys, mean over heads
+        peak = torch.maximum(to_image.amax(dim=-1, keepdim=True), to_concepts.amax(dim=-1, keepdim=True))
+        to_image, to_concepts = to_image.sub_(peak).exp_(), to_concepts.sub_(peak).exp_()
+        total = to_image.sum(dim=-1, keepdim=True) + to_concepts.sum(dim=-1, keepdim=True)
+        head_outputs = (to_image @ image_values[row].float() + to_concepts @ v[row].float()).div_(total)
+        outputs.append(rearrange(head_outputs, "H K D -> K (H D)"))
+    return torch.stack(outputs), torch.stack(cross)
 
 
 def update_concepts(
@@ -147,10 +169,3 @@ def mlp_input(concepts: Tensor, mlp_mod: ModulationParams, norm2) -> Tensor:
 
 def mlp_residual(concepts: Tensor, mlp_output: Tensor, mlp_mod: ModulationParams) -> Tensor:
     return concepts + mlp_mod.gate * mlp_output
-
-
-def cross_attention_map(concept_queries: Tensor, image_keys: Tensor) -> Tensor:
-    """The cross-attention baseline: concept queries . image keys, averaged over heads."""
-    scale = concept_queries.shape[-1] ** -0.5
-    logits = einsum(concept_queries.float(), image_keys.float(), "B H K D, B H N D -> B K N")
-    return logits * (scale / concept_queries.shape[1])

@@ -23,6 +23,7 @@ text's side, as the paper authors' CogVideoX code does:
 """
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..ca_core.stream import ImageAttention, Modulation, TextStreamWeights
@@ -48,9 +49,21 @@ def embed_timestep(diffusion_model, timestep: Tensor, dtype: torch.dtype, ofs: T
 
 
 def text_modulations(norm, temb: Tensor) -> Modulation:
-    """The text tokens' (enc_shift, enc_scale, enc_gate) of a CogVideoXLayerNormZero, [B, 1, C] each."""
-    chunks = norm.linear(norm.silu(temb)).chunk(6, dim=1)
-    return Modulation(*(chunk[:, None] for chunk in chunks[3:]))
+    """The text tokens' (enc_shift, enc_scale, enc_gate) of a CogVideoXLayerNormZero, [B, 1, C] each.
+
+    They are the last half of norm.linear's outputs: where its weight is a plain tensor used as is, only
+    those rows are computed (the video's half would be half the layer read for nothing). A layer that casts
+    or patches its weight as it runs (fp8, GGUF, LoRA on the fly, offloading) runs whole."""
+    layer, x = norm.linear, norm.silu(temb)
+    weight, bias = layer.weight, layer.bias
+    if (type(weight) in (Tensor, torch.nn.Parameter) and (bias is None or type(bias) in (Tensor, torch.nn.Parameter))
+            and not getattr(layer, "comfy_cast_weights", False) and not getattr(layer, "weight_function", None)
+            and not getattr(layer, "bias_function", None) and weight.dtype == x.dtype and weight.device == x.device):
+        text_rows = slice(weight.shape[0] // 2, None)
+        chunks = F.linear(x, weight[text_rows], None if bias is None else bias[text_rows]).chunk(3, dim=1)
+    else:
+        chunks = layer(x).chunk(6, dim=1)[3:]
+    return Modulation(*(chunk[:, None] for chunk in chunks))
 
 
 class CogVideoXFamily(PatchedLatentFamily):

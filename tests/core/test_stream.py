@@ -11,7 +11,7 @@ from ca_core.stream import (
     ImageAttention,
     TextStreamWeights,
     attend_concepts,
-    cross_attention_map,
+    concept_attention,
     modulate,
     update_concepts,
 )
@@ -180,12 +180,40 @@ def test_modulate():
     torch.testing.assert_close(modulate(x, mod), torch.full((1, 2, 3), 2.0 * 2.5 + 0.5))
 
 
-def test_cross_attention_map_is_float32_head_mean():
-    g = torch.Generator().manual_seed(3)
-    q = torch.randn(1, 2, 3, 4, generator=g)
-    k = torch.randn(1, 2, 5, 4, generator=g)
-    expected = ((q[:, 0] @ k[:, 0].transpose(1, 2)) + (q[:, 1] @ k[:, 1].transpose(1, 2))) / 2 / 2  # D=4
-    torch.testing.assert_close(cross_attention_map(q, k), expected, **TOL)
-    low = cross_attention_map(q.bfloat16(), k.bfloat16())
-    assert low.dtype == torch.float32
-    torch.testing.assert_close(low, expected, rtol=0.05, atol=0.05)
+def test_image_keys_strided_as_the_block_left_them(setup):
+    # CogVideoX hands the image's keys and values as views of [B, L, H*D] (heads interleaved in each token's
+    # channels, text tokens first): the result must not depend on that layout.
+    def interleaved(t):  # [B, H, N, D] -> the same values as a strided view of [B, 2 + N, H*D]
+        tokens = torch.randn(B, 2 + N, DIM)
+        tokens[:, 2:] = t.transpose(1, 2).reshape(B, N, DIM)
+        return tokens[:, 2:].reshape(B, N, HEADS, HEAD_DIM).transpose(1, 2)
+
+    strided = ImageAttention(interleaved(setup.image.keys), interleaved(setup.image.values), setup.image.outputs)
+    assert not strided.keys.is_contiguous()
+    result = attend_concepts(setup.concepts, setup.attn_mod, setup.weights, strided)
+    outputs, output_scores, cross = _reference(setup)
+    torch.testing.assert_close(result.outputs, outputs, **TOL)
+    torch.testing.assert_close(result.output_scores, output_scores, **TOL)
+    torch.testing.assert_close(result.cross_attention_scores, cross, **TOL)
+
+
+def test_low_precision_attention_is_computed_in_float32(setup):
+    q, k, v = _reference_qkv(setup)
+    outputs, cross = concept_attention(q, k, v, setup.image.keys, setup.image.values)
+    low_outputs, low_cross = concept_attention(q.bfloat16(), k.bfloat16(), v.bfloat16(),
+                                               setup.image.keys.bfloat16(), setup.image.values.bfloat16())
+    assert low_outputs.dtype == low_cross.dtype == torch.float32
+    torch.testing.assert_close(low_outputs, outputs, rtol=0.05, atol=0.05)
+    torch.testing.assert_close(low_cross, cross, rtol=0.05, atol=0.05)
+    low_mod = SimpleNamespace(**{name: getattr(setup.attn_mod, name).bfloat16() for name in ("shift", "scale", "gate")})
+    result = attend_concepts(setup.concepts.bfloat16(), low_mod, _bfloat16(setup.weights),
+                             ImageAttention(*(t.bfloat16() for t in (setup.image.keys, setup.image.values,
+                                                                     setup.image.outputs))))
+    assert result.outputs.dtype == torch.bfloat16  # the concepts flow on in the model's dtype
+    assert result.output_scores.dtype == result.cross_attention_scores.dtype == torch.float32
+
+
+def _bfloat16(weights):
+    for module in (weights.norm1, weights.qkv, weights.qk_norm, weights.proj, weights.norm2, weights.mlp):
+        module.bfloat16()
+    return weights

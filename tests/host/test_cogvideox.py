@@ -186,6 +186,36 @@ def test_scores_match_the_equations(ca, version, task):
 
 
 @requires_cogvideox
+def test_text_modulations_read_the_text_half_and_run_a_patched_layer_whole(ca):
+    """The concepts' modulation is the text's half of each CogVideoXLayerNormZero; on plain weights only that
+    half is computed, and a layer that changes its weight as it runs (a LoRA applied on the fly) runs whole,
+    so the change reaches the concepts."""
+    norm = tiny_cogvideox(5).get_model_object("diffusion_model").blocks[1].norm1
+    temb = torch.randn(2, norm.linear.in_features, generator=torch.Generator().manual_seed(0))
+    text_modulations = ca.nodes.cogvideox.text_modulations
+
+    def layers_own():
+        return [chunk[:, None] for chunk in norm.linear(norm.silu(temb)).chunk(6, dim=1)[3:]]
+
+    def fields(modulation):
+        return [modulation.shift, modulation.scale, modulation.gate]
+
+    with torch.no_grad():
+        plain = text_modulations(norm, temb)
+        for got, own in zip(fields(plain), layers_own(), strict=True):
+            assert got.shape == (2, 1, norm.linear.out_features // 6)
+            torch.testing.assert_close(got, own, rtol=1e-6, atol=1e-6)
+        norm.linear.weight_function.append(lambda weight: 2 * weight)
+        try:
+            patched = text_modulations(norm, temb)
+            for got, own in zip(fields(patched), layers_own(), strict=True):
+                torch.testing.assert_close(got, own, rtol=1e-6, atol=1e-6)
+            assert not torch.allclose(patched.shift, plain.shift, atol=1e-3)
+        finally:
+            norm.linear.weight_function.clear()
+
+
+@requires_cogvideox
 def test_a_later_layer_depends_on_the_stream_through_earlier_blocks(ca):
     """The concepts take each block's residual and feed-forward update: a stream run on from block 0 gives
     block 2 other scores than concepts fresh from the embedding would."""
