@@ -7,20 +7,24 @@ feed-forward, and differ only in their modulation: CogVideoXLayerNormZero gives 
 (shift, scale, gate) and the text tokens (enc_shift, enc_scale, enc_gate), from temb. The concepts take the
 text's side, as the paper authors' CogVideoX code does:
 - their modulation is the text's enc_shift/enc_scale/enc_gate of norm1 and norm2; temb comes from the
-  timestep (plus the ofs embedding of 1.5 image-to-video) alone: CogVideoX has no pooled text vector;
+  timestep (plus the ofs embedding of 1.5 image-to-video) alone: CogVideoX has no pooled text vector, so
+  the concepts' modulation is exactly the text tokens', read from the modulation layers' own outputs;
 - they are embedded by patch_embed.text_proj, as the prompt; text tokens get no positional embedding (1.0's
   sincos or learned embedding is zero on them) and no RoPE (5B, 1.5 rotate the video tokens only), so the
   concepts have no positions either.
 - ComfyUI's CogVideoX forward calls its blocks directly, with no patches_replace entry: the concept stream
   reaches each block through its joint attention call (block_entry "attention", nodes/patch.py), whose
-  transformer_options carry the override. The concepts' layers are cast once more for them (the shared casts
-  of nodes/shared_casts.py need a patched block).
+  transformer_options carry the override. The concepts' q/k/v, projection and feed-forward layers are cast
+  once more for them (the shared casts of nodes/shared_casts.py need a patched block).
 - Image-to-video's image latent and the inpainting models' mask and masked video are concatenated to the
   noise along the channels (model_base.CogVideoX.concat_cond): they are channels of the same tokens, so the
   maps cover the generated frames, one token grid per token frame.
 - Token frames: 1.0 patches each latent frame alone; 1.5 pairs latent frames (patch_size_t 2, the last one
   padded as the forward pads it). The VAE makes 4 video frames per latent frame after a first frame alone.
 """
+
+import contextlib
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +50,27 @@ def embed_timestep(diffusion_model, timestep: Tensor, dtype: torch.dtype, ofs: T
         ofs_emb = get_timestep_embedding(ofs, dm.ofs_proj_dim, dm.time_proj_flip, dm.time_proj_shift).to(dtype)
         emb = emb + dm.ofs_embedding_linear_2(dm.ofs_embedding_act(dm.ofs_embedding_linear_1(ofs_emb)))
     return emb
+
+
+class TextModulation:
+    """The concepts' (shift, scale, gate) from one CogVideoXLayerNormZero, resolved when first read: the text
+    half of the layer's own output in this model call where it has run by then (watch_call kept it), else
+    computed from temb (text_modulations). The concepts' modulation is the text tokens' own, since no pooled
+    vector enters temb; reading it costs nothing, where computing it reads half the layer's weight again."""
+
+    def __init__(self, norm, temb: Tensor, rows, outputs: dict):
+        self._norm, self._temb, self._rows, self._outputs = norm, temb, rows, outputs
+
+    @functools.cached_property
+    def _chunks(self) -> Modulation:
+        output = self._outputs.get(self._norm.linear)
+        if output is None:
+            return text_modulations(self._norm, self._temb)
+        return Modulation(*(chunk[:, None] for chunk in output[self._rows].chunk(6, dim=1)[3:]))
+
+    shift = property(lambda self: self._chunks.shift)
+    scale = property(lambda self: self._chunks.scale)
+    gate = property(lambda self: self._chunks.gate)
 
 
 def text_modulations(norm, temb: Tensor) -> Modulation:
@@ -95,12 +120,28 @@ class CogVideoXFamily(PatchedLatentFamily):
         ofs = call.get("ofs")
         temb = embed_timestep(call.diffusion_model, call.timestep[rows], call.x.dtype,
                               None if ofs is None else ofs[rows])
-        return {"temb": temb, "text_tokens": call.get("context").shape[1]}
+        return {"temb": temb, "text_tokens": call.get("context").shape[1], "layer_outputs": {}}
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
-        block = diffusion_model.blocks[index]
-        temb = conditioning["temb"]
-        return text_modulations(block.norm1, temb), text_modulations(block.norm2, temb)
+        block, temb, outputs = diffusion_model.blocks[index], conditioning["temb"], conditioning["layer_outputs"]
+        return TextModulation(block.norm1, temb, rows, outputs), TextModulation(block.norm2, temb, rows, outputs)
+
+    @contextlib.contextmanager
+    def watch_call(self, diffusion_model, conditioning: dict):
+        """Keep each block's modulation layers' outputs of this call (TextModulation reads them)."""
+        outputs = conditioning["layer_outputs"]
+
+        def keep(layer, args, output):
+            outputs[layer] = output
+
+        handles = [norm.linear.register_forward_hook(keep)
+                   for block in diffusion_model.blocks for norm in (block.norm1, block.norm2)]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+            outputs.clear()
 
     def concept_position(self, index: int, length: int) -> int:
         return index  # unused: text and concepts carry no positions

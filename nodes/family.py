@@ -19,9 +19,13 @@ How a family is used, per model call:
      (the model call's i-th attention call is block i's), and the "block args" the family receives are
      that attention call's arguments by name (q, k, v, heads, transformer_options, ...) plus the call's
      concept_conditioning under "conditioning". The concepts' steps then cast the text layers' weights
-     again (nodes/shared_casts.py follows layers inside a patched block only).
+     again (nodes/shared_casts.py follows layers inside a patched block only), and a block's concept update
+     runs at the next block's attention call, once the block's own MLP modulation has run (watch_call).
+  4. watch_call: a context entered around the model's own forward, where a family reads what the forward
+     computes for the concepts too (CogVideoX's text modulation, which no pooled vector enters).
 """
 
+import contextlib
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -125,6 +129,9 @@ class PatchedLatentFamily:
     def video_frame_tokens(self, diffusion_model, latent_frames: int) -> tuple[int, ...]:
         return ()
 
+    def watch_call(self, diffusion_model, conditioning) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
 
 class ModelFamily(Protocol):
     """One model family (Flux.1, Flux.2, Chroma, ...), implemented once per family.
@@ -205,6 +212,11 @@ class ModelFamily(Protocol):
 
     def token_pixels(self, model) -> int:
         """Image pixels per token side, from the MODEL's latent format and the patch size."""
+
+    def watch_call(self, diffusion_model, conditioning: Any) -> contextlib.AbstractContextManager:
+        """Entered around the model's forward once the stream is open: where the concepts' modulation is the
+        text tokens' own (CogVideoX), the family keeps the modulation layers' outputs in conditioning as they
+        run, rather than running those layers again for the concepts. contextlib.nullcontext() elsewhere."""
 
     def segmentation_conditioning(self, diffusion_model) -> dict:
         """Conditioning extras for the caption when an existing image is segmented."""

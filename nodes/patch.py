@@ -281,11 +281,15 @@ class ConceptAttentionPatch:
         # keyed by patch, so a second concept patch on the same model keeps its own stream
         options = {**call.transformer_options}
         options[STATE_KEY] = {**options.get(STATE_KEY, {}), self: state}
+        entry = None
         if self.family.block_entry == "attention":
-            options["optimized_attention_override"] = AttentionEntry(self, state,
-                                                                     options.get("optimized_attention_override"))
+            entry = AttentionEntry(self, state, options.get("optimized_attention_override"))
+            options["optimized_attention_override"] = entry
         args, kwargs = call.with_transformer_options(options)
-        output = executor(*args, **kwargs)
+        with self.family.watch_call(call.diffusion_model, state.conditioning):
+            output = executor(*args, **kwargs)
+        if entry is not None:
+            entry.finish_pending()
         if not state.scored:  # the call returned without running the chosen blocks: a step-skipping cache
             state.recording.skipped_steps.add(state.step)
         return output
@@ -481,23 +485,33 @@ class AttentionEntry:
     """The stream's way into joint blocks that have no patches_replace entry (block_entry "attention"): one
     attention override in the model call's transformer_options. The call's joint attention calls are its
     blocks' in order (call i is block i); up to the last chosen block, each runs the block's ConceptStep right
-    after the attention returns. The concepts' steps cast the text layers' weights again (no shared casts)."""
+    after the attention returns. Its scores and the concepts' update (finish) wait for the next block's attention
+    call, by which time the block's own MLP modulation has run (a family may read it, ModelFamily.watch_call).
+    The concepts' steps cast the text layers' weights again (no shared casts)."""
 
     def __init__(self, patch: "ConceptAttentionPatch", state: StreamState, outer_override):
         self.patch, self.state, self.outer_override = patch, state, outer_override
         self.calls = 0
+        self.pending: ConceptStep | None = None  # the last block attended and not yet finished
 
     def __call__(self, func, *args, **kwargs):
         out = attend(self.outer_override, func, args, kwargs)
         index, self.calls = self.calls, self.calls + 1
+        self.finish_pending()
         if index <= max(self.patch.layers):
             # the family reads what it needs (text tokens, ...) from the attention call's arguments by name
             q, k, v = args[:3]
             step = ConceptStep(self.patch, index, self.state, {**kwargs, "q": q, "k": k, "v": v,
                                                                "conditioning": self.state.conditioning})
             step.attend(q, k, v, out)
-            step.finish()
+            self.pending = step
         return out
+
+    def finish_pending(self) -> None:
+        """Finish the block attended last (also once the model call returns)."""
+        step, self.pending = self.pending, None
+        if step is not None:
+            step.finish()
 
 
 def stream_state(args: dict, patch: ConceptAttentionPatch) -> StreamState | None:

@@ -4,6 +4,7 @@ positions), reached through each block's attention call; image-to-video and inpa
 frames of 1.0 and 1.5 and the video frames each one shows. Hosts without CogVideoX load the extension
 without the family."""
 
+import contextlib
 import math
 
 import comfy.supported_models
@@ -213,6 +214,26 @@ def test_text_modulations_read_the_text_half_and_run_a_patched_layer_whole(ca):
             assert not torch.allclose(patched.shift, plain.shift, atol=1e-3)
         finally:
             norm.linear.weight_function.clear()
+
+
+@requires_cogvideox
+def test_concepts_read_their_modulation_from_the_blocks_own_call(ca, monkeypatch):
+    """No pooled vector enters CogVideoX's temb, so the concepts' modulation is the text tokens' own: the stream
+    reads it from each modulation layer's output in the model call, never running those layers again, and
+    gets the maps that computing it gives (the MLP's, read a block later, included)."""
+    model, clip = tiny_cogvideox(3, "1.0-5b"), tiny_cogvideox_clip()
+    inputs = latent_inputs(clip, 2, 3.5)
+    cogvideox, computed = ca.nodes.cogvideox, []
+    own = cogvideox.text_modulations
+    monkeypatch.setattr(cogvideox, "text_modulations", lambda norm, temb: computed.append(norm) or own(norm, temb))
+    _, read = concept_sampler(ca, model, clip, **inputs)
+    assert computed == []
+    monkeypatch.setattr(cogvideox.CogVideoXFamily, "watch_call", lambda *args: contextlib.nullcontext())
+    _, recomputed = concept_sampler(ca, model, clip, **inputs)
+    blocks = model.get_model_object("diffusion_model").blocks
+    # per model call: norm1 of every block, norm2 of every block but the last (the concepts stop there)
+    assert set(computed) == {block.norm1 for block in blocks} | {block.norm2 for block in blocks[:-1]}
+    torch.testing.assert_close(read.maps, recomputed.maps, rtol=1e-4, atol=2e-5)  # fp32 rounding of the two products
 
 
 @requires_cogvideox
