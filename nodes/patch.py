@@ -504,6 +504,8 @@ class AttentionEntry:
             step = ConceptStep(self.patch, index, self.state, {**kwargs, "q": q, "k": k, "v": v,
                                                                "conditioning": self.state.conditioning})
             step.attend(q, k, v, out)
+            # the finish waits for the next block: keep none of this block's full-size q/k/v alive until then
+            step.block_args = {key: value for key, value in step.block_args.items() if key not in ("q", "k", "v")}
             self.pending = step
         return out
 
