@@ -66,11 +66,17 @@ class TextModulation:
         output = self._outputs.get(self._norm.linear)
         if output is None:
             return text_modulations(self._norm, self._temb)
-        return Modulation(*(chunk[:, None] for chunk in output[self._rows].chunk(6, dim=1)[3:]))
+        return text_half(output[self._rows])
 
     shift = property(lambda self: self._chunks.shift)
     scale = property(lambda self: self._chunks.scale)
     gate = property(lambda self: self._chunks.gate)
+
+
+def text_half(layer_output: Tensor) -> Modulation:
+    """The text tokens' (enc_shift, enc_scale, enc_gate), [B, 1, C] each, from a whole CogVideoXLayerNormZero
+    linear output [B, 6C] (the video's three chunks come first)."""
+    return Modulation(*(chunk[:, None] for chunk in layer_output.chunk(6, dim=1)[3:]))
 
 
 def text_modulations(norm, temb: Tensor) -> Modulation:
@@ -86,9 +92,8 @@ def text_modulations(norm, temb: Tensor) -> Modulation:
             and not getattr(layer, "bias_function", None) and weight.dtype == x.dtype and weight.device == x.device):
         text_rows = slice(weight.shape[0] // 2, None)
         chunks = F.linear(x, weight[text_rows], None if bias is None else bias[text_rows]).chunk(3, dim=1)
-    else:
-        chunks = layer(x).chunk(6, dim=1)[3:]
-    return Modulation(*(chunk[:, None] for chunk in chunks))
+        return Modulation(*(chunk[:, None] for chunk in chunks))
+    return text_half(layer(x))
 
 
 class CogVideoXFamily(PatchedLatentFamily):

@@ -288,8 +288,8 @@ class ConceptAttentionPatch:
         args, kwargs = call.with_transformer_options(options)
         with self.family.watch_call(call.diffusion_model, state.conditioning):
             output = executor(*args, **kwargs)
-        if entry is not None:
-            entry.finish_pending()
+            if entry is not None:  # the last block's update, while what the family watched is still at hand
+                entry.finish_pending()
         if not state.scored:  # the call returned without running the chosen blocks: a step-skipping cache
             state.recording.skipped_steps.add(state.step)
         return output
@@ -501,11 +501,11 @@ class AttentionEntry:
         if index <= max(self.patch.layers):
             # the family reads what it needs (text tokens, ...) from the attention call's arguments by name
             q, k, v = args[:3]
-            step = ConceptStep(self.patch, index, self.state, {**kwargs, "q": q, "k": k, "v": v,
-                                                               "conditioning": self.state.conditioning})
+            call_args = {**kwargs, "conditioning": self.state.conditioning}
+            step = ConceptStep(self.patch, index, self.state, {**call_args, "q": q, "k": k, "v": v})
             step.attend(q, k, v, out)
             # the finish waits for the next block: keep none of this block's full-size q/k/v alive until then
-            step.block_args = {key: value for key, value in step.block_args.items() if key not in ("q", "k", "v")}
+            step.block_args = call_args
             self.pending = step
         return out
 

@@ -6,6 +6,7 @@ without the family."""
 
 import contextlib
 import math
+import weakref
 
 import comfy.supported_models
 import pytest
@@ -342,6 +343,25 @@ def test_the_stream_chains_an_attention_override_already_on_the_model(ca):
     latent, maps = concept_sampler(ca, other, clip, **inputs)
     assert torch.equal(latent["samples"], alone) and len(seen) == calls_alone
     assert rearrange(maps.maps, "F K h w -> K (F h w)").isfinite().all()
+
+
+@requires_cogvideox
+def test_a_block_waiting_for_its_update_holds_none_of_its_attention_inputs(ca):
+    """A block's concept update waits for the next block's attention call; the block's q/k/v (every token, full
+    width) are freed meanwhile, as in plain sampling, so two blocks' never live at once."""
+    model, clip = tiny_cogvideox(3), tiny_cogvideox_clip()
+    inputs = latent_inputs(clip, 1, 3.5)
+    earlier, alive = [], []
+
+    def watching(func, *args, **kwargs):  # only weak references: holding the tensors would keep them alive
+        alive.extend(ref() is not None for ref in earlier)
+        earlier[:] = [weakref.ref(tensor) for tensor in args[:3]]
+        return func(*args, **kwargs)
+
+    other = model.clone()
+    other.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = watching
+    concept_sampler(ca, other, clip, **inputs)
+    assert alive and not any(alive)
 
 
 @requires_cogvideox
