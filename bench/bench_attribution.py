@@ -16,11 +16,11 @@ import bench_host
 
 # (owner, attribute): everything the patch computes for the concepts, and nothing of the model's own.
 STREAM_FUNCTIONS = (
-    ("patch", "concept_qkv"),  # concept q/k/v (right after the text's qkv layer, on its cast weight)
-    ("patch", "attend_concepts"),  # attention over [concepts; image], both scores
+    ("stream", "concept_qkv"),  # concept q/k/v (right after the text's qkv layer, on its cast weight)
+    ("stream", "attend_concepts"),  # attention over [concepts; image], both scores
     ("step", "after_attention"),  # proj residual of the concept tokens
     ("step", "through_mlp"),  # the MLP on the concept tokens, layer by layer
-    ("patch", "mlp_residual"),  # the MLP residual
+    ("stream", "mlp_residual"),  # the MLP residual
     ("family", "image_attention"),  # slicing the image part out of the joint attention
     ("family", "concept_modulations"),  # txt_mod on the concept vector, once per block
     ("patch_class", "_open_stream"),  # concept vector and txt_in of the concepts, once per call
@@ -35,10 +35,10 @@ def instrument(host: bench_host.Host, wrap: Callable[[str, Callable], Callable])
     is replaced where it is defined, once, whichever families inherit it."""
     families = sys.modules[f"{host.pack.__name__}.nodes.families"].FAMILIES
     owners = {
-        "patch": [host.patch_module],
+        "stream": [host.step_module],
         "family": [type(family) for family in families],
-        "patch_class": [host.patch_module.ConceptAttentionPatch],
-        "step": [host.patch_module.ConceptStep],
+        "patch_class": [host.install_module.ConceptAttentionPatch],
+        "step": [host.step_module.ConceptStep],
         "aggregator": [sys.modules[f"{host.pack.__name__}.ca_core.aggregate"].ConceptScoreAggregator],
     }
     for owner_name, attribute in STREAM_FUNCTIONS:

@@ -10,7 +10,7 @@ block: one extra [B, N, 3072] tensor at the single blocks' peak. Any double-bloc
 does this, with or without the concept stream. This script measures (peak live tensor bytes,
 bench_meter.memory_peak) KSampler, the concept patch, a pass-through replacement of one double
 block (no stream at all). The concept patch avoids the extra tensor: the block after its last one empties
-that dict (nodes/patch.py ReleaseReturnedPatch), so its peak should sit at KSampler's.
+that dict (nodes/stream/step.py ReleaseReturnedPatch), so its peak should sit at KSampler's.
 """
 
 

@@ -192,7 +192,7 @@ class Bench:
         self.diffusion_model = self.model.get_model_object("diffusion_model")
         # what is live before every call on the CPU: the weights (the profiler cannot see them)
         self.resident_bytes = sum(t.numel() * t.element_size() for t in self.model.model.state_dict().values())
-        self.patch_class = host.patch_module.ConceptAttentionPatch
+        self.patch_class = host.install_module.ConceptAttentionPatch
         self.family = sys.modules[f"{host.pack.__name__}.nodes.families"].family_for(self.model)
         self.parse_layers = sys.modules[f"{host.pack.__name__}.ca_core.layers"].parse_layers
         generator = torch.Generator().manual_seed(SEED)

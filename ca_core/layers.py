@@ -1,20 +1,33 @@
 """Which double blocks and sampling steps contribute to the maps."""
 
+import enum
 import re
 
 # The reference pipeline scores Flux.1's double blocks 15-18 of 19: the last four. Families set their own.
 DEFAULT_LAST_BLOCKS = 4
 
 
+class AutoLayers(enum.Enum):
+    """What `layers = auto` takes where a family's default is not a count of last blocks."""
+
+    ALL_BLOCKS = "all blocks"
+
+
+# `auto` averages every joint block (the family's whole stack, whatever its depth)
+ALL_BLOCKS = AutoLayers.ALL_BLOCKS
+
+
 class SelectionError(ValueError):
     """A layer or step choice that does not fit the model or the run."""
 
 
-def parse_layers(text: str, depth: int, last_blocks: int = DEFAULT_LAST_BLOCKS) -> tuple[int, ...]:
+def parse_layers(text: str, depth: int, last_blocks: int | AutoLayers = DEFAULT_LAST_BLOCKS) -> tuple[int, ...]:
     """Double-block indices from "auto", "all", "15-18", "15,16,17,18" or "-1" (from the end).
 
-    auto: the last `last_blocks` double blocks (the family's default), which is 15-18 on Flux.1's 19.
+    auto: the last `last_blocks` double blocks (the family's default), which is 15-18 on Flux.1's 19;
+    ALL_BLOCKS: every block.
     """
+    last_blocks = depth if last_blocks is ALL_BLOCKS else last_blocks
     spec = text.strip().lower()
     if spec in ("", "auto"):
         return tuple(range(max(0, depth - last_blocks), depth))
@@ -43,9 +56,10 @@ def parse_layers(text: str, depth: int, last_blocks: int = DEFAULT_LAST_BLOCKS) 
     return tuple(sorted(chosen))
 
 
-def layer_examples(depth: int, last_blocks: int = DEFAULT_LAST_BLOCKS) -> str:
+def layer_examples(depth: int, last_blocks: int | AutoLayers = DEFAULT_LAST_BLOCKS) -> str:
     """What a user can type for a model `depth` double blocks deep, drawn from that model: e.g. on a
     6-block model "auto, all, 2-5, 2,3,4,5 or -1"."""
+    last_blocks = depth if last_blocks is ALL_BLOCKS else last_blocks
     first = max(0, depth - last_blocks)
     if depth - first < 2:
         return "auto, all or -1"

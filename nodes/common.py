@@ -8,10 +8,10 @@ from ..ca_core.aggregate import SPACES
 from ..ca_core.concepts import parse_concepts
 from ..ca_core.embeddings import TOKEN_POOLINGS
 from ..ca_core.layers import parse_layers
-from .encoding import encode_concepts
 from .families import family_for
-from .patch import PROMPT_CHOICES, ConceptAttentionPatch, chosen_prompts
 from .schema_options import advanced
+from .stream import PROMPT_CHOICES, ConceptAttentionPatch, chosen_prompts
+from .stream.encoding import encode_concepts
 
 
 def concept_inputs() -> list:

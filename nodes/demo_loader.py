@@ -25,7 +25,7 @@ from ..demo_model import WEIGHTS
 from ..demo_model.codec import PatchPCACodec
 from ..demo_model.config import DemoConfig
 from ..demo_model.text import FIRST_DESIGN, MAX_TOKENS, TextConfig, TextEncoder, WordTokenizer
-from .flux import flux_unet_config
+from .families.flux import flux_unet_config
 from .schema_options import search_aliases
 
 log = logging.getLogger(__name__)

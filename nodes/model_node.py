@@ -2,7 +2,7 @@
 
 The model node adds the concept stream to a MODEL.clone() and hands on the patch as a recorder; any
 sampler or guider may run the MODEL. The collector takes the recorder and the LATENT the sampler
-returned, and gives the maps of that very sampling run (nodes/recorder.py says how this holds under
+returned, and gives the maps of that very sampling run (nodes/stream/recorder.py says how this holds under
 ComfyUI's execution cache).
 """
 

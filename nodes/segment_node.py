@@ -12,9 +12,9 @@ import torch
 from comfy_api.latest import io
 
 from .common import concept_inputs, prepare_patch
-from .patch import StopAfterLastLayer
 from .schema_options import search_aliases
 from .socket_types import ConceptMapsType
+from .stream import StopAfterLastLayer
 
 
 class ConceptAttentionSegmentImage(io.ComfyNode):

@@ -90,9 +90,10 @@ def broken_method(pack, variant: str):
     transposed maps: token scores read column-major into the grid;
     softmax over tokens: the softmax normalises over image tokens instead of over concepts.
     """
-    modules = {name: sys.modules[f"{pack.__name__}.{name}"] for name in ("nodes.flux", "nodes.patch",
+    modules = {name: sys.modules[f"{pack.__name__}.{name}"] for name in ("nodes.families.flux", "nodes.stream.recording",
                                                                         "ca_core.aggregate", "ca_core.stream")}
-    family, patch = modules["nodes.flux"].FluxDoubleBlocks, modules["nodes.patch"]  # where text_stream lives
+    family = modules["nodes.families.flux"].FluxDoubleBlocks  # where text_stream lives
+    recording = modules["nodes.stream.recording"]
     aggregator = modules["ca_core.aggregate"].ConceptScoreAggregator
     if variant == "image-stream weights":
         weights = modules["ca_core.stream"].TextStreamWeights
@@ -106,7 +107,7 @@ def broken_method(pack, variant: str):
     elif variant == "transposed maps":
         def replacement(scores, grid):
             return scores.reshape(*scores.shape[:2], grid[1], grid[0]).transpose(-1, -2)
-        target, name = patch, "token_grid_maps"
+        target, name = recording, "token_grid_maps"
     elif variant == "softmax over tokens":
         stock_add = aggregator.add
 
@@ -134,8 +135,8 @@ BROKEN_VARIANTS = ("image-stream weights", "transposed maps", "softmax over toke
 def recorded_concept_attention(pack):
     """The product's concept attention as it runs: per double block call, the concepts' attention
     probabilities [K, K + N] over [concept keys; image keys], mean over heads, first batch item."""
-    patch, stream = (sys.modules[f"{pack.__name__}.{name}"] for name in ("nodes.patch", "ca_core.stream"))
-    stock = patch.attend_concepts
+    step, stream = (sys.modules[f"{pack.__name__}.{name}"] for name in ("nodes.stream.step", "ca_core.stream"))
+    stock = step.attend_concepts
     recorded = []
 
     def recording(concepts, attn_mod, weights, image, score_tokens=None, rope=None, qkv=None):
@@ -145,11 +146,11 @@ def recorded_concept_attention(pack):
         recorded.append(torch.softmax(q.float() @ keys.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)[0].mean(0))
         return stock(concepts, attn_mod, weights, image, score_tokens, rope=rope, qkv=qkv)
 
-    patch.attend_concepts = recording
+    step.attend_concepts = recording
     try:
         yield recorded
     finally:
-        patch.attend_concepts = stock
+        step.attend_concepts = stock
 
 
 def concept_attention_shares(pack, evaluation, model, clip, vae, noise: float, images: int, skip: int = 0):

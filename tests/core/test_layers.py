@@ -1,6 +1,6 @@
 import pytest
 
-from ca_core.layers import SelectionError, parse_layers, step_index
+from ca_core.layers import ALL_BLOCKS, SelectionError, layer_examples, parse_layers, step_index
 
 
 def test_auto_is_15_to_18_on_flux_depth():
@@ -15,6 +15,12 @@ def test_auto_spellings(text):
 @pytest.mark.parametrize("depth, expected", [(8, (4, 5, 6, 7)), (4, (0, 1, 2, 3)), (3, (0, 1, 2)), (1, (0,))])
 def test_auto_is_the_last_four_for_other_depths(depth, expected):
     assert parse_layers("auto", depth) == expected
+
+
+@pytest.mark.parametrize("depth", [1, 3, 24, 42])
+def test_auto_with_all_blocks_is_every_block(depth):
+    assert parse_layers("auto", depth, ALL_BLOCKS) == tuple(range(depth))
+    assert layer_examples(depth, ALL_BLOCKS).startswith("auto, all" if depth > 1 else "auto")
 
 
 def test_all():

@@ -13,9 +13,9 @@ text's side, as the paper authors' CogVideoX code does:
   sincos or learned embedding is zero on them) and no RoPE (5B, 1.5 rotate the video tokens only), so the
   concepts have no positions either.
 - ComfyUI's CogVideoX forward calls its blocks directly, with no patches_replace entry: the concept stream
-  reaches each block through its joint attention call (block_entry "attention", nodes/patch.py), whose
+  reaches each block through its joint attention call (BlockEntry.ATTENTION, nodes/stream/), whose
   transformer_options carry the override. The concepts' q/k/v, projection and feed-forward layers are cast
-  once more for them (the shared casts of nodes/shared_casts.py need a patched block).
+  once more for them (the shared casts of nodes/stream/shared_casts.py need a patched block).
 - Image-to-video's image latent and the inpainting models' mask and masked video are concatenated to the
   noise along the channels (model_base.CogVideoX.concat_cond): they are channels of the same tokens, so the
   maps cover the generated frames, one token grid per token frame.
@@ -30,9 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..ca_core.stream import ImageAttention, Modulation, TextStreamWeights
-from .family import ModelCall, PatchedLatentFamily, bind_model_call, causal_video_frame_tokens
-from .flux import FluxDoubleBlocks
+from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
+from .base import ALL_BLOCKS, BlockEntry, ModelCall, ModelFamily, causal_video_frame_tokens, split_heads
 
 try:  # ComfyUI 0.33 on
     from comfy.ldm.cogvideo.model import CogVideoXTransformer3DModel, get_timestep_embedding
@@ -96,15 +95,14 @@ def text_modulations(norm, temb: Tensor) -> Modulation:
     return text_half(layer(x))
 
 
-class CogVideoXFamily(PatchedLatentFamily):
+class CogVideoXFamily(ModelFamily):
     name = "CogVideoX (1.0 2B/5B, 1.5 5B; text-to-video, image-to-video, Fun inpainting)"
     available = CogVideoXTransformer3DModel is not None
     # `layers = auto` averages every block: the authors' CogVideoX example averages blocks 0-29, all of the
     # 2B's 30 and the first 30 of the 5B's 42; auto can name only the last blocks, so it takes them all (type
     # 0-29 for their choice on the 5B). The concepts' step costs K tokens per block, next to the video's.
-    default_layers = 1 << 16
-    hook = "DIFFUSION_MODEL"
-    block_entry = "attention"
+    default_layers = ALL_BLOCKS
+    block_entry = BlockEntry.ATTENTION
     video = True
 
     def matches(self, diffusion_model) -> bool:
@@ -112,12 +110,6 @@ class CogVideoXFamily(PatchedLatentFamily):
 
     def joint_blocks(self, diffusion_model):
         return diffusion_model.blocks
-
-    def release_after_stream(self, diffusion_model, last: int) -> list[tuple[str, int]]:
-        return []  # no patches_replace entries
-
-    def bind_call(self, executor, args: tuple, kwargs: dict) -> ModelCall:
-        return bind_model_call(executor, args, kwargs)
 
     def concept_conditioning(self, call: ModelCall, rows) -> dict:
         """temb of the chosen rows, as the forward makes it, and the prompt's length (the joint attention holds
@@ -147,12 +139,6 @@ class CogVideoXFamily(PatchedLatentFamily):
             for handle in handles:
                 handle.remove()
             outputs.clear()
-
-    def concept_position(self, index: int, length: int) -> int:
-        return index  # unused: text and concepts carry no positions
-
-    def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
-        return None
 
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
         """The block's shared layers; the text's own are only its modulations (concept_modulations)."""
@@ -188,11 +174,7 @@ class CogVideoXFamily(PatchedLatentFamily):
         """The joint attention takes [B, L, H*D] (heads flattened), text first; the video tokens' keys carry
         their RoPE (5B, 1.5)."""
         heads = diffusion_model.blocks[index].num_heads
-
-        def split_heads(t: Tensor) -> Tensor:
-            return t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2)
-
-        return ImageAttention(keys=split_heads(k[:, text_tokens:]), values=split_heads(v[:, text_tokens:]),
+        return ImageAttention(keys=split_heads(k[:, text_tokens:], heads), values=split_heads(v[:, text_tokens:], heads),
                               outputs=out[:, text_tokens:])
 
     def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int, int]:
@@ -205,9 +187,3 @@ class CogVideoXFamily(PatchedLatentFamily):
         """For each video frame the VAE decodes (the first alone, then 4 per latent frame), its token frame."""
         return causal_video_frame_tokens(latent_frames, diffusion_model.temporal_compression_ratio,
                                          diffusion_model.patch_size_t or 1)
-
-    def segmentation_conditioning(self, diffusion_model) -> dict:
-        return {}  # no pooled vector, no guidance
-
-    # T5's word pieces by their word ids, as Flux.1's T5 (CogVideoX's pads to 226 tokens)
-    concept_token_indices = FluxDoubleBlocks.concept_token_indices

@@ -24,38 +24,23 @@ from comfy.ldm.flux.layers import timestep_embedding
 from comfy.ldm.hunyuan_video.model import HunyuanVideo
 from torch import Tensor
 
-from ..ca_core.stream import ImageAttention
-from .family import ModelCall, causal_video_frame_tokens
+from ...ca_core.stream import ImageAttention
+from . import tokens
+from .base import ModelCall, causal_video_frame_tokens
 from .flux import FluxDoubleBlocks
-from .qwen_image import template_head_length
 
-LLAMA_HEADER_START, LLAMA_USER, LLAMA_HEADER_END, LLAMA_BLANK_LINE, LLAMA_EOT = 128006, 882, 128007, 271, 128009
-QWEN_IM_END = 151645
 VAE_TEMPORAL_STRIDE = 4  # HunyuanVideo's (and 1.5's) causal VAE: the first frame alone, then 4 per latent frame
 # Pixels per latent cell of the family's VAEs, by latent format, where the host's latent format does not state it
 # (HunyuanVideo's own is 8, the default)
 LATENT_PIXELS = {"HunyuanImage21": 32, "HunyuanImage21Refiner": 16, "HunyuanVideo15": 16}
 
 
-def llama_prompt_span(ids: list[int]) -> tuple[int, int]:
-    """Where ComfyUI's HunyuanVideo encoder cuts the prompt out of its Llama chat template: from after
-    "<|start_header_id|>user<|end_header_id|>\\n\\n" up to and including the "<|eot_id|>" that ends it."""
-    start, end = 0, len(ids)
-    for i in range(len(ids) - 2):
-        if ids[i:i + 3] == [LLAMA_HEADER_START, LLAMA_USER, LLAMA_HEADER_END]:
-            start = i + 2
-            if start + 1 < len(ids) and ids[start + 1] == LLAMA_BLANK_LINE:
-                start += 2
-            end = next((j + 1 for j in range(start, len(ids)) if ids[j] == LLAMA_EOT), len(ids))
-            break
-    return start, end
-
-
 class HunyuanVideoFamily(FluxDoubleBlocks):
+    """auto: like Flux.1's 15-18 of 19 double blocks, the last four of HunyuanVideo's 20."""
+
     name = "HunyuanVideo (T2V, I2V, 1.5) and HunyuanImage 2.1"
     video = True
-    # Like Flux.1's 15-18 of 19 double blocks: the last four of HunyuanVideo's 20 double blocks.
-    default_layers = 4
+    token_alignment = staticmethod(tokens.llama_or_qwen_chat_prompt)
 
     def matches(self, diffusion_model) -> bool:
         return isinstance(diffusion_model, HunyuanVideo)
@@ -133,24 +118,3 @@ class HunyuanVideoFamily(FluxDoubleBlocks):
         if diffusion_model.vector_in is not None:
             extras["pooled_output"] = torch.zeros((1, diffusion_model.params.vec_in_dim))
         return extras
-
-    def concept_token_indices(self, clip, name: str, tokens: dict, length: int) -> list[int]:
-        """The concept's tokens inside the chat template the encoder cuts its output from: Llama 3's for
-        HunyuanVideo, Qwen2.5's for 1.5 and Image 2.1."""
-        for key, find_span in (("llama", llama_prompt_span), ("qwen25_7b", _qwen_prompt_span)):
-            if key in tokens:
-                ids = [t[0] for batch in tokens[key] for t in batch]
-                start, end = find_span(ids)
-                if end - start != length:
-                    raise ValueError(
-                        f"cannot align the tokens of concept {name!r}: {end - start} tokens in its chat template's "
-                        f"prompt, {length} encoded positions; load HunyuanVideo's own text encoders with "
-                        "DualCLIPLoader type hunyuan_video (1.5 and Image 2.1: their Qwen2.5-VL with CLIPLoader)")
-                end_of_prompt = {"llama": LLAMA_EOT, "qwen25_7b": QWEN_IM_END}[key]
-                return [i for i in range(end - start) if ids[start + i] != end_of_prompt]
-        return super().concept_token_indices(clip, name, tokens, length)
-
-
-def _qwen_prompt_span(ids: list[int]) -> tuple[int, int]:
-    """The part of a Qwen2.5 chat template ComfyUI's encoder keeps: after its head, to the end."""
-    return template_head_length(ids), len(ids)

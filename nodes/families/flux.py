@@ -1,7 +1,8 @@
 """The Flux.1 family: Flux.1 dev/schnell, Flux.1 Kontext and models built on ComfyUI's Flux class.
 
-Also the base of the families that share Flux's double blocks (Flux.2, Chroma): everything that knows
-ComfyUI's Flux internals lives here; the method itself is in ca_core.
+Also the base of the families that share Flux's double blocks (Flux.2, Chroma, HunyuanVideo): the block
+layout, the text stream's modules, text-then-image joint attention, and forward_orig's returned-dict
+workaround.
 """
 
 import dataclasses
@@ -12,8 +13,8 @@ from comfy.ldm.flux.model import Flux, FluxParams
 from einops import rearrange
 from torch import Tensor
 
-from ..ca_core.stream import ImageAttention, TextStreamWeights
-from .family import ModelCall, PatchedLatentFamily, bind_model_call
+from ...ca_core.stream import ImageAttention, TextStreamWeights
+from .base import ModelCall, ModelFamily
 
 
 def flux_unet_config(**params) -> dict:
@@ -28,12 +29,8 @@ def modulation_rows(modulation, rows):
     return type(modulation)(shift=modulation.shift[rows], scale=modulation.scale[rows], gate=modulation.gate[rows])
 
 
-class FluxDoubleBlocks(PatchedLatentFamily):
-    """What Flux-style double blocks share (Flux.1, Flux.2, Chroma): the block layout, the text stream's
-    modules, text-then-image joint attention, and forward_orig's returned-dict workaround."""
-
-    default_layers = 4  # the reference pipeline scores Flux.1's blocks 15-18 of 19: the last four
-    hook = "DIFFUSION_MODEL"  # Flux's and Chroma's forward run through it
+class FluxDoubleBlocks(ModelFamily):
+    """What Flux-style double blocks share."""
 
     def joint_blocks(self, diffusion_model):
         return diffusion_model.double_blocks
@@ -45,15 +42,6 @@ class FluxDoubleBlocks(PatchedLatentFamily):
         block empty it."""
         following = [("double_block", last + 1)] if last + 1 < len(diffusion_model.double_blocks) else []
         return following + ([("single_block", 0)] if len(diffusion_model.single_blocks) else [])
-
-    def bind_call(self, executor, args: tuple, kwargs: dict) -> ModelCall:
-        return bind_model_call(executor, args, kwargs)
-
-    def concept_position(self, index: int, length: int) -> int:
-        return index
-
-    def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
-        return None  # Flux.1's concept RoPE ids are zero: a rotation by angle zero is the identity
 
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
         block = diffusion_model.double_blocks[index]
@@ -78,9 +66,6 @@ class FluxDoubleBlocks(PatchedLatentFamily):
             concept_context = txt_norm(concept_context)
         return diffusion_model.txt_in(concept_context)
 
-    def text_tokens(self, block_args: dict) -> int:
-        return block_args["txt"].shape[1]
-
     def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
                         text_tokens: int, image_tokens: int = 0) -> ImageAttention:
         """Cut the image tokens out of the block's joint attention (text first unless flipped)."""
@@ -92,24 +77,11 @@ class FluxDoubleBlocks(PatchedLatentFamily):
         image = slice(0, total - text_tokens) if image_first else slice(text_tokens, total)
         return ImageAttention(keys=k[:, :, image], values=v[:, :, image], outputs=out[:, image])
 
-    def concept_token_indices(self, clip, name: str, tokens: dict, length: int) -> list[int]:
-        """The concept's word pieces, by the word ids of the tokenizer whose sequence is the context."""
-        candidates = {key: [t[2] for batch in value for t in batch] for key, value in tokens.items()}
-        keys = [k for k in CONTEXT_KEYS if k in candidates] + [k for k in candidates if k not in CONTEXT_KEYS]
-        for key in keys:
-            if len(candidates[key]) == length:
-                return [i for i, word in enumerate(candidates[key]) if word > 0]
-        raise ValueError(
-            f"cannot align the tokens of concept {name!r} with its {length} encoded positions "
-            f"(tokenizers: {sorted(candidates)}); this text encoder is not supported for concepts"
-        )
-
-
-# The key of the text encoder whose hidden states are the prompt context, by preference.
-CONTEXT_KEYS = ("t5xxl",)
-
 
 class FluxFamily(FluxDoubleBlocks):
+    """auto is the base's last four blocks: the reference pipeline scores Flux.1's blocks 15-18 of 19. The
+    concepts' RoPE ids are zero, so their rotation is the identity (no concept_rope)."""
+
     name = "Flux.1 (dev, schnell, Kontext)"
 
     def matches(self, diffusion_model) -> bool:

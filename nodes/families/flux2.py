@@ -14,7 +14,8 @@ from comfy.ldm.flux.math import apply_rope
 from comfy.ldm.flux.model import Flux
 from torch import Tensor
 
-from .family import ModelCall
+from . import tokens
+from .base import ModelCall
 from .flux import FluxDoubleBlocks, modulation_rows
 
 TEXT_LENGTH = 512  # ComfyUI's Flux.2 model pads every context on the left to this many tokens
@@ -24,12 +25,10 @@ class Flux2Family(FluxDoubleBlocks):
     name = "Flux.2 (dev, klein)"
     default_layers = 3  # the paper's Flux.2 code scores the last three double blocks
     vae_scale = 16  # Flux.2's VAE: 16 pixels per latent cell (hosts before 0.33 do not state it)
+    token_alignment = staticmethod(tokens.chat_template_prompt)  # Mistral (dev), Qwen3 (klein)
 
     def matches(self, diffusion_model) -> bool:
         return type(diffusion_model) is Flux and bool(getattr(diffusion_model.params, "global_modulation", False))
-
-    def concept_conditioning(self, call: ModelCall, rows):
-        return None  # the shared text modulation arrives with each block's args
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning, rows):
         """The model-level text modulation of this call, which every double block and the concepts share."""
@@ -52,23 +51,6 @@ class Flux2Family(FluxDoubleBlocks):
             return q.to(k.dtype), k
 
         return rope
-
-    def concept_token_indices(self, clip, name: str, tokens: dict, length: int) -> list[int]:
-        """The concept's tokens inside the chat template: after the tokens it shares with an empty prompt's
-        template, up to the first token of the template's tail. Flux.2 tokenizes the whole template as one
-        chunk, so word ids cannot tell them apart."""
-        (key, batches), = tokens.items()
-        ids = [t[0] for batch in batches for t in batch]
-        empty = [t[0] for batch in clip.tokenize("")[key] for t in batch]
-        start = 0
-        while start < min(len(ids), len(empty)) and ids[start] == empty[start]:
-            start += 1
-        tail = empty[start:]
-        end = ids.index(tail[0], start) if tail and tail[0] in ids[start:] else len(ids)
-        if len(ids) != length:
-            raise ValueError(f"cannot align the tokens of concept {name!r}: {len(ids)} tokens, {length} encoded "
-                             "positions; this text encoder is not supported for concepts")
-        return list(range(start, end))
 
     def segmentation_conditioning(self, diffusion_model) -> dict:
         """As the paper's Flux.2 encode path: guidance 0; Flux.2 has no pooled vector."""

@@ -4,7 +4,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from ..ca_core.embeddings import pool_concept_tokens
+from ...ca_core.embeddings import pool_concept_tokens
 
 
 @runtime_checkable

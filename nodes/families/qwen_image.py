@@ -3,7 +3,7 @@
 Each transformer block is a joint block with separate image and text streams:
 - The text stream has its own q/k/v projections (add_q_proj, add_k_proj, add_v_proj), q/k norms
   (norm_added_q, norm_added_k), output projection (to_add_out), norms and MLP. The concepts reuse them:
-  the modulation, output projection and MLP on the text's own casts (nodes/shared_casts.py); the three
+  the modulation, output projection and MLP on the text's own casts (nodes/stream/shared_casts.py); the three
   q/k/v projections, which that sharing does not cover (it follows one fused layer), cast again.
 - Qwen-Image has no pooled text vector: the text modulation txt_mod(temb) comes from the timestep alone,
   and it is also the concepts' modulation. Qwen-Image-Edit's "index_timestep_zero" doubles temb for the
@@ -23,51 +23,30 @@ from comfy.ldm.flux.math import apply_rope
 from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
 from torch import Tensor
 
-from ..ca_core.stream import ImageAttention, Modulation, TextStreamWeights
-from .family import ModelCall, PatchedLatentFamily, bind_model_call
-
-IM_START, IM_END, USER, NEWLINE = 151644, 151645, 872, 198  # Qwen2.5's chat-template token ids
-
-
-def template_head_length(ids: list[int]) -> int:
-    """How many leading tokens ComfyUI's QwenImageTEModel.encode_token_weights drops: up to the second
-    "<|im_start|>", and past its "user\\n"."""
-    starts = [i for i, token in enumerate(ids) if token == IM_START][:2]
-    if not starts:
-        return 0
-    end = starts[-1]
-    if len(ids) > end + 3 and ids[end + 1] == USER and ids[end + 2] == NEWLINE:
-        end += 3
-    return end
+from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
+from . import tokens
+from .base import ModelCall, ModelFamily, split_heads
 
 
 def mlp_layers(feed_forward) -> torch.nn.Sequential:
     """Qwen-Image's FeedForward (a GELU module holding the first projection, dropout, the second projection) as
-    the sequence of its layers, so that the concepts reuse each projection's cast (nodes/shared_casts.py)."""
+    the sequence of its layers, so that the concepts reuse each projection's cast (nodes/stream/shared_casts.py)."""
     first, _, second = feed_forward.net
     return torch.nn.Sequential(first.proj, torch.nn.GELU(approximate=first.approximate), second)
 
 
-class QwenImageFamily(PatchedLatentFamily):
+class QwenImageFamily(ModelFamily):
+    """auto: like Flux.1's 15-18 of 19 double blocks, the last four of the joint stack (Qwen-Image has 60, all
+    joint). The forward rebinds its locals from each block's returned dict at once: nothing to release."""
+
     name = "Qwen-Image (and Qwen-Image-Edit)"
-    # Like Flux.1's 15-18 of 19 double blocks, the last blocks of the joint stack: Qwen-Image has 60, all joint.
-    default_layers = 4
-    hook = "DIFFUSION_MODEL"
+    token_alignment = staticmethod(tokens.qwen_chat_prompt)
 
     def matches(self, diffusion_model) -> bool:
         return isinstance(diffusion_model, QwenImageTransformer2DModel)
 
     def joint_blocks(self, diffusion_model):
         return diffusion_model.transformer_blocks
-
-    def release_after_stream(self, diffusion_model, last: int) -> list[tuple[str, int]]:
-        return []  # the forward rebinds its locals from each block's returned dict at once
-
-    def bind_call(self, executor, args: tuple, kwargs: dict) -> ModelCall:
-        return bind_model_call(executor, args, kwargs)
-
-    def concept_conditioning(self, call: ModelCall, rows):
-        return None  # temb arrives with each block's args
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning, rows):
         """The text modulation of this block, from temb (its first half where Edit doubled it)."""
@@ -77,11 +56,9 @@ class QwenImageFamily(PatchedLatentFamily):
         chunks = [c[:, None] for c in diffusion_model.transformer_blocks[index].txt_mod(temb[rows]).chunk(6, dim=-1)]
         return Modulation(*chunks[:3]), Modulation(*chunks[3:])
 
-    def concept_position(self, index: int, length: int) -> int:
-        return index  # the index in the template-stripped output; concept_rope adds the text's start
-
     def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
-        """Each concept at (s + p, s + p, s + p), through the model's own RoPE table."""
+        """Each concept at (s + p, s + p, s + p), through the model's own RoPE table; p is the concept's index in
+        the template-stripped encoder output (the base's concept_position)."""
         rows, columns = self.token_grid(diffusion_model, call.x)
         start = round(max(columns // 2, rows // 2))
         ids = torch.tensor([start + position for position in positions], device=call.x.device, dtype=torch.float32)
@@ -116,29 +93,11 @@ class QwenImageFamily(PatchedLatentFamily):
     def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None) -> Tensor:
         return diffusion_model.txt_in(diffusion_model.txt_norm(concept_context))
 
-    def text_tokens(self, block_args: dict) -> int:
-        return block_args["txt"].shape[1]
-
     def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
                         text_tokens: int, image_tokens: int = 0) -> ImageAttention:
         """Text first. ComfyUI 0.8 and newer pass q/k/v as [B, H, L, D]; 0.3.64 as [B, L, H*D]."""
         if q.ndim == 3:
             heads = diffusion_model.transformer_blocks[index].attn.heads
-            k, v = (t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2) for t in (k, v))
+            k, v = split_heads(k, heads), split_heads(v, heads)
         image = slice(text_tokens, k.shape[2])
         return ImageAttention(keys=k[:, :, image], values=v[:, :, image], outputs=out[:, image])
-
-    def segmentation_conditioning(self, diffusion_model) -> dict:
-        return {}  # no pooled vector, no guidance
-
-    def concept_token_indices(self, clip, name: str, tokens: dict, length: int) -> list[int]:
-        """The concept's tokens between the template's head (which the encoder drops) and its "<|im_end|>"."""
-        (key, batches), = tokens.items()
-        ids = [t[0] for batch in batches for t in batch]
-        head = template_head_length(ids)
-        if len(ids) - head != length:
-            raise ValueError(f"cannot align the tokens of concept {name!r}: {len(ids) - head} tokens after the chat "
-                             f"template's head, {length} encoded positions; load Qwen-Image's own text encoder "
-                             "(qwen_2.5_vl_7b) with CLIPLoader type qwen_image")
-        end = ids.index(IM_END, head) if IM_END in ids[head:] else len(ids)
-        return list(range(0, end - head))

@@ -8,14 +8,10 @@ its `vec` argument.
 """
 
 from comfy.ldm.chroma.model import Chroma
+from comfy.ldm.chroma_radiance.model import ChromaRadiance
 from torch import Tensor
 
 from .flux import FluxDoubleBlocks, modulation_rows
-
-try:  # Chroma Radiance, on every pinned host; kept optional for hosts without it
-    from comfy.ldm.chroma_radiance.model import ChromaRadiance
-except ImportError:  # pragma: no cover
-    ChromaRadiance = None
 
 
 class ChromaFamily(FluxDoubleBlocks):
@@ -23,12 +19,6 @@ class ChromaFamily(FluxDoubleBlocks):
 
     def matches(self, diffusion_model) -> bool:
         return isinstance(diffusion_model, Chroma)
-
-    def is_radiance(self, diffusion_model) -> bool:
-        return ChromaRadiance is not None and isinstance(diffusion_model, ChromaRadiance)
-
-    def concept_conditioning(self, call, rows):
-        return None  # the modulations arrive with each block's args
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning, rows):
         """The approximator's text modulations of this block for this call's timestep and guidance."""
@@ -41,7 +31,7 @@ class ChromaFamily(FluxDoubleBlocks):
         return -(-x.shape[-2] // p), -(-x.shape[-1] // p)
 
     def latent_pixels(self, model) -> int:
-        if self.is_radiance(model.get_model_object("diffusion_model")):
+        if isinstance(model.get_model_object("diffusion_model"), ChromaRadiance):
             return 1  # pixel space: the "latent" is the image
         return super().latent_pixels(model)
 

@@ -1,4 +1,4 @@
-"""Which model families the concept stream supports: one ModelFamily (nodes/family.py) per family."""
+"""The model families the concept stream supports: one module per family, each a ModelFamily (base.py)."""
 
 from .chroma import ChromaFamily
 from .cogvideox import CogVideoXFamily
@@ -14,7 +14,6 @@ FAMILIES = (FluxFamily(), Flux2Family(), ChromaFamily(), SD3Family(), QwenImageF
 # What users call the models ComfyUI loads, by the name of its model config class (comfy.supported_models),
 # longest prefix first; and why they have no concept stream here.
 NO_JOINT_ATTENTION = "its text enters by cross-attention only"
-SINGLE_STREAM = "text and image tokens share one stream, with no separate text weights for the concepts"
 NOT_YET = "not yet supported"
 SUPPORTED = ""
 MODEL_NAMES = (
@@ -28,7 +27,7 @@ MODEL_NAMES = (
     ("HunyuanDiT", "HunyuanDiT", NO_JOINT_ATTENTION), ("LTX", "LTX-Video", NO_JOINT_ATTENTION),
     ("Cosmos", "Cosmos", NO_JOINT_ATTENTION), ("WAN", "Wan", NO_JOINT_ATTENTION),
     ("Kandinsky5", "Kandinsky 5", NO_JOINT_ATTENTION),
-    ("Lumina2", "Lumina 2", SINGLE_STREAM), ("ZImage", "Z-Image", SINGLE_STREAM), ("Omnigen2", "OmniGen2", SINGLE_STREAM),
+    ("Lumina2", "Lumina 2", NOT_YET), ("ZImage", "Z-Image", NOT_YET), ("Omnigen2", "OmniGen2", NOT_YET),
     ("SD3", "SD3 / SD3.5", SUPPORTED), ("QwenImage", "Qwen-Image", SUPPORTED),
     ("HunyuanVideo15", "HunyuanVideo 1.5", SUPPORTED),
     ("HunyuanVideo", "HunyuanVideo", SUPPORTED), ("HunyuanImage21", "HunyuanImage 2.1", SUPPORTED),

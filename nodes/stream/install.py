@@ -1,0 +1,177 @@
+"""Installs the concept stream on a cloned ComfyUI model, for any ModelFamily (nodes/families/base.py).
+
+The family's wrapper (Hook: DIFFUSION_MODEL, or APPLY_MODEL) opens a per-call StreamState (concept tokens,
+their modulation input, which batch rows are the chosen prompts) in the call's transformer_options; the
+blocks are reached through the family's BlockEntry (step.py). An OUTER_SAMPLE wrapper gives every sampling run
+that uses the model its own Recording, and files it with the latent the run returned (recording.py), so that
+any sampler node can run the patched model and a collector finds the maps of the very run that made its LATENT.
+"""
+
+import logging
+import math
+
+import comfy.patcher_extension
+import torch
+from torch import Tensor
+
+from ...ca_core.aggregate import softmax_over
+from ...ca_core.few_rows import few_row_linears
+from ...ca_core.layers import step_index
+from ..families.base import BlockEntry
+from .recording import PROMPTS, RunRecordings
+from .step import STATE_KEY, AttentionEntry, BlockPatch, ReleaseReturnedPatch, StreamPlan, StreamState
+
+WRAPPER_KEY = "concept_attention"
+# How ComfyUI's TorchCompileModel (comfy_api.torch_helpers, also used by compile nodes of other packs) marks a
+# compiled MODEL: an APPLY_MODEL wrapper and its compile options.
+COMPILE_WRAPPER_KEY = "torch.compile"
+COMPILE_OPTIONS_KEY = "torch_compile_kwargs"
+
+
+def is_compiled(model) -> bool:
+    """Whether a MODEL carries ComfyUI's torch.compile wrapper."""
+    wrappers = model.wrappers.get(comfy.patcher_extension.WrappersMP.APPLY_MODEL, {})
+    return COMPILE_OPTIONS_KEY in model.model_options or bool(wrappers.get(COMPILE_WRAPPER_KEY))
+
+
+class CompiledModelError(ValueError):
+    pass
+
+
+class ConceptAttentionPatch(RunRecordings):
+    def __init__(self, family, concept_context: Tensor, layers: tuple[int, ...], steps: tuple[int, int],
+                 softmax: bool = True, stop_after_last_layer: bool = False, concept_positions: list[int] | None = None,
+                 prompts: tuple[str, ...] = ("positive",), names: list[str] | None = None, space: str = "output"):
+        concepts = concept_context.shape[1]
+        super().__init__(names=names or [f"concept {i}" for i in range(concepts)], layers=layers, steps=steps,
+                         softmax=softmax_over(concepts, softmax), one_concept_raw=softmax and concepts == 1,
+                         prompts=prompts, space=space)  # space: the map space the user chose; both are recorded
+        self.family = family
+        self.plan = StreamPlan(family, layers, stop_after_last_layer)
+        self.concept_context = concept_context
+        self.concept_positions = concept_positions
+        self._timestep_of_sigma = None
+
+    def install(self, model):
+        """Patch a model.clone() in place; the caller's model is never touched.
+
+        A compiled model's clone runs uncompiled: its compiled module is shared with the caller's model, and
+        ComfyUI's compile guards ignore transformer_options, so a graph traced with (or without) the stream's
+        replacements would be reused by runs without (or with) them. The caller's model stays compiled."""
+        if is_compiled(model):
+            model.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, COMPILE_WRAPPER_KEY)
+            model.model_options.pop(COMPILE_OPTIONS_KEY, None)
+            logging.warning("ConceptAttention: the concept maps' sampling run uses this model uncompiled "
+                            "(torch.compile cannot hold the concept stream); other samplers keep it compiled.")
+        self._timestep_of_sigma = model.get_model_object("model_sampling").timestep
+        self.latent_pixels = self.family.latent_pixels(model)
+        self.token_pixels = self.family.token_pixels(model)
+        if self.family.block_entry is BlockEntry.PATCHES_REPLACE:  # else the model call's AttentionEntry
+            self._install_block_patches(model)
+        model.add_wrapper_with_key(self.family.hook.wrapper_type, WRAPPER_KEY, self.wrap_model_call)
+        model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY,
+                                   self.wrap_sampling_run)
+        return model
+
+    def _install_block_patches(self, model) -> None:
+        """A patches_replace entry per block up to the last chosen one, chaining what it displaces; and where the
+        family's forward keeps the last returned dict alive, entries that release it (release_after_stream)."""
+        transformer_options = model.model_options.get("transformer_options", {})
+        previous = transformer_options.get("patches_replace", {}).get("dit", {})
+        last = self.plan.last_layer
+        for index in range(last + 1):
+            model.set_model_patch_replace(BlockPatch(self.plan, index, previous.get(("double_block", index))),
+                                          "dit", "double_block", index)
+        diffusion_model = model.get_model_object("diffusion_model")
+        for following in self.family.release_after_stream(diffusion_model, last):
+            release = ReleaseReturnedPatch(self.plan, previous.get(following), following[0] == "double_block")
+            model.set_model_patch_replace(release, "dit", *following)
+
+    def wrap_sampling_run(self, executor, *args, **kwargs):
+        """One sampling run (any sampler node, any guider): record it, and file it with its output."""
+        if self.open_recording is not None:  # a recording held open around several runs
+            return executor(*args, **kwargs)
+        sampled = getattr(executor.class_obj, "model_patcher", None)  # the guider's MODEL
+        if sampled is not None and is_compiled(sampled):
+            raise CompiledModelError(
+                "this MODEL was compiled (TorchCompileModel or another compile node) after the Concept Attention "
+                "node: a compiled graph cannot run the concept stream. Move the compile node before the Concept "
+                "Attention node (the maps' run then uses the model uncompiled, other samplers stay compiled), or "
+                "bypass it"
+            )
+        sigmas = args[3] if len(args) > 3 else kwargs.get("sigmas")  # outer_sample(noise, latent, sampler, sigmas..)
+        with self.recording(run_steps=len(sigmas) - 1 if sigmas is not None else None) as recording:
+            output = executor(*args, **kwargs)
+        self.recorder.file(recording, output)
+        return output
+
+    def wrap_model_call(self, executor, *args, **kwargs):
+        call = self.family.bind_call(executor, args, kwargs)
+        state = self._open_stream(call)
+        if state is None:
+            return executor(*args, **kwargs)
+        # keyed by plan, so a second concept patch on the same model keeps its own stream
+        options = {**call.transformer_options}
+        options[STATE_KEY] = {**options.get(STATE_KEY, {}), self.plan: state}
+        entry = None
+        if self.family.block_entry is BlockEntry.ATTENTION:
+            entry = AttentionEntry(self.plan, state, options.get("optimized_attention_override"))
+            options["optimized_attention_override"] = entry
+        args, kwargs = call.with_transformer_options(options)
+        with self.family.watch_call(call.diffusion_model, state.conditioning):
+            output = executor(*args, **kwargs)
+            if entry is not None:  # the last block's update, while what the family watched is still at hand
+                entry.finish_pending()
+        if not state.scored:  # the call returned without running the chosen blocks: a step-skipping cache
+            state.recording.skipped_steps.add(state.step)
+        return output
+
+    @few_row_linears
+    def _open_stream(self, call) -> StreamState | None:
+        recording = self.open_recording
+        if recording is None:  # a model call outside any sampling run: nothing to record
+            return None
+        x, transformer_options = call.x, call.transformer_options
+        step = self._step(call.timestep, transformer_options)
+        if not self.steps[0] <= step < self.steps[1]:
+            return None
+        recording.calls_in_range += 1
+        labels = transformer_options.get("cond_or_uncond") or [0]
+        chunk = x.shape[0] // len(labels)
+        wanted = {PROMPTS[prompt] for prompt in self.prompts}
+        chosen = [i for i, label in enumerate(labels) if label in wanted]
+        if not chosen:
+            return None
+        if chosen == list(range(chosen[0], chosen[-1] + 1)):
+            rows = slice(chosen[0] * chunk, (chosen[-1] + 1) * chunk)
+        else:
+            rows = torch.cat([torch.arange(i * chunk, (i + 1) * chunk) for i in chosen]).to(x.device)
+        diffusion_model = call.diffusion_model
+        xs = x[rows]
+        context = self.concept_context.to(device=x.device, dtype=call.dtype).expand(xs.shape[0], -1, -1)
+        grid = self.family.token_grid(diffusion_model, x)
+        if recording.grid not in (None, grid):
+            raise RuntimeError(f"the image token grid changed mid-run from {recording.grid} to {grid}")
+        recording.grid = grid
+        if len(grid) == 3:
+            recording.video_frames = self.family.video_frame_tokens(diffusion_model, x.shape[2])
+        label_prompt = {label: prompt for prompt, label in PROMPTS.items()}
+        conditioning = self.family.concept_conditioning(call, rows)
+        return StreamState(
+            diffusion_model=diffusion_model,
+            recording=recording,
+            rows=rows,
+            chunk_prompts=[label_prompt[labels[i]] for i in chosen],
+            concepts=self.family.embed_concepts(diffusion_model, context, conditioning),
+            conditioning=conditioning,
+            rope=self.family.concept_rope(diffusion_model, call, self.concept_positions or [0] * context.shape[1]),
+            score_tokens=math.prod(grid),
+            step=step,
+        )
+
+    def _step(self, timestep: Tensor, transformer_options) -> int:
+        sigmas = transformer_options.get("sample_sigmas")
+        if sigmas is None:  # a lone model call outside a sampler (segmentation): step 0
+            return 0
+        schedule = self._timestep_of_sigma(sigmas.to(timestep.device)).float().tolist()
+        return step_index(float(timestep.flatten()[0]), schedule)
