@@ -11,7 +11,7 @@ from comfy.ldm.chroma.model import Chroma
 from comfy.ldm.chroma_radiance.model import ChromaRadiance
 from torch import Tensor
 
-from .flux import FluxDoubleBlocks, modulation_rows
+from .flux_blocks import FluxDoubleBlocks, modulation_rows
 
 
 class ChromaFamily(FluxDoubleBlocks):

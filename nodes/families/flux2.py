@@ -16,7 +16,7 @@ from torch import Tensor
 
 from . import tokens
 from .base import ModelCall
-from .flux import FluxDoubleBlocks, modulation_rows
+from .flux_blocks import FluxDoubleBlocks, modulation_rows
 
 TEXT_LENGTH = 512  # ComfyUI's Flux.2 model pads every context on the left to this many tokens
 

@@ -27,7 +27,7 @@ from torch import Tensor
 from ...ca_core.stream import ImageAttention
 from . import tokens
 from .base import ModelCall, causal_video_frame_tokens
-from .flux import FluxDoubleBlocks
+from .flux_blocks import FluxDoubleBlocks
 
 VAE_TEMPORAL_STRIDE = 4  # HunyuanVideo's (and 1.5's) causal VAE: the first frame alone, then 4 per latent frame
 # Pixels per latent cell of the family's VAEs, by latent format, where the host's latent format does not state it

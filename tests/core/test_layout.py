@@ -1,0 +1,51 @@
+"""The ComfyUI layer's three layers: node schemas in nodes/, the stream machinery in nodes/stream/, one adapter
+per family in nodes/families/. The stream and the families meet only in the family interface (families/base.py)."""
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+NODES = REPO / "nodes"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The pack's own modules a file imports, as dotted paths from the repository root."""
+    package = path.relative_to(REPO).parent.parts
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)]
+            module = ".".join((*base, *filter(None, (node.module or "").split("."))))
+            names |= {f"{module}.{alias.name}" if not node.module else module for alias in node.names}
+    return names
+
+
+def imports_of(folder: Path) -> dict[str, set[str]]:
+    return {path.name: imported_modules(path) for path in sorted(folder.glob("*.py"))}
+
+
+def test_imports_are_resolved_from_the_files_place():
+    assert "nodes.families.base" in imported_modules(NODES / "families" / "sd3.py")
+    assert "ca_core.stream" in imported_modules(NODES / "families" / "sd3.py")
+    assert "nodes.families.tokens" in imported_modules(NODES / "families" / "base.py")  # from . import tokens
+
+
+def test_the_stream_knows_families_only_through_their_interface():
+    reached = {name: {module for module in modules if module.startswith("nodes.families")}
+               for name, modules in imports_of(NODES / "stream").items()}
+    assert {name: modules for name, modules in reached.items() if modules - {"nodes.families.base"}} == {}
+
+
+def test_no_family_imports_the_stream_or_the_node_schemas():
+    reached = {name: {module for module in modules if module.startswith("nodes.")
+                      and not module.startswith("nodes.families")}
+               for name, modules in imports_of(NODES / "families").items()}
+    assert {name: modules for name, modules in reached.items() if modules} == {}
+
+
+def test_no_family_imports_another_family():
+    families = imports_of(NODES / "families")
+    shared = {"nodes.families.base", "nodes.families.tokens", "nodes.families.flux_blocks"}
+    crossing = {name: {m for m in modules if m.startswith("nodes.families.") and m not in shared}
+                for name, modules in families.items() if name != "__init__.py"}
+    assert {name: modules for name, modules in crossing.items() if modules} == {}
