@@ -90,8 +90,8 @@ def broken_method(pack, variant: str):
     transposed maps: token scores read column-major into the grid;
     softmax over tokens: the softmax normalises over image tokens instead of over concepts.
     """
-    modules = {name: sys.modules[f"{pack.__name__}.{name}"] for name in ("nodes.families.flux_blocks", "nodes.stream.recording",
-                                                                        "ca_core.aggregate", "ca_core.stream")}
+    modules = {name: sys.modules[f"{pack.__name__}.{name}"]
+               for name in ("nodes.families.flux_blocks", "nodes.stream.recording", "ca_core.aggregate", "ca_core.stream")}
     family = modules["nodes.families.flux_blocks"].FluxDoubleBlocks  # where text_stream lives
     recording = modules["nodes.stream.recording"]
     aggregator = modules["ca_core.aggregate"].ConceptScoreAggregator
