@@ -3,10 +3,33 @@
 import re
 
 MAX_CONCEPTS = 64
+# how much of a user's text an error message quotes: a name to about this many characters, a list to this many
+# names, so that a message stays readable whatever was typed
+SHOWN_CHARACTERS = 40
+SHOWN_NAMES = 8
 
 
 class ConceptListError(ValueError):
     """A concept list the method cannot use; the message says how to fix it."""
+
+
+def shown(text: str, limit: int = SHOWN_CHARACTERS, quoted: bool = True) -> str:
+    """A user's text as a message quotes it: shortened to `limit` characters with "…", as a repr."""
+    text = str(text)
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    return repr(text) if quoted else text
+
+
+def shown_list(names, limit: int = SHOWN_NAMES, characters: int = 4 * SHOWN_CHARACTERS) -> str:
+    """Names as a message lists them: each shown(), the first `limit` of them (fewer where long names would
+    pass about `characters`), then "and N more"."""
+    names, parts = list(names), []
+    for name in names[:limit]:
+        if parts and sum(len(part) + 2 for part in parts) + len(shown(name)) > characters:
+            break
+        parts.append(shown(name))
+    more = f" and {len(names) - len(parts)} more" if len(names) > len(parts) else ""
+    return "[" + ", ".join(parts) + more + "]"
 
 
 def parse_concepts(text: str, max_concepts: int = MAX_CONCEPTS) -> list[str]:
@@ -31,7 +54,7 @@ def parse_concepts(text: str, max_concepts: int = MAX_CONCEPTS) -> list[str]:
         seen[key] = seen.get(key, 0) + 1
     duplicates = [name for name in dict.fromkeys(names) if seen[name.casefold()] > 1]
     if duplicates:
-        raise ConceptListError(f"concepts lists {duplicates} more than once: keep each concept once")
+        raise ConceptListError(f"concepts lists {shown_list(duplicates)} more than once: keep each concept once")
     if len(names) > max_concepts:
         raise ConceptListError(
             f"concepts has {len(names)} names; at most {max_concepts} are supported: merge or drop some"
@@ -45,5 +68,5 @@ def resolve_concept_names(requested: str, known: list[str]) -> list[int]:
     index = {name.casefold(): i for i, name in enumerate(known)}
     unknown = [name for name in wanted if name.casefold() not in index]
     if unknown:
-        raise ConceptListError(f"unknown concept(s) {unknown}: the maps hold {known}")
+        raise ConceptListError(f"unknown concept(s) {shown_list(unknown)}: the maps hold {shown_list(known)}")
     return [index[name.casefold()] for name in wanted]

@@ -3,6 +3,8 @@
 import torch
 from torch import Tensor
 
+from .concepts import shown
+
 TOKEN_POOLINGS = ("first", "mean")
 
 
@@ -14,10 +16,10 @@ def pool_concept_tokens(token_states: Tensor, real_tokens: Tensor, pooling: str 
     concept such as "traffic light" is not reduced to "traffic". name: the concept, for the error.
     """
     if pooling not in TOKEN_POOLINGS:
-        raise ValueError(f"unknown token pooling {pooling!r}; expected one of {TOKEN_POOLINGS}")
+        raise ValueError(f"unknown token pooling {shown(pooling)}; expected one of {TOKEN_POOLINGS}")
     positions = torch.nonzero(real_tokens.to(torch.bool), as_tuple=False).flatten()
     if positions.numel() == 0:
-        raise ValueError(f"the concept {name!r} encoded to no token of its own: check its spelling, or use words "
+        raise ValueError(f"the concept {shown(name)} encoded to no token of its own: check its spelling, or use words "
                          "the text encoder knows (emoji and symbols alone encode to nothing)")
     if pooling == "first":
         return token_states[positions[0]]

@@ -3,6 +3,8 @@
 import enum
 import re
 
+from .concepts import shown
+
 # The reference pipeline scores Flux.1's double blocks 15-18 of 19: the last four. Families set their own.
 DEFAULT_LAST_BLOCKS = 4
 
@@ -39,18 +41,19 @@ def parse_layers(text: str, depth: int, last_blocks: int | AutoLayers = DEFAULT_
         if span:
             first, last = int(span[1]), int(span[2])
             if first > last:
-                raise SelectionError(f"layer range {part!r} runs backwards: write it as {last}-{first}")
+                raise SelectionError(f"layer range {shown(part)} runs backwards: write it as {last}-{first}")
             indices = range(first, last + 1)
         elif re.fullmatch(r"-?\d+", part):
             index = int(part)
             indices = [index + depth if index < 0 else index]
         else:
-            raise SelectionError(f"layers {text!r}: cannot read {part!r}; use {layer_examples(depth, last_blocks)}")
+            raise SelectionError(f"layers {shown(text)}: cannot read {shown(part)}; "
+                                 f"use {layer_examples(depth, last_blocks)}")
         for index in indices:
             if not 0 <= index < depth:
                 raise SelectionError(
-                    f"layer {part} is out of range: this model has {depth} double blocks (0-{depth - 1}); "
-                    f"use {layer_examples(depth, last_blocks)}"
+                    f"layer {shown(part, quoted=False)} is out of range: this model has {depth} double blocks "
+                    f"(0-{depth - 1}); use {layer_examples(depth, last_blocks)}"
                 )
             chosen.add(index)
     return tuple(sorted(chosen))

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .concepts import shown
 from .maps import normalise
 
 MASK_METHODS = ("argmax", "mean_threshold", "otsu", "threshold", "soft")
@@ -43,7 +44,7 @@ def mask_method_for(method: str, threshold: float, names: list[str], one_concept
     if one_concept_raw:
         return "threshold", ONE_CONCEPT_CUT
     raise ValueError(
-        f"method argmax needs two or more concepts to compare, and these maps hold one ({names[0]!r}) made with "
+        f"method argmax needs two or more concepts to compare, and these maps hold one ({shown(names[0])}) made with "
         "softmax off: turn softmax back on (one concept then gets its own automatic cut), choose method otsu "
         "or threshold, or add a second concept such as 'background'"
     )

@@ -1,7 +1,5 @@
 """Inputs and steps the sampler and segment nodes share."""
 
-import math
-
 from comfy_api.latest import io
 
 from ..ca_core.aggregate import SPACES
@@ -48,24 +46,6 @@ def prompt_input() -> io.Combo.Input:
                                    tooltip="Whose maps: the positive prompt's, the negative prompt's (needs cfg "
                                            "above 1, when ComfyUI runs it) or both (the positive maps first, then "
                                            "the negative's, each labelled)."))
-
-
-def step_range(start_step: int, end_step: int, steps: int | None = None) -> tuple[int, int]:
-    """The scored steps [start_step, end_step); with the run's step count known, a range that can never
-    be scored is refused before any sampling."""
-    if start_step >= end_step:
-        raise ValueError(f"start_step {start_step} must be below end_step {end_step}")
-    if steps is not None and start_step >= steps:
-        raise ValueError(f"start_step {start_step} is past the last step: this run has {steps} steps (0-{steps - 1}), "
-                         f"so no step would be scored; set start_step below {steps} (0 scores them all)")
-    return start_step, end_step
-
-
-def check_prompt_runs(prompt: str, cfg: float) -> None:
-    """Negative-prompt maps need the negative prompt to run; ComfyUI skips it at cfg 1 (comfy.samplers)."""
-    if prompt in ("negative", "both") and math.isclose(cfg, 1.0):
-        raise ValueError(f"prompt is {prompt}, but at cfg 1.0 ComfyUI never runs the negative prompt, so it would "
-                         "have no maps: raise cfg above 1, or set prompt to positive")
 
 
 def prepare_patch(model, clip, concepts: str, layers: str, softmax: bool, token_pooling: str,

@@ -8,9 +8,10 @@ ComfyUI's execution cache).
 
 from comfy_api.latest import io
 
-from .common import concept_inputs, prepare_patch, prompt_input, step_inputs, step_range
+from .common import concept_inputs, prepare_patch, prompt_input, step_inputs
 from .schema_options import search_aliases
 from .socket_types import ConceptMapsType, ConceptRecorderType
+from .stream import step_range
 
 
 class ConceptAttentionModel(io.ComfyNode):

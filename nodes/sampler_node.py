@@ -8,9 +8,10 @@ import comfy.samplers
 import nodes
 from comfy_api.latest import io
 
-from .common import check_prompt_runs, concept_inputs, prepare_patch, prompt_input, step_inputs, step_range
+from .common import concept_inputs, prepare_patch, prompt_input, step_inputs
 from .schema_options import search_aliases
 from .socket_types import ConceptMapsType
+from .stream import check_prompt_runs, step_range
 
 
 class ConceptAttentionSampler(io.ComfyNode):

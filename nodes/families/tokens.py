@@ -8,6 +8,8 @@ of the concept's own tokens, or refuses a text encoder it cannot align. A family
 `token_alignment` (families/base.py).
 """
 
+from ...ca_core.concepts import shown
+
 QWEN_IM_START, QWEN_IM_END, QWEN_USER, QWEN_NEWLINE = 151644, 151645, 872, 198  # Qwen2.5's chat-template ids
 LLAMA_HEADER_START, LLAMA_USER, LLAMA_HEADER_END, LLAMA_BLANK_LINE, LLAMA_EOT = 128006, 882, 128007, 271, 128009
 
@@ -29,7 +31,7 @@ def token_ids(batches) -> list[int]:
 
 
 def unaligned(name: str, found: str, length: int, fix: str) -> TokenAlignmentError:
-    return TokenAlignmentError(f"cannot align the tokens of concept {name!r}: {found}, {length} encoded positions; "
+    return TokenAlignmentError(f"cannot align the tokens of concept {shown(name)}: {found}, {length} encoded positions; "
                                f"{fix}")
 
 

@@ -4,8 +4,8 @@ block (step.py), recording a run's scores (recording.py, recorder.py), the text 
 nodes/families/base.py."""
 
 from .install import CompiledModelError, ConceptAttentionPatch, is_compiled
-from .recording import PROMPT_CHOICES, chosen_prompts
+from .recording import PROMPT_CHOICES, check_prompt_runs, chosen_prompts, step_range
 from .step import StopAfterLastLayer
 
-__all__ = ["PROMPT_CHOICES", "CompiledModelError", "ConceptAttentionPatch", "StopAfterLastLayer", "chosen_prompts",
-           "is_compiled"]
+__all__ = ["PROMPT_CHOICES", "CompiledModelError", "ConceptAttentionPatch", "StopAfterLastLayer",
+           "check_prompt_runs", "chosen_prompts", "is_compiled", "step_range"]

@@ -4,6 +4,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from ...ca_core.concepts import SHOWN_NAMES, shown, shown_list
 from ...ca_core.embeddings import pool_concept_tokens
 
 
@@ -23,8 +24,10 @@ def refuse_unknown_concepts(tokenizer, names: list[str]) -> None:
     unknown = {name: tokenizer.unknown_words(name) for name in names}
     unknown = {name: words for name, words in unknown.items() if words}
     if unknown:
-        named = ", ".join(f"{name!r}" + (f" ({', '.join(words)})" if words != [name] else "")
-                          for name, words in unknown.items())
+        named = ", ".join(shown(name) + (f" ({shown_list(words)[1:-1]})" if words != [name] else "")
+                          for name, words in list(unknown.items())[:SHOWN_NAMES])
+        if len(unknown) > SHOWN_NAMES:
+            named += f" and {len(unknown) - SHOWN_NAMES} more"
         subject = f"the concept {named} is not a word" if len(unknown) == 1 else f"the concepts {named} are not words"
         raise ValueError(f"{subject} this model's text encoder knows: it reads every unknown word as the same token, "
                          f"so their maps would be alike. Use words it knows: {', '.join(tokenizer.known_words)}")
@@ -42,13 +45,13 @@ def encode_concepts(clip, names: list[str], pooling: str, family) -> tuple[torch
         tokens = clip.tokenize(name, return_word_ids=True)
         unreadable = unknown_tokens(clip, tokens)
         if unreadable:
-            raise ValueError(f"the concept {name!r} has {unreadable} piece(s) the text encoder cannot read (it sees "
+            raise ValueError(f"the concept {shown(name)} has {unreadable} piece(s) the text encoder cannot read (it sees "
                              "them as its unknown token, so the map would mean nothing): use plain words, not "
                              "emoji or symbols")
         context = clip.encode_from_tokens(tokens)
         own = family.concept_token_indices(clip, name, tokens, context.shape[1])
         if not own:
-            raise ValueError(f"the concept {name!r} encoded to no token of its own (only start, end or padding "
+            raise ValueError(f"the concept {shown(name)} encoded to no token of its own (only start, end or padding "
                              "tokens): check its spelling, or use words the text encoder knows (emoji and "
                              "symbols alone encode to nothing)")
         positions.append(family.concept_position(own[0], context.shape[1]))

@@ -18,7 +18,7 @@ from ...ca_core.aggregate import softmax_over
 from ...ca_core.few_rows import few_row_linears
 from ...ca_core.layers import step_index
 from ..families.base import BlockEntry
-from .recording import PROMPTS, RunRecordings
+from .recording import PROMPTS, RunRecordings, check_guider_runs_negative, step_range
 from .step import STATE_KEY, AttentionEntry, BlockPatch, ReleaseReturnedPatch, StreamPlan, StreamState
 
 WRAPPER_KEY = "concept_attention"
@@ -100,7 +100,11 @@ class ConceptAttentionPatch(RunRecordings):
                 "bypass it"
             )
         sigmas = args[3] if len(args) > 3 else kwargs.get("sigmas")  # outer_sample(noise, latent, sampler, sigmas..)
-        with self.recording(run_steps=len(sigmas) - 1 if sigmas is not None else None) as recording:
+        run_steps = len(sigmas) - 1 if sigmas is not None else None
+        # what the Sampler node refuses before sampling, refused here before the run's first model call
+        step_range(*self.steps, run_steps)
+        check_guider_runs_negative(self.prompt_choice, executor.class_obj)
+        with self.recording(run_steps=run_steps) as recording:
             output = executor(*args, **kwargs)
         self.recorder.file(recording, output)
         return output

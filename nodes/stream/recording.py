@@ -6,9 +6,11 @@ returned (recorder.py), so that a collector finds the maps of the very run that 
 segmentation holds one Recording open across its noise draws.
 """
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import comfy.samplers
 import torch
 
 from ...ca_core.aggregate import ConceptScoreAggregator
@@ -25,6 +27,41 @@ def chosen_prompts(choice: str) -> tuple[str, ...]:
     if choice not in PROMPT_CHOICES:
         raise ValueError(f"prompt must be one of {PROMPT_CHOICES}, got {choice!r}")
     return tuple(PROMPTS) if choice == "both" else (choice,)
+
+
+def step_range(start_step: int, end_step: int, steps: int | None = None) -> tuple[int, int]:
+    """The scored steps [start_step, end_step); with the run's step count known, a range that can never
+    be scored is refused before any sampling."""
+    if start_step >= end_step:
+        raise ValueError(f"start_step {start_step} must be below end_step {end_step}")
+    if steps is not None and start_step >= steps:
+        raise ValueError(f"start_step {start_step} is past the last step: this run has {steps} steps (0-{steps - 1}), "
+                         f"so no step would be scored; set start_step below {steps} (0 scores them all)")
+    return start_step, end_step
+
+
+def check_prompt_runs(prompt: str, cfg: float) -> None:
+    """Negative-prompt maps need the negative prompt to run; ComfyUI skips it at cfg 1 (comfy.samplers)."""
+    if prompt in ("negative", "both") and math.isclose(cfg, 1.0):
+        raise ValueError(f"prompt is {prompt}, but at cfg 1.0 ComfyUI never runs the negative prompt, so it would "
+                         "have no maps: raise cfg above 1, or set prompt to positive")
+
+
+def check_guider_runs_negative(prompt: str, guider) -> None:
+    """check_prompt_runs for a sampling run's guider (KSampler's, or SamplerCustomAdvanced's): where the guider
+    is ComfyUI's plain CFG guidance, the negative prompt runs only if it has one and cfg is not 1. Guiders with
+    their own guidance (dual CFG, other packs') are left to the run."""
+    if prompt not in ("negative", "both") or not isinstance(getattr(guider, "original_conds", None), dict):
+        return
+    own_guidance = type(guider).predict_noise is not comfy.samplers.CFGGuider.predict_noise
+    if own_guidance:
+        return
+    if "negative" not in guider.original_conds:
+        raise ValueError(f"prompt is {prompt}, but this guider ({type(guider).__name__}) has no negative prompt, so "
+                         "it would have no maps: use CFGGuider with a negative prompt and cfg above 1 (or KSampler), "
+                         "or set prompt to positive")
+    if not (getattr(guider, "model_options", None) or {}).get("disable_cfg1_optimization", False):
+        check_prompt_runs(prompt, getattr(guider, "cfg", 1.0))
 
 
 @dataclass
@@ -112,6 +149,11 @@ class RunRecordings:
         self.open_recording: Recording | None = None  # the sampling run in progress
         self.last_recording: Recording | None = None  # the latest finished one
         self.latent_pixels = self.token_pixels = None  # set when installed on a model
+
+    @property
+    def prompt_choice(self) -> str:
+        """The `prompt` input these recordings follow: positive, negative or both."""
+        return "both" if len(self.prompts) > 1 else self.prompts[0]
 
     def new_recording(self) -> Recording:
         return Recording(prompts=self.prompts, softmax=self.softmax, one_concept_raw=self.one_concept_raw)

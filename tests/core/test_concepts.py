@@ -7,7 +7,10 @@ from ca_core.concepts import (
     ConceptListError,
     parse_concepts,
     resolve_concept_names,
+    shown,
+    shown_list,
 )
+from ca_core.layers import parse_layers
 
 
 def test_commas_and_newlines_split_and_trim_in_typed_order():
@@ -94,3 +97,26 @@ def test_resolve_unknown_names_lists_the_known_ones():
 def test_resolve_rejects_an_empty_request():
     with pytest.raises(ConceptListError):
         resolve_concept_names(" ", KNOWN)
+
+
+LONG = "x" * 10_000
+
+
+def test_a_message_quotes_a_name_shortened_and_a_list_to_its_first_names():
+    assert shown("dog") == "'dog'"
+    assert shown(LONG) == repr("x" * 39 + "…")
+    assert shown_list([f"c{i}" for i in range(11)]) == "['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7' and 3 more]"
+
+
+@pytest.mark.parametrize("call", [
+    lambda: parse_concepts(", ".join(f"{LONG}{i}" for i in range(65))),  # too many
+    lambda: parse_concepts(", ".join([LONG, LONG.upper()] * 20)),  # repeated
+    lambda: resolve_concept_names(", ".join(f"{LONG}{i}" for i in range(64)), [f"{LONG}{i}" for i in range(64, 128)]),
+    lambda: parse_layers(LONG, 19),
+    lambda: parse_layers(f"3-{LONG}", 19),
+    lambda: parse_layers("9" * 10_000, 19),
+])
+def test_messages_stay_readable_whatever_was_typed(call):
+    with pytest.raises(ValueError) as error:
+        call()
+    assert 20 < len(str(error.value)) <= 600, str(error.value)
