@@ -6,7 +6,7 @@ from ..ca_core.aggregate import SPACES
 from ..ca_core.concepts import parse_concepts
 from ..ca_core.embeddings import TOKEN_POOLINGS
 from ..ca_core.layers import parse_layers
-from .families import family_for
+from .families import FAMILIES, family_for, user_text
 from .schema_options import advanced
 from .stream import PROMPT_CHOICES, ConceptAttentionPatch, chosen_prompts
 from .stream.encoding import encode_concepts
@@ -16,11 +16,7 @@ def concept_inputs() -> list:
     return [
         io.String.Input("concepts", multiline=True, default="dog, grass, sky",
                         tooltip="Concepts to map, separated by commas or new lines (at most 64)."),
-        advanced(io.String.Input("layers", default="auto",
-                                 tooltip="Double blocks whose scores are averaged: auto (the family's default: the "
-                                         "last four on Flux.1 and Chroma, 15-18 of 19, and on Qwen-Image and "
-                                         "HunyuanVideo; the last three on Flux.2; every joint block on SD3 and "
-                                         "CogVideoX), all, a range such as 15-18, or a list such as 15,16,-1.")),
+        advanced(io.String.Input("layers", default="auto", tooltip=user_text.layers_tooltip(FAMILIES))),
         advanced(io.Combo.Input("space", options=list(SPACES), default="output",
                                 tooltip="output: ConceptAttention (the paper). cross_attention: the baseline of "
                                         "concept queries against image keys. Both are always computed.")),

@@ -9,6 +9,7 @@ ComfyUI's execution cache).
 from comfy_api.latest import io
 
 from .common import concept_inputs, prepare_patch, prompt_input, step_inputs
+from .families import FAMILIES, user_text
 from .schema_options import search_aliases
 from .socket_types import ConceptMapsType, ConceptRecorderType
 from .stream import step_range
@@ -26,10 +27,7 @@ class ConceptAttentionModel(io.ComfyNode):
                         "stays exactly as without it. Feed the sampler's LATENT and the recorder to Concept Maps.",
             **search_aliases("attention map", "saliency", "heatmap", "concept map", "model patch"),
             inputs=[
-                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein), Chroma, "
-                                                "SD3 / SD3.5, Qwen-Image (and Edit), HunyuanVideo (and 1.5, "
-                                                "HunyuanImage 2.1) or "
-                                                "CogVideoX model; the concept stream is added to a copy."),
+                io.Model.Input("model", tooltip=user_text.model_tooltip(FAMILIES)),
                 io.Clip.Input("clip", tooltip="The text encoder that encoded the prompt; encodes each concept."),
                 *concept_inputs(),
                 *step_inputs(),

@@ -9,6 +9,7 @@ import nodes
 from comfy_api.latest import io
 
 from .common import concept_inputs, prepare_patch, prompt_input, step_inputs
+from .families import FAMILIES, user_text
 from .schema_options import search_aliases
 from .socket_types import ConceptMapsType
 from .stream import check_prompt_runs, step_range
@@ -25,17 +26,13 @@ class ConceptAttentionSampler(io.ComfyNode):
                         "image (ConceptAttention). The generated latent is the same as KSampler's.",
             **search_aliases("attention map", "saliency", "heatmap", "concept map"),
             inputs=[
-                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein), Chroma, "
-                                                "SD3 / SD3.5, Qwen-Image (and Edit), HunyuanVideo (and 1.5, "
-                                                "HunyuanImage 2.1) or "
-                                                "CogVideoX model; the concept stream is added to a copy."),
+                io.Model.Input("model", tooltip=user_text.model_tooltip(FAMILIES)),
                 io.Clip.Input("clip", tooltip="The text encoder that encoded the prompt; encodes each concept."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="The random seed used for creating the noise."),
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="The number of denoising steps."),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale (1.0 for Flux.1 and HunyuanVideo, about 4 "
-                                       "for Chroma and SD3.5, 2.5 for Qwen-Image, 6 for CogVideoX)."),
+                               tooltip=user_text.cfg_tooltip(FAMILIES)),
                 io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
                                tooltip="The sampling algorithm."),
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS,

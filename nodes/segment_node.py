@@ -12,6 +12,7 @@ import torch
 from comfy_api.latest import io
 
 from .common import concept_inputs, prepare_patch
+from .families import FAMILIES, user_text
 from .schema_options import search_aliases
 from .socket_types import ConceptMapsType
 from .stream import StopAfterLastLayer
@@ -28,8 +29,7 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
                         "add noise, one partial model pass per noise sample.",
             **search_aliases("segment", "segmentation", "zero-shot segmentation", "attention map", "saliency"),
             inputs=[
-                io.Model.Input("model", tooltip="A Flux.1 (dev, schnell, Kontext), Flux.2 (dev, klein), Chroma, "
-                                                "SD3 / SD3.5, Qwen-Image, HunyuanVideo or CogVideoX model."),
+                io.Model.Input("model", tooltip=user_text.model_tooltip(FAMILIES, copy=False)),
                 io.Clip.Input("clip", tooltip="The model's text encoder; encodes the concepts and the caption."),
                 io.Vae.Input("vae", tooltip="The model's VAE, to encode the image."),
                 io.Image.Input("image", tooltip="The image (or batch of images) to segment; for a video model, the "

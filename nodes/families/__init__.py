@@ -7,9 +7,12 @@ from .flux2 import Flux2Family
 from .hunyuan_video import HunyuanVideoFamily
 from .qwen_image import QwenImageFamily
 from .sd3 import SD3Family
+from .user_text import supported
 
-FAMILIES = (FluxFamily(), Flux2Family(), ChromaFamily(), SD3Family(), QwenImageFamily(), HunyuanVideoFamily()) + (
-    (CogVideoXFamily(),) if CogVideoXFamily.available else ())  # ComfyUI 0.33 on
+# Every family the extension supports on the newest host, in the order users read them (the help pages and
+# translations list these, whatever host wrote them); FAMILIES: those this host has (CogVideoX: ComfyUI 0.33 on).
+ALL_FAMILIES = (FluxFamily, Flux2Family, ChromaFamily, SD3Family, QwenImageFamily, HunyuanVideoFamily, CogVideoXFamily)
+FAMILIES = tuple(family() for family in ALL_FAMILIES if family.available)
 
 # What users call the models ComfyUI loads, by the name of its model config class (comfy.supported_models),
 # longest prefix first; and why they have no concept stream here.
@@ -71,7 +74,6 @@ def family_for(model):
     for family in FAMILIES:
         if family.matches(diffusion_model):
             return family
-    supported = "; ".join(family.name for family in FAMILIES)
     name, why = model_name(model)
     pack = foreign_pack(diffusion_model)
     if pack is not None:
@@ -80,10 +82,10 @@ def family_for(model):
             f"runs its own transformer ({type(diffusion_model).__name__}) in place of ComfyUI's, so the concept "
             "stream cannot reach its joint attention (SVDQuant / Nunchaku models run fused kernels). Load the same "
             "model with ComfyUI's Load Diffusion Model (bf16, fp8 or scaled fp8) or ComfyUI-GGUF's Unet Loader "
-            f"(GGUF) instead. Supported: {supported}."
+            f"(GGUF) instead. Supported: {supported(FAMILIES)}."
         )
     if why == NOT_YET:
         reason = f"ConceptAttention does not support {name} models yet"
     else:
         reason = f"{name} has no joint text-image attention, which ConceptAttention reads its maps from: {why}"
-    raise UnsupportedModelError(f"{reason}. Supported: {supported}. Load one of those (or the demo model).")
+    raise UnsupportedModelError(f"{reason}. Supported: {supported(FAMILIES)}. Load one of those (or the demo model).")

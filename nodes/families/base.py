@@ -32,7 +32,7 @@ import enum
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import comfy.patcher_extension
 from torch import Tensor
@@ -41,7 +41,7 @@ from ...ca_core.layers import ALL_BLOCKS, DEFAULT_LAST_BLOCKS, AutoLayers
 from ...ca_core.stream import ImageAttention, ModulationParams, Rope, TextStreamWeights
 from . import tokens
 
-__all__ = ["ALL_BLOCKS", "BlockEntry", "Hook", "ModelCall", "ModelFamily", "bind_model_call",
+__all__ = ["ALL_BLOCKS", "BlockEntry", "Hook", "ModelCall", "ModelFamily", "TypicalCfg", "bind_model_call",
            "causal_video_frame_tokens"]
 
 
@@ -139,12 +139,27 @@ def split_heads(t: Tensor, heads: int) -> Tensor:
     return t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2)
 
 
+class TypicalCfg(NamedTuple):
+    """The cfg a family's models are usually sampled at, as the sampler's cfg tooltip names it."""
+
+    value: str  # as users type it: "1.0", "2.5"
+    about: bool = False  # a rough value ("about 4")
+
+
 class ModelFamily:
     """One model family (Flux.1, Flux.2, Chroma, ...). Family code holds no method math: it hands ca_core the
     family's own modules and tensors. The defaults here fit a double-stream DiT over patch_size x patch_size
     latent cells whose text tokens carry no RoPE; a family overrides what differs."""
 
-    name: str  # shown to users: "Flux.1 (dev, schnell, Kontext)"
+    # What users call it. Every text that names families (tooltips, translations, help pages, errors) is built
+    # from these by families/user_text.py, in each language: "Flux.1 (dev, schnell, Kontext)", "Qwen-Image (and
+    # Edit)"; proper nouns only, the words around them are user_text's.
+    short_name: str  # "Flux.1"
+    variants: tuple[str, ...] = ()  # the models it is, after short_name: ("dev", "schnell", "Kontext")
+    also: tuple[str, ...] = ()  # further models it covers: ("Edit",) for Qwen-Image-Edit
+    since_comfyui: str | None = None  # the first ComfyUI release that has it, where older supported ones do not
+    typical_cfg: TypicalCfg | None = None  # None: the cfg tooltip leaves it out
+    available = True  # whether this host has the family's model class (FAMILIES lists only those)
     video = False  # a video model: an IMAGE batch is one clip, and the maps have a time axis
     # how many of the last joint blocks `layers = auto` averages, or ALL_BLOCKS
     default_layers: int | AutoLayers = DEFAULT_LAST_BLOCKS

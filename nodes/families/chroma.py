@@ -11,11 +11,14 @@ from comfy.ldm.chroma.model import Chroma
 from comfy.ldm.chroma_radiance.model import ChromaRadiance
 from torch import Tensor
 
+from .base import TypicalCfg
 from .flux_blocks import FluxDoubleBlocks, modulation_rows
 
 
 class ChromaFamily(FluxDoubleBlocks):
-    name = "Chroma (and Chroma Radiance)"
+    short_name = "Chroma"
+    also = ("Chroma Radiance",)
+    typical_cfg = TypicalCfg("4", about=True)
 
     def matches(self, diffusion_model) -> bool:
         return isinstance(diffusion_model, Chroma)

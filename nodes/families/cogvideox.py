@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
-from .base import ALL_BLOCKS, BlockEntry, ModelCall, ModelFamily, causal_video_frame_tokens, split_heads
+from .base import ALL_BLOCKS, BlockEntry, ModelCall, ModelFamily, TypicalCfg, causal_video_frame_tokens, split_heads
 
 try:  # ComfyUI 0.33 on
     from comfy.ldm.cogvideo.model import CogVideoXTransformer3DModel, get_timestep_embedding
@@ -96,7 +96,9 @@ def text_modulations(norm, temb: Tensor) -> Modulation:
 
 
 class CogVideoXFamily(ModelFamily):
-    name = "CogVideoX (1.0 2B/5B, 1.5 5B; text-to-video, image-to-video, Fun inpainting)"
+    short_name = "CogVideoX"  # 1.0 2B/5B, 1.5 5B; text-to-video, image-to-video, Fun inpainting
+    since_comfyui = "0.33"
+    typical_cfg = TypicalCfg("6")
     available = CogVideoXTransformer3DModel is not None
     # `layers = auto` averages every block: the authors' CogVideoX example averages blocks 0-29, all of the
     # 2B's 30 and the first 30 of the 5B's 42; auto can name only the last blocks, so it takes them all (type

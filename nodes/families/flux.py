@@ -7,7 +7,7 @@ from comfy.ldm.flux.layers import timestep_embedding
 from comfy.ldm.flux.model import Flux, FluxParams
 from torch import Tensor
 
-from .base import ModelCall
+from .base import ModelCall, TypicalCfg
 from .flux_blocks import FluxDoubleBlocks
 
 
@@ -22,7 +22,9 @@ class FluxFamily(FluxDoubleBlocks):
     """auto is the base's last four blocks: the reference pipeline scores Flux.1's blocks 15-18 of 19. The
     concepts' RoPE ids are zero, so their rotation is the identity (no concept_rope)."""
 
-    name = "Flux.1 (dev, schnell, Kontext)"
+    short_name = "Flux.1"
+    variants = ("dev", "schnell", "Kontext")
+    typical_cfg = TypicalCfg("1.0")
 
     def matches(self, diffusion_model) -> bool:
         return type(diffusion_model) is Flux and not getattr(diffusion_model.params, "global_modulation", False)

@@ -22,7 +22,8 @@ TEXT_LENGTH = 512  # ComfyUI's Flux.2 model pads every context on the left to th
 
 
 class Flux2Family(FluxDoubleBlocks):
-    name = "Flux.2 (dev, klein)"
+    short_name = "Flux.2"
+    variants = ("dev", "klein")
     default_layers = 3  # the paper's Flux.2 code scores the last three double blocks
     vae_scale = 16  # Flux.2's VAE: 16 pixels per latent cell (hosts before 0.33 do not state it)
     token_alignment = staticmethod(tokens.chat_template_prompt)  # Mistral (dev), Qwen3 (klein)

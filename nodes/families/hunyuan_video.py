@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ...ca_core.stream import ImageAttention
 from . import tokens
-from .base import ModelCall, causal_video_frame_tokens
+from .base import ModelCall, TypicalCfg, causal_video_frame_tokens
 from .flux_blocks import FluxDoubleBlocks
 
 VAE_TEMPORAL_STRIDE = 4  # HunyuanVideo's (and 1.5's) causal VAE: the first frame alone, then 4 per latent frame
@@ -38,7 +38,9 @@ LATENT_PIXELS = {"HunyuanImage21": 32, "HunyuanImage21Refiner": 16, "HunyuanVide
 class HunyuanVideoFamily(FluxDoubleBlocks):
     """auto: like Flux.1's 15-18 of 19 double blocks, the last four of HunyuanVideo's 20."""
 
-    name = "HunyuanVideo (T2V, I2V, 1.5) and HunyuanImage 2.1"
+    short_name = "HunyuanVideo"  # text and image to video
+    also = ("1.5", "HunyuanImage 2.1")
+    typical_cfg = TypicalCfg("1.0")
     video = True
     token_alignment = staticmethod(tokens.llama_or_qwen_chat_prompt)
 

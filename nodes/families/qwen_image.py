@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
 from . import tokens
-from .base import ModelCall, ModelFamily, split_heads
+from .base import ModelCall, ModelFamily, TypicalCfg, split_heads
 
 
 def mlp_layers(feed_forward) -> torch.nn.Sequential:
@@ -39,7 +39,9 @@ class QwenImageFamily(ModelFamily):
     """auto: like Flux.1's 15-18 of 19 double blocks, the last four of the joint stack (Qwen-Image has 60, all
     joint). The forward rebinds its locals from each block's returned dict at once: nothing to release."""
 
-    name = "Qwen-Image (and Qwen-Image-Edit)"
+    short_name = "Qwen-Image"
+    also = ("Edit",)  # Qwen-Image-Edit
+    typical_cfg = TypicalCfg("2.5")
     token_alignment = staticmethod(tokens.qwen_chat_prompt)
 
     def matches(self, diffusion_model) -> bool:

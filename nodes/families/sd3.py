@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
 from . import tokens
-from .base import ALL_BLOCKS, Hook, ModelCall, ModelFamily, split_heads
+from .base import ALL_BLOCKS, Hook, ModelCall, ModelFamily, TypicalCfg, split_heads
 
 
 def concept_vector(diffusion_model, conditioning: dict, dtype: torch.dtype) -> Tensor:
@@ -45,7 +45,8 @@ class SD3Family(ModelFamily):
     concepts run through every block up to the last chosen one, and SD3's last block is its last joint block,
     so a shorter choice saves no time."""
 
-    name = "SD3 / SD3.5 (large, turbo, medium)"
+    short_name = "SD3 / SD3.5"  # large, large turbo, medium
+    typical_cfg = TypicalCfg("4", about=True)
     default_layers = ALL_BLOCKS
     hook = Hook.APPLY_MODEL  # OpenAISignatureMMDITWrapper.forward does not run the DIFFUSION_MODEL wrapper
     token_alignment = staticmethod(tokens.clip_then_t5_word_pieces)
