@@ -1,4 +1,4 @@
-"""ConceptAttention for ComfyUI: per-concept saliency maps and masks from Flux's attention."""
+"""ConceptAttention for ComfyUI: per-concept saliency maps and masks from a diffusion transformer's joint attention."""
 
 from .nodes import comfy_entrypoint
 

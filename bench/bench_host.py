@@ -116,8 +116,9 @@ class Host:
     """What the benchmark needs from the booted ComfyUI and the loaded extension."""
 
     pack: ModuleType  # the extension as ComfyUI's loader imported it
-    patch_module: ModuleType  # <pack>.nodes.patch
-    flux_module: ModuleType  # <pack>.nodes.flux
+    install_module: ModuleType  # <pack>.nodes.stream.install
+    step_module: ModuleType  # <pack>.nodes.stream.step
+    flux_module: ModuleType  # <pack>.nodes.families.flux
     segment_module: ModuleType  # <pack>.nodes.segment_node
     comfyui_dir: str
     comfyui_version: str
@@ -125,7 +126,7 @@ class Host:
 
 def boot(device: str, gguf: bool = False) -> Host:
     """Start ComfyUI from $CA_COMFYUI_DIR (cpu: --cpu) and load the extension through its loader; with gguf,
-    ComfyUI-GGUF from $CA_GGUF_DIR too (scripts/packs_env.sh exports it)."""
+    ComfyUI-GGUF from $CA_GGUF_DIR too (scripts/third_party_env.sh gguf exports it)."""
     comfyui_dir = os.environ.get("CA_COMFYUI_DIR")
     if not comfyui_dir:
         raise SystemExit("bench: set CA_COMFYUI_DIR to a ComfyUI work tree (see scripts/host_env.sh 0.8.0)")
@@ -133,15 +134,17 @@ def boot(device: str, gguf: bool = False) -> Host:
     if gguf:
         pack_dir = os.environ.get("CA_GGUF_DIR")
         if not pack_dir or not Path(pack_dir, "__init__.py").is_file():
-            raise SystemExit("bench: GGUF weights need ComfyUI-GGUF: set CA_GGUF_DIR (scripts/packs_env.sh prints it)")
+            raise SystemExit("bench: GGUF weights need ComfyUI-GGUF: set CA_GGUF_DIR "
+                             "(scripts/third_party_env.sh gguf prints it)")
         extra["ComfyUI-GGUF"] = Path(pack_dir)
     pack = comfy_inprocess.boot(comfyui_dir, cpu=device == "cpu", extra_custom_nodes=extra)
     import comfyui_version
 
     return Host(
         pack=pack,
-        patch_module=sys.modules[f"{pack.__name__}.nodes.patch"],
-        flux_module=sys.modules[f"{pack.__name__}.nodes.flux"],
+        install_module=sys.modules[f"{pack.__name__}.nodes.stream.install"],
+        step_module=sys.modules[f"{pack.__name__}.nodes.stream.step"],
+        flux_module=sys.modules[f"{pack.__name__}.nodes.families.flux"],
         segment_module=sys.modules[f"{pack.__name__}.nodes.segment_node"],
         comfyui_dir=comfyui_dir,
         comfyui_version=comfyui_version.__version__,

@@ -14,7 +14,7 @@ file records the design it was widened from, so training can tell the added weig
 One thing changes at once: LayerNorm averages over the wider stream, whose new channels start at 0,
 so each old channel comes out sqrt(new width / old width) times larger. Every LayerNorm here is
 followed by a modulation's (1 + scale), so the scales are divided by that factor to undo it. That is
-exact for a stream of mean 0; tests/core/test_demo_widen.py measures what is left on real scenes.
+exact for a stream of mean 0; tests/research/test_demo_widen.py measures what is left on real scenes.
 
 Deepening appends double blocks after the last one, each a copy of it whose residual gates are zero:
 the new blocks attend as the last one does but add nothing to either stream, so the output is exactly

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepare the browser test tier (tests/browser) on Debian: chromium from apt, playwright-core from npm.
+# Prepare the browser test tier (tests/browser) and the template builder (scripts/build_templates.py) on
+# Debian: chromium from apt, playwright-core from npm.
 #
 #   scripts/browser_env.sh        -> prints the chromium path on its last line
 #

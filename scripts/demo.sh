@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: generate with the shipped demo model and write maps, masks and a contact sheet; then
+# The demo: generate with the shipped demo model and write maps, masks and a contact sheet; then
 # segment held-out scenes of its shapes dataset and print their masks' IoU against the ground truth.
 #   scripts/demo.sh [--out demo-output] [--prompt "a green star and a red cross on a white background"]
 #                   [--concepts "star, cross, background"] [--seed 3] [--scenes 6]

@@ -1,4 +1,4 @@
-"""The main job: run the demo model's nodes headless through ComfyUI's own executor.
+"""The demo: run the demo model's nodes headless through ComfyUI's own executor.
 
     scripts/demo.sh [--out demo-output] [--prompt "..."] [--concepts "..."] [--seed N] [--scenes N]
                     [--pack DIR] [--verbose]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command: core tests, then host tests on each pinned ComfyUI release.
-#   scripts/test.sh            core + host + browser tiers on every host of scripts/hosts.tsv
+# The project's tests: lint, the core and research tiers, then the host and browser tiers on each
+# pinned ComfyUI release.
+#   scripts/test.sh            core + research + host + browser tiers on every host of scripts/hosts.tsv
 #                              (ComfyUI 0.3.64, 0.8.0 and 0.33.0)
 #   CA_HOSTS="0.33.0" scripts/test.sh      a subset of hosts;  extra args go to pytest
 set -euo pipefail
@@ -15,25 +16,27 @@ IFS=$'\t' read -r _ python < <(scripts/host_env.sh "$first_host" | tail -n 1)
 echo "== core tier"
 "$python" -m ruff check . || status=1
 "$python" -m pytest -c tests/pytest.ini --rootdir tests tests/core -q "$@" || status=1
+echo "== research tier"
+"$python" -m pytest -c tests/pytest.ini --rootdir tests tests/research -q "$@" || status=1
 
 # The browser tier needs Debian's chromium and playwright-core (never a downloaded browser).
 scripts/browser_env.sh >/dev/null || echo "browser_env: not ready (see above); the browser tier will skip" >&2
 
 # The paper authors' code for tests/host/test_reference*.py (cache, else a clone, else $CA_REFERENCE_MIRROR).
-if reference=$(scripts/reference_env.sh | tail -n 1) && [ -n "$reference" ]; then
+if reference=$(scripts/third_party_env.sh reference | tail -n 1) && [ -n "$reference" ]; then
   export CA_REFERENCE_DIR=$reference
 else
   unset CA_REFERENCE_DIR
-  echo "*** reference_env: NO REFERENCE CODE (see above); the reference-equivalence tests will SKIP ***" >&2
+  echo "*** third_party_env: NO REFERENCE CODE (see above); the reference-equivalence tests will SKIP ***" >&2
 fi
 
 # ComfyUI-GGUF, loaded beside this extension for tests/host/test_gguf.py (cache, else a clone, else
 # $CA_GGUF_MIRROR).
-if gguf_pack=$(scripts/packs_env.sh | tail -n 1) && [ -n "$gguf_pack" ]; then
+if gguf_pack=$(scripts/third_party_env.sh gguf | tail -n 1) && [ -n "$gguf_pack" ]; then
   export CA_GGUF_DIR=$gguf_pack
 else
   unset CA_GGUF_DIR
-  echo "*** packs_env: NO ComfyUI-GGUF PACK (see above); the GGUF tests will SKIP ***" >&2
+  echo "*** third_party_env: NO ComfyUI-GGUF PACK (see above); the GGUF tests will SKIP ***" >&2
 fi
 
 for version in $hosts; do

@@ -1,4 +1,5 @@
-"""A real ComfyUI server for the browser tier, writing nothing into the host or the repository.
+"""A real ComfyUI server for the browser tier and the template builder (scripts/build_templates.py), writing
+nothing into the host or the repository.
 
 Everything ComfyUI reads or writes lives in a temporary --base-directory: custom_nodes (a link to
 this repository, named as users install it, plus the test-only gate node), models (empty
@@ -53,7 +54,7 @@ def version_key(version: str) -> tuple[int, ...]:
 
 
 _MIN_HOSTS = """
-import { WORKFLOWS } from "./tests/browser/workflow_specs.mjs";
+import { WORKFLOWS } from "./scripts/template_specs.mjs";
 const declared = Object.entries(WORKFLOWS).filter(([, w]) => w.minHost).map(([name, w]) => [name, w.minHost]);
 console.log(JSON.stringify(Object.fromEntries(declared)));
 """
@@ -61,7 +62,7 @@ console.log(JSON.stringify(Object.fromEntries(declared)));
 
 @functools.cache
 def min_hosts() -> dict[str, str]:
-    """The oldest ComfyUI each template declares it needs (`minHost` in workflow_specs.mjs), by name."""
+    """The oldest ComfyUI each template declares it needs (`minHost` in scripts/template_specs.mjs), by name."""
     listed = subprocess.run(["node", "--input-type=module", "-e", _MIN_HOSTS], cwd=REPO, check=True,
                             capture_output=True, text=True)
     declared = json.loads(listed.stdout)
@@ -69,7 +70,7 @@ def min_hosts() -> dict[str, str]:
         try:
             version_key(version)
         except (AttributeError, ValueError):
-            raise ValueError(f"workflow_specs.mjs: {name}.minHost {version!r} is not a version such as 0.8.0") from None
+            raise ValueError(f"template_specs.mjs: {name}.minHost {version!r} is not a version such as 0.8.0") from None
     return declared
 
 

@@ -72,7 +72,7 @@ else:
     def browser(server, artifacts) -> dict:
         """What the frontend showed: every workflow loaded, the demo run with the Run button.
 
-        Templates that declare a newer ComfyUI than this host (`minHost` in workflow_specs.mjs) are not
+        Templates that declare a newer ComfyUI than this host (`minHost` in scripts/template_specs.mjs) are not
         loaded; the report says instead what this frontend lacks for them (leftOut).
         """
         files = workflow_files()

@@ -14,7 +14,7 @@ from comfy_server import PACK_NAME, WORKFLOW_DIR, host_version, left_out, min_ho
 
 WORKFLOWS = workflow_files()
 HOST = host_version(os.environ["CA_COMFYUI_DIR"])
-# Templates that declare (`minHost` in workflow_specs.mjs) a newer ComfyUI than this host: listed and
+# Templates that declare (`minHost` in scripts/template_specs.mjs) a newer ComfyUI than this host: listed and
 # served like the others, never loaded or validated here; see test_templates_for_newer_hosts_left_out.
 LEFT_OUT = left_out(HOST)
 NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionMaps", "ConceptAttentionSegmentImage",

@@ -1,6 +1,6 @@
 """The Comfy Registry package: the tracked files less .comfyignore carry the runtime and nothing else.
 
-tests/host/test_registry_package.py loads the pack from exactly these files and runs the main job with it.
+tests/host/test_registry_package.py loads the pack from exactly these files and runs the demo with it.
 """
 
 import ast

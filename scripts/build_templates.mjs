@@ -1,17 +1,18 @@
-// Builds workflows/<name>.json and workflows/<name>.jpg in ComfyUI's frontend from workflow_specs.mjs.
-//   node tests/browser/build_workflows.mjs <comfyui url> <workflows dir> [template ...]
-// Run through build_workflows.py, which starts a ComfyUI server with placeholder model files.
+// Builds workflows/<name>.json and workflows/<name>.jpg in ComfyUI's frontend from template_specs.mjs.
+//   node scripts/build_templates.mjs <comfyui url> <workflows dir> [template ...]
+// Run through build_templates.py, which starts a ComfyUI server with placeholder model files. It drives
+// chromium with the browser tier's helpers (tests/browser).
 // Each thumbnail is a screenshot of the workflow as loaded from the written file; the runnable
 // demo is run first, so its thumbnail shows its real output.
 import fs from "node:fs";
 import path from "node:path";
-import { closeDialogs, openComfy, settle } from "./browser.mjs";
-import { jpegThumbnail, loadWorkflow, readGallery, runWithButton } from "./comfy_actions.mjs";
-import { RUNNABLE, WORKFLOWS } from "./workflow_specs.mjs";
+import { closeDialogs, openComfy, settle } from "../tests/browser/browser.mjs";
+import { jpegThumbnail, loadWorkflow, readGallery, runWithButton } from "../tests/browser/comfy_actions.mjs";
+import { RUNNABLE, WORKFLOWS } from "./template_specs.mjs";
 
 const [url, outDir, ...names] = process.argv.slice(2);
-if (!url || !outDir) throw new Error("usage: build_workflows.mjs <comfyui url> <workflows dir> [template ...]");
-const chosen = names.length ? names : Object.keys(WORKFLOWS);  // build_workflows.py names them
+if (!url || !outDir) throw new Error("usage: build_templates.mjs <comfyui url> <workflows dir> [template ...]");
+const chosen = names.length ? names : Object.keys(WORKFLOWS);  // build_templates.py names them
 
 function buildInPage([spec, name]) {
   const { app, LiteGraph } = window;
@@ -60,7 +61,7 @@ try {
   await closeDialogs(page);
   for (const name of chosen) {
     const spec = WORKFLOWS[name];
-    if (!spec) throw new Error(`no template ${name} in workflow_specs.mjs`);
+    if (!spec) throw new Error(`no template ${name} in template_specs.mjs`);
     const workflow = await page.evaluate(buildInPage, [spec, name]);
     const file = path.join(outDir, `${name}.json`);
     fs.writeFileSync(file, `${JSON.stringify(workflow, null, 2)}\n`);

@@ -1,13 +1,14 @@
-"""Regenerate workflows/*.json and their thumbnails from workflow_specs.mjs.
+"""Regenerate workflows/*.json and their thumbnails from the templates' source, template_specs.mjs.
 
-    CA_COMFYUI_DIR=<ComfyUI 0.8.0> <its python> tests/browser/build_workflows.py [template ...]
+    CA_COMFYUI_DIR=<ComfyUI 0.8.0> <its python> scripts/build_templates.py [template ...]
 
-Starts a ComfyUI server (see comfy_server.py) and runs build_workflows.mjs in chromium against it.
+Starts a ComfyUI server (the browser tier's, tests/browser/comfy_server.py) and runs build_templates.mjs in
+chromium against it (scripts/browser_env.sh installs chromium and playwright-core).
 The oldest host that has a template's nodes writes its files: 0.8.0 (Flux.2's) for every template that
 runs there; the browser tier checks that every supported frontend reads them, 0.3.64's included. A
 template that declares a newer host (`minHost`) is built there, by name:
 
-    CA_COMFYUI_DIR=<ComfyUI 0.33.0> <its python> tests/browser/build_workflows.py cogvideox_concept_mask
+    CA_COMFYUI_DIR=<ComfyUI 0.33.0> <its python> scripts/build_templates.py cogvideox_concept_mask
 
 Without names, every template this host can load is built; named ones only those.
 """
@@ -18,11 +19,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "browser"))
 from comfy_server import REPO, WORKFLOW_DIR, ComfyServer, example_image, host_version, left_out  # noqa: E402
 
 LIST_TEMPLATES = """
-import { WORKFLOWS } from "./tests/browser/workflow_specs.mjs";
+import { WORKFLOWS } from "./scripts/template_specs.mjs";
 const models = Object.fromEntries(Object.entries(WORKFLOWS).map(([name, w]) => [name,
   Object.values(w.nodes).flatMap((n) => n.models ?? []).map((m) => [m.directory, m.name])]));
 console.log(JSON.stringify(models));
@@ -40,7 +41,7 @@ def main() -> None:
     names = sys.argv[1:] or [name for name in models_by_template if name not in too_new]
     unknown = [name for name in names if name not in models_by_template]
     if unknown:
-        sys.exit(f"no template {', '.join(unknown)} in workflow_specs.mjs (it has {', '.join(models_by_template)})")
+        sys.exit(f"no template {', '.join(unknown)} in template_specs.mjs (it has {', '.join(models_by_template)})")
     for name in names:
         if name in too_new:
             sys.exit(f"{name} needs ComfyUI {too_new[name]} or newer (minHost); this host is {host}")
@@ -52,7 +53,7 @@ def main() -> None:
                    input_image=example_image(comfy_dir, server.base))
     try:
         server.start()
-        subprocess.run(["node", "tests/browser/build_workflows.mjs", server.url, str(WORKFLOW_DIR), *names], cwd=REPO,
+        subprocess.run(["node", "scripts/build_templates.mjs", server.url, str(WORKFLOW_DIR), *names], cwd=REPO,
                        check=True)
     finally:
         server.stop()

@@ -1,6 +1,6 @@
-// The shipped workflow templates, as the builder (build_workflows.mjs) lays them out in ComfyUI's
-// own frontend. Edit here, then regenerate workflows/*.json and their thumbnails:
-//   CA_COMFYUI_DIR=<ComfyUI 0.8.0> <its python> tests/browser/build_workflows.py [template ...]
+// The shipped workflow templates' source, as the builder (build_templates.mjs) lays them out in
+// ComfyUI's own frontend. Edit here, then regenerate workflows/*.json and their thumbnails:
+//   CA_COMFYUI_DIR=<ComfyUI 0.8.0> <its python> scripts/build_templates.py [template ...]
 // (0.8.0: the oldest host with Flux.2's nodes, which flux2_concept_maps uses; the other templates
 // load on 0.3.64 as well.)
 // A template that needs a newer ComfyUI than the oldest supported one declares it as `minHost` (the
