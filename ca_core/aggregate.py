@@ -18,11 +18,14 @@ def softmax_over(concepts: int, requested: bool) -> bool:
 
 
 class ConceptScoreAggregator:
-    """Mean over the chosen layers and steps, with an optional softmax over concepts first."""
+    """Mean over the chosen layers and steps, with an optional softmax over concepts first. With the softmax, the
+    raw scores' mean is kept too: it tells where each concept is present at all (masks.present), which the
+    softmax, a competition among the named concepts only, cannot."""
 
     def __init__(self, softmax: bool = True):
         self.softmax = softmax
         self.sums: dict[str, Tensor] = {}
+        self.raw_sums: dict[str, Tensor] = {}
         self.counts: dict[str, int] = {}
 
     def add(self, space: str, scores: Tensor) -> None:
@@ -31,23 +34,30 @@ class ConceptScoreAggregator:
             raise ValueError(f"unknown score space {space!r}; expected one of {SPACES}")
         scores = scores.float()
         if self.softmax:
+            _fold(self.raw_sums, space, scores)
             scores = torch.softmax(scores, dim=1)
-        total = self.sums.get(space)
-        if total is None:
-            self.sums[space] = scores.clone()
-        elif total.shape != scores.shape:
-            raise ValueError(f"scores changed shape mid-run: {tuple(total.shape)} then {tuple(scores.shape)}")
-        else:
-            total += scores
+        _fold(self.sums, space, scores)
         self.counts[space] = self.counts.get(space, 0) + 1
 
-    def mean(self, space: str) -> Tensor:
+    def mean(self, space: str, raw: bool = False) -> Tensor:
+        """The mean maps [B, K, N]; raw: the raw scores' mean (the maps themselves where there is no softmax)."""
         if space not in self.sums:
             raise RuntimeError(
                 f"no {space} scores were collected: the chosen layers or steps never ran"
             )
-        return self.sums[space] / self.counts[space]
+        sums = self.raw_sums if raw and self.softmax else self.sums
+        return sums[space] / self.counts[space]
 
     @property
     def contributions(self) -> int:
         return max(self.counts.values(), default=0)
+
+
+def _fold(sums: dict[str, Tensor], space: str, scores: Tensor) -> None:
+    total = sums.get(space)
+    if total is None:
+        sums[space] = scores.clone()
+    elif total.shape != scores.shape:
+        raise ValueError(f"scores changed shape mid-run: {tuple(total.shape)} then {tuple(scores.shape)}")
+    else:
+        total += scores

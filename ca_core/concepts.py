@@ -3,6 +3,7 @@
 import re
 
 MAX_CONCEPTS = 64
+BACKGROUND = "background"  # the concept that names the rest of the image (masks.concept_presence)
 # how much of a user's text an error message quotes: a name to about this many characters, a list to this many
 # names, so that a message stays readable whatever was typed
 SHOWN_CHARACTERS = 40

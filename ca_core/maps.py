@@ -44,6 +44,9 @@ class ConceptMaps:
     one_concept_raw: bool = False
     frames: int = 1
     video_frames: tuple[int, ...] = ()
+    # the raw scores' maps of each space, where the maps took a softmax over concepts (None: maps are raw)
+    raw_maps: Tensor | None = None
+    raw_cross_attention_maps: Tensor | None = None
 
     def __post_init__(self):
         if self.space not in SPACES:
@@ -79,15 +82,18 @@ class ConceptMaps:
             return "raw score (one concept)"
         return "" if self.softmax else "raw score (softmax off)"
 
-    def selected(self, space: str | None = None) -> Tensor:
-        """The maps of one space (default: the one the user chose)."""
+    def selected(self, space: str | None = None, raw: bool = False) -> Tensor:
+        """The maps of one space (default: the one the user chose); raw: its raw scores' maps."""
         space = space or self.space
-        return self.maps if space == "output" else self.cross_attention_maps
+        maps = (self.raw_maps if space == "output" else self.raw_cross_attention_maps) if raw else None
+        if maps is None:
+            maps = self.maps if space == "output" else self.cross_attention_maps
+        return maps
 
-    def pixel_maps(self, space: str | None = None) -> Tensor:
+    def pixel_maps(self, space: str | None = None, raw: bool = False) -> Tensor:
         """[B, K, H, W] float32 maps at the image's pixel size; for video, [B*V, K, H, W] with the V frames of
         each decoded clip in order."""
-        pixels = token_maps_to_pixels(self.selected(space), self.image_size, self.token_pixels)
+        pixels = token_maps_to_pixels(self.selected(space, raw), self.image_size, self.token_pixels)
         if not self.video_frames:
             return pixels
         clips = rearrange(pixels, "(B F) K H W -> B F K H W", F=self.frames)

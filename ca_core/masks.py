@@ -60,6 +60,7 @@ def concept_mask(
     fill_holes: bool = False,
     invert: bool = False,
     min_region: int = 0,
+    present: Tensor | None = None,
 ) -> Tensor:
     """A [B, H, W] mask in 0..1: the union of the selected concepts' regions.
 
@@ -67,7 +68,9 @@ def concept_mask(
     mean_threshold (the paper: above the map's mean), otsu, threshold (on the map scaled to
     0..1), soft (the scaled map itself). grow: pixels to dilate (negative erodes); blur: the
     feather's Gaussian sigma in pixels; min_region: islands of the binary mask smaller than this many
-    pixels are dropped (a stray token or two won by the concept elsewhere in the image).
+    pixels are dropped (a stray token or two won by the concept elsewhere in the image). present: [B, K, H, W]
+    bool, where each concept is present at all (concept_presence); a binary method's region of a concept is
+    kept only there.
     """
     if method not in MASK_METHODS:
         raise ValueError(f"unknown mask method {method!r}; expected one of {MASK_METHODS}")
@@ -75,8 +78,11 @@ def concept_mask(
         raise ValueError("no concept selected for the mask")
     maps = pixel_maps.float()
     if method == "argmax":
-        winner = maps.argmax(dim=1)
-        mask = torch.isin(winner, torch.tensor(selected, device=winner.device)).float()
+        winner = maps.argmax(dim=1, keepdim=True)
+        regions = winner == torch.tensor(selected, device=winner.device)[:, None, None]
+        if present is not None:
+            regions &= present[:, selected]
+        mask = regions.any(dim=1).float()
     else:
         chosen = maps[:, selected]
         if method == "mean_threshold":
@@ -87,10 +93,19 @@ def concept_mask(
             regions = (normalise(chosen) >= threshold).float()
         else:
             regions = normalise(chosen)
+        if present is not None and method != "soft":
+            regions = regions * present[:, selected]
         mask = regions.amax(dim=1)
     binary = method != "soft"
     return refine_mask(mask, grow=grow, blur=blur, fill_holes=fill_holes and binary, invert=invert,
                        min_region=min_region if binary else 0)
+
+
+def concept_presence(raw_pixel_maps: Tensor) -> Tensor:
+    """Where each concept is present at all, [B, K, H, W] bool: its raw map at or above ONE_CONCEPT_CUT of its
+    per-image range, the cut one concept's mask uses. A softmax over concepts gives every pixel to some named
+    concept, so without a "background" concept the background goes to whichever concept wins there."""
+    return normalise(raw_pixel_maps.float()) >= ONE_CONCEPT_CUT
 
 
 def refine_mask(mask: Tensor, grow: int = 0, blur: float = 0.0, fill_holes: bool = False, invert: bool = False,

@@ -5,9 +5,9 @@ from comfy_api.latest import io, ui
 from einops import rearrange
 
 from ..ca_core.aggregate import SPACES
-from ..ca_core.concepts import resolve_concept_names
+from ..ca_core.concepts import BACKGROUND, resolve_concept_names
 from ..ca_core.maps import NORMALISATIONS, colourise, label_images, normalise, overlay
-from ..ca_core.masks import MASK_METHODS, concept_mask, mask_method_for, smooth_over_time
+from ..ca_core.masks import MASK_METHODS, concept_mask, concept_presence, mask_method_for, smooth_over_time
 from .schema_options import advanced, search_aliases
 from .socket_types import ConceptMapsType
 
@@ -95,6 +95,19 @@ def steps_note(concept_maps) -> str:
     return f"maps from steps {listed(concept_maps.steps)}; a block cache skipped steps {listed(concept_maps.skipped_steps)}"
 
 
+def objects_present(concept_maps, space: str, temporal_smoothing: float) -> torch.Tensor | None:
+    """Where each named object is present at all (masks.concept_presence), for two or more concepts: a concept's
+    mask keeps only those pixels, so that a background no concept names is not handed to whichever object wins
+    the softmax there. A concept named "background" is the rest of the image, present wherever it wins.
+    (One concept's mask is that cut already.)"""
+    if len(concept_maps.names) < 2:
+        return None
+    raw = smooth_over_time(concept_maps.pixel_maps(space, raw=True), concept_maps.output_frames, temporal_smoothing)
+    present = concept_presence(raw)
+    present[:, [i for i, name in enumerate(concept_maps.names) if name.casefold() == BACKGROUND]] = True
+    return present
+
+
 class ConceptMask(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -144,11 +157,11 @@ class ConceptMask(io.ComfyNode):
                 space, min_region=0, temporal_smoothing=0.0) -> io.NodeOutput:
         selected = resolve_concept_names(concepts, concept_maps.names)
         method, threshold = mask_method_for(method, threshold, concept_maps.names, concept_maps.one_concept_raw)
-        maps = smooth_over_time(concept_maps.pixel_maps(chosen_space(space)), concept_maps.output_frames,
-                                temporal_smoothing)
+        space = chosen_space(space)
+        maps = smooth_over_time(concept_maps.pixel_maps(space), concept_maps.output_frames, temporal_smoothing)
         mask = concept_mask(maps, selected, method=method,
                             threshold=threshold, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert,
-                            min_region=min_region)
+                            min_region=min_region, present=objects_present(concept_maps, space, temporal_smoothing))
         return io.NodeOutput(mask, ui=ui.PreviewMask(mask, cls=cls))
 
 

@@ -115,8 +115,8 @@ class Recording:
                 "positive"
             )
 
-        def grid_maps(space_name):
-            return torch.cat([token_grid_maps(self.aggregators[prompt].mean(space_name), self.grid).cpu()
+        def grid_maps(space_name, raw=False):
+            return torch.cat([token_grid_maps(self.aggregators[prompt].mean(space_name, raw), self.grid).cpu()
                               for prompt in self.prompts])
 
         return ConceptMaps(
@@ -134,6 +134,8 @@ class Recording:
             one_concept_raw=self.one_concept_raw,
             frames=self.grid[0] if len(self.grid) == 3 else 1,
             video_frames=self.video_frames,
+            raw_maps=grid_maps("output", raw=True) if self.softmax else None,
+            raw_cross_attention_maps=grid_maps("cross_attention", raw=True) if self.softmax else None,
         )
 
 

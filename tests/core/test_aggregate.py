@@ -100,3 +100,15 @@ def test_mean_before_any_add_raises():
     agg.add("output", torch.zeros(1, 2, 3))
     with pytest.raises(RuntimeError, match="no cross_attention scores"):
         agg.mean("cross_attention")
+
+
+def test_with_softmax_the_raw_scores_mean_is_kept_too():
+    scores = _scores(3)
+    agg = ConceptScoreAggregator(softmax=True)
+    for s in scores:
+        agg.add("output", s)
+    torch.testing.assert_close(agg.mean("output", raw=True), sum(scores) / 3)
+    assert not torch.allclose(agg.mean("output", raw=True), agg.mean("output"))
+    plain = ConceptScoreAggregator(softmax=False)
+    plain.add("output", scores[0])
+    assert torch.equal(plain.mean("output", raw=True), plain.mean("output"))  # its maps are the raw scores

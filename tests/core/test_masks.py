@@ -436,3 +436,30 @@ def test_the_nodes_largest_grow_and_blur_never_take_the_full_size_kernels(monkey
         for grow in (512, -512):
             out = _refined(mask, grow=grow, blur=256.0)
             assert out.shape == (1024, 1024) and 0 <= out.min() and out.max() <= 1
+
+
+def test_presence_keeps_a_concept_only_where_its_raw_map_is_in_the_upper_half_of_its_range():
+    raw = torch.zeros(1, 2, 4, 4)
+    raw[0, 0, :, 0] = 10.0  # concept 0 strong in column 0, weak elsewhere
+    raw[0, 0, :, 1] = 4.0
+    raw[0, 1, :, 3] = 2.0  # concept 1 strong in column 3 (its own range is what counts)
+    present = masks.concept_presence(raw)
+    assert present[0, 0].any(dim=0).tolist() == [True, False, False, False]
+    assert present[0, 1].any(dim=0).tolist() == [False, False, False, True]
+
+
+def test_with_presence_a_concept_does_not_take_the_background_it_wins_by_default():
+    """Two objects and no "background" concept: the softmax hands the background to one of them, which the
+    argmax alone would mask; presence keeps the object's own region."""
+    winners = torch.zeros(1, 2, 1, 6)
+    winners[0, 0] = torch.tensor([0.9, 0.9, 0.1, 0.8, 0.8, 0.8])  # object 0 at 0-1, and wins the background 3-5
+    winners[0, 1] = 1 - winners[0, 0]
+    raw = torch.zeros(1, 2, 1, 6)
+    raw[0, 0] = torch.tensor([5.0, 5.0, 0.0, 1.0, 1.0, 1.0])
+    raw[0, 1] = torch.tensor([0.0, 0.0, 5.0, 0.0, 0.0, 0.0])
+    present = masks.concept_presence(raw)
+    assert concept_mask(winners, [0], method="argmax")[0, 0].tolist() == [1, 1, 0, 1, 1, 1]
+    assert concept_mask(winners, [0], method="argmax", present=present)[0, 0].tolist() == [1, 1, 0, 0, 0, 0]
+    for method in ("otsu", "threshold", "mean_threshold"):
+        assert concept_mask(winners, [0], method=method, present=present)[0, 0, 3:].tolist() == [0, 0, 0], method
+    assert torch.equal(concept_mask(winners, [0], method="soft", present=present), concept_mask(winners, [0], "soft"))
