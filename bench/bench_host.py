@@ -242,7 +242,7 @@ def as_gguf(model, qtype_name: str, folder: Path):
     import nodes
 
     sys.path.insert(0, str(REPO / "tests" / "host"))
-    from ca_test_nodes.gguf_files import save_flux_gguf
+    from helpers.gguf_files import save_flux_gguf
 
     state_dict = {k: v.detach().float().cpu() for k, v in model.model.diffusion_model.state_dict().items()}
     del model

@@ -18,7 +18,7 @@ if not os.environ.get("CA_COMFYUI_DIR"):
     print(f"\n*** {message} ***\n", file=sys.stderr)
     collect_ignore_glob = ["test_*.py"]
 else:
-    sys.path.insert(0, str(Path(__file__).parent))  # the tests import comfy_host and ca_test_nodes
+    sys.path.insert(0, str(Path(__file__).parent))  # the tests import comfy_host and helpers
     import comfy_host
 
     # research/ (training, the shapes dataset, evaluation) is not part of the pack ComfyUI loaded; it is

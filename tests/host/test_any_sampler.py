@@ -6,87 +6,18 @@ import warnings
 
 import pytest
 import torch
-from ca_test_nodes import KEPT
-from comfy_host import make_executor, run_prompt
-
-CONCEPTS = "dog, grass, sky"
-SEED, STEPS = 3, 2
-
-
-def base(width=96, height=64, negative="blurry"):
-    return {
-        "1": {"class_type": "CATestTinyFlux", "inputs": {"seed": 0, "guidance_embed": True}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a dog on grass", "clip": ["1", 1]}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": negative, "clip": ["1", 1]}},
-        "4": {"class_type": "EmptySD3LatentImage", "inputs": {"width": width, "height": height, "batch_size": 1}},
-    }
-
-
-def model_node(node="5", model=("1", 0), prompt="positive", concepts=CONCEPTS):
-    return {node: {"class_type": "ConceptAttentionModel",
-                   "inputs": {"model": list(model), "clip": ["1", 1], "concepts": concepts, "layers": "all",
-                              "space": "output", "softmax": True, "token_pooling": "first", "start_step": 0,
-                              "end_step": 10000, "prompt": prompt}}}
-
-
-def sampler(kind, prefix, model, latent=("4", 0), seed=SEED, cfg=1.0, denoise=1.0):
-    """Nodes of one sampling branch named prefix*, and the (node, output) of its LATENT."""
-    model, latent = list(model), list(latent)
-    common = {"cfg": cfg, "sampler_name": "euler", "scheduler": "simple", "positive": ["2", 0],
-              "negative": ["3", 0], "latent_image": latent, "steps": STEPS}
-    if kind == "KSampler":
-        return {prefix: {"class_type": "KSampler",
-                         "inputs": {**common, "model": model, "seed": seed, "denoise": denoise}}}, [prefix, 0]
-    if kind == "KSamplerAdvanced":
-        assert denoise == 1.0
-        return {prefix: {"class_type": "KSamplerAdvanced",
-                         "inputs": {**common, "model": model, "add_noise": "enable", "noise_seed": seed,
-                                    "start_at_step": 0, "end_at_step": 10000,
-                                    "return_with_leftover_noise": "disable"}}}, [prefix, 0]
-    guider = ({"class_type": "BasicGuider", "inputs": {"model": model, "conditioning": ["2", 0]}}
-              if kind == "BasicGuider" else
-              {"class_type": "CFGGuider", "inputs": {"model": model, "positive": ["2", 0], "negative": ["3", 0],
-                                                     "cfg": cfg}})
-    return {
-        f"{prefix}n": {"class_type": "RandomNoise", "inputs": {"noise_seed": seed}},
-        f"{prefix}g": guider,
-        f"{prefix}s": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
-        f"{prefix}t": {"class_type": "BasicScheduler",
-                       "inputs": {"model": model, "scheduler": "simple", "steps": STEPS, "denoise": denoise}},
-        prefix: {"class_type": "SamplerCustomAdvanced",
-                 "inputs": {"noise": [f"{prefix}n", 0], "guider": [f"{prefix}g", 0], "sampler": [f"{prefix}s", 0],
-                            "sigmas": [f"{prefix}t", 0], "latent_image": latent}},
-    }, [prefix, 0]
-
-
-def collector(node, latent, recorder=("5", 1), key=None):
-    return {node: {"class_type": "ConceptAttentionMaps", "inputs": {"recorder": list(recorder), "latent": latent}},
-            f"{node}k": keep(key or node, concept_maps=[node, 0])}
-
-
-def keep(key, **inputs):
-    return {"class_type": "CATestKeep", "inputs": {"key": key, **inputs}}
-
-
-def concept_sampler(node, seed=SEED, cfg=1.0, prompt="positive", latent=("4", 0), denoise=1.0):
-    inputs = {"model": ["1", 0], "clip": ["1", 1], "seed": seed, "steps": STEPS, "cfg": cfg, "sampler_name": "euler",
-              "scheduler": "simple", "positive": ["2", 0], "negative": ["3", 0], "latent_image": list(latent),
-              "denoise": denoise, "concepts": CONCEPTS, "layers": "all", "space": "output", "softmax": True,
-              "token_pooling": "first", "start_step": 0, "end_step": 10000, "prompt": prompt}
-    return {node: {"class_type": "ConceptAttentionSampler", "inputs": inputs},
-            f"{node}k": keep(node, concept_maps=[node, 1], latent=[node, 0])}
-
-
-def run(prompt, executor=None):
-    """Run through ComfyUI's executor; returns (result, the ids of the nodes that executed)."""
-    executor = executor or make_executor()
-    KEPT.clear()
-    executor.server.events.clear()
-    result = run_prompt(prompt, executor)
-    assert result["valid"], result
-    executed = {data["node"] for event, data in executor.server.events
-                if event == "executing" and isinstance(data, dict) and data.get("node")}
-    return result, executed
+from comfy_host import make_executor
+from helpers.graph import (
+    KEPT,
+    SEED,
+    base,
+    collector,
+    concept_sampler_node,
+    keep,
+    model_node,
+    run,
+    sampler,
+)
 
 
 def succeed(prompt, executor=None) -> set:
@@ -113,7 +44,7 @@ def test_model_node_and_collector_with_any_sampler(kind):
     plain, plain_latent = sampler(kind, "20", ("1", 0), cfg=cfg)
     succeed({**base(), **model_node(), **patched, **collector("11", patched_latent),
              "12": keep("patched latent", latent=patched_latent), **plain,
-             "22": keep("plain latent", latent=plain_latent), **concept_sampler("30", cfg=cfg)})
+             "22": keep("plain latent", latent=plain_latent), **concept_sampler_node("30", cfg=cfg)})
     # the image is bit-identical to the same sampler without the model node
     assert torch.equal(KEPT["patched latent"]["latent"]["samples"], KEPT["plain latent"]["latent"]["samples"])
     assert torch.equal(KEPT["patched latent"]["latent"]["samples"], KEPT["30"]["latent"]["samples"])
@@ -217,8 +148,9 @@ def test_an_interrupt_mid_sampling_leaves_no_open_run_and_no_stale_maps():
 
 
 def test_negative_prompt_maps_with_cfg_above_one():
-    graph = {**base(), **concept_sampler("30", cfg=2.0, prompt="both"),
-             **concept_sampler("31", cfg=2.0, prompt="positive"), **concept_sampler("32", cfg=2.0, prompt="negative")}
+    graph = {**base(), **concept_sampler_node("30", cfg=2.0, prompt="both"),
+             **concept_sampler_node("31", cfg=2.0, prompt="positive"),
+             **concept_sampler_node("32", cfg=2.0, prompt="negative")}
     succeed(graph)
     both, positive, negative = (KEPT[node]["concept_maps"] for node in ("30", "31", "32"))
     assert both.prompts == ("positive", "negative") and both.maps.shape == (2, 3, 4, 6)
@@ -230,7 +162,7 @@ def test_negative_prompt_maps_with_cfg_above_one():
     assert both.labels() == ["dog (positive)", "grass (positive)", "sky (positive)",
                              "dog (negative)", "grass (negative)", "sky (negative)"]
     # the negative rows are the ones used: with the positive text as the negative, the maps agree
-    succeed({**base(negative="a dog on grass"), **concept_sampler("30", cfg=2.0, prompt="both")})
+    succeed({**base(negative="a dog on grass"), **concept_sampler_node("30", cfg=2.0, prompt="both")})
     same = KEPT["30"]["concept_maps"]
     assert torch.allclose(same.maps[0], same.maps[1], atol=1e-5)
 
@@ -242,20 +174,21 @@ def test_negative_prompt_maps_with_cfg_above_one():
 
 def test_negative_maps_at_cfg_one_fail_naming_the_fix():
     # the Sampler knows its cfg, so it refuses before sampling
-    result, executed = run({**base(), **concept_sampler("30", cfg=1.0, prompt="negative")})
+    result, executed = run({**base(), **concept_sampler_node("30", cfg=1.0, prompt="negative")})
     assert not result["success"]
     message = result["errors"][0]["exception_message"]
     assert "at cfg 1.0 ComfyUI never runs the negative prompt" in message and "raise cfg above 1" in message
-    # the model node cannot know which sampler and cfg will run it: the collector says why after the run
-    result, _ = run({**base(), **model_node(prompt="negative"), **sampler("KSampler", "10", ("5", 0))[0],
-                     **collector("11", ["10", 0])})
-    assert not result["success"]
+    # behind the model node, the sampling run that would make no negative maps refuses before its first step,
+    # with the Sampler's message (tests/host/test_newcomer_refusals_and_masks.py counts its model calls)
+    result, executed = run({**base(), **model_node(prompt="negative"), **sampler("KSampler", "10", ("5", 0))[0],
+                            **collector("11", ["10", 0])})
+    assert not result["success"] and "11" not in executed
     message = result["errors"][0]["exception_message"]
-    assert "no negative-prompt maps were made" in message and "raise cfg above 1" in message
+    assert "at cfg 1.0 ComfyUI never runs the negative prompt" in message and "raise cfg above 1" in message
 
 
 def test_saliency_map_labels_each_heatmap_with_its_concept(ca):
-    succeed({**base(), **concept_sampler("30", cfg=2.0, prompt="both")})
+    succeed({**base(), **concept_sampler_node("30", cfg=2.0, prompt="both")})
     maps = KEPT["30"]["concept_maps"]
     saliency = ca.nodes.map_nodes.SaliencyMap
 

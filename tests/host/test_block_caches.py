@@ -4,10 +4,11 @@ blocks ran, record which steps those were, and say so when a cache skipped every
 import nodes
 import pytest
 import torch
-from ca_test_nodes import KEPT, block_cache, tiny_clip, tiny_flux
 from comfy_host import make_executor, run_prompt
-from test_any_sampler import base, model_node, sampler
-from test_generation_unchanged import sampler_inputs
+from helpers.block_cache import block_cache
+from helpers.graph import KEPT, base, model_node, sampler
+from helpers.models import tiny_clip, tiny_flux
+from helpers.sampling import sampler_inputs
 
 STEPS = 4
 

@@ -1,24 +1,24 @@
-"""CogVideoX (ComfyUI 0.33 on): the video is untouched, the maps are the paper's equations on CogVideoX's
-joint blocks (the concepts on the text side: its modulation, the shared q/k/v and feed-forward, no
-positions), reached through each block's attention call; image-to-video and inpainting channels; the token
-frames of 1.0 and 1.5 and the video frames each one shows. Hosts without CogVideoX load the extension
-without the family."""
+"""CogVideoX's own (ComfyUI 0.33 on): image-to-video and inpainting channels (the video untouched, and 1.5
+image-to-video's ofs embedding in the equations), the concepts' modulation read from the blocks' own call, the
+stream through the blocks, the token frames of 1.0 and 1.5 and the video frames each one shows, stopping after
+the last chosen block, an attention override chained, and no block's attention inputs held. Hosts without
+CogVideoX load the extension without the family. (Its contract, in 1.0 2B, 1.0 5B and 1.5 variants:
+test_family_contract.py.)"""
 
 import contextlib
-import math
 import weakref
 
-import comfy.supported_models
+import comfy.sample
+import comfy.samplers
 import pytest
 import torch
-import torch.nn.functional as F
-from ca_test_nodes import COGVIDEOX_VERSIONS, first_forward_call, tiny_cogvideox, tiny_cogvideox_clip
 from einops import rearrange
-from test_generation_unchanged import concept_sampler, sampler_inputs
-from test_math import assert_maps_match, attention, heads, linear, merge
-from test_patch_hygiene import ksampler
+from helpers.equations import assert_maps_match
+from helpers.equations.cogvideox import cogvideox_reference_scores, sanity
+from helpers.models import tiny_cogvideox, tiny_cogvideox_clip
+from helpers.sampling import concept_sampler, forward_arguments, ksampler, sampler_inputs
+from helpers.variants import HAS_COGVIDEOX
 
-HAS_COGVIDEOX = hasattr(comfy.supported_models, "CogVideoX_T2V")
 requires_cogvideox = pytest.mark.skipif(
     not HAS_COGVIDEOX, reason="CogVideoX tests skipped: this ComfyUI has no CogVideoX (comfy.ldm.cogvideo, 0.33 on)")
 LATENT = (3, 8, 12)  # latent frames (odd: 1.5 pads its frame pairs), rows, columns (non-square)
@@ -26,7 +26,7 @@ LATENT = (3, 8, 12)  # latent frames (odd: 1.5 pads its frame pairs), rows, colu
 
 def test_the_family_is_listed_where_the_host_has_cogvideox(ca):
     """The extension loads on every host; the family is there exactly where ComfyUI has CogVideoX."""
-    assert ca.nodes.cogvideox.CogVideoXFamily.available == HAS_COGVIDEOX
+    assert ca.nodes.families.cogvideox.CogVideoXFamily.available == HAS_COGVIDEOX
     listed = [type(family).__name__ for family in ca.nodes.families.FAMILIES]
     assert ("CogVideoXFamily" in listed) == HAS_COGVIDEOX
 
@@ -45,24 +45,6 @@ def with_image(inputs: dict, frames: int = 1) -> dict:
 
 
 @requires_cogvideox
-@pytest.mark.parametrize("batch", [1, 2])
-@pytest.mark.parametrize("cfg", [1.0, 3.5])
-@pytest.mark.parametrize("version", list(COGVIDEOX_VERSIONS))
-def test_latent_is_bit_identical_to_plain_sampling(ca, version, cfg, batch):
-    model, clip = tiny_cogvideox(3, version), tiny_cogvideox_clip()
-    inputs = latent_inputs(clip, batch, cfg)
-    reference = ksampler(model, inputs)
-    latent, maps = concept_sampler(ca, model, clip, **inputs)
-    assert torch.equal(latent["samples"], reference)
-    frames = 2 if version == "1.5" else 3  # 1.5: latent frames in pairs, the third padded to a pair
-    assert maps.frames == frames and maps.maps.shape == (batch * frames, 3, 4, 6)
-    assert maps.steps == (0, 1, 2) and maps.layers == (0, 1, 2)  # auto: every block
-    assert torch.allclose(maps.maps.sum(dim=1), torch.ones(batch * frames, 4, 6), atol=1e-5)
-    if batch == 2:
-        assert not torch.allclose(maps.maps[:frames], maps.maps[frames:])
-
-
-@requires_cogvideox
 @pytest.mark.parametrize("task", ["i2v", "inpaint"])
 @pytest.mark.parametrize("version", ["1.0-5b", "1.5"])
 def test_image_to_video_and_inpainting_leave_the_video_unchanged(ca, version, task):
@@ -78,112 +60,23 @@ def test_image_to_video_and_inpainting_leave_the_video_unchanged(ca, version, ta
     assert maps.maps.shape == (2 * frames, 3, 4, 6) and torch.isfinite(maps.maps).all()
 
 
-def timestep_embedding(t, dim):
-    """Sinusoidal, cosines first (CogVideoX's flip_sin_to_cos, no shift)."""
-    half = dim // 2
-    args = t[:, None].float() * torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-
-
-def time_embedding(dm, t, ofs):
-    emb = linear(dm.time_embedding_linear_2, F.silu(linear(dm.time_embedding_linear_1,
-                                                           timestep_embedding(t, dm.time_proj_dim))))
-    if dm.ofs_embedding_linear_1 is not None and ofs is not None:
-        ofs_emb = timestep_embedding(ofs, dm.ofs_proj_dim)
-        emb = emb + linear(dm.ofs_embedding_linear_2, F.silu(linear(dm.ofs_embedding_linear_1, ofs_emb)))
-    return emb
-
-
-def layer_norm(x, norm):
-    return F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps)
-
-
-def rotate(x, cos, sin):
-    """RoPE on interleaved channel pairs (x0, x1) -> (x0 cos - x1 sin, x1 cos + x0 sin)."""
-    pairs = x.reshape(*x.shape[:-1], -1, 2)
-    turned = torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)
-    return x * cos + turned * sin
-
-
-def shared_qkv(block, stream, mod):
-    """The block's one q/k/v and q/k LayerNorms on a stream modulated by mod = (shift, scale, gate)."""
-    h = layer_norm(stream, block.norm1.norm) * (1 + mod[1]) + mod[0]
-    q, k, v = (heads(linear(layer, h), block.num_heads) for layer in (block.q, block.k, block.v))
-    return layer_norm(q, block.norm_q), layer_norm(k, block.norm_k), v
-
-
-def feed_forward(block, x, mod):
-    """x + gate * FF(modulated LayerNorm(x)), mod = (shift, scale, gate)."""
-    h = layer_norm(x, block.norm2.norm) * (1 + mod[1]) + mod[0]
-    return x + mod[2] * linear(block.ff_out, F.gelu(linear(block.ff_proj, h), approximate="tanh"))
-
-
-def cogvideox_reference_scores(dm, x, t, context, concept_context, ofs=None, concepts_ofs=True):
-    """Per-layer (output, cross-attention) scores [B, K, N], written from the paper and CogVideoX's block:
-    one joint attention over [text; video] with shared q/k/v and q/k LayerNorms, RoPE on the video tokens
-    only; the concepts take the text's modulation (enc_* of norm1, norm2), its projection and feed-forward,
-    attend over [concept keys; video keys], and have no positions. The video and text tokens come from the
-    model's own patch embedding (its positions included), over the latent padded as its forward pads it.
-    concepts_ofs False: the concepts' modulation without the ofs embedding (a negative check)."""
-    p, p_t = dm.patch_size, dm.patch_size_t or 1
-    x = torch.cat([x, x[:, :, :-x.shape[2] % p_t or x.shape[2]]], dim=2) if x.shape[2] % p_t else x  # circular
-    frames, rows, cols = x.shape[2] // p_t, x.shape[3] // p, x.shape[4] // p
-    tokens = dm.patch_embed(context, x.permute(0, 2, 1, 3, 4))
-    txt, img = tokens[:, :context.shape[1]], tokens[:, context.shape[1]:]
-    assert img.shape[1] == frames * rows * cols
-    concepts = linear(dm.patch_embed.text_proj, concept_context.expand(x.shape[0], -1, -1))
-    emb = F.silu(time_embedding(dm, t, ofs))
-    concept_emb = emb if concepts_ofs else F.silu(time_embedding(dm, t, None))
-    rope = dm._get_rotary_emb(rows, cols, frames, x.device) if dm.use_rotary_positional_embeddings else None
-    n_txt, scores = txt.shape[1], []
-    for block in dm.blocks:
-        img_mod, txt_mod = (linear(block.norm1.linear, emb)[:, None].chunk(6, dim=-1)[i:i + 3] for i in (0, 3))
-        concept_mod = linear(block.norm1.linear, concept_emb)[:, None].chunk(6, dim=-1)[3:]
-        tq, tk, tv = shared_qkv(block, txt, txt_mod)
-        iq, ik, iv = shared_qkv(block, img, img_mod)
-        cq, ck, cv = shared_qkv(block, concepts, concept_mod)  # the text's modulation, no RoPE
-        if rope is not None:
-            iq, ik = rotate(iq, *rope), rotate(ik, *rope)
-        joint = merge(attention(torch.cat([tq, iq], 2), torch.cat([tk, ik], 2), torch.cat([tv, iv], 2)))
-        txt_out, img_out = joint[:, :n_txt], joint[:, n_txt:]
-        concept_out = merge(attention(cq, torch.cat([ck, ik], 2), torch.cat([cv, iv], 2)))
-        cross = (cq @ ik.transpose(-1, -2) / math.sqrt(cq.shape[-1])).mean(dim=1)
-        scores.append((concept_out @ img_out.transpose(1, 2), cross))
-        img = img + img_mod[2] * linear(block.attn_out, img_out)
-        txt = txt + txt_mod[2] * linear(block.attn_out, txt_out)
-        concepts = concepts + concept_mod[2] * linear(block.attn_out, concept_out)
-        mlp_mod = linear(block.norm2.linear, emb)[:, None].chunk(6, dim=-1)
-        concept_mlp_mod = linear(block.norm2.linear, concept_emb)[:, None].chunk(6, dim=-1)[3:]
-        img, txt, concepts = (feed_forward(block, img, mlp_mod[:3]), feed_forward(block, txt, mlp_mod[3:]),
-                              feed_forward(block, concepts, concept_mlp_mod))
-    return scores, (frames, rows, cols)
-
-
-def recorded_call(model, inputs):
-    """What the CogVideoX transformer receives at a plain sampler's first call: x (the noise, with the image
-    channels concatenated where the task has them), the timestep, the context and ofs (1.5 image-to-video)."""
-    (x, t), kwargs = first_forward_call(model, inputs)
-    return x, t, kwargs["context"], kwargs.get("ofs")
-
-
 @requires_cogvideox
-@pytest.mark.parametrize("version,task", [("1.0-2b", "t2v"), ("1.0-5b", "t2v"), ("1.5", "t2v"), ("1.5", "i2v")])
-def test_scores_match_the_equations(ca, version, task):
-    model, clip = tiny_cogvideox(5, version, task), tiny_cogvideox_clip()
-    inputs = latent_inputs(clip, 1, 1.0, steps=1)
-    if task == "i2v":
-        inputs = with_image(inputs)
-    x, t, context, ofs = recorded_call(model, inputs)
-    assert (ofs is not None) == (task == "i2v" and version == "1.5")  # 1.5 image-to-video: the ofs embedding
-    family = ca.nodes.cogvideox.CogVideoXFamily()
-    concept_context, _ = ca.nodes.encoding.encode_concepts(clip, ["dog", "grass", "sky"], "first", family)
+def test_image_to_video_scores_match_the_equations(ca):
+    """CogVideoX 1.5 image-to-video: the image's channels concatenated to the noise, and the ofs embedding in the
+    modulation of every stream, the concepts' included."""
+    model, clip = tiny_cogvideox(5, "1.5", "i2v"), tiny_cogvideox_clip()
+    inputs = with_image(latent_inputs(clip, 1, 1.0, steps=1))
+    call = forward_arguments(model, inputs)
+    assert call.get("ofs") is not None  # 1.5 image-to-video: the ofs embedding
+    family = ca.nodes.families.cogvideox.CogVideoXFamily()
+    names = ["dog", "grass", "sky"]
+    concept_context, positions = ca.nodes.stream.encoding.encode_concepts(clip, names, "first", family)
     dm = model.get_model_object("diffusion_model")
     with torch.no_grad():
-        expected, grid = cogvideox_reference_scores(dm, x, t, context, concept_context, ofs)
-        if ofs is not None:  # the ofs embedding reaches the concepts' modulation: the test can tell
-            without, _ = cogvideox_reference_scores(dm, x, t, context, concept_context, ofs, concepts_ofs=False)
-            assert not torch.allclose(expected[-1][0], without[-1][0], rtol=1e-4, atol=1e-4)
-    assert grid == family.token_grid(dm, x)
+        expected, grid = cogvideox_reference_scores(dm, call["x"], call["timestep"], call["context"],
+                                                    concept_context, call["ofs"])
+        sanity(dm, call, clip, names, concept_context, positions, expected)  # the ofs embedding matters
+    assert grid == family.token_grid(dm, call["x"])
     assert_maps_match(ca, model, clip, inputs, expected, grid)
 
 
@@ -194,7 +87,7 @@ def test_text_modulations_read_the_text_half_and_run_a_patched_layer_whole(ca):
     so the change reaches the concepts."""
     norm = tiny_cogvideox(5).get_model_object("diffusion_model").blocks[1].norm1
     temb = torch.randn(2, norm.linear.in_features, generator=torch.Generator().manual_seed(0))
-    text_modulations = ca.nodes.cogvideox.text_modulations
+    text_modulations = ca.nodes.families.cogvideox.text_modulations
 
     def layers_own():
         return [chunk[:, None] for chunk in norm.linear(norm.silu(temb)).chunk(6, dim=1)[3:]]
@@ -224,7 +117,7 @@ def test_concepts_read_their_modulation_from_the_blocks_own_call(ca, monkeypatch
     gets the maps that computing it gives (the MLP's, read a block later, included)."""
     model, clip = tiny_cogvideox(3, "1.0-5b"), tiny_cogvideox_clip()
     inputs = latent_inputs(clip, 2, 3.5)
-    cogvideox, computed = ca.nodes.cogvideox, []
+    cogvideox, computed = ca.nodes.families.cogvideox, []
     own = cogvideox.text_modulations
     monkeypatch.setattr(cogvideox, "text_modulations", lambda norm, temb: computed.append(norm) or own(norm, temb))
     _, read = concept_sampler(ca, model, clip, **inputs)
@@ -243,10 +136,11 @@ def test_a_later_layer_depends_on_the_stream_through_earlier_blocks(ca):
     block 2 other scores than concepts fresh from the embedding would."""
     model, clip = tiny_cogvideox(5), tiny_cogvideox_clip()
     inputs = latent_inputs(clip, 1, 1.0, steps=1)
-    x, t, context, _ = recorded_call(model, inputs)
+    call = forward_arguments(model, inputs)
+    x, t, context = call["x"], call["timestep"], call["context"]
     dm = model.get_model_object("diffusion_model")
-    family = ca.nodes.cogvideox.CogVideoXFamily()
-    concept_context, _ = ca.nodes.encoding.encode_concepts(clip, ["dog", "grass", "sky"], "first", family)
+    family = ca.nodes.families.cogvideox.CogVideoXFamily()
+    concept_context, _ = ca.nodes.stream.encoding.encode_concepts(clip, ["dog", "grass", "sky"], "first", family)
     with torch.no_grad():
         expected, grid = cogvideox_reference_scores(dm, x, t, context, concept_context)
     maps = ca.nodes.sampler_node.ConceptAttentionSampler.execute(
@@ -260,7 +154,7 @@ def test_a_later_layer_depends_on_the_stream_through_earlier_blocks(ca):
 def test_seventeen_video_frames_come_from_five_latent_frames(ca):
     """The VAE decodes 17 frames from 5 latent frames: the first alone, then 4 per latent frame. On 1.0 each
     latent frame is a token frame; 1.5 pairs them, the fifth padded to a pair."""
-    family = ca.nodes.cogvideox.CogVideoXFamily()
+    family = ca.nodes.families.cogvideox.CogVideoXFamily()
     clip = tiny_cogvideox_clip()
     expected = {"1.0-5b": (0,) + sum(((frame,) * 4 for frame in range(1, 5)), ()),
                 "1.5": (0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2)}
@@ -312,12 +206,12 @@ def test_segmentation_stops_after_the_last_chosen_block(ca):
 @requires_cogvideox
 def test_concepts_align_with_cogvideox_t5_tokens(ca):
     """CogVideoX's T5 pads every prompt to 226 tokens; a concept's own tokens are its word pieces."""
-    family = ca.nodes.cogvideox.CogVideoXFamily()
+    family = ca.nodes.families.cogvideox.CogVideoXFamily()
     clip = tiny_cogvideox_clip()
     tokens = clip.tokenize("traffic light", return_word_ids=True)
     states = clip.encode_from_tokens(clip.tokenize("traffic light"))
     assert states.shape[1] == 226
-    assert family.concept_token_indices(clip, "traffic light", tokens, 226) == [0, 1]
+    assert family.concept_token_indices(clip, "traffic light", tokens, 226) == [0, 1]  # padding is not the concept
     with pytest.raises(ValueError, match="cannot align the tokens of concept 'dog'"):
         family.concept_token_indices(clip, "dog", clip.tokenize("dog", return_word_ids=True), 99)
 
@@ -362,20 +256,3 @@ def test_a_block_waiting_for_its_update_holds_none_of_its_attention_inputs(ca):
     other.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = watching
     concept_sampler(ca, other, clip, **inputs)
     assert alive and not any(alive)
-
-
-@requires_cogvideox
-def test_segment_image_reads_an_image_batch_as_one_clip(ca):
-    """Segment Image on a video model: the IMAGE batch is one clip, encoded by a causal video VAE (Wan 2.1's
-    here, which has CogVideoX's latent geometry: 16 channels, 8x, the first frame alone then 4 frames per
-    latent frame); 5 frames give 2 latent frames, and a map per frame."""
-    from ca_test_nodes import random_wan21_vae
-
-    maps = ca.nodes.segment_node.ConceptAttentionSegmentImage.execute(
-        model=tiny_cogvideox(3), clip=tiny_cogvideox_clip(), vae=random_wan21_vae(),
-        image=torch.rand(5, 32, 48, 3, generator=torch.Generator().manual_seed(5)), concepts="dog, grass",
-        layers="auto", space="output", softmax=True, token_pooling="first", noise_level=0.5, noise_samples=1,
-        seed=0, caption="a dog on grass").args[0]
-    assert maps.images == 1 and maps.frames == 2 and maps.video_frames == (0, 1, 1, 1, 1)
-    assert maps.maps.shape == (2, 2, 2, 3) and maps.pixel_maps().shape == (5, 2, 32, 48)
-    assert torch.allclose(maps.maps.sum(dim=1), torch.ones(2, 2, 3), atol=1e-5)

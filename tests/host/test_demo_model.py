@@ -89,7 +89,8 @@ def test_concepts_encode_through_the_demo_clip(ca, demo):
     _, clip, _ = loader.load_demo_model()
     tokens = clip.tokenize("red circle", return_word_ids=True)["demo"][0]
     assert [t[2] for t in tokens[:3]] == [1, 2, 0]
-    concepts, _ = ca.nodes.encoding.encode_concepts(clip, ["circle", "square"], "first", ca.nodes.flux.FluxFamily())
+    concepts, _ = ca.nodes.stream.encoding.encode_concepts(clip, ["circle", "square"], "first",
+                                                           ca.nodes.families.flux.FluxFamily())
     states = clip.encode_from_tokens(clip.tokenize("circle"))
     assert concepts.shape == (1, 2, states.shape[-1])
     assert torch.allclose(concepts[0, 0], states[0, 0])
@@ -190,7 +191,7 @@ def test_concepts_the_demo_model_does_not_know_are_refused_with_the_words_it_kno
     assert set(known) == set(shapes.VOCABULARY) - {"<pad>", "<unk>"}
 
     with pytest.raises(ValueError, match=r"the concept 'red dog' \(dog\) is not a word .* circle"):
-        ca.nodes.encoding.encode_concepts(clip, ["circle", "red dog"], "first", ca.nodes.flux.FluxFamily())
+        ca.nodes.stream.encoding.encode_concepts(clip, ["circle", "red dog"], "first", ca.nodes.families.flux.FluxFamily())
 
     result = run_prompt(demo_graph(shapes.IMAGE_SIZE, concepts="dog, grass, sky"))  # the Sampler's default
     assert result["valid"] and not result["success"]

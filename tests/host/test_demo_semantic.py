@@ -98,12 +98,12 @@ def test_the_benchmark_reads_the_concept_attention_without_changing_the_maps(ca,
     shapes = [obj.shape for obj in scene.objects]
     concepts, image = shapes + [evaluation.BACKGROUND], torch.from_numpy(scene.image)[None]
     segment = semantic.product_segmenter(ca, model, clip, vae, NOISE, "all")
-    stock = ca.nodes.patch.attend_concepts
+    stock = ca.nodes.stream.step.attend_concepts
     double_blocks = len(model.model.diffusion_model.double_blocks)
     plain = segment(image, concepts, evaluation.segmentation_caption(shapes))
     with semantic.recorded_concept_attention(ca) as recorded:
         watched = segment(image, concepts, evaluation.segmentation_caption(shapes))
-    assert ca.nodes.patch.attend_concepts is stock
+    assert ca.nodes.stream.step.attend_concepts is stock
     assert all(torch.equal(plain[space], watched[space]) for space in plain)
     tokens = (scene.image.shape[0] // 16) * (scene.image.shape[1] // 16)
     assert len(recorded) == double_blocks

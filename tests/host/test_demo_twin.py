@@ -14,7 +14,7 @@ def test_twin_and_comfyui_flux_agree_on_the_same_weights(ca):
     with torch.no_grad():
         for p in twin.parameters():
             p.normal_(0, 0.1)
-    model_config = comfy.supported_models.FluxSchnell(ca.nodes.flux.flux_unet_config(**config.comfy_unet_config()))
+    model_config = comfy.supported_models.FluxSchnell(ca.nodes.families.flux.flux_unet_config(**config.comfy_unet_config()))
     model_config.set_inference_dtype(torch.float32, None)
     comfy_flux = model_config.get_model({}).diffusion_model
     weights = ca.nodes.demo_loader.host_parameter_names(twin.state_dict(), comfy_flux)

@@ -7,7 +7,7 @@ supports on the newest host, and they must read as it would write them now, on e
 
 import build_user_text
 import pytest
-from ca_test_nodes import tiny_lumina2
+from helpers.models import tiny_lumina2
 
 NODES = ("ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionSegmentImage")
 

@@ -6,9 +6,9 @@ import nodes
 import numpy as np
 import pytest
 import torch
-from ca_test_nodes import KEPT, tiny_clip, tiny_flux
-from test_any_sampler import base, collector, model_node, run, sampler
-from test_generation_unchanged import prompt as encode_prompt
+from helpers.graph import KEPT, base, collector, model_node, run, sampler
+from helpers.models import tiny_clip, tiny_flux
+from helpers.sampling import prompt as encode_prompt
 
 from research import shapes
 
@@ -126,17 +126,17 @@ def test_a_step_range_the_run_never_reaches_fails_before_sampling(ca, sampler_ca
     assert sampler_calls == [1.0]
 
 
-def test_the_model_node_names_the_step_count_of_the_run_that_missed_its_range():
-    """The model node cannot know which sampler will run it (a hires pass may share it): the collector
-    names the run's step count."""
+def test_the_model_nodes_run_that_misses_its_range_is_refused_naming_its_step_count():
+    """The model node cannot know which sampler will run it (a hires pass may share it): each sampling run
+    is judged by its own step count, before its first step, with the Sampler's message."""
     graph = {**base(), **model_node(), **sampler("KSampler", "10", ("5", 0))[0], **collector("11", ["10", 0])}
     graph["5"]["inputs"]["start_step"] = 5
     KEPT.clear()
-    result, _ = run(graph)
-    assert not result["success"]
+    result, executed = run(graph)
+    assert not result["success"] and "11" not in executed
     message = result["errors"][0]["exception_message"]
-    assert "steps 5-9999 never ran: the run had 2 steps (0-1)" in message
-    assert "set start_step below the run's step count" in message
+    assert "start_step 5 is past the last step: this run has 2 steps (0-1)" in message
+    assert "set start_step below 2" in message
 
 
 @torch.inference_mode()

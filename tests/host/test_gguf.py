@@ -1,5 +1,5 @@
 """Flux models as GGUF files, loaded through ComfyUI-GGUF's own Unet Loader (GGUF) (city96/ComfyUI-GGUF,
-exported by scripts/packs_env.sh into $CA_GGUF_DIR and installed beside this extension by comfy_host).
+exported by scripts/third_party_env.sh gguf into $CA_GGUF_DIR and installed beside this extension by comfy_host).
 
 The files are written as the pack's tools write Flux files (Q8_0 and the K-quants Q6_K and Q4_K), and the
 model computes in fp32 (what a CPU picks), bf16 and fp16. As for fp8 weights (test_weight_formats.py): the
@@ -21,9 +21,9 @@ import pytest
 
 GGUF_PACK = comfy_host.GGUF_PACK
 if GGUF_PACK is None:
-    _reason = "no ComfyUI-GGUF pack (set CA_GGUF_DIR, or run scripts/test.sh, which runs scripts/packs_env.sh)"
+    _reason = "no ComfyUI-GGUF pack (set CA_GGUF_DIR, or run scripts/test.sh, which runs scripts/third_party_env.sh gguf)"
 elif not (GGUF_PACK / "__init__.py").is_file():
-    _reason = f"CA_GGUF_DIR={GGUF_PACK} holds no ComfyUI-GGUF pack (scripts/packs_env.sh exports one)"
+    _reason = f"CA_GGUF_DIR={GGUF_PACK} holds no ComfyUI-GGUF pack (scripts/third_party_env.sh gguf exports one)"
 elif importlib.util.find_spec("gguf") is None:
     _reason = "the gguf package is missing from this venv (requirements-dev.txt; scripts/host_env.sh installs it)"
 else:
@@ -38,16 +38,16 @@ import gguf  # noqa: E402
 import nodes  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from ca_test_nodes import tiny_clip  # noqa: E402
-from ca_test_nodes.checkpoints import (  # noqa: E402
+from helpers.checkpoints import (  # noqa: E402
     SIZES,
     save_diffusion_model,
     tiny_detection,
     tiny_flux_state_dict,
 )
-from ca_test_nodes.gguf_files import Q4_K, Q6_K, Q8_0, quantize, save_flux_gguf  # noqa: E402
-from test_generation_unchanged import sampler_inputs  # noqa: E402
-from test_weight_formats import assert_casts_shared, assert_maps_agree, sample  # noqa: E402
+from helpers.gguf_files import Q4_K, Q6_K, Q8_0, quantize, save_flux_gguf  # noqa: E402
+from helpers.models import tiny_clip  # noqa: E402
+from helpers.sampling import sampler_inputs  # noqa: E402
+from helpers.weight_formats import assert_casts_shared, assert_maps_agree, sample  # noqa: E402
 
 GGUF_SIZES = {**SIZES, "hidden": 256}
 MATRIX_SCALE = (SIZES["hidden"] / GGUF_SIZES["hidden"]) ** 0.5

@@ -13,9 +13,10 @@ import nodes
 import pytest
 import safetensors.torch
 import torch
-from ca_test_nodes import tiny_clip, tiny_flux
-from test_generation_unchanged import concept_sampler, sampler_inputs
-from test_math import assert_maps_match, encode, recorded_first_call, reference_scores, run_layers
+from helpers.equations import assert_maps_match
+from helpers.equations.flux import encode, recorded_first_call, reference_scores
+from helpers.models import tiny_clip, tiny_flux
+from helpers.sampling import concept_sampler, run_layers, sampler_inputs
 
 SEED, DEPTH = 5, 3
 RANK = 4

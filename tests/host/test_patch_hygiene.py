@@ -1,59 +1,25 @@
-"""The patch lives on a clone, chains with what is already installed and leaves nothing behind."""
+"""The patch chains with what is already installed, stacks, releases the blocks' outputs early, and reaches its
+blocks however the family declares. (That it lives on a clone and leaves nothing behind, for every family:
+test_family_contract.py.)"""
 
-import copy
 
 import comfy.patcher_extension
-import nodes
 import pytest
 import torch
-from ca_test_nodes import FAMILY_MODELS, tiny_clip, tiny_flux
-from test_generation_unchanged import concept_sampler, sampler_inputs
+from helpers.models import tiny_clip, tiny_flux
+from helpers.sampling import concept_sampler, ksampler, sampler_inputs
+from helpers.variants import FAMILY_NAMES, VARIANTS
+
+# one variant per family whose joint blocks have patches_replace entries (CogVideoX's have none)
+BLOCK_PATCH_VARIANTS = [next(v for v in VARIANTS if v.family == family) for family in FAMILY_NAMES
+                        if family != "cogvideox"]
 
 
-def ksampler(model, inputs):
-    return nodes.common_ksampler(model, inputs["seed"], inputs["steps"], inputs["cfg"], inputs["sampler_name"],
-                                 inputs["scheduler"], inputs["positive"], inputs["negative"],
-                                 inputs["latent_image"])[0]["samples"]
-
-
-@pytest.mark.parametrize("family", FAMILY_MODELS)
-def test_input_model_is_untouched_and_later_runs_reproduce(ca, family):
-    model, clip = FAMILY_MODELS[family]()
-    inputs = sampler_inputs(clip, 1, 3.5)
-    options_before = copy.deepcopy(model.model_options)
-    before = ksampler(model, inputs)
-    concept_sampler(ca, model, clip, **inputs)
-    assert model.model_options == options_before
-    for hook in (comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, comfy.patcher_extension.WrappersMP.APPLY_MODEL):
-        assert not any(model.wrappers.get(hook, {}).values())
-    assert torch.equal(ksampler(model, inputs), before)
-
-
-@pytest.mark.parametrize("family", FAMILY_MODELS)
-def test_an_exception_inside_sampling_leaves_no_patch(ca, family):
-    model, clip = FAMILY_MODELS[family]()
-    inputs = sampler_inputs(clip, 1, 1.0)
-    before = ksampler(model, inputs)
-    calls = []
-
-    def explode(executor, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("boom in the middle of sampling")
-        return executor(*args, **kwargs)
-
-    failing = model.clone()
-    failing.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "explode", explode)  # every family
-    with pytest.raises(RuntimeError, match="boom"):
-        concept_sampler(ca, failing, clip, **inputs)
-    assert "patches_replace" not in model.model_options.get("transformer_options", {})
-    assert torch.equal(ksampler(model, inputs), before)
-
-
-@pytest.mark.parametrize("family", FAMILY_MODELS)
-def test_chains_an_existing_double_block_patch_and_attention_override(ca, family):
-    model, clip = FAMILY_MODELS[family]()
-    inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
+@pytest.mark.parametrize("variant", [pytest.param(v, id=v.family, marks=pytest.mark.skipif(
+    not v.available, reason=f"{v.family} needs ComfyUI {v.requires}")) for v in BLOCK_PATCH_VARIANTS])
+def test_chains_an_existing_double_block_patch_and_attention_override(ca, variant):
+    model, clip = variant.model(3, 3), variant.clip()
+    inputs = variant.inputs(1, 1.0, steps=1)
     _, plain_maps = concept_sampler(ca, model, clip, **inputs)
     seen_blocks, seen_attention = [], []
 
@@ -93,10 +59,10 @@ def test_a_second_concept_patch_stacks_on_the_first(ca):
     model, clip = tiny_flux(3), tiny_clip()
     inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
     family = ca.nodes.families.family_for(model)
-    first = ca.nodes.patch.ConceptAttentionPatch(
-        family, ca.nodes.encoding.encode_concepts(clip, ["dog"], "first", family)[0], (0, 1, 2), (0, 10000))
-    second = ca.nodes.patch.ConceptAttentionPatch(
-        family, ca.nodes.encoding.encode_concepts(clip, ["grass", "sky"], "first", family)[0], (0, 1, 2), (0, 10000))
+    first = ca.nodes.stream.install.ConceptAttentionPatch(
+        family, ca.nodes.stream.encoding.encode_concepts(clip, ["dog"], "first", family)[0], (0, 1, 2), (0, 10000))
+    second = ca.nodes.stream.install.ConceptAttentionPatch(
+        family, ca.nodes.stream.encoding.encode_concepts(clip, ["grass", "sky"], "first", family)[0], (0, 1, 2), (0, 10000))
     both = second.install(first.install(model.clone()))
     assert torch.equal(ksampler(both, inputs), ksampler(model, inputs))
     assert first.aggregator.mean("output").shape[1] == 1
@@ -159,21 +125,21 @@ def test_no_double_block_dict_outlives_the_double_blocks(ca):
 
 
 def test_a_family_can_hook_apply_model_instead(ca):
-    """A family whose forward bypasses DIFFUSION_MODEL declares hook = "APPLY_MODEL": the same patch then
+    """A family whose forward bypasses DIFFUSION_MODEL declares hook = Hook.APPLY_MODEL: the same patch then
     opens its stream there, by argument name, and gives the same latent and maps."""
-    class ApplyModelFlux(ca.nodes.flux.FluxFamily):
-        hook = "APPLY_MODEL"
+    class ApplyModelFlux(ca.nodes.families.flux.FluxFamily):
+        hook = ca.nodes.families.base.Hook.APPLY_MODEL
 
     model, clip = tiny_flux(3), tiny_clip()
     inputs = {**sampler_inputs(clip, 1, 3.5), "steps": 2}
-    family = ca.nodes.flux.FluxFamily()
-    context, _ = ca.nodes.encoding.encode_concepts(clip, ["dog", "sky"], "first", family)
+    family = ca.nodes.families.flux.FluxFamily()
+    context, _ = ca.nodes.stream.encoding.encode_concepts(clip, ["dog", "sky"], "first", family)
     results = {}
     for name, chosen in (("diffusion model", family), ("apply model", ApplyModelFlux())):
-        patch = ca.nodes.patch.ConceptAttentionPatch(chosen, context, (0, 1, 2), (0, 10000))
+        patch = ca.nodes.stream.install.ConceptAttentionPatch(chosen, context, (0, 1, 2), (0, 10000))
         patched = patch.install(model.clone())
-        hook = getattr(comfy.patcher_extension.WrappersMP, chosen.hook)
-        assert patched.wrappers[hook].get(ca.nodes.patch.WRAPPER_KEY)
+        hook = getattr(comfy.patcher_extension.WrappersMP, chosen.hook.value)
+        assert patched.wrappers[hook].get(ca.nodes.stream.install.WRAPPER_KEY)
         results[name] = (ksampler(patched, inputs), patch.concept_maps(["dog", "sky"], (64, 80), "output", 16))
     assert torch.equal(results["apply model"][0], results["diffusion model"][0])
     assert torch.equal(results["apply model"][0], ksampler(model, inputs))
@@ -181,24 +147,24 @@ def test_a_family_can_hook_apply_model_instead(ca):
 
 
 def test_a_family_can_reach_its_blocks_through_their_attention_calls(ca):
-    """block_entry = "attention" (for forwards without patches_replace entries): the same patch reaches Flux's
+    """block_entry = BlockEntry.ATTENTION (for forwards without patches_replace entries): the same patch reaches Flux's
     double blocks through their joint attention calls alone (the single blocks' calls come after the last
     chosen block), and gives the same latent and maps as through the block replacements."""
     inputs = {**sampler_inputs(tiny_clip(), 1, 3.5), "steps": 2}
     rows, columns = (side // 2 for side in inputs["latent_image"]["samples"].shape[-2:])
 
-    class AttentionFlux(ca.nodes.flux.FluxFamily):
-        block_entry = "attention"
+    class AttentionFlux(ca.nodes.families.flux.FluxFamily):
+        block_entry = ca.nodes.families.base.BlockEntry.ATTENTION
 
         def text_tokens(self, block_args):  # the attention call's q [B, H, L, D]: text, then the image tokens
             return block_args["q"].shape[2] - rows * columns
 
     model, clip = tiny_flux(3), tiny_clip()
-    family = ca.nodes.flux.FluxFamily()
-    context, _ = ca.nodes.encoding.encode_concepts(clip, ["dog", "sky"], "first", family)
+    family = ca.nodes.families.flux.FluxFamily()
+    context, _ = ca.nodes.stream.encoding.encode_concepts(clip, ["dog", "sky"], "first", family)
     results = {}
     for name, chosen in (("patches_replace", family), ("attention", AttentionFlux())):
-        patch = ca.nodes.patch.ConceptAttentionPatch(chosen, context, (0, 1, 2), (0, 10000))
+        patch = ca.nodes.stream.install.ConceptAttentionPatch(chosen, context, (0, 1, 2), (0, 10000))
         patched = patch.install(model.clone())
         replaced = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
         assert bool(replaced) == (name == "patches_replace")

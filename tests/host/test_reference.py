@@ -1,5 +1,5 @@
 """Reference equivalence: the paper authors' own code (helblazer811/ConceptAttention, exported by
-scripts/reference_env.sh into $CA_REFERENCE_DIR) and the Concept Attention Sampler give the same
+scripts/third_party_env.sh reference into $CA_REFERENCE_DIR) and the Concept Attention Sampler give the same
 per-layer ConceptAttention scores, on the same tiny weights and the same model inputs.
 
 For Flux.1 (every host) and Flux.2 (hosts with comfy.supported_models.Flux2), the authors' model class
@@ -27,11 +27,11 @@ import comfy.supported_models
 import nodes
 import pytest
 import torch
-from ca_test_nodes import tiny_clip, tiny_flux, tiny_flux2, tiny_flux2_clip
 from einops import rearrange, repeat
-from test_generation_unchanged import sampler_inputs
+from helpers.models import tiny_clip, tiny_flux, tiny_flux2, tiny_flux2_clip
+from helpers.sampling import sampler_inputs
 
-# What scripts/reference_env.sh exports (commit db30c4d of helblazer811/ConceptAttention).
+# What scripts/third_party_env.sh reference exports (commit db30c4d of helblazer811/ConceptAttention).
 REFERENCE_FILES = (
     "concept_attention/flux/dit.py",
     "concept_attention/flux/dit_block.py",
@@ -47,7 +47,7 @@ _missing = [f for f in REFERENCE_FILES if not REFERENCE_DIR or not (Path(REFEREN
 if _missing:
     _message = ("REFERENCE TESTS SKIPPED: the authors' ConceptAttention code is not available "
                 + (f"(CA_REFERENCE_DIR={REFERENCE_DIR} lacks {', '.join(_missing)})" if REFERENCE_DIR
-                   else "(set CA_REFERENCE_DIR, or run scripts/test.sh, which runs scripts/reference_env.sh)"))
+                   else "(set CA_REFERENCE_DIR, or run scripts/test.sh, which runs scripts/third_party_env.sh reference)"))
     warnings.warn(_message, stacklevel=1)
     print(f"\n*** {_message} ***\n", file=sys.stderr)
     pytest.skip(_message, allow_module_level=True)
@@ -198,8 +198,8 @@ def test_flux1_scores_equal_the_authors_code(ca, guidance_embed):
     model, clip = with_bfl_rms_norm_eps(tiny_flux(5, guidance_embed, depth=3)), tiny_clip()
     inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
     call = recorded_first_call(model, inputs)
-    family = ca.nodes.flux.FluxFamily()
-    concepts, positions = ca.nodes.encoding.encode_concepts(clip, CONCEPTS, "first", family)
+    family = ca.nodes.families.flux.FluxFamily()
+    concepts, positions = ca.nodes.stream.encoding.encode_concepts(clip, CONCEPTS, "first", family)
     for name in CONCEPTS:  # their token, concept_embedding[0, 0]: T5 has no start token, so the first own one
         tokens = clip.tokenize(name, return_word_ids=True)
         length = clip.encode_from_tokens(clip.tokenize(name)).shape[1]
@@ -266,8 +266,8 @@ def test_flux2_scores_equal_the_authors_code(ca):
     model, clip = with_bfl_rms_norm_eps(tiny_flux2(5)), tiny_flux2_clip()
     inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1, "latent_image": {"samples": torch.zeros(1, 128, 4, 6)}}
     call = recorded_first_call(model, inputs)
-    family = ca.nodes.flux2.Flux2Family()
-    concepts, positions = ca.nodes.encoding.encode_concepts(clip, CONCEPTS, "first", family)
+    family = ca.nodes.families.flux2.Flux2Family()
+    concepts, positions = ca.nodes.stream.encoding.encode_concepts(clip, CONCEPTS, "first", family)
     for name in CONCEPTS:  # single tokens: their last token is our first
         tokens = clip.tokenize(name, return_word_ids=True)
         length = clip.encode_from_tokens(clip.tokenize(name)).shape[1]

@@ -1,5 +1,5 @@
 """Reference equivalence on CogVideoX: the paper authors' CogVideoX code (helblazer811/ConceptAttention,
-concept_attention/cogvideox/dit.py and dit_block.py, exported by scripts/reference_env.sh into
+concept_attention/cogvideox/dit.py and dit_block.py, exported by scripts/third_party_env.sh reference into
 $CA_REFERENCE_DIR; built on diffusers) and the Concept Attention Sampler give the same per-layer concept
 outputs and scores, on the same tiny weights and the same model inputs, in fp32: the outputs to 1e-5, the
 scores (dot products up to ~90 here) to 1e-5 of their magnitude, and each layer's map (their softmax over
@@ -38,10 +38,10 @@ from pathlib import Path
 import comfy.supported_models
 import pytest
 import torch
-from ca_test_nodes import _randomise, first_forward_call, tiny_cogvideox, tiny_cogvideox_clip
 from einops import rearrange
-from test_generation_unchanged import sampler_inputs
-from test_math import layer_maps_and_outputs
+from helpers.equations import layer_maps_and_outputs
+from helpers.models import randomise, tiny_cogvideox, tiny_cogvideox_clip
+from helpers.sampling import first_forward_call, sampler_inputs
 
 REFERENCE_FILES = ("concept_attention/cogvideox/dit.py", "concept_attention/cogvideox/dit_block.py")
 REFERENCE_DIR = os.environ.get("CA_REFERENCE_DIR")
@@ -56,7 +56,8 @@ if not hasattr(comfy.supported_models, "CogVideoX_T2V"):
 if _missing or diffusers is None:
     _message = ("COGVIDEOX REFERENCE TESTS SKIPPED: " + (
         "diffusers is not installed (requirements-dev.txt)" if diffusers is None
-        else f"the authors' {_missing[0]} is not in CA_REFERENCE_DIR={REFERENCE_DIR} (scripts/reference_env.sh)"))
+        else f"the authors' {_missing[0]} is not in CA_REFERENCE_DIR={REFERENCE_DIR} "
+             "(scripts/third_party_env.sh reference)"))
     warnings.warn(_message, stacklevel=1)
     print(f"\n*** {_message} ***\n", file=sys.stderr)
     pytest.skip(_message, allow_module_level=True)
@@ -134,9 +135,10 @@ def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_cogvideox_scores_equal_the_authors_code(ca, version, monkeypatch):
     model, clip = tiny_cogvideox(5, version, depth=DEPTH), tiny_cogvideox_clip()
     dm = model.get_model_object("diffusion_model")
-    _randomise(dm, 5, std=WEIGHT_STD)
+    randomise(dm, 5, std=WEIGHT_STD)
     reference = their_model(dm)
-    concepts, _ = ca.nodes.encoding.encode_concepts(clip, CONCEPTS, "first", ca.nodes.cogvideox.CogVideoXFamily())
+    family = ca.nodes.families.cogvideox.CogVideoXFamily()
+    concepts, _ = ca.nodes.stream.encoding.encode_concepts(clip, CONCEPTS, "first", family)
     inputs = {**sampler_inputs(clip, 1, 1.0, size=VERSIONS[version]), "steps": 1}
     (x, t), kwargs = first_forward_call(model, inputs)
     context = kwargs["context"]

@@ -1,5 +1,5 @@
 """Reference equivalence on SD3: the paper authors' SD3 code (helblazer811/ConceptAttention,
-concept_attention/sd3/dit_block.py, exported by scripts/reference_env.sh into $CA_REFERENCE_DIR; built on
+concept_attention/sd3/dit_block.py, exported by scripts/third_party_env.sh reference into $CA_REFERENCE_DIR; built on
 diffusers) and the Concept Attention Sampler give the same per-layer concept outputs and scores, on the same
 tiny weights and the same model inputs, to 1e-5 in fp32.
 
@@ -42,10 +42,10 @@ from pathlib import Path
 import comfy.utils
 import pytest
 import torch
-from ca_test_nodes import first_forward_call, tiny_sd3, tiny_sd3_clip
 from einops import rearrange
-from test_generation_unchanged import sampler_inputs
-from test_math import layer_maps_and_outputs
+from helpers.equations import layer_maps_and_outputs
+from helpers.models import tiny_sd3, tiny_sd3_clip
+from helpers.sampling import first_forward_call, sampler_inputs
 
 REFERENCE_FILE = "concept_attention/sd3/dit_block.py"
 REFERENCE_DIR = os.environ.get("CA_REFERENCE_DIR")
@@ -56,7 +56,8 @@ except ImportError:
 if not REFERENCE_DIR or not (Path(REFERENCE_DIR) / REFERENCE_FILE).is_file() or diffusers_attention is None:
     _message = ("SD3 REFERENCE TESTS SKIPPED: " + (
         "diffusers is not installed (requirements-dev.txt)" if diffusers_attention is None
-        else f"the authors' {REFERENCE_FILE} is not in CA_REFERENCE_DIR={REFERENCE_DIR} (scripts/reference_env.sh)"))
+        else f"the authors' {REFERENCE_FILE} is not in CA_REFERENCE_DIR={REFERENCE_DIR} "
+             "(scripts/third_party_env.sh reference)"))
     warnings.warn(_message, stacklevel=1)
     print(f"\n*** {_message} ***\n", file=sys.stderr)
     pytest.skip(_message, allow_module_level=True)
@@ -169,7 +170,7 @@ def test_sd3_scores_equal_the_authors_code(ca, variant, monkeypatch):
     assert [block.x_block.x_block_self_attn for block in dm.joint_blocks] == [
         i in options.get("x_block_self_attn_layers", ()) for i in range(DEPTH)]
     reference = their_model(dm, options.get("qk_norm"), options.get("x_block_self_attn_layers", ()))
-    concepts, _ = ca.nodes.encoding.encode_concepts(clip, CONCEPTS, "first", ca.nodes.sd3.SD3Family())
+    concepts, _ = ca.nodes.stream.encoding.encode_concepts(clip, CONCEPTS, "first", ca.nodes.families.sd3.SD3Family())
     prompt_inputs = {**sampler_inputs(clip, 1, 1.0), "steps": 1}
     inputs = {**prompt_inputs, **{side: with_pooled(prompt_inputs[side], torch.zeros_like)
                                   for side in ("positive", "negative")}}

@@ -3,12 +3,12 @@ other samplers; compiling after the concept node is refused, clearly, before any
 
 import nodes
 import torch
-from ca_test_nodes import tiny_clip, tiny_flux
 from comfy_api.torch_helpers import set_torch_compile_wrapper
 from comfy_extras.nodes_torch_compile import TorchCompileModel
 from comfy_host import make_executor, run_prompt
-from test_any_sampler import base, model_node, sampler
-from test_generation_unchanged import sampler_inputs
+from helpers.graph import base, model_node, sampler
+from helpers.models import tiny_clip, tiny_flux
+from helpers.sampling import sampler_inputs
 
 
 def concept_run(ca, model, clip, inputs):
@@ -28,11 +28,11 @@ def test_a_model_compiled_by_torchcompilemodel_gives_the_uncompiled_maps(ca):
     model, clip = tiny_flux(3), tiny_clip()
     inputs = sampler_inputs(clip, 1, 3.5)
     compiled = TorchCompileModel.execute(model, "inductor").args[0]
-    assert ca.nodes.patch.is_compiled(compiled)
+    assert ca.nodes.stream.install.is_compiled(compiled)
     latent, maps = concept_run(ca, compiled, clip, inputs)
     reference_latent, reference = concept_run(ca, model, clip, inputs)
     assert torch.equal(maps.maps, reference.maps) and torch.equal(latent, reference_latent)
-    assert ca.nodes.patch.is_compiled(compiled)  # the user's model is left compiled
+    assert ca.nodes.stream.install.is_compiled(compiled)  # the user's model is left compiled
 
 
 def test_the_compiled_model_still_samples_after_a_concept_run(ca):

@@ -15,7 +15,7 @@ import folder_paths
 import safetensors.torch
 import torch
 
-from . import flux_config, tiny_flux
+from .models import flux_config, tiny_flux
 
 SIZES = dict(depth=3, single=2, hidden=64, heads=4)
 FP8 = torch.float8_e4m3fn

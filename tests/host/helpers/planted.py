@@ -1,0 +1,268 @@
+"""Planted models, whose answer is known: image tokens attend only to tokens with the same content, and a concept
+equal to a content attends to exactly those tokens; concept 'left' must win exactly the left image tokens.
+
+Every other weight is zero (so every modulation is zero and streams pass through the blocks unchanged), norm
+scales aside (q/k four times sharper). A model's contents live in channels that RoPE leaves alone (or turns by a
+few hundredths of a radian) for the positions the tests use; each builder says which.
+"""
+
+import comfy.model_patcher
+import comfy.sample
+import comfy.samplers
+import torch
+
+from .models import (
+    CONTEXT_DIM,
+    POOLED_DIM,
+    rms_norm_scale,
+    tiny_chroma,
+    tiny_cogvideox,
+    tiny_flux,
+    tiny_flux2,
+    tiny_hunyuan_image_21,
+    tiny_hunyuan_video,
+    tiny_hunyuan_video_15,
+    tiny_qwen_image,
+    tiny_sd3,
+)
+
+
+def identity_attention(double_blocks, hidden: int) -> None:
+    """Flux-style double blocks whose q, k and v are each token itself, q/k norms four times sharper: a token
+    attends to the tokens most like it."""
+    eye = torch.eye(hidden)
+    for block in double_blocks:
+        for attn in (block.img_attn, block.txt_attn):
+            attn.qkv.weight.copy_(torch.cat([eye, eye, eye]))
+            rms_norm_scale(attn.norm.query_norm).fill_(4.0)
+            rms_norm_scale(attn.norm.key_norm).fill_(4.0)
+
+
+def planted(patcher: comfy.model_patcher.ModelPatcher) -> comfy.model_patcher.ModelPatcher:
+    """A Flux-style model (Flux.1, Chroma, Flux.2) planted: contents live in head 0's first four channels, which
+    RoPE leaves alone for every token at index 0 (Flux.2's text positions are on its last axis); all modulations
+    are zero (Chroma's approximator too). Latent (or patch) channel c is feature c."""
+    dm = patcher.model.diffusion_model
+    hidden = dm.hidden_size
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        dm.img_in.weight.copy_(torch.eye(hidden, dm.img_in.weight.shape[1]))
+        dm.txt_in.weight.copy_(torch.eye(hidden, dm.txt_in.weight.shape[1]))
+        identity_attention(dm.double_blocks, hidden)
+    return patcher
+
+
+def planted_flux(guidance_embed: bool = False) -> comfy.model_patcher.ModelPatcher:
+    return planted(tiny_flux(0, guidance_embed=guidance_embed, depth=2, single=1))
+
+
+def planted_chroma() -> comfy.model_patcher.ModelPatcher:
+    return planted(tiny_chroma(0, depth=2))
+
+
+def planted_flux2() -> comfy.model_patcher.ModelPatcher:
+    return planted(tiny_flux2(0, depth=2))
+
+
+def planted_chroma_radiance() -> comfy.model_patcher.ModelPatcher:
+    """planted() for Chroma Radiance, whose 'latent' is the image: a 16-pixel patch's mean of pixel channel 0 is
+    e0 - e1, of pixel channel 1 e2 - e3 (planted_pixels draws 'left' in channel 0, 'right' in channel 1)."""
+    patcher = tiny_chroma(0, radiance=True, depth=2)
+    dm = patcher.model.diffusion_model
+    hidden = dm.hidden_size
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        mean = 1.0 / dm.img_in_patch.weight[0, 0].numel()
+        weight = dm.img_in_patch.weight
+        weight[0, 0], weight[1, 0], weight[2, 1], weight[3, 1] = mean, -mean, mean, -mean
+        dm.txt_in.weight.copy_(torch.eye(hidden, dm.txt_in.weight.shape[1]))
+        identity_attention(dm.double_blocks, hidden)
+    return patcher
+
+
+def planted_sd3(**variant) -> comfy.model_patcher.ModelPatcher:
+    """planted() for SD3 (and SD3.5's variants): patches embedded so a token's four cells of latent channel 0 are
+    its first four channels, identity q/k/v (q four times sharper; SD3.5's q/k RMSNorms at unit scale) and no
+    position embedding."""
+    patcher = tiny_sd3(0, depth=2, context_dim=CONTEXT_DIM, pooled_dim=POOLED_DIM, **variant)
+    dm = patcher.model.diffusion_model
+    hidden = dm.hidden_size
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        dm.pos_embed.zero_()
+        for cell in range(4):
+            dm.x_embedder.proj.weight[cell, 0, cell // 2, cell % 2] = 1.0
+        dm.context_embedder.weight.copy_(torch.eye(hidden, CONTEXT_DIM))
+        eye = torch.eye(hidden)
+        for block in dm.joint_blocks:
+            for stream in (block.context_block, block.x_block):
+                stream.attn.qkv.weight.copy_(torch.cat([4.0 * eye, eye, eye]))
+                for norm in (stream.attn.ln_q, stream.attn.ln_k):
+                    if getattr(norm, "weight", None) is not None:
+                        norm.weight.fill_(1.0)
+    return patcher
+
+
+def planted_qwen_image(ref_method: str | None = None) -> comfy.model_patcher.ModelPatcher:
+    """planted() for Qwen-Image (and Edit, with its reference method). Its text tokens, and so the concepts, sit
+    at RoPE positions s + j on every axis, which would turn a content in a fast-rotating channel pair; the contents
+    therefore live in head 0's channels 2-3, the slowest pair of the frame axis (image tokens at frame 0: no
+    rotation; a concept at position p turns by 0.01 p rad). 'left' is e2 - e3 and 'right' e3 - e2: opposite, so
+    each concept attends to its own tokens."""
+    patcher = tiny_qwen_image(0, depth=2, ref_method=ref_method)
+    dm = patcher.model.diffusion_model
+    hidden = dm.inner_dim
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        # a token's four cells of latent channel 0 are its features 0-3 (process_img: channel, row, column)
+        dm.img_in.weight[2, 0], dm.img_in.weight[2, 2] = 1.0, -1.0
+        dm.img_in.weight[3, 1], dm.img_in.weight[3, 3] = 1.0, -1.0
+        opposite_contents(dm.txt_in.weight, 2)  # concept 'left' (c0 - c1) -> e2 - e3
+        dm.txt_norm.weight.fill_(1.0)
+        eye = torch.eye(hidden)
+        for block in dm.transformer_blocks:
+            attn = block.attn
+            for layer in (attn.to_q, attn.to_k, attn.to_v, attn.add_q_proj, attn.add_k_proj, attn.add_v_proj):
+                layer.weight.copy_(eye)
+            for norm in (attn.norm_q, attn.norm_k, attn.norm_added_q, attn.norm_added_k):
+                if getattr(norm, "weight", None) is not None:
+                    norm.weight.fill_(4.0)
+    return patcher
+
+
+def opposite_contents(weight: torch.Tensor, first: int, scale: float = 1.0) -> None:
+    """A projection [out, in] that maps c0 - c1 ('left') to e_first - e_first+1 and c2 - c3 ('right') to the
+    opposite."""
+    weight[first, 0], weight[first, 2] = scale, -scale
+    weight[first + 1, 1], weight[first + 1, 3] = scale, -scale
+
+
+def planted_hunyuan_video(version: str = "1.0") -> comfy.model_patcher.ModelPatcher:
+    """planted() for HunyuanVideo ("1.0", "no-pooled": without pooled vector or guidance, "1.5") and HunyuanImage
+    2.1 ("image-2.1"). Video tokens carry RoPE positions on the frame axis too, so the contents live in head 0's
+    channels 2-3, the frame axis's slowest pair (a token of frame f turns by f / 16 rad); HunyuanImage 2.1's 2-D
+    positions (rows, columns) put them in channels 6-7, the row axis's slowest pair (a token of row r turns by
+    r / 64 rad). 'left' is e_c - e_c+1, 'right' the opposite. The token refiner's blocks are zero, so it passes
+    its input projection through."""
+    builders = {"1.0": lambda: tiny_hunyuan_video(0, depth=2),
+                "no-pooled": lambda: tiny_hunyuan_video(0, depth=2, pooled=False, guidance_embed=False),
+                "1.5": lambda: tiny_hunyuan_video_15(0, depth=2), "image-2.1": lambda: tiny_hunyuan_image_21(0, depth=2)}
+    patcher = builders[version]()
+    dm = patcher.model.diffusion_model
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        weight = dm.img_in.proj.weight
+        if weight.ndim == 5:  # a 1 x 2 x 2 patch of latent channel 0: e2 = c(0,0) - c(1,0), e3 = c(0,1) - c(1,1)
+            weight[2, 0, 0, 0, 0], weight[2, 0, 0, 1, 0] = 1.0, -1.0
+            weight[3, 0, 0, 0, 1], weight[3, 0, 0, 1, 1] = 1.0, -1.0
+            first = 2
+        else:  # 1 x 1 patches: latent channels 0-3 as planted_cells draws them
+            first = 6
+            opposite_contents(weight[:, :, 0, 0], first)
+        opposite_contents(dm.txt_in.input_embedder.weight, first)  # concept 'left' (c0 - c1) -> e_c - e_c+1
+        identity_attention(dm.double_blocks, dm.hidden_size)
+    return patcher
+
+
+def planted_cogvideox(version: str) -> comfy.model_patcher.ModelPatcher:
+    """planted() for CogVideoX: one q/k/v for text and video (identity), q/k LayerNorms four times sharper, the
+    contents in head 0's channels 2-3, the slowest pair of RoPE's frame axis (frame 0: no rotation). A token's
+    first frame of latent channel 0 gives e2 = c(0,0) - c(1,0), e3 = c(0,1) - c(1,1), scaled by 100 so that 1.0
+    2B's sincos positions, added to the video tokens, are small beside them; LayerNorms then set the scale."""
+    patcher = tiny_cogvideox(0, version, depth=2)
+    dm = patcher.model.diffusion_model
+    hidden = dm.patch_embed.proj.weight.shape[0]
+    scale = 100.0
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        weight = dm.patch_embed.proj.weight
+        if weight.ndim == 4:  # 1.0: Conv2d over 2 x 2 cells
+            weight[2, 0, 0, 0], weight[2, 0, 1, 0] = scale, -scale
+            weight[3, 0, 0, 1], weight[3, 0, 1, 1] = scale, -scale
+        else:  # 1.5: Linear over (channel, frame, row, column) of 2 x 2 x 2 cells; the pair's first frame
+            weight[2, 0], weight[2, 2] = scale, -scale
+            weight[3, 1], weight[3, 3] = scale, -scale
+        opposite_contents(dm.patch_embed.text_proj.weight, 2, scale)
+        eye = torch.eye(hidden)
+        for block in dm.blocks:
+            block.norm1.norm.weight.fill_(1.0)
+            for layer in (block.q, block.k, block.v):
+                layer.weight.copy_(eye)
+            block.norm_q.weight.fill_(4.0)
+            block.norm_k.weight.fill_(4.0)
+    return patcher
+
+
+def planted_latent(height: int, width: int, boundary: int, channels: int = 16) -> torch.Tensor:
+    """2 x 2-cell tokens, latent channel 0: left tokens get e0 - e1, right tokens e2 - e3 (cells (0,0) - (0,1),
+    (1,0) - (1,1))."""
+    latent = torch.zeros(1, channels, height, width)
+    left = torch.zeros(2, 2)
+    left[0, 0], left[0, 1] = 1.0, -1.0
+    right = torch.zeros(2, 2)
+    right[1, 0], right[1, 1] = 1.0, -1.0
+    tiles_h, tiles_w = -(-height // 2), -(-width // 2)
+    pattern = torch.cat([left.repeat(tiles_h, boundary), right.repeat(tiles_h, tiles_w - boundary)], dim=1)
+    latent[0, 0] = pattern[:height, :width]
+    return latent
+
+
+def planted_cells(height: int, width: int, boundary: int, channels: int) -> torch.Tensor:
+    """One-cell tokens: left tokens carry c0 - c1, right tokens c2 - c3."""
+    latent = torch.zeros(1, channels, height, width)
+    latent[0, 0, :, :boundary], latent[0, 1, :, :boundary] = 1.0, -1.0
+    latent[0, 2, :, boundary:], latent[0, 3, :, boundary:] = 1.0, -1.0
+    return latent
+
+
+def planted_pixels(height: int, width: int, boundary: int, token: int = 16) -> torch.Tensor:
+    """An image [1, 3, H, W] (Chroma Radiance's 'latent'): the first `boundary` token columns lit in channel 0,
+    the rest in channel 1."""
+    image = torch.zeros(1, 3, height, width)
+    image[0, 0, :, :boundary * token] = 1.0
+    image[0, 1, :, boundary * token:] = 1.0
+    return image
+
+
+def concept_context() -> torch.Tensor:
+    context = torch.zeros(1, 2, CONTEXT_DIM)
+    context[0, 0, 0], context[0, 0, 1] = 1.0, -1.0  # "left" matches e0 - e1
+    context[0, 1, 2], context[0, 1, 3] = 1.0, -1.0  # "right" matches e2 - e3
+    return context
+
+
+def one_pass_maps(ca, model, concepts, pooled, latent, pixels_per_latent, reference=None, token_pixels=16):
+    """Maps of "left" and "right" from one partial denoising pass of `model` at sigma 0, cfg 1."""
+    family = ca.nodes.families.family_for(model)
+    patch = ca.nodes.stream.install.ConceptAttentionPatch(family, concepts, (0, 1), (0, 1), stop_after_last_layer=True)
+    patched = patch.install(model.clone())
+    extras = {"pooled_output": pooled}
+    if reference is not None:
+        extras["reference_latents"] = [reference]
+    cond = [[torch.zeros(1, 4, CONTEXT_DIM), extras]]
+    guider = comfy.samplers.CFGGuider(patched)
+    guider.set_conds(cond, cond)
+    guider.set_cfg(1.0)
+    sampler = comfy.samplers.KSAMPLER(ca.nodes.segment_node.one_partial_pass)
+    latent = comfy.sample.fix_empty_latent_channels(model, latent)  # as KSampler: Qwen-Image's latents are 5-D
+    guider.sample(torch.zeros_like(latent), latent, sampler, torch.tensor([0.0, 0.0]), disable_pbar=True, seed=0)
+    h, w = latent.shape[-2:]
+    return patch.concept_maps(["left", "right"], (h * pixels_per_latent, w * pixels_per_latent), "output",
+                              token_pixels)
+
+
+def planted_clip(boundaries: list[int], height: int = 8, width: int = 12) -> torch.Tensor:
+    """A clip [1, 16, frames, H, W] whose latent frame f shows 'left' on its first boundaries[f] token columns,
+    'right' after."""
+    return torch.stack([planted_latent(height, width, boundary)[0] for boundary in boundaries], dim=1)[None]
+
+
+def hunyuan_video_clip_maps(ca, boundaries: list[int]):
+    """The planted HunyuanVideo's maps of planted_clip(boundaries)."""
+    return one_pass_maps(ca, planted_hunyuan_video(), concept_context(), torch.zeros(1, 16), planted_clip(boundaries), 8)

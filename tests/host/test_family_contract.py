@@ -1,0 +1,244 @@
+"""The family contract: what every supported family, in every variant (helpers/variants.py), must do.
+
+- The latent is bit-identical to plain sampling (cfg 1 and cfg > 1, batches of one and two, a non-square latent).
+- The maps equal an independent implementation of the paper's equations (helpers/equations/<family>.py), every
+  layer on its own and all of them averaged.
+- A planted model's known answer is found: concept 'left' wins exactly the left image tokens, at every size
+  (odd sizes included where the family pads), and an edit reference's tokens stay out of the maps.
+- Segment Image runs.
+- `layers = auto` picks the family's blocks.
+- A concept's own tokens are found in its encoding.
+- The patch is clean after the run: the model's options and wrappers are as before, an exception inside sampling
+  leaves no patch behind, and plain sampling reproduces.
+
+A variant the host predates is skipped, naming the ComfyUI version it needs. Per-family test files keep what is
+the family's own (comparisons with the authors' code, video frames, conditioning modes, tokenizer details).
+"""
+
+import copy
+import importlib
+import math
+
+import comfy.patcher_extension
+import pytest
+import torch
+from helpers.equations import assert_maps_match
+from helpers.planted import concept_context, one_pass_maps
+from helpers.sampling import concept_sampler, forward_arguments, ksampler, run_layers
+from helpers.variants import AUTO_LAST_BLOCKS, FAMILY_NAMES, VARIANTS
+
+CONCEPTS = ["dog", "grass", "sky"]
+# planted grids in tokens (rows, columns); a half token is a latent cell that the family pads to a whole token
+PLANTED_SHAPES = {"square": (4, 4), "wide": (3, 6), "tall": (6, 3), "odd": (3.5, 5.5)}
+
+
+def variants_with(check: str | None = None):
+    """pytest params of the variants that have data for `check` (a Variant field), skipped where the host
+    predates them."""
+    chosen = [v for v in VARIANTS if check is None or getattr(v, check) is not None]
+    return [pytest.param(v, id=v.id, marks=pytest.mark.skipif(
+        not v.available, reason=f"{v.family} {v.name} needs ComfyUI {v.requires}; this host predates it"))
+        for v in chosen]
+
+
+@pytest.fixture(scope="module")
+def model_of():
+    """The variant's tiny model, built once per module for (seed, depth): the tests run it on clones."""
+    built = {}
+
+    def get(variant, seed=3, depth=3):
+        key = (variant.id, seed, depth)
+        if key not in built:
+            built[key] = variant.model(seed, depth)
+        return built[key]
+
+    return get
+
+
+def family_of(ca, model, variant):
+    """The family the extension finds for the variant's model: the variant's own."""
+    family = ca.nodes.families.family_for(model)
+    assert type(family).__module__.rsplit(".", 1)[-1] == variant.family
+    return family
+
+
+def test_every_family_has_variants_for_every_check(ca):
+    """A family added to FAMILIES without a variant here (or without data for a check in any of its variants)
+    fails: the contract covers every family."""
+    listed = {type(family).__module__.rsplit(".", 1)[-1] for family in ca.nodes.families.FAMILIES}
+    assert listed <= set(FAMILY_NAMES), f"families without a variant in helpers/variants.py: {listed - set(FAMILY_NAMES)}"
+    assert set(AUTO_LAST_BLOCKS) == set(FAMILY_NAMES)
+    for check in ("equations", "planted", "segment"):
+        covered = {v.family for v in VARIANTS if getattr(v, check) is not None}
+        assert covered == set(FAMILY_NAMES), f"no variant of {set(FAMILY_NAMES) - covered} has {check} data"
+    for family in FAMILY_NAMES:
+        importlib.import_module(f"helpers.equations.{family}")  # each family's reference implementation
+
+
+@pytest.mark.parametrize(("batch", "cfg"), [(1, 1.0), (2, 1.0), (2, 3.5)])
+@pytest.mark.parametrize("variant", variants_with())
+def test_the_latent_is_plain_samplings(ca, model_of, variant, batch, cfg):
+    """(Batch 1 at cfg > 1: test_the_patch_is_clean_after_the_run.)"""
+    model, clip = model_of(variant), variant.clip()
+    inputs = variant.inputs(batch, cfg)
+    reference = ksampler(model, inputs)
+    if variant.condition is not None:  # the conditioning changes the image: the comparison can tell
+        plain = {**inputs, **{key: [[c, {k: v for k, v in extra.items() if k != "reference_latents"}]
+                                    for c, extra in inputs[key]] for key in ("positive", "negative")}}
+        assert not torch.equal(reference, ksampler(model, plain))
+    latent, maps = concept_sampler(ca, model, clip, **inputs)
+    assert torch.equal(latent["samples"], reference)
+    rows, cols = variant.grid[-2:]
+    assert maps.maps.shape == (batch * variant.frames, 3, rows, cols)
+    assert maps.steps == (0, 1, 2) and maps.layers == (0, 1, 2)
+    assert maps.image_size == tuple(cells * variant.cell_pixels for cells in variant.latent[-2:])
+    assert maps.token_pixels == variant.token_pixels
+    assert maps.frames == variant.frames
+    if len(variant.grid) == 2:  # an image model's maps: one per image, no video frames
+        assert maps.video_frames == () and maps.pixel_maps().shape == (batch, 3, *maps.image_size)
+    # softmax maps over concepts sum to one at every token
+    assert torch.allclose(maps.maps.sum(dim=1), torch.ones(batch * variant.frames, rows, cols), atol=1e-5)
+    if batch == 2:  # each row of the batch gets its own maps
+        assert not torch.allclose(maps.maps[:variant.frames], maps.maps[variant.frames:])
+
+
+@pytest.mark.parametrize("variant", variants_with("equations"))
+def test_the_maps_are_the_papers_equations(ca, model_of, variant):
+    model, clip = model_of(variant, seed=5), variant.clip()
+    inputs = variant.inputs(1, 1.0, steps=1)
+    call = forward_arguments(model, inputs)
+    equations = importlib.import_module(f"helpers.equations.{variant.family}")
+    concepts, positions = ca.nodes.stream.encoding.encode_concepts(clip, CONCEPTS, "first", family_of(ca, model, variant))
+    dm = model.get_model_object("diffusion_model")
+    with torch.no_grad():
+        expected = equations.expected_scores(dm, call, concepts, positions, **variant.equations)
+        if hasattr(equations, "sanity"):  # the family's inputs are what they should be, and the comparison can tell
+            equations.sanity(dm, call, clip, CONCEPTS, concepts, positions, expected, **variant.equations)
+    assert expected[0][0].shape == (1, 3, math.prod(variant.grid))
+    assert_maps_match(ca, model, clip, inputs, expected, variant.grid)
+
+
+def planted_cases():
+    cases = []
+    for param in variants_with("planted"):
+        variant = param.values[0]
+        spec = variant.planted
+        for shape, (rows, cols) in PLANTED_SHAPES.items():
+            if (rows * spec.cells) % 1 == 0 and (cols * spec.cells) % 1 == 0:  # one-cell tokens have no half token
+                cases.append(pytest.param(variant, shape, id=f"{variant.id}-{shape}", marks=param.marks))
+        if spec.reference is not None:
+            cases.append(pytest.param(variant, "edit reference", id=f"{variant.id}-edit reference", marks=param.marks))
+    return cases
+
+
+@pytest.mark.parametrize(("variant", "shape"), planted_cases())
+def test_the_planted_answer_is_found(ca, variant, shape):
+    spec = variant.planted
+    token = spec.cells * spec.cell_pixels  # pixels per token side
+    rows, cols = PLANTED_SHAPES["wide" if shape == "edit reference" else shape]
+    tokens_h, tokens_w = math.ceil(rows), math.ceil(cols)
+    boundary = tokens_w // 2
+    latent = spec.latent(int(rows * spec.cells), int(cols * spec.cells), boundary)
+    reference = None
+    if shape == "edit reference":  # all 'left': a reference that is not the output
+        reference = spec.reference(spec.latent(4 * spec.cells, 4 * spec.cells, 4))
+    maps = one_pass_maps(ca, spec.model(), concept_context(), spec.pooled, latent, spec.cell_pixels, reference,
+                         token)
+    assert maps.maps.shape == (1, 2, tokens_h, tokens_w)  # the generated grid only, never a reference's tokens
+    mask = ca.ca_core.masks.concept_mask(maps.pixel_maps(), [0], method="argmax")
+    height, width = int(rows * token), int(cols * token)
+    assert mask.shape == (1, height, width)
+    expected = torch.zeros_like(mask)
+    expected[..., : boundary * token] = 1.0
+    # Where a size is not a whole number of tokens the family pads the latent circularly, so the last token
+    # row/column mixes both contents; compare the tokens that lie wholly inside the image, less the half token next
+    # to the mixed one, which the bilinear upsampling blends with it.
+    half = token // 2
+    whole_h, whole_w = int(rows) * token - half * (rows % 1 > 0), int(cols) * token - half * (cols % 1 > 0)
+    whole = (slice(None), slice(0, whole_h), slice(0, whole_w))
+    assert torch.equal(mask[whole], expected[whole])
+    # the paper's mean threshold gives the same region up to the bilinear ramp at the edge
+    mean_mask = ca.ca_core.masks.concept_mask(maps.pixel_maps(), [0], method="mean_threshold")
+    far = torch.ones(width, dtype=torch.bool)
+    far[boundary * token - half: boundary * token + half] = False
+    assert torch.equal(mean_mask[whole][..., far[:whole_w]], expected[whole][..., far[:whole_w]])
+
+
+@pytest.mark.parametrize("variant", variants_with("segment"))
+def test_segment_image_runs(ca, model_of, variant):
+    spec = variant.segment
+    frames, height, width = spec.image
+    image = torch.rand(frames, height, width, 3, generator=torch.Generator().manual_seed(5))
+    (maps,) = ca.nodes.segment_node.ConceptAttentionSegmentImage.execute(
+        model=model_of(variant), clip=variant.clip(), vae=spec.vae(), image=image, concepts="dog, grass",
+        layers="auto", space="output", softmax=True, token_pooling="first", noise_level=0.5,
+        noise_samples=spec.noise_samples, seed=0, caption="a dog on grass").args
+    assert maps.maps.shape == spec.maps
+    assert maps.image_size == (height, width) and maps.token_pixels == variant.token_pixels
+    assert torch.isfinite(maps.maps).all()
+    assert torch.allclose(maps.maps.sum(dim=1), torch.ones(spec.maps[0], *spec.maps[2:]), atol=1e-5)
+    assert maps.pixel_maps().shape == (frames, 2, height, width)
+    for name, value in spec.attributes.items():
+        assert getattr(maps, name) == value, name
+
+
+@pytest.mark.parametrize("variant", variants_with())
+def test_auto_layers_are_the_familys_blocks(ca, model_of, variant):
+    depth = 6
+    last = AUTO_LAST_BLOCKS[variant.family]
+    model, clip = model_of(variant, depth=depth), variant.clip()
+    _, maps = run_layers(ca, model, clip, variant.inputs(1, 1.0, steps=1), "auto", True)
+    assert maps.layers == tuple(range(depth - (last or depth), depth))
+
+
+@pytest.mark.parametrize("variant", variants_with())
+def test_a_concepts_own_tokens_are_found(ca, model_of, variant):
+    """"traffic light"'s own tokens (no start, end, padding or template tokens): the first and the mean pooling
+    read them."""
+    clip, family = variant.clip(), family_of(ca, model_of(variant), variant)
+    tokens = clip.tokenize("traffic light", return_word_ids=True)
+    states = clip.encode_from_tokens(clip.tokenize("traffic light"))
+    own = family.concept_token_indices(clip, "traffic light", tokens, states.shape[1])
+    assert tuple(own) == variant.alignment
+    encode = ca.nodes.stream.encoding.encode_concepts
+    first, positions = encode(clip, ["traffic light"], "first", family)
+    mean, _ = encode(clip, ["traffic light"], "mean", family)
+    assert positions == [family.concept_position(own[0], states.shape[1])]
+    assert torch.allclose(first[0, 0], states[0, own[0]])
+    assert torch.allclose(mean[0, 0], states[0, own].mean(dim=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", variants_with())
+def test_the_patch_is_clean_after_the_run(ca, model_of, variant):
+    model, clip = model_of(variant), variant.clip()
+    inputs = variant.inputs(1, 3.5)
+    options_before = copy.deepcopy(model.model_options)
+    before = ksampler(model, inputs)
+    latent, _ = concept_sampler(ca, model, clip, **inputs)
+    assert torch.equal(latent["samples"], before)
+    assert model.model_options == options_before
+    for hook in (comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, comfy.patcher_extension.WrappersMP.APPLY_MODEL):
+        assert not any(model.wrappers.get(hook, {}).values())
+    assert torch.equal(ksampler(model, inputs), before)
+
+
+@pytest.mark.parametrize("variant", variants_with())
+def test_an_exception_inside_sampling_leaves_no_patch(ca, model_of, variant):
+    model, clip = model_of(variant), variant.clip()
+    inputs = variant.inputs(1, 1.0)
+    before = ksampler(model, inputs)
+    calls = []
+
+    def explode(executor, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom in the middle of sampling")
+        return executor(*args, **kwargs)
+
+    failing = model.clone()
+    failing.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "explode", explode)  # every family
+    with pytest.raises(RuntimeError, match="boom"):
+        concept_sampler(ca, failing, clip, **inputs)
+    assert "patches_replace" not in model.model_options.get("transformer_options", {})
+    assert not any(model.wrappers.get(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, {}).values())
+    assert torch.equal(ksampler(model, inputs), before)
