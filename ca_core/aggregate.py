@@ -34,9 +34,9 @@ class ConceptScoreAggregator:
             raise ValueError(f"unknown score space {space!r}; expected one of {SPACES}")
         scores = scores.float()
         if self.softmax:
-            _fold(self.raw_sums, space, scores)
+            fold_scores(self.raw_sums, space, scores)
             scores = torch.softmax(scores, dim=1)
-        _fold(self.sums, space, scores)
+        fold_scores(self.sums, space, scores)
         self.counts[space] = self.counts.get(space, 0) + 1
 
     def mean(self, space: str, raw: bool = False) -> Tensor:
@@ -53,7 +53,8 @@ class ConceptScoreAggregator:
         return max(self.counts.values(), default=0)
 
 
-def _fold(sums: dict[str, Tensor], space: str, scores: Tensor) -> None:
+def fold_scores(sums: dict[str, Tensor], space: str, scores: Tensor) -> None:
+    """Add one layer's scores to the running sum of their space."""
     total = sums.get(space)
     if total is None:
         sums[space] = scores.clone()

@@ -117,6 +117,8 @@ def broken_method(pack, variant: str):
                 stock_add(self, space, torch.softmax(scores.float(), dim=-1) if softmax else scores)
             finally:
                 self.softmax = softmax
+            if softmax:  # the raw scores' mean, which the stock add keeps beside the softmax maps
+                modules["ca_core.aggregate"].fold_scores(self.raw_sums, space, scores.float())
         target, name = aggregator, "add"
     else:
         raise ValueError(f"unknown variant {variant!r}; expected one of {BROKEN_VARIANTS}")

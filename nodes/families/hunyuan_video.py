@@ -116,7 +116,9 @@ class HunyuanVideoFamily(FluxDoubleBlocks):
                               outputs=image.outputs.roll(-reference, dims=1))
 
     def segmentation_conditioning(self, diffusion_model) -> dict:
+        """A zero pooled vector where the model takes one; the key is there either way, as ComfyUI's HunyuanVideo
+        model reads it (None for 1.5 and Image 2.1), and guidance 0 where the model embeds guidance."""
         extras = {"guidance": 0.0} if diffusion_model.params.guidance_embed else {}
-        if diffusion_model.vector_in is not None:
-            extras["pooled_output"] = torch.zeros((1, diffusion_model.params.vec_in_dim))
+        extras["pooled_output"] = (torch.zeros((1, diffusion_model.params.vec_in_dim))
+                                   if diffusion_model.vector_in is not None else None)
         return extras

@@ -4,7 +4,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from ...ca_core.concepts import SHOWN_NAMES, shown, shown_list
+from ...ca_core.concepts import SHOWN_NAMES, shown
 from ...ca_core.embeddings import pool_concept_tokens
 
 
@@ -24,7 +24,8 @@ def refuse_unknown_concepts(tokenizer, names: list[str]) -> None:
     unknown = {name: tokenizer.unknown_words(name) for name in names}
     unknown = {name: words for name, words in unknown.items() if words}
     if unknown:
-        named = ", ".join(shown(name) + (f" ({shown_list(words)[1:-1]})" if words != [name] else "")
+        named = ", ".join(shown(name) + (f" ({', '.join(shown(word, quoted=False) for word in words[:SHOWN_NAMES])})"
+                                         if words != [name] else "")
                           for name, words in list(unknown.items())[:SHOWN_NAMES])
         if len(unknown) > SHOWN_NAMES:
             named += f" and {len(unknown) - SHOWN_NAMES} more"
