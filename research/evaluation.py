@@ -198,13 +198,13 @@ def evaluate_segmentation(segment: SegmentFn, images: int = 200, words: str = "s
                           skip: int = 0) -> dict[str, IoUTable]:
     """Masks for [present shapes + background] on held-out scenes; an IoU table per reading.
 
-    skip: start past the first held-out scenes (the semantic bar's are the first 200), e.g. to compare
-    training checkpoints on scenes the bar does not use.
+    skip: start past the first held-out scenes (the semantic test's are the first 200), e.g. to compare
+    training checkpoints on scenes the semantic test does not use.
 
     Where the object pixels went is recorded for the argmax readings only: it needs one concept per pixel.
 
     words="colour" names the objects by their colour words instead: a diagnostic of the method on
-    words the model binds more easily (the semantic bar is on shapes).
+    words the model binds more easily (the semantic test is on shapes).
     """
     _check_words(words)
     tables: dict[str, IoUTable] = defaultdict(IoUTable)

@@ -11,9 +11,9 @@ bootstrap), the shapes' IoU by their width in image tokens, and where the object
 went (their own word, the other object's word, or background). With shape words, it also prints
 where the shape concepts look: per double block, the share of each concept's attention over the
 image on its own object, the other object and the background (first noise level). Last, it
-draws single-object prompts (the drawing bar) and two-object prompts, and tells how often each
-shape came out in its own colour, in the other's, or neither (--binding; not part of the bar).
-On the bar's scenes it ends with each criterion of the semantic bar against what it requires, and
+draws single-object prompts (the drawing criterion) and two-object prompts, and tells how often each
+shape came out in its own colour, in the other's, or neither (--binding; not one of its criteria).
+On the semantic test's scenes it ends with each criterion of the semantic test against what it requires, and
 the margin over 1,000 held-out scenes (--images 1000 --out research/semantic_1000_scenes.json).
 """
 
@@ -35,16 +35,16 @@ from research.shapes import IMAGE_SIZE  # noqa: E402
 
 SPACES = ("output", "cross_attention")
 
-# The semantic bar (tests/host/test_demo_semantic.py asserts it), on the first BAR_SCENES held-out
+# The semantic test (tests/host/test_demo_semantic.py asserts it), on the first SEMANTIC_SCENES held-out
 # scenes at noise 0.5, layers auto. On this toy ConceptAttention leads cross-attention by about 0.09
 # (0.080 to 0.102 over 1,000 held-out scenes: MARGIN_OVER_1000_SCENES); the paper's margin on real Flux
 # is about 0.11.
-BAR_SCENES = 200
-BAR_NOISE, BAR_LAYERS = 0.5, "auto"
-BAR_MIOU = 0.60  # ConceptAttention's masks, argmax and threshold readings
-BAR_OVER_CROSS_ATTENTION = 0.08  # argmax masks
-BAR_BROKEN_IS_LOWER_BY = 0.20  # each broken variant, on the reading that sees its mistake
-BAR_DRAWING = 0.80  # single-shape prompts whose image shows that shape
+SEMANTIC_SCENES = 200
+SEMANTIC_NOISE, SEMANTIC_LAYERS = 0.5, "auto"
+REQUIRED_MIOU = 0.60  # ConceptAttention's masks, argmax and threshold readings
+REQUIRED_OVER_CROSS_ATTENTION = 0.08  # argmax masks
+REQUIRED_BROKEN_LOWER_BY = 0.20  # each broken variant, on the reading that sees its mistake
+REQUIRED_DRAWING = 0.80  # single-shape prompts whose image shows that shape
 MARGIN_OVER_1000_SCENES = Path(__file__).with_name("semantic_1000_scenes.json")
 # The Concept Mask node's default cut-off for its threshold method, on each map scaled to 0-1.
 MASK_THRESHOLD = 0.5
@@ -57,7 +57,7 @@ def thresholded(space: str) -> str:
 
 def product_segmenter(pack, model, clip, vae, noise_level: float, layers: str, samples: int = 1):
     """Segment with the Segment Image node, then read the maps with Concept Mask two ways, per space:
-    argmax (each pixel to the concept that wins it: the semantic bar) and threshold (each concept's own
+    argmax (each pixel to the concept that wins it: the semantic test) and threshold (each concept's own
     mask at the node's default cut-off, as one wires a single concept into inpainting). Argmax compares
     the concepts' values at each pixel; threshold reads each map's values across the image."""
     segment_node = sys.modules[f"{pack.__name__}.nodes.segment_node"].ConceptAttentionSegmentImage
@@ -199,30 +199,30 @@ def product_generator(model, clip, vae, size: int, steps: int = 12, cfg: float =
     return generate
 
 
-def bar_criteria(results: dict) -> dict[str, tuple[float, float]]:
-    """{criterion: (measured, required)} of the semantic bar, from a run of this benchmark (first noise
+def semantic_criteria(results: dict) -> dict[str, tuple[float, float]]:
+    """{criterion: (measured, required)} of the semantic test, from a run of this benchmark (first noise
     level and layer choice); criteria the run did not measure are left out."""
     run = results["runs"][0]
-    criteria = {"mIoU, argmax masks": (run["output"]["miou"], BAR_MIOU),
-                "mIoU, threshold masks": (run[thresholded("output")]["miou"], BAR_MIOU),
-                "margin over cross-attention": (run["margin"]["argmax"], BAR_OVER_CROSS_ATTENTION)}
+    criteria = {"mIoU, argmax masks": (run["output"]["miou"], REQUIRED_MIOU),
+                "mIoU, threshold masks": (run[thresholded("output")]["miou"], REQUIRED_MIOU),
+                "margin over cross-attention": (run["margin"]["argmax"], REQUIRED_OVER_CROSS_ATTENTION)}
     for variant, broken in results.get("broken_variants", {}).items():
         lost = max(run["output"]["miou"] - broken["argmax"], run[thresholded("output")]["miou"] - broken["threshold"])
-        criteria[f"broken variant lower: {variant}"] = (lost, BAR_BROKEN_IS_LOWER_BY)
+        criteria[f"broken variant lower: {variant}"] = (lost, REQUIRED_BROKEN_LOWER_BY)
     if "generation" in results:
-        criteria["drawing"] = (results["generation"]["shape_accuracy"], BAR_DRAWING)
+        criteria["drawing"] = (results["generation"]["shape_accuracy"], REQUIRED_DRAWING)
     return criteria
 
 
-def print_bar(results: dict, args: argparse.Namespace) -> None:
+def print_criteria(results: dict, args: argparse.Namespace) -> None:
     run = results["runs"][0]
     if (args.images, args.skip_scenes, args.words, run["noise"], run["layers"]) != (
-            BAR_SCENES, 0, "shape", BAR_NOISE, BAR_LAYERS):
-        print(f"(the semantic bar is measured on the first {BAR_SCENES} held-out scenes, shape words, noise "
-              f"{BAR_NOISE}, layers {BAR_LAYERS}; this run is not that)")
+            SEMANTIC_SCENES, 0, "shape", SEMANTIC_NOISE, SEMANTIC_LAYERS):
+        print(f"(the semantic test is measured on the first {SEMANTIC_SCENES} held-out scenes, shape words, noise "
+              f"{SEMANTIC_NOISE}, layers {SEMANTIC_LAYERS}; this run is not that)")
         return
-    print(f"the semantic bar, {BAR_SCENES} held-out scenes:")
-    for criterion, (measured, required) in bar_criteria(results).items():
+    print(f"the semantic test, {SEMANTIC_SCENES} held-out scenes:")
+    for criterion, (measured, required) in semantic_criteria(results).items():
         print(f"  {criterion:<45} {measured:.3f}  (>= {required:.2f}: {'met' if measured >= required else 'MISSED'})")
     if MARGIN_OVER_1000_SCENES.exists():
         wide = json.loads(MARGIN_OVER_1000_SCENES.read_text())
@@ -236,22 +236,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--skip-scenes", type=int, default=0,
-                        help="start this many held-out scenes in (the bar's are the first 200): e.g. 200 to compare "
-                             "training checkpoints on scenes the bar does not use")
+                        help="start this many held-out scenes in (the semantic test's are the first 200): e.g. 200 to "
+                             "compare training checkpoints on scenes the semantic test does not use")
     parser.add_argument("--noise", default="0.5", help="comma-separated noise levels")
     parser.add_argument("--layers", default="auto", help="semicolon-separated layer choices, e.g. 'auto;all;3'")
     parser.add_argument("--generation", type=int, default=10, help="seeds per shape for the drawing check")
     parser.add_argument("--binding", type=int, default=40,
-                        help="two-object prompts for the colour-binding check (not part of the bar; 0 skips it)")
+                        help="two-object prompts for the colour-binding check (not one of its criteria; 0 skips it)")
     parser.add_argument("--variants", action="store_true",
                         help="also score deliberately broken variants of the method (first noise and layers)")
     parser.add_argument("--words", choices=("shape", "colour"), default="shape",
-                        help="name the objects by shape (the semantic bar) or by colour (a diagnostic)")
+                        help="name the objects by shape (the semantic test) or by colour (a diagnostic)")
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("semantic.json"))
     args = parser.parse_args()
     if args.skip_scenes < 0:
-        parser.error("--skip-scenes must be 0 or more: the held-out scenes start at the bar's first")
+        parser.error("--skip-scenes must be 0 or more: the held-out scenes start at the semantic test's first")
 
     host = boot("cpu")
     loader = sys.modules[f"{host.pack.__name__}.nodes.demo_loader"]
@@ -331,7 +331,7 @@ def main() -> None:
         bound, swapped, other = (round(binding[outcome] * binding["prompts"]) for outcome in ("bound", "swapped", "other"))
         print(f"binding: of {binding['prompts']} two-object prompts, {bound} drew each shape in its own colour, "
               f"{swapped} in each other's, {other} otherwise (chance: as many swapped as bound)")
-    print_bar(results, args)
+    print_criteria(results, args)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
 

@@ -3,7 +3,7 @@
     <python> research/single_concept.py [--scenes 300] [--skip-scenes 200]
 
 A softmax over one concept is 1 everywhere, so the paper's maps and argmax mask say nothing when a
-user types a single concept. For each object of each held-out scene (past the semantic bar's first
+user types a single concept. For each object of each held-out scene (past the semantic test's first
 200 by default), its shape word alone is segmented with Segment Image (noise 0.5, layers auto) and
 masked with Concept Mask; printed: the IoU of each candidate's mask with the object's true mask.
   softmax argmax: the paper's softmax and argmax, as before single concepts were handled (the whole image);

@@ -12,7 +12,7 @@ from helpers.sampling import prompt as encode_prompt
 
 from research import shapes
 
-ONE_CONCEPT_SCENES = 12  # held-out scenes past the semantic bar's first 200 (their objects: about 22)
+ONE_CONCEPT_SCENES = 12  # held-out scenes past the semantic test's first 200 (their objects: about 22)
 
 
 @pytest.fixture(scope="module")

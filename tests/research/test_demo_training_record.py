@@ -52,10 +52,10 @@ def test_the_stages_seeds_are_apart_and_below_the_held_out_scenes():
 
 
 def test_the_last_stage_trained_on_scenes_of_the_size_the_bar_measures():
-    """The held-out scenes of the semantic bar are drawn at IMAGE_SIZE: weights last trained at another
+    """The held-out scenes of the semantic test are drawn at IMAGE_SIZE: weights last trained at another
     size would be measured off their training distribution (the README's demo-model section shows
     what the size does to the maps)."""
     stages = lineage()["stages"]
     assert all(isinstance(stage["image_size"], int) and stage["image_size"] % 16 == 0 for stage in stages)
     assert stages[-1]["image_size"] == IMAGE_SIZE, (
-        f"the shipped weights last trained on {stages[-1]['image_size']}-pixel scenes, the bar's are {IMAGE_SIZE}")
+        f"the shipped weights last trained on {stages[-1]['image_size']}-pixel scenes, the semantic test's are {IMAGE_SIZE}")

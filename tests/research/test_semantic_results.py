@@ -14,18 +14,18 @@ def recorded(name: str) -> dict:
 
 def judged_run() -> argparse.Namespace:
     """The settings the thresholds are judged on: the first held-out scenes, shape words."""
-    return argparse.Namespace(images=semantic.BAR_SCENES, skip_scenes=0, words="shape")
+    return argparse.Namespace(images=semantic.SEMANTIC_SCENES, skip_scenes=0, words="shape")
 
 
 def test_the_recorded_run_meets_every_criterion():
-    criteria = semantic.bar_criteria(recorded("semantic.json"))
+    criteria = semantic.semantic_criteria(recorded("semantic.json"))
     assert len(criteria) == 3 + len(semantic.BROKEN_VARIANTS) + 1  # mIoU twice, margin, each variant, drawing
     assert {name: measured for name, (measured, required) in criteria.items() if measured < required} == {}
     assert criteria["margin over cross-attention"][1] == 0.08
 
 
 def test_the_report_gives_each_criterion_and_the_margin_over_1000_scenes(capsys):
-    semantic.print_bar(recorded("semantic.json"), judged_run())
+    semantic.print_criteria(recorded("semantic.json"), judged_run())
     report = capsys.readouterr().out
     assert "MISSED" not in report
     assert re.search(r"margin over cross-attention +0\.096  \(>= 0\.08: met\)", report), report
@@ -35,7 +35,7 @@ def test_the_report_gives_each_criterion_and_the_margin_over_1000_scenes(capsys)
 
 def test_a_run_on_other_scenes_says_so_instead_of_judging_it(capsys):
     other_scenes = recorded("semantic_1000_scenes.json")
-    semantic.print_bar(other_scenes, argparse.Namespace(images=1000, skip_scenes=0, words="shape"))
+    semantic.print_criteria(other_scenes, argparse.Namespace(images=1000, skip_scenes=0, words="shape"))
     report = capsys.readouterr().out
     assert "this run is not that" in report and "met" not in report
 
@@ -43,6 +43,6 @@ def test_a_run_on_other_scenes_says_so_instead_of_judging_it(capsys):
 def test_a_missed_criterion_is_reported_as_missed(capsys):
     results = recorded("semantic.json")
     results["generation"]["shape_accuracy"] = 0.5
-    semantic.print_bar(results, judged_run())
+    semantic.print_criteria(results, judged_run())
     assert "drawing" in (missed := [line for line in capsys.readouterr().out.splitlines() if "MISSED" in line])[0]
     assert len(missed) == 1
