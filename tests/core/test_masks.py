@@ -463,3 +463,12 @@ def test_with_presence_a_concept_does_not_take_the_background_it_wins_by_default
     for method in ("otsu", "threshold", "mean_threshold"):
         assert concept_mask(winners, [0], method=method, present=present)[0, 0, 3:].tolist() == [0, 0, 0], method
     assert torch.equal(concept_mask(winners, [0], method="soft", present=present), concept_mask(winners, [0], "soft"))
+
+
+def test_presence_is_judged_per_frame_of_a_clip():
+    """A clip's pixel maps are one [frames, K, H, W] batch: a frame where the concept is faint still gets its own
+    upper half, as each frame's mask is that frame's."""
+    raw = torch.zeros(2, 1, 1, 4)
+    raw[0, 0, 0] = torch.tensor([10.0, 0.0, 0.0, 0.0])
+    raw[1, 0, 0] = torch.tensor([0.0, 0.0, 0.0, 1.0])  # frame 1: ten times fainter
+    assert masks.concept_presence(raw)[:, 0, 0].tolist() == [[True, False, False, False], [False, False, False, True]]
