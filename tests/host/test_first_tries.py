@@ -6,6 +6,7 @@ import nodes
 import numpy as np
 import pytest
 import torch
+from helpers.demo_nodes import mask, segment
 from helpers.graph import KEPT, base, collector, model_node, run, sampler
 from helpers.models import tiny_clip, tiny_flux
 from helpers.sampling import prompt as encode_prompt
@@ -19,19 +20,6 @@ ONE_CONCEPT_SCENES = 12  # held-out scenes past the semantic test's first 200 (t
 def demo(ca):
     loader = importlib.import_module(f"{ca.__name__}.nodes.demo_loader")
     return loader.load_demo_model(), shapes
-
-
-def segment(ca, models, image, concepts, caption, softmax=True):
-    model, clip, vae = models
-    return ca.nodes.segment_node.ConceptAttentionSegmentImage.execute(
-        model=model, clip=clip, vae=vae, image=image, concepts=concepts, layers="auto", space="output",
-        softmax=softmax, token_pooling="first", noise_level=0.5, noise_samples=1, seed=0, caption=caption).args[0]
-
-
-def mask(ca, maps, concepts, method="argmax"):
-    return ca.nodes.map_nodes.ConceptMask.execute(
-        concept_maps=maps, concepts=concepts, method=method, threshold=0.5, grow=0, blur=0.0, fill_holes=False,
-        invert=False, space="as_made").args[0]
 
 
 def iou(mask: torch.Tensor, truth: np.ndarray) -> float:

@@ -7,6 +7,7 @@ import comfy.model_base
 import numpy as np
 import pytest
 import torch
+from helpers.demo_nodes import mask, segment
 from helpers.graph import STEPS, base, collector, model_node, run, sampler
 
 from research import evaluation, shapes
@@ -23,19 +24,6 @@ NO_FURTHER_THAN = 0.05  # objects-only masks against the same scenes' masks with
 @pytest.fixture(scope="module")
 def demo(ca):
     return importlib.import_module(f"{ca.__name__}.nodes.demo_loader").load_demo_model()
-
-
-def segment(ca, demo, image, concepts, caption):
-    model, clip, vae = demo
-    return ca.nodes.segment_node.ConceptAttentionSegmentImage.execute(
-        model=model, clip=clip, vae=vae, image=image, concepts=concepts, layers="auto", space="output",
-        softmax=True, token_pooling="first", noise_level=0.5, noise_samples=1, seed=0, caption=caption).args[0]
-
-
-def mask(ca, maps, concepts, method="argmax"):
-    return ca.nodes.map_nodes.ConceptMask.execute(
-        concept_maps=maps, concepts=concepts, method=method, threshold=0.5, grow=0, blur=0.0, fill_holes=False,
-        invert=False, space="as_made").args[0]
 
 
 def iou(ours: np.ndarray, truth: np.ndarray) -> float:

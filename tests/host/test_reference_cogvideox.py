@@ -30,10 +30,6 @@ Where their code departs from the paper (not compared, or set up so that the pap
 - their example (examples/generate_video_cogvideox.py) averages blocks 0-29 of CogVideoX-5B's 42.
 """
 
-import os
-import sys
-import warnings
-from pathlib import Path
 
 import comfy.supported_models
 import pytest
@@ -41,26 +37,19 @@ import torch
 from einops import rearrange
 from helpers.equations import layer_maps_and_outputs
 from helpers.models import randomise, tiny_cogvideox, tiny_cogvideox_clip
+from helpers.reference import reference_dir_or_skip, reference_module
 from helpers.sampling import first_forward_call, sampler_inputs
 
-REFERENCE_FILES = ("concept_attention/cogvideox/dit.py", "concept_attention/cogvideox/dit_block.py")
-REFERENCE_DIR = os.environ.get("CA_REFERENCE_DIR")
 try:
     import diffusers  # requirements-dev.txt
 except ImportError:
     diffusers = None
-_missing = [name for name in REFERENCE_FILES if not REFERENCE_DIR or not (Path(REFERENCE_DIR) / name).is_file()]
 if not hasattr(comfy.supported_models, "CogVideoX_T2V"):
     pytest.skip("CogVideoX reference tests skipped: this ComfyUI has no CogVideoX (comfy.ldm.cogvideo, 0.33 on)",
                 allow_module_level=True)
-if _missing or diffusers is None:
-    _message = ("COGVIDEOX REFERENCE TESTS SKIPPED: " + (
-        "diffusers is not installed (requirements-dev.txt)" if diffusers is None
-        else f"the authors' {_missing[0]} is not in CA_REFERENCE_DIR={REFERENCE_DIR} "
-             "(scripts/third_party_env.sh reference)"))
-    warnings.warn(_message, stacklevel=1)
-    print(f"\n*** {_message} ***\n", file=sys.stderr)
-    pytest.skip(_message, allow_module_level=True)
+REFERENCE_DIR = reference_dir_or_skip(
+    "COGVIDEOX", ("concept_attention/cogvideox/dit.py", "concept_attention/cogvideox/dit_block.py"),
+    None if diffusers else "diffusers is not installed (requirements-dev.txt)")
 
 CONCEPTS = ["dog", "grass", "sky"]
 ATOL = 1e-5
@@ -69,17 +58,7 @@ DEPTH = 3
 VERSIONS = {"1.0-5b": (3, 8, 12), "1.5": (4, 8, 12)}  # latent (frames, rows, columns): 1.5's in whole pairs
 
 
-def _reference_module():
-    root = Path(REFERENCE_DIR).resolve()
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    import concept_attention.cogvideox.dit as dit
-
-    assert Path(dit.__file__).resolve().is_relative_to(root), f"dit came from {dit.__file__}"
-    return dit
-
-
-COGVIDEOX_DIT = _reference_module()
+COGVIDEOX_DIT = reference_module(REFERENCE_DIR, "concept_attention.cogvideox.dit")
 
 # ComfyUI's CogVideoX key pieces -> diffusers' (the rest are named alike)
 RENAMES = (("blocks.", "transformer_blocks."), (".q.", ".attn1.to_q."), (".k.", ".attn1.to_k."),

@@ -34,10 +34,6 @@ attn2 gets diffusers' JointAttnProcessor2_0, the processor upstream diffusers gi
 text or concepts; their concept path runs as written.
 """
 
-import os
-import sys
-import warnings
-from pathlib import Path
 
 import comfy.utils
 import pytest
@@ -45,22 +41,15 @@ import torch
 from einops import rearrange
 from helpers.equations import layer_maps_and_outputs
 from helpers.models import tiny_sd3, tiny_sd3_clip
+from helpers.reference import reference_dir_or_skip, reference_module
 from helpers.sampling import first_forward_call, sampler_inputs
 
-REFERENCE_FILE = "concept_attention/sd3/dit_block.py"
-REFERENCE_DIR = os.environ.get("CA_REFERENCE_DIR")
 try:
     import diffusers.models.attention_processor as diffusers_attention  # requirements-dev.txt
 except ImportError:
     diffusers_attention = None
-if not REFERENCE_DIR or not (Path(REFERENCE_DIR) / REFERENCE_FILE).is_file() or diffusers_attention is None:
-    _message = ("SD3 REFERENCE TESTS SKIPPED: " + (
-        "diffusers is not installed (requirements-dev.txt)" if diffusers_attention is None
-        else f"the authors' {REFERENCE_FILE} is not in CA_REFERENCE_DIR={REFERENCE_DIR} "
-             "(scripts/third_party_env.sh reference)"))
-    warnings.warn(_message, stacklevel=1)
-    print(f"\n*** {_message} ***\n", file=sys.stderr)
-    pytest.skip(_message, allow_module_level=True)
+REFERENCE_DIR = reference_dir_or_skip("SD3", ("concept_attention/sd3/dit_block.py",),
+                                      None if diffusers_attention else "diffusers is not installed (requirements-dev.txt)")
 
 CONCEPTS = ["dog", "grass", "sky"]
 ATOL = 1e-5
@@ -72,17 +61,7 @@ VARIANTS = {  # tiny_sd3 options, as SD3.5 large (q/k RMSNorm) and medium (plus 
 }
 
 
-def _reference_module():
-    root = Path(REFERENCE_DIR).resolve()
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    import concept_attention.sd3.dit_block as dit_block
-
-    assert Path(dit_block.__file__).resolve().is_relative_to(root), f"dit_block came from {dit_block.__file__}"
-    return dit_block
-
-
-SD3_BLOCK = _reference_module()
+SD3_BLOCK = reference_module(REFERENCE_DIR, "concept_attention.sd3.dit_block")
 
 
 class RecordingProcessor:
