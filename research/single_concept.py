@@ -13,16 +13,11 @@ masked with Concept Mask; printed: the IoU of each candidate's mask with the obj
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path += [str(REPO), str(REPO / "bench")]  # research as a package, and bench's host boot
-from bench_host import boot  # noqa: E402
+from demo_segmenter import demo_segmenter
 
 from research import shapes  # noqa: E402
 
@@ -32,17 +27,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=300)
     parser.add_argument("--skip-scenes", type=int, default=200)
     args = parser.parse_args()
-    host = boot("cpu")
-    pack = host.pack
-    loader = sys.modules[f"{pack.__name__}.nodes.demo_loader"]
-    masks = sys.modules[f"{pack.__name__}.ca_core.masks"]
-    segment_node = host.segment_module.ConceptAttentionSegmentImage
-    model, clip, vae = loader.load_demo_model()
-
-    def segment(image, concepts: list[str], caption: str, softmax: bool):
-        return segment_node.execute(model=model, clip=clip, vae=vae, image=image, concepts=", ".join(concepts),
-                                    layers="auto", space="output", softmax=softmax, token_pooling="first",
-                                    noise_level=0.5, noise_samples=1, seed=0, caption=caption).args[0]
+    host, masks, segment = demo_segmenter()
 
     def cut(maps, method: str) -> np.ndarray:
         return masks.concept_mask(maps.pixel_maps(), [0], method=method)[0].numpy() > 0.5
