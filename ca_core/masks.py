@@ -93,12 +93,17 @@ def concept_mask(
             regions = (normalise(chosen) >= threshold).float()
         else:
             regions = normalise(chosen)
-        if present is not None and method != "soft":
+        if present is not None and is_binary_method(method):
             regions = regions * present[:, selected]
         mask = regions.amax(dim=1)
-    binary = method != "soft"
+    binary = is_binary_method(method)
     return refine_mask(mask, grow=grow, blur=blur, fill_holes=fill_holes and binary, invert=invert,
                        min_region=min_region if binary else 0)
+
+
+def is_binary_method(method: str) -> bool:
+    """Whether a mask method gives a binary mask (every one but soft): holes, islands and presence apply to it."""
+    return method != "soft"
 
 
 def concept_presence(raw_pixel_maps: Tensor) -> Tensor:

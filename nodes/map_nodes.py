@@ -7,7 +7,14 @@ from einops import rearrange
 from ..ca_core.aggregate import SPACES
 from ..ca_core.concepts import BACKGROUND, resolve_concept_names
 from ..ca_core.maps import NORMALISATIONS, colourise, label_images, normalise, overlay
-from ..ca_core.masks import MASK_METHODS, concept_mask, concept_presence, mask_method_for, smooth_over_time
+from ..ca_core.masks import (
+    MASK_METHODS,
+    concept_mask,
+    concept_presence,
+    is_binary_method,
+    mask_method_for,
+    smooth_over_time,
+)
 from .schema_options import advanced, search_aliases
 from .socket_types import ConceptMapsType
 
@@ -159,9 +166,10 @@ class ConceptMask(io.ComfyNode):
         method, threshold = mask_method_for(method, threshold, concept_maps.names, concept_maps.one_concept_raw)
         space = chosen_space(space)
         maps = smooth_over_time(concept_maps.pixel_maps(space), concept_maps.output_frames, temporal_smoothing)
+        present = objects_present(concept_maps, space, temporal_smoothing) if is_binary_method(method) else None
         mask = concept_mask(maps, selected, method=method,
                             threshold=threshold, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert,
-                            min_region=min_region, present=objects_present(concept_maps, space, temporal_smoothing))
+                            min_region=min_region, present=present)
         return io.NodeOutput(mask, ui=ui.PreviewMask(mask, cls=cls))
 
 

@@ -8,6 +8,7 @@ read as gitignore patterns; git reads them here the same way.
 """
 
 import argparse
+import ast
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,6 +29,26 @@ def package_files() -> list[str]:
         raise FileNotFoundError(f"no {IGNORE_FILE} in {REPO}: without it the package would carry every tracked file")
     excluded = git_files("-i", f"--exclude-from={REPO / IGNORE_FILE}")
     return sorted(git_files() - excluded)
+
+
+def imported_modules(path: Path, relative_only: bool = False) -> set[str]:
+    """The dotted modules a file imports, relative imports resolved against its place in the repository
+    (`from ..ca_core import stream` in nodes/x.py: ca_core; `from . import tokens` in nodes/families/: its
+    nodes.families.tokens); relative_only: the pack's own relative imports alone."""
+    package = path.resolve().relative_to(REPO).parent.parts
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import) and not relative_only:
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and not relative_only:
+            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)]
+            if node.module:
+                names.add(".".join((*base, *node.module.split("."))))
+            else:
+                names |= {".".join((*base, alias.name)) for alias in node.names}
+    return names
 
 
 def copy_package(target: Path) -> list[str]:

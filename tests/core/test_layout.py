@@ -1,27 +1,17 @@
 """The ComfyUI layer's three layers: node schemas in nodes/, the stream machinery in nodes/stream/, one adapter
 per family in nodes/families/. The stream and the families meet only in the family interface (families/base.py)."""
 
-import ast
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 NODES = REPO / "nodes"
-
-
-def imported_modules(path: Path) -> set[str]:
-    """The pack's own modules a file imports, as dotted paths from the repository root."""
-    package = path.relative_to(REPO).parent.parts
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level:
-            base = package[: len(package) - (node.level - 1)]
-            module = ".".join((*base, *filter(None, (node.module or "").split("."))))
-            names |= {f"{module}.{alias.name}" if not node.module else module for alias in node.names}
-    return names
+sys.path.insert(0, str(REPO / "scripts"))
+from registry_package import imported_modules  # noqa: E402
 
 
 def imports_of(folder: Path) -> dict[str, set[str]]:
-    return {path.name: imported_modules(path) for path in sorted(folder.glob("*.py"))}
+    return {path.name: imported_modules(path, relative_only=True) for path in sorted(folder.glob("*.py"))}
 
 
 def test_imports_are_resolved_from_the_files_place():

@@ -3,7 +3,6 @@
 tests/host/test_registry_package.py loads the pack from exactly these files and runs the demo with it.
 """
 
-import ast
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import tomllib
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
-from registry_package import IGNORE_FILE, git_files, package_files  # noqa: E402
+from registry_package import IGNORE_FILE, git_files, imported_modules, package_files  # noqa: E402
 
 LEFT_OUT = ("tests/", "bench/", "research/", "scripts/", ".github/", ".ci/", "node_modules/", "test-artifacts/")
 LEFT_OUT_FILES = ("package.json", "package-lock.json", "requirements-dev.txt", "docs/history.md")
@@ -65,18 +64,7 @@ def test_the_registry_icon_and_banner_are_images_in_the_package():
 
 def imported_top_levels(path: Path) -> set[str]:
     """The top-level modules a file imports, relative imports resolved against its place in the package."""
-    package = path.relative_to(REPO).parent.parts
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0:
-                names.add(node.module.split(".")[0])
-            else:  # from ..demo_model import x, in nodes/: the pack's own demo_model
-                base = package[: len(package) - (node.level - 1)]
-                names.add((*base, *(node.module or "").split("."))[0])
-    return names
+    return {name.split(".")[0] for name in imported_modules(path)}
 
 
 def test_no_shipped_module_imports_what_the_package_leaves_out():
