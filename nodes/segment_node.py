@@ -68,8 +68,10 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
             latent = encode_images(vae, image[..., :3])
         latent = comfy.sample.fix_empty_latent_channels(model, latent)
         diffusion_model = model.get_model_object("diffusion_model")
-        cond = clip.encode_from_tokens(clip.tokenize(caption or ""))
-        conditioning = [[cond, family.segmentation_conditioning(diffusion_model)]]
+        encoded = clip.encode_from_tokens(clip.tokenize(caption or ""), return_dict=True)
+        # the caption's attention mask as CLIPTextEncode passes it (Lumina 2 before ComfyUI 0.8 needs it)
+        extras = {key: encoded[key] for key in ("attention_mask",) if encoded.get(key) is not None}
+        conditioning = [[encoded["cond"], {**extras, **family.segmentation_conditioning(diffusion_model)}]]
         guider = comfy.samplers.CFGGuider(patched)
         guider.set_conds(conditioning, conditioning)
         guider.set_cfg(1.0)

@@ -13,7 +13,8 @@
 // image_chroma_text_to_image, sd3.5_simple_example, image_qwen_image, image_qwen_image_edit_2509), and for
 // the video templates those of its HunyuanVideo template (hunyuan_video_text_to_video) and of ComfyUI
 // 0.33's own CogVideoX workflow (its "Video Inpaint (VOID)" blueprint: pass 1's diffusion model, text
-// encoder, VAE, conditioning and sampler).
+// encoder, VAE, conditioning and sampler); Z-Image's those of 0.33's "Text to Image (Z-Image-Turbo)" blueprint,
+// Lumina 2's those of ComfyUI's Lumina 2 example (its all-in-one checkpoint).
 
 const HF = "https://huggingface.co";
 const MODEL = {
@@ -53,6 +54,14 @@ const MODEL = {
     url: `${HF}/Comfy-Org/HunyuanVideo_repackaged/resolve/main/split_files/text_encoders/llava_llama3_fp8_scaled.safetensors?download=true` },
   hunyuanVideoVae: { name: "hunyuan_video_vae_bf16.safetensors", directory: "vae",
     url: `${HF}/Comfy-Org/HunyuanVideo_repackaged/resolve/main/split_files/vae/hunyuan_video_vae_bf16.safetensors?download=true` },
+  zImageTurbo: { name: "z_image_turbo_bf16.safetensors", directory: "diffusion_models",
+    url: `${HF}/Comfy-Org/z_image_turbo/resolve/main/split_files/diffusion_models/z_image_turbo_bf16.safetensors` },
+  qwen3: { name: "qwen_3_4b.safetensors", directory: "text_encoders",
+    url: `${HF}/Comfy-Org/z_image_turbo/resolve/main/split_files/text_encoders/qwen_3_4b.safetensors` },
+  zImageVae: { name: "ae.safetensors", directory: "vae",
+    url: `${HF}/Comfy-Org/z_image_turbo/resolve/main/split_files/vae/ae.safetensors` },
+  lumina2: { name: "lumina_2.safetensors", directory: "checkpoints",
+    url: `${HF}/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/all_in_one/lumina_2.safetensors` },
   // ComfyUI reads a CogVideoX transformer only in its own single-file layout, not diffusers' folder; the
   // public files in that layout are Comfy-Org's VOID pair (void-model), CogVideoX-Fun V1.5 5B inpainting
   // fine-tunes. Pass 1 generates what its mask marks: marking every pixel of a blank clip makes it text to
@@ -113,6 +122,9 @@ const hunyuanVideoClip = (pos) => ({
   widgets: { clip_name1: MODEL.clipL.name, clip_name2: MODEL.llavaLlama3.name, type: "hunyuan_video" },
 });
 // CogVideoX's one text encoder: T5-XXL, with CLIPLoader's "cogvideox" type (its 226-token padding).
+const zImageClip = (pos) => ({
+  type: "CLIPLoader", pos, size: [320, 0], models: [MODEL.qwen3], widgets: { clip_name: MODEL.qwen3.name, type: "lumina2" },
+});
 const cogvideoxClip = (pos) => ({
   type: "CLIPLoader", pos, size: [320, 0], models: [MODEL.t5], widgets: { clip_name: MODEL.t5.name, type: "cogvideox" },
 });
@@ -149,6 +161,18 @@ const CHROMA_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae:
 const FLUX2_LOADERS = { model: ["flux2", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const SD35_LOADERS = { model: ["shift", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
 const QWEN_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
+const Z_IMAGE_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
+const Z_IMAGE_FILES = `**Model files** (as ComfyUI's official Z-Image-Turbo template lists them):
+
+\`\`\`
+ComfyUI/models/
+├── diffusion_models/  z_image_turbo_bf16.safetensors
+├── text_encoders/     qwen_3_4b.safetensors
+└── vae/               ae.safetensors
+\`\`\``;
+// Lumina 2 reads its prompt after this system prompt, as ComfyUI's official Lumina 2 template writes it
+const LUMINA2_SYSTEM_PROMPT = "You are an assistant designed to generate superior images with the superior degree of "
+  + "image-text alignment based on textual prompts or user prompts. <Prompt Start> ";
 const HUNYUAN_VIDEO_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const QWEN_FILES = (model) => `**Model files** (as ComfyUI's official Qwen-Image templates list them):
 
@@ -792,6 +816,135 @@ ${QWEN_FILES("qwen_image_edit_2509_fp8_e4m3fn.safetensors")}`),
   // HunyuanVideo text-to-video as ComfyUI's official template runs it (ModelSamplingSD3 shift 7,
   // FluxGuidance 6 at cfg 1, euler / simple, 20 steps, 848x480, VAEDecodeTiled 256/64/64/8), on a
   // shorter clip, with per-frame concept maps and a mask that recolours the cat in every frame.
+  // Z-Image-Turbo as ComfyUI 0.33's "Text to Image (Z-Image-Turbo)" blueprint runs it (Flow Shift 3,
+  // res_multistep / simple, 8 steps at cfg 1), with the maps made while sampling and one object recoloured.
+  z_image_turbo_concept_mask: {
+    minHost: "0.8.0",  // Z-Image (NextDiT with Z-Image's modulation, its Qwen3 text encoder) is new in ComfyUI 0.8
+    nodes: {
+      zimage: unet(MODEL.zImageTurbo, [20, 40], "Load Z-Image-Turbo"),
+      shift: flowShift([20, 170], 3.0),
+      clip: zImageClip([20, 270]),
+      vae: vae([20, 400], MODEL.zImageVae),
+      positive: prompt("A red vintage bicycle leaning against a white brick wall, a potted sunflower beside it on "
+        + "the pavement, bright summer daylight, photograph", [390, 40]),
+      negative: negative("", [390, 240], "Negative prompt (unused at cfg 1)"),
+      latent: { type: "EmptySD3LatentImage", pos: [390, 440], widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sampler: sampler([860, 40], { seed: 11, steps: 8, cfg: 1.0, sampler_name: "res_multistep",
+        concepts: "bicycle, sunflower, wall, pavement" }),
+      decode: { type: "VAEDecode", pos: [1130, 40] },
+      generated: { type: "PreviewImage", pos: [1130, 140], size: [260, 300], title: "Generated image" },
+      saliency: saliency([1490, 40]),
+      mask: conceptMask([1130, 500], { concepts: "bicycle", grow: 4, blur: 2, fill_holes: true }),
+      colour: { type: "EmptyImage", pos: [860, 660], title: "Blue",
+        widgets: { width: 1024, height: 1024, batch_size: 1, color: 0x2f5fd0 } },
+      tint: { type: "ImageBlend", pos: [1130, 880], title: "Bicycle tinted blue",
+        widgets: { blend_factor: 0.6, blend_mode: "multiply" } },
+      composite: { type: "ImageCompositeMasked", pos: [1490, 500], title: "Bicycle recoloured" },
+      save: { type: "SaveImage", pos: [1840, 500], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/z_image_turbo" } },
+      about: note([20, 530], [340, 500], `### Z-Image-Turbo with a concept mask
+
+Generates with Z-Image-Turbo as ComfyUI's own blueprint does (Flow Shift 3, res_multistep, 8 steps,
+cfg 1) and maps \`bicycle, sunflower, wall, pavement\` while sampling. Needs ComfyUI 0.8 or newer.
+
+- **Saliency Map**: one labelled heatmap per concept.
+- **Concept Mask** cuts out the \`bicycle\`; **ImageCompositeMasked** puts a blue-tinted copy over the
+  image inside the mask only.
+- Z-Image is single-stream: text and image share every weight, and the concepts take those weights.
+  **layers** \`auto\` averages the last four of its 30 blocks. Z-Image Base works the same way
+  (\`z_image_bf16.safetensors\`, about 30 steps at cfg 4).
+
+${Z_IMAGE_FILES}`),
+    },
+    links: [
+      ["zimage", "MODEL", "shift", "model"],
+      ...generationLinks(Z_IMAGE_LOADERS),
+      ["decode", "IMAGE", "generated", "images"],
+      ["decode", "IMAGE", "tint", "image1"],
+      ["colour", "IMAGE", "tint", "image2"],
+      ["decode", "IMAGE", "composite", "destination"],
+      ["tint", "IMAGE", "composite", "source"],
+      ["mask", "MASK", "composite", "mask"],
+      ["composite", "IMAGE", "save", "images"],
+    ],
+  },
+
+  // A loaded photo mapped by Z-Image-Turbo (one partial pass, no sampling), its mask previewed.
+  z_image_photo_to_mask: {
+    minHost: "0.8.0",  // Z-Image is new in ComfyUI 0.8
+    nodes: {
+      image: { type: "LoadImage", pos: [20, 40], size: [320, 380], widgets: { image: "example.png" } },
+      zimage: unet(MODEL.zImageTurbo, [20, 480], "Load Z-Image-Turbo"),
+      clip: zImageClip([20, 610]),
+      vae: vae([20, 740], MODEL.zImageVae),
+      segment: { type: "ConceptAttentionSegmentImage", pos: [390, 40], size: [300, 0], ...OURS,
+        widgets: { concepts: "girl, dress, grass, sky", caption: "a girl in a dress on grass under the sky" } },
+      saliency: saliency([1090, 40]),
+      mask: conceptMask([740, 40], { concepts: "dress", grow: 8, blur: 2, fill_holes: true }),
+      preview: { type: "MaskPreview", pos: [740, 420], size: [300, 300], title: "dress mask" },
+      about: note([390, 480], [320, 420], `### Photo → concept mask with Z-Image
+
+**Concept Attention Segment Image** maps \`girl, dress, grass, sky\` on the loaded photo with
+Z-Image-Turbo (one partial pass at noise level 0.5; no sampling), **Concept Mask** cuts out the
+\`dress\`. Wire the mask into SetLatentNoiseMask or ImageCompositeMasked. Needs ComfyUI 0.8 or newer.
+
+Load your own photo and change the concepts, the caption and the mask's concept to match it.
+
+${Z_IMAGE_FILES}`),
+    },
+    links: [
+      ["image", "IMAGE", "segment", "image"],
+      ["zimage", "MODEL", "segment", "model"],
+      ["clip", "CLIP", "segment", "clip"],
+      ["vae", "VAE", "segment", "vae"],
+      ["segment", "CONCEPT_MAPS", "saliency", "concept_maps"],
+      ["image", "IMAGE", "saliency", "image"],
+      ["segment", "CONCEPT_MAPS", "mask", "concept_maps"],
+      ["mask", "MASK", "preview", "mask"],
+    ],
+  },
+
+  // Lumina 2 as ComfyUI's official Lumina 2 template runs it (the all-in-one checkpoint, Flow Shift 6,
+  // res_multistep / simple, 25 steps at cfg 4, the system prompt before the user's).
+  lumina2_concept_maps: {
+    nodes: {
+      checkpoint: { type: "CheckpointLoaderSimple", pos: [20, 40], size: [320, 0], models: [MODEL.lumina2],
+        widgets: { ckpt_name: MODEL.lumina2.name } },
+      shift: flowShift([20, 170], 6.0),
+      positive: prompt(`${LUMINA2_SYSTEM_PROMPT}a fox sitting in a snowy pine forest at dawn, soft pink light`,
+        [390, 40]),
+      negative: negative(`${LUMINA2_SYSTEM_PROMPT}blurry, low quality`, [390, 240], "Negative prompt"),
+      latent: { type: "EmptySD3LatentImage", pos: [390, 440], widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sampler: sampler([860, 40], { seed: 5, steps: 25, cfg: 4.0, sampler_name: "res_multistep",
+        concepts: "fox, snow, trees, sky" }),
+      decode: { type: "VAEDecode", pos: [1130, 40] },
+      save: { type: "SaveImage", pos: [1130, 140], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/lumina2" } },
+      saliency: saliency([1490, 40]),
+      mask: conceptMask([1130, 570], { concepts: "fox" }),
+      about: note([20, 280], [340, 480], `### Lumina 2 with concept maps
+
+Generates with Lumina 2 as ComfyUI's official template does (Flow Shift 6, res_multistep, 25 steps,
+cfg 4, the system prompt before yours) and maps \`fox, snow, trees, sky\` while sampling.
+
+- Lumina 2 is single-stream: text and image share every weight, and the concepts take those weights.
+  Each concept is encoded alone, without the system prompt.
+- **Concept Mask**: the \`fox\` mask, ready for inpainting or compositing.
+
+**Model file** (as ComfyUI's official Lumina 2 template lists it):
+
+\`\`\`
+ComfyUI/models/
+└── checkpoints/  lumina_2.safetensors
+\`\`\``),
+    },
+    links: [
+      ["checkpoint", "MODEL", "shift", "model"],
+      ...generationLinks({ model: ["shift", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] }),
+      ["decode", "IMAGE", "save", "images"],
+    ],
+  },
+
   hunyuan_video_concept_mask: {
     nodes: {
       hunyuan: unet(MODEL.hunyuanVideo, [20, 40], "Load HunyuanVideo"),

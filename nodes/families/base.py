@@ -106,11 +106,19 @@ class ModelCall:
 
     @property
     def transformer_options(self) -> dict:
-        return self.arguments.arguments.get("transformer_options") or {}
+        return self.get("transformer_options") or {}
 
     def with_transformer_options(self, options: dict) -> tuple[tuple, dict]:
-        """The call's (args, kwargs) with its transformer_options replaced, everything else as passed."""
-        self.arguments.arguments["transformer_options"] = options
+        """The call's (args, kwargs) with its transformer_options replaced, everything else as passed (among the
+        gathered keyword arguments where the function takes it by **kwargs: Lumina 2's before ComfyUI 0.8)."""
+        arguments = self.arguments.arguments
+        if "transformer_options" not in self.arguments.signature.parameters:
+            gathered = next((p.name for p in self.arguments.signature.parameters.values()
+                             if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+            if gathered is not None:
+                arguments[gathered] = {**arguments.get(gathered, {}), "transformer_options": options}
+                return self.arguments.args, self.arguments.kwargs
+        arguments["transformer_options"] = options
         return self.arguments.args, self.arguments.kwargs
 
 
@@ -161,6 +169,9 @@ class ModelFamily:
     typical_cfg: TypicalCfg | None = None  # None: the cfg tooltip leaves it out
     available = True  # whether this host has the family's model class (FAMILIES lists only those)
     video = False  # a video model: an IMAGE batch is one clip, and the maps have a time axis
+    # text and image tokens share every weight of a block (Z-Image, Lumina 2): the concepts take the shared
+    # weights and the text's modulation; False: a double-stream family, whose text stream has weights of its own
+    single_stream = False
     # how many of the last joint blocks `layers = auto` averages, or ALL_BLOCKS
     default_layers: int | AutoLayers = DEFAULT_LAST_BLOCKS
     hook = Hook.DIFFUSION_MODEL
@@ -191,9 +202,11 @@ class ModelFamily:
         stream ends there (SD3's last context block): the concepts score in it but are not updated."""
         raise NotImplementedError
 
-    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning: Any) -> Tensor:
+    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning: Any,
+                       positions: list[int] | None = None) -> Tensor:
         """Encoded concepts [B, K, C_text] into the text stream's width, as the family embeds its prompt;
-        conditioning: this call's concept_conditioning (HunyuanVideo's token refiner takes the timestep)."""
+        conditioning: this call's concept_conditioning (HunyuanVideo's token refiner takes the timestep);
+        positions: each concept's text position (concept_position), for refiners whose text carries RoPE."""
         raise NotImplementedError
 
     def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
@@ -212,6 +225,13 @@ class ModelFamily:
         """What concept_modulations needs for this call's batch rows `rows` (the positive prompt); None where
         the modulation arrives with each block's args."""
         return None
+
+    def block_of_attention_call(self, number: int, attention_kwargs: dict, conditioning: Any) -> int | None:
+        """BlockEntry.ATTENTION: the joint block whose joint attention is the model call's attention call `number`
+        (counted from 0), or None for a call outside the joint blocks (a single-stream model's text and image
+        refiners attend before its first joint block). attention_kwargs: the call's keyword arguments
+        (transformer_options, ...); conditioning: this model call's concept_conditioning."""
+        return number
 
     def concept_position(self, index: int, length: int) -> int:
         """The text RoPE position the model gives token `index` of an encoding `length` tokens long."""

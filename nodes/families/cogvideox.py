@@ -163,7 +163,8 @@ class CogVideoXFamily(ModelFamily):
         block = diffusion_model.blocks[index]
         return [block.norm1.linear, block.norm2.linear]
 
-    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None) -> Tensor:
+    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None, positions=None
+                       ) -> Tensor:
         """As CogVideoXPatchEmbed embeds the prompt: text_proj in its own dtype, back to the input's."""
         text_proj = diffusion_model.patch_embed.text_proj
         return text_proj(concept_context.to(text_proj.weight.dtype)).to(concept_context.dtype)

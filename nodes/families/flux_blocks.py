@@ -44,7 +44,8 @@ class FluxDoubleBlocks(ModelFamily):
         modulation = getattr(diffusion_model.double_blocks[index], "txt_mod", None)  # Flux.2, Chroma: outside
         return [] if modulation is None else [modulation.lin]
 
-    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None) -> Tensor:
+    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None, positions=None
+                       ) -> Tensor:
         """Project encoded concepts into the text stream, as Flux projects its prompt."""
         txt_norm = getattr(diffusion_model, "txt_norm", None)
         if txt_norm is not None:

@@ -93,7 +93,8 @@ class HunyuanVideoFamily(FluxDoubleBlocks):
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
         return diffusion_model.double_blocks[index].txt_mod(conditioning["vec"])
 
-    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning: dict) -> Tensor:
+    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning: dict, positions=None
+                       ) -> Tensor:
         """Each concept through the token refiner as a one-token prompt (then 1.5's text-type embedding)."""
         batch, concepts, width = concept_context.shape
         timesteps = conditioning["timesteps"].repeat_interleave(concepts)

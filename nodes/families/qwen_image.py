@@ -92,7 +92,8 @@ class QwenImageFamily(ModelFamily):
     def modulation_layers(self, diffusion_model, index: int) -> list:
         return [diffusion_model.transformer_blocks[index].txt_mod[1]]
 
-    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None) -> Tensor:
+    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None, positions=None
+                       ) -> Tensor:
         return diffusion_model.txt_in(diffusion_model.txt_norm(concept_context))
 
     def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,

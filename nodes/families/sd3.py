@@ -90,7 +90,8 @@ class SD3Family(ModelFamily):
     def modulation_layers(self, diffusion_model, index: int) -> list:
         return [diffusion_model.joint_blocks[index].context_block.adaLN_modulation[1]]
 
-    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None) -> Tensor:
+    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None, positions=None
+                       ) -> Tensor:
         """As MMDiT.forward embeds its context: the context processor (where there is one), the context embedder."""
         if diffusion_model.context_processor is not None:
             concept_context = diffusion_model.context_processor(concept_context)

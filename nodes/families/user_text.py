@@ -29,7 +29,7 @@ PHRASES = {
         "cfg": "{value} for {names}", "cfg_about": "about {value} for {names}", "cfg_between": ", ",
         "model_tooltip": "A {families} model.",
         "model_tooltip_copy": "A {families} model; the concept stream is added to a copy.",
-        "layers_tooltip": "Double blocks whose scores are averaged: auto (the family's default: {defaults}), all, "
+        "layers_tooltip": "Joint blocks whose scores are averaged: auto (the family's default: {defaults}), all, "
                           "a range such as 15-18, or a list such as 15,16,-1.",
         "cfg_tooltip": "Classifier-free guidance scale ({values}).",
         "advanced": "",  # the English schema says it with advanced=True (nodes/schema_options.py)
@@ -43,7 +43,7 @@ PHRASES = {
         "cfg": "{names} 为 {value}", "cfg_about": "{names} 约为 {value}", "cfg_between": "，",
         "model_tooltip": "{families} 模型。",
         "model_tooltip_copy": "{families} 模型；概念流加在模型的副本上。",
-        "layers_tooltip": "对哪些双流块的得分取平均：auto（该模型系列的默认值：{defaults}）、all、范围如 15-18，"
+        "layers_tooltip": "对哪些联合块的得分取平均：auto（该模型系列的默认值：{defaults}）、all、范围如 15-18，"
                           "或列表如 15,16,-1。",
         "cfg_tooltip": "无分类器引导（CFG）强度（{values}）。",
         "advanced": "高级选项。",
@@ -57,7 +57,7 @@ PHRASES = {
         "cfg": "{names} は {value}", "cfg_about": "{names} は約 {value}", "cfg_between": "、",
         "model_tooltip": "{families} のモデル。",
         "model_tooltip_copy": "{families} のモデル。コンセプトストリームはモデルのコピーに追加されます。",
-        "layers_tooltip": "スコアを平均するダブルブロック：auto（モデルファミリーの既定値：{defaults}）、all、"
+        "layers_tooltip": "スコアを平均するジョイントブロック：auto（モデルファミリーの既定値：{defaults}）、all、"
                           "15-18 のような範囲、または 15,16,-1 のようなリスト。",
         "cfg_tooltip": "Classifier-Free Guidance のスケール（{values}）。",
         "advanced": "詳細設定。",
@@ -71,7 +71,7 @@ PHRASES = {
         "cfg": "{names}(은/는) {value}", "cfg_about": "{names}(은/는) 약 {value}", "cfg_between": ", ",
         "model_tooltip": "{families} 모델입니다.",
         "model_tooltip_copy": "{families} 모델입니다. 개념 스트림은 모델의 복사본에 추가됩니다.",
-        "layers_tooltip": "점수를 평균할 더블 블록입니다: auto(모델 계열의 기본값: {defaults}), all, 15-18 같은 범위, "
+        "layers_tooltip": "점수를 평균할 조인트 블록입니다: auto(모델 계열의 기본값: {defaults}), all, 15-18 같은 범위, "
                           "또는 15,16,-1 같은 목록.",
         "cfg_tooltip": "Classifier-Free Guidance 스케일입니다({values}).",
         "advanced": "고급 옵션. ",

@@ -161,14 +161,15 @@ class ConceptAttentionPatch(RunRecordings):
             recording.video_frames = self.family.video_frame_tokens(diffusion_model, x.shape[2])
         label_prompt = {label: prompt for prompt, label in PROMPTS.items()}
         conditioning = self.family.concept_conditioning(call, rows)
+        positions = self.concept_positions or [0] * context.shape[1]
         return StreamState(
             diffusion_model=diffusion_model,
             recording=recording,
             rows=rows,
             chunk_prompts=[label_prompt[labels[i]] for i in chosen],
-            concepts=self.family.embed_concepts(diffusion_model, context, conditioning),
+            concepts=self.family.embed_concepts(diffusion_model, context, conditioning, positions),
             conditioning=conditioning,
-            rope=self.family.concept_rope(diffusion_model, call, self.concept_positions or [0] * context.shape[1]),
+            rope=self.family.concept_rope(diffusion_model, call, positions),
             score_tokens=math.prod(grid),
             step=step,
         )

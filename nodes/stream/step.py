@@ -215,9 +215,10 @@ def run_block(plan: StreamPlan, index: int, state: StreamState, args: dict, call
 
 class AttentionEntry:
     """The stream's way into joint blocks that have no patches_replace entry (BlockEntry.ATTENTION): one
-    attention override in the model call's transformer_options. The call's joint attention calls are its
-    blocks' in order (call i is block i); up to the last chosen block, each runs the block's ConceptStep right
-    after the attention returns. Its scores and the concepts' update (finish) wait for the next block's attention
+    attention override in the model call's transformer_options. The call's attention calls are its blocks' joint
+    attentions in order, as the family numbers them (ModelFamily.block_of_attention_call: call i is block i, save
+    where refiners attend first); up to the last chosen block, each runs the block's ConceptStep right after the
+    attention returns. Its scores and the concepts' update (finish) wait for the next block's attention
     call, by which time the block's own MLP modulation has run (a family may read it, ModelFamily.watch_call).
     The concepts' steps cast the text layers' weights again (no shared casts)."""
 
@@ -228,7 +229,10 @@ class AttentionEntry:
 
     def __call__(self, func, *args, **kwargs):
         out = attend(self.outer_override, func, args, kwargs)
-        index, self.calls = self.calls, self.calls + 1
+        number, self.calls = self.calls, self.calls + 1
+        index = self.plan.family.block_of_attention_call(number, kwargs, self.state.conditioning)
+        if index is None:  # a refiner's attention, outside the joint blocks
+            return out
         self.finish_pending()
         if index <= self.plan.last_layer:
             # the family reads what it needs (text tokens, ...) from the attention call's arguments by name

@@ -7,7 +7,7 @@ supports on the newest host, and they must read as it would write them now, on e
 
 import build_user_text
 import pytest
-from helpers.models import tiny_lumina2
+from helpers.models import tiny_wan
 
 NODES = ("ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionSegmentImage")
 
@@ -79,7 +79,7 @@ def test_auto_is_said_from_each_familys_default_layers(ca, text):
 def test_the_unsupported_model_error_names_every_family_this_host_has(ca, text):
     families = ca.nodes.families.FAMILIES
     with pytest.raises(ca.nodes.families.UnsupportedModelError) as raised:
-        ca.nodes.families.family_for(tiny_lumina2())
+        ca.nodes.families.family_for(tiny_wan())
     message = str(raised.value)
     assert f"Supported: {text.supported(families)}." in message
     assert all(text.display_name(family) in message for family in families)

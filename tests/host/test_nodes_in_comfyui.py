@@ -7,7 +7,7 @@ import nodes
 import pytest
 import torch
 from comfy_host import make_executor, run_prompt
-from helpers.models import random_vae, tiny_clip, tiny_flux, tiny_lumina2
+from helpers.models import random_vae, tiny_clip, tiny_flux, tiny_wan
 from helpers.sampling import prompt as encode_prompt
 
 NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionMaps", "ConceptAttentionSegmentImage",
@@ -149,15 +149,15 @@ def test_direct_calls_name_the_bad_input(ca):
     with pytest.raises(ValueError, match="IMAGE batch"):
         segment(ca, torch.rand(1, 64, 64))  # a MASK
     clip = tiny_clip()
-    # Lumina 2 has joint attention in one shared stream: not supported yet, and not said to lack joint attention
-    with pytest.raises(ValueError, match="does not support Lumina 2 models yet.*Supported: Flux.1.*SD3"):
+    # Wan's text enters by cross-attention only: the error says so, and lists what is supported
+    with pytest.raises(ValueError, match="Wan has no joint text-image attention.*Supported: Flux.1.*SD3"):
         ca.nodes.sampler_node.ConceptAttentionSampler.execute(
-            model=tiny_lumina2(), clip=clip, seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple",
+            model=tiny_wan(), clip=clip, seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple",
             positive=encode_prompt(clip, "x"), negative=encode_prompt(clip, ""),
             latent_image={"samples": torch.zeros(1, 16, 8, 8)}, denoise=1.0, concepts="dog", layers="auto",
             space="output", softmax=True, token_pooling="first", start_step=0, end_step=10000)
-    with pytest.raises(ValueError, match="does not support Lumina 2 models yet.*Supported: Flux.1"):
-        ca.nodes.families.family_for(tiny_lumina2())
+    with pytest.raises(ValueError, match="Wan has no joint text-image attention.*Supported: Flux.1.*Z-Image"):
+        ca.nodes.families.family_for(tiny_wan())
     maps = segment(ca, torch.rand(1, 64, 64, 3))
     with pytest.raises(ValueError, match="image is 96x64 but the maps were made for 64x64"):
         ca.nodes.map_nodes.SaliencyMap.execute(concept_maps=maps, normalisation="joint", overlay_opacity=0.5,
@@ -172,7 +172,7 @@ def test_direct_calls_name_the_bad_input(ca):
 def test_unsupported_models_are_named_as_users_know_them(ca, config_class, said):
     """The family comes from ComfyUI's model config (what its loader detected), never an internal class name;
     the model here is a stand-in whose config says it is that family."""
-    model = tiny_lumina2()
+    model = tiny_wan()
     if not hasattr(comfy.supported_models, config_class):
         pytest.skip(f"ComfyUI {comfyui_version.__version__} has no {config_class} model config")
     config = getattr(comfy.supported_models, config_class)
@@ -182,7 +182,7 @@ def test_unsupported_models_are_named_as_users_know_them(ca, config_class, said)
     message = str(raised.value)
     assert said in message
     assert "Supported: Flux.1 (dev, schnell, Kontext)" in message and "Chroma" in message
-    assert "NextDiT" not in message and "Wrapper" not in message and "Model" not in message.split(".")[0]
+    assert "WanModel" not in message and "Wrapper" not in message and "Model" not in message.split(".")[0]
 
 
 def test_an_unknown_mask_method_is_a_clear_error_on_every_host():

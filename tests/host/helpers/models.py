@@ -265,12 +265,86 @@ def random_wan21_vae(seed: int = 2) -> comfy.sd.VAE:
                 p.copy_(torch.randn(p.shape, generator=generator) / p[0].numel() ** 0.5)
     return vae
 
-def tiny_lumina2(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
-    """A tiny Lumina 2 (NextDiT: one stream of text and image tokens, no joint text-image attention)."""
+def next_dit_config(config: dict) -> dict:
+    """A NextDiT config with only the settings this host's NextDiT takes (rope_theta, Z-Image's settings: 0.8 on)."""
+    import comfy.ldm.lumina.model
+
+    taken = inspect.signature(comfy.ldm.lumina.model.NextDiT.__init__).parameters
+    return {key: value for key, value in config.items() if key in taken or key == "image_model"}
+
+
+def tiny_lumina2(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Lumina 2 (NextDiT: one stream of text and image tokens with shared weights) through ComfyUI's own
+    classes: 4 query heads over 2 grouped key/value heads of 16 channels (RoPE axes 4 + 6 + 6), fp32."""
     config = {"image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 64, "cap_feat_dim": CONTEXT_DIM,
-              "n_layers": 1, "n_heads": 4, "n_kv_heads": 2, "qk_norm": True, "axes_dims": [4, 6, 6],
-              "axes_lens": [300, 512, 512]}
-    return tiny_model(comfy.supported_models.Lumina2, config, seed)
+              "n_layers": depth, "n_heads": 4, "n_kv_heads": 2, "qk_norm": True, "axes_dims": [4, 6, 6],
+              "axes_lens": [300, 512, 512], "rope_theta": 10000.0, "ffn_dim_multiplier": 4.0, "multiple_of": 16}
+    return tiny_model(comfy.supported_models.Lumina2, next_dit_config(config), seed)
+
+
+Z_IMAGE_VERSIONS = ("turbo", "pixel-space")
+
+
+def tiny_z_image(seed: int = 0, depth: int = 3, version: str = "turbo", rope_theta: float = 256.0
+                 ) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Z-Image (ComfyUI 0.8 on; Turbo and Base share one architecture) through ComfyUI's own classes: 8 heads
+    of 32 channels (its modulation is 256 wide, so the model is too; RoPE axes 8 + 12 + 12), captions and images
+    padded to multiples of 32 tokens with learned pad tokens, fp32. "pixel-space": Z-Image's pixel-space variant
+    (ComfyUI 0.33 on), 3-channel images in 16-pixel patches through a small decoder."""
+    config = {"image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 256, "cap_feat_dim": CONTEXT_DIM,
+              "n_layers": depth, "n_heads": 8, "n_kv_heads": 8, "qk_norm": True, "axes_dims": [8, 12, 12],
+              "axes_lens": [1536, 512, 512], "rope_theta": rope_theta, "ffn_dim_multiplier": 8.0 / 3.0,
+              "multiple_of": 32, "z_image_modulation": True, "time_scale": 1000.0, "pad_tokens_multiple": 32}
+    config_class = comfy.supported_models.ZImage
+    if version == "pixel-space":
+        config.update({"image_model": "zimage_pixel", "patch_size": 16, "in_channels": 3,
+                       "decoder_hidden_size": 32, "decoder_num_res_blocks": 1, "decoder_in_channels": 16 * 16 * 3})
+        config_class = comfy.supported_models.ZImagePixelSpace
+        return tiny_model(config_class, config, seed)
+    return tiny_model(config_class, next_dit_config(config), seed)
+
+
+def tiny_z_image_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's Z-Image tokenizer (the shipped Qwen3 vocabulary and Z-Image's chat template) around a tiny
+    encoder over Qwen's vocabulary (the one Flux.2 klein's tests use), fp32."""
+    import comfy.text_encoders.z_image
+
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.z_image.ZImageTokenizer, TinyFlux2TextModel)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
+class TinyMaskedT5(TinyT5):
+    """The tiny T5, returning its attention mask as Lumina 2's Gemma encoder does (ComfyUI before 0.8 takes the
+    caption's length from it)."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+        super().__init__(device=device, dtype=dtype, model_options=model_options)
+        self.enable_attention_masks = self.return_attention_masks = True
+
+
+class TinyLumina2TextModel(comfy.sd1_clip.SD1ClipModel):
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(device=device, dtype=dtype, model_options=model_options, clip_name="t5xxl",
+                         clip_model=TinyMaskedT5)
+
+
+def tiny_lumina2_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """A tiny T5 standing in for Lumina 2's Gemma 2 (whose tokenizer comes with the model's weights, not with
+    ComfyUI), with its attention mask, fp32."""
+    target = comfy.supported_models_base.ClipTarget(TinyT5Tokenizer, TinyLumina2TextModel)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
+def tiny_wan(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Wan 2.1 text-to-video model (text by cross-attention only: no concept stream) through ComfyUI's own
+    classes, fp32."""
+    config = {"image_model": "wan2.1", "model_type": "t2v", "dim": 64, "ffn_dim": 128, "num_heads": 4,
+              "num_layers": 1, "in_dim": 16, "out_dim": 16, "text_dim": CONTEXT_DIM, "freq_dim": 32}
+    return tiny_model(comfy.supported_models.WAN21_T2V, config, seed)
 
 
 SD3_CLIP_WIDTH = 16  # each tiny CLIP's width: CLIP-L and CLIP-G side by side make SD3's pooled vector 32 wide

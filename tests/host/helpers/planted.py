@@ -24,6 +24,7 @@ from .models import (
     tiny_hunyuan_video_15,
     tiny_qwen_image,
     tiny_sd3,
+    tiny_z_image,
 )
 
 
@@ -196,6 +197,32 @@ def planted_cogvideox(version: str) -> comfy.model_patcher.ModelPatcher:
                 layer.weight.copy_(eye)
             block.norm_q.weight.fill_(4.0)
             block.norm_k.weight.fill_(4.0)
+    return patcher
+
+
+def planted_z_image() -> comfy.model_patcher.ModelPatcher:
+    """planted() for Z-Image's NextDiT: one qkv for caption and image tokens (identity), q/k RMSNorms four times
+    sharper, every modulation and gate zero (so every refiner and layer passes its input on). The contents live
+    in head 0's channels 6-7, the slowest pair of RoPE's caption axis (theta 10000: an image token, at caption
+    position 33, turns by 0.03 rad against a concept at 0). A token's latent cells (channel 0) give
+    e6 = c(0,0) - c(1,0), e7 = c(0,1) - c(1,1): 'left' is e6 - e7, 'right' the opposite."""
+    patcher = tiny_z_image(0, depth=2, rope_theta=10000.0)
+    dm = patcher.model.diffusion_model
+    channels = dm.x_embedder.weight.shape[1] // 4  # patch features run (cell row, cell column, channel)
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        weight = dm.x_embedder.weight
+        weight[6, 0], weight[6, 2 * channels] = 1.0, -1.0
+        weight[7, channels], weight[7, 3 * channels] = 1.0, -1.0
+        dm.cap_embedder[0].weight.fill_(1.0)
+        opposite_contents(dm.cap_embedder[1].weight, 6)
+        eye = torch.eye(dm.dim)
+        for block in dm.layers:
+            block.attention_norm1.weight.fill_(1.0)
+            block.attention.qkv.weight.copy_(torch.cat([eye, eye, eye]))
+            block.attention.q_norm.weight.fill_(4.0)
+            block.attention.k_norm.weight.fill_(4.0)
     return patcher
 
 

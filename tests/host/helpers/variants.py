@@ -22,7 +22,7 @@ from . import models, planted
 
 # `layers = auto` per family: how many of the last joint blocks it averages, or None for every block
 AUTO_LAST_BLOCKS = {"flux": 4, "chroma": 4, "flux2": 3, "sd3": None, "qwen_image": 4, "hunyuan_video": 4,
-                    "cogvideox": None}
+                    "cogvideox": None, "z_image": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +102,7 @@ flux_clip, chroma_clip, flux2_clip = cached(models.tiny_clip), cached(models.tin
     models.tiny_flux2_clip)
 sd3_clip, qwen_clip, cogvideox_clip = cached(models.tiny_sd3_clip), cached(models.tiny_qwen_image_clip), cached(
     models.tiny_cogvideox_clip)
+z_image_clip, lumina2_clip = cached(models.tiny_z_image_clip), cached(models.tiny_lumina2_clip)
 
 
 def with_reference(inputs: dict, source: torch.Tensor) -> dict:
@@ -127,6 +128,19 @@ HAS_HUNYUAN_IMAGE_21 = hasattr(comfy.supported_models, "HunyuanImage21")
 HAS_COGVIDEOX = hasattr(comfy.supported_models, "CogVideoX_T2V")
 # Qwen-Image-Edit 2511's reference method (its tokens modulated as at t = 0), from ComfyUI 0.8 on
 HAS_TIMESTEP_ZERO = "timestep_zero_index" in inspect.getsource(comfy.ldm.qwen_image.model)
+
+HAS_Z_IMAGE = hasattr(comfy.supported_models, "ZImage")
+HAS_Z_IMAGE_PIXEL_SPACE = hasattr(comfy.supported_models, "ZImagePixelSpace")
+# NextDiT's first caption position: 1 from ComfyUI 0.8 on (the release that added Z-Image), 0 before
+CAPTION_START = 1 if HAS_Z_IMAGE else 0
+
+
+def with_attention_mask(inputs: dict) -> dict:
+    """Both prompts carry their attention mask, as CLIPTextEncode passes Lumina 2's (ComfyUI before 0.8 takes the
+    caption's length from it)."""
+    return {**inputs, **{key: [[c, {**extra, "attention_mask": torch.ones(1, c.shape[1], dtype=torch.long)}]
+                               for c, extra in inputs[key]] for key in ("positive", "negative")}}
+
 
 IMAGE_SEGMENT = Segment(models.random_vae, (1, 48, 80), (1, 2, 3, 5))
 T5_ALIGNMENT = (0, 1)  # "traffic light": T5's two word pieces, first
@@ -175,6 +189,15 @@ VARIANTS = (
                               planted.planted_latent, pooled=torch.zeros(1, models.POOLED_DIM),
                               reference=lambda latent: latent.unsqueeze(2)))  # Wan 2.1's [B, C, frames, H, W]
       for method, available in (("index", True), ("index_timestep_zero", HAS_TIMESTEP_ZERO))),
+    # Z-Image (Turbo and Base share one architecture): captions and images padded to 32 tokens with pad tokens
+    Variant("z_image", "turbo", lambda seed, depth: models.tiny_z_image(seed, depth), z_image_clip, (16, 8, 12), (4, 6),
+            alignment=(3, 4), available=HAS_Z_IMAGE, requires="0.8", segment=IMAGE_SEGMENT,
+            equations={"caption_start": CAPTION_START},
+            planted=Planted(planted.planted_z_image, planted.planted_latent)),
+    # Lumina 2: grouped key/value heads, the modulation's SiLU, no pad tokens; every host
+    Variant("z_image", "lumina2", lambda seed, depth: models.tiny_lumina2(seed, depth), lumina2_clip, (16, 7, 11),
+            (4, 6), alignment=T5_ALIGNMENT, condition=with_attention_mask, segment=IMAGE_SEGMENT,
+            equations={"caption_start": CAPTION_START}),
     # 5 latent frames (17 video frames): a causal video VAE's first frame alone, then 4 per latent frame
     Variant("hunyuan_video", "1.0", lambda seed, depth: models.tiny_hunyuan_video(seed, depth), flux_clip,
             (16, 5, 8, 12), (5, 4, 6), alignment=T5_ALIGNMENT,
