@@ -76,6 +76,17 @@ COGVIDEOX_5B = {
     "hidden_size": 3072, "num_heads": 48, "mlp_ratio": 4.0,  # what the model derives; for describe() only
 }
 
+# Z-Image's real geometry (ComfyUI's model detection: 30 single-stream layers of 3840, 30 heads of 128, Qwen3-4B's
+# 2560-wide context, captions and images padded to 32 tokens, 2 + 2 refiner layers); only the depth (n_layers) is
+# reduced.
+Z_IMAGE = {
+    "image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 3840, "cap_feat_dim": 2560, "n_layers": 30,
+    "n_heads": 30, "n_kv_heads": 30, "qk_norm": True, "axes_dims": [32, 48, 48], "axes_lens": [1536, 512, 512],
+    "rope_theta": 256.0, "ffn_dim_multiplier": 8.0 / 3.0, "z_image_modulation": True, "time_scale": 1000.0,
+    "pad_tokens_multiple": 32,
+    "hidden_size": 3840, "num_heads": 30, "mlp_ratio": 8.0 / 3.0,  # what the model derives; for describe() only
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class Family:
@@ -108,6 +119,7 @@ FAMILIES = {
     "qwen_image": Family("Qwen-Image", "QwenImage", QWEN_IMAGE, 16, 8, 3584, None),
     "hunyuan_video": Family("HunyuanVideo", "HunyuanVideo", HUNYUAN_VIDEO, 16, 8, 4096, 768, frame_stride=4),
     "cogvideox": Family("CogVideoX 5B", "CogVideoX_T2V", COGVIDEOX_5B, 16, 8, 4096, None, frame_stride=4),
+    "z_image": Family("Z-Image", "ZImage", Z_IMAGE, 16, 8, 2560, None),
 }
 
 
@@ -171,6 +183,8 @@ def family_config(family: Family, depth: int, single: int) -> dict:
         return {**{k: v for k, v in family.config.items() if k not in derived}, "num_blocks": depth}
     if family.config_class in ("QwenImage", "CogVideoX_T2V"):  # joint blocks only
         return {**{k: v for k, v in family.config.items() if k not in derived}, "num_layers": depth}
+    if family.config_class == "ZImage":  # single-stream layers only
+        return {**{k: v for k, v in family.config.items() if k not in derived}, "n_layers": depth}
     config = {**family.config, "depth": depth, "depth_single_blocks": single}
     if family.config_class == "Flux":
         return {**flux_config(depth, single)}
@@ -222,7 +236,9 @@ def build_model(family: Family, depth: int, single: int, device: str, dtype, see
             drawn = torch.empty(p.shape, device=target, dtype=torch.float32)  # fp8 cannot be drawn into
             scales = (".scale", "query_norm.weight", "key_norm.weight", "ln_q.weight", "ln_k.weight",  # SD3.5
                       "norm_q.weight", "norm_k.weight", "norm_added_q.weight", "norm_added_k.weight",  # Qwen
-                      "txt_norm.weight")
+                      "txt_norm.weight",
+                      "attention_norm1.weight", "attention_norm2.weight", "ffn_norm1.weight", "ffn_norm2.weight",
+                      "q_norm.weight", "k_norm.weight", "cap_embedder.0.weight")  # NextDiT's (Z-Image)
             if name.endswith(scales) or ".norms." in name:
                 drawn.normal_(1.0, 0.1, generator=generator)
             else:

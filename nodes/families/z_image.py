@@ -22,6 +22,7 @@ How the prompt runs, and so the concepts:
   transformer_options' block_index; before 0.8 the refiners' calls, which come first, are counted out.
 """
 
+import contextlib
 import inspect
 
 import torch
@@ -69,12 +70,16 @@ class ZImageFamily(ModelFamily):
         adaln = dm.t_embedder(t * getattr(dm, "time_scale", 1.0), dtype=x.dtype)
         if getattr(dm, "clip_text_pooled_proj", None) is not None:  # NewBie: what the model takes without a pooled vector
             adaln = dm.time_text_embed(torch.cat((adaln, adaln.new_zeros(adaln.shape[0], dm.clip_text_dim)), dim=-1))
+        # without a pooled vector the concepts' modulation is the tokens' own: read from each layer's own call
+        # (watch_call) rather than computed again, a read of each modulation layer's weight saved
+        shared = getattr(dm, "clip_text_pooled_proj", None) is None
         references = list(call.get("ref_latents") or [])
         image_tokens = sum(self._image_tokens(dm, latent) for latent in [*references, x])
         refiners = len(dm.context_refiner) + len(dm.noise_refiner)
         if references and getattr(dm, "siglip_refiner", None) is not None:  # Z-Image Omni's SigLIP tokens
             refiners += len(dm.siglip_refiner)
-        return {"adaln": adaln, "image_tokens": image_tokens, "refiner_calls": refiners}
+        return {"adaln": adaln, "image_tokens": image_tokens, "refiner_calls": refiners,
+                "layer_outputs": {} if shared else None, "rows": rows, "batch": x.shape[0]}
 
     @staticmethod
     def _image_tokens(diffusion_model, latent: Tensor) -> int:
@@ -90,9 +95,34 @@ class ZImageFamily(ModelFamily):
         index = number - conditioning["refiner_calls"]
         return index if index >= 0 else None
 
+    @contextlib.contextmanager
+    def watch_call(self, diffusion_model, conditioning: dict):
+        """Keep each joint layer's modulation output of this call, where the concepts' modulation is the tokens'."""
+        outputs = conditioning["layer_outputs"]
+        if outputs is None:
+            yield
+            return
+
+        def keep(layer, args, output):
+            outputs[layer] = output
+
+        handles = [layer.adaLN_modulation.register_forward_hook(keep) for layer in diffusion_model.layers]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+            outputs.clear()
+
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
         """The layer's (scale, tanh gate) for attention and feed-forward; NextDiT's modulation has no shift."""
-        chunks = diffusion_model.layers[index].adaLN_modulation(conditioning["adaln"]).chunk(4, dim=1)
+        modulation = diffusion_model.layers[index].adaLN_modulation
+        output = (conditioning["layer_outputs"] or {}).get(modulation)
+        if output is not None:  # the layer's own rows: Omni's t = 0 rows come first, the call's timesteps after
+            output = output[output.shape[0] - conditioning["batch"]:][conditioning["rows"]]
+        else:
+            output = modulation(conditioning["adaln"])
+        chunks = output.chunk(4, dim=1)
         scale_msa, gate_msa, scale_mlp, gate_mlp = (chunk[:, None] for chunk in chunks)
         return Modulation(0.0, scale_msa, gate_msa.tanh()), Modulation(0.0, scale_mlp, gate_mlp.tanh())
 

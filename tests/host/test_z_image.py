@@ -205,3 +205,23 @@ def test_gguf_q8_0_through_comfyui_gguf(ca, z_image_file, tmp_path):
     plain, latent, maps = sample(ca, model, clip, inputs)
     assert torch.equal(latent, plain)
     assert_maps_agree(maps, reference)
+
+
+@requires_z_image
+def test_the_concepts_modulation_is_read_from_each_layers_own_call(ca):
+    """Without a pooled vector the concepts' modulation is the tokens' own: each joint layer's modulation layer runs
+    as often with the stream as without it (the maps still equal the equations: test_family_contract.py)."""
+    model, clip, inputs = tiny_z_image(3), tiny_z_image_clip(), z_image_inputs(batch=2, cfg=3.0)
+    layers = model.get_model_object("diffusion_model").layers
+    calls = {}
+    handles = [layer.adaLN_modulation.register_forward_hook(
+        lambda module, args, output: calls.__setitem__(module, calls.get(module, 0) + 1)) for layer in layers]
+    try:
+        ksampler(model, inputs)
+        plain = dict(calls)
+        calls.clear()
+        concept_sampler(ca, model, clip, **inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert plain and calls == plain
