@@ -339,6 +339,47 @@ def tiny_lumina2_clip(seed: int = 1) -> comfy.sd.CLIP:
     return clip
 
 
+def tiny_krea2(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Krea 2 (ComfyUI 0.33 on) through ComfyUI's own classes: 4 query heads over 2 grouped key/value heads of
+    16 channels (RoPE axes 4 + 6 + 6), a text adapter over 2 tapped layers of 16 channels (the real model taps 12 of
+    2560: the tiny context is CONTEXT_DIM = 2 x 16 wide), fp32."""
+    config = {"image_model": "krea2", "features": 64, "tdim": 32, "txtdim": CONTEXT_DIM // 2, "heads": 4,
+              "kvheads": 2, "multiplier": 2, "layers": depth, "patch": 2, "channels": 16, "theta": 1000,
+              "txtlayers": 2, "txtheads": 2, "txtkvheads": 2}
+    return tiny_model(comfy.supported_models.Krea2, config, seed)
+
+
+class TinyKrea2Stand(TinyQwen3Stand):
+    def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+        super().__init__(device=device, dtype=dtype, model_options=model_options)
+
+
+class TinyKrea2TextModel(comfy.sd1_clip.SD1ClipModel):
+    """Krea 2's text encoder around the tiny encoder over Qwen's vocabulary: the template's head (system prompt and
+    "<|im_start|>user\n") dropped as ComfyUI's Krea2TEModel drops it."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(device=device, dtype=dtype, model_options=model_options, clip_name="qwen3vl_4b",
+                         clip_model=TinyKrea2Stand)
+
+    def encode_token_weights(self, token_weight_pairs):
+        out, pooled, *extra = super().encode_token_weights(token_weight_pairs)
+        ids = [t[0] for t in token_weight_pairs["qwen3vl_4b"][0]]
+        starts = [i for i, token in enumerate(ids) if token == 151644][:2]
+        head = starts[-1] + 3 if len(starts) == 2 and ids[starts[-1] + 1:starts[-1] + 3] == [872, 198] else 0
+        return (out[:, head:], pooled, *extra)
+
+
+def tiny_krea2_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's Krea 2 tokenizer (the shipped Qwen vocabulary and Krea 2's template) around the tiny encoder, fp32."""
+    import comfy.text_encoders.krea2
+
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.krea2.Krea2Tokenizer, TinyKrea2TextModel)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
 def tiny_wan(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
     """A tiny Wan 2.1 text-to-video model (text by cross-attention only: no concept stream) through ComfyUI's own
     classes, fp32."""

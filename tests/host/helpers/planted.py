@@ -22,6 +22,7 @@ from .models import (
     tiny_hunyuan_image_21,
     tiny_hunyuan_video,
     tiny_hunyuan_video_15,
+    tiny_krea2,
     tiny_qwen_image,
     tiny_sd3,
     tiny_z_image,
@@ -223,6 +224,32 @@ def planted_z_image() -> comfy.model_patcher.ModelPatcher:
             block.attention.qkv.weight.copy_(torch.cat([eye, eye, eye]))
             block.attention.q_norm.weight.fill_(4.0)
             block.attention.k_norm.weight.fill_(4.0)
+    return patcher
+
+
+def planted_krea2() -> comfy.model_patcher.ModelPatcher:
+    """planted() for Krea 2: q, k and v of each token itself (head 0's first four channels, which RoPE leaves alone:
+    text and image tokens all sit at 0 on its first axis), q/k norms four times sharper, every modulation and gate
+    zero, the sigmoid gate at one half. The text adapter passes its first tapped layer on (the projector), and its
+    MLP sends concept 'left' (c0 - c1) to about 10 e0 and 'right' (c2 - c3) to about 10 e2; latent patch feature c
+    is feature c, as planted() lays out Flux's."""
+    patcher = tiny_krea2(0, depth=2)
+    dm = patcher.model.diffusion_model
+    hidden = dm.first.weight.shape[0]
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        dm.first.weight.copy_(torch.eye(hidden, dm.first.weight.shape[1]))
+        dm.txtfusion.projector.weight[0, 0] = 1.0
+        dm.txtmlp[1].weight.copy_(10.0 * torch.eye(hidden, dm.txtdim))
+        dm.txtmlp[3].weight.copy_(torch.eye(hidden))
+        for block in dm.blocks:
+            attn = block.attn
+            attn.wq.weight.copy_(torch.eye(hidden))
+            attn.wk.weight.copy_(torch.eye(attn.wk.weight.shape[0], hidden))
+            attn.wv.weight.copy_(torch.eye(attn.wv.weight.shape[0], hidden))
+            attn.qknorm.qnorm.scale.fill_(3.0)  # (1 + scale): four times sharper
+            attn.qknorm.knorm.scale.fill_(3.0)
     return patcher
 
 

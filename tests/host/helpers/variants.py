@@ -22,7 +22,7 @@ from . import models, planted
 
 # `layers = auto` per family: how many of the last joint blocks it averages, or None for every block
 AUTO_LAST_BLOCKS = {"flux": 4, "chroma": 4, "flux2": 3, "sd3": None, "qwen_image": 4, "hunyuan_video": 4,
-                    "cogvideox": None, "z_image": 4}
+                    "cogvideox": None, "z_image": 4, "krea2": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +103,7 @@ flux_clip, chroma_clip, flux2_clip = cached(models.tiny_clip), cached(models.tin
 sd3_clip, qwen_clip, cogvideox_clip = cached(models.tiny_sd3_clip), cached(models.tiny_qwen_image_clip), cached(
     models.tiny_cogvideox_clip)
 z_image_clip, lumina2_clip = cached(models.tiny_z_image_clip), cached(models.tiny_lumina2_clip)
+krea2_clip = cached(models.tiny_krea2_clip)
 
 
 def with_reference(inputs: dict, source: torch.Tensor) -> dict:
@@ -131,6 +132,7 @@ HAS_TIMESTEP_ZERO = "timestep_zero_index" in inspect.getsource(comfy.ldm.qwen_im
 
 HAS_Z_IMAGE = hasattr(comfy.supported_models, "ZImage")
 HAS_Z_IMAGE_PIXEL_SPACE = hasattr(comfy.supported_models, "ZImagePixelSpace")
+HAS_KREA2 = hasattr(comfy.supported_models, "Krea2")
 # NextDiT's first caption position: 1 from ComfyUI 0.8 on (the release that added Z-Image), 0 before
 CAPTION_START = 1 if HAS_Z_IMAGE else 0
 
@@ -198,6 +200,11 @@ VARIANTS = (
     Variant("z_image", "lumina2", lambda seed, depth: models.tiny_lumina2(seed, depth), lumina2_clip, (16, 7, 11),
             (4, 6), alignment=T5_ALIGNMENT, condition=with_attention_mask, segment=IMAGE_SEGMENT,
             equations={"caption_start": CAPTION_START}),
+    # Krea 2 (ComfyUI 0.33 on): Wan 2.1's latent, as Qwen-Image's
+    Variant("krea2", "krea2", lambda seed, depth: models.tiny_krea2(seed, depth), krea2_clip, (16, 8, 12), (4, 6),
+            alignment=(0, 1), available=HAS_KREA2, requires="0.33",
+            segment=Segment(models.random_wan21_vae, (1, 48, 80), (1, 2, 3, 5)),
+            planted=Planted(planted.planted_krea2, planted.planted_latent)),
     # 5 latent frames (17 video frames): a causal video VAE's first frame alone, then 4 per latent frame
     Variant("hunyuan_video", "1.0", lambda seed, depth: models.tiny_hunyuan_video(seed, depth), flux_clip,
             (16, 5, 8, 12), (5, 4, 6), alignment=T5_ALIGNMENT,
