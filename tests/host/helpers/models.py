@@ -380,6 +380,42 @@ def tiny_krea2_clip(seed: int = 1) -> comfy.sd.CLIP:
     return clip
 
 
+def tiny_ideogram4(seed: int = 0, depth: int = 3, rope_theta: float = 10000.0) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Ideogram 4 (ComfyUI 0.33 on) through ComfyUI's own classes: 4 heads of 16 channels, Qwen3-VL's
+    interleaved multimodal RoPE over 4 + 2 + 2 pairs, the tiny context CONTEXT_DIM wide (the real model
+    concatenates 13 tapped layers of 4096), Flux.2's 128-channel latent, fp32."""
+    config = {"image_model": "ideogram4", "in_channels": 128, "num_layers": depth, "num_attention_heads": 4,
+              "attention_head_dim": 16, "intermediate_size": 128, "adaln_dim": 32, "llm_features_dim": CONTEXT_DIM,
+              "rope_theta": rope_theta, "mrope_section": [4, 2, 2], "norm_eps": 1e-5}
+
+    class TinyIdeogram4(comfy.supported_models.Ideogram4):
+        unet_extra_config = {}  # the real model's sizes, which ComfyUI's config class would put over the tiny ones
+
+    return tiny_model(TinyIdeogram4, config, seed)
+
+
+class TinyIdeogram4Stand(TinyQwen3Stand):
+    pass
+
+
+class TinyIdeogram4TextModel(comfy.sd1_clip.SD1ClipModel):
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(device=device, dtype=dtype, model_options=model_options, clip_name="qwen3vl_8b",
+                         clip_model=TinyIdeogram4Stand)
+
+
+def tiny_ideogram4_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's Ideogram 4 tokenizer (the shipped Qwen vocabulary and its chat template, kept whole by the encoder)
+    around the tiny encoder over Qwen's vocabulary, fp32."""
+    import comfy.text_encoders.ideogram4
+
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.ideogram4.Ideogram4Tokenizer,
+                                                    TinyIdeogram4TextModel)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
 def tiny_wan(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
     """A tiny Wan 2.1 text-to-video model (text by cross-attention only: no concept stream) through ComfyUI's own
     classes, fp32."""

@@ -22,6 +22,7 @@ from .models import (
     tiny_hunyuan_image_21,
     tiny_hunyuan_video,
     tiny_hunyuan_video_15,
+    tiny_ideogram4,
     tiny_krea2,
     tiny_qwen_image,
     tiny_sd3,
@@ -250,6 +251,35 @@ def planted_krea2() -> comfy.model_patcher.ModelPatcher:
             attn.wv.weight.copy_(torch.eye(attn.wv.weight.shape[0], hidden))
             attn.qknorm.qnorm.scale.fill_(3.0)  # (1 + scale): four times sharper
             attn.qknorm.knorm.scale.fill_(3.0)
+    return patcher
+
+
+def planted_ideogram4() -> comfy.model_patcher.ModelPatcher:
+    """planted() for Ideogram 4: one qkv (identity), q/k norms four times sharper, every modulation and gate zero.
+    Its RoPE turns image tokens by their offset position 65536 on the frame axis, so the contents live in head 0's
+    slowest split-half pair (channels 7 and 15) under a theta of 1e12 (a turn of 2e-6 rad). A token's latent cell
+    gives e7 = c0 - c2, e15 = c1 - c3 (channels 0-3: its 2 x 2 patch of the first of 32); 'left' is e7 - e15, and
+    the concepts' projection maps 'left' (c0 - c1) there too, 'right' the opposite."""
+    patcher = tiny_ideogram4(0, depth=2, rope_theta=1e12)
+    dm = patcher.model.diffusion_model
+    hidden = dm.input_proj.weight.shape[0]
+    features = dm.input_proj.weight.shape[1] // 4  # a token's features run (cell row, cell column, channel)
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        weight = dm.input_proj.weight
+        weight[7, 0], weight[7, 2 * features] = 1.0, -1.0
+        weight[15, features], weight[15, 3 * features] = 1.0, -1.0
+        dm.llm_cond_norm.weight.fill_(1.0)
+        projection = dm.llm_cond_proj.weight
+        projection[7, 0], projection[7, 2] = 1.0, -1.0
+        projection[15, 1], projection[15, 3] = 1.0, -1.0
+        eye = torch.eye(hidden)
+        for block in dm.layers:
+            block.attention_norm1.weight.fill_(1.0)
+            block.attention.qkv.weight.copy_(torch.cat([eye, eye, eye]))
+            block.attention.norm_q.weight.fill_(4.0)
+            block.attention.norm_k.weight.fill_(4.0)
     return patcher
 
 

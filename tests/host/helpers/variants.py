@@ -22,7 +22,8 @@ from . import models, planted
 
 # `layers = auto` per family: how many of the last joint blocks it averages, or None for every block
 AUTO_LAST_BLOCKS = {"flux": 4, "chroma": 4, "flux2": 3, "sd3": None, "qwen_image": 4, "hunyuan_video": 4,
-                    "cogvideox": None, "z_image": 4, "krea2": 4}
+                    "cogvideox": None, "z_image": 4, "krea2": 4,
+                    "ideogram4": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +104,7 @@ flux_clip, chroma_clip, flux2_clip = cached(models.tiny_clip), cached(models.tin
 sd3_clip, qwen_clip, cogvideox_clip = cached(models.tiny_sd3_clip), cached(models.tiny_qwen_image_clip), cached(
     models.tiny_cogvideox_clip)
 z_image_clip, lumina2_clip = cached(models.tiny_z_image_clip), cached(models.tiny_lumina2_clip)
-krea2_clip = cached(models.tiny_krea2_clip)
+krea2_clip, ideogram4_clip = cached(models.tiny_krea2_clip), cached(models.tiny_ideogram4_clip)
 
 
 def with_reference(inputs: dict, source: torch.Tensor) -> dict:
@@ -133,6 +134,7 @@ HAS_TIMESTEP_ZERO = "timestep_zero_index" in inspect.getsource(comfy.ldm.qwen_im
 HAS_Z_IMAGE = hasattr(comfy.supported_models, "ZImage")
 HAS_Z_IMAGE_PIXEL_SPACE = hasattr(comfy.supported_models, "ZImagePixelSpace")
 HAS_KREA2 = hasattr(comfy.supported_models, "Krea2")
+HAS_IDEOGRAM4 = hasattr(comfy.supported_models, "Ideogram4")
 # NextDiT's first caption position: 1 from ComfyUI 0.8 on (the release that added Z-Image), 0 before
 CAPTION_START = 1 if HAS_Z_IMAGE else 0
 
@@ -205,6 +207,13 @@ VARIANTS = (
             alignment=(0, 1), available=HAS_KREA2, requires="0.33",
             segment=Segment(models.random_wan21_vae, (1, 48, 80), (1, 2, 3, 5)),
             planted=Planted(planted.planted_krea2, planted.planted_latent)),
+    # Ideogram 4 (ComfyUI 0.33 on): Flux.2's latent, one token per latent cell
+    Variant("ideogram4", "ideogram4", lambda seed, depth: models.tiny_ideogram4(seed, depth), ideogram4_clip,
+            (128, 4, 6), (4, 6), cell_pixels=16, alignment=(3, 4), available=HAS_IDEOGRAM4, requires="0.33",
+            segment=Segment(models.random_flux2_vae, (1, 64, 96), (1, 2, 4, 6)),
+            planted=Planted(planted.planted_ideogram4,
+                            lambda h, w, boundary: planted.planted_cells(h, w, boundary, 128),
+                            cells=1, cell_pixels=16)),
     # 5 latent frames (17 video frames): a causal video VAE's first frame alone, then 4 per latent frame
     Variant("hunyuan_video", "1.0", lambda seed, depth: models.tiny_hunyuan_video(seed, depth), flux_clip,
             (16, 5, 8, 12), (5, 4, 6), alignment=T5_ALIGNMENT,
