@@ -13,7 +13,8 @@ from .user_text import supported
 from .z_image import ZImageFamily
 
 # Every family the extension supports on the newest host, in the order users read them (the help pages and
-# translations list these, whatever host wrote them); FAMILIES: those this host has (CogVideoX, Krea 2, Ideogram 4: ComfyUI 0.33 on).
+# translations list these, whatever host wrote them); FAMILIES: those this host has (CogVideoX, Krea 2 and Ideogram 4:
+# ComfyUI 0.33 on).
 ALL_FAMILIES = (FluxFamily, Flux2Family, ZImageFamily, ChromaFamily, SD3Family, QwenImageFamily, HunyuanVideoFamily,
                 CogVideoXFamily, Krea2Family, Ideogram4Family)
 FAMILIES = tuple(family() for family in ALL_FAMILIES if family.available)

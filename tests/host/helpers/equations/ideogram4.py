@@ -79,7 +79,7 @@ def ideogram4_reference_scores(dm, x, timesteps, context, concept_context, posit
         cross = (cq @ image_keys.transpose(-1, -2) / math.sqrt(cq.shape[-1])).mean(dim=1)
         scores.append((concept_out @ out[:, n_txt:].transpose(1, 2), cross))
 
-        def update(stream, attended, block=block):
+        def update(stream, attended, block=block, gate_msa=gate_msa, scale_mlp=scale_mlp, gate_mlp=gate_mlp):
             ff = block.feed_forward
             stream = stream + gate_msa * rms(linear(block.attention.o, attended), block.attention_norm2)
             h = rms(stream, block.ffn_norm1) * (1 + scale_mlp)
