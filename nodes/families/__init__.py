@@ -7,6 +7,7 @@ from .flux2 import Flux2Family
 from .hunyuan_video import HunyuanVideoFamily
 from .ideogram4 import Ideogram4Family
 from .krea2 import Krea2Family
+from .omnigen2 import OmniGen2Family
 from .qwen_image import QwenImageFamily
 from .sd3 import SD3Family
 from .user_text import supported
@@ -16,7 +17,7 @@ from .z_image import ZImageFamily
 # translations list these, whatever host wrote them); FAMILIES: those this host has (CogVideoX, Krea 2 and Ideogram 4:
 # ComfyUI 0.33 on).
 ALL_FAMILIES = (FluxFamily, Flux2Family, ZImageFamily, ChromaFamily, SD3Family, QwenImageFamily, HunyuanVideoFamily,
-                CogVideoXFamily, Krea2Family, Ideogram4Family)
+                CogVideoXFamily, Krea2Family, Ideogram4Family, OmniGen2Family)
 FAMILIES = tuple(family() for family in ALL_FAMILIES if family.available)
 
 # What users call the models ComfyUI loads, by the name of its model config class (comfy.supported_models),
@@ -35,7 +36,7 @@ MODEL_NAMES = (
     ("HunyuanDiT", "HunyuanDiT", NO_JOINT_ATTENTION), ("LTX", "LTX-Video", NO_JOINT_ATTENTION),
     ("Cosmos", "Cosmos", NO_JOINT_ATTENTION), ("WAN", "Wan", NO_JOINT_ATTENTION),
     ("Kandinsky5", "Kandinsky 5", NO_JOINT_ATTENTION),
-    ("Lumina2", "Lumina 2", SUPPORTED), ("ZImage", "Z-Image", SUPPORTED), ("Omnigen2", "OmniGen2", NOT_YET),
+    ("Lumina2", "Lumina 2", SUPPORTED), ("ZImage", "Z-Image", SUPPORTED), ("Omnigen2", "OmniGen2", SUPPORTED),
     ("Krea2", "Krea 2", SUPPORTED), ("ErnieImage", "Ernie-Image", NOT_YET), ("Ideogram4", "Ideogram 4", SUPPORTED),
     ("Anima", "Anima", NO_JOINT_ATTENTION),
     ("SD3", "SD3 / SD3.5", SUPPORTED), ("QwenImage", "Qwen-Image", SUPPORTED),

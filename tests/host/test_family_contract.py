@@ -143,7 +143,7 @@ def test_the_planted_answer_is_found(ca, variant, shape):
     if shape == "edit reference":  # all 'left': a reference that is not the output
         reference = spec.reference(spec.latent(4 * spec.cells, 4 * spec.cells, 4))
     maps = one_pass_maps(ca, spec.model(), concept_context(), spec.pooled, latent, spec.cell_pixels, reference,
-                         token)
+                         token, spec.conditioning)
     assert maps.maps.shape == (1, 2, tokens_h, tokens_w)  # the generated grid only, never a reference's tokens
     mask = ca.ca_core.masks.concept_mask(maps.pixel_maps(), [0], method="argmax")
     height, width = int(rows * token), int(cols * token)

@@ -416,6 +416,42 @@ def tiny_ideogram4_clip(seed: int = 1) -> comfy.sd.CLIP:
     return clip
 
 
+def tiny_omnigen2(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
+    """A tiny OmniGen2 through ComfyUI's own classes: 4 query heads over 2 grouped key/value heads of 16 channels (RoPE
+    axes 4 + 6 + 6), the tiny context CONTEXT_DIM wide, fp32."""
+    config = {"image_model": "omnigen2", "patch_size": 2, "in_channels": 16, "hidden_size": 64, "num_layers": depth,
+              "num_refiner_layers": 2, "num_attention_heads": 4, "num_kv_heads": 2, "multiple_of": 16,
+              "axes_dim_rope": [4, 6, 6], "axes_lens": [300, 512, 512], "text_feat_dim": CONTEXT_DIM}
+    return tiny_model(comfy.supported_models.Omnigen2, config, seed)
+
+
+class TinyOmniGen2Stand(TinyQwen3Stand):
+    """Returns its attention mask, as OmniGen2's Qwen2.5-VL encoder does (the model takes the caption's length
+    from it)."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+        super().__init__(device=device, dtype=dtype, model_options=model_options)
+        self.enable_attention_masks = self.return_attention_masks = True
+
+
+class TinyOmniGen2TextModel(comfy.sd1_clip.SD1ClipModel):
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(device=device, dtype=dtype, model_options=model_options, clip_name="qwen25_3b",
+                         clip_model=TinyOmniGen2Stand)
+
+
+def tiny_omnigen2_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's OmniGen2 tokenizer (the shipped Qwen2.5 vocabulary and OmniGen2's chat template, kept whole by its
+    encoder) around the tiny encoder over Qwen's vocabulary, fp32."""
+    import comfy.text_encoders.omnigen2
+
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.omnigen2.Omnigen2Tokenizer,
+                                                    TinyOmniGen2TextModel)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
 def tiny_wan(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
     """A tiny Wan 2.1 text-to-video model (text by cross-attention only: no concept stream) through ComfyUI's own
     classes, fp32."""

@@ -24,6 +24,7 @@ from .models import (
     tiny_hunyuan_video_15,
     tiny_ideogram4,
     tiny_krea2,
+    tiny_omnigen2,
     tiny_qwen_image,
     tiny_sd3,
     tiny_z_image,
@@ -283,6 +284,37 @@ def planted_ideogram4() -> comfy.model_patcher.ModelPatcher:
     return patcher
 
 
+def planted_omnigen2() -> comfy.model_patcher.ModelPatcher:
+    """planted() for OmniGen2: q, k and v of each token itself (grouped key/value heads: head 0's channels serve
+    query heads 0 and 1), q/k norms four times sharper, every modulation and gate zero. The contents live in head
+    0's channels 2-3, the slowest pair of RoPE's first axis (theta 10000: the image, at caption position 4, turns
+    by 0.04 rad against a concept at 0). A token's cells (channel 0) give e2 = c(0,0) - c(1,0),
+    e3 = c(0,1) - c(1,1); the caption embedder maps 'left' (c0 - c1) to e2 - e3, 'right' the opposite."""
+    patcher = tiny_omnigen2(0, depth=2)
+    dm = patcher.model.diffusion_model
+    hidden = dm.hidden_size
+    channels = dm.x_embedder.weight.shape[1] // 4  # patch features run (cell row, cell column, channel)
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        weight = dm.x_embedder.weight
+        weight[2, 0], weight[2, 2 * channels] = 1.0, -1.0
+        weight[3, channels], weight[3, 3 * channels] = 1.0, -1.0
+        embedder = dm.time_caption_embed.caption_embedder
+        embedder[0].weight.fill_(1.0)
+        opposite_contents(embedder[1].weight, 2)
+        eye = torch.eye(hidden)
+        for block in dm.layers:
+            attn = block.attn
+            block.norm1.norm.weight.fill_(1.0)
+            attn.to_q.weight.copy_(eye)
+            attn.to_k.weight.copy_(torch.eye(attn.to_k.weight.shape[0], hidden))
+            attn.to_v.weight.copy_(torch.eye(attn.to_v.weight.shape[0], hidden))
+            attn.norm_q.weight.fill_(4.0)
+            attn.norm_k.weight.fill_(4.0)
+    return patcher
+
+
 def planted_latent(height: int, width: int, boundary: int, channels: int = 16) -> torch.Tensor:
     """2 x 2-cell tokens, latent channel 0: left tokens get e0 - e1, right tokens e2 - e3 (cells (0,0) - (0,1),
     (1,0) - (1,1))."""
@@ -321,12 +353,14 @@ def concept_context() -> torch.Tensor:
     return context
 
 
-def one_pass_maps(ca, model, concepts, pooled, latent, pixels_per_latent, reference=None, token_pixels=16):
-    """Maps of "left" and "right" from one partial denoising pass of `model` at sigma 0, cfg 1."""
+def one_pass_maps(ca, model, concepts, pooled, latent, pixels_per_latent, reference=None, token_pixels=16,
+                  conditioning=None):
+    """Maps of "left" and "right" from one partial denoising pass of `model` at sigma 0, cfg 1; conditioning: what
+    the (4-token, zero) prompt carries beside its states (OmniGen2's attention mask)."""
     family = ca.nodes.families.family_for(model)
     patch = ca.nodes.stream.install.ConceptAttentionPatch(family, concepts, (0, 1), (0, 1), stop_after_last_layer=True)
     patched = patch.install(model.clone())
-    extras = {"pooled_output": pooled}
+    extras = {"pooled_output": pooled, **(conditioning or {})}
     if reference is not None:
         extras["reference_latents"] = [reference]
     cond = [[torch.zeros(1, 4, CONTEXT_DIM), extras]]

@@ -23,7 +23,7 @@ from . import models, planted
 # `layers = auto` per family: how many of the last joint blocks it averages, or None for every block
 AUTO_LAST_BLOCKS = {"flux": 4, "chroma": 4, "flux2": 3, "sd3": None, "qwen_image": 4, "hunyuan_video": 4,
                     "cogvideox": None, "z_image": 4, "krea2": 4,
-                    "ideogram4": 4}
+                    "ideogram4": 4, "omnigen2": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Planted:
     pooled: torch.Tensor | None = None
     # an edit reference (all 'left', a grid of its own) as the conditioning carries it; None: the variant takes none
     reference: Callable[[torch.Tensor], torch.Tensor] | None = None
+    conditioning: dict = dataclasses.field(default_factory=dict)  # what the prompt carries beside its states
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +106,7 @@ sd3_clip, qwen_clip, cogvideox_clip = cached(models.tiny_sd3_clip), cached(model
     models.tiny_cogvideox_clip)
 z_image_clip, lumina2_clip = cached(models.tiny_z_image_clip), cached(models.tiny_lumina2_clip)
 krea2_clip, ideogram4_clip = cached(models.tiny_krea2_clip), cached(models.tiny_ideogram4_clip)
+omnigen2_clip = cached(models.tiny_omnigen2_clip)
 
 
 def with_reference(inputs: dict, source: torch.Tensor) -> dict:
@@ -214,6 +216,11 @@ VARIANTS = (
             planted=Planted(planted.planted_ideogram4,
                             lambda h, w, boundary: planted.planted_cells(h, w, boundary, 128),
                             cells=1, cell_pixels=16)),
+    # OmniGen2: every host; its model takes the caption's length from the attention mask
+    Variant("omnigen2", "omnigen2", lambda seed, depth: models.tiny_omnigen2(seed, depth), omnigen2_clip, (16, 7, 11),
+            (4, 6), alignment=(23, 24), condition=with_attention_mask, segment=IMAGE_SEGMENT,
+            planted=Planted(planted.planted_omnigen2, planted.planted_latent,
+                            conditioning={"attention_mask": torch.ones(1, 4, dtype=torch.long)})),
     # 5 latent frames (17 video frames): a causal video VAE's first frame alone, then 4 per latent frame
     Variant("hunyuan_video", "1.0", lambda seed, depth: models.tiny_hunyuan_video(seed, depth), flux_clip,
             (16, 5, 8, 12), (5, 4, 6), alignment=T5_ALIGNMENT,
