@@ -2,6 +2,7 @@
 
 from .chroma import ChromaFamily
 from .cogvideox import CogVideoXFamily
+from .ernie import ErnieImageFamily
 from .flux import FluxFamily
 from .flux2 import Flux2Family
 from .hunyuan_video import HunyuanVideoFamily
@@ -14,10 +15,10 @@ from .user_text import supported
 from .z_image import ZImageFamily
 
 # Every family the extension supports on the newest host, in the order users read them (the help pages and
-# translations list these, whatever host wrote them); FAMILIES: those this host has (CogVideoX, Krea 2 and Ideogram 4:
-# ComfyUI 0.33 on).
+# translations list these, whatever host wrote them); FAMILIES: those this host has (CogVideoX, Krea 2, Ideogram 4,
+# Ernie-Image: ComfyUI 0.33 on).
 ALL_FAMILIES = (FluxFamily, Flux2Family, ZImageFamily, ChromaFamily, SD3Family, QwenImageFamily, HunyuanVideoFamily,
-                CogVideoXFamily, Krea2Family, Ideogram4Family, OmniGen2Family)
+                CogVideoXFamily, Krea2Family, Ideogram4Family, ErnieImageFamily, OmniGen2Family)
 FAMILIES = tuple(family() for family in ALL_FAMILIES if family.available)
 
 # What users call the models ComfyUI loads, by the name of its model config class (comfy.supported_models),
@@ -37,7 +38,7 @@ MODEL_NAMES = (
     ("Cosmos", "Cosmos", NO_JOINT_ATTENTION), ("WAN", "Wan", NO_JOINT_ATTENTION),
     ("Kandinsky5", "Kandinsky 5", NO_JOINT_ATTENTION),
     ("Lumina2", "Lumina 2", SUPPORTED), ("ZImage", "Z-Image", SUPPORTED), ("Omnigen2", "OmniGen2", SUPPORTED),
-    ("Krea2", "Krea 2", SUPPORTED), ("ErnieImage", "Ernie-Image", NOT_YET), ("Ideogram4", "Ideogram 4", SUPPORTED),
+    ("Krea2", "Krea 2", SUPPORTED), ("ErnieImage", "Ernie-Image", SUPPORTED), ("Ideogram4", "Ideogram 4", SUPPORTED),
     ("Anima", "Anima", NO_JOINT_ATTENTION),
     ("SD3", "SD3 / SD3.5", SUPPORTED), ("QwenImage", "Qwen-Image", SUPPORTED),
     ("HunyuanVideo15", "HunyuanVideo 1.5", SUPPORTED),

@@ -28,6 +28,7 @@ How a family is used, per model call:
 """
 
 import contextlib
+import contextvars
 import enum
 import inspect
 from collections.abc import Sequence
@@ -41,8 +42,14 @@ from ...ca_core.layers import ALL_BLOCKS, DEFAULT_LAST_BLOCKS, AutoLayers
 from ...ca_core.stream import ImageAttention, ModulationParams, Rope, TextStreamWeights
 from . import tokens
 
-__all__ = ["ALL_BLOCKS", "BlockEntry", "Hook", "ModelCall", "ModelFamily", "TypicalCfg", "bind_model_call",
-           "causal_video_frame_tokens"]
+__all__ = ["ALL_BLOCKS", "MODEL_CALL_OPTIONS", "BlockEntry", "Hook", "ModelCall", "ModelFamily", "TypicalCfg",
+           "bind_model_call", "causal_video_frame_tokens"]
+
+# The transformer_options of the model call the stream runs in, while it runs (the stream sets it): for a family's
+# object patches (ModelFamily.object_patches), whose model passes no transformer_options to its attention. A
+# context variable, so that threads sampling at once (MultiGPU work units) each see their own call's.
+MODEL_CALL_OPTIONS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("concept_attention_call_options",
+                                                                                default=None)
 
 
 class Hook(enum.Enum):
@@ -275,6 +282,12 @@ class ModelFamily:
         """For each frame the family's VAE decodes from `latent_frames` latent frames, the token frame that covers
         it (causal_video_frame_tokens); () for image families."""
         return ()
+
+    def object_patches(self, diffusion_model) -> dict[str, Any]:
+        """Modules to put in place of the diffusion model's own on the patched clone (ModelPatcher.add_object_patch,
+        by their path under the diffusion model), for a model with no hook the stream can use: Ernie-Image's
+        attention, which passes no transformer_options to its attention function. {} for the rest."""
+        return {}
 
     def watch_call(self, diffusion_model, conditioning: Any) -> contextlib.AbstractContextManager:
         """Entered around the model's forward once the stream is open: where the concepts' modulation is the

@@ -17,7 +17,7 @@ from torch import Tensor
 from ...ca_core.aggregate import softmax_over
 from ...ca_core.few_rows import few_row_linears
 from ...ca_core.layers import step_index
-from ..families.base import BlockEntry
+from ..families.base import MODEL_CALL_OPTIONS, BlockEntry
 from .recording import PROMPTS, RunRecordings, check_guider_runs_negative, step_range
 from .step import STATE_KEY, AttentionEntry, BlockPatch, ReleaseReturnedPatch, StreamPlan, StreamState
 
@@ -68,6 +68,8 @@ class ConceptAttentionPatch(RunRecordings):
         self.token_pixels = self.family.token_pixels(model)
         if self.family.block_entry is BlockEntry.PATCHES_REPLACE:  # else the model call's AttentionEntry
             self._install_block_patches(model)
+        for name, module in self.family.object_patches(model.get_model_object("diffusion_model")).items():
+            model.add_object_patch(f"diffusion_model.{name}", module)
         model.add_wrapper_with_key(self.family.hook.wrapper_type, WRAPPER_KEY, self.wrap_model_call)
         model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY,
                                    self.wrap_sampling_run)
@@ -122,10 +124,14 @@ class ConceptAttentionPatch(RunRecordings):
             entry = AttentionEntry(self.plan, state, options.get("optimized_attention_override"))
             options["optimized_attention_override"] = entry
         args, kwargs = call.with_transformer_options(options)
-        with self.family.watch_call(call.diffusion_model, state.conditioning):
-            output = executor(*args, **kwargs)
-            if entry is not None:  # the last block's update, while what the family watched is still at hand
-                entry.finish_pending()
+        call_options = MODEL_CALL_OPTIONS.set(options)
+        try:
+            with self.family.watch_call(call.diffusion_model, state.conditioning):
+                output = executor(*args, **kwargs)
+                if entry is not None:  # the last block's update, while what the family watched is still at hand
+                    entry.finish_pending()
+        finally:
+            MODEL_CALL_OPTIONS.reset(call_options)
         if not state.scored:  # the call returned without running the chosen blocks: a step-skipping cache
             state.recording.skipped_steps.add(state.step)
         return output

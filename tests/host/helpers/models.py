@@ -452,6 +452,15 @@ def tiny_omnigen2_clip(seed: int = 1) -> comfy.sd.CLIP:
     return clip
 
 
+def tiny_ernie(seed: int = 0, depth: int = 3, rope_theta: float = 256.0) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Ernie-Image (ComfyUI 0.33 on) through ComfyUI's own classes: 4 heads of 16 channels (RoPE axes
+    4 + 6 + 6), Flux.2's 128-channel latent in 1 x 1 patches, the tiny context CONTEXT_DIM wide, fp32."""
+    config = {"image_model": "ernie", "hidden_size": 64, "num_attention_heads": 4, "num_layers": depth,
+              "ffn_hidden_size": 128, "in_channels": 128, "out_channels": 128, "patch_size": 1,
+              "text_in_dim": CONTEXT_DIM, "rope_theta": rope_theta, "rope_axes_dim": (4, 6, 6)}
+    return tiny_model(comfy.supported_models.ErnieImage, config, seed)
+
+
 def tiny_wan(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
     """A tiny Wan 2.1 text-to-video model (text by cross-attention only: no concept stream) through ComfyUI's own
     classes, fp32."""

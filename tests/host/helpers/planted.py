@@ -17,6 +17,7 @@ from .models import (
     rms_norm_scale,
     tiny_chroma,
     tiny_cogvideox,
+    tiny_ernie,
     tiny_flux,
     tiny_flux2,
     tiny_hunyuan_image_21,
@@ -310,6 +311,30 @@ def planted_omnigen2() -> comfy.model_patcher.ModelPatcher:
             attn.to_q.weight.copy_(eye)
             attn.to_k.weight.copy_(torch.eye(attn.to_k.weight.shape[0], hidden))
             attn.to_v.weight.copy_(torch.eye(attn.to_v.weight.shape[0], hidden))
+            attn.norm_q.weight.fill_(4.0)
+            attn.norm_k.weight.fill_(4.0)
+    return patcher
+
+
+def planted_ernie() -> comfy.model_patcher.ModelPatcher:
+    """planted() for Ernie-Image: q, k and v of each token itself, q/k norms four times sharper, every modulation and
+    gate zero. Under a theta of 1e12 only each RoPE axis's first pair turns (by its position in radians); channels
+    2-3 are turned by the frame axis's second pair alone (2e-6 rad per position). One-cell tokens: 'left'
+    (c0 - c1) is e2 - e3, 'right' the opposite, for image and text alike."""
+    patcher = tiny_ernie(0, depth=2, rope_theta=1e12)
+    dm = patcher.model.diffusion_model
+    hidden = dm.hidden_size
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        opposite_contents(dm.x_embedder.proj.weight[:, :, 0, 0], 2)
+        opposite_contents(dm.text_proj.weight, 2)
+        eye = torch.eye(hidden)
+        for block in dm.layers:
+            attn = block.self_attention
+            block.adaLN_sa_ln.weight.fill_(1.0)
+            for layer in (attn.to_q, attn.to_k, attn.to_v):
+                layer.weight.copy_(eye)
             attn.norm_q.weight.fill_(4.0)
             attn.norm_k.weight.fill_(4.0)
     return patcher

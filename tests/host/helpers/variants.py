@@ -23,7 +23,7 @@ from . import models, planted
 # `layers = auto` per family: how many of the last joint blocks it averages, or None for every block
 AUTO_LAST_BLOCKS = {"flux": 4, "chroma": 4, "flux2": 3, "sd3": None, "qwen_image": 4, "hunyuan_video": 4,
                     "cogvideox": None, "z_image": 4, "krea2": 4,
-                    "ideogram4": 4, "omnigen2": 4}
+                    "ideogram4": 4, "omnigen2": 4, "ernie": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +137,7 @@ HAS_Z_IMAGE = hasattr(comfy.supported_models, "ZImage")
 HAS_Z_IMAGE_PIXEL_SPACE = hasattr(comfy.supported_models, "ZImagePixelSpace")
 HAS_KREA2 = hasattr(comfy.supported_models, "Krea2")
 HAS_IDEOGRAM4 = hasattr(comfy.supported_models, "Ideogram4")
+HAS_ERNIE = hasattr(comfy.supported_models, "ErnieImage")
 # NextDiT's first caption position: 1 from ComfyUI 0.8 on (the release that added Z-Image), 0 before
 CAPTION_START = 1 if HAS_Z_IMAGE else 0
 
@@ -215,6 +216,13 @@ VARIANTS = (
             segment=Segment(models.random_flux2_vae, (1, 64, 96), (1, 2, 4, 6)),
             planted=Planted(planted.planted_ideogram4,
                             lambda h, w, boundary: planted.planted_cells(h, w, boundary, 128),
+                            cells=1, cell_pixels=16)),
+    # Ernie-Image (ComfyUI 0.33 on): Flux.2's latent in 1 x 1 patches; the tiny T5 stands in for Ministral 3, whose
+    # tokenizer comes with the model's weights
+    Variant("ernie", "ernie", lambda seed, depth: models.tiny_ernie(seed, depth), flux_clip, (128, 4, 6), (4, 6),
+            cell_pixels=16, alignment=T5_ALIGNMENT, available=HAS_ERNIE, requires="0.33",
+            segment=Segment(models.random_flux2_vae, (1, 64, 96), (1, 2, 4, 6)),
+            planted=Planted(planted.planted_ernie, lambda h, w, boundary: planted.planted_cells(h, w, boundary, 128),
                             cells=1, cell_pixels=16)),
     # OmniGen2: every host; its model takes the caption's length from the attention mask
     Variant("omnigen2", "omnigen2", lambda seed, depth: models.tiny_omnigen2(seed, depth), omnigen2_clip, (16, 7, 11),

@@ -1,8 +1,8 @@
-"""Z-Image's and Lumina 2's own (NextDiT, single-stream): the stream through SamplerCustomAdvanced, fp8 weights
-through UNETLoader and GGUF through ComfyUI-GGUF's loader, Z-Image Omni's reference latents (ComfyUI 0.33), the
-pixel-space variant (0.33), the refiners' attention calls kept out of the blocks' count on every host, and the
-error for a model whose blocks are not NextDiT's. (Its contract, in Z-Image Turbo and Lumina 2 variants:
-test_family_contract.py.)"""
+"""The single-stream families' own (the contract, for every family: test_family_contract.py). Z-Image and Lumina 2
+(NextDiT): the stream through SamplerCustomAdvanced, fp8 weights through UNETLoader and GGUF through ComfyUI-GGUF's
+loader, Z-Image Omni's reference latents (ComfyUI 0.33), the pixel-space variant (0.33), the refiners' attention
+calls kept out of the blocks' count on every host, the concepts' modulation read from each layer's own call.
+Ernie-Image: its object-patched attention keeps the model's weight keys."""
 
 import importlib.util
 import inspect
@@ -11,6 +11,7 @@ import comfy.ldm.lumina.model
 import comfy.model_detection
 import comfy.sample
 import comfy.samplers
+import comfy.supported_models
 import comfy_host
 import folder_paths
 import nodes
@@ -225,3 +226,24 @@ def test_the_concepts_modulation_is_read_from_each_layers_own_call(ca):
         for handle in handles:
             handle.remove()
     assert plain and calls == plain
+
+
+@pytest.mark.skipif(not hasattr(comfy.supported_models, "ErnieImage"), reason="Ernie-Image needs ComfyUI 0.33")
+def test_ernie_images_object_patches_keep_its_weights_keys(ca):
+    """Ernie-Image's attention modules are replaced on the clone (object patches) by copies that share their
+    layers: a weight patch (as a LoRA loader adds one) still reaches them, and the image equals plain sampling
+    with the same patch; the model's own modules are back once the plain model runs."""
+    from helpers.models import tiny_clip, tiny_ernie
+
+    model, clip = tiny_ernie(3).clone(), tiny_clip()
+    key = "diffusion_model.layers.1.self_attention.to_q.weight"
+    weight = model.get_model_object(key)
+    model.add_patches({key: (torch.randn(weight.shape, generator=torch.Generator().manual_seed(9)) * 0.05,)}, 1.0)
+    inputs = sampler_inputs(clip, 1, 2.0, size=(4, 6), channels=128)
+    plain = ksampler(model, inputs)
+    assert not torch.equal(plain, ksampler(tiny_ernie(3), inputs))  # the patch changes the image
+    latent, maps = concept_sampler(ca, model, clip, **inputs)
+    assert torch.equal(latent["samples"], plain) and torch.isfinite(maps.maps).all()
+    ksampler(model, inputs)
+    attention = model.model.diffusion_model.layers[1].self_attention
+    assert type(attention).__name__ == "ErnieImageAttention"
