@@ -14,7 +14,8 @@
 // the video templates those of its HunyuanVideo template (hunyuan_video_text_to_video) and of ComfyUI
 // 0.33's own CogVideoX workflow (its "Video Inpaint (VOID)" blueprint: pass 1's diffusion model, text
 // encoder, VAE, conditioning and sampler); Z-Image's those of 0.33's "Text to Image (Z-Image-Turbo)" blueprint,
-// Lumina 2's those of ComfyUI's Lumina 2 example (its all-in-one checkpoint).
+// Lumina 2's those of ComfyUI's Lumina 2 example (its all-in-one checkpoint), Krea 2's those of Comfy-Org's Krea-2
+// repository.
 
 const HF = "https://huggingface.co";
 const MODEL = {
@@ -62,6 +63,12 @@ const MODEL = {
     url: `${HF}/Comfy-Org/z_image_turbo/resolve/main/split_files/vae/ae.safetensors` },
   lumina2: { name: "lumina_2.safetensors", directory: "checkpoints",
     url: `${HF}/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/all_in_one/lumina_2.safetensors` },
+  krea2Turbo: { name: "krea2_turbo_fp8_scaled.safetensors", directory: "diffusion_models",
+    url: `${HF}/Comfy-Org/Krea-2/resolve/main/diffusion_models/krea2_turbo_fp8_scaled.safetensors` },
+  qwen3vl4b: { name: "qwen3vl_4b_fp8_scaled.safetensors", directory: "text_encoders",
+    url: `${HF}/Comfy-Org/Krea-2/resolve/main/text_encoders/qwen3vl_4b_fp8_scaled.safetensors` },
+  krea2Vae: { name: "qwen_image_vae.safetensors", directory: "vae",
+    url: `${HF}/Comfy-Org/Krea-2/resolve/main/vae/qwen_image_vae.safetensors` },
   // ComfyUI reads a CogVideoX transformer only in its own single-file layout, not diffusers' folder; the
   // public files in that layout are Comfy-Org's VOID pair (void-model), CogVideoX-Fun V1.5 5B inpainting
   // fine-tunes. Pass 1 generates what its mask marks: marking every pixel of a blank clip makes it text to
@@ -941,6 +948,49 @@ ComfyUI/models/
     links: [
       ["checkpoint", "MODEL", "shift", "model"],
       ...generationLinks({ model: ["shift", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] }),
+      ["decode", "IMAGE", "save", "images"],
+    ],
+  },
+
+  // Krea 2 Turbo as Comfy-Org's Krea-2 repository packages it (8 steps, euler / simple, cfg 1; the model's own
+  // flow shift), maps made while sampling.
+  krea2_concept_maps: {
+    minHost: "0.33.0",  // Krea 2 (SingleStreamDiT, CLIPLoader's "krea2" type) is new in ComfyUI 0.33
+    nodes: {
+      krea2: unet(MODEL.krea2Turbo, [20, 40], "Load Krea 2 Turbo"),
+      clip: { type: "CLIPLoader", pos: [20, 170], size: [320, 0], models: [MODEL.qwen3vl4b],
+        widgets: { clip_name: MODEL.qwen3vl4b.name, type: "krea2" } },
+      vae: vae([20, 340], MODEL.krea2Vae),
+      positive: prompt("A lighthouse on a rocky cliff above a stormy sea, seagulls in the grey sky, dramatic "
+        + "evening light, photograph", [390, 40]),
+      negative: negative("", [390, 240], "Negative prompt (unused at cfg 1)"),
+      latent: { type: "EmptySD3LatentImage", pos: [390, 440], widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sampler: sampler([860, 40], { seed: 3, steps: 8, cfg: 1.0, concepts: "lighthouse, cliff, sea, sky" }),
+      decode: { type: "VAEDecode", pos: [1130, 40] },
+      save: { type: "SaveImage", pos: [1130, 140], size: [320, 360],
+        widgets: { filename_prefix: "ConceptAttention/krea2" } },
+      saliency: saliency([1490, 40]),
+      mask: conceptMask([1130, 570], { concepts: "lighthouse" }),
+      about: note([20, 460], [340, 500], `### Krea 2 with concept maps
+
+Generates with Krea 2 Turbo (8 steps, euler / simple, cfg 1) and maps
+\`lighthouse, cliff, sea, sky\` while sampling. Needs ComfyUI 0.33 or newer.
+
+- Krea 2 is single-stream: text and image share every weight, and the concepts take those weights.
+  **layers** \`auto\` averages the last four of its 28 blocks.
+- **Concept Mask**: the \`lighthouse\` mask, ready for inpainting or compositing.
+
+**Model files** (as Comfy-Org's Krea-2 repository packages them):
+
+\`\`\`
+ComfyUI/models/
+├── diffusion_models/  krea2_turbo_fp8_scaled.safetensors
+├── text_encoders/     qwen3vl_4b_fp8_scaled.safetensors
+└── vae/               qwen_image_vae.safetensors
+\`\`\``),
+    },
+    links: [
+      ...generationLinks({ model: ["krea2", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] }),
       ["decode", "IMAGE", "save", "images"],
     ],
   },

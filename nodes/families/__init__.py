@@ -25,6 +25,8 @@ FAMILIES = tuple(family() for family in ALL_FAMILIES if family.available)
 # longest prefix first; and why they have no concept stream here.
 NO_JOINT_ATTENTION = "its text enters by cross-attention only"
 NOT_YET = "not yet supported"
+ONE_WAY = ("its attention runs one way: the text never sees the image, so no text path carries concepts through "
+           "the image")
 SUPPORTED = ""
 MODEL_NAMES = (
     ("Flux", "Flux.1", SUPPORTED), ("Flux2", "Flux.2", SUPPORTED), ("Chroma", "Chroma", SUPPORTED),
@@ -44,7 +46,7 @@ MODEL_NAMES = (
     ("HunyuanVideo15", "HunyuanVideo 1.5", SUPPORTED),
     ("HunyuanVideo", "HunyuanVideo", SUPPORTED), ("HunyuanImage21", "HunyuanImage 2.1", SUPPORTED),
     ("CogVideoX", "CogVideoX", SUPPORTED), ("AuraFlow", "AuraFlow", NOT_YET), ("GenmoMochi", "Mochi", NOT_YET),
-    ("HiDream", "HiDream", NOT_YET), ("StableAudio", "Stable Audio (an audio model)", NOT_YET),
+    ("HiDream", "HiDream", NOT_YET), ("HiDreamO1", "HiDream-O1", ONE_WAY), ("StableAudio", "Stable Audio (an audio model)", NOT_YET),
     ("ACEStep", "ACE-Step (an audio model)", NOT_YET),
 )
 

@@ -168,6 +168,9 @@ def test_direct_calls_name_the_bad_input(ca):
     ("SDXL", "SDXL has no joint text-image attention"), ("SD15", "SD1.5 has no joint text-image attention"),
     ("WAN21_T2V", "Wan has no joint text-image attention"), ("GenmoMochi", "does not support Mochi models yet"),
     ("AuraFlow", "does not support AuraFlow models yet"),
+    ("HiDreamO1", "HiDream-O1 has no joint text-image attention, which ConceptAttention reads its maps from: its "
+                  "attention runs one way"),
+    ("Anima", "Anima has no joint text-image attention"),
 ])
 def test_unsupported_models_are_named_as_users_know_them(ca, config_class, said):
     """The family comes from ComfyUI's model config (what its loader detected), never an internal class name;
