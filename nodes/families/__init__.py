@@ -46,7 +46,8 @@ MODEL_NAMES = (
     ("HunyuanVideo15", "HunyuanVideo 1.5", SUPPORTED),
     ("HunyuanVideo", "HunyuanVideo", SUPPORTED), ("HunyuanImage21", "HunyuanImage 2.1", SUPPORTED),
     ("CogVideoX", "CogVideoX", SUPPORTED), ("AuraFlow", "AuraFlow", NOT_YET), ("GenmoMochi", "Mochi", NOT_YET),
-    ("HiDream", "HiDream", NOT_YET), ("HiDreamO1", "HiDream-O1", ONE_WAY), ("StableAudio", "Stable Audio (an audio model)", NOT_YET),
+    ("HiDream", "HiDream", NOT_YET), ("HiDreamO1", "HiDream-O1", ONE_WAY),
+    ("StableAudio", "Stable Audio (an audio model)", NOT_YET),
     ("ACEStep", "ACE-Step (an audio model)", NOT_YET),
 )
 

@@ -25,6 +25,13 @@ How a family is used, per model call:
      runs at the next block's attention call, once the block's own MLP modulation has run (watch_call).
   4. watch_call: a context entered around the model's own forward, where a family reads what the forward
      computes for the concepts too (CogVideoX's text modulation, which no pooled vector enters).
+
+Single-stream families (Z-Image, Lumina 2, OmniGen2, Krea 2, Ideogram 4, Ernie-Image), whose text and image tokens
+share every weight of a block, state themselves through the same interface: text_stream returns the block's shared
+weights (the text's weights ARE those), concept_modulations the text's modulation, embed_concepts the prompt's own
+path through the family's text refiner or adapter. Their blocks have no patches_replace entries and their refiners
+attend first, so they use BlockEntry.ATTENTION and number their blocks' attention calls (block_of_attention_call);
+a model that hands no transformer_options to its attention function gets modules that do (object_patches).
 """
 
 import contextlib
@@ -176,9 +183,6 @@ class ModelFamily:
     typical_cfg: TypicalCfg | None = None  # None: the cfg tooltip leaves it out
     available = True  # whether this host has the family's model class (FAMILIES lists only those)
     video = False  # a video model: an IMAGE batch is one clip, and the maps have a time axis
-    # text and image tokens share every weight of a block (Z-Image, Lumina 2): the concepts take the shared
-    # weights and the text's modulation; False: a double-stream family, whose text stream has weights of its own
-    single_stream = False
     # how many of the last joint blocks `layers = auto` averages, or ALL_BLOCKS
     default_layers: int | AutoLayers = DEFAULT_LAST_BLOCKS
     hook = Hook.DIFFUSION_MODEL

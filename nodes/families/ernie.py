@@ -76,7 +76,6 @@ class ErnieImageFamily(ModelFamily):
     available = ErnieImageModel is not None
     hook = Hook.APPLY_MODEL
     block_entry = BlockEntry.ATTENTION
-    single_stream = True
     vae_scale = 16
     token_alignment = staticmethod(tokens.chat_template_prompt)  # Ministral 3's start token, no template
 

@@ -41,7 +41,6 @@ class Ideogram4Family(ModelFamily):
     since_comfyui = "0.33"
     available = ideogram4 is not None
     block_entry = BlockEntry.ATTENTION
-    single_stream = True
     vae_scale = 16
     token_alignment = staticmethod(tokens.chat_template_prompt)  # Qwen3-VL's template, kept whole by the encoder
 

@@ -42,7 +42,6 @@ class Krea2Family(ModelFamily):
     since_comfyui = "0.33"
     available = SingleStreamDiT is not None
     block_entry = BlockEntry.ATTENTION
-    single_stream = True
     token_alignment = staticmethod(tokens.qwen_chat_prompt)  # Qwen-Image's template, its head dropped likewise
 
     def matches(self, diffusion_model) -> bool:

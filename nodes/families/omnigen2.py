@@ -36,7 +36,6 @@ class OmniGen2Family(ModelFamily):
     short_name = "OmniGen2"
     hook = Hook.APPLY_MODEL
     block_entry = BlockEntry.ATTENTION
-    single_stream = True
     token_alignment = staticmethod(tokens.chat_template_prompt)  # Qwen2.5-VL's template, kept whole by the encoder
 
     def matches(self, diffusion_model) -> bool:

@@ -52,7 +52,6 @@ class ZImageFamily(ModelFamily):
     also = ("Lumina 2",)
     typical_cfg = TypicalCfg("1.0")  # Turbo; Base and Lumina 2 sample at about 4
     block_entry = BlockEntry.ATTENTION
-    single_stream = True
     token_alignment = staticmethod(tokens.chat_template_prompt)  # Qwen3's template (Z-Image), Gemma's <bos> (Lumina 2)
 
     def matches(self, diffusion_model) -> bool:
