@@ -820,13 +820,11 @@ ${QWEN_FILES("qwen_image_edit_2509_fp8_e4m3fn.safetensors")}`),
     ],
   },
 
-  // HunyuanVideo text-to-video as ComfyUI's official template runs it (ModelSamplingSD3 shift 7,
-  // FluxGuidance 6 at cfg 1, euler / simple, 20 steps, 848x480, VAEDecodeTiled 256/64/64/8), on a
-  // shorter clip, with per-frame concept maps and a mask that recolours the cat in every frame.
   // Z-Image-Turbo as ComfyUI 0.33's "Text to Image (Z-Image-Turbo)" blueprint runs it (Flow Shift 3,
   // res_multistep / simple, 8 steps at cfg 1), with the maps made while sampling and one object recoloured.
+  // Every node and option it uses loads on ComfyUI 0.3.64, whose frontend validates it; the model itself needs
+  // ComfyUI 0.8, as its note says.
   z_image_turbo_concept_mask: {
-    minHost: "0.8.0",  // Z-Image (NextDiT with Z-Image's modulation, its Qwen3 text encoder) is new in ComfyUI 0.8
     nodes: {
       zimage: unet(MODEL.zImageTurbo, [20, 40], "Load Z-Image-Turbo"),
       shift: flowShift([20, 170], 3.0),
@@ -878,7 +876,6 @@ ${Z_IMAGE_FILES}`),
 
   // A loaded photo mapped by Z-Image-Turbo (one partial pass, no sampling), its mask previewed.
   z_image_photo_to_mask: {
-    minHost: "0.8.0",  // Z-Image is new in ComfyUI 0.8
     nodes: {
       image: { type: "LoadImage", pos: [20, 40], size: [320, 380], widgets: { image: "example.png" } },
       zimage: unet(MODEL.zImageTurbo, [20, 480], "Load Z-Image-Turbo"),
@@ -995,6 +992,9 @@ ComfyUI/models/
     ],
   },
 
+  // HunyuanVideo text-to-video as ComfyUI's official template runs it (ModelSamplingSD3 shift 7,
+  // FluxGuidance 6 at cfg 1, euler / simple, 20 steps, 848x480, VAEDecodeTiled 256/64/64/8), on a
+  // shorter clip, with per-frame concept maps and a mask that recolours the cat in every frame.
   hunyuan_video_concept_mask: {
     nodes: {
       hunyuan: unet(MODEL.hunyuanVideo, [20, 40], "Load HunyuanVideo"),
