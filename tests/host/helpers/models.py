@@ -273,12 +273,14 @@ def next_dit_config(config: dict) -> dict:
     return {key: value for key, value in config.items() if key in taken or key == "image_model"}
 
 
-def tiny_lumina2(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
+def tiny_lumina2(seed: int = 0, depth: int = 3, clip_text_dim: int | None = None) -> comfy.model_patcher.ModelPatcher:
     """A tiny Lumina 2 (NextDiT: one stream of text and image tokens with shared weights) through ComfyUI's own
-    classes: 4 query heads over 2 grouped key/value heads of 16 channels (RoPE axes 4 + 6 + 6), fp32."""
+    classes: 4 query heads over 2 grouped key/value heads of 16 channels (RoPE axes 4 + 6 + 6), fp32. clip_text_dim:
+    NewBie's pooled CLIP vector in the modulation (ComfyUI 0.8 on)."""
     config = {"image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 64, "cap_feat_dim": CONTEXT_DIM,
               "n_layers": depth, "n_heads": 4, "n_kv_heads": 2, "qk_norm": True, "axes_dims": [4, 6, 6],
-              "axes_lens": [300, 512, 512], "rope_theta": 10000.0, "ffn_dim_multiplier": 4.0, "multiple_of": 16}
+              "axes_lens": [300, 512, 512], "rope_theta": 10000.0, "ffn_dim_multiplier": 4.0, "multiple_of": 16,
+              "clip_text_dim": clip_text_dim}
     return tiny_model(comfy.supported_models.Lumina2, next_dit_config(config), seed)
 
 

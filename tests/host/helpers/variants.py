@@ -19,6 +19,7 @@ import comfy.supported_models
 import torch
 
 from . import models, planted
+from .models import POOLED_DIM
 
 # `layers = auto` per family: how many of the last joint blocks it averages, or None for every block
 AUTO_LAST_BLOCKS = {"flux": 4, "chroma": 4, "flux2": 3, "sd3": None, "qwen_image": 4, "hunyuan_video": 4,
@@ -149,6 +150,14 @@ def with_attention_mask(inputs: dict) -> dict:
                                for c, extra in inputs[key]] for key in ("positive", "negative")}}
 
 
+def with_newbie_pooled(inputs: dict) -> dict:
+    """with_attention_mask, and a pooled CLIP vector on both prompts, as NewBie's text encoders give one."""
+    pooled = torch.randn(1, POOLED_DIM, generator=torch.Generator().manual_seed(6))
+    inputs = with_attention_mask(inputs)
+    return {**inputs, **{key: [[c, {**extra, "pooled_output": pooled}] for c, extra in inputs[key]]
+                         for key in ("positive", "negative")}}
+
+
 IMAGE_SEGMENT = Segment(models.random_vae, (1, 48, 80), (1, 2, 3, 5))
 T5_ALIGNMENT = (0, 1)  # "traffic light": T5's two word pieces, first
 
@@ -205,6 +214,10 @@ VARIANTS = (
     Variant("z_image", "lumina2", lambda seed, depth: models.tiny_lumina2(seed, depth), lumina2_clip, (16, 7, 11),
             (4, 6), alignment=T5_ALIGNMENT, condition=with_attention_mask, segment=IMAGE_SEGMENT,
             equations={"caption_start": CAPTION_START}),
+    # NewBie (Lumina 2 with a pooled CLIP vector in its modulation; ComfyUI 0.8 on): zero for the concepts
+    Variant("z_image", "newbie", lambda seed, depth: models.tiny_lumina2(seed, depth, clip_text_dim=POOLED_DIM),
+            lumina2_clip, (16, 8, 12), (4, 6), alignment=T5_ALIGNMENT, available=HAS_Z_IMAGE, requires="0.8",
+            condition=with_newbie_pooled, equations={"caption_start": CAPTION_START}),
     # Krea 2 (ComfyUI 0.33 on): Wan 2.1's latent, as Qwen-Image's
     Variant("krea2", "krea2", lambda seed, depth: models.tiny_krea2(seed, depth), krea2_clip, (16, 8, 12), (4, 6),
             alignment=(0, 1), available=HAS_KREA2, requires="0.33",

@@ -79,17 +79,32 @@ def padded(tokens, pad_token, multiple):
     return torch.cat([tokens, pad_token[None].expand(tokens.shape[0], extra, -1)], dim=1)
 
 
+def with_pooled(dm, temb, pooled):
+    """NewBie's modulation input: the timestep embedding beside the projected pooled CLIP vector (zeros, unprojected,
+    where none is given: the model's own rule, and the concepts')."""
+    if getattr(dm, "clip_text_pooled_proj", None) is None:
+        return temb
+    if pooled is None:
+        pooled = torch.zeros(temb.shape[0], dm.clip_text_dim)
+    else:
+        proj = dm.clip_text_pooled_proj
+        pooled = linear(proj[1], rms(pooled, proj[0]))
+    return linear(dm.time_text_embed[1], F.silu(torch.cat([temb, pooled], dim=-1)))
+
+
 def z_image_reference_scores(dm, x, timesteps, context, concept_context, positions, caption_start, refine=True,
-                             image_pads=True):
+                             image_pads=True, pooled=None, concepts_pooled=False):
     """Per-layer (output, cross-attention) scores [B, K, N], written from the paper and NextDiT's forward.
-    refine False: the concepts skip context_refiner; image_pads False: they attend over the image's patches only
-    (negative checks)."""
+    refine False: the concepts skip context_refiner; image_pads False: they attend over the image's patches only;
+    concepts_pooled: their modulation takes the prompt's pooled vector (negative checks)."""
     p, axes, theta = dm.patch_size, dm.rope_embedder.axes_dim, dm.rope_embedder.theta
     multiple = getattr(dm, "pad_tokens_multiple", None)
     x = F.pad(x, (0, -x.shape[-1] % p, 0, -x.shape[-2] % p), mode="circular")
     b, c, h, w = x.shape
     rows, cols = h // p, w // p
-    temb = time_embedding(dm, 1.0 - timesteps)
+    t_embedded = time_embedding(dm, 1.0 - timesteps)
+    temb = with_pooled(dm, t_embedded, pooled)
+    concept_temb = with_pooled(dm, t_embedded, pooled if concepts_pooled else None)
     caption = padded(linear(dm.cap_embedder[1], rms(context, dm.cap_embedder[0])), getattr(dm, "cap_pad_token", None),
                      multiple)
     n_cap = caption.shape[1]
@@ -122,9 +137,10 @@ def z_image_reference_scores(dm, x, timesteps, context, concept_context, positio
     joint, ids, n_img, scores = torch.cat([caption, image], 1), torch.cat([cap_ids, img_ids], 1), rows * cols, []
     for block in dm.layers:
         scale_msa, gate_msa, scale_mlp, gate_mlp = modulation(block, temb)
+        c_scale_msa, c_gate_msa, c_scale_mlp, c_gate_mlp = modulation(block, concept_temb)
         q, k, v = qkv(block, joint, scale_msa, ids, axes, theta)
         out = merge(attention(q, k, v))
-        cq, ck, cv = qkv(block, concepts, scale_msa, concept_ids.expand(b, -1, -1), axes, theta)
+        cq, ck, cv = qkv(block, concepts, c_scale_msa, concept_ids.expand(b, -1, -1), axes, theta)
         image_keys, image_values = k[:, :, n_cap:], v[:, :, n_cap:]
         if not image_pads:
             image_keys, image_values = image_keys[:, :, :n_img], image_values[:, :, :n_img]
@@ -132,24 +148,30 @@ def z_image_reference_scores(dm, x, timesteps, context, concept_context, positio
         cross = (cq @ image_keys[:, :, :n_img].transpose(-1, -2) / math.sqrt(cq.shape[-1])).mean(dim=1)
         scores.append((concept_out @ out[:, n_cap:n_cap + n_img].transpose(1, 2), cross))
         joint = attention_update(block, joint, out, gate_msa)
-        concepts = attention_update(block, concepts, concept_out, gate_msa)
+        concepts = attention_update(block, concepts, concept_out, c_gate_msa)
         joint = feed_forward_update(block, joint, scale_mlp, gate_mlp)
-        concepts = feed_forward_update(block, concepts, scale_mlp, gate_mlp)
+        concepts = feed_forward_update(block, concepts, c_scale_mlp, c_gate_mlp)
     return scores
 
 
 def expected_scores(dm, call, concepts, positions, caption_start=1):
     return z_image_reference_scores(dm, call["x"], call["timesteps"], call["context"], concepts, positions,
-                                    caption_start)
+                                    caption_start, pooled=call.get("kwargs", {}).get("clip_text_pooled"))
 
 
 def sanity(dm, call, clip, names, concepts, positions, expected, caption_start=1):
-    """The comparison can tell the concepts' positions, their refiner and (Z-Image) the image's pad tokens."""
+    """The comparison can tell the concepts' positions, their refiner and (Z-Image) the image's pad tokens; NewBie's
+    prompt carries a pooled vector, which the image's modulation takes and the concepts' does not."""
+    if getattr(dm, "clip_text_pooled_proj", None) is not None:
+        assert call.get("kwargs", {}).get("clip_text_pooled") is not None
     args = (dm, call["x"], call["timesteps"], call["context"], concepts)
+    pooled = call.get("kwargs", {}).get("clip_text_pooled")
     changes = [dict(positions=[p + 5 for p in positions]), dict(refine=False)]
     if getattr(dm, "pad_tokens_multiple", None):
         changes.append(dict(image_pads=False))
+    if pooled is not None and getattr(dm, "clip_text_pooled_proj", None) is not None:
+        changes.append(dict(concepts_pooled=True))
     for change in changes:
-        settings = {"positions": positions, "caption_start": caption_start, **change}
+        settings = {"positions": positions, "caption_start": caption_start, "pooled": pooled, **change}
         other = z_image_reference_scores(*args, **settings)
         assert not torch.allclose(expected[-1][0], other[-1][0], rtol=1e-4, atol=1e-4), change
