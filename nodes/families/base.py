@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import comfy.patcher_extension
+from comfy.ldm.flux.math import apply_rope
 from torch import Tensor
 
 from ...ca_core.layers import ALL_BLOCKS, DEFAULT_LAST_BLOCKS, AutoLayers
@@ -50,7 +51,7 @@ from ...ca_core.stream import ImageAttention, ModulationParams, Rope, TextStream
 from . import tokens
 
 __all__ = ["ALL_BLOCKS", "MODEL_CALL_OPTIONS", "BlockEntry", "Hook", "ModelCall", "ModelFamily", "TypicalCfg",
-           "bind_model_call", "causal_video_frame_tokens"]
+           "bind_model_call", "causal_video_frame_tokens", "keeping_outputs", "table_rope"]
 
 # The transformer_options of the model call the stream runs in, while it runs (the stream sets it): for a family's
 # object patches (ModelFamily.object_patches), whose model passes no transformer_options to its attention. A
@@ -154,6 +155,35 @@ def causal_video_frame_tokens(latent_frames: int, temporal_stride: int = 4, patc
     video_frames = 1 + (latent_frames - 1) * temporal_stride
     return tuple((0 if frame == 0 else (frame - 1) // temporal_stride + 1) // patch_frames
                  for frame in range(video_frames))
+
+
+def table_rope(table: Tensor) -> Rope:
+    """The concepts' RoPE from a table in ComfyUI's Flux layout ([..., K, D / 2, 2, 2], what a family's own position
+    embedder makes for their positions): queries and keys [B, H, K, D] turned by apply_rope, the queries back in
+    the keys' dtype."""
+
+    def rope(q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
+        q, k = apply_rope(q, k, table)
+        return q.to(k.dtype), k
+
+    return rope
+
+
+@contextlib.contextmanager
+def keeping_outputs(modules, outputs: dict):
+    """While within: the first output each module gives is kept in `outputs` (by module); emptied on the way out.
+    A family's watch_call reads what the model's own call computed (a modulation layer's output) this way."""
+
+    def keep(module, args, output):
+        outputs.setdefault(module, output)
+
+    handles = [module.register_forward_hook(keep) for module in modules]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+        outputs.clear()
 
 
 def split_heads(t: Tensor, heads: int) -> Tensor:

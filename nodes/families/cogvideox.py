@@ -31,7 +31,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
-from .base import ALL_BLOCKS, BlockEntry, ModelCall, ModelFamily, TypicalCfg, causal_video_frame_tokens, split_heads
+from .base import (
+    ALL_BLOCKS,
+    BlockEntry,
+    ModelCall,
+    ModelFamily,
+    TypicalCfg,
+    causal_video_frame_tokens,
+    keeping_outputs,
+    split_heads,
+)
 
 try:  # ComfyUI 0.33 on
     from comfy.ldm.cogvideo.model import CogVideoXTransformer3DModel, get_timestep_embedding
@@ -128,19 +137,9 @@ class CogVideoXFamily(ModelFamily):
     @contextlib.contextmanager
     def watch_call(self, diffusion_model, conditioning: dict):
         """Keep each block's modulation layers' outputs of this call (TextModulation reads them)."""
-        outputs = conditioning["layer_outputs"]
-
-        def keep(layer, args, output):
-            outputs[layer] = output
-
-        handles = [norm.linear.register_forward_hook(keep)
-                   for block in diffusion_model.blocks for norm in (block.norm1, block.norm2)]
-        try:
+        layers = [norm.linear for block in diffusion_model.blocks for norm in (block.norm1, block.norm2)]
+        with keeping_outputs(layers, conditioning["layer_outputs"]):
             yield
-        finally:
-            for handle in handles:
-                handle.remove()
-            outputs.clear()
 
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
         """The block's shared layers; the text's own are only its modulations (concept_modulations)."""

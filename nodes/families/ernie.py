@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
 from . import tokens
-from .base import MODEL_CALL_OPTIONS, BlockEntry, Hook, ModelCall, ModelFamily, split_heads
+from .base import MODEL_CALL_OPTIONS, BlockEntry, Hook, ModelCall, ModelFamily, keeping_outputs, split_heads
 
 try:  # ComfyUI 0.33 on
     import comfy.model_management
@@ -93,24 +93,17 @@ class ErnieImageFamily(ModelFamily):
         dm, x = call.diffusion_model, call.x
         image_tokens = (x.shape[-2] // dm.patch_size) * (x.shape[-1] // dm.patch_size)
         return {"image_tokens": image_tokens, "timesteps": call.timestep[rows], "dtype": call.dtype, "rows": rows,
-                "modulation": None}
+                "layer_outputs": {}}
 
     @contextlib.contextmanager
     def watch_call(self, diffusion_model, conditioning: dict):
         """Keep the forward's one modulation output (every layer takes the same)."""
-
-        def keep(layer, args, output):
-            conditioning["modulation"] = output
-
-        handle = diffusion_model.adaLN_modulation.register_forward_hook(keep)
-        try:
+        with keeping_outputs([diffusion_model.adaLN_modulation], conditioning["layer_outputs"]):
             yield
-        finally:
-            handle.remove()
-            conditioning["modulation"] = None
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
-        dm, output = diffusion_model, conditioning["modulation"]
+        dm = diffusion_model
+        output = conditioning["layer_outputs"].get(dm.adaLN_modulation)
         if output is not None:
             output = output[conditioning["rows"]]
         else:  # as the forward makes it: adaLN_modulation(time_embedding(time_proj(t)))

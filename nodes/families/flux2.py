@@ -10,12 +10,10 @@ As the paper's Flux.2 code (concept_attention/flux2/) does:
 """
 
 import torch
-from comfy.ldm.flux.math import apply_rope
 from comfy.ldm.flux.model import Flux
-from torch import Tensor
 
 from . import tokens
-from .base import ModelCall
+from .base import ModelCall, table_rope
 from .flux_blocks import FluxDoubleBlocks, modulation_rows
 
 TEXT_LENGTH = 512  # ComfyUI's Flux.2 model pads every context on the left to this many tokens
@@ -47,11 +45,7 @@ class Flux2Family(FluxDoubleBlocks):
             ids[0, :, axis] = torch.tensor(positions, dtype=ids.dtype, device=ids.device)
         pe = diffusion_model.pe_embedder(ids).to(call.x.dtype)
 
-        def rope(q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
-            q, k = apply_rope(q, k, pe)
-            return q.to(k.dtype), k
-
-        return rope
+        return table_rope(pe)
 
     def segmentation_conditioning(self, diffusion_model) -> dict:
         """As the paper's Flux.2 encode path: guidance 0; Flux.2 has no pooled vector."""

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
 from . import tokens
-from .base import BlockEntry, ModelCall, ModelFamily
+from .base import BlockEntry, ModelCall, ModelFamily, keeping_outputs
 
 try:  # ComfyUI 0.33 on
     import comfy.ldm.ideogram4.model as ideogram4
@@ -58,18 +58,8 @@ class Ideogram4Family(ModelFamily):
     @contextlib.contextmanager
     def watch_call(self, diffusion_model, conditioning: dict):
         """Keep each layer's modulation output of this call: the concepts' modulation is the tokens' own."""
-        outputs = conditioning["layer_outputs"]
-
-        def keep(layer, args, output):
-            outputs[layer] = output
-
-        handles = [layer.adaln_modulation.register_forward_hook(keep) for layer in diffusion_model.layers]
-        try:
+        with keeping_outputs([layer.adaln_modulation for layer in diffusion_model.layers], conditioning["layer_outputs"]):
             yield
-        finally:
-            for handle in handles:
-                handle.remove()
-            outputs.clear()
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
         """The layer's (scale, tanh gate) for attention and feed-forward; the modulation has no shift."""

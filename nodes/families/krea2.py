@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
 from . import tokens
-from .base import BlockEntry, ModelCall, ModelFamily
+from .base import BlockEntry, ModelCall, ModelFamily, keeping_outputs
 
 try:  # ComfyUI 0.33 on
     from comfy.ldm.flux.layers import timestep_embedding
@@ -55,7 +55,7 @@ class Krea2Family(ModelFamily):
         timestep's modulation vector, kept from the forward's own call (watch_call) or made for these rows."""
         dm, x = call.diffusion_model, call.x
         image_tokens = sum(self._image_tokens(dm, latent) for latent in [x, *(call.get("ref_latents") or [])])
-        return {"image_tokens": image_tokens, "rows": rows, "batch": x.shape[0], "tvec": None,
+        return {"image_tokens": image_tokens, "rows": rows, "batch": x.shape[0], "layer_outputs": {},
                 "timesteps": call.timestep[rows], "dtype": call.dtype}
 
     @staticmethod
@@ -67,17 +67,8 @@ class Krea2Family(ModelFamily):
     def watch_call(self, diffusion_model, conditioning: dict):
         """Keep the forward's timestep modulation vector (tproj's first output: the call's timesteps; a second call
         makes index_timestep_zero's reference rows)."""
-
-        def keep(layer, args, output):
-            if conditioning["tvec"] is None:
-                conditioning["tvec"] = output
-
-        handle = diffusion_model.tproj.register_forward_hook(keep)
-        try:
+        with keeping_outputs([diffusion_model.tproj], conditioning["layer_outputs"]):
             yield
-        finally:
-            handle.remove()
-            conditioning["tvec"] = None
 
     def block_of_attention_call(self, number: int, attention_kwargs: dict, conditioning: dict) -> int | None:
         options = attention_kwargs.get("transformer_options") or {}
@@ -85,7 +76,7 @@ class Krea2Family(ModelFamily):
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
         dm = diffusion_model
-        tvec = conditioning["tvec"]
+        tvec = conditioning["layer_outputs"].get(dm.tproj)
         if tvec is not None:
             tvec = tvec[:conditioning["batch"]][conditioning["rows"]]
         else:

@@ -21,13 +21,12 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
-from comfy.ldm.flux.math import apply_rope
 from comfy.ldm.omnigen.omnigen2 import OmniGen2Transformer2DModel
 from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
 from . import tokens
-from .base import BlockEntry, Hook, ModelCall, ModelFamily
+from .base import BlockEntry, Hook, ModelCall, ModelFamily, keeping_outputs, table_rope
 
 
 class OmniGen2Family(ModelFamily):
@@ -67,18 +66,8 @@ class OmniGen2Family(ModelFamily):
     @contextlib.contextmanager
     def watch_call(self, diffusion_model, conditioning: dict):
         """Keep each joint layer's modulation output of this call: the concepts' modulation is the tokens' own."""
-        outputs = conditioning["layer_outputs"]
-
-        def keep(layer, args, output):
-            outputs[layer] = output
-
-        handles = [layer.norm1.linear.register_forward_hook(keep) for layer in diffusion_model.layers]
-        try:
+        with keeping_outputs([layer.norm1.linear for layer in diffusion_model.layers], conditioning["layer_outputs"]):
             yield
-        finally:
-            for handle in handles:
-                handle.remove()
-            outputs.clear()
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
         """The layer's (scale, tanh gate) for attention and feed-forward; the modulation has no shift."""
@@ -115,13 +104,7 @@ class OmniGen2Family(ModelFamily):
 
     def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
         """Each concept at its caption position (p, p, p), through the model's own RoPE table."""
-        table = rope_table(diffusion_model, positions, call.x.device).movedim(0, 2)  # [1, 1, K, D / 2, 2, 2]
-
-        def rope(q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
-            q, k = apply_rope(q, k, table)
-            return q.to(k.dtype), k
-
-        return rope
+        return table_rope(rope_table(diffusion_model, positions, call.x.device).movedim(0, 2))  # [1, 1, K, D/2, 2, 2]
 
     def text_tokens(self, block_args: dict) -> int:
         return block_args["q"].shape[2] - block_args["conditioning"]["image_tokens"]

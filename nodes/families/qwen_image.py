@@ -19,13 +19,12 @@ Each transformer block is a joint block with separate image and text streams:
 """
 
 import torch
-from comfy.ldm.flux.math import apply_rope
 from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
 from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
 from . import tokens
-from .base import ModelCall, ModelFamily, TypicalCfg, split_heads
+from .base import ModelCall, ModelFamily, TypicalCfg, split_heads, table_rope
 
 
 def mlp_layers(feed_forward) -> torch.nn.Sequential:
@@ -66,11 +65,7 @@ class QwenImageFamily(ModelFamily):
         ids = torch.tensor([start + position for position in positions], device=call.x.device, dtype=torch.float32)
         pe = diffusion_model.pe_embedder(ids.reshape(1, -1, 1).repeat(1, 1, 3)).to(call.dtype)
 
-        def rope(q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
-            q, k = apply_rope(q, k, pe)
-            return q.to(k.dtype), k
-
-        return rope
+        return table_rope(pe)
 
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
         block = diffusion_model.transformer_blocks[index]

@@ -26,13 +26,12 @@ import contextlib
 import inspect
 
 import torch
-from comfy.ldm.flux.math import apply_rope
 from comfy.ldm.lumina.model import NextDiT
 from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
 from . import tokens
-from .base import BlockEntry, ModelCall, ModelFamily, TypicalCfg
+from .base import BlockEntry, ModelCall, ModelFamily, TypicalCfg, keeping_outputs, table_rope
 
 # Caption token j's RoPE position along the first axis: j + 1 from ComfyUI 0.8 on (which added Z-Image and its
 # pad tokens), j before.
@@ -101,17 +100,8 @@ class ZImageFamily(ModelFamily):
         if outputs is None:
             yield
             return
-
-        def keep(layer, args, output):
-            outputs[layer] = output
-
-        handles = [layer.adaLN_modulation.register_forward_hook(keep) for layer in diffusion_model.layers]
-        try:
+        with keeping_outputs([layer.adaLN_modulation for layer in diffusion_model.layers], outputs):
             yield
-        finally:
-            for handle in handles:
-                handle.remove()
-            outputs.clear()
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
         """The layer's (scale, tanh gate) for attention and feed-forward; NextDiT's modulation has no shift."""
@@ -155,13 +145,7 @@ class ZImageFamily(ModelFamily):
 
     def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
         """Each concept at its caption position (p, 0, 0), through the model's own RoPE table."""
-        table = rope_table(diffusion_model, positions, call.x.device).movedim(0, 2)  # [1, 1, K, D / 2, 2, 2]
-
-        def rope(q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
-            q, k = apply_rope(q, k, table)
-            return q.to(k.dtype), k
-
-        return rope
+        return table_rope(rope_table(diffusion_model, positions, call.x.device).movedim(0, 2))  # [1, 1, K, D/2, 2, 2]
 
     def text_tokens(self, block_args: dict) -> int:
         return block_args["q"].shape[2] - block_args["conditioning"]["image_tokens"]
