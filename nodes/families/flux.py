@@ -27,7 +27,12 @@ class FluxFamily(FluxDoubleBlocks):
     typical_cfg = TypicalCfg("1.0")
 
     def matches(self, diffusion_model) -> bool:
-        return type(diffusion_model) is Flux and not getattr(diffusion_model.params, "global_modulation", False)
+        """Flux's class without Flux.2's global modulation, and with Flux.1's text positions (none). LongCat-Image is
+        Flux's class too, with RoPE positions on its text (txt_ids_dims) and a Qwen2.5-VL prompt: the concepts' zero
+        positions and T5 alignment would be silently wrong there, so it is not Flux.1's."""
+        params = diffusion_model.params if type(diffusion_model) is Flux else None
+        return (params is not None and not getattr(params, "global_modulation", False)
+                and not getattr(params, "txt_ids_dims", None))
 
     def concept_conditioning(self, call: ModelCall, rows) -> Tensor:
         """Timestep (+ guidance) embedding with a zero pooled text vector, as the paper's stream."""

@@ -7,7 +7,7 @@ import nodes
 import pytest
 import torch
 from comfy_host import make_executor, run_prompt
-from helpers.models import random_vae, tiny_clip, tiny_flux, tiny_wan
+from helpers.models import flux_config, random_vae, tiny_clip, tiny_flux, tiny_model, tiny_wan
 from helpers.sampling import prompt as encode_prompt
 
 NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionMaps", "ConceptAttentionSegmentImage",
@@ -186,6 +186,19 @@ def test_unsupported_models_are_named_as_users_know_them(ca, config_class, said)
     assert said in message
     assert "Supported: Flux.1 (dev, schnell, Kontext)" in message and "Chroma" in message
     assert "WanModel" not in message and "Wrapper" not in message and "Model" not in message.split(".")[0]
+
+
+def test_longcat_image_is_not_taken_for_flux_1(ca):
+    """LongCat-Image runs on Flux's class, but its text tokens carry RoPE positions and its prompt is Qwen2.5-VL's:
+    Flux.1's adapter (zero concept positions, T5 word pieces) would give silently wrong maps, so the model is
+    refused by its name until it has an adapter of its own."""
+    if not hasattr(comfy.supported_models, "LongCatImage"):
+        pytest.skip(f"ComfyUI {comfyui_version.__version__} has no LongCat-Image")
+    config = {**flux_config(guidance_embed=False), "vec_in_dim": None, "txt_ids_dims": [1, 2]}
+    model = tiny_model(comfy.supported_models.LongCatImage, config, 0)
+    with pytest.raises(ValueError, match="does not support LongCat-Image models yet"):
+        ca.nodes.families.family_for(model)
+    assert type(ca.nodes.families.family_for(tiny_flux())).__name__ == "FluxFamily"  # Flux.1 itself still is
 
 
 def test_an_unknown_mask_method_is_a_clear_error_on_every_host():
