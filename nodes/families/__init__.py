@@ -41,7 +41,7 @@ MODEL_NAMES = (
     ("Kandinsky5", "Kandinsky 5", NO_JOINT_ATTENTION),
     ("Lumina2", "Lumina 2", SUPPORTED), ("ZImage", "Z-Image", SUPPORTED), ("Omnigen2", "OmniGen2", SUPPORTED),
     ("Krea2", "Krea 2", SUPPORTED), ("LongCatImage", "LongCat-Image", NOT_YET),
-    ("ErnieImage", "Ernie-Image", SUPPORTED), ("Ideogram4", "Ideogram 4", SUPPORTED),
+    ("ErnieImage", "Ernie-Image", SUPPORTED), ("Ideogram4", "Ideogram 4", SUPPORTED), ("Boogu", "Boogu", NOT_YET),
     ("Anima", "Anima", NO_JOINT_ATTENTION),
     ("SD3", "SD3 / SD3.5", SUPPORTED), ("QwenImage", "Qwen-Image", SUPPORTED),
     ("HunyuanVideo15", "HunyuanVideo 1.5", SUPPORTED),
@@ -99,6 +99,9 @@ def family_for(model):
         )
     if why == NOT_YET:
         reason = f"ConceptAttention does not support {name} models yet"
+    elif why == SUPPORTED:  # the config is a supported family's, the transformer a variant its adapter does not know
+        reason = (f"ConceptAttention does not support this {name} model: its transformer is a variant the {name} "
+                  "adapter does not know yet")
     else:
         reason = f"{name} has no joint text-image attention, which ConceptAttention reads its maps from: {why}"
     raise UnsupportedModelError(f"{reason}. Supported: {supported(FAMILIES)}. Load one of those (or the demo model).")
