@@ -317,26 +317,54 @@ def tiny_z_image_clip(seed: int = 1) -> comfy.sd.CLIP:
     return clip
 
 
-class TinyMaskedT5(TinyT5):
-    """The tiny T5, returning its attention mask as Lumina 2's Gemma encoder does (ComfyUI before 0.8 takes the
-    caption's length from it)."""
+class TinyGemmaStand(comfy.sd1_clip.SDClipModel):
+    """A tiny T5 standing in for Lumina 2's Gemma 2 encoder: Gemma's start and pad tokens, its attention mask (ComfyUI
+    before 0.8 takes the caption's length from it)."""
 
     def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
-        super().__init__(device=device, dtype=dtype, model_options=model_options)
-        self.enable_attention_masks = self.return_attention_masks = True
+        config = {"d_ff": 64, "d_kv": 8, "d_model": CONTEXT_DIM, "num_heads": 4, "num_layers": 2,
+                  "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True, "layer_norm_epsilon": 1e-6,
+                  "model_type": "t5", "relative_attention_num_buckets": 32, "vocab_size": 256}
+        super().__init__(device=device, layer="last", layer_idx=None, textmodel_json_config=config, dtype=dtype,
+                         special_tokens={"start": 2, "pad": 0}, model_class=comfy.text_encoders.t5.T5,
+                         enable_attention_masks=True, return_attention_masks=True,
+                         model_options={**model_options, "model_name": "gemma2_2b"})
 
 
 class TinyLumina2TextModel(comfy.sd1_clip.SD1ClipModel):
     def __init__(self, device="cpu", dtype=None, model_options={}):
-        super().__init__(device=device, dtype=dtype, model_options=model_options, clip_name="t5xxl",
-                         clip_model=TinyMaskedT5)
+        super().__init__(device=device, dtype=dtype, model_options=model_options, clip_name="gemma2_2b",
+                         clip_model=TinyGemmaStand)
+
+
+# the words the Lumina 2 stand-in's tokenizer knows, one piece each
+GEMMA_STAND_IN_WORDS = ("a red dog on green grass blurry traffic light sky cat sofa window background left right x "
+                        "the").split()
+
+
+def gemma_stand_in_tokenizer() -> bytes:
+    """A SentencePiece model in Gemma's layout (pad 0, end 1, start 2, unknown 3), trained here on a few words:
+    ComfyUI's Lumina 2 tokenizer reads Gemma 2's own model from the checkpoint's weights, which are not at hand."""
+    import io
+
+    import sentencepiece
+
+    lines = [" ".join(GEMMA_STAND_IN_WORDS[i:] + GEMMA_STAND_IN_WORDS[:i]) for i in range(len(GEMMA_STAND_IN_WORDS))]
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter(lines * 20), model_writer=model,
+                                             vocab_size=len(GEMMA_STAND_IN_WORDS) + 4, model_type="word", pad_id=0,
+                                             eos_id=1, bos_id=2, unk_id=3, minloglevel=2)
+    return model.getvalue()
 
 
 def tiny_lumina2_clip(seed: int = 1) -> comfy.sd.CLIP:
-    """A tiny T5 standing in for Lumina 2's Gemma 2 (whose tokenizer comes with the model's weights, not with
-    ComfyUI), with its attention mask, fp32."""
-    target = comfy.supported_models_base.ClipTarget(TinyT5Tokenizer, TinyLumina2TextModel)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    """ComfyUI's Lumina 2 tokenizer (its Gemma 2 tokenizer class: the start token, no end token, no padding) over a
+    stand-in SentencePiece model, around a tiny encoder, fp32."""
+    import comfy.text_encoders.lumina2
+
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.lumina2.LuminaTokenizer, TinyLumina2TextModel)
+    clip = comfy.sd.CLIP(target=target, tokenizer_data={"spiece_model": gemma_stand_in_tokenizer()},
+                         model_options={"dtype": torch.float32})
     randomise(clip.cond_stage_model, seed, std=0.5)
     return clip
 

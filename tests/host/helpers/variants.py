@@ -160,6 +160,7 @@ def with_newbie_pooled(inputs: dict) -> dict:
 
 IMAGE_SEGMENT = Segment(models.random_vae, (1, 48, 80), (1, 2, 3, 5))
 T5_ALIGNMENT = (0, 1)  # "traffic light": T5's two word pieces, first
+GEMMA_ALIGNMENT = (1, 2)  # after Gemma's start token (Lumina 2's tokenizer over its stand-in vocabulary)
 
 VARIANTS = (
     Variant("flux", "dev", lambda seed, depth: models.tiny_flux(seed, True, depth=depth), flux_clip, (16, 8, 12),
@@ -212,11 +213,11 @@ VARIANTS = (
             planted=Planted(planted.planted_z_image, planted.planted_latent)),
     # Lumina 2: grouped key/value heads, the modulation's SiLU, no pad tokens; every host
     Variant("z_image", "lumina2", lambda seed, depth: models.tiny_lumina2(seed, depth), lumina2_clip, (16, 7, 11),
-            (4, 6), alignment=T5_ALIGNMENT, condition=with_attention_mask, segment=IMAGE_SEGMENT,
+            (4, 6), alignment=GEMMA_ALIGNMENT, condition=with_attention_mask, segment=IMAGE_SEGMENT,
             equations={"caption_start": CAPTION_START}),
     # NewBie (Lumina 2 with a pooled CLIP vector in its modulation; ComfyUI 0.8 on): zero for the concepts
     Variant("z_image", "newbie", lambda seed, depth: models.tiny_lumina2(seed, depth, clip_text_dim=POOLED_DIM),
-            lumina2_clip, (16, 8, 12), (4, 6), alignment=T5_ALIGNMENT, available=HAS_Z_IMAGE, requires="0.8",
+            lumina2_clip, (16, 8, 12), (4, 6), alignment=GEMMA_ALIGNMENT, available=HAS_Z_IMAGE, requires="0.8",
             condition=with_newbie_pooled, equations={"caption_start": CAPTION_START}),
     # Krea 2 (ComfyUI 0.33 on): Wan 2.1's latent, as Qwen-Image's
     Variant("krea2", "krea2", lambda seed, depth: models.tiny_krea2(seed, depth), krea2_clip, (16, 8, 12), (4, 6),
