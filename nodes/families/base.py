@@ -217,6 +217,9 @@ class ModelFamily:
     default_layers: int | AutoLayers = DEFAULT_LAST_BLOCKS
     hook = Hook.DIFFUSION_MODEL
     block_entry = BlockEntry.PATCHES_REPLACE
+    # whether the model hands transformer_options to its attention function, so that an attention override another
+    # node set runs there (the stream's own override chains it); False where only object_patches pass them on
+    passes_attention_options = True
     vae_scale = 8  # pixels per latent cell, where the latent format does not say
     # how a concept's own tokens are found in its encoding (families/tokens.py)
     token_alignment = staticmethod(tokens.word_pieces)

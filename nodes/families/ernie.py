@@ -76,6 +76,7 @@ class ErnieImageFamily(ModelFamily):
     available = ErnieImageModel is not None
     hook = Hook.APPLY_MODEL
     block_entry = BlockEntry.ATTENTION
+    passes_attention_options = False  # another node's attention override never runs in Ernie-Image's attention
     vae_scale = 16
     token_alignment = staticmethod(tokens.chat_template_prompt)  # Ministral 3's start token, no template
 

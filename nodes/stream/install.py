@@ -121,7 +121,9 @@ class ConceptAttentionPatch(RunRecordings):
         options[STATE_KEY] = {**options.get(STATE_KEY, {}), self.plan: state}
         entry = None
         if self.family.block_entry is BlockEntry.ATTENTION:
-            entry = AttentionEntry(self.plan, state, options.get("optimized_attention_override"))
+            # chain an override already set where the model's attention would have run it, never where it would not
+            outer = options.get("optimized_attention_override") if self.family.passes_attention_options else None
+            entry = AttentionEntry(self.plan, state, outer)
             options["optimized_attention_override"] = entry
         args, kwargs = call.with_transformer_options(options)
         call_options = MODEL_CALL_OPTIONS.set(options)

@@ -25,7 +25,7 @@ import torch
 from helpers.equations import assert_maps_match
 from helpers.planted import concept_context, one_pass_maps
 from helpers.sampling import concept_sampler, forward_arguments, ksampler, run_layers
-from helpers.variants import AUTO_LAST_BLOCKS, FAMILY_NAMES, VARIANTS
+from helpers.variants import ATTENTION_ENTRY_FAMILIES, AUTO_LAST_BLOCKS, FAMILY_NAMES, VARIANTS
 
 CONCEPTS = ["dog", "grass", "sky"]
 # planted grids in tokens (rows, columns); a half token is a latent cell that the family pads to a whole token
@@ -73,6 +73,9 @@ def test_every_family_has_variants_for_every_check(ca):
         assert covered == set(FAMILY_NAMES), f"no variant of {set(FAMILY_NAMES) - covered} has {check} data"
     for family in FAMILY_NAMES:
         importlib.import_module(f"helpers.equations.{family}")  # each family's reference implementation
+    attention_entry = {type(family).__module__.rsplit(".", 1)[-1] for family in ca.nodes.families.FAMILIES
+                       if family.block_entry is ca.nodes.families.base.BlockEntry.ATTENTION}
+    assert attention_entry == listed & set(ATTENTION_ENTRY_FAMILIES)
 
 
 @pytest.mark.parametrize(("batch", "cfg"), [(1, 1.0), (2, 1.0), (2, 3.5)])

@@ -8,11 +8,14 @@ import pytest
 import torch
 from helpers.models import tiny_clip, tiny_flux
 from helpers.sampling import concept_sampler, ksampler, sampler_inputs
-from helpers.variants import FAMILY_NAMES, VARIANTS
+from helpers.variants import ATTENTION_ENTRY_FAMILIES, FAMILY_NAMES, VARIANTS
 
-# one variant per family whose joint blocks have patches_replace entries (CogVideoX's have none)
+# one variant per family whose joint blocks have patches_replace entries, and one per family reached through its
+# attention calls (CogVideoX's own test covers it: test_cogvideox.py)
 BLOCK_PATCH_VARIANTS = [next(v for v in VARIANTS if v.family == family) for family in FAMILY_NAMES
-                        if family != "cogvideox"]
+                        if family not in ATTENTION_ENTRY_FAMILIES]
+ATTENTION_VARIANTS = [next(v for v in VARIANTS if v.family == family) for family in ATTENTION_ENTRY_FAMILIES
+                      if family != "cogvideox"]
 
 
 @pytest.mark.parametrize("variant", [pytest.param(v, id=v.family, marks=pytest.mark.skipif(
@@ -53,6 +56,32 @@ def test_chains_an_existing_double_block_patch_and_attention_override(ca, varian
     assert len(seen_attention) >= 3  # and the other override saw every double block's attention
     assert torch.equal(latent["samples"], reference)
     assert torch.allclose(maps.maps, plain_maps.maps)
+
+
+@pytest.mark.parametrize("variant", [pytest.param(v, id=v.family, marks=pytest.mark.skipif(
+    not v.available, reason=f"{v.family} needs ComfyUI {v.requires}")) for v in ATTENTION_VARIANTS])
+def test_chains_an_attention_override_already_on_the_model(ca, variant):
+    """Families reached through their attention calls: an override another node set runs exactly where it runs
+    without the stream (under the stream's own), and the image is what it makes alone. Ernie-Image hands its
+    attention no options, so such an override never runs there, with the stream or without."""
+    model, clip = variant.model(3, 3), variant.clip()
+    inputs = variant.inputs(1, 3.5, steps=2)
+    seen = []
+
+    def doubling_values(func, *args, **kwargs):  # changes the image, so its absence would show
+        seen.append(1)
+        return func(args[0], args[1], args[2] * 2, *args[3:], **kwargs)
+
+    other = model.clone()
+    other.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = doubling_values
+    alone = ksampler(other, inputs)
+    calls_alone = len(seen)
+    seen.clear()
+    assert torch.equal(alone, ksampler(model, inputs)) == (calls_alone == 0)
+    assert (calls_alone == 0) == (variant.family == "ernie")
+    latent, maps = concept_sampler(ca, other, clip, **inputs)
+    assert torch.equal(latent["samples"], alone) and len(seen) == calls_alone
+    assert torch.isfinite(maps.maps).all()
 
 
 def test_a_second_concept_patch_stacks_on_the_first(ca):

@@ -285,3 +285,6 @@ VARIANTS = (
 )
 
 FAMILY_NAMES = tuple(dict.fromkeys(variant.family for variant in VARIANTS))
+# the families whose joint blocks have no patches_replace entries: the stream reaches them through their attention
+# calls (BlockEntry.ATTENTION; test_family_contract.py checks this list against the families)
+ATTENTION_ENTRY_FAMILIES = ("cogvideox", "z_image", "krea2", "ideogram4", "ernie", "omnigen2")
