@@ -51,7 +51,8 @@ from ...ca_core.stream import ImageAttention, ModulationParams, Rope, TextStream
 from . import tokens
 
 __all__ = ["ALL_BLOCKS", "MODEL_CALL_OPTIONS", "BlockEntry", "Hook", "ModelCall", "ModelFamily", "TypicalCfg",
-           "bind_model_call", "causal_video_frame_tokens", "keeping_outputs", "table_rope"]
+           "bind_model_call", "causal_video_frame_tokens", "keeping_outputs", "refine_as_captions", "table_rope",
+           "text_before_image"]
 
 # The transformer_options of the model call the stream runs in, while it runs (the stream sets it): for a family's
 # object patches (ModelFamily.object_patches), whose model passes no transformer_options to its attention. A
@@ -184,6 +185,22 @@ def keeping_outputs(modules, outputs: dict):
         for handle in handles:
             handle.remove()
         outputs.clear()
+
+
+def refine_as_captions(refiner, concepts: Tensor, table: Tensor) -> Tensor:
+    """Concepts [B, K, C] through a single-stream family's caption refiner (layers called as layer(x, mask, rope)),
+    each as a caption of its own one token at its row of the model's RoPE table ([K, 1, 1, D / 2, 2, 2])."""
+    batch, count, _ = concepts.shape
+    captions, table = concepts.reshape(batch * count, 1, -1), table.repeat(batch, 1, 1, 1, 1, 1)  # b * K + k
+    for layer in refiner:
+        captions = layer(captions, None, table)
+    return captions.reshape(batch, count, -1)
+
+
+def text_before_image(block_args: dict) -> int:
+    """A single-stream family's text tokens in an attention call over [text; image] (queries [B, H, L, D]): the
+    call's tokens less the image tokens its concept_conditioning counted."""
+    return block_args["q"].shape[2] - block_args["conditioning"]["image_tokens"]
 
 
 def split_heads(t: Tensor, heads: int) -> Tensor:

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
 from . import tokens
-from .base import BlockEntry, ModelCall, ModelFamily, keeping_outputs
+from .base import BlockEntry, ModelCall, ModelFamily, keeping_outputs, text_before_image
 
 try:  # ComfyUI 0.33 on
     from comfy.ldm.flux.layers import timestep_embedding
@@ -115,8 +115,7 @@ class Krea2Family(ModelFamily):
         stacked = dm._unpack_context(concept_context.reshape(batch * concepts, 1, -1))
         return dm.txtmlp(dm.txtfusion(stacked, mask=None)).reshape(batch, concepts, -1)
 
-    def text_tokens(self, block_args: dict) -> int:
-        return block_args["q"].shape[2] - block_args["conditioning"]["image_tokens"]
+    text_tokens = staticmethod(text_before_image)
 
     def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
                         text_tokens: int, image_tokens: int = 0) -> ImageAttention:

@@ -26,7 +26,16 @@ from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
 from . import tokens
-from .base import BlockEntry, Hook, ModelCall, ModelFamily, keeping_outputs, table_rope
+from .base import (
+    BlockEntry,
+    Hook,
+    ModelCall,
+    ModelFamily,
+    keeping_outputs,
+    refine_as_captions,
+    table_rope,
+    text_before_image,
+)
 
 
 class OmniGen2Family(ModelFamily):
@@ -95,19 +104,14 @@ class OmniGen2Family(ModelFamily):
     def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None, positions=None) -> Tensor:
         """Each concept as a one-token caption: caption_embedder, then context_refiner at its own RoPE position."""
         dm = diffusion_model
-        batch, concepts, _ = concept_context.shape
-        caption = dm.time_caption_embed.caption_embedder(concept_context).reshape(batch * concepts, 1, -1)
-        table = rope_table(dm, positions, caption.device).repeat(batch, 1, 1, 1, 1, 1)  # caption b * K + k
-        for layer in dm.context_refiner:
-            caption = layer(caption, None, table)
-        return caption.reshape(batch, concepts, -1)
+        return refine_as_captions(dm.context_refiner, dm.time_caption_embed.caption_embedder(concept_context),
+                                  rope_table(dm, positions, concept_context.device))
 
     def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
         """Each concept at its caption position (p, p, p), through the model's own RoPE table."""
         return table_rope(rope_table(diffusion_model, positions, call.x.device).movedim(0, 2))  # [1, 1, K, D/2, 2, 2]
 
-    def text_tokens(self, block_args: dict) -> int:
-        return block_args["q"].shape[2] - block_args["conditioning"]["image_tokens"]
+    text_tokens = staticmethod(text_before_image)
 
     def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
                         text_tokens: int, image_tokens: int = 0) -> ImageAttention:

@@ -1,8 +1,8 @@
 """CogVideoX's own (ComfyUI 0.33 on): image-to-video and inpainting channels (the video untouched, and 1.5
 image-to-video's ofs embedding in the equations), the concepts' modulation read from the blocks' own call, the
 stream through the blocks, the token frames of 1.0 and 1.5 and the video frames each one shows, stopping after
-the last chosen block, an attention override chained, and no block's attention inputs held. Hosts without
-CogVideoX load the extension without the family. (Its contract, in 1.0 2B, 1.0 5B and 1.5 variants:
+the last chosen block, and no block's attention inputs held (an attention override chained: test_patch_hygiene.py).
+Hosts without CogVideoX load the extension without the family. (Its contract, in 1.0 2B, 1.0 5B and 1.5 variants:
 test_family_contract.py.)"""
 
 import contextlib
@@ -12,7 +12,6 @@ import comfy.sample
 import comfy.samplers
 import pytest
 import torch
-from einops import rearrange
 from helpers.equations import assert_maps_match
 from helpers.equations.cogvideox import cogvideox_reference_scores, sanity
 from helpers.models import tiny_cogvideox, tiny_cogvideox_clip
@@ -214,29 +213,6 @@ def test_concepts_align_with_cogvideox_t5_tokens(ca):
     assert family.concept_token_indices(clip, "traffic light", tokens, 226) == [0, 1]  # padding is not the concept
     with pytest.raises(ValueError, match="cannot align the tokens of concept 'dog'"):
         family.concept_token_indices(clip, "dog", clip.tokenize("dog", return_word_ids=True), 99)
-
-
-@requires_cogvideox
-def test_the_stream_chains_an_attention_override_already_on_the_model(ca):
-    """An attention override set on the model (another node's) still runs for every attention call, under the
-    stream's, and the video is what it makes alone."""
-    model, clip = tiny_cogvideox(3), tiny_cogvideox_clip()
-    inputs = latent_inputs(clip, 1, 3.5)
-    seen = []
-
-    def doubling_values(func, *args, **kwargs):  # changes the video, so its absence would show
-        seen.append(1)
-        return func(args[0], args[1], args[2] * 2, *args[3:], **kwargs)
-
-    other = model.clone()
-    other.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = doubling_values
-    alone = ksampler(other, inputs)
-    calls_alone = len(seen)
-    seen.clear()
-    assert not torch.equal(alone, ksampler(model, inputs))
-    latent, maps = concept_sampler(ca, other, clip, **inputs)
-    assert torch.equal(latent["samples"], alone) and len(seen) == calls_alone
-    assert rearrange(maps.maps, "F K h w -> K (F h w)").isfinite().all()
 
 
 @requires_cogvideox

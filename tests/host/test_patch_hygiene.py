@@ -11,11 +11,10 @@ from helpers.sampling import concept_sampler, ksampler, sampler_inputs
 from helpers.variants import ATTENTION_ENTRY_FAMILIES, FAMILY_NAMES, VARIANTS
 
 # one variant per family whose joint blocks have patches_replace entries, and one per family reached through its
-# attention calls (CogVideoX's own test covers it: test_cogvideox.py)
+# attention calls
 BLOCK_PATCH_VARIANTS = [next(v for v in VARIANTS if v.family == family) for family in FAMILY_NAMES
                         if family not in ATTENTION_ENTRY_FAMILIES]
-ATTENTION_VARIANTS = [next(v for v in VARIANTS if v.family == family) for family in ATTENTION_ENTRY_FAMILIES
-                      if family != "cogvideox"]
+ATTENTION_VARIANTS = [next(v for v in VARIANTS if v.family == family) for family in ATTENTION_ENTRY_FAMILIES]
 
 
 @pytest.mark.parametrize("variant", [pytest.param(v, id=v.family, marks=pytest.mark.skipif(
