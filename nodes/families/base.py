@@ -47,12 +47,12 @@ from comfy.ldm.flux.math import apply_rope
 from torch import Tensor
 
 from ...ca_core.layers import ALL_BLOCKS, DEFAULT_LAST_BLOCKS, AutoLayers
-from ...ca_core.stream import ImageAttention, ModulationParams, Rope, TextStreamWeights
+from ...ca_core.stream import ImageAttention, Modulation, ModulationParams, Rope, TextStreamWeights
 from . import tokens
 
 __all__ = ["ALL_BLOCKS", "MODEL_CALL_OPTIONS", "BlockEntry", "Hook", "ModelCall", "ModelFamily", "TypicalCfg",
-           "bind_model_call", "causal_video_frame_tokens", "keeping_outputs", "refine_as_captions", "table_rope",
-           "text_before_image"]
+           "bind_model_call", "causal_video_frame_tokens", "generated_image_first", "keeping_outputs", "patch_grid",
+           "refine_as_captions", "repeat_kv_heads", "scale_gate_modulations", "table_rope", "text_before_image"]
 
 # The transformer_options of the model call the stream runs in, while it runs (the stream sets it): for a family's
 # object patches (ModelFamily.object_patches), whose model passes no transformer_options to its attention. A
@@ -195,6 +195,37 @@ def refine_as_captions(refiner, concepts: Tensor, table: Tensor) -> Tensor:
     for layer in refiner:
         captions = layer(captions, None, table)
     return captions.reshape(batch, count, -1)
+
+
+def scale_gate_modulations(output: Tensor) -> tuple[Modulation, Modulation]:
+    """Lumina 2's modulation (Z-Image, OmniGen2, Ideogram 4 share it): a layer's modulation output [rows, 4C] (or
+    [rows, 1, 4C]) as (attention, MLP) modulations: a scale each and a tanh gate, no shift."""
+    scale_msa, gate_msa, scale_mlp, gate_mlp = (output if output.ndim == 3 else output[:, None]).chunk(4, dim=-1)
+    return Modulation(0.0, scale_msa, gate_msa.tanh()), Modulation(0.0, scale_mlp, gate_mlp.tanh())
+
+
+def repeat_kv_heads(t: Tensor, kv_heads: int, heads: int, head_dim: int) -> Tensor:
+    """[..., KV * D] -> [..., H * D]: each grouped key/value head repeated for the query heads it serves, as grouped
+    query attention repeats it (head h reads key/value head h // (H / KV))."""
+    repeat = heads // kv_heads
+    if repeat == 1:
+        return t
+    return t.unflatten(-1, (kv_heads, 1, head_dim)).expand(*t.shape[:-1], kv_heads, repeat, head_dim).flatten(-3)
+
+
+def generated_image_first(keys: Tensor, values: Tensor, outputs: Tensor, generated: int) -> ImageAttention:
+    """The image stream's keys/values [B, H, N, D] and outputs [B, N, C] with the generated image's `generated`
+    tokens, which come last in the block (after reference images'), rolled to the front."""
+    reference = outputs.shape[1] - generated
+    if generated <= 0 or reference <= 0:
+        return ImageAttention(keys=keys, values=values, outputs=outputs)
+    return ImageAttention(keys=keys.roll(-reference, dims=2), values=values.roll(-reference, dims=2),
+                          outputs=outputs.roll(-reference, dims=1))
+
+
+def patch_grid(latent: Tensor, patch: int) -> tuple[int, int]:
+    """Rows and columns of patches once a forward pads the latent to whole patches (pad_to_patch_size)."""
+    return -(-latent.shape[-2] // patch), -(-latent.shape[-1] // patch)
 
 
 def text_before_image(block_args: dict) -> int:

@@ -93,8 +93,7 @@ class ErnieImageFamily(ModelFamily):
     def concept_conditioning(self, call: ModelCall, rows) -> dict:
         dm, x = call.diffusion_model, call.x
         image_tokens = (x.shape[-2] // dm.patch_size) * (x.shape[-1] // dm.patch_size)
-        return {"image_tokens": image_tokens, "timesteps": call.timestep[rows], "dtype": call.dtype, "rows": rows,
-                "layer_outputs": {}}
+        return {"image_tokens": image_tokens, "rows": rows, "layer_outputs": {}}
 
     @contextlib.contextmanager
     def watch_call(self, diffusion_model, conditioning: dict):
@@ -103,13 +102,7 @@ class ErnieImageFamily(ModelFamily):
             yield
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
-        dm = diffusion_model
-        output = conditioning["layer_outputs"].get(dm.adaLN_modulation)
-        if output is not None:
-            output = output[conditioning["rows"]]
-        else:  # as the forward makes it: adaLN_modulation(time_embedding(time_proj(t)))
-            sample = dm.time_proj(conditioning["timesteps"]).to(conditioning["dtype"])
-            output = dm.adaLN_modulation(dm.time_embedding(sample))
+        output = conditioning["layer_outputs"][diffusion_model.adaLN_modulation][conditioning["rows"]]  # before the layers
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (c[:, None] for c in output.chunk(6, dim=-1))
         return Modulation(shift_msa, scale_msa, gate_msa), Modulation(shift_mlp, scale_mlp, gate_mlp)
 

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ...ca_core.stream import ImageAttention
 from . import tokens
-from .base import ModelCall, TypicalCfg, causal_video_frame_tokens
+from .base import ModelCall, TypicalCfg, causal_video_frame_tokens, generated_image_first
 from .flux_blocks import FluxDoubleBlocks
 
 VAE_TEMPORAL_STRIDE = 4  # HunyuanVideo's (and 1.5's) causal VAE: the first frame alone, then 4 per latent frame
@@ -110,11 +110,7 @@ class HunyuanVideoFamily(FluxDoubleBlocks):
                         text_tokens: int, image_tokens: int = 0) -> ImageAttention:
         """The image tokens, the generated clip's first: a reference latent's tokens precede them in the block."""
         image = super().image_attention(diffusion_model, index, q, k, v, out, text_tokens)
-        reference = image.outputs.shape[1] - image_tokens
-        if image_tokens <= 0 or reference <= 0:
-            return image
-        return ImageAttention(keys=image.keys.roll(-reference, dims=2), values=image.values.roll(-reference, dims=2),
-                              outputs=image.outputs.roll(-reference, dims=1))
+        return generated_image_first(image.keys, image.values, image.outputs, image_tokens)
 
     def segmentation_conditioning(self, diffusion_model) -> dict:
         """A zero pooled vector where the model takes one; the key is there either way, as ComfyUI's HunyuanVideo

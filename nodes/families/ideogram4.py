@@ -23,9 +23,9 @@ import contextlib
 import torch
 from torch import Tensor
 
-from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
+from ...ca_core.stream import ImageAttention, TextStreamWeights
 from . import tokens
-from .base import BlockEntry, ModelCall, ModelFamily, keeping_outputs
+from .base import BlockEntry, ModelCall, ModelFamily, keeping_outputs, scale_gate_modulations
 
 try:  # ComfyUI 0.33 on
     import comfy.ldm.ideogram4.model as ideogram4
@@ -52,8 +52,7 @@ class Ideogram4Family(ModelFamily):
 
     def concept_conditioning(self, call: ModelCall, rows) -> dict:
         context = call.get("context")
-        return {"text_tokens": 0 if context is None else context.shape[1], "timesteps": 1.0 - call.timestep[rows],
-                "dtype": call.dtype, "rows": rows, "layer_outputs": {}}
+        return {"text_tokens": 0 if context is None else context.shape[1], "rows": rows, "layer_outputs": {}}
 
     @contextlib.contextmanager
     def watch_call(self, diffusion_model, conditioning: dict):
@@ -63,15 +62,8 @@ class Ideogram4Family(ModelFamily):
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
         """The layer's (scale, tanh gate) for attention and feed-forward; the modulation has no shift."""
-        dm, modulation = diffusion_model, diffusion_model.layers[index].adaln_modulation
-        output = conditioning["layer_outputs"].get(modulation)
-        if output is not None:
-            output = output[conditioning["rows"]]
-        else:  # as the forward makes it: silu(adaln_proj(t_embedding(1 - t))), one row per image
-            t_cond = dm.t_embedding(conditioning["timesteps"], dtype=conditioning["dtype"]).unsqueeze(1)
-            output = modulation(torch.nn.functional.silu(dm.adaln_proj(t_cond)))
-        scale_msa, gate_msa, scale_mlp, gate_mlp = output.chunk(4, dim=-1)
-        return Modulation(0.0, scale_msa, gate_msa.tanh()), Modulation(0.0, scale_mlp, gate_mlp.tanh())
+        output = conditioning["layer_outputs"][diffusion_model.layers[index].adaln_modulation]  # made before its attention
+        return scale_gate_modulations(output[conditioning["rows"]])
 
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
         """The layer's shared weights; the post-norms ride with the projection and the feed-forward they follow."""

@@ -19,16 +19,16 @@ How the prompt runs, and so the concepts:
 """
 
 import contextlib
+import math
 
 import torch
 from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
 from . import tokens
-from .base import BlockEntry, ModelCall, ModelFamily, keeping_outputs, text_before_image
+from .base import BlockEntry, ModelCall, ModelFamily, keeping_outputs, patch_grid, repeat_kv_heads, text_before_image
 
 try:  # ComfyUI 0.33 on
-    from comfy.ldm.flux.layers import timestep_embedding
     from comfy.ldm.krea2.model import SingleStreamDiT
 except ImportError:
     SingleStreamDiT = None
@@ -55,13 +55,11 @@ class Krea2Family(ModelFamily):
         timestep's modulation vector, kept from the forward's own call (watch_call) or made for these rows."""
         dm, x = call.diffusion_model, call.x
         image_tokens = sum(self._image_tokens(dm, latent) for latent in [x, *(call.get("ref_latents") or [])])
-        return {"image_tokens": image_tokens, "rows": rows, "batch": x.shape[0], "layer_outputs": {},
-                "timesteps": call.timestep[rows], "dtype": call.dtype}
+        return {"image_tokens": image_tokens, "rows": rows, "batch": x.shape[0], "layer_outputs": {}}
 
     @staticmethod
     def _image_tokens(diffusion_model, latent: Tensor) -> int:
-        p = diffusion_model.patch
-        return -(-latent.shape[-2] // p) * -(-latent.shape[-1] // p)
+        return math.prod(patch_grid(latent, diffusion_model.patch))
 
     @contextlib.contextmanager
     def watch_call(self, diffusion_model, conditioning: dict):
@@ -76,12 +74,7 @@ class Krea2Family(ModelFamily):
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
         dm = diffusion_model
-        tvec = conditioning["layer_outputs"].get(dm.tproj)
-        if tvec is not None:
-            tvec = tvec[:conditioning["batch"]][conditioning["rows"]]
-        else:
-            t = dm.tmlp(timestep_embedding(conditioning["timesteps"], dm.tdim).unsqueeze(1).to(conditioning["dtype"]))
-            tvec = dm.tproj(t)
+        tvec = conditioning["layer_outputs"][dm.tproj][:conditioning["batch"]][conditioning["rows"]]  # before the blocks
         prescale, preshift, pregate, postscale, postshift, postgate = dm.blocks[index].mod(tvec)
         return Modulation(preshift, prescale, pregate), Modulation(postshift, postscale, postgate)
 
@@ -94,11 +87,7 @@ class Krea2Family(ModelFamily):
 
         def qkv(x: Tensor) -> Tensor:
             modulated["input"] = x
-            repeat = attn.heads // attn.kvheads
-            k, v = attn.wk(x), attn.wv(x)
-            if repeat > 1:  # each grouped head repeated for the query heads it serves, as Attention does
-                k, v = (t.unflatten(-1, (attn.kvheads, 1, attn.headdim))
-                        .expand(*t.shape[:-1], attn.kvheads, repeat, attn.headdim).flatten(-3) for t in (k, v))
+            k, v = (repeat_kv_heads(layer(x), attn.kvheads, attn.heads, attn.headdim) for layer in (attn.wk, attn.wv))
             return torch.cat([attn.wq(x), k, v], dim=-1)
 
         def proj(out: Tensor) -> Tensor:
@@ -124,8 +113,7 @@ class Krea2Family(ModelFamily):
         return ImageAttention(keys=k[:, :, text_tokens:], values=v[:, :, text_tokens:], outputs=out[:, text_tokens:])
 
     def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
-        p = diffusion_model.patch
-        return -(-x.shape[-2] // p), -(-x.shape[-1] // p)
+        return patch_grid(x, diffusion_model.patch)
 
     def token_pixels(self, model) -> int:
         return model.get_model_object("diffusion_model").patch * self.latent_pixels(model)

@@ -18,21 +18,25 @@ How the prompt runs, and so the concepts:
 """
 
 import contextlib
+import math
 
 import torch
-import torch.nn.functional as F
 from comfy.ldm.omnigen.omnigen2 import OmniGen2Transformer2DModel
 from torch import Tensor
 
-from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
+from ...ca_core.stream import ImageAttention, TextStreamWeights
 from . import tokens
 from .base import (
     BlockEntry,
     Hook,
     ModelCall,
     ModelFamily,
+    generated_image_first,
     keeping_outputs,
+    patch_grid,
     refine_as_captions,
+    repeat_kv_heads,
+    scale_gate_modulations,
     table_rope,
     text_before_image,
 )
@@ -56,17 +60,14 @@ class OmniGen2Family(ModelFamily):
         """The timestep embedding of the chosen rows, how many image tokens the joint layers hold (references and
         the generated image), and how many attention calls the refiners make before the first joint layer."""
         dm, x = call.diffusion_model, call.x
-        embed = dm.time_caption_embed
-        temb = embed.timestep_embedder(embed.time_proj(1.0 - call.timestep[rows]).to(call.dtype))
         references = list(call.get("ref_latents") or [])
         refiners = len(dm.context_refiner) + len(dm.noise_refiner) + (len(dm.ref_image_refiner) if references else 0)
-        return {"temb": temb, "image_tokens": sum(self._image_tokens(dm, latent) for latent in [*references, x]),
+        return {"image_tokens": sum(self._image_tokens(dm, latent) for latent in [*references, x]),
                 "refiner_calls": refiners, "rows": rows, "layer_outputs": {}}
 
     @staticmethod
     def _image_tokens(diffusion_model, latent: Tensor) -> int:
-        p = diffusion_model.patch_size
-        return -(-latent.shape[-2] // p) * -(-latent.shape[-1] // p)
+        return math.prod(patch_grid(latent, diffusion_model.patch_size))
 
     def block_of_attention_call(self, number: int, attention_kwargs: dict, conditioning: dict) -> int | None:
         index = number - conditioning["refiner_calls"]
@@ -80,11 +81,8 @@ class OmniGen2Family(ModelFamily):
 
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
         """The layer's (scale, tanh gate) for attention and feed-forward; the modulation has no shift."""
-        layer = diffusion_model.layers[index].norm1.linear
-        output = conditioning["layer_outputs"].get(layer)
-        output = output[conditioning["rows"]] if output is not None else layer(F.silu(conditioning["temb"]))
-        scale_msa, gate_msa, scale_mlp, gate_mlp = (chunk[:, None] for chunk in output.chunk(4, dim=1))
-        return Modulation(0.0, scale_msa, gate_msa.tanh()), Modulation(0.0, scale_mlp, gate_mlp.tanh())
+        output = conditioning["layer_outputs"][diffusion_model.layers[index].norm1.linear]  # made before its attention
+        return scale_gate_modulations(output[conditioning["rows"]])
 
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
         """The layer's shared weights; the post-norms ride with the projection and the feed-forward they follow."""
@@ -92,7 +90,7 @@ class OmniGen2Family(ModelFamily):
         attn = block.attn
 
         def qkv(x: Tensor) -> Tensor:
-            k, v = expand_heads(attn.to_k(x), attn), expand_heads(attn.to_v(x), attn)
+            k, v = (repeat_kv_heads(layer(x), attn.kv_heads, attn.heads, attn.dim_head) for layer in (attn.to_k, attn.to_v))
             return torch.cat([attn.to_q(x), k, v], dim=-1)
 
         return TextStreamWeights(
@@ -119,26 +117,10 @@ class OmniGen2Family(ModelFamily):
         the image stream after the caption: references, then the generated image, rolled to come first."""
         repeat = q.shape[1] // k.shape[1]
         keys, values = (t[:, :, text_tokens:].repeat_interleave(repeat, dim=1) for t in (k, v))
-        outputs = out[:, text_tokens:]
-        reference = keys.shape[2] - image_tokens
-        if reference > 0:
-            keys, values = keys.roll(-reference, dims=2), values.roll(-reference, dims=2)
-            outputs = outputs.roll(-reference, dims=1)
-        return ImageAttention(keys=keys, values=values, outputs=outputs)
+        return generated_image_first(keys, values, out[:, text_tokens:], image_tokens)
 
     def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
-        p = diffusion_model.patch_size
-        return -(-x.shape[-2] // p), -(-x.shape[-1] // p)
-
-
-def expand_heads(t: Tensor, attn) -> Tensor:
-    """[..., KV * D] -> [..., H * D]: each grouped head repeated for the query heads it serves, as the attention's
-    enable_gqa repeats it."""
-    repeat = attn.heads // attn.kv_heads
-    if repeat == 1:
-        return t
-    return t.unflatten(-1, (attn.kv_heads, 1, attn.dim_head)).expand(
-        *t.shape[:-1], attn.kv_heads, repeat, attn.dim_head).flatten(-3)
+        return patch_grid(x, diffusion_model.patch_size)
 
 
 def rope_table(diffusion_model, positions: list[int], device) -> Tensor:

@@ -24,20 +24,25 @@ How the prompt runs, and so the concepts:
 
 import contextlib
 import inspect
+import math
 
 import torch
 from comfy.ldm.lumina.model import NextDiT
 from torch import Tensor
 
-from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
+from ...ca_core.stream import ImageAttention, TextStreamWeights
 from . import tokens
 from .base import (
     BlockEntry,
     ModelCall,
     ModelFamily,
     TypicalCfg,
+    generated_image_first,
     keeping_outputs,
+    patch_grid,
     refine_as_captions,
+    repeat_kv_heads,
+    scale_gate_modulations,
     table_rope,
     text_before_image,
 )
@@ -73,26 +78,24 @@ class ZImageFamily(ModelFamily):
         tokens the joint attention holds, and how many attention calls the refiners make before the first joint
         layer."""
         dm, x = call.diffusion_model, call.x
-        t = 1.0 - call.timestep[rows]
-        adaln = dm.t_embedder(t * getattr(dm, "time_scale", 1.0), dtype=x.dtype)
-        if getattr(dm, "clip_text_pooled_proj", None) is not None:  # NewBie: what the model takes without a pooled vector
-            adaln = dm.time_text_embed(torch.cat((adaln, adaln.new_zeros(adaln.shape[0], dm.clip_text_dim)), dim=-1))
         # without a pooled vector the concepts' modulation is the tokens' own: read from each layer's own call
-        # (watch_call) rather than computed again, a read of each modulation layer's weight saved
-        shared = getattr(dm, "clip_text_pooled_proj", None) is None
+        # (watch_call) rather than computed again; NewBie's takes the model's input without one
+        adaln = None
+        if getattr(dm, "clip_text_pooled_proj", None) is not None:
+            adaln = dm.t_embedder((1.0 - call.timestep[rows]) * getattr(dm, "time_scale", 1.0), dtype=x.dtype)
+            adaln = dm.time_text_embed(torch.cat((adaln, adaln.new_zeros(adaln.shape[0], dm.clip_text_dim)), dim=-1))
         references = list(call.get("ref_latents") or [])
         image_tokens = sum(self._image_tokens(dm, latent) for latent in [*references, x])
         refiners = len(dm.context_refiner) + len(dm.noise_refiner)
         if references and getattr(dm, "siglip_refiner", None) is not None:  # Z-Image Omni's SigLIP tokens
             refiners += len(dm.siglip_refiner)
         return {"adaln": adaln, "image_tokens": image_tokens, "refiner_calls": refiners,
-                "layer_outputs": {} if shared else None, "rows": rows, "batch": x.shape[0]}
+                "layer_outputs": {} if adaln is None else None, "rows": rows, "batch": x.shape[0]}
 
     @staticmethod
     def _image_tokens(diffusion_model, latent: Tensor) -> int:
         """An image's tokens in the joint attention: its patches, then Z-Image's pad tokens."""
-        p = diffusion_model.patch_size
-        patches = -(-latent.shape[-2] // p) * -(-latent.shape[-1] // p)
+        patches = math.prod(patch_grid(latent, diffusion_model.patch_size))
         return patches + padding(patches, getattr(diffusion_model, "pad_tokens_multiple", None))
 
     def block_of_attention_call(self, number: int, attention_kwargs: dict, conditioning: dict) -> int | None:
@@ -115,14 +118,11 @@ class ZImageFamily(ModelFamily):
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: dict, rows):
         """The layer's (scale, tanh gate) for attention and feed-forward; NextDiT's modulation has no shift."""
         modulation = diffusion_model.layers[index].adaLN_modulation
-        output = (conditioning["layer_outputs"] or {}).get(modulation)
-        if output is not None:  # the layer's own rows: Omni's t = 0 rows come first, the call's timesteps after
-            output = output[output.shape[0] - conditioning["batch"]:][conditioning["rows"]]
-        else:
-            output = modulation(conditioning["adaln"])
-        chunks = output.chunk(4, dim=1)
-        scale_msa, gate_msa, scale_mlp, gate_mlp = (chunk[:, None] for chunk in chunks)
-        return Modulation(0.0, scale_msa, gate_msa.tanh()), Modulation(0.0, scale_mlp, gate_mlp.tanh())
+        if conditioning["adaln"] is not None:  # NewBie's: computed for the concepts' rows
+            return scale_gate_modulations(modulation(conditioning["adaln"]))
+        # the layer's own output, made before its attention: Omni's t = 0 rows come first, the call's after
+        output = conditioning["layer_outputs"][modulation]
+        return scale_gate_modulations(output[output.shape[0] - conditioning["batch"]:][conditioning["rows"]])
 
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
         """The layer's shared weights; the post-norms ride with the projection and the feed-forward they follow."""
@@ -158,18 +158,11 @@ class ZImageFamily(ModelFamily):
         """q/k/v [B, H, L, D] (grouped heads already repeated), outputs [B, L, H * D]; the image stream after the
         caption: reference images, then the generated image and its pad tokens; rolled so the generated image's
         tokens come first."""
-        keys, values, outputs = k[:, :, text_tokens:], v[:, :, text_tokens:], out[:, text_tokens:]
         generated = image_tokens + padding(image_tokens, getattr(diffusion_model, "pad_tokens_multiple", None))
-        reference = keys.shape[2] - generated
-        if reference > 0:
-            keys, values = keys.roll(-reference, dims=2), values.roll(-reference, dims=2)
-            outputs = outputs.roll(-reference, dims=1)
-        return ImageAttention(keys=keys, values=values, outputs=outputs)
+        return generated_image_first(k[:, :, text_tokens:], v[:, :, text_tokens:], out[:, text_tokens:], generated)
 
     def token_grid(self, diffusion_model, x: Tensor) -> tuple[int, int]:
-        """Rows and columns after the forward pads the latent to whole patches (pad_to_patch_size)."""
-        p = diffusion_model.patch_size
-        return -(-x.shape[-2] // p), -(-x.shape[-1] // p)
+        return patch_grid(x, diffusion_model.patch_size)
 
 
 def rope_table(diffusion_model, positions: list[int], device) -> Tensor:
@@ -193,8 +186,5 @@ def grouped_qkv(attention, x: Tensor) -> Tensor:
     serves, as JointAttention repeats them."""
     heads, kv_heads, dim = attention.n_local_heads, attention.n_local_kv_heads, attention.head_dim
     q, k, v = attention.qkv(x).split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
-    repeat = heads // kv_heads
-    if repeat > 1:
-        k, v = (t.unflatten(-1, (kv_heads, 1, dim)).expand(*t.shape[:-1], kv_heads, repeat, dim).flatten(-3)
-                for t in (k, v))
+    k, v = (repeat_kv_heads(t, kv_heads, heads, dim) for t in (k, v))
     return torch.cat([q, k, v], dim=-1)

@@ -26,6 +26,12 @@ CONTEXT_DIM = 32
 POOLED_DIM = 16
 
 
+# the tiny T5 every stand-in text encoder here is built on (its vocabulary the one its tokenizer needs)
+TINY_T5_CONFIG = {"d_ff": 64, "d_kv": 8, "d_model": CONTEXT_DIM, "num_heads": 4, "num_layers": 2,
+                  "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True, "layer_norm_epsilon": 1e-6,
+                  "model_type": "t5", "relative_attention_num_buckets": 32}
+
+
 def flux_config(guidance_embed: bool = True, depth: int = 3, single: int = 2, hidden: int = 64,
                 heads: int = 4) -> dict:
     head_dim = hidden // heads
@@ -81,9 +87,7 @@ def tiny_flux(seed: int = 0, guidance_embed: bool = True, **sizes) -> comfy.mode
 
 class TinyT5(comfy.sd1_clip.SDClipModel):
     def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
-        config = {"d_ff": 64, "d_kv": 8, "d_model": CONTEXT_DIM, "num_heads": 4, "num_layers": 2,
-                  "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True, "layer_norm_epsilon": 1e-6,
-                  "model_type": "t5", "relative_attention_num_buckets": 32, "vocab_size": 32128}
+        config = {**TINY_T5_CONFIG, "vocab_size": 32128}
         super().__init__(device=device, layer="last", layer_idx=None, textmodel_json_config=config, dtype=dtype,
                          special_tokens={"end": 1, "pad": 0}, model_class=comfy.text_encoders.t5.T5,
                          model_options={**model_options, "model_name": "t5xxl"})
@@ -201,9 +205,7 @@ class TinyQwen3Stand(comfy.sd1_clip.SDClipModel):
     and token ids, tiny width."""
 
     def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
-        config = {"d_ff": 64, "d_kv": 8, "d_model": CONTEXT_DIM, "num_heads": 4, "num_layers": 2,
-                  "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True, "layer_norm_epsilon": 1e-6,
-                  "model_type": "t5", "relative_attention_num_buckets": 32, "vocab_size": 151936}
+        config = {**TINY_T5_CONFIG, "vocab_size": 151936}
         super().__init__(device=device, layer="last", layer_idx=None, textmodel_json_config=config, dtype=dtype,
                          special_tokens={"pad": 151643}, model_class=comfy.text_encoders.t5.T5,
                          model_options={**model_options, "model_name": "qwen3_4b"})
@@ -322,9 +324,7 @@ class TinyGemmaStand(comfy.sd1_clip.SDClipModel):
     before 0.8 takes the caption's length from it)."""
 
     def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
-        config = {"d_ff": 64, "d_kv": 8, "d_model": CONTEXT_DIM, "num_heads": 4, "num_layers": 2,
-                  "dense_act_fn": "gelu_pytorch_tanh", "is_gated_act": True, "layer_norm_epsilon": 1e-6,
-                  "model_type": "t5", "relative_attention_num_buckets": 32, "vocab_size": 256}
+        config = {**TINY_T5_CONFIG, "vocab_size": 256}
         super().__init__(device=device, layer="last", layer_idx=None, textmodel_json_config=config, dtype=dtype,
                          special_tokens={"start": 2, "pad": 0}, model_class=comfy.text_encoders.t5.T5,
                          enable_attention_masks=True, return_attention_masks=True,
