@@ -168,9 +168,19 @@ def label_font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def label_images(images: Tensor, labels: list[str]) -> Tensor:
+def colour_bar(width: int, height: int, colormap: int = cv2.COLORMAP_INFERNO) -> np.ndarray:
+    """[height, width, 3] uint8: the heatmaps' colormap from low (left) to high (right)."""
+    ramp = np.linspace(0, 255, max(width, 1)).round().astype(np.uint8)[None].repeat(max(height, 1), axis=0)
+    return cv2.cvtColor(cv2.applyColorMap(ramp, colormap), cv2.COLOR_BGR2RGB)
+
+
+def label_images(images: Tensor, labels: list[str], legend: bool = False) -> Tensor:
     """Write each label in white on a dark band at the top-left of its image ([N, H, W, 3] in 0..1), so
-    that saved and previewed heatmaps say which concept they show."""
+    that saved and previewed heatmaps say which concept they show.
+
+    legend: also draw the colormap as a small bar from "low" to "high" at the bottom-left, so that a colour
+    of the image under a translucent heatmap is not read as a high value.
+    """
     if images.shape[0] != len(labels):
         raise ValueError(f"{len(labels)} labels for {images.shape[0]} images")
     height, width = images.shape[1:3]
@@ -184,8 +194,25 @@ def label_images(images: Tensor, labels: list[str]) -> Tensor:
         left, top, right, bottom = draw.textbbox((margin, margin), text, font=font)
         draw.rectangle((0, 0, right + margin, bottom + margin), fill=(0, 0, 0))
         draw.text((margin, margin), text, fill=(255, 255, 255), font=font)
+        if legend:
+            draw_legend(canvas, draw, font, margin)
         out.append(np.asarray(canvas))
     labelled = torch.from_numpy(np.stack(out)).float().div(255)
     # untouched pixels keep their exact values (the uint8 round trip would quantise them)
     changed = torch.from_numpy(np.stack(out) != pixels).any(dim=-1, keepdim=True)
     return torch.where(changed, labelled, images.cpu().float())
+
+
+def draw_legend(canvas: Image.Image, draw: ImageDraw.ImageDraw, font, margin: int) -> None:
+    """"low [colour bar] high" on a dark band at the bottom-left of the canvas."""
+    _, top, low_right, bottom = draw.textbbox((0, 0), "low", font=font)
+    high_width = draw.textbbox((0, 0), "high", font=font)[2]
+    text_height = bottom - top
+    bar_width = max(8, canvas.width // 4)
+    band_width = min(canvas.width, low_right + bar_width + high_width + 4 * margin)
+    band_top = canvas.height - text_height - 2 * margin
+    draw.rectangle((0, band_top, band_width, canvas.height), fill=(0, 0, 0))
+    draw.text((margin, band_top + margin - top), "low", fill=(255, 255, 255), font=font)
+    bar_left = low_right + 2 * margin
+    canvas.paste(Image.fromarray(colour_bar(bar_width, text_height)), (bar_left, band_top + margin))
+    draw.text((bar_left + bar_width + margin, band_top + margin - top), "high", fill=(255, 255, 255), font=font)

@@ -43,7 +43,7 @@ class SaliencyMap(io.ComfyNode):
                         "concept (with maps of both prompts: the positive prompt's first). For a video, each "
                         "concept gives a heatmap clip with one frame per video frame, clip after clip, ready for "
                         "SaveAnimatedWEBP or a video node.",
-            **search_aliases("heatmap", "saliency", "attention map", "show concept maps"),
+            **search_aliases("show heatmaps", "saliency", "attention map", "show concept maps"),
             inputs=[
                 ConceptMapsType.Input("concept_maps", tooltip="From the Concept Attention Sampler, Concept Maps "
                                                               "or Segment Image."),
@@ -58,7 +58,8 @@ class SaliencyMap(io.ComfyNode):
                 # last and optional, so that workflows and API prompts saved before it still load and run
                 io.Boolean.Input("label", default=False, optional=True,
                                  tooltip="Write each concept's name (and prompt, for negative-prompt maps) onto "
-                                         "its heatmap, so saved and previewed images say what they show."),
+                                         "its heatmap, with a colour bar from low to high, so saved and "
+                                         "previewed images say what they show."),
             ],
             outputs=[
                 io.Image.Output(display_name="heatmaps",
@@ -85,10 +86,13 @@ class SaliencyMap(io.ComfyNode):
         if concept_maps.score_note:  # shown under each heatmap in the node, and on it when labelled
             labels = [f"{text} · {concept_maps.score_note}" for text in labels]
         if label:
-            heatmaps = label_images(heatmaps, labels)
+            heatmaps = label_images(heatmaps, labels, legend=True)
         masks = rearrange(maps.clamp(0, 1) if normalisation != "none" else maps, "(B V) K H W -> (B K V) H W",
                           V=frames)
-        shown = {**ui.PreviewImage(heatmaps, cls=cls).as_dict(), "concepts": labels}
+        shown = ui.PreviewImage(heatmaps, cls=cls).as_dict()
+        # display_name: what the frontend's App mode and queue label each heatmap with
+        shown["images"] = [{**image, "display_name": label} for image, label in zip(shown["images"], labels, strict=True)]
+        shown["concepts"] = labels
         if concept_maps.skipped_steps:  # shown above the gallery: which steps the maps average
             shown["steps"] = [steps_note(concept_maps)]
         return io.NodeOutput(heatmaps, masks, ui=shown)
@@ -149,9 +153,10 @@ class ConceptMask(io.ComfyNode):
                 io.Int.Input("min_region", default=0, min=0, max=1 << 24, optional=True,
                              tooltip="Drop islands of the mask smaller than this many pixels (binary methods), "
                                      "e.g. a stray patch won elsewhere in the image; 0 keeps them all."),
-                io.Float.Input("temporal_smoothing", default=0.0, min=0.0, max=16.0, step=0.25, optional=True,
-                               tooltip="Video: average each frame's maps with its neighbours' (Gaussian sigma in "
-                                       "frames) before masking, against flicker; 0 = off. No effect on images."),
+                advanced(io.Float.Input("temporal_smoothing", default=0.0, min=0.0, max=16.0, step=0.25, optional=True,
+                                        tooltip="Video: average each frame's maps with its neighbours' (Gaussian "
+                                                "sigma in frames) before masking, against flicker; 0 = off. No "
+                                                "effect on images.")),
             ],
             outputs=[io.Mask.Output(display_name="MASK",
                                     tooltip="The mask of the chosen concepts, one per image (per frame for a video), "

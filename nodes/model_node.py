@@ -25,7 +25,7 @@ class ConceptAttentionModel(io.ComfyNode):
             description="Adds the concept stream to a copy of the model, for any sampler: KSampler, "
                         "KSamplerAdvanced, SamplerCustomAdvanced with any guider, or another pack's. The image "
                         "stays exactly as without it. Feed the sampler's LATENT and the recorder to Concept Maps.",
-            **search_aliases("attention map", "saliency", "heatmap", "concept map", "model patch"),
+            **search_aliases("attention map", "saliency", "concept map", "model patch"),
             inputs=[
                 io.Model.Input("model", tooltip=user_text.model_tooltip(FAMILIES)),
                 io.Clip.Input("clip", tooltip="The text encoder that encoded the prompt; encodes each concept."),
@@ -58,7 +58,7 @@ class ConceptMapsCollector(io.ComfyNode):
             category="conceptattention",
             description="The concept maps of one sampling run: the run, by a Concept Attention Model's MODEL, "
                         "that returned this LATENT. Two samplers sharing that model each give their own maps.",
-            **search_aliases("attention map", "saliency", "heatmap", "concept map", "collect maps"),
+            **search_aliases("attention map", "saliency", "concept map", "collect maps"),
             inputs=[
                 ConceptRecorderType.Input("recorder", tooltip="From the Concept Attention Model node."),
                 io.Latent.Input("latent", tooltip="The LATENT the sampler returned (SamplerCustomAdvanced: "

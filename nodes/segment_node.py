@@ -27,7 +27,7 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
             category="conceptattention",
             description="Maps where each concept is in an existing image (zero-shot segmentation): encode, "
                         "add noise, one partial model pass per noise sample.",
-            **search_aliases("segment", "segmentation", "zero-shot segmentation", "attention map", "saliency"),
+            **search_aliases("segment", "segmentation", "zero-shot segmentation", "heatmap", "attention map", "saliency"),
             inputs=[
                 io.Model.Input("model", tooltip=user_text.model_tooltip(FAMILIES, copy=False)),
                 io.Clip.Input("clip", tooltip="The model's text encoder; encodes the concepts and the caption."),

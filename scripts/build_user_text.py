@@ -5,6 +5,9 @@ takes on each, their usual cfg) from the family classes, in English, Chinese, Ja
 writes its output into the static files, from every family the extension supports on the newest host
 (ALL_FAMILIES), whichever host runs it:
 - locales/<language>/nodeDefs.json: the `model`, `layers` and `cfg` tooltips of the nodes in TOOLTIPS;
+- web/docs/<Node>/en.md: a copy of web/docs/<Node>.md, the English page, for every node. The frontend asks for
+  <Node>/<language>.md first and falls back to <Node>.md (the page for languages without a translation), so an
+  English reader's help opens without a failed request;
 - web/docs/<Node>.md and web/docs/<Node>/<language>.md: each span between <!-- families:KIND --> and
   <!-- /families --> (HTML comments, which the frontend's markdown renderer shows as nothing), KIND one of
   user_text.HELP_SPANS. A span stays on one line and never opens a line (a line that starts with "<!--" is an
@@ -102,11 +105,20 @@ def built_files(pack: ModuleType) -> dict[Path, str]:
     for node_id in HELP_PAGES:
         for language in languages:
             files[help_page(node_id, language)] = built_help_page(pack, node_id, language)
-    return files
+    return {**files, **english_copies(files)}
+
+
+def english_copies(files: dict[Path, str]) -> dict[Path, str]:
+    """web/docs/<Node>/en.md for every node's English page, as built in `files` or as it stands."""
+    copies = {}
+    for page in sorted(DOCS.glob("*.md")):
+        copies[DOCS / page.stem / "en.md"] = files.get(page) or page.read_text(encoding="utf-8")
+    return copies
 
 
 def out_of_date(pack: ModuleType) -> dict[Path, str]:
-    return {path: text for path, text in built_files(pack).items() if path.read_text(encoding="utf-8") != text}
+    return {path: text for path, text in built_files(pack).items()
+            if not path.is_file() or path.read_text(encoding="utf-8") != text}
 
 
 def main() -> int:

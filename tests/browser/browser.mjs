@@ -24,13 +24,17 @@ export async function openComfy(url, { viewport = { width: 1400, height: 900 }, 
   });
   await context.route((u) => u.hostname !== "127.0.0.1", (route) => route.abort());
   const page = context.pages()[0] ?? (await context.newPage());
-  const log = { console: [], pageErrors: [], blocked: [] };
+  const log = { console: [], pageErrors: [], blocked: [], failed: [] };
   page.on("console", (msg) => {
     if (msg.type() === "error" || msg.type() === "warning") {
       log.console.push({ type: msg.type(), text: msg.text(), url: msg.location()?.url ?? "" });
     }
   });
   page.on("pageerror", (error) => log.pageErrors.push({ text: String(error), stack: error.stack ?? "" }));
+  // every answer of 400 or more from the server (a help page or script the frontend asked for and missed)
+  page.on("response", (response) => {
+    if (response.status() >= 400) log.failed.push({ url: response.url(), status: response.status() });
+  });
   page.on("requestfailed", (request) => {
     if (new URL(request.url()).hostname !== "127.0.0.1") log.blocked.push(request.url());
   });
@@ -114,6 +118,11 @@ export async function closeDialogs(page) {
     await page.keyboard.press("Escape");
     await page.waitForTimeout(200);
   }
+}
+
+/** Answers of 400 or more to requests for this extension's files (help pages, scripts, templates). */
+export function extensionMisses(log) {
+  return log.failed.filter((miss) => new URL(miss.url).pathname.includes(`/${PACK}/`));
 }
 
 /** Error-level console messages and uncaught errors that come from this extension. */

@@ -6,7 +6,7 @@
 // what this frontend lacks to load them.
 import fs from "node:fs";
 import path from "node:path";
-import { EXTENSION_NAME, closeDialogs, extensionErrors, openComfy, settle } from "./browser.mjs";
+import { EXTENSION_NAME, closeDialogs, extensionErrors, extensionMisses, openComfy, settle } from "./browser.mjs";
 import { loadWorkflow, readGallery, readPreview, runWithButton } from "./comfy_actions.mjs";
 
 const config = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
@@ -180,6 +180,7 @@ try {
   });
 } finally {
   report.extensionErrors = extensionErrors(log);
+  report.extensionMisses = extensionMisses(log);
   report.console = log.console;
   report.pageErrors = log.pageErrors;
   report.blockedRequests = log.blocked;

@@ -77,7 +77,14 @@ def test_help_page_folders_hold_one_page_per_language():
     folders = sorted(path.name for path in DOCS.iterdir() if path.is_dir())
     assert folders == NODE_IDS
     for node_id in NODE_IDS:
-        assert sorted(page.name for page in (DOCS / node_id).iterdir()) == [f"{lang}.md" for lang in LANGUAGES]
+        pages = sorted(page.name for page in (DOCS / node_id).iterdir())
+        assert pages == sorted(["en.md", *(f"{lang}.md" for lang in LANGUAGES)])
+
+
+def test_the_english_page_is_also_where_the_frontend_asks_first():
+    """The frontend asks for <Node>/<language>.md, then <Node>.md: en.md saves an English reader a failed request."""
+    for node_id in NODE_IDS:
+        assert (DOCS / node_id / "en.md").read_bytes() == (DOCS / f"{node_id}.md").read_bytes(), node_id
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -224,3 +224,20 @@ def test_label_images_writes_the_text_top_left_and_leaves_the_rest_exact():
     assert ((labelled > 0.9).all(dim=-1) & changed).any() and ((labelled == 0).all(dim=-1) & changed).any()
     with pytest.raises(ValueError, match="1 labels for 2 images"):
         label_images(images, ["dog"])
+
+
+def test_the_legend_draws_the_colormap_from_low_to_high_at_the_bottom_left():
+    images = torch.full((1, 96, 128, 3), 0.5)
+    plain = label_images(images, ["dog"])
+    with_legend = label_images(images, ["dog"], legend=True)
+    added = (with_legend != plain).any(dim=-1)[0]
+    rows, cols = added.nonzero(as_tuple=True)
+    assert rows.min() > 96 // 2 and rows.max() == 95 and cols.min() == 0 and cols.max() < 128 * 3 // 4
+    # the bar's row: the colormap's own colours, dark (low) on the left and bright (high) on the right
+    bar = colourise(torch.linspace(0, 1, 32))
+    row = with_legend[0, rows.max() - 3]
+    brightness = row.sum(dim=-1)
+    bar_columns = [c for c in range(128) if not torch.equal(row[c], torch.zeros(3))
+                   and any(torch.allclose(row[c], colour, atol=2 / 255) for colour in bar)]
+    assert len(bar_columns) >= 128 // 4 - 2
+    assert brightness[bar_columns[0]] < 0.3 < 2.0 < brightness[bar_columns[-1]]

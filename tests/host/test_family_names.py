@@ -37,6 +37,8 @@ def test_the_static_files_name_every_family_the_extension_supports(ca, text):
     """Whatever the host: a family this host lacks (CogVideoX before ComfyUI 0.33) is still listed there."""
     families = ca.nodes.families.ALL_FAMILIES
     for path, built in build_user_text.built_files(ca).items():
+        if path.suffix == ".md" and not build_user_text.SPAN.search(built):
+            continue  # an English copy of a page that names no families
         for family in families:
             assert family.short_name in built, f"{path.name} leaves out {family.short_name}"
     for language in text.LANGUAGES:

@@ -39,7 +39,7 @@ ADVANCED = {
     "ConceptAttentionMaps": set(),
     "ConceptAttentionSegmentImage": {"layers", "space", "softmax", "token_pooling"},
     "ConceptAttentionSaliencyMap": {"space"},
-    "ConceptAttentionMask": {"space"},
+    "ConceptAttentionMask": {"space", "temporal_smoothing"},
     "ConceptAttentionLoadDemoModel": set(),
 }
 # One word a user would search for, per node, beyond its name.
@@ -48,7 +48,7 @@ SEARCHED_AS = {
     "ConceptAttentionModel": "attention map",
     "ConceptAttentionMaps": "attention map",
     "ConceptAttentionSegmentImage": "segment",
-    "ConceptAttentionSaliencyMap": "heatmap",
+    "ConceptAttentionSaliencyMap": "show heatmaps",
     "ConceptAttentionMask": "mask from text",
     "ConceptAttentionLoadDemoModel": "demo",
 }
