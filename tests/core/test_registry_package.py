@@ -18,12 +18,17 @@ LEFT_OUT_FILES = ("package.json", "package-lock.json", "requirements-dev.txt", "
 NOT_SHIPPED_MODULES = ("research", "tests", "bench", "scripts")
 
 
-def publisher_reading() -> list[str]:
-    """The package as the registry's publisher (comfy-cli's zip_files) reads .comfyignore: stripped lines,
-    no blanks or comments, gitignore patterns (pathspec's gitwildmatch) over git's tracked files."""
+def publisher_spec() -> pathspec.PathSpec:
+    """.comfyignore as the registry's publisher (comfy-cli's zip_files) reads it: stripped lines, no blanks or
+    comments, gitignore patterns (pathspec's gitwildmatch)."""
     lines = (REPO / IGNORE_FILE).read_text().splitlines()
     patterns = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    spec = pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+
+
+def publisher_reading() -> list[str]:
+    """The package as the registry's publisher reads it: git's tracked files less publisher_spec()."""
+    spec = publisher_spec()
     return sorted(name for name in git_files() if not spec.match_file(name))
 
 
@@ -43,6 +48,16 @@ def test_the_package_leaves_out_tests_bench_research_and_tooling():
     tracked = git_files()
     for prefix in ("tests/", "bench/", "research/", "scripts/"):  # there, so leaving them out is a real exclusion
         assert any(name.startswith(prefix) for name in tracked), prefix
+
+
+def test_the_package_carries_the_subgraph_blueprints():
+    """ComfyUI (0.8 on) offers <pack>/subgraphs/*.json in its node library: neither reading of .comfyignore
+    may leave them out, committed or not yet."""
+    blueprints = {path.relative_to(REPO).as_posix() for path in (REPO / "subgraphs").glob("*.json")}
+    assert len(blueprints) >= 2
+    assert blueprints & git_files("-o", "-i", f"--exclude-from={REPO / IGNORE_FILE}", "--", "subgraphs") == set()
+    assert sorted(name for name in blueprints if publisher_spec().match_file(name)) == []
+    assert blueprints & git_files() <= set(package_files())
 
 
 def test_git_and_the_registry_publisher_read_comfyignore_alike():

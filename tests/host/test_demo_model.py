@@ -1,6 +1,7 @@
 """The shipped demo model through ComfyUI's own nodes: loader, CLIP, VAE, sampling, concept maps."""
 
 import importlib
+import json
 import logging
 from pathlib import Path
 
@@ -219,3 +220,50 @@ def test_an_unknown_prompt_word_is_logged_and_known_ones_are_not(demo, caplog):
     with caplog.at_level(logging.WARNING):
         clip.tokenize(" ".join(["a red circle"] * 6))  # 18 words
     assert "reads the first 16 words" in caplog.text
+
+
+DEMO_PROMPT = Path(__file__).resolve().parents[2] / "workflows" / "api" / "demo_shapes.json"
+
+
+def saved_image(image: dict) -> np.ndarray:
+    """[H, W, 3] float in 0..1 of an image a node wrote (output or temp)."""
+    import folder_paths
+    from PIL import Image
+
+    folder = folder_paths.get_temp_directory() if image["type"] == "temp" else folder_paths.get_output_directory()
+    return np.asarray(Image.open(Path(folder) / image["subfolder"] / image["filename"]).convert("RGB")) / 255.0
+
+
+def test_the_demo_draws_what_its_prompt_asks_and_each_concept_mask_finds_it():
+    """The demo's defaults (the headless demo's prompt, which the template shares: test_browser.py) give a picture
+    whose shapes and colours match the prompt, and each shape's argmax mask covers the prompt's colour for it."""
+    import cv2
+
+    from research.classify import classify_shape
+
+    prompt = json.loads(DEMO_PROMPT.read_text())
+    words = prompt["2"]["inputs"]["text"].split()
+    asked = [(words[i - 1], word) for i, word in enumerate(words) if word in shapes.SHAPES]
+    assert len(asked) == 2, asked
+    graph = {key: node for key, node in prompt.items() if key in ("1", "2", "3", "4", "5", "6")}
+    graph["image"] = {"class_type": "PreviewImage", "inputs": {"images": ["6", 0]}}
+    for _, shape in asked:
+        graph[shape] = {"class_type": "ConceptAttentionMask", "inputs": {
+            "concept_maps": ["5", 1], "concepts": shape, "method": "argmax", "threshold": 0.5, "grow": 0, "blur": 0.0,
+            "fill_holes": False, "invert": False, "space": "as_made"}}
+    result = run_prompt(graph)
+    assert result["valid"] and result["success"], result
+    image = saved_image(result["outputs"]["image"]["images"][0])
+    palette = {**shapes.COLOURS, **shapes.BACKGROUNDS}
+    distances = np.stack([np.linalg.norm(image - np.asarray(rgb), axis=-1) for rgb in palette.values()])
+    nearest = np.asarray(list(palette))[distances.argmin(axis=0)]
+    for colour, shape in asked:
+        # the drawing: this colour's pixels make one object, of the asked shape
+        count, labels, stats, _ = cv2.connectedComponentsWithStats((nearest == colour).astype(np.uint8))
+        objects = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] > 150]
+        assert len(objects) == 1, f"{colour}: {len(objects)} objects"
+        assert classify_shape((labels == objects[0]).astype(np.uint8)) == shape, f"the {colour} object is no {shape}"
+        # the map: the shape's mask lies on that object
+        mask = saved_image(result["outputs"][shape]["images"][0])[..., 0] > 0.5
+        assert mask.sum() > 1000, shape
+        assert (nearest[mask] == colour).mean() > 0.8, f"the {shape} mask is not on the {colour} {shape}"
