@@ -129,6 +129,46 @@ async function thresholdShownByMethod(page) {
   return shown;
 }
 
+/**
+ * App mode (frontend 1.49): the demo's Saliency Map and Concept Mask picked as the app's outputs, run with the
+ * app's Run button; each output's label, read by showing it as the user does (a click on its thumbnail).
+ */
+async function appModeOutputs(page, demo) {
+  await loadWorkflow(page, demo, "demo");
+  await page.evaluate(() => {
+    const picked = window.caTest.nodes()
+      .filter((n) => ["ConceptAttentionSaliencyMap", "ConceptAttentionMask"].includes(n.comfyClass)).map((n) => n.id);
+    const outputs = window.caStore("appMode").selectedOutputs;
+    outputs.splice(0, outputs.length, ...picked);
+    window.caStore("workflow").activeWorkflow.activeMode = "app";
+  });
+  await settle(page, 800);
+  // the first visit offers a tour
+  await page.getByText("Skip", { exact: true }).click({ timeout: 5000 }).catch(() => {});
+  await settle(page, 300);
+  await page.locator('[data-testid="linear-run-button"] button').filter({ hasText: "Run" }).first().click();
+  const thumbnails = page.locator('[data-testid="linear-image-output"]');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="linear-image-output"]').length >= 4,
+    null, { timeout: 60_000 }).catch(() => {});
+  const labels = [];
+  for (let i = 0; i < await thumbnails.count(); i++) {
+    await thumbnails.nth(i).click();
+    await settle(page, 300);
+    labels.push(await page.evaluate(() => {
+      // "256 x 256 | circle" under the shown output
+      const captions = [...document.querySelectorAll("span")]
+        .map((span) => span.textContent.replace(/\s+/g, " ").trim())
+        .map((text) => text.match(/^\d+ [x×] \d+ \| (.+)$/)).filter(Boolean);
+      return captions.length ? captions[0][1] : null;
+    }));
+  }
+  const screenshot = shot("demo-app-mode");
+  await page.screenshot({ path: screenshot });
+  await page.evaluate(() => { window.caStore("workflow").activeWorkflow.activeMode = "graph"; });
+  await settle(page, 500);
+  return { labels, screenshot };
+}
+
 async function setSetting(page, id, value) {
   await page.evaluate(([key, v]) => window.app.extensionManager.setting.set(key, v), [id, value]);
 }
@@ -195,7 +235,10 @@ try {
     const restored = await switchLanguageLive(page, "en");
     report.languageSwitch[mode] = { rebuilt, afterSwitch, run: again, afterRun, restored };
   }
-  if (config.nodes2) await setSetting(page, "Comfy.VueNodes.Enabled", false);
+  if (config.nodes2) {
+    report.appMode = await appModeOutputs(page, demo);
+    await setSetting(page, "Comfy.VueNodes.Enabled", false);
+  }
 } finally {
   report.failedRequests = log.failed;
   report.extensionMisses = extensionMisses(log);

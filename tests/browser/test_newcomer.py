@@ -104,6 +104,16 @@ def test_nodes_2_shows_the_gallery_once_and_the_mask_preview_once(newcomer):
     assert nodes2["shown"]["maskVuePreviews"] == 1
 
 
+@pytest.mark.skipif(not NODES_2, reason=f"App mode came with frontend 1.49 (ComfyUI 0.33); this host is {HOST}")
+def test_app_mode_labels_each_heatmap_with_its_concept(newcomer):
+    """The Saliency Map and Concept Mask picked as an app's outputs: one output per heatmap, named for its
+    concept, and the mask."""
+    labels = newcomer["appMode"]["labels"]
+    concepts = demo_concepts()
+    assert len(labels) == len(concepts) + 1
+    assert sorted(label for label in labels if label in concepts) == sorted(concepts)
+
+
 @pytest.mark.parametrize("mode", ["classic", "nodes2"])
 def test_a_language_switch_without_reload_keeps_the_labelled_gallery(newcomer, mode):
     if mode == "nodes2" and not NODES_2:
