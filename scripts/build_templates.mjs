@@ -4,6 +4,8 @@
 // chromium with the browser tier's helpers (tests/browser).
 // Each thumbnail is a screenshot of the workflow as loaded from the written file; the runnable
 // demo is run first, so its thumbnail shows its real output.
+// A node's `pos` is [x, y], or under(key[, x]) in the specs: under a node placed before it, clear of that
+// node's size as built here.
 import fs from "node:fs";
 import path from "node:path";
 import { closeDialogs, openComfy, settle } from "../tests/browser/browser.mjs";
@@ -14,10 +16,23 @@ const [url, outDir, ...names] = process.argv.slice(2);
 if (!url || !outDir) throw new Error("usage: build_templates.mjs <comfyui url> <workflows dir> [template ...]");
 const chosen = names.length ? names : Object.keys(WORKFLOWS);  // build_templates.py names them
 
-function buildInPage([spec, name]) {
+// The view ComfyUI 0.3.64 and 0.8 open a template at (its extra.ds; 0.33's template browser fits the
+// graph itself): the graph centred in the smallest canvas any supported frontend leaves in a 1600x1000
+// window (0.3.64's, beside its side bar and under its menu), at 80 % of its width or height, a little
+// closer than the frontend's own fit (75 % of a larger canvas).
+const SAVED_VIEW = { canvas: [1536, 922], zoom: 0.8 };
+
+function buildInPage([spec, name, savedView]) {
   const { app, LiteGraph } = window;
   app.graph.clear();
   const made = {};
+  const GAP = 20;  // between a node and the title of the node stacked under it
+  const place = (pos) => {
+    if (Array.isArray(pos)) return [...pos];
+    const above = made[pos.under];
+    if (!above) throw new Error(`${name}: under(${pos.under}) names no node placed before it`);
+    return [pos.x ?? above.pos[0], above.pos[1] + above.size[1] + LiteGraph.NODE_TITLE_HEIGHT + GAP];
+  };
   for (const [key, n] of Object.entries(spec.nodes)) {
     const node = LiteGraph.createNode(n.type);
     if (!node) throw new Error(`${name}: unknown node type ${n.type}`);
@@ -36,7 +51,7 @@ function buildInPage([spec, name]) {
     if (n.bgcolor) node.bgcolor = n.bgcolor;
     const [w, h] = node.computeSize();
     node.size = n.size ? [Math.max(n.size[0], w), Math.max(n.size[1], h)] : [w, h];
-    node.pos = [...n.pos];
+    node.pos = place(n.pos);
     made[key] = node;
   }
   for (const [from, output, to, input] of spec.links) {
@@ -47,10 +62,15 @@ function buildInPage([spec, name]) {
     if (outSlot < 0 || inSlot < 0) throw new Error(`${name}: cannot link ${from}.${output} -> ${to}.${input}`);
     if (!source.connect(outSlot, target, inSlot)) throw new Error(`${name}: link ${from}.${output} -> ${to}.${input} refused`);
   }
-  window.caTest.fitView();
+  // As the frontend bounds the nodes to fit them: titles included, 10 around.
+  const [x, y, width, height] = window.caTest.bounds();
+  const bounds = [x - 10, y - 10, width + 20, height + 20];
+  const [canvasWidth, canvasHeight] = savedView.canvas;
+  const scale = savedView.zoom * Math.min(canvasWidth / bounds[2], canvasHeight / bounds[3]);
+  const offset = [canvasWidth / scale / 2 - bounds[0] - bounds[2] / 2,
+    canvasHeight / scale / 2 - bounds[1] - bounds[3] / 2];
   const workflow = app.graph.serialize();
-  const { scale, offset } = app.canvas.ds;
-  workflow.extra = { ...(workflow.extra ?? {}), ds: { scale, offset: [offset[0], offset[1]] } };
+  workflow.extra = { ...(workflow.extra ?? {}), ds: { scale, offset } };
   delete workflow.extra.frontendVersion;
   delete workflow.id;  // a random UUID per build; the frontend assigns one on load
   return workflow;
@@ -62,7 +82,7 @@ try {
   for (const name of chosen) {
     const spec = WORKFLOWS[name];
     if (!spec) throw new Error(`no template ${name} in template_specs.mjs`);
-    const workflow = await page.evaluate(buildInPage, [spec, name]);
+    const workflow = await page.evaluate(buildInPage, [spec, name, SAVED_VIEW]);
     const file = path.join(outDir, `${name}.json`);
     fs.writeFileSync(file, `${JSON.stringify(workflow, null, 2)}\n`);
     await loadWorkflow(page, JSON.parse(fs.readFileSync(file, "utf8")), name);
@@ -72,6 +92,7 @@ try {
       if (run.error) throw new Error(`${name} failed to run: ${run.error}`);
       const gallery = await readGallery(page);
       console.log(`${name}: ran; gallery ${gallery.map((g) => g.label).join(", ")}`);
+      await page.waitForTimeout(6500);  // the run's completion banner (ComfyUI 0.8 on) covers the graph for 6 s
     }
     await settle(page, 500);
     const clip = await page.evaluate(() => window.caTest.graphClip());

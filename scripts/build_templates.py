@@ -8,7 +8,7 @@ The oldest host that has a template's nodes writes its files: 0.8.0 (Flux.2's) f
 runs there; the browser tier checks that every supported frontend reads them, 0.3.64's included. A
 template that declares a newer host (`minHost`) is built there, by name:
 
-    CA_COMFYUI_DIR=<ComfyUI 0.33.0> <its python> scripts/build_templates.py cogvideox_concept_mask
+    CA_COMFYUI_DIR=<ComfyUI 0.33.0> <its python> scripts/build_templates.py "CogVideoX - per-frame concept mask"
 
 Without names, every template this host can load is built; named ones only those.
 """

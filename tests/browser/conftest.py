@@ -80,7 +80,7 @@ else:
             "url": server.url + "/",
             "workflows": {name: str(path) for name, path in files.items() if name not in LEFT_OUT},
             "leftOut": {name: str(path) for name, path in files.items() if name in LEFT_OUT},
-            "runnable": "demo_shapes",
+            "runnable": "Demo on any CPU - concept maps and a mask",
             "artifacts": str(artifacts),
             "report": str(artifacts / "report.json"),
         }

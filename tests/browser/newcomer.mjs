@@ -86,6 +86,8 @@ function readShown() {
       loaded: !!item.querySelector("img")?.complete && item.querySelector("img").naturalWidth > 0,
     })),
     legends: document.querySelectorAll(".ca-gallery .ca-gallery-legend").length,
+    // the whole gallery shows in the node, captions included, with nothing to scroll
+    galleryFits: [...document.querySelectorAll(".ca-gallery")].every((g) => g.scrollHeight <= g.clientHeight + 1),
     // the classic canvas's stock preview: images the node drew, its preview widget
     saliencyStockImages: saliency?.imgs?.length ?? 0,
     saliencyPreviewWidgets: (saliency?.widgets ?? []).filter((w) => w.name === "$$canvas-image-preview").length,
@@ -220,7 +222,9 @@ try {
       await settle(page, 800);
     }
     const { run, shown } = await runDemo(page, demo, "demo");
-    await page.screenshot({ path: shot(`demo-${mode}`) });
+    // the graph alone, without the run's toast, as the README shows it
+    await page.evaluate(() => document.querySelectorAll(".p-toast-message").forEach((toast) => toast.remove()));
+    await page.screenshot({ path: shot(`demo-${mode}`), clip: await page.evaluate(() => window.caTest.graphClip()) });
     shown.thresholdByMethod = await thresholdShownByMethod(page);
     if (vue) report.nodes2 = { run, shown, screenshot: shot(`demo-${mode}`) };
     else report.classic = { run, shown, screenshot: shot(`demo-${mode}`) };

@@ -8,6 +8,7 @@ import os
 import re
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from comfy_server import PACK_NAME, WORKFLOW_DIR, host_version, left_out, min_hosts, workflow_files
@@ -19,8 +20,10 @@ HOST = host_version(os.environ["CA_COMFYUI_DIR"])
 LEFT_OUT = left_out(HOST)
 NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionMaps", "ConceptAttentionSegmentImage",
             "ConceptAttentionSaliencyMap", "ConceptAttentionMask", "ConceptAttentionLoadDemoModel"]
-RUNNABLE = "demo_shapes"
-MISSING_MODEL = "flux_schnell_concept_maps with a missing checkpoint"
+RUNNABLE = "Demo on any CPU - concept maps and a mask"
+HEADLESS_DEMO = WORKFLOW_DIR / "api" / "demo_shapes.json"  # what scripts/demo.sh runs
+FLUX_SCHNELL = "Flux.1 schnell - concept maps"
+MISSING_MODEL = f"{FLUX_SCHNELL} with a missing checkpoint"
 
 
 def skip_if_left_out(name: str) -> None:
@@ -56,7 +59,7 @@ def validated(server, browser, tmp_path_factory) -> dict:
         wait_for(started.exists, what="the gate node to hold the worker")
         prompts = {name: entry["prompt"] for name, entry in browser["workflows"].items()}
         # A control: the same Flux workflow naming a model file that does not exist must be refused.
-        control = json.loads(json.dumps(prompts["flux_schnell_concept_maps"]))
+        control = json.loads(json.dumps(prompts[FLUX_SCHNELL]))
         for node in control.values():
             if node["class_type"] == "CheckpointLoaderSimple":
                 node["inputs"]["ckpt_name"] = "not-installed.safetensors"
@@ -78,10 +81,10 @@ def test_workflow_templates_listed_with_thumbnails(server):
     listed = server.get("/api/workflow_templates")
     assert sorted(listed.get(PACK_NAME, [])) == sorted(WORKFLOWS)
     for name, path in WORKFLOWS.items():
-        status, body, _ = server.request(f"/api/workflow_templates/{PACK_NAME}/{name}.json")
+        status, body, _ = server.request(f"/api/workflow_templates/{PACK_NAME}/{quote(name)}.json")
         assert status == 200 and body == json.loads(path.read_text()), name
         # The template browser asks for <name>.jpg next to each custom-node template.
-        status, image, _ = server.request(f"/api/workflow_templates/{PACK_NAME}/{name}.jpg")
+        status, image, _ = server.request(f"/api/workflow_templates/{PACK_NAME}/{quote(name)}.jpg")
         assert status == 200 and image[:3] == b"\xff\xd8\xff", f"{name}.jpg is not a JPEG"
 
 
@@ -180,7 +183,7 @@ def test_demo_runs_from_the_run_button(browser):
 
 def test_demo_template_is_the_headless_demo(browser):
     """The template shows what scripts/demo.sh runs (workflows/api/demo_shapes.json), setting for setting."""
-    headless = json.loads((WORKFLOW_DIR / "api" / f"{RUNNABLE}.json").read_text())
+    headless = json.loads(HEADLESS_DEMO.read_text())
 
     def settings(prompt):
         by_type = {}
@@ -244,6 +247,7 @@ def test_gallery_is_display_only(browser):
 
 def test_no_errors_from_the_extension(browser):
     assert browser["extensionErrors"] == []
+    assert browser["extensionMisses"] == [], "the frontend asked for files of the extension that are not there"
 
 
 def test_gallery_labels_each_image_of_a_batch(browser):

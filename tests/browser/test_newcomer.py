@@ -81,6 +81,7 @@ def shows_the_gallery_once(shown: dict, concepts: list[str]) -> None:
     assert [item["label"] for item in shown["items"]] == concepts
     assert all(item["loaded"] for item in shown["items"])
     assert shown["legends"] == 1, "the gallery's colour bar"
+    assert shown["galleryFits"], "the node cuts the gallery off (its captions need scrolling)"
     # no stock preview of the same heatmaps, in either canvas mode
     assert shown["saliencyStockImages"] == shown["saliencyPreviewWidgets"] == shown["saliencyVuePreviews"] == 0
     assert shown["maskOutputImages"] == 1

@@ -42,7 +42,7 @@ OUTPUTS = {PHOTO: ["MASK", "CONCEPT_MAPS"], INPAINT: ["IMAGE"]}
 # Promoted widgets set on the placed node, and found again in the inner nodes' prompt entries.
 EDITS = {PHOTO: {"mask_concepts": "grass", "grow": 12, "method": "otsu"}, INPAINT: {"concepts": "sky", "steps": 8}}
 # The template whose loaders name the placeholder model files the server fixture creates.
-MODELS_FROM = "photo_to_mask_inpaint"
+MODELS_FROM = "Flux.1 dev - photo to mask and Fill inpainting"
 # Broken copies of the wired prompt that validation must refuse: the node broken, its input, the error expected.
 MISSING_IMAGE = "Segment Image without its image"
 WRONG_TYPE = "Concept inpaint's Concept Mask fed an IMAGE as concept maps"

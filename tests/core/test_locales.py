@@ -49,7 +49,8 @@ def inline_code(page: str) -> set[str]:
 
 
 def test_locales_hold_the_three_languages_and_only_the_files_comfyui_reads():
-    assert sorted(path.name for path in LOCALES.iterdir()) == LANGUAGES
+    assert sorted(path.name for path in LOCALES.iterdir()) == sorted(["en", *LANGUAGES])
+    assert [path.name for path in (LOCALES / "en").iterdir()] == ["main.json"]  # the template browser's pack name
     for language in LANGUAGES:
         assert sorted(path.name for path in (LOCALES / language).iterdir()) == ["main.json", "nodeDefs.json"]
 
@@ -60,7 +61,8 @@ def test_every_language_translates_the_same_keys():
     for language in LANGUAGES:
         assert shape(node_defs(language)) == reference, language
         main = json.loads((LOCALES / language / "main.json").read_text(encoding="utf-8"))
-        assert list(main) == ["nodeCategories", "dataTypes"]
+        assert list(main) == ["nodeCategories", "dataTypes", "templateWorkflows"]
+        assert list(main["templateWorkflows"]["category"]) == ["comfyui-concept-attention"]
         assert all(main["nodeCategories"].values()) and all(main["dataTypes"].values())
         assert list(main["dataTypes"]) == ["CONCEPT_MAPS", "CONCEPT_RECORDER"]
 

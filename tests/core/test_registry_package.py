@@ -37,7 +37,8 @@ def test_the_package_carries_the_runtime():
     for needed in ("__init__.py", "nodes/__init__.py", "nodes/demo_loader.py", "ca_core/stream.py",
                    "demo_model/config.py", "demo_model/codec.py", "demo_model/text.py",
                    "demo_model/weights/demo_model.safetensors", "web/js/concept_attention.js",
-                   "workflows/demo_shapes.json", "pyproject.toml", "requirements.txt", "LICENSE", "README.md"):
+                   "workflows/Demo on any CPU - concept maps and a mask.json", "pyproject.toml", "requirements.txt",
+                   "LICENSE", "README.md"):
         assert needed in files, needed
     assert any(name.startswith("web/docs/") for name in files)
 

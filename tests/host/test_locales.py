@@ -18,7 +18,8 @@ from comfy_host import pack
 from comfy_inprocess import PACK_NAME
 
 LOCALES = Path(__file__).resolve().parents[2] / "locales"
-LANGUAGES = sorted(path.name for path in LOCALES.iterdir() if path.is_dir())
+# The translated languages; locales/en holds only the template browser's name for the pack.
+LANGUAGES = sorted(path.name for path in LOCALES.iterdir() if (path / "nodeDefs.json").is_file())
 # How each language opens the tooltip of an advanced input (English: "Advanced. " where the host cannot fold).
 ADVANCED_MARK = {"zh": "高级选项。", "ja": "詳細設定。", "ko": "고급 옵션. "}
 ENGLISH_ADVANCED_MARK = "Advanced. "
@@ -64,7 +65,8 @@ def test_every_node_category_and_socket_type_and_nothing_else(language):
     assert sorted(node_defs(language)) == NODE_IDS
     categories = {part for node_id in NODE_IDS for part in schema(node_id).category.split("/")}
     socket_types = pack().nodes.socket_types
-    assert set(main(language)) == {"nodeCategories", "dataTypes"}
+    assert set(main(language)) == {"nodeCategories", "dataTypes", "templateWorkflows"}
+    assert set(main(language)["templateWorkflows"]["category"]) == {PACK_NAME}
     assert set(main(language)["nodeCategories"]) == categories
     assert set(main(language)["dataTypes"]) == {socket_types.ConceptMapsType.io_type,
                                                  socket_types.ConceptRecorderType.io_type}

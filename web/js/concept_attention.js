@@ -219,7 +219,8 @@ function galleryHeight(node) {
   if (!count) return 0;
   const columns = node.caGalleryColumns ?? 1;
   const tile = Math.max(48, (node.size[0] - 20) / columns) * (node.caAspect ?? 1);
-  return Math.ceil(count / columns) * (tile + 24) + 8 + (node.caGalleryNote ? 20 : 0);
+  const legend = 20;  // the colour bar's row
+  return Math.ceil(count / columns) * (tile + 24) + 8 + legend + (node.caGalleryNote ? 20 : 0);
 }
 
 app.registerExtension({
