@@ -26,7 +26,9 @@ function buildInPage([spec, name, savedView]) {
   const { app, LiteGraph } = window;
   app.graph.clear();
   const made = {};
-  const GAP = 20;  // between a node and the title of the node stacked under it
+  // between a node and the title of the node stacked under it: room for the source badge that Nodes 2.0
+  // draws under a node, which the classic canvas does not
+  const GAP = 40;
   const place = (pos) => {
     if (Array.isArray(pos)) return [...pos];
     const above = made[pos.under];

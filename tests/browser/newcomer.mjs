@@ -95,6 +95,18 @@ function readShown() {
     saliencyVuePreviews: inNode(saliency, ".image-preview img"),
     maskVuePreviews: inNode(mask, ".image-preview img"),
     maskImages: mask?.imgs?.length ?? 0,
+    // Nodes 2.0 lays nodes out in the page: pairs of node elements whose boxes overlap
+    overlappingNodes: (() => {
+      const boxes = [...document.querySelectorAll("[data-node-id]")]
+        .map((element) => [element.dataset.nodeId, element.getBoundingClientRect()]);
+      const pairs = [];
+      boxes.forEach(([a, boxA], i) => boxes.slice(i + 1).forEach(([b, boxB]) => {
+        const apart = boxA.right <= boxB.left || boxB.right <= boxA.left || boxA.bottom <= boxB.top
+          || boxB.bottom <= boxA.top;
+        if (!apart) pairs.push(`${a} ${b}`);
+      }));
+      return pairs;
+    })(),
     maskOutputImages: window.app.nodeOutputs?.[String(mask?.id)]?.images?.length ?? 0,
   };
 }

@@ -103,6 +103,7 @@ def test_nodes_2_shows_the_gallery_once_and_the_mask_preview_once(newcomer):
     assert nodes2["shown"]["vueNodes"]
     shows_the_gallery_once(nodes2["shown"], demo_concepts())
     assert nodes2["shown"]["maskVuePreviews"] == 1
+    assert nodes2["shown"]["overlappingNodes"] == [], "the demo's nodes overlap in Nodes 2.0"
 
 
 @pytest.mark.skipif(not NODES_2, reason=f"App mode came with frontend 1.49 (ComfyUI 0.33); this host is {HOST}")
