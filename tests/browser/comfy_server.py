@@ -168,11 +168,49 @@ class ComfyServer:
             status, raw, kind = error.code, error.read(), error.headers.get("Content-Type", "")
         return status, (json.loads(raw) if "json" in kind else raw), kind
 
+    def validate_without_running(self, prompts: dict[str, dict], work: Path, client_id: str) -> dict:
+        """POST /prompt each of `prompts` while the gate node (tests/browser/gate_node) holds the worker.
+
+        /prompt validates in the request itself; the accepted prompts are deleted from the queue before the
+        gate opens, so none runs and no placeholder model file is ever opened. Returns each prompt's
+        (status, body) as `responses`, the ids it `queued`, and the queue left after the delete.
+        """
+        release, started = work / "release", work / "started"
+        gate = {"1": {"class_type": "CABrowserTestGate",
+                      "inputs": {"release_file": str(release), "started_file": str(started), "timeout": 120.0}}}
+        status, body, _ = self.request("/prompt", {"prompt": gate, "client_id": client_id})
+        if status != 200:
+            raise RuntimeError(f"the gate node was refused: {body}")
+        gate_id = body["prompt_id"]
+        responses, queued = {}, []
+        try:
+            wait_for(started.exists, what="the gate node to hold the worker")
+            for name, prompt in prompts.items():
+                status, body, _ = self.request("/prompt", {"prompt": prompt, "client_id": client_id})
+                responses[name] = (status, body)
+                if status == 200:
+                    queued.append(body["prompt_id"])
+        finally:
+            self.request("/queue", {"delete": queued})  # before the gate opens, whatever happened above
+            pending = self.get("/queue")["queue_pending"]
+            release.touch()
+        wait_for(lambda: gate_id in self.get(f"/history/{gate_id}"), what="the gate node to finish")
+        return {"responses": responses, "queued": queued, "pending_after_delete": pending}
+
     def get(self, path: str, timeout: float = 30):
         status, body, _ = self.request(path, timeout=timeout)
         if status != 200:
             raise urllib.error.URLError(f"GET {path}: {status}")
         return body
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def example_image(comfy_dir: str | Path, where: Path) -> Path:

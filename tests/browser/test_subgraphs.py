@@ -10,7 +10,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -135,15 +134,6 @@ def by_class(prompt: dict, class_type: str) -> tuple[str, dict]:
     return found
 
 
-def wait_for(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def frontend(server, artifacts) -> dict:
     """What the frontend made of the blueprints: their node definitions, each placed alone (its prompt before
@@ -201,30 +191,10 @@ def validated(server, frontend, tmp_path_factory) -> dict:
     """
     wired = frontend["wired"]
     assert wired, "the browser could not place and wire the blueprints"
-    work = tmp_path_factory.mktemp("subgraph-gate")
-    release, started = work / "release", work / "started"
-    gate = {"1": {"class_type": "CABrowserTestGate",
-                  "inputs": {"release_file": str(release), "started_file": str(started), "timeout": 120.0}}}
-    status, body, _ = server.request("/prompt", {"prompt": gate, "client_id": "ca-subgraph-tests"})
-    assert status == 200, body
-    gate_id = body["prompt_id"]
     variants = not_valid_variants(wired)
     prompts = {"wired": wired["prompt"], **{name: prompt for name, (_, prompt) in variants.items()}}
-    responses, queued = {}, []
-    try:
-        wait_for(started.exists, what="the gate node to hold the worker")
-        for name, prompt in prompts.items():
-            status, body, _ = server.request("/prompt", {"prompt": prompt, "client_id": "ca-subgraph-tests"})
-            responses[name] = (status, body)
-            if status == 200:
-                queued.append(body["prompt_id"])
-    finally:
-        server.request("/queue", {"delete": queued})  # before the gate opens, whatever happened above
-        pending = server.get("/queue")["queue_pending"]
-        release.touch()
-    wait_for(lambda: gate_id in server.get(f"/history/{gate_id}"), what="the gate node to finish")
-    return {"responses": responses, "queued": queued, "pending_after_delete": pending,
-            "broken_keys": {name: key for name, (key, _) in variants.items()}}
+    held = server.validate_without_running(prompts, tmp_path_factory.mktemp("subgraph-gate"), "ca-subgraph-tests")
+    return {**held, "broken_keys": {name: key for name, (key, _) in variants.items()}}
 
 
 def test_both_blueprints_shipped():
