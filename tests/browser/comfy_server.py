@@ -204,6 +204,24 @@ class ComfyServer:
         return body
 
 
+class BrowserRunFailed(RuntimeError):
+    """A node script of the browser tier exited with an error or wrote no report."""
+
+
+def run_browser_script(script: str, config: dict, artifacts: Path, name: str, timeout: float = 300) -> dict:
+    """Run tests/browser/<script> on a config (written as <name>-config.json beside its log, <name>-browser.log,
+    in artifacts) and return the report it writes to config["report"]."""
+    config_path = artifacts / f"{name}-config.json"
+    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    result = subprocess.run(["node", str(Path(__file__).resolve().parent / script), str(config_path)], cwd=REPO,
+                            capture_output=True, text=True, timeout=timeout)
+    (artifacts / f"{name}-browser.log").write_text(result.stdout + result.stderr)
+    report = Path(config["report"])
+    if result.returncode != 0 or not report.is_file():
+        raise BrowserRunFailed(f"{script} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return json.loads(report.read_text())
+
+
 def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -5,10 +5,8 @@ this with that host's Python; scripts/browser_env.sh installs chromium and playw
 any of them these tests skip, and say so loudly.
 """
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -40,7 +38,15 @@ if missing:
     collect_ignore_glob = ["test_*.py"]
 else:
     sys.path.insert(0, str(HERE))
-    from comfy_server import ComfyServer, example_image, host_version, left_out, models_named, workflow_files
+    from comfy_server import (
+        ComfyServer,
+        example_image,
+        host_version,
+        left_out,
+        models_named,
+        run_browser_script,
+        workflow_files,
+    )
 
     HOST = host_version(os.environ["CA_COMFYUI_DIR"])
     ARTIFACTS = REPO / "test-artifacts" / "browser" / HOST
@@ -84,14 +90,7 @@ else:
             "artifacts": str(artifacts),
             "report": str(artifacts / "report.json"),
         }
-        config_path = artifacts / "config.json"
-        config_path.write_text(json.dumps(config, indent=2))
-        result = subprocess.run(["node", str(HERE / "check.mjs"), str(config_path)], cwd=REPO,
-                                capture_output=True, text=True, timeout=300)
-        (artifacts / "browser.log").write_text(result.stdout + result.stderr)
-        if result.returncode != 0 or not (artifacts / "report.json").is_file():
-            pytest.fail(f"the browser run failed ({result.returncode}):\n{result.stderr[-4000:]}")
-        report = json.loads((artifacts / "report.json").read_text())
+        report = run_browser_script("check.mjs", config, artifacts, "check")
         _lacks.update({name: entry["lacks"] for name, entry in report["leftOut"].items()})
         return report
 

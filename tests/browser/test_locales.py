@@ -6,15 +6,13 @@ each node on the canvas. Screenshots go to test-artifacts/browser/<ComfyUI versi
 
 import json
 import os
-import subprocess
 import sys
 import warnings
 from pathlib import Path
 
 import pytest
-from comfy_server import PACK_NAME, REPO, host_version
+from comfy_server import PACK_NAME, REPO, host_version, run_browser_script
 
-HERE = Path(__file__).resolve().parent
 HOST = host_version(os.environ["CA_COMFYUI_DIR"])
 LANGUAGES = ["zh", "ja", "ko"]
 NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionMaps", "ConceptAttentionSegmentImage",
@@ -44,17 +42,10 @@ def translated(server, artifacts) -> dict:
         "artifacts": str(artifacts),
         "report": str(artifacts / "locale-report.json"),
     }
-    config_path = artifacts / "locale-config.json"
-    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False))
     try:
-        result = subprocess.run(["node", str(HERE / "locale.mjs"), str(config_path)], cwd=REPO,
-                                capture_output=True, text=True, timeout=300)
+        report = run_browser_script("locale.mjs", config, artifacts, "locale")
     finally:
         server.request("/settings/Comfy.Locale", "en")  # the other browser tests expect English
-    (artifacts / "locale-browser.log").write_text(result.stdout + result.stderr)
-    if result.returncode != 0 or not (artifacts / "locale-report.json").is_file():
-        pytest.fail(f"the browser run failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    report = json.loads((artifacts / "locale-report.json").read_text())
     if not report["localeSetting"]:
         message = (f"LOCALE TESTS SKIPPED: the frontend of ComfyUI {HOST} ({report['frontendVersion']}) has no "
                    "Comfy.Locale setting to switch")

@@ -6,13 +6,10 @@ The browser half is newcomer.mjs; screenshots go to test-artifacts/browser/<Comf
 
 import json
 import os
-import subprocess
-from pathlib import Path
 
 import pytest
-from comfy_server import PACK_NAME, REPO, host_version, version_key, workflow_files
+from comfy_server import PACK_NAME, host_version, run_browser_script, version_key, workflow_files
 
-HERE = Path(__file__).resolve().parent
 HOST = host_version(os.environ["CA_COMFYUI_DIR"])
 NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionMaps", "ConceptAttentionSegmentImage",
             "ConceptAttentionSaliencyMap", "ConceptAttentionMask", "ConceptAttentionLoadDemoModel"]
@@ -49,18 +46,11 @@ def newcomer(server, artifacts) -> dict:
         "artifacts": str(artifacts),
         "report": str(artifacts / "newcomer-report.json"),
     }
-    config_path = artifacts / "newcomer-config.json"
-    config_path.write_text(json.dumps(config, indent=2))
     try:
-        result = subprocess.run(["node", str(HERE / "newcomer.mjs"), str(config_path)], cwd=REPO,
-                                capture_output=True, text=True, timeout=420)
+        return run_browser_script("newcomer.mjs", config, artifacts, "newcomer", timeout=420)
     finally:  # the other browser tests expect English and the classic canvas
         server.request("/settings/Comfy.Locale", "en")
         server.request("/settings/Comfy.VueNodes.Enabled", False)
-    (artifacts / "newcomer-browser.log").write_text(result.stdout + result.stderr)
-    if result.returncode != 0 or not (artifacts / "newcomer-report.json").is_file():
-        pytest.fail(f"the browser run failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return json.loads((artifacts / "newcomer-report.json").read_text())
 
 
 @pytest.mark.parametrize("node_id", NODE_IDS)

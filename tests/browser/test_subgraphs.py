@@ -9,13 +9,11 @@ Screenshots and the browser's report go to test-artifacts/browser/<ComfyUI versi
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-from comfy_server import PACK_NAME, REPO, WORKFLOW_DIR, host_version
+from comfy_server import PACK_NAME, REPO, WORKFLOW_DIR, host_version, run_browser_script
 
-HERE = Path(__file__).resolve().parent
 HOST = host_version(os.environ["CA_COMFYUI_DIR"])
 READS_BLUEPRINTS = (Path(os.environ["CA_COMFYUI_DIR"]) / "app" / "subgraph_manager.py").is_file()
 # The files' own checks run on every host; what needs ComfyUI to serve the blueprints skips where it does not.
@@ -148,13 +146,7 @@ def frontend(server, artifacts) -> dict:
         "report": str(folder / "report.json"),
     }
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
-    result = subprocess.run(["node", str(HERE / "subgraphs.mjs"), str(folder / "config.json")], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
-    (folder / "browser.log").write_text(result.stdout + result.stderr)
-    if result.returncode != 0 or not (folder / "report.json").is_file():
-        pytest.fail(f"the browser run failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return json.loads((folder / "report.json").read_text())
+    return run_browser_script("subgraphs.mjs", config, folder, "subgraphs")
 
 
 def broken(prompt: dict, key: str, input_name: str, value=None) -> dict:

@@ -6,13 +6,11 @@ Screenshots go to test-artifacts/browser/<ComfyUI version>/view-<template>.png.
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from comfy_server import PACK_NAME, REPO, SETTINGS, host_version, left_out, workflow_files
+from comfy_server import PACK_NAME, REPO, SETTINGS, host_version, left_out, run_browser_script, workflow_files
 
-HERE = Path(__file__).resolve().parent
 WORKFLOWS = workflow_files()
 HOST = host_version(os.environ["CA_COMFYUI_DIR"])
 LEFT_OUT = left_out(HOST)
@@ -35,14 +33,7 @@ def views(server, artifacts) -> dict:
         "artifacts": str(artifacts),
         "report": str(artifacts / "view-report.json"),
     }
-    config_path = artifacts / "view-config.json"
-    config_path.write_text(json.dumps(config, indent=2))
-    result = subprocess.run(["node", str(HERE / "template_view.mjs"), str(config_path)], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
-    (artifacts / "view-browser.log").write_text(result.stdout + result.stderr)
-    if result.returncode != 0 or not (artifacts / "view-report.json").is_file():
-        pytest.fail(f"the browser run failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return json.loads((artifacts / "view-report.json").read_text())
+    return run_browser_script("template_view.mjs", config, artifacts, "view")
 
 
 def opened(views: dict, name: str) -> dict:
