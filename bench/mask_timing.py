@@ -1,4 +1,5 @@
-"""Concept Mask's grow, shrink and blur at 1024x1024: the fast paths beside OpenCV's full-size references.
+"""Concept Mask's grow, shrink and blur at 1024x1024: the fast paths beside OpenCV's full-size references; and
+its `refine` `image edges` (ca_core.refine) on 2, 4 and 8 concepts' maps with the image as guide.
 
     <python> bench/mask_timing.py [--size 1024] [--no-reference]
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ca_core import masks  # noqa: E402
+from ca_core import masks, refine  # noqa: E402
 
 TOKEN_PIXELS = 16
 # (label, which mask, grow, blur): the node allows grow in -512..512 and blur in 0..256.
@@ -97,6 +98,13 @@ def main() -> None:
         reference_s, reference_result = timed(reference, mask, grow, blur)
         print(f"{label:<20} {fast_s * 1000:>8.1f} {reference_s:>12.3f} {reference_s / fast_s:>7.0f}x  "
               f"{agreement(fast_result, reference_result)}", flush=True)
+    print(f"refine 'image edges' at {options.size}x{options.size} ({TOKEN_PIXELS}-px tokens), "
+          f"{torch.get_num_threads()} torch threads")
+    image = torch.rand(1, options.size, options.size, 3, generator=torch.Generator().manual_seed(0))
+    for concepts in (2, 4, 8):
+        maps = torch.rand(1, concepts, options.size, options.size, generator=torch.Generator().manual_seed(1))
+        seconds, _ = timed(refine.edge_aware_maps, maps, image, TOKEN_PIXELS, runs=3)
+        print(f"{f'{concepts} concepts':<20} {seconds * 1000:>8.1f}")
 
 
 if __name__ == "__main__":

@@ -307,3 +307,29 @@ def evaluate_binding(generate: GenerateFn, prompts: int = 40) -> dict[str, float
     outcomes = [judge_binding(generate(two_object_prompt(first, second), BINDING_SEED + i), first, second)
                 for i, (first, second) in enumerate(binding_pairs(prompts))]
     return {**{outcome: outcomes.count(outcome) / len(outcomes) for outcome in BINDING_OUTCOMES}, "prompts": len(outcomes)}
+
+
+BOUNDARY_TOLERANCE = 2  # pixels: boundary_f's default
+
+
+def boundary(mask: np.ndarray) -> np.ndarray:
+    """The mask's pixels that touch a pixel outside it (4-neighbourhood)."""
+    eroded = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return mask & ~eroded.astype(bool)
+
+
+def boundary_f(predicted: np.ndarray, truth: np.ndarray, tolerance: int = BOUNDARY_TOLERANCE) -> float:
+    """F-score of the two masks' boundaries, a boundary pixel counting as matched within `tolerance` px."""
+    found, true = boundary(predicted), boundary(truth)
+    if not found.any() or not true.any():
+        return float(found.any() == true.any())
+    to_true = cv2.distanceTransform((~true).astype(np.uint8), cv2.DIST_L2, 5)
+    to_found = cv2.distanceTransform((~found).astype(np.uint8), cv2.DIST_L2, 5)
+    precision = float((to_true[found] <= tolerance).mean())
+    recall = float((to_found[true] <= tolerance).mean())
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def iou(predicted: np.ndarray, truth: np.ndarray) -> float:
+    union = np.logical_or(predicted, truth).sum()
+    return float(np.logical_and(predicted, truth).sum() / union) if union else 1.0

@@ -375,7 +375,8 @@ ${FLUX_FILES(MODEL.dev, MODEL.fill)}`),
       decode: { type: "VAEDecode", pos: [COLUMN.outputs, 40] },
       generated: { type: "PreviewImage", pos: under("decode"), size: [260, 260], title: "Generated subject" },
       saliency: saliency([COLUMN.maps, 40]),
-      mask: conceptMask(under("generated"), { concepts: "cat, chair", grow: 8, blur: 3, fill_holes: true }),
+      mask: conceptMask(under("generated"), { concepts: "cat, chair", grow: 4, blur: 2, fill_holes: true,
+        refine: "image edges" }),
       background: prompt("a sunny tropical beach with palm trees and turquoise sea, photo", under("latent"),
         "New background prompt"),
       bgsampler: { type: "KSampler", pos: under("sampler"), title: "KSampler (background)",
@@ -389,8 +390,9 @@ ${FLUX_FILES(MODEL.dev, MODEL.fill)}`),
       about: note(under("checkpoint"), [360, 250], `### Replace the background
 
 The sampler maps \`cat, chair, room\` while it generates the subject. **Concept Mask** takes the
-union of \`cat, chair\`, fills holes, grows it by 8 px and feathers it (blur 3) so the edge
-blends. **ImageCompositeMasked** puts the subject (source) over a second generation (destination).
+union of \`cat, chair\`, makes the maps follow the generated image's edges (refine: image edges),
+fills holes, grows it by 4 px and feathers it (blur 2) so the edge blends. **ImageCompositeMasked**
+puts the subject (source) over a second generation (destination).
 
 Tune **grow** and **blur** on the mask and re-run: only the mask and the composite run again.
 
@@ -408,6 +410,7 @@ ${SCHNELL_FILE}`),
       ["bgsampler", "LATENT", "bgdecode", "samples"],
       ["bgdecode", "IMAGE", "composite", "destination"],
       ["decode", "IMAGE", "composite", "source"],
+      ["decode", "IMAGE", "mask", "image"],
       ["mask", "MASK", "composite", "mask"],
       ["composite", "IMAGE", "save", "images"],
     ],

@@ -29,7 +29,7 @@ INPUT_ORDER = {
                                      "noise_samples", "seed", "caption"],
     "ConceptAttentionSaliencyMap": ["concept_maps", "image", "normalisation", "overlay_opacity", "space", "label"],
     "ConceptAttentionMask": ["concept_maps", "concepts", "method", "threshold", "grow", "blur", "fill_holes",
-                             "invert", "space", "min_region", "temporal_smoothing"],
+                             "invert", "space", "min_region", "temporal_smoothing", "refine", "image"],
     "ConceptAttentionLoadDemoModel": [],
 }
 SAMPLING_ADVANCED = {"layers", "space", "softmax", "token_pooling", "start_step", "end_step", "prompt"}
