@@ -101,6 +101,34 @@ def concept_mask(
                        min_region=min_region if binary else 0)
 
 
+def split_objects(mask: Tensor) -> tuple[Tensor, int]:
+    """Each connected region of a [B, H, W] mask on its own: ([N, H, W] masks, N), image by image, each image's
+    regions largest first. A region is a connected part (8-neighbourhood) of the mask at or above 0.5; a
+    feathered mask's softer pixels go to the region nearest them, so each object keeps its own feather. With no
+    region anywhere, one empty mask and 0, so that the nodes downstream still get a mask."""
+    objects = []
+    for m in mask.detach().cpu().float().numpy():
+        solid = (m >= 0.5).astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+        if count <= 1:
+            continue
+        order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")
+        if count == 2:
+            nearest = np.ones_like(labels)  # one region: the whole feather is its
+        else:
+            # the label of the nearest region for every pixel: distances to the zero pixels of 1 - solid
+            _, nearest_zero = cv2.distanceTransformWithLabels(1 - solid, cv2.DIST_L2, 5,
+                                                              labelType=cv2.DIST_LABEL_PIXEL)
+            region_of_zero = np.zeros(int(nearest_zero.max()) + 1, np.int32)
+            region_of_zero[nearest_zero[solid == 1]] = labels[solid == 1]
+            nearest = region_of_zero[nearest_zero]
+        for region in order:
+            objects.append(np.where(nearest == region, m, 0.0).astype(np.float32))
+    if not objects:
+        return torch.zeros(1, *mask.shape[-2:]), 0
+    return torch.from_numpy(np.stack(objects)), len(objects)
+
+
 def is_binary_method(method: str) -> bool:
     """Whether a mask method gives a binary mask (every one but soft): holes, islands and presence apply to it."""
     return method != "soft"

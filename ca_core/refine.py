@@ -37,6 +37,13 @@ def box_mean(x: Tensor, radius: int) -> Tensor:
     return box_sum(box_sum(x, radius, -1), radius, -2) / count
 
 
+def shrink(x: Tensor, factor: int) -> Tensor:
+    """[N, C, H, W] averaged over factor x factor cells (the last cells take what is left at the edges)."""
+    if factor <= 1:
+        return x
+    return F.avg_pool2d(x, factor, stride=factor, ceil_mode=True)
+
+
 def guided_filter(maps: Tensor, guide: Tensor, radius: int, epsilon: float = EPSILON, subsample: int = 1) -> Tensor:
     """maps [B, K, H, W] filtered with the colour guide [B, H, W, 3] (in 0..1) of the same size.
 
@@ -47,10 +54,7 @@ def guided_filter(maps: Tensor, guide: Tensor, radius: int, epsilon: float = EPS
                          "the image must be the one the maps were made for, at its size")
     full = guide.permute(0, 3, 1, 2).to(torch.float32)[:, :3]  # [B, 3, H, W]
     height, width = full.shape[-2:]
-    small_size = (max(1, round(height / subsample)), max(1, round(width / subsample)))
-    coarse = F.interpolate(full, size=small_size, mode="bilinear", align_corners=False) if subsample > 1 else full
-    p = F.interpolate(maps.to(torch.float32), size=small_size, mode="bilinear",
-                      align_corners=False) if subsample > 1 else maps.to(torch.float32)
+    coarse, p = shrink(full, subsample), shrink(maps.to(torch.float32), subsample)
     r = max(1, round(radius / subsample))
 
     mean_i = box_mean(coarse, r)  # [B, 3, h, w]
@@ -87,6 +91,6 @@ def edge_aware_maps(pixel_maps: Tensor, image: Tensor, token_pixels: int, subsam
     # fit on a grid about a quarter of a token fine: the window still spans several cells, at 1/16 the cost
     subsample = subsample or max(1, token_pixels // 4)
     refined = guided_filter(pixel_maps, image, radius, EPSILON, subsample)
-    low = pixel_maps.amin(dim=(-2, -1), keepdim=True)
-    high = pixel_maps.amax(dim=(-2, -1), keepdim=True)
-    return torch.minimum(torch.maximum(refined, low), high).to(pixel_maps.dtype)
+    low = pixel_maps.amin(dim=(-2, -1), keepdim=True).to(refined.dtype)
+    high = pixel_maps.amax(dim=(-2, -1), keepdim=True).to(refined.dtype)
+    return refined.clamp_(low, high).to(pixel_maps.dtype)

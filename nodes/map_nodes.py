@@ -14,6 +14,7 @@ from ..ca_core.masks import (
     is_binary_method,
     mask_method_for,
     smooth_over_time,
+    split_objects,
 )
 from ..ca_core.refine import edge_aware_maps
 from .schema_options import advanced, search_aliases
@@ -22,7 +23,7 @@ from .socket_types import ConceptMapsType
 AS_MADE = "as_made"
 # Concept Mask's refinement of the maps before masking. "image edges" needs the image; it is not the default
 # because graphs made before it connect none (measured on 200 of the demo model's held-out scenes, research/
-# refine_masks.py: argmax masks' boundary F at 2 px 0.386 -> 0.834, IoU 0.725 -> 0.850).
+# refine_masks.py: argmax masks' boundary F at 2 px 0.386 -> 0.841, IoU 0.725 -> 0.853).
 REFINE_NONE, REFINE_IMAGE_EDGES = "none", "image edges"
 
 
@@ -196,7 +197,13 @@ class ConceptMask(io.ComfyNode):
             ],
             outputs=[io.Mask.Output(display_name="MASK",
                                     tooltip="The mask of the chosen concepts, one per image (per frame for a video), "
-                                            "at the image's size.")],
+                                            "at the image's size."),
+                     io.Mask.Output("objects", display_name="objects",
+                                    tooltip="Each connected region of the mask on its own (each dog of 'dog'), image "
+                                            "by image, each image's largest first; one empty mask where there is "
+                                            "none."),
+                     io.Int.Output("count", display_name="count", tooltip="How many masks `objects` holds (0 when "
+                                                                          "the mask is empty).")],
             is_output_node=True,
         )
 
@@ -213,7 +220,8 @@ class ConceptMask(io.ComfyNode):
         mask = concept_mask(maps, selected, method=method,
                             threshold=threshold, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert,
                             min_region=min_region, present=present)
-        return io.NodeOutput(mask, ui=ui.PreviewMask(mask, cls=cls))
+        objects, count = split_objects(mask)
+        return io.NodeOutput(mask, objects, count, ui=ui.PreviewMask(mask, cls=cls))
 
 
 def _matching_images(image: torch.Tensor, concept_maps) -> torch.Tensor:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ca_core import masks
-from ca_core.masks import MASK_METHODS, concept_mask, refine_mask
+from ca_core.masks import MASK_METHODS, concept_mask, refine_mask, split_objects
 
 
 def _three_stripes(h=6, w=9):
@@ -472,3 +472,27 @@ def test_presence_is_judged_per_frame_of_a_clip():
     raw[0, 0, 0] = torch.tensor([10.0, 0.0, 0.0, 0.0])
     raw[1, 0, 0] = torch.tensor([0.0, 0.0, 0.0, 1.0])  # frame 1: ten times fainter
     assert masks.concept_presence(raw)[:, 0, 0].tolist() == [[True, False, False, False], [False, False, False, True]]
+
+
+def test_split_objects_gives_each_region_largest_first_with_its_own_feather():
+    mask = torch.zeros(2, 64, 64)
+    mask[0, 5:15, 5:15] = 1  # 100 px
+    mask[0, 30:60, 30:60] = 1  # 900 px
+    mask[1, 40:50, 10:30] = 1  # 200 px, the next image's
+    objects, count = split_objects(mask)
+    assert count == 3 and objects.shape == (3, 64, 64)
+    assert [int(o.sum()) for o in objects] == [900, 100, 200]  # image by image, largest first
+    assert torch.equal(objects[0] + objects[1], mask[0]) and torch.equal(objects[2], mask[1])
+    # a feathered mask: each object keeps the soft pixels nearest it, and together they are the mask
+    feathered = refine_mask(mask[:1], blur=3.0)
+    objects, count = split_objects(feathered)
+    assert count == 2 and torch.allclose(objects.sum(dim=0), feathered[0])
+    assert float(objects[0, 45, 25]) > 0 and float(objects[1, 45, 25]) == 0  # the ring around the big square
+    # one region keeps its whole feather
+    alone, count = split_objects(refine_mask(mask[1:], blur=3.0))
+    assert count == 1 and torch.allclose(alone[0], refine_mask(mask[1:], blur=3.0)[0])
+
+
+def test_split_objects_of_an_empty_mask_is_one_empty_mask_and_zero():
+    objects, count = split_objects(torch.zeros(2, 16, 24))
+    assert count == 0 and objects.shape == (1, 16, 24) and not objects.any()

@@ -1,4 +1,5 @@
-"""Concept Mask's refine: masks whose edges follow the image, measured on the demo model's held-out scenes.
+"""Concept Mask's sharp masks: refine (edges that follow the image), measured on the demo model's held-out scenes,
+and objects (each region of the concept on its own).
 
 research/refine_masks.py prints the full table (200 scenes); this re-measures the first scenes through the same
 nodes and asserts what the README states: with `image edges`, the boundary F-score at 2 px rises by more than
@@ -76,3 +77,41 @@ def test_image_edges_without_the_image_is_refused_naming_the_fix(nodes):
         mask(concept_mask, maps, words[0], "image edges", torch.rand(1, 64, 64, 3))
     # without refinement the image is not needed, and the default is none
     assert mask(concept_mask, maps, words[0], "none").any()
+
+
+def two_circles() -> tuple[torch.Tensor, list[np.ndarray]]:
+    """A gray picture with a large and a small red circle, and each circle's true mask."""
+    import cv2
+
+    image = np.full((shapes.IMAGE_SIZE, shapes.IMAGE_SIZE, 3), shapes.BACKGROUNDS["gray"], np.float32)
+    truths = []
+    for centre, radius in (((70, 80), 48), ((190, 170), 30)):
+        disc = np.zeros(image.shape[:2], np.uint8)
+        cv2.circle(disc, centre, radius, 1, -1)
+        image[disc == 1] = shapes.COLOURS["red"]
+        truths.append(disc == 1)
+    return torch.from_numpy(image)[None], truths
+
+
+def test_objects_gives_each_circle_on_its_own_largest_first(nodes):
+    segment, concept_mask = nodes
+    image, truths = two_circles()
+    maps = segment(image, ["circle", "background"], segmentation_caption(["circle", "circle"]))
+    out = concept_mask.execute(concept_maps=maps, concepts="circle", method="argmax", threshold=0.5, grow=0,
+                               blur=0.0, fill_holes=True, invert=False, space="as_made", refine="image edges",
+                               image=image)
+    mask, objects, count = out.args
+    assert count == 2 and objects.shape == (2, *mask.shape[1:])
+    assert torch.equal(objects.sum(dim=0), mask[0])  # the objects make up the mask
+    for found, truth in zip(objects.numpy() > 0.5, truths, strict=True):  # the large circle first
+        assert iou(found, truth) > 0.8
+
+
+def test_objects_of_an_empty_mask_is_one_empty_mask(nodes):
+    segment, concept_mask = nodes
+    image, _ = two_circles()
+    maps = segment(image, ["circle", "background"], segmentation_caption(["circle", "circle"]))
+    out = concept_mask.execute(concept_maps=maps, concepts="circle", method="argmax", threshold=0.5, grow=0,
+                               blur=0.0, fill_holes=False, invert=False, space="as_made", min_region=1 << 24)
+    mask, objects, count = out.args
+    assert count == 0 and objects.shape == (1, *mask.shape[1:]) and not objects.any()
