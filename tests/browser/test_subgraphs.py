@@ -234,6 +234,17 @@ def test_blueprint_links_are_whole(name):
     assert required_sockets <= linked_inputs, f"{name}: unconnected inner inputs"
 
 
+def test_the_photo_blueprint_masks_along_the_photos_edges():
+    """Its Concept Mask follows the photo's edges (refine: image edges) with the photo the maps came from."""
+    graph = definition(PHOTO)
+    (mask,) = [node for node in graph["nodes"] if node["type"] == "ConceptAttentionMask"]
+    widgets = [slot["name"] for slot in mask["inputs"] if "widget" in slot]
+    assert mask["widgets_values"][widgets.index("refine")] == "image edges"
+    (image_link,) = [link for link in graph["links"] if link["target_id"] == mask["id"]
+                     and mask["inputs"][link["target_slot"]]["name"] == "image"]
+    assert image_link["origin_id"] == -10 and graph["inputs"][image_link["origin_slot"]]["name"] == "image"
+
+
 @needs_blueprints
 def test_global_subgraphs_lists_both_for_this_pack(server):
     listed = server.get("/api/global_subgraphs")
