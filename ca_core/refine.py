@@ -28,13 +28,12 @@ def box_sum(x: Tensor, radius: int, dim: int) -> Tensor:
     return running.narrow(dim, 2 * radius + 1, size) - running.narrow(dim, 0, size)
 
 
-def box_mean(x: Tensor, radius: int) -> Tensor:
-    """Mean over the (2r+1)^2 window around each pixel of [N, C, H, W], counting only pixels inside."""
-    if radius <= 0:
-        return x
-    ones = torch.ones(1, 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
+def window_mean(radius: int, size: tuple[int, int], device: torch.device):
+    """The mean over the (2r+1)^2 window around each pixel of [N, C, *size], counting only pixels inside; the
+    windows' pixel counts are worked out once for every plane the filter averages."""
+    ones = torch.ones(1, 1, *size, device=device)
     count = box_sum(box_sum(ones, radius, -1), radius, -2)
-    return box_sum(box_sum(x, radius, -1), radius, -2) / count
+    return lambda x: box_sum(box_sum(x, radius, -1), radius, -2) / count
 
 
 def shrink(x: Tensor, factor: int) -> Tensor:
@@ -55,23 +54,22 @@ def guided_filter(maps: Tensor, guide: Tensor, radius: int, epsilon: float = EPS
     full = guide.permute(0, 3, 1, 2).to(torch.float32)[:, :3]  # [B, 3, H, W]
     height, width = full.shape[-2:]
     coarse, p = shrink(full, subsample), shrink(maps.to(torch.float32), subsample)
-    r = max(1, round(radius / subsample))
+    box_mean = window_mean(max(1, round(radius / subsample)), coarse.shape[-2:], coarse.device)
 
-    mean_i = box_mean(coarse, r)  # [B, 3, h, w]
-    mean_p = box_mean(p, r)  # [B, K, h, w]
+    mean_i = box_mean(coarse)  # [B, 3, h, w]
+    mean_p = box_mean(p)  # [B, K, h, w]
     # covariance of the guide's colours, a symmetric 3x3 per pixel, regularised
     ii = torch.stack([coarse[:, a] * coarse[:, b] for a in range(3) for b in range(3)], dim=1)
-    sigma = box_mean(ii, r) - torch.stack([mean_i[:, a] * mean_i[:, b] for a in range(3) for b in range(3)], dim=1)
-    sigma = sigma.permute(0, 2, 3, 1).reshape(*sigma.shape[:1], *sigma.shape[2:], 3, 3)
-    sigma = sigma + epsilon * torch.eye(3, dtype=sigma.dtype)
+    sigma = box_mean(ii) - torch.stack([mean_i[:, a] * mean_i[:, b] for a in range(3) for b in range(3)], dim=1)
+    sigma = sigma.permute(0, 2, 3, 1).unflatten(-1, (3, 3)) + epsilon * torch.eye(3, device=coarse.device)  # [B, h, w, 3, 3]
     # covariance of each map with each colour: [B, K, 3, h, w]
-    ip = torch.stack([box_mean(p * coarse[:, c:c + 1], r) - mean_p * mean_i[:, c:c + 1] for c in range(3)], dim=2)
+    ip = torch.stack([box_mean(p * coarse[:, c:c + 1]) - mean_p * mean_i[:, c:c + 1] for c in range(3)], dim=2)
     # a = cov(I, p) Sigma^-1 per pixel and map; b = mean_p - a . mean_i
     inverse = torch.linalg.inv(sigma)  # [B, h, w, 3, 3]
     a = torch.einsum("bkchw,bhwcd->bkdhw", ip, inverse)
     b = mean_p - (a * mean_i[:, None]).sum(dim=2)
-    mean_a = torch.stack([box_mean(a[:, :, c], r) for c in range(3)], dim=2)
-    mean_b = box_mean(b, r)
+    mean_a = box_mean(a.flatten(1, 2)).unflatten(1, a.shape[1:3])
+    mean_b = box_mean(b)
     if subsample > 1:
         # one upsampling of every coefficient plane at once
         planes = F.interpolate(torch.cat([mean_a.flatten(1, 2), mean_b], dim=1), size=(height, width),
