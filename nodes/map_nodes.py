@@ -1,5 +1,7 @@
 """Saliency Map and Concept Mask: CONCEPT_MAPS to images and masks."""
 
+from dataclasses import dataclass
+
 import torch
 from comfy_api.latest import io, ui
 from einops import rearrange
@@ -84,7 +86,7 @@ class SaliencyMap(io.ComfyNode):
         maps = normalise(concept_maps.pixel_maps(chosen_space(space)), normalisation, frames=frames)
         heat = colourise(maps)  # [B*V, K, H, W, 3]: V frames per image
         if image is not None:
-            image = _matching_images(image, concept_maps)
+            image = matching_images(image, concept_maps)
             heat = overlay(image[:, None], heat, overlay_opacity)
         # each concept's frames together: a heatmap clip per concept (one frame for an image)
         heatmaps = rearrange(heat, "(B V) K H W C -> (B K V) H W C", V=frames)
@@ -123,7 +125,7 @@ def refinement_guide(refine: str, image: torch.Tensor | None, concept_maps) -> t
         raise ValueError("refine 'image edges' follows the edges of the image the maps were made for: connect it to "
                          "Concept Mask's image input (e.g. the VAE Decode of the sampler's latent), or set refine "
                          "to none")
-    return _matching_images(image, concept_maps)
+    return matching_images(image, concept_maps)
 
 
 def sharpened(pixel_maps: torch.Tensor, guide: torch.Tensor | None, concept_maps) -> torch.Tensor:
@@ -145,6 +147,31 @@ def objects_present(concept_maps, space: str, temporal_smoothing: float,
     present = concept_presence(sharpened(raw, guide, concept_maps))
     present[:, [i for i, name in enumerate(concept_maps.names) if name.casefold() == BACKGROUND]] = True
     return present
+
+
+@dataclass(frozen=True)
+class MaskingMaps:
+    """What a mask is cut from: the maps at pixel size (refined, smoothed over time) and where each concept is
+    present, with the method and threshold the mask really uses (masks.mask_method_for)."""
+
+    maps: torch.Tensor
+    present: torch.Tensor | None
+    method: str
+    threshold: float
+
+    @classmethod
+    def of(cls, concept_maps, method: str, threshold: float, space: str | None, temporal_smoothing: float,
+           guide: torch.Tensor | None) -> "MaskingMaps":
+        method, threshold = mask_method_for(method, threshold, concept_maps.names, concept_maps.one_concept_raw)
+        maps = sharpened(smooth_over_time(concept_maps.pixel_maps(space), concept_maps.output_frames,
+                                          temporal_smoothing), guide, concept_maps)
+        present = objects_present(concept_maps, space, temporal_smoothing, guide) if is_binary_method(method) else None
+        return cls(maps, present, method, threshold)
+
+    def mask(self, selected: list[int], **refinements) -> torch.Tensor:
+        """The [B, H, W] mask of the selected concepts (refinements: masks.concept_mask's grow, blur, ...)."""
+        return concept_mask(self.maps, selected, method=self.method, threshold=self.threshold, present=self.present,
+                            **refinements)
 
 
 class ConceptMask(io.ComfyNode):
@@ -211,20 +238,15 @@ class ConceptMask(io.ComfyNode):
     def execute(cls, concept_maps, concepts, method, threshold, grow, blur, fill_holes, invert,
                 space, min_region=0, temporal_smoothing=0.0, refine=REFINE_NONE, image=None) -> io.NodeOutput:
         selected = resolve_concept_names(concepts, concept_maps.names)
-        method, threshold = mask_method_for(method, threshold, concept_maps.names, concept_maps.one_concept_raw)
-        space = chosen_space(space)
         guide = refinement_guide(refine, image, concept_maps)
-        maps = sharpened(smooth_over_time(concept_maps.pixel_maps(space), concept_maps.output_frames,
-                                          temporal_smoothing), guide, concept_maps)
-        present = objects_present(concept_maps, space, temporal_smoothing, guide) if is_binary_method(method) else None
-        mask = concept_mask(maps, selected, method=method,
-                            threshold=threshold, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert,
-                            min_region=min_region, present=present)
+        masking = MaskingMaps.of(concept_maps, method, threshold, chosen_space(space), temporal_smoothing, guide)
+        mask = masking.mask(selected, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert,
+                            min_region=min_region)
         objects, count = split_objects(mask)
         return io.NodeOutput(mask, objects, count, ui=ui.PreviewMask(mask, cls=cls))
 
 
-def _matching_images(image: torch.Tensor, concept_maps) -> torch.Tensor:
+def matching_images(image: torch.Tensor, concept_maps) -> torch.Tensor:
     """The image under each map set: one per image (per frame for a video), repeated for each prompt's maps."""
     height, width = concept_maps.image_size
     batch = concept_maps.images * concept_maps.output_frames

@@ -74,6 +74,9 @@ const MODEL = {
     url: `${HF}/Comfy-Org/Krea-2/resolve/main/text_encoders/qwen3vl_4b_fp8_scaled.safetensors` },
   krea2Vae: { name: "qwen_image_vae.safetensors", directory: "vae",
     url: `${HF}/Comfy-Org/Krea-2/resolve/main/vae/qwen_image_vae.safetensors` },
+  // SAM3.1, as ComfyUI 0.33's own "Image Segmentation (SAM3)" and "Video Segmentation (SAM3)" blueprints load it
+  sam3: { name: "sam3.1_multiplex_fp16.safetensors", directory: "checkpoints",
+    url: `${HF}/Comfy-Org/sam3.1/resolve/main/checkpoints/sam3.1_multiplex_fp16.safetensors` },
   // ComfyUI reads a CogVideoX transformer only in its own single-file layout, not diffusers' folder; the
   // public files in that layout are Comfy-Org's VOID pair (void-model), CogVideoX-Fun V1.5 5B inpainting
   // fine-tunes. Pass 1 generates what its mask marks: marking every pixel of a blank clip makes it text to
@@ -133,6 +136,11 @@ const sampler = (pos, widgets) => ({
 });
 const saliency = (pos) => ({ type: "ConceptAttentionSaliencyMap", pos, size: [400, 150], ...OURS });
 const conceptMask = (pos, widgets) => ({ type: "ConceptAttentionMask", pos, size: [300, 300], ...OURS, widgets });
+const conceptPrompts = (pos, widgets) => ({ type: "ConceptAttentionPrompts", pos, size: [300, 0], ...OURS, widgets });
+const sam3Loader = (pos) => ({
+  type: "CheckpointLoaderSimple", pos, size: [320, 0], title: "Load SAM3", models: [MODEL.sam3],
+  widgets: { ckpt_name: MODEL.sam3.name },
+});
 const conceptModel = (pos, widgets, title) => ({ type: "ConceptAttentionModel", pos, size: [320, 0], title, ...OURS, widgets });
 const conceptMaps = (pos, title) => ({ type: "ConceptAttentionMaps", pos, size: [240, 0], title, ...OURS });
 // HunyuanVideo's two text encoders: CLIP-L and LLaVA-Llama-3, with DualCLIPLoader's "hunyuan_video" type.
@@ -412,6 +420,63 @@ ${SCHNELL_FILE}`),
       ["decode", "IMAGE", "composite", "source"],
       ["decode", "IMAGE", "mask", "image"],
       ["mask", "MASK", "composite", "mask"],
+      ["composite", "IMAGE", "save", "images"],
+    ],
+  },
+
+  // The model's own concept, made pixel-precise by SAM3: Concept Prompts turns the corgi's region into SAM3
+  // Detect's boxes and points, next to SAM3's text prompt for the same word.
+  "Flux.1 schnell - SAM3 mask of what the model drew": {
+    minHost: "0.33.0",  // SAM3 Detect and the BOUNDING_BOX type are new in ComfyUI 0.33
+    nodes: {
+      checkpoint: schnellCheckpoint([COLUMN.loaders, 40]),
+      positive: prompt("a photo of a corgi and a black labrador sitting side by side on a red sofa in a living room",
+        [COLUMN.prompts, 40]),
+      negative: negative("", under("positive"), "Negative prompt (unused at cfg 1)"),
+      latent: { type: "EmptySD3LatentImage", pos: under("negative"), widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sampler: sampler([COLUMN.sampler, 40], { seed: 5, steps: 4, cfg: 1.0, concepts: "corgi, labrador, sofa, room" }),
+      decode: { type: "VAEDecode", pos: [COLUMN.outputs, 40] },
+      generated: { type: "PreviewImage", pos: under("decode"), size: [260, 260], title: "Generated image" },
+      saliency: saliency([COLUMN.maps, 40]),
+      prompts: conceptPrompts(under("generated"), { concepts: "corgi", points_per_object: 2 }),
+      sam3: sam3Loader(under("latent")),
+      sam3text: { ...prompt("corgi", under("sam3"), "SAM3 text prompt"), size: [340, 100] },
+      detect: { type: "SAM3_Detect", pos: under("prompts"), size: [300, 0],
+        widgets: { threshold: 0.5, refine_iterations: 2, individual_masks: false } },
+      backdrop: { type: "EmptyImage", pos: under("sampler"), size: [240, 0], title: "Plain backdrop",
+        widgets: { width: 1024, height: 1024, batch_size: 1, color: 0xf2efe6 } },
+      composite: { type: "ImageCompositeMasked", pos: under("saliency"), title: "The corgi, cut out" },
+      save: { type: "SaveImage", pos: under("composite"), size: [300, 300],
+        widgets: { filename_prefix: "ConceptAttention/sam3_cutout" } },
+      about: note(under("checkpoint"), [360, 330], `### A SAM3 mask of what the model drew
+
+The sampler maps \`corgi, labrador, sofa, room\` while it generates. **Concept Prompts** turns the
+corgi's region into SAM3's prompts: its box, two peak points inside it, and a point on each other
+concept as a negative. **SAM3 Detect** segments it at full resolution, and the mask cuts the corgi out.
+
+SAM3's text prompt finds every object it reads as the word. For a word that names something SAM3
+cannot pick out by itself (the model's "shadow", one of two alike objects), remove the
+conditioning link: the boxes and points alone then decide.
+
+**Model files**:
+
+${modelFiles(MODEL.schnellCheckpoint, MODEL.sam3)}`),
+    },
+    links: [
+      ...generationLinks(CHECKPOINT).filter(([, , to]) => to !== "mask"),
+      ["decode", "IMAGE", "generated", "images"],
+      ["sampler", "CONCEPT_MAPS", "prompts", "concept_maps"],
+      ["decode", "IMAGE", "prompts", "image"],
+      ["sam3", "MODEL", "detect", "model"],
+      ["sam3", "CLIP", "sam3text", "clip"],
+      ["decode", "IMAGE", "detect", "image"],
+      ["sam3text", "CONDITIONING", "detect", "conditioning"],
+      ["prompts", "bboxes", "detect", "bboxes"],
+      ["prompts", "positive_coords", "detect", "positive_coords"],
+      ["prompts", "negative_coords", "detect", "negative_coords"],
+      ["backdrop", "IMAGE", "composite", "destination"],
+      ["decode", "IMAGE", "composite", "source"],
+      ["detect", "masks", "composite", "mask"],
       ["composite", "IMAGE", "save", "images"],
     ],
   },
@@ -1049,6 +1114,74 @@ ${modelFiles(MODEL.hunyuanVideo, MODEL.clipL, MODEL.llavaLlama3, MODEL.hunyuanVi
       ...generationLinks(HUNYUAN_VIDEO_LOADERS, "positive", "negative", "guidance"),
       ["positive", "CONDITIONING", "guidance", "conditioning"],
       ...recolourLinks("decode"),
+    ],
+  },
+
+  // The cat's objects in the clip's first frame, from its concept maps, as SAM3 Video Track's initial masks:
+  // SAM3 follows each one through the clip.
+  "HunyuanVideo - SAM3 track of a concept": {
+    minHost: "0.33.0",  // SAM3 Video Track is new in ComfyUI 0.33
+    nodes: {
+      hunyuan: unet(MODEL.hunyuanVideo, [COLUMN.loaders, 40], "Load HunyuanVideo"),
+      shift: { type: "ModelSamplingSD3", pos: under("hunyuan"), size: [320, 0], widgets: { shift: 7.0 } },
+      clip: hunyuanVideoClip(under("shift")),
+      vae: vae(under("clip"), MODEL.hunyuanVideoVae),
+      positive: prompt("a fluffy ginger cat walking slowly through tall green grass in a sunny meadow, "
+        + "clear blue sky, gentle breeze, realistic video", [COLUMN.prompts, 40]),
+      guidance: { type: "FluxGuidance", pos: under("positive"), size: [340, 0], widgets: { guidance: 6.0 } },
+      negative: negative("", under("guidance"), "Negative prompt (unused at cfg 1)"),
+      latent: { type: "EmptyHunyuanLatentVideo", pos: under("negative"), size: [340, 0],
+        widgets: { width: 848, height: 480, length: 33, batch_size: 1 } },
+      sam3: sam3Loader(under("latent")),
+      sampler: sampler([COLUMN.sampler, 40], { seed: 12, steps: 20, cfg: 1.0, concepts: "cat, grass, sky" }),
+      decode: { type: "VAEDecodeTiled", pos: [COLUMN.outputs, 40], size: [300, 0],
+        widgets: { tile_size: 256, overlap: 64, temporal_size: 64, temporal_overlap: 8 } },
+      generated: saveClip(under("decode"), "Generated clip", "ConceptAttention/hunyuan_video", 24),
+      prompts: conceptPrompts(under("generated"), { concepts: "cat", batch_index: 0 }),
+      track: { type: "SAM3_VideoTrack", pos: under("prompts"), size: [300, 0],
+        widgets: { detection_threshold: 0.5, max_objects: 4, detect_interval: 1 } },
+      preview: { type: "SAM3_TrackPreview", pos: [COLUMN.maps, 40], size: [320, 0],
+        widgets: { opacity: 0.5, fps: 24.0 } },
+      tomask: { type: "SAM3_TrackToMask", pos: under("sampler"), size: [240, 0], widgets: { object_indices: "" } },
+      colour: { type: "EmptyImage", pos: under("sam3"), size: [340, 0], title: "Violet",
+        widgets: { width: 848, height: 480, batch_size: 1, color: 0x8a3ffc } },
+      tint: { type: "ImageBlend", pos: under("colour"), size: [340, 0], title: "Clip tinted violet",
+        widgets: { blend_factor: 0.7, blend_mode: "multiply" } },
+      composite: { type: "ImageCompositeMasked", pos: under("tomask"), title: "Tracked cat recoloured" },
+      save: saveClip(under("preview"), "Recoloured clip", "ConceptAttention/hunyuan_video_sam3", 24),
+      about: note(under("vae"), [360, 370], `### A concept tracked by SAM3
+
+Generates a 33-frame HunyuanVideo clip as the per-frame mask template does and maps
+\`cat, grass, sky\` while sampling.
+
+- **Concept Prompts** gives the cat's objects in the first frame (\`batch_index\` 0), one mask each.
+- **SAM3 Video Track** starts from them and follows each one through the clip at full resolution.
+- **SAM3 Track to Mask** gives the per-frame mask; the cat is recoloured inside it.
+
+**Model files** (HunyuanVideo's as ComfyUI's official template lists them):
+
+${modelFiles(MODEL.hunyuanVideo, MODEL.clipL, MODEL.llavaLlama3, MODEL.hunyuanVideoVae, MODEL.sam3)}`),
+    },
+    links: [
+      ["hunyuan", "MODEL", "shift", "model"],
+      ...generationLinks(HUNYUAN_VIDEO_LOADERS, "positive", "negative", "guidance")
+        .filter(([, , to]) => to !== "saliency" && to !== "mask"),
+      ["positive", "CONDITIONING", "guidance", "conditioning"],
+      ["decode", "IMAGE", "generated", "images"],
+      ["sampler", "CONCEPT_MAPS", "prompts", "concept_maps"],
+      ["decode", "IMAGE", "prompts", "image"],
+      ["decode", "IMAGE", "track", "images"],
+      ["sam3", "MODEL", "track", "model"],
+      ["prompts", "objects", "track", "initial_mask"],
+      ["track", "track_data", "preview", "track_data"],
+      ["decode", "IMAGE", "preview", "images"],
+      ["track", "track_data", "tomask", "track_data"],
+      ["decode", "IMAGE", "tint", "image1"],
+      ["colour", "IMAGE", "tint", "image2"],
+      ["decode", "IMAGE", "composite", "destination"],
+      ["tint", "IMAGE", "composite", "source"],
+      ["tomask", "masks", "composite", "mask"],
+      ["composite", "IMAGE", "save", "images"],
     ],
   },
 

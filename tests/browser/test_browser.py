@@ -18,7 +18,8 @@ HOST = host_version(os.environ["CA_COMFYUI_DIR"])
 # served like the others, never loaded or validated here; see test_templates_for_newer_hosts_left_out.
 LEFT_OUT = left_out(HOST)
 NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionMaps", "ConceptAttentionSegmentImage",
-            "ConceptAttentionSaliencyMap", "ConceptAttentionMask", "ConceptAttentionLoadDemoModel"]
+            "ConceptAttentionSaliencyMap", "ConceptAttentionMask", "ConceptAttentionPrompts",
+            "ConceptAttentionLoadDemoModel"]
 RUNNABLE = "Demo on any CPU - concept maps and a mask"
 HEADLESS_DEMO = WORKFLOW_DIR / "api" / "demo_shapes.json"  # what scripts/demo.sh runs
 FLUX_SCHNELL = "Flux.1 schnell - concept maps"

@@ -16,7 +16,8 @@ from comfy_server import PACK_NAME, REPO, host_version, run_browser_script
 HOST = host_version(os.environ["CA_COMFYUI_DIR"])
 LANGUAGES = ["zh", "ja", "ko"]
 NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionMaps", "ConceptAttentionSegmentImage",
-            "ConceptAttentionSaliencyMap", "ConceptAttentionMask", "ConceptAttentionLoadDemoModel"]
+            "ConceptAttentionSaliencyMap", "ConceptAttentionMask", "ConceptAttentionPrompts",
+            "ConceptAttentionLoadDemoModel"]
 
 
 def locale_file(language: str, name: str) -> dict:

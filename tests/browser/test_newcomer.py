@@ -12,7 +12,8 @@ from comfy_server import PACK_NAME, host_version, run_browser_script, version_ke
 
 HOST = host_version(os.environ["CA_COMFYUI_DIR"])
 NODE_IDS = ["ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionMaps", "ConceptAttentionSegmentImage",
-            "ConceptAttentionSaliencyMap", "ConceptAttentionMask", "ConceptAttentionLoadDemoModel"]
+            "ConceptAttentionSaliencyMap", "ConceptAttentionMask", "ConceptAttentionPrompts",
+            "ConceptAttentionLoadDemoModel"]
 QUERIES = ["mask", "segment", "concept", "heatmap"]
 # Nodes 2.0 lets a node hide its stock preview (hideOutputImages) from frontend 1.49 (ComfyUI 0.33); in the
 # frontends of 0.3.64 and 0.8 it is an early preview without that switch.

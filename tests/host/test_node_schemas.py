@@ -30,6 +30,8 @@ INPUT_ORDER = {
     "ConceptAttentionSaliencyMap": ["concept_maps", "image", "normalisation", "overlay_opacity", "space", "label"],
     "ConceptAttentionMask": ["concept_maps", "concepts", "method", "threshold", "grow", "blur", "fill_holes",
                              "invert", "space", "min_region", "temporal_smoothing", "refine", "image"],
+    "ConceptAttentionPrompts": ["concept_maps", "concepts", "points_per_object", "batch_index", "min_region", "space",
+                                "refine", "image"],
     "ConceptAttentionLoadDemoModel": [],
 }
 SAMPLING_ADVANCED = {"layers", "space", "softmax", "token_pooling", "start_step", "end_step", "prompt"}
@@ -40,6 +42,7 @@ ADVANCED = {
     "ConceptAttentionSegmentImage": {"layers", "space", "softmax", "token_pooling"},
     "ConceptAttentionSaliencyMap": {"space"},
     "ConceptAttentionMask": {"space", "temporal_smoothing"},
+    "ConceptAttentionPrompts": {"space"},
     "ConceptAttentionLoadDemoModel": set(),
 }
 # One word a user would search for, per node, beyond its name.
@@ -50,6 +53,7 @@ SEARCHED_AS = {
     "ConceptAttentionSegmentImage": "segment",
     "ConceptAttentionSaliencyMap": "show heatmaps",
     "ConceptAttentionMask": "mask from text",
+    "ConceptAttentionPrompts": "sam3 prompts",
     "ConceptAttentionLoadDemoModel": "demo",
 }
 HOST_TAKES_ADVANCED = "advanced" in inspect.signature(io.Input.__init__).parameters

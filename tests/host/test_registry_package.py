@@ -15,7 +15,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 from registry_package import copy_package  # noqa: E402
 
 NODE_IDS = {"ConceptAttentionSampler", "ConceptAttentionModel", "ConceptAttentionMaps", "ConceptAttentionSegmentImage",
-            "ConceptAttentionSaliencyMap", "ConceptAttentionMask", "ConceptAttentionLoadDemoModel"}
+            "ConceptAttentionSaliencyMap", "ConceptAttentionMask", "ConceptAttentionPrompts",
+            "ConceptAttentionLoadDemoModel"}
 
 # Boots ComfyUI with the pack from argv[1] and reports what its loader made of it.
 LOAD_PROBE = """
