@@ -1136,19 +1136,18 @@ ${modelFiles(MODEL.hunyuanVideo, MODEL.clipL, MODEL.llavaLlama3, MODEL.hunyuanVi
       sampler: sampler([COLUMN.sampler, 40], { seed: 12, steps: 20, cfg: 1.0, concepts: "cat, grass, sky" }),
       decode: { type: "VAEDecodeTiled", pos: [COLUMN.outputs, 40], size: [300, 0],
         widgets: { tile_size: 256, overlap: 64, temporal_size: 64, temporal_overlap: 8 } },
-      generated: saveClip(under("decode"), "Generated clip", "ConceptAttention/hunyuan_video", 24),
-      prompts: conceptPrompts(under("generated"), { concepts: "cat", batch_index: 0 }),
+      prompts: conceptPrompts(under("decode"), { concepts: "cat", batch_index: 0 }),
       track: { type: "SAM3_VideoTrack", pos: under("prompts"), size: [300, 0],
         widgets: { detection_threshold: 0.5, max_objects: 4, detect_interval: 1 } },
       preview: { type: "SAM3_TrackPreview", pos: [COLUMN.maps, 40], size: [320, 0],
         widgets: { opacity: 0.5, fps: 24.0 } },
       tomask: { type: "SAM3_TrackToMask", pos: under("sampler"), size: [240, 0], widgets: { object_indices: "" } },
-      colour: { type: "EmptyImage", pos: under("sam3"), size: [340, 0], title: "Violet",
+      save: saveClip(under("preview"), "Recoloured clip", "ConceptAttention/hunyuan_video_sam3", 24),
+      colour: { type: "EmptyImage", pos: under("save"), size: [320, 0], title: "Violet",
         widgets: { width: 848, height: 480, batch_size: 1, color: 0x8a3ffc } },
-      tint: { type: "ImageBlend", pos: under("colour"), size: [340, 0], title: "Clip tinted violet",
+      tint: { type: "ImageBlend", pos: under("colour"), size: [320, 0], title: "Clip tinted violet",
         widgets: { blend_factor: 0.7, blend_mode: "multiply" } },
       composite: { type: "ImageCompositeMasked", pos: under("tomask"), title: "Tracked cat recoloured" },
-      save: saveClip(under("preview"), "Recoloured clip", "ConceptAttention/hunyuan_video_sam3", 24),
       about: note(under("vae"), [360, 370], `### A concept tracked by SAM3
 
 Generates a 33-frame HunyuanVideo clip as the per-frame mask template does and maps
@@ -1156,6 +1155,7 @@ Generates a 33-frame HunyuanVideo clip as the per-frame mask template does and m
 
 - **Concept Prompts** gives the cat's objects in the first frame (\`batch_index\` 0), one mask each.
 - **SAM3 Video Track** starts from them and follows each one through the clip at full resolution.
+- **SAM3 Track Preview** shows the clip with each tracked object in its colour.
 - **SAM3 Track to Mask** gives the per-frame mask; the cat is recoloured inside it.
 
 **Model files** (HunyuanVideo's as ComfyUI's official template lists them):
@@ -1167,7 +1167,6 @@ ${modelFiles(MODEL.hunyuanVideo, MODEL.clipL, MODEL.llavaLlama3, MODEL.hunyuanVi
       ...generationLinks(HUNYUAN_VIDEO_LOADERS, "positive", "negative", "guidance")
         .filter(([, , to]) => to !== "saliency" && to !== "mask"),
       ["positive", "CONDITIONING", "guidance", "conditioning"],
-      ["decode", "IMAGE", "generated", "images"],
       ["sampler", "CONCEPT_MAPS", "prompts", "concept_maps"],
       ["decode", "IMAGE", "prompts", "image"],
       ["decode", "IMAGE", "track", "images"],

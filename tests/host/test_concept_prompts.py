@@ -1,9 +1,13 @@
-"""Concept Prompts: each object's box and peak points from planted maps, in the formats SAM3 Detect reads."""
+"""Concept Prompts: each object's box and peak points from planted maps, in the formats SAM3 Detect reads, run
+through ComfyUI 0.33's own SAM3 nodes on a tiny SAM 3.1."""
 
 import json
 
+import comfy.model_management
+import comfy.supported_models
 import pytest
 import torch
+from helpers.sam3 import TEXT_WIDTH, sam3_modules_use_sdpa, tiny_sam31
 
 TOKEN = 16
 # Token cells (rows, columns) of each planted object on an 8 x 12 grid: two dogs apart, one cat, background
@@ -111,3 +115,70 @@ def test_image_edges_fit_the_boxes_to_the_objects_in_the_image(ca):
     bboxes, *_ = prompts(ca, maps, refine="image edges", image=image).args
     box = bboxes[0][1]  # now the smaller dog: the larger comes first
     assert abs(box["x"] - (x0 + 6)) <= 2 and abs(box["x"] + box["width"] - (x1 - 6)) <= 2
+
+
+requires_sam3 = pytest.mark.skipif(not hasattr(comfy.supported_models, "SAM31"),
+                                   reason="SAM3's nodes need ComfyUI 0.33; this host predates them")
+
+
+@pytest.fixture(scope="module")
+def sam3():
+    nodes_sam3 = pytest.importorskip("comfy_extras.nodes_sam3")
+    yield nodes_sam3, tiny_sam31()
+    comfy.model_management.unload_all_models()
+
+
+@requires_sam3
+def test_the_prompts_are_the_sockets_sam3_nodes_take(ca):
+    import comfy_extras.nodes_sam3 as nodes_sam3
+
+    ours = {output.id: output.io_type for output in ca.nodes.prompt_node.ConceptPrompts.GET_SCHEMA().outputs}
+    detect = {node_input.id: node_input for node_input in nodes_sam3.SAM3_Detect.GET_SCHEMA().inputs}
+    for name in ("bboxes", "positive_coords", "negative_coords"):
+        assert ours[name] == detect[name].io_type, name
+    track = {node_input.id: node_input.io_type for node_input in nodes_sam3.SAM3_VideoTrack.GET_SCHEMA().inputs}
+    assert ours["objects"] == track["initial_mask"]
+
+
+@requires_sam3
+def test_sam3_detect_reads_a_box_per_object_and_the_points(ca, sam3, monkeypatch):
+    nodes_sam3, model = sam3
+    sam3_modules_use_sdpa(monkeypatch)
+    maps = planted_maps(ca, images=2)
+    bboxes, positive, negative, _ = prompts(ca, maps).args
+    image = torch.rand(2, 8 * TOKEN, 12 * TOKEN, 3)
+    masks, _ = nodes_sam3.SAM3_Detect.execute(model=model, image=image, bboxes=bboxes, refine_iterations=1,
+                                              individual_masks=True).args
+    # one mask per box: two dogs in the first image, one in the second
+    assert masks.shape == (3, 8 * TOKEN, 12 * TOKEN) and set(masks.unique().tolist()) <= {0.0, 1.0}
+    masks, _ = nodes_sam3.SAM3_Detect.execute(model=model, image=image, bboxes=bboxes, positive_coords=positive,
+                                              negative_coords=negative, refine_iterations=1,
+                                              individual_masks=True).args
+    assert masks.shape[0] == 3 + 2  # and a mask from the points in each image
+    masks, _ = nodes_sam3.SAM3_Detect.execute(model=model, image=image, bboxes=bboxes, positive_coords=positive,
+                                              negative_coords=negative, refine_iterations=1).args
+    assert masks.shape == (2, 8 * TOKEN, 12 * TOKEN)
+
+
+@requires_sam3
+def test_sam3_detect_takes_the_boxes_beside_a_text_prompt(ca, sam3, monkeypatch):
+    nodes_sam3, model = sam3
+    sam3_modules_use_sdpa(monkeypatch)
+    bboxes, positive, negative, _ = prompts(ca, planted_maps(ca)).args
+    text = [[torch.randn(1, 4, TEXT_WIDTH), {"attention_mask": torch.ones(1, 4, dtype=torch.int64)}]]
+    masks, found = nodes_sam3.SAM3_Detect.execute(model=model, image=torch.rand(1, 8 * TOKEN, 12 * TOKEN, 3),
+                                                  conditioning=text, bboxes=bboxes, positive_coords=positive,
+                                                  negative_coords=negative, threshold=0.0, refine_iterations=0).args
+    assert masks.shape == (1, 8 * TOKEN, 12 * TOKEN) and len(found) == 1
+
+
+@requires_sam3
+def test_sam3_video_track_follows_each_object_of_the_chosen_frame(ca, sam3, monkeypatch):
+    nodes_sam3, model = sam3
+    sam3_modules_use_sdpa(monkeypatch)
+    *_, objects = prompts(ca, planted_maps(ca)).args
+    frames = torch.rand(3, 8 * TOKEN, 12 * TOKEN, 3)
+    track, = nodes_sam3.SAM3_VideoTrack.execute(images=frames, model=model, initial_mask=objects, max_objects=4).args
+    assert track["packed_masks"].shape[:2] == (3, 2)  # every frame, both dogs
+    masks, = nodes_sam3.SAM3_TrackToMask.execute(track_data=track, object_indices="1").args
+    assert masks.shape == (3, 8 * TOKEN, 12 * TOKEN)

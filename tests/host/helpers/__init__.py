@@ -9,4 +9,5 @@ graph.py       prompts for ComfyUI's executor around the test nodes, and what CA
 node_pack.py   the test-only ComfyUI nodes, loaded as a custom node pack (see comfy_host.py)
 block_cache.py a stand-in for step-skipping cache packs
 checkpoints.py, gguf_files.py, weight_formats.py   models as users load them (fp8, scaled fp8, GGUF)
+sam3.py        a tiny SAM 3.1 for ComfyUI 0.33's SAM3 nodes
 """
