@@ -68,17 +68,18 @@ def guided_filter(maps: Tensor, guide: Tensor, radius: int, epsilon: float = EPS
     inverse = torch.linalg.inv(sigma)  # [B, h, w, 3, 3]
     a = torch.einsum("bkchw,bhwcd->bkdhw", ip, inverse)
     b = mean_p - (a * mean_i[:, None]).sum(dim=2)
-    mean_a = box_mean(a.flatten(1, 2)).unflatten(1, a.shape[1:3])
-    mean_b = box_mean(b)
-    if subsample > 1:
-        # one upsampling of every coefficient plane at once
-        planes = F.interpolate(torch.cat([mean_a.flatten(1, 2), mean_b], dim=1), size=(height, width),
-                               mode="bilinear", align_corners=False)
-        mean_a, mean_b = planes[:, :-mean_b.shape[1]].unflatten(1, mean_a.shape[1:3]), planes[:, -mean_b.shape[1]:]
-    # q = mean_a . I + mean_b, accumulated in place at full size
-    out = mean_b.clone()
-    for c in range(3):
-        out.addcmul_(mean_a[:, :, c], full[:, c:c + 1])
+    # each map's coefficients, [B, K, 4, h, w]: a for the three colours, then b
+    coefficients = box_mean(torch.cat([a, b[:, :, None]], dim=2).flatten(1, 2)).unflatten(1, (-1, 4))
+    out = torch.empty_like(maps, dtype=torch.float32)
+    # q = mean_a . I + mean_b, map by map: a few full-size planes at a time are several times faster to write
+    # than all of them at once
+    for k in range(coefficients.shape[1]):
+        planes = coefficients[:, k]
+        if subsample > 1:
+            planes = F.interpolate(planes, size=(height, width), mode="bilinear", align_corners=False)
+        out[:, k] = planes[:, 3]
+        for c in range(3):
+            out[:, k].addcmul_(planes[:, c], full[:, c])
     return out
 
 
