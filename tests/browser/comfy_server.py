@@ -41,6 +41,16 @@ def workflow_files() -> dict[str, Path]:
     return {path.stem: path for path in sorted(WORKFLOW_DIR.glob("*.json"))}
 
 
+# Workflows as earlier releases of the pack saved them, which must load into today's nodes unchanged; the browser
+# run loads them beside the templates, named with this prefix.
+SAVED_WORKFLOW_DIR = Path(__file__).resolve().parent / "saved_workflows"
+SAVED = "saved: "
+
+
+def saved_workflow_files() -> dict[str, Path]:
+    return {path.stem: path for path in sorted(SAVED_WORKFLOW_DIR.glob("*.json"))}
+
+
 def host_version(comfy_dir: str | Path) -> str:
     """The ComfyUI version of a work tree, from its comfyui_version.py (else the folder's name)."""
     version_file = Path(comfy_dir) / "comfyui_version.py"

@@ -39,12 +39,14 @@ if missing:
 else:
     sys.path.insert(0, str(HERE))
     from comfy_server import (
+        SAVED,
         ComfyServer,
         example_image,
         host_version,
         left_out,
         models_named,
         run_browser_script,
+        saved_workflow_files,
         workflow_files,
     )
 
@@ -84,7 +86,8 @@ else:
         files = workflow_files()
         config = {
             "url": server.url + "/",
-            "workflows": {name: str(path) for name, path in files.items() if name not in LEFT_OUT},
+            "workflows": {**{name: str(path) for name, path in files.items() if name not in LEFT_OUT},
+                          **{f"{SAVED}{name}": str(path) for name, path in saved_workflow_files().items()}},
             "leftOut": {name: str(path) for name, path in files.items() if name in LEFT_OUT},
             "runnable": "Demo on any CPU - concept maps and a mask",
             "artifacts": str(artifacts),

@@ -10,7 +10,16 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from comfy_server import PACK_NAME, WORKFLOW_DIR, host_version, left_out, min_hosts, workflow_files
+from comfy_server import (
+    PACK_NAME,
+    SAVED,
+    WORKFLOW_DIR,
+    host_version,
+    left_out,
+    min_hosts,
+    saved_workflow_files,
+    workflow_files,
+)
 
 WORKFLOWS = workflow_files()
 HOST = host_version(os.environ["CA_COMFYUI_DIR"])
@@ -123,12 +132,33 @@ def test_templates_for_newer_hosts_left_out(browser):
     The second half keeps `minHost` honest: a template that loads here needs no newer host.
     """
     assert set(min_hosts()) <= set(WORKFLOWS), "minHost declared for a template with no workflows/ file"
-    assert set(browser["workflows"]) == set(WORKFLOWS) - set(LEFT_OUT)
+    templates = {name for name in browser["workflows"] if not name.startswith(SAVED)}
+    assert templates == set(WORKFLOWS) - set(LEFT_OUT)
     assert set(browser["leftOut"]) == set(LEFT_OUT)
     for name, needed in LEFT_OUT.items():
         assert browser["leftOut"][name]["lacks"], (
             f"{name} declares minHost {needed}, yet ComfyUI {HOST}'s frontend has every node type and combo "
             "value it uses: lower its minHost (or drop it) so that this host tests it")
+
+
+@pytest.mark.parametrize("name", saved_workflow_files())
+def test_a_workflow_saved_by_an_earlier_release_keeps_its_settings_and_links(browser, validated, name):
+    """Concept Mask has gained inputs (refine, a socket for the image) and outputs (objects, count) since this
+    workflow was saved: its widget values and the links into and out of it stay where they were, and it runs."""
+    loaded = browser["workflows"][SAVED + name]
+    assert loaded["unknownTypes"] == [] and loaded["dialogs"] == []
+    assert loaded["linkCount"] == loaded["fileLinkCount"]
+    assert loaded["widgetDrift"] == [], "widget values moved to other widgets on load"
+    saved = json.loads(saved_workflow_files()[name].read_text())
+    mask_id = next(str(node["id"]) for node in saved["nodes"] if node["type"] == "ConceptAttentionMask")
+    mask = loaded["prompt"][mask_id]["inputs"]
+    # the concepts come from the linked string node, the rest from the saved widgets, refine at its default
+    assert mask == {"concept_maps": ["5", 1], "concepts": ["14", 0], "method": "argmax", "threshold": 0.5, "grow": 2,
+                    "blur": 1, "fill_holes": True, "invert": False, "space": "as_made", "min_region": 1024,
+                    "temporal_smoothing": 0, "refine": "none"}
+    assert loaded["prompt"]["11"]["inputs"]["mask"] == [mask_id, 0]  # its MASK still feeds the composite
+    status, body = validated["responses"][SAVED + name]
+    assert status == 200 and body["node_errors"] == {}, body
 
 
 def test_validation_refuses_a_missing_model_file(validated):

@@ -85,6 +85,29 @@ def test_masks_follow_a_moving_object_frame_by_frame(ca):
         assert torch.equal(mask[frame], expected), frame
 
 
+def test_image_edges_refine_each_frame_along_its_own_edge(ca):
+    """The decoded frames show the object's edge a few pixels off its token column, a different offset in each
+    frame, even among the frames of one latent frame: each frame's refined mask ends at its own frame's edge."""
+    boundaries = [1, 2, 3, 4]
+    maps = hunyuan_video_clip_maps(ca, boundaries)
+    edges = [boundaries[token_frame] * 16 - 6 + 3 * (frame % 4) for frame, token_frame in enumerate(maps.video_frames)]
+    frames = torch.zeros(len(edges), 64, 96, 3)
+    for frame, edge in enumerate(edges):
+        frames[frame, :, :edge] = torch.tensor([0.86, 0.08, 0.08])
+        frames[frame, :, edge:] = torch.tensor([0.10, 0.25, 0.90])
+
+    def mask(refine):
+        return ca.nodes.map_nodes.ConceptMask.execute(
+            concept_maps=maps, concepts="left", method="argmax", threshold=0.5, grow=0, blur=0.0, fill_holes=False,
+            invert=False, space="as_made", refine=refine, image=frames).args[0]
+
+    plain, sharp = mask("none"), mask("image edges")
+    for frame, edge in enumerate(edges):
+        assert abs(int(sharp[frame, 32].sum()) - edge) <= 1, frame  # the row's mask ends at this frame's edge
+        assert int(plain[frame, 32].sum()) == boundaries[maps.video_frames[frame]] * 16  # the token column's
+    assert len({int(sharp[frame, 32].sum()) for frame in range(5, 9)}) == 4  # one latent frame, four edges
+
+
 def test_saliency_map_gives_a_heatmap_clip_per_concept(ca):
     maps = hunyuan_video_clip_maps(ca, [1, 2, 3])
     frames = torch.rand(9, 64, 96, 3)
