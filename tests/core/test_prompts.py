@@ -62,7 +62,10 @@ def test_an_empty_mask_has_no_prompts():
 
 
 def test_points_are_the_points_editor_json():
-    assert json.loads(points_json([(3, 4), (10, 20)])) == [{"x": 3, "y": 4}, {"x": 10, "y": 20}]
+    text = points_json([(3, 4), (10, 20)])
+    assert json.loads(text) == [{"x": 3, "y": 4}, {"x": 10, "y": 20}]
+    # as the SAM 2 packs (kijai's ComfyUI-segment-anything-2 and its forks) read their coordinates_positive
+    assert [(point["x"], point["y"]) for point in json.loads(text.replace("'", '"'))] == [(3, 4), (10, 20)]
     assert points_json([]) == "[]"
 
 
