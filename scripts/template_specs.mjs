@@ -20,7 +20,7 @@
 // 0.33's own CogVideoX workflow (its "Video Inpaint (VOID)" blueprint: pass 1's diffusion model, text
 // encoder, VAE, conditioning and sampler); Z-Image's those of 0.33's "Text to Image (Z-Image-Turbo)" blueprint,
 // Lumina 2's those of ComfyUI's Lumina 2 example (its all-in-one checkpoint), Krea 2's those of Comfy-Org's Krea-2
-// repository.
+// repository, LongCat-Image's those of Comfy-Org's LongCat-Image repository (its text encoder Qwen-Image's file).
 
 const HF = "https://huggingface.co";
 const MODEL = {
@@ -74,6 +74,8 @@ const MODEL = {
     url: `${HF}/Comfy-Org/Krea-2/resolve/main/text_encoders/qwen3vl_4b_fp8_scaled.safetensors` },
   krea2Vae: { name: "qwen_image_vae.safetensors", directory: "vae",
     url: `${HF}/Comfy-Org/Krea-2/resolve/main/vae/qwen_image_vae.safetensors` },
+  longcatImage: { name: "longcat_image_bf16.safetensors", directory: "diffusion_models",
+    url: `${HF}/Comfy-Org/LongCat-Image/resolve/main/split_files/diffusion_models/longcat_image_bf16.safetensors` },
   // SAM3.1, as ComfyUI 0.33's own "Image Segmentation (SAM3)" and "Video Segmentation (SAM3)" blueprints load it
   sam3: { name: "sam3.1_multiplex_fp16.safetensors", directory: "checkpoints",
     url: `${HF}/Comfy-Org/sam3.1/resolve/main/checkpoints/sam3.1_multiplex_fp16.safetensors` },
@@ -202,6 +204,7 @@ const DEMO_LOADER = { model: ["loader", "MODEL"], clip: ["loader", "CLIP"], vae:
 const CHECKPOINT = { model: ["checkpoint", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
 const SEPARATE_LOADERS = { model: ["dev", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const CHROMA_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
+const LONGCAT_IMAGE_LOADERS = { model: ["longcat", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const FLUX2_LOADERS = { model: ["flux2", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const SD35_LOADERS = { model: ["shift", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
 const QWEN_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
@@ -728,6 +731,45 @@ ${modelFiles(MODEL.flux2Dev, MODEL.mistral, MODEL.flux2Vae)}`),
     links: [
       ...generationLinks(FLUX2_LOADERS, "positive", "negative", "guidance"),
       ["positive", "CONDITIONING", "guidance", "conditioning"],
+      ["decode", "IMAGE", "save", "images"],
+    ],
+  },
+
+  // LongCat-Image: its Qwen2.5-VL text encoder is Qwen-Image's file, its VAE Flux.1's; real CFG 4.5 as its model card
+  "LongCat-Image - concept maps": {
+    minHost: "0.33.0",  // LongCat-Image (CLIPLoader's "longcat_image" type) is new in ComfyUI 0.33
+    nodes: {
+      longcat: unet(MODEL.longcatImage, [COLUMN.loaders, 40], "Load LongCat-Image"),
+      clip: { type: "CLIPLoader", pos: under("longcat"), size: [320, 0], models: [MODEL.qwenTextEncoder],
+        widgets: { clip_name: MODEL.qwenTextEncoder.name, type: "longcat_image" } },
+      vae: vae(under("clip")),
+      positive: prompt("A red fox sitting in fresh snow beside a wooden signpost in a pine forest, soft winter "
+        + "light, photograph", [COLUMN.prompts, 40]),
+      negative: negative("blurry, low quality", under("positive"), "Negative prompt"),
+      latent: { type: "EmptySD3LatentImage", pos: under("negative"), widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sampler: sampler([COLUMN.sampler, 40], { seed: 42, steps: 30, cfg: 4.5, concepts: "fox, snow, signpost, trees" }),
+      decode: { type: "VAEDecode", pos: [COLUMN.outputs, 40] },
+      save: { type: "SaveImage", pos: under("decode"), size: [300, 300],
+        widgets: { filename_prefix: "ConceptAttention/longcat_image" } },
+      saliency: saliency([COLUMN.maps, 40]),
+      mask: conceptMask(under("save"), { concepts: "fox" }),
+      about: note(under("vae"), [360, 300], `### LongCat-Image with concept maps
+
+Generates with LongCat-Image (cfg 4.5, 30 steps) and maps
+\`fox, snow, signpost, trees\` while sampling. Needs ComfyUI 0.33.
+
+- **Saliency Map**: one labelled heatmap per concept.
+- **Concept Mask**: the \`fox\` mask.
+
+LongCat-Image-Edit maps the same way, with its own
+diffusion model and its edit conditioning.
+
+**Model files**:
+
+${modelFiles(MODEL.longcatImage, MODEL.qwenTextEncoder, MODEL.ae)}`),
+    },
+    links: [
+      ...generationLinks(LONGCAT_IMAGE_LOADERS),
       ["decode", "IMAGE", "save", "images"],
     ],
   },

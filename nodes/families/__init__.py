@@ -8,6 +8,7 @@ from .flux2 import Flux2Family
 from .hunyuan_video import HunyuanVideoFamily
 from .ideogram4 import Ideogram4Family
 from .krea2 import Krea2Family
+from .longcat_image import LongCatImageFamily
 from .omnigen2 import OmniGen2Family
 from .qwen_image import QwenImageFamily
 from .sd3 import SD3Family
@@ -16,9 +17,9 @@ from .z_image import ZImageFamily
 
 # Every family the extension supports on the newest host, in the order users read them (the help pages and
 # translations list these, whatever host wrote them); FAMILIES: those this host has (CogVideoX, Krea 2, Ideogram 4,
-# Ernie-Image: ComfyUI 0.33 on).
-ALL_FAMILIES = (FluxFamily, Flux2Family, ZImageFamily, ChromaFamily, SD3Family, QwenImageFamily, HunyuanVideoFamily,
-                CogVideoXFamily, Krea2Family, Ideogram4Family, ErnieImageFamily, OmniGen2Family)
+# Ernie-Image, LongCat-Image: ComfyUI 0.33 on).
+ALL_FAMILIES = (FluxFamily, Flux2Family, ZImageFamily, ChromaFamily, SD3Family, QwenImageFamily, LongCatImageFamily,
+                HunyuanVideoFamily, CogVideoXFamily, Krea2Family, Ideogram4Family, ErnieImageFamily, OmniGen2Family)
 FAMILIES = tuple(family() for family in ALL_FAMILIES if family.available)
 
 # What users call the models ComfyUI loads, by the name of its model config class (comfy.supported_models),
@@ -40,7 +41,7 @@ MODEL_NAMES = (
     ("Cosmos", "Cosmos", NO_JOINT_ATTENTION), ("WAN", "Wan", NO_JOINT_ATTENTION),
     ("Kandinsky5", "Kandinsky 5", NO_JOINT_ATTENTION),
     ("Lumina2", "Lumina 2", SUPPORTED), ("ZImage", "Z-Image", SUPPORTED), ("Omnigen2", "OmniGen2", SUPPORTED),
-    ("Krea2", "Krea 2", SUPPORTED), ("LongCatImage", "LongCat-Image", NOT_YET),
+    ("Krea2", "Krea 2", SUPPORTED), ("LongCatImage", "LongCat-Image", SUPPORTED),
     ("ErnieImage", "Ernie-Image", SUPPORTED), ("Ideogram4", "Ideogram 4", SUPPORTED), ("Boogu", "Boogu", NOT_YET),
     ("Anima", "Anima", NO_JOINT_ATTENTION),
     ("SD3", "SD3 / SD3.5", SUPPORTED), ("QwenImage", "Qwen-Image", SUPPORTED),

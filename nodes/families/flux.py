@@ -3,12 +3,10 @@
 import dataclasses
 
 import torch
-from comfy.ldm.flux.layers import timestep_embedding
 from comfy.ldm.flux.model import Flux, FluxParams
-from torch import Tensor
 
-from .base import ModelCall, TypicalCfg
-from .flux_blocks import FluxDoubleBlocks
+from .base import TypicalCfg
+from .flux_blocks import FluxBlockModulation
 
 
 def flux_unet_config(**params) -> dict:
@@ -18,7 +16,7 @@ def flux_unet_config(**params) -> dict:
     return {**{k: v for k, v in host_defaults.items() if k in fields}, **params}
 
 
-class FluxFamily(FluxDoubleBlocks):
+class FluxFamily(FluxBlockModulation):
     """auto is the base's last four blocks: the reference pipeline scores Flux.1's blocks 15-18 of 19. The
     concepts' RoPE ids are zero, so their rotation is the identity (no concept_rope)."""
 
@@ -28,26 +26,11 @@ class FluxFamily(FluxDoubleBlocks):
 
     def matches(self, diffusion_model) -> bool:
         """Flux's class without Flux.2's global modulation, and with Flux.1's text positions (none). LongCat-Image is
-        Flux's class too, with RoPE positions on its text (txt_ids_dims) and a Qwen2.5-VL prompt: the concepts' zero
-        positions and T5 alignment would be silently wrong there, so it is not Flux.1's."""
+        Flux's class too, with RoPE positions on its text (txt_ids_dims) and a Qwen2.5-VL prompt: its own family
+        (longcat_image.py), as the concepts' zero positions and T5 alignment would be silently wrong there."""
         params = diffusion_model.params if type(diffusion_model) is Flux else None
         return (params is not None and not getattr(params, "global_modulation", False)
                 and not getattr(params, "txt_ids_dims", None))
-
-    def concept_conditioning(self, call: ModelCall, rows) -> Tensor:
-        """Timestep (+ guidance) embedding with a zero pooled text vector, as the paper's stream."""
-        dm, x = call.diffusion_model, call.x[rows]
-        guidance = call.get("guidance")
-        vec = dm.time_in(timestep_embedding(call.timestep[rows], 256).to(x.dtype))
-        if dm.params.guidance_embed and guidance is not None:
-            vec = vec + dm.guidance_in(timestep_embedding(guidance[rows], 256).to(x.dtype))
-        if getattr(dm, "vector_in", None) is not None:
-            zero_pooled = torch.zeros((x.shape[0], dm.params.vec_in_dim), device=x.device, dtype=x.dtype)
-            vec = vec + dm.vector_in(zero_pooled)
-        return vec
-
-    def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning: Tensor, rows):
-        return diffusion_model.double_blocks[index].txt_mod(conditioning)
 
     def segmentation_conditioning(self, diffusion_model) -> dict:
         """Caption conditioning extras as in the paper's encode path: zero pooled vector, guidance 0."""

@@ -9,12 +9,11 @@ As the paper's Flux.2 code (concept_attention/flux2/) does:
 - `layers = auto` averages the last three double blocks (5-7 of Flux.2 dev's 8).
 """
 
-import torch
 from comfy.ldm.flux.model import Flux
 
 from . import tokens
-from .base import ModelCall, table_rope
-from .flux_blocks import FluxDoubleBlocks, modulation_rows
+from .base import ModelCall
+from .flux_blocks import FluxDoubleBlocks, modulation_rows, text_position_rope
 
 TEXT_LENGTH = 512  # ComfyUI's Flux.2 model pads every context on the left to this many tokens
 
@@ -40,12 +39,7 @@ class Flux2Family(FluxDoubleBlocks):
 
     def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
         """Each concept at its own token's text position (0, 0, 0, p), through the model's own RoPE."""
-        ids = torch.zeros(1, len(positions), len(diffusion_model.params.axes_dim), device=call.x.device)
-        for axis in diffusion_model.params.txt_ids_dims:
-            ids[0, :, axis] = torch.tensor(positions, dtype=ids.dtype, device=ids.device)
-        pe = diffusion_model.pe_embedder(ids).to(call.x.dtype)
-
-        return table_rope(pe)
+        return text_position_rope(diffusion_model, call, positions)
 
     def segmentation_conditioning(self, diffusion_model) -> dict:
         """As the paper's Flux.2 encode path: guidance 0; Flux.2 has no pooled vector."""

@@ -1,5 +1,5 @@
 """Where a concept's own tokens sit in its text encoder's output, per tokenizer: T5 and CLIP-L/G word pieces,
-the Qwen2.5, Qwen3 and Mistral chat templates, and LLaMA 3's.
+the Qwen2.5, Qwen3 and Mistral chat templates (LongCat-Image's padded one too), and LLaMA 3's.
 
 Each concept is encoded alone; its map comes from its own tokens, never from start, end, padding or
 chat-template tokens. Every function here takes (clip, name, tokens, length): the CLIP, the concept, its
@@ -11,6 +11,7 @@ of the concept's own tokens, or refuses a text encoder it cannot align. A family
 from ...ca_core.concepts import shown
 
 QWEN_IM_START, QWEN_IM_END, QWEN_USER, QWEN_NEWLINE = 151644, 151645, 872, 198  # Qwen2.5's chat-template ids
+QWEN_PAD = 151643  # Qwen2.5's "<|endoftext|>", its tokenizer's padding
 LLAMA_HEADER_START, LLAMA_USER, LLAMA_HEADER_END, LLAMA_BLANK_LINE, LLAMA_EOT = 128006, 882, 128007, 271, 128009
 
 # The text encoder whose hidden states are the prompt context, by preference, where several are loaded
@@ -103,6 +104,20 @@ def qwen_chat_prompt(clip, name: str, tokens: dict, length: int) -> list[int]:
                         "load Qwen-Image's own text encoder (qwen_2.5_vl_7b) with CLIPLoader type qwen_image")
     end = ids.index(QWEN_IM_END, head) if QWEN_IM_END in ids[head:] else len(ids)
     return list(range(0, end - head))
+
+
+def padded_qwen_chat_prompt(clip, name: str, tokens: dict, length: int) -> list[int]:
+    """LongCat-Image's Qwen2.5-VL: the prompt padded to 512 tokens inside the chat template, whose head and tail
+    ("<|im_end|>\n<|im_start|>assistant\n") the encoder drops; the concept's own tokens come before the padding,
+    counted from the head."""
+    (_, batches), = tokens.items()
+    ids = token_ids(batches)
+    head = qwen_template_head(ids)
+    tail = len(ids) - ids[::-1].index(QWEN_IM_END) - 1 if QWEN_IM_END in ids[head:] else len(ids)
+    if tail - head != length:
+        raise unaligned(name, f"{tail - head} tokens inside the chat template", length,
+                        "load LongCat-Image's own text encoder (qwen_2.5_vl_7b) with CLIPLoader type longcat_image")
+    return [i for i in range(length) if ids[head + i] != QWEN_PAD]
 
 
 def llama_prompt_span(ids: list[int]) -> tuple[int, int]:

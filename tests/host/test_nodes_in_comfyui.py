@@ -191,16 +191,17 @@ def test_unsupported_models_are_named_as_users_know_them(ca, config_class, said)
 
 
 def test_longcat_image_is_not_taken_for_flux_1(ca):
-    """LongCat-Image runs on Flux's class, but its text tokens carry RoPE positions and its prompt is Qwen2.5-VL's:
-    Flux.1's adapter (zero concept positions, T5 word pieces) would give silently wrong maps, so the model is
-    refused by its name until it has an adapter of its own."""
+    """LongCat-Image runs on Flux's class, but its text tokens carry RoPE positions and its prompt is Qwen2.5-VL's,
+    padded to 512 tokens: Flux.1's adapter (zero concept positions, T5 word pieces, a zero pooled vector it has no
+    layer for) would give wrong maps or fail, so the model takes its own family, and Flux.1 stays Flux.1's."""
     if not hasattr(comfy.supported_models, "LongCatImage"):
         pytest.skip(f"ComfyUI {comfyui_version.__version__} has no LongCat-Image")
     config = {**flux_config(guidance_embed=False), "vec_in_dim": None, "txt_ids_dims": [1, 2]}
     model = tiny_model(comfy.supported_models.LongCatImage, config, 0)
-    with pytest.raises(ValueError, match="does not support LongCat-Image models yet"):
-        ca.nodes.families.family_for(model)
-    assert type(ca.nodes.families.family_for(tiny_flux())).__name__ == "FluxFamily"  # Flux.1 itself still is
+    families = ca.nodes.families
+    assert type(families.family_for(model)).__name__ == "LongCatImageFamily"
+    assert not families.flux.FluxFamily().matches(model.get_model_object("diffusion_model"))
+    assert type(families.family_for(tiny_flux())).__name__ == "FluxFamily"  # Flux.1 itself still is
 
 
 def test_an_unknown_mask_method_is_a_clear_error_on_every_host():

@@ -620,6 +620,29 @@ def tiny_qwen_image_clip(seed: int = 1) -> comfy.sd.CLIP:
     return clip
 
 
+def tiny_longcat_image(seed: int = 0, depth: int = 3, single: int = 2) -> comfy.model_patcher.ModelPatcher:
+    """A tiny LongCat-Image (ComfyUI 0.33 on): Flux's class without a pooled vector or guidance embedding, its text
+    tokens at RoPE positions on rows and columns (txt_ids_dims), fp32."""
+    config = {**flux_config(False, depth=depth, single=single), "vec_in_dim": None, "txt_ids_dims": [1, 2]}
+    return tiny_model(comfy.supported_models.LongCatImage, config, seed)
+
+
+def tiny_longcat_image_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's LongCat-Image tokenizer (the shipped Qwen2.5 vocabulary, its chat template and padding to 512
+    tokens) and text encoder (its own template stripping) around a tiny Qwen2.5, fp32."""
+    import comfy.text_encoders.longcat_image as longcat_image
+
+    class TinyLongCatImageTextModel(longcat_image.LongCatImageTEModel):
+        def __init__(self, device="cpu", dtype=None, model_options={}):
+            comfy.sd1_clip.SD1ClipModel.__init__(self, device=device, dtype=dtype, name="qwen25_7b",
+                                                 clip_model=TinyQwen25, model_options=model_options)
+
+    target = comfy.supported_models_base.ClipTarget(longcat_image.LongCatImageTokenizer, TinyLongCatImageTextModel)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
 def tiny_hunyuan_video(seed: int = 0, depth: int = 3, guidance_embed: bool = True, pooled: bool = True,
                        config_class=None, **params) -> comfy.model_patcher.ModelPatcher:
     """A tiny HunyuanVideo through ComfyUI's own classes: 4 heads of 16 channels (RoPE axes 4 + 6 + 6 over

@@ -25,6 +25,7 @@ from .models import (
     tiny_hunyuan_video_15,
     tiny_ideogram4,
     tiny_krea2,
+    tiny_longcat_image,
     tiny_omnigen2,
     tiny_qwen_image,
     tiny_sd3,
@@ -60,6 +61,10 @@ def planted(patcher: comfy.model_patcher.ModelPatcher) -> comfy.model_patcher.Mo
 
 def planted_flux(guidance_embed: bool = False) -> comfy.model_patcher.ModelPatcher:
     return planted(tiny_flux(0, guidance_embed=guidance_embed, depth=2, single=1))
+
+
+def planted_longcat_image() -> comfy.model_patcher.ModelPatcher:
+    return planted(tiny_longcat_image(0, depth=2, single=1))
 
 
 def planted_chroma() -> comfy.model_patcher.ModelPatcher:

@@ -24,7 +24,7 @@ from .models import POOLED_DIM
 # `layers = auto` per family: how many of the last joint blocks it averages, or None for every block
 AUTO_LAST_BLOCKS = {"flux": 4, "chroma": 4, "flux2": 3, "sd3": None, "qwen_image": 4, "hunyuan_video": 4,
                     "cogvideox": None, "z_image": 4, "krea2": 4,
-                    "ideogram4": 4, "omnigen2": 4, "ernie": 4}
+                    "ideogram4": 4, "omnigen2": 4, "ernie": 4, "longcat_image": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +107,7 @@ sd3_clip, qwen_clip, cogvideox_clip = cached(models.tiny_sd3_clip), cached(model
     models.tiny_cogvideox_clip)
 z_image_clip, lumina2_clip = cached(models.tiny_z_image_clip), cached(models.tiny_lumina2_clip)
 krea2_clip, ideogram4_clip = cached(models.tiny_krea2_clip), cached(models.tiny_ideogram4_clip)
-omnigen2_clip = cached(models.tiny_omnigen2_clip)
+omnigen2_clip, longcat_image_clip = cached(models.tiny_omnigen2_clip), cached(models.tiny_longcat_image_clip)
 
 
 def with_reference(inputs: dict, source: torch.Tensor) -> dict:
@@ -139,6 +139,7 @@ HAS_Z_IMAGE_PIXEL_SPACE = hasattr(comfy.supported_models, "ZImagePixelSpace")
 HAS_KREA2 = hasattr(comfy.supported_models, "Krea2")
 HAS_IDEOGRAM4 = hasattr(comfy.supported_models, "Ideogram4")
 HAS_ERNIE = hasattr(comfy.supported_models, "ErnieImage")
+HAS_LONGCAT_IMAGE = hasattr(comfy.supported_models, "LongCatImage")
 # NextDiT's first caption position: 1 from ComfyUI 0.8 on (the release that added Z-Image), 0 before
 CAPTION_START = 1 if HAS_Z_IMAGE else 0
 
@@ -206,6 +207,10 @@ VARIANTS = (
                               planted.planted_latent, pooled=torch.zeros(1, models.POOLED_DIM),
                               reference=lambda latent: latent.unsqueeze(2)))  # Wan 2.1's [B, C, frames, H, W]
       for method, available in (("index", True), ("index_timestep_zero", HAS_TIMESTEP_ZERO))),
+    # LongCat-Image (ComfyUI 0.33 on): Flux.1's latent; the prompt padded to 512 tokens, "traffic light" its first two
+    Variant("longcat_image", "longcat-image", lambda seed, depth: models.tiny_longcat_image(seed, depth),
+            longcat_image_clip, (16, 8, 12), (4, 6), alignment=(0, 1), available=HAS_LONGCAT_IMAGE, requires="0.33",
+            segment=IMAGE_SEGMENT, planted=Planted(planted.planted_longcat_image, planted.planted_latent)),
     # Z-Image (Turbo and Base share one architecture): captions and images padded to 32 tokens with pad tokens
     Variant("z_image", "turbo", lambda seed, depth: models.tiny_z_image(seed, depth), z_image_clip, (16, 8, 12), (4, 6),
             alignment=(3, 4), available=HAS_Z_IMAGE, requires="0.8", segment=IMAGE_SEGMENT,
