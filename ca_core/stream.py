@@ -50,10 +50,17 @@ class TextStreamWeights:
     proj: Callable[[Tensor], Tensor] | None
     norm2: Callable[[Tensor], Tensor] | None
     mlp: Callable[[Tensor], Tensor] | None
+    # the MLP's gated output adds to the block's input, not to the attention's residual (AuraFlow's double blocks:
+    # the attention reaches the stream through the MLP's input alone)
+    mlp_adds_to_input: bool = False
 
     @property
     def ends_here(self) -> bool:
         return self.proj is None
+
+    def mlp_base(self, block_input: Tensor, after_attention: Tensor) -> Tensor:
+        """What the MLP's gated output is added to."""
+        return block_input if self.mlp_adds_to_input else after_attention
 
 
 @dataclass(frozen=True)
@@ -154,8 +161,9 @@ def update_concepts(
     weights: TextStreamWeights,
 ) -> Tensor:
     """The text stream's residual and MLP update, applied to the concept tokens."""
-    concepts = attention_residual(concepts, attention_outputs, attn_mod, weights.proj)
-    return mlp_residual(concepts, weights.mlp(mlp_input(concepts, mlp_mod, weights.norm2)), mlp_mod)
+    after_attention = attention_residual(concepts, attention_outputs, attn_mod, weights.proj)
+    mlp_output = weights.mlp(mlp_input(after_attention, mlp_mod, weights.norm2))
+    return mlp_residual(weights.mlp_base(concepts, after_attention), mlp_output, mlp_mod)
 
 
 # update_concepts in its steps, for callers that run them as the block's own layers run

@@ -74,6 +74,9 @@ const MODEL = {
     url: `${HF}/Comfy-Org/Krea-2/resolve/main/text_encoders/qwen3vl_4b_fp8_scaled.safetensors` },
   krea2Vae: { name: "qwen_image_vae.safetensors", directory: "vae",
     url: `${HF}/Comfy-Org/Krea-2/resolve/main/vae/qwen_image_vae.safetensors` },
+  // the all-in-one checkpoint (its Pile-T5 text encoder and SDXL's VAE inside) of ComfyUI's AuraFlow example
+  auraFlow: { name: "aura_flow_0.3.safetensors", directory: "checkpoints",
+    url: `${HF}/fal/AuraFlow-v0.3/resolve/main/aura_flow_0.3.safetensors` },
   longcatImage: { name: "longcat_image_bf16.safetensors", directory: "diffusion_models",
     url: `${HF}/Comfy-Org/LongCat-Image/resolve/main/split_files/diffusion_models/longcat_image_bf16.safetensors` },
   // SAM3.1, as ComfyUI 0.33's own "Image Segmentation (SAM3)" and "Video Segmentation (SAM3)" blueprints load it
@@ -204,6 +207,7 @@ const DEMO_LOADER = { model: ["loader", "MODEL"], clip: ["loader", "CLIP"], vae:
 const CHECKPOINT = { model: ["checkpoint", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
 const SEPARATE_LOADERS = { model: ["dev", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const CHROMA_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
+const AURA_FLOW_LOADERS = { model: ["shift", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
 const LONGCAT_IMAGE_LOADERS = { model: ["longcat", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const FLUX2_LOADERS = { model: ["flux2", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const SD35_LOADERS = { model: ["shift", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
@@ -731,6 +735,45 @@ ${modelFiles(MODEL.flux2Dev, MODEL.mistral, MODEL.flux2Vae)}`),
     links: [
       ...generationLinks(FLUX2_LOADERS, "positive", "negative", "guidance"),
       ["positive", "CONDITIONING", "guidance", "conditioning"],
+      ["decode", "IMAGE", "save", "images"],
+    ],
+  },
+
+  // AuraFlow 0.3 from its all-in-one checkpoint as ComfyUI's AuraFlow example loads it: ModelSamplingAuraFlow shift
+  // 1.73, cfg 3.5, 25 steps
+  "AuraFlow - concept maps": {
+    nodes: {
+      checkpoint: { type: "CheckpointLoaderSimple", pos: [COLUMN.loaders, 40], size: [320, 0], models: [MODEL.auraFlow],
+        widgets: { ckpt_name: MODEL.auraFlow.name } },
+      shift: flowShift(under("checkpoint"), 1.73),
+      positive: prompt("a lighthouse on a rocky cliff above a stormy sea, seagulls in a grey sky, oil painting",
+        [COLUMN.prompts, 40]),
+      negative: negative("", under("positive"), "Negative prompt"),
+      latent: { type: "EmptyLatentImage", pos: under("negative"), widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sampler: sampler([COLUMN.sampler, 40], { seed: 7, steps: 25, cfg: 3.5, concepts: "lighthouse, cliff, sea, sky" }),
+      decode: { type: "VAEDecode", pos: [COLUMN.outputs, 40] },
+      save: { type: "SaveImage", pos: under("decode"), size: [300, 300],
+        widgets: { filename_prefix: "ConceptAttention/auraflow" } },
+      saliency: saliency([COLUMN.maps, 40]),
+      mask: conceptMask(under("save"), { concepts: "lighthouse" }),
+      about: note(under("shift"), [360, 280], `### AuraFlow with concept maps
+
+Generates with AuraFlow 0.3 (shift 1.73, cfg 3.5, 25 steps) and maps
+\`lighthouse, cliff, sea, sky\` while sampling.
+
+- **Saliency Map**: one labelled heatmap per concept.
+- **Concept Mask**: the \`lighthouse\` mask.
+
+The maps come from AuraFlow's joint blocks, whose text has
+weights of its own.
+
+**Model file** (text encoder and VAE inside):
+
+${modelFiles(MODEL.auraFlow)}`),
+    },
+    links: [
+      ["checkpoint", "MODEL", "shift", "model"],
+      ...generationLinks(AURA_FLOW_LOADERS),
       ["decode", "IMAGE", "save", "images"],
     ],
   },

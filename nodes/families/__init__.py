@@ -1,5 +1,6 @@
 """The model families the concept stream supports: one module per family, each a ModelFamily (base.py)."""
 
+from .aura_flow import AuraFlowFamily
 from .chroma import ChromaFamily
 from .cogvideox import CogVideoXFamily
 from .ernie import ErnieImageFamily
@@ -9,6 +10,7 @@ from .hunyuan_video import HunyuanVideoFamily
 from .ideogram4 import Ideogram4Family
 from .krea2 import Krea2Family
 from .longcat_image import LongCatImageFamily
+from .mage_flow import MageFlowFamily
 from .omnigen2 import OmniGen2Family
 from .qwen_image import QwenImageFamily
 from .sd3 import SD3Family
@@ -17,9 +19,10 @@ from .z_image import ZImageFamily
 
 # Every family the extension supports on the newest host, in the order users read them (the help pages and
 # translations list these, whatever host wrote them); FAMILIES: those this host has (CogVideoX, Krea 2, Ideogram 4,
-# Ernie-Image, LongCat-Image: ComfyUI 0.33 on).
-ALL_FAMILIES = (FluxFamily, Flux2Family, ZImageFamily, ChromaFamily, SD3Family, QwenImageFamily, LongCatImageFamily,
-                HunyuanVideoFamily, CogVideoXFamily, Krea2Family, Ideogram4Family, ErnieImageFamily, OmniGen2Family)
+# Ernie-Image, LongCat-Image, Mage-Flow: ComfyUI 0.33 on).
+ALL_FAMILIES = (FluxFamily, Flux2Family, ZImageFamily, ChromaFamily, SD3Family, AuraFlowFamily, QwenImageFamily,
+                LongCatImageFamily, MageFlowFamily, HunyuanVideoFamily, CogVideoXFamily, Krea2Family, Ideogram4Family,
+                ErnieImageFamily, OmniGen2Family)
 FAMILIES = tuple(family() for family in ALL_FAMILIES if family.available)
 
 # What users call the models ComfyUI loads, by the name of its model config class (comfy.supported_models),
@@ -42,12 +45,13 @@ MODEL_NAMES = (
     ("Kandinsky5", "Kandinsky 5", NO_JOINT_ATTENTION),
     ("Lumina2", "Lumina 2", SUPPORTED), ("ZImage", "Z-Image", SUPPORTED), ("Omnigen2", "OmniGen2", SUPPORTED),
     ("Krea2", "Krea 2", SUPPORTED), ("LongCatImage", "LongCat-Image", SUPPORTED),
-    ("ErnieImage", "Ernie-Image", SUPPORTED), ("Ideogram4", "Ideogram 4", SUPPORTED), ("Boogu", "Boogu", NOT_YET),
+    ("ErnieImage", "Ernie-Image", SUPPORTED), ("MageFlow", "Mage-Flow", SUPPORTED),
+    ("Ideogram4", "Ideogram 4", SUPPORTED), ("Boogu", "Boogu", NOT_YET),
     ("Anima", "Anima", NO_JOINT_ATTENTION),
     ("SD3", "SD3 / SD3.5", SUPPORTED), ("QwenImage", "Qwen-Image", SUPPORTED),
     ("HunyuanVideo15", "HunyuanVideo 1.5", SUPPORTED),
     ("HunyuanVideo", "HunyuanVideo", SUPPORTED), ("HunyuanImage21", "HunyuanImage 2.1", SUPPORTED),
-    ("CogVideoX", "CogVideoX", SUPPORTED), ("AuraFlow", "AuraFlow", NOT_YET), ("GenmoMochi", "Mochi", NOT_YET),
+    ("CogVideoX", "CogVideoX", SUPPORTED), ("AuraFlow", "AuraFlow", SUPPORTED), ("GenmoMochi", "Mochi", NOT_YET),
     ("HiDream", "HiDream", NOT_YET), ("HiDreamO1", "HiDream-O1", ONE_WAY),
     ("StableAudio", "Stable Audio (an audio model)", NOT_YET),
     ("ACEStep", "ACE-Step (an audio model)", NOT_YET),

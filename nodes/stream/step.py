@@ -147,7 +147,8 @@ class ConceptStep:
         if not self.last:
             self.after_attention()
             self.through_mlp(len(self.mlp_layers))
-            self.state.concepts = mlp_residual(self.residual, self.mlp_output, self.modulations()[1])
+            self.state.concepts = mlp_residual(self.weights.mlp_base(self.state.concepts, self.residual),
+                                               self.mlp_output, self.modulations()[1])
 
     @few_row_linears
     def after_attention(self) -> None:

@@ -1,5 +1,6 @@
 """The concept stream against an independent, loop-over-heads rendering of the paper's equations."""
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -160,6 +161,19 @@ def test_update_applies_gated_residual_then_gated_mlp(setup):
     torch.testing.assert_close(
         update_concepts(setup.concepts, result.outputs, closed, closed_mlp, setup.weights), setup.concepts
     )
+
+
+def test_update_can_add_the_mlp_to_the_blocks_input(setup):
+    """AuraFlow's double blocks: the attention's residual is the MLP's input, and the MLP's gated output adds to the
+    block's input."""
+    result = attend_concepts(setup.concepts, setup.attn_mod, setup.weights, setup.image)
+    weights = dataclasses.replace(setup.weights, mlp_adds_to_input=True)
+    updated = update_concepts(setup.concepts, result.outputs, setup.attn_mod, setup.mlp_mod, weights)
+    a, m = setup.attn_mod, setup.mlp_mod
+    after_attn = setup.concepts + a.gate * weights.proj(result.outputs)
+    expected = setup.concepts + m.gate * weights.mlp((1 + m.scale) * weights.norm2(after_attn) + m.shift)
+    torch.testing.assert_close(updated, expected, **TOL)
+    assert not torch.allclose(updated, update_concepts(setup.concepts, result.outputs, a, m, setup.weights))
 
 
 def test_inputs_are_not_modified_in_place(setup):

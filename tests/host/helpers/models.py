@@ -13,6 +13,7 @@ import comfy.sd
 import comfy.sd1_clip
 import comfy.supported_models
 import comfy.supported_models_base
+import comfy.text_encoders.aura_t5
 import comfy.text_encoders.llama
 import comfy.text_encoders.pixart_t5
 import comfy.text_encoders.qwen_image
@@ -119,9 +120,10 @@ def tiny_clip(seed: int = 1) -> comfy.sd.CLIP:
     return clip
 
 
-def random_vae(seed: int = 2) -> comfy.sd.VAE:
-    """ComfyUI's Flux-shaped VAE (16 latent channels, 8x) with random weights."""
-    shapes = {"decoder.conv_in.weight": (512, 16, 3, 3), "encoder.down.2.downsample.conv.weight": (512, 512, 3, 3)}
+def random_vae(seed: int = 2, channels: int = 16) -> comfy.sd.VAE:
+    """ComfyUI's Flux-shaped VAE (16 latent channels, 8x) with random weights; channels=4: SDXL's (AuraFlow's)."""
+    shapes = {"decoder.conv_in.weight": (512, channels, 3, 3),
+              "encoder.down.2.downsample.conv.weight": (512, 512, 3, 3)}
     vae = comfy.sd.VAE(sd={key: torch.zeros(shape) for key, shape in shapes.items()})
     randomise(vae.first_stage_model, seed, std=0.02)
     return vae
@@ -565,6 +567,35 @@ def tiny_sd3_clip(seed: int = 1, t5_only: bool = False) -> comfy.sd.CLIP:
     return clip
 
 
+def tiny_aura_flow(seed: int = 0, depth: int = 3, single: int = 2) -> comfy.model_patcher.ModelPatcher:
+    """A tiny AuraFlow (MMDiT: `depth` double layers, then `single` single ones), 4 heads of 16 channels over SDXL's
+    4-channel latent, its learnt positions on a 16 x 16 grid, fp32."""
+    config = {"in_channels": 4, "out_channels": 4, "patch_size": 2, "dim": 64, "n_layers": depth + single,
+              "n_double_layers": depth, "n_heads": 4, "global_conddim": 64, "cond_seq_dim": CONTEXT_DIM,
+              "max_seq": 16 * 16}
+    return tiny_model(comfy.supported_models.AuraFlow, config, seed)
+
+
+class TinyPileT5(comfy.sd1_clip.SDClipModel):
+    """AuraFlow's Pile-T5 encoder (PT5XlModel: UMT5 layers, end 2, pad 1, masked positions zeroed) at a tiny width."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+        config = {**TINY_T5_CONFIG, "vocab_size": 32128, "model_type": "umt5"}
+        super().__init__(device=device, layer="last", layer_idx=None, textmodel_json_config=config, dtype=dtype,
+                         special_tokens={"end": 2, "pad": 1}, model_class=comfy.text_encoders.t5.T5,
+                         enable_attention_masks=True, zero_out_masked=True, model_options=model_options)
+
+
+def tiny_aura_flow_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's AuraFlow tokenizer (the shipped Pile-T5 vocabulary, padded to 256 tokens) and text encoder, its
+    Pile-T5 a tiny one, fp32."""
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.aura_t5.AuraT5Tokenizer,
+                                                    comfy.text_encoders.aura_t5.AuraT5Model)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32, "pile_t5xl_class": TinyPileT5})
+    randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
 def tiny_qwen_image(seed: int = 0, depth: int = 3, ref_method: str | None = None) -> comfy.model_patcher.ModelPatcher:
     """A tiny Qwen-Image through ComfyUI's own classes: 4 heads of 16 channels (RoPE axes 4 + 6 + 6), fp32.
     ref_method: Qwen-Image-Edit's reference method where the host knows it (e.g. index_timestep_zero)."""
@@ -615,6 +646,27 @@ def tiny_qwen_image_clip(seed: int = 1) -> comfy.sd.CLIP:
     a tiny Qwen2.5, fp32."""
     target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.qwen_image.QwenImageTokenizer,
                                                     TinyQwenImageTextModel)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
+def tiny_mage_flow(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Mage-Flow (ComfyUI 0.33 on): Qwen-Image's blocks, 4 heads of 16 channels (RoPE axes 4 + 6 + 6), one-cell
+    tokens over Flux.2's 128 latent channels, fp32."""
+    config = {"image_model": "mage_flow", "in_channels": 128, "out_channels": 128, "num_layers": depth,
+              "attention_head_dim": 16, "num_attention_heads": 4, "joint_attention_dim": CONTEXT_DIM,
+              "axes_dims_rope": (4, 6, 6)}
+    return tiny_model(comfy.supported_models.MageFlow, config, seed)
+
+
+def tiny_mage_flow_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's Mage-Flow tokenizer (the shipped Qwen vocabulary and Mage's chat template) around the tiny encoder
+    that drops the template's head as Mage-Flow's does, fp32."""
+    import comfy.text_encoders.mage_flow
+
+    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.mage_flow.MageFlowTokenizer,
+                                                    TinyKrea2TextModel)
     clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
     randomise(clip.cond_stage_model, seed, std=0.5)
     return clip

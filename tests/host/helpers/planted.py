@@ -15,6 +15,7 @@ from .models import (
     CONTEXT_DIM,
     POOLED_DIM,
     rms_norm_scale,
+    tiny_aura_flow,
     tiny_chroma,
     tiny_cogvideox,
     tiny_ernie,
@@ -26,6 +27,7 @@ from .models import (
     tiny_ideogram4,
     tiny_krea2,
     tiny_longcat_image,
+    tiny_mage_flow,
     tiny_omnigen2,
     tiny_qwen_image,
     tiny_sd3,
@@ -116,6 +118,27 @@ def planted_sd3(**variant) -> comfy.model_patcher.ModelPatcher:
     return patcher
 
 
+def planted_aura_flow() -> comfy.model_patcher.ModelPatcher:
+    """planted() for AuraFlow: patches embedded so a token's four cells of latent channel 0 are its first four
+    channels (its patch features run channel, cell row, cell column), identity q/k/v for text and image, no
+    position embedding or register tokens. Its q/k norms are LayerNorms without a scale: each head's q and k
+    come out at unit variance whatever the weights."""
+    patcher = tiny_aura_flow(0, depth=2, single=1)
+    dm = patcher.model.diffusion_model
+    hidden = dm.init_x_linear.weight.shape[0]
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        dm.init_x_linear.weight.copy_(torch.eye(hidden, dm.init_x_linear.weight.shape[1]))
+        dm.cond_seq_linear.weight.copy_(torch.eye(hidden, CONTEXT_DIM))
+        eye = torch.eye(hidden)
+        for block in dm.double_layers:
+            attn = block.attn
+            for layer in (attn.w1q, attn.w1k, attn.w1v, attn.w2q, attn.w2k, attn.w2v):
+                layer.weight.copy_(eye)
+    return patcher
+
+
 def planted_qwen_image(ref_method: str | None = None) -> comfy.model_patcher.ModelPatcher:
     """planted() for Qwen-Image (and Edit, with its reference method). Its text tokens, and so the concepts, sit
     at RoPE positions s + j on every axis, which would turn a content in a fast-rotating channel pair; the contents
@@ -132,6 +155,30 @@ def planted_qwen_image(ref_method: str | None = None) -> comfy.model_patcher.Mod
         dm.img_in.weight[2, 0], dm.img_in.weight[2, 2] = 1.0, -1.0
         dm.img_in.weight[3, 1], dm.img_in.weight[3, 3] = 1.0, -1.0
         opposite_contents(dm.txt_in.weight, 2)  # concept 'left' (c0 - c1) -> e2 - e3
+        dm.txt_norm.weight.fill_(1.0)
+        eye = torch.eye(hidden)
+        for block in dm.transformer_blocks:
+            attn = block.attn
+            for layer in (attn.to_q, attn.to_k, attn.to_v, attn.add_q_proj, attn.add_k_proj, attn.add_v_proj):
+                layer.weight.copy_(eye)
+            for norm in (attn.norm_q, attn.norm_k, attn.norm_added_q, attn.norm_added_k):
+                if getattr(norm, "weight", None) is not None:
+                    norm.weight.fill_(4.0)
+    return patcher
+
+
+def planted_mage_flow() -> comfy.model_patcher.ModelPatcher:
+    """planted_qwen_image() for Mage-Flow, whose one-cell tokens carry latent channels 0-3 as planted_cells draws them:
+    'left' (c0 - c1) is e2 - e3, 'right' (c2 - c3) the opposite, in the frame axis's slowest pair (the text sits at
+    position 0 and the image at frame 0: no rotation there)."""
+    patcher = tiny_mage_flow(0, depth=2)
+    dm = patcher.model.diffusion_model
+    hidden = dm.inner_dim
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        opposite_contents(dm.img_in.weight, 2)
+        opposite_contents(dm.txt_in.weight, 2)
         dm.txt_norm.weight.fill_(1.0)
         eye = torch.eye(hidden)
         for block in dm.transformer_blocks:

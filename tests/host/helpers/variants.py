@@ -24,7 +24,8 @@ from .models import POOLED_DIM
 # `layers = auto` per family: how many of the last joint blocks it averages, or None for every block
 AUTO_LAST_BLOCKS = {"flux": 4, "chroma": 4, "flux2": 3, "sd3": None, "qwen_image": 4, "hunyuan_video": 4,
                     "cogvideox": None, "z_image": 4, "krea2": 4,
-                    "ideogram4": 4, "omnigen2": 4, "ernie": 4, "longcat_image": 4}
+                    "ideogram4": 4, "omnigen2": 4, "ernie": 4, "longcat_image": 4,
+                    "mage_flow": 4, "aura_flow": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +109,8 @@ sd3_clip, qwen_clip, cogvideox_clip = cached(models.tiny_sd3_clip), cached(model
 z_image_clip, lumina2_clip = cached(models.tiny_z_image_clip), cached(models.tiny_lumina2_clip)
 krea2_clip, ideogram4_clip = cached(models.tiny_krea2_clip), cached(models.tiny_ideogram4_clip)
 omnigen2_clip, longcat_image_clip = cached(models.tiny_omnigen2_clip), cached(models.tiny_longcat_image_clip)
+mage_flow_clip = cached(models.tiny_mage_flow_clip)
+aura_flow_clip = cached(models.tiny_aura_flow_clip)
 
 
 def with_reference(inputs: dict, source: torch.Tensor) -> dict:
@@ -140,6 +143,7 @@ HAS_KREA2 = hasattr(comfy.supported_models, "Krea2")
 HAS_IDEOGRAM4 = hasattr(comfy.supported_models, "Ideogram4")
 HAS_ERNIE = hasattr(comfy.supported_models, "ErnieImage")
 HAS_LONGCAT_IMAGE = hasattr(comfy.supported_models, "LongCatImage")
+HAS_MAGE_FLOW = hasattr(comfy.supported_models, "MageFlow")
 # NextDiT's first caption position: 1 from ComfyUI 0.8 on (the release that added Z-Image), 0 before
 CAPTION_START = 1 if HAS_Z_IMAGE else 0
 
@@ -192,6 +196,12 @@ VARIANTS = (
                               pooled=torch.zeros(1, models.POOLED_DIM)))
       for name, settings in (("sd3", {}), ("sd3.5-large", {"qk_norm": "rms"}),
                              ("sd3.5-medium", {"qk_norm": "rms", "x_block_self_attn_layers": (0, 1)}))),
+    # AuraFlow: SDXL's 4-channel latent; the prompt padded to 256 Pile-T5 tokens, "traffic light" its first two
+    Variant("aura_flow", "auraflow", lambda seed, depth: models.tiny_aura_flow(seed, depth), aura_flow_clip,
+            (4, 8, 12), (4, 6), alignment=(0, 1),
+            segment=Segment(lambda: models.random_vae(channels=4), (1, 48, 80), (1, 2, 3, 5)),
+            planted=Planted(planted.planted_aura_flow,
+                            lambda h, w, boundary: planted.planted_latent(h, w, boundary, channels=4))),
     Variant("qwen_image", "qwen-image", lambda seed, depth: models.tiny_qwen_image(seed, depth), qwen_clip,
             (16, 8, 12), (4, 6), alignment=(0, 1),
             segment=Segment(models.random_wan21_vae, (1, 48, 80), (1, 2, 3, 5)),
@@ -211,6 +221,12 @@ VARIANTS = (
     Variant("longcat_image", "longcat-image", lambda seed, depth: models.tiny_longcat_image(seed, depth),
             longcat_image_clip, (16, 8, 12), (4, 6), alignment=(0, 1), available=HAS_LONGCAT_IMAGE, requires="0.33",
             segment=IMAGE_SEGMENT, planted=Planted(planted.planted_longcat_image, planted.planted_latent)),
+    # Mage-Flow (ComfyUI 0.33 on): Qwen-Image's blocks on Flux.2's latent, one token per latent cell
+    Variant("mage_flow", "mage-flow", lambda seed, depth: models.tiny_mage_flow(seed, depth), mage_flow_clip,
+            (128, 4, 6), (4, 6), cell_pixels=16, alignment=(0, 1), available=HAS_MAGE_FLOW, requires="0.33",
+            segment=Segment(models.random_flux2_vae, (1, 64, 96), (1, 2, 4, 6)),
+            planted=Planted(planted.planted_mage_flow, lambda h, w, boundary: planted.planted_cells(h, w, boundary, 128),
+                            cells=1, cell_pixels=16)),
     # Z-Image (Turbo and Base share one architecture): captions and images padded to 32 tokens with pad tokens
     Variant("z_image", "turbo", lambda seed, depth: models.tiny_z_image(seed, depth), z_image_clip, (16, 8, 12), (4, 6),
             alignment=(3, 4), available=HAS_Z_IMAGE, requires="0.8", segment=IMAGE_SEGMENT,

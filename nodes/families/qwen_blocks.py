@@ -1,0 +1,72 @@
+"""What the families on Qwen-Image's transformer block share (Qwen-Image, Mage-Flow): the text stream's own q/k/v
+projections, q/k norms, output projection, norms and MLP (which the concepts reuse), the text modulation from the
+timestep's embedding alone (no pooled vector), and text-then-image joint attention. A base, not a family.
+
+The modulation, output projection and MLP run on the text's own casts (nodes/stream/shared_casts.py); the three
+q/k/v projections, which that sharing does not cover (it follows one fused layer), cast again. Qwen-Image-Edit's
+"index_timestep_zero" doubles temb for the reference image's tokens; the text, and so the concepts, take its first
+half. Reference images' tokens follow the generated image's in the joint attention: the concepts attend over them,
+and the maps cover only the generated image's tokens.
+"""
+
+import torch
+from torch import Tensor
+
+from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
+from .base import ModelFamily, split_heads
+
+
+def mlp_layers(feed_forward) -> torch.nn.Sequential:
+    """Qwen-Image's FeedForward (a GELU module holding the first projection, dropout, the second projection) as
+    the sequence of its layers, so that the concepts reuse each projection's cast (nodes/stream/shared_casts.py)."""
+    first, _, second = feed_forward.net
+    return torch.nn.Sequential(first.proj, torch.nn.GELU(approximate=first.approximate), second)
+
+
+class QwenBlocks(ModelFamily):
+    """Joint blocks of Qwen-Image's kind; the forward rebinds its locals from each block's returned dict at once,
+    so there is nothing to release."""
+
+    def joint_blocks(self, diffusion_model):
+        return diffusion_model.transformer_blocks
+
+    def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning, rows):
+        """The text modulation of this block, from temb (its first half where Edit doubled it)."""
+        temb = block_args["vec"]
+        if temb.shape[0] != block_args["txt"].shape[0]:  # index_timestep_zero: [temb; temb at t = 0]
+            temb = temb.chunk(2, dim=0)[0]
+        chunks = [c[:, None] for c in diffusion_model.transformer_blocks[index].txt_mod(temb[rows]).chunk(6, dim=-1)]
+        return Modulation(*chunks[:3]), Modulation(*chunks[3:])
+
+    def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
+        block = diffusion_model.transformer_blocks[index]
+        attn = block.attn
+
+        def qkv(x: Tensor) -> Tensor:
+            return torch.cat([attn.add_q_proj(x), attn.add_k_proj(x), attn.add_v_proj(x)], dim=-1)
+
+        return TextStreamWeights(
+            num_heads=attn.heads,
+            norm1=block.txt_norm1,
+            qkv=qkv,
+            qk_norm=lambda q, k, v: (attn.norm_added_q(q), attn.norm_added_k(k)),
+            proj=attn.to_add_out,
+            norm2=block.txt_norm2,
+            mlp=mlp_layers(block.txt_mlp),
+        )
+
+    def modulation_layers(self, diffusion_model, index: int) -> list:
+        return [diffusion_model.transformer_blocks[index].txt_mod[1]]
+
+    def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None, positions=None
+                       ) -> Tensor:
+        return diffusion_model.txt_in(diffusion_model.txt_norm(concept_context))
+
+    def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
+                        text_tokens: int, image_tokens: int = 0) -> ImageAttention:
+        """Text first. ComfyUI 0.8 and newer pass q/k/v as [B, H, L, D]; 0.3.64 as [B, L, H*D]."""
+        if q.ndim == 3:
+            heads = diffusion_model.transformer_blocks[index].attn.heads
+            k, v = split_heads(k, heads), split_heads(v, heads)
+        image = slice(text_tokens, k.shape[2])
+        return ImageAttention(keys=k[:, :, image], values=v[:, :, image], outputs=out[:, image])
