@@ -8,7 +8,9 @@ from .flux import FluxFamily
 from .flux2 import Flux2Family
 from .hunyuan_video import HunyuanVideoFamily
 from .ideogram4 import Ideogram4Family
+from .joyimage import JoyImageFamily
 from .krea2 import Krea2Family
+from .lens import LensFamily
 from .longcat_image import LongCatImageFamily
 from .mage_flow import MageFlowFamily
 from .omnigen2 import OmniGen2Family
@@ -19,10 +21,10 @@ from .z_image import ZImageFamily
 
 # Every family the extension supports on the newest host, in the order users read them (the help pages and
 # translations list these, whatever host wrote them); FAMILIES: those this host has (CogVideoX, Krea 2, Ideogram 4,
-# Ernie-Image, LongCat-Image, Mage-Flow: ComfyUI 0.33 on).
+# Ernie-Image, LongCat-Image, Mage-Flow, Lens, JoyImage: ComfyUI 0.33 on).
 ALL_FAMILIES = (FluxFamily, Flux2Family, ZImageFamily, ChromaFamily, SD3Family, AuraFlowFamily, QwenImageFamily,
-                LongCatImageFamily, MageFlowFamily, HunyuanVideoFamily, CogVideoXFamily, Krea2Family, Ideogram4Family,
-                ErnieImageFamily, OmniGen2Family)
+                LongCatImageFamily, MageFlowFamily, LensFamily, JoyImageFamily, HunyuanVideoFamily, CogVideoXFamily,
+                Krea2Family, Ideogram4Family, ErnieImageFamily, OmniGen2Family)
 FAMILIES = tuple(family() for family in ALL_FAMILIES if family.available)
 
 # What users call the models ComfyUI loads, by the name of its model config class (comfy.supported_models),
@@ -45,8 +47,8 @@ MODEL_NAMES = (
     ("Kandinsky5", "Kandinsky 5", NO_JOINT_ATTENTION),
     ("Lumina2", "Lumina 2", SUPPORTED), ("ZImage", "Z-Image", SUPPORTED), ("Omnigen2", "OmniGen2", SUPPORTED),
     ("Krea2", "Krea 2", SUPPORTED), ("LongCatImage", "LongCat-Image", SUPPORTED),
-    ("ErnieImage", "Ernie-Image", SUPPORTED), ("MageFlow", "Mage-Flow", SUPPORTED),
-    ("Ideogram4", "Ideogram 4", SUPPORTED), ("Boogu", "Boogu", NOT_YET),
+    ("ErnieImage", "Ernie-Image", SUPPORTED), ("MageFlow", "Mage-Flow", SUPPORTED), ("Lens", "Lens", SUPPORTED),
+    ("Ideogram4", "Ideogram 4", SUPPORTED), ("JoyImage", "JoyImage", SUPPORTED), ("Boogu", "Boogu", NOT_YET),
     ("Anima", "Anima", NO_JOINT_ATTENTION),
     ("SD3", "SD3 / SD3.5", SUPPORTED), ("QwenImage", "Qwen-Image", SUPPORTED),
     ("HunyuanVideo15", "HunyuanVideo 1.5", SUPPORTED),

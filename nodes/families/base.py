@@ -102,7 +102,9 @@ class ModelCall:
 
     @property
     def x(self) -> Tensor:
-        return self.arguments.arguments["x"]
+        """The latent the diffusion model receives: `x`, or `hidden_states` (JoyImage's _forward names it so)."""
+        arguments = self.arguments.arguments
+        return arguments["x"] if "x" in arguments else arguments["hidden_states"]
 
     @property
     def dtype(self):

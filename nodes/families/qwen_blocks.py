@@ -1,6 +1,7 @@
-"""What the families on Qwen-Image's transformer block share (Qwen-Image, Mage-Flow): the text stream's own q/k/v
-projections, q/k norms, output projection, norms and MLP (which the concepts reuse), the text modulation from the
-timestep's embedding alone (no pooled vector), and text-then-image joint attention. A base, not a family.
+"""What the families on Qwen-Image's transformer block share (Qwen-Image, Mage-Flow; Lens, which replaces the layers
+and the order): the text stream's own q/k/v projections, q/k norms, output projection, norms and MLP (which the
+concepts reuse), the text modulation from the timestep's embedding alone (no pooled vector), and text-then-image
+joint attention. A base, not a family.
 
 The modulation, output projection and MLP run on the text's own casts (nodes/stream/shared_casts.py); the three
 q/k/v projections, which that sharing does not cover (it follows one fused layer), cast again. Qwen-Image-Edit's

@@ -1,5 +1,6 @@
 """Where a concept's own tokens sit in its text encoder's output, per tokenizer: T5 and CLIP-L/G word pieces,
-the Qwen2.5, Qwen3 and Mistral chat templates (LongCat-Image's padded one too), and LLaMA 3's.
+the Qwen2.5, Qwen3 and Mistral chat templates (LongCat-Image's padded one and JoyImage's cut one too), LLaMA 3's,
+and GPT-OSS's Harmony template (Lens).
 
 Each concept is encoded alone; its map comes from its own tokens, never from start, end, padding or
 chat-template tokens. Every function here takes (clip, name, tokens, length): the CLIP, the concept, its
@@ -12,7 +13,9 @@ from ...ca_core.concepts import shown
 
 QWEN_IM_START, QWEN_IM_END, QWEN_USER, QWEN_NEWLINE = 151644, 151645, 872, 198  # Qwen2.5's chat-template ids
 QWEN_PAD = 151643  # Qwen2.5's "<|endoftext|>", its tokenizer's padding
+JOYIMAGE_DROPPED = 34  # the template tokens JoyImage's encoder drops (JOYIMAGE_DROP_IDX): up to "<|im_start|>"
 LLAMA_HEADER_START, LLAMA_USER, LLAMA_HEADER_END, LLAMA_BLANK_LINE, LLAMA_EOT = 128006, 882, 128007, 271, 128009
+HARMONY_END, HARMONY_MESSAGE = 200007, 200008  # GPT-OSS's Harmony "<|end|>" and "<|message|>" ids
 
 # The text encoder whose hidden states are the prompt context, by preference, where several are loaded
 CONTEXT_KEYS = ("t5xxl",)
@@ -120,6 +123,20 @@ def padded_qwen_chat_prompt(clip, name: str, tokens: dict, length: int) -> list[
     return [i for i in range(length) if ids[head + i] != QWEN_PAD]
 
 
+def joyimage_chat_prompt(clip, name: str, tokens: dict, length: int) -> list[int]:
+    """JoyImage's Qwen3-VL: its encoder drops the template's first JOYIMAGE_DROPPED tokens, the system prompt, and
+    keeps "user\\n" before the prompt; the concept's own tokens run from there to the template's "<|im_end|>",
+    counted from the drop."""
+    (_, batches), = tokens.items()
+    ids = token_ids(batches)
+    if len(ids) - JOYIMAGE_DROPPED != length:
+        raise unaligned(name, f"{len(ids) - JOYIMAGE_DROPPED} tokens after the chat template's system prompt", length,
+                        "load JoyImage's own text encoder (Qwen3-VL 8B) with CLIPLoader type joyimage")
+    head = qwen_template_head(ids)
+    end = ids.index(QWEN_IM_END, head) if QWEN_IM_END in ids[head:] else len(ids)
+    return list(range(head - JOYIMAGE_DROPPED, end - JOYIMAGE_DROPPED))
+
+
 def llama_prompt_span(ids: list[int]) -> tuple[int, int]:
     """Where ComfyUI's HunyuanVideo encoder cuts the prompt out of its LLaMA 3 chat template: from after
     "<|start_header_id|>user<|end_header_id|>\\n\\n" up to and including the "<|eot_id|>" that ends it."""
@@ -156,3 +173,20 @@ def llama_or_qwen_chat_prompt(clip, name: str, tokens: dict, length: int) -> lis
                                 "(1.5 and Image 2.1: their Qwen2.5-VL with CLIPLoader)")
             return [i for i in range(end - start) if ids[start + i] != end_of_prompt]
     return word_pieces(clip, name, tokens, length)
+
+
+def harmony_chat_prompt(clip, name: str, tokens: dict, length: int) -> list[int]:
+    """Lens's GPT-OSS Harmony template: the user's message opens after the template's third "<|message|>" (the
+    system's, the developer's, the user's) and ends at its "<|end|>"; the encoder drops a fixed head (its
+    txt_offset, 97 tokens: the head up to the user's "<|message|>"), so the concept's own tokens are counted from
+    there."""
+    (_, batches), = tokens.items()
+    ids = token_ids(batches)
+    dropped = len(ids) - length
+    messages = [i for i, token in enumerate(ids) if token == HARMONY_MESSAGE]
+    start = messages[2] + 1 if len(messages) > 2 else len(ids)
+    end = ids.index(HARMONY_END, start) if HARMONY_END in ids[start:] else len(ids)
+    if dropped < 0 or start < dropped or start >= end:
+        raise unaligned(name, f"its message at tokens {start} to {end} of {len(ids)}, {dropped} dropped", length,
+                        "load Lens's own text encoder (gpt-oss-20b) with CLIPLoader type lens")
+    return list(range(start - dropped, end - dropped))

@@ -672,6 +672,114 @@ def tiny_mage_flow_clip(seed: int = 1) -> comfy.sd.CLIP:
     return clip
 
 
+def tiny_joyimage(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
+    """A tiny JoyImage (ComfyUI 0.33 on) through ComfyUI's own classes: 4 heads of 16 channels (3-D RoPE axes 4 + 6 + 6
+    over frame, row, column, theta 10000 as the real model's), 1 x 2 x 2 patches over Wan 2.1's 16 latent channels,
+    the tiny context CONTEXT_DIM wide, fp32."""
+    config = {"image_model": "joyimage", "in_channels": 16, "hidden_size": 64, "patch_size": [1, 2, 2],
+              "num_layers": depth, "num_attention_heads": 4, "text_dim": CONTEXT_DIM, "theta": 10000,
+              "rope_dim_list": [4, 6, 6]}
+
+    class TinyJoyImage(comfy.supported_models.JoyImage):
+        unet_extra_config = {}  # the real model's RoPE axes, which ComfyUI's config class would put over the tiny ones
+
+    return tiny_model(TinyJoyImage, config, seed)
+
+
+def tiny_joyimage_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's JoyImage tokenizer (the shipped Qwen vocabulary and JoyImage's chat template) and text encoder (its own
+    cut of the template's system prompt) around the tiny encoder over Qwen's vocabulary, fp32."""
+    import comfy.text_encoders.joyimage as joyimage
+
+    class TinyJoyImageStand(comfy.sd1_clip.SDClipModel):
+        """TinyQwen3Stand returning its attention mask, as JoyImage's encoder does (its encode cuts the mask too)."""
+
+        def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+            super().__init__(device=device, layer="last", layer_idx=None, dtype=dtype, special_tokens={"pad": 151643},
+                             textmodel_json_config={**TINY_T5_CONFIG, "vocab_size": 151936},
+                             model_class=comfy.text_encoders.t5.T5, enable_attention_masks=True,
+                             return_attention_masks=True, model_options=model_options)
+
+    class TinyJoyImageTextModel(joyimage.JoyImageTEModel):
+        def __init__(self, device="cpu", dtype=None, model_options={}):
+            comfy.sd1_clip.SD1ClipModel.__init__(self, device=device, dtype=dtype, name="qwen3vl_8b",
+                                                 clip_model=TinyJoyImageStand, model_options=model_options)
+
+    target = comfy.supported_models_base.ClipTarget(joyimage.JoyImageTokenizer, TinyJoyImageTextModel)
+    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
+    randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
+def tiny_lens(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Lens (ComfyUI 0.33 on) through ComfyUI's own classes: 4 heads of 16 channels (RoPE axes 4 + 6 + 6),
+    one-cell tokens over Flux.2's 128 latent channels, a context of 2 tapped layers of 16 channels (the real model
+    taps 4 of GPT-OSS's 2880: the tiny context is CONTEXT_DIM = 2 x 16 wide), fp32."""
+    config = {"image_model": "lens", "patch_size": 2, "in_channels": 128, "out_channels": 32, "num_layers": depth,
+              "attention_head_dim": 16, "num_attention_heads": 4, "enc_hidden_dim": CONTEXT_DIM // 2,
+              "axes_dims_rope": (4, 6, 6), "selected_layer_index": (0, 1)}
+    return tiny_model(comfy.supported_models.Lens, config, seed)
+
+
+# GPT-OSS's Harmony special tokens at their own ids (o200k_harmony)
+HARMONY_SPECIAL_TOKENS = {"<|endoftext|>": 199999, "<|return|>": 200002, "<|constrain|>": 200003,
+                          "<|channel|>": 200005, "<|start|>": 200006, "<|end|>": 200007, "<|message|>": 200008,
+                          "<|call|>": 200012}
+
+
+def harmony_stand_in_tokenizer() -> tuple[bytes, int]:
+    """A word-level tokenizer.json with Harmony's special tokens at their own ids, its words those of Lens's chat
+    template and the tests' prompts (ComfyUI's Lens tokenizer reads GPT-OSS's own tokenizer from the checkpoint's
+    weights, which are not at hand); and how many tokens the template's head takes in it (the real tokenizer's 97,
+    LENS_TXT_OFFSET, the tiny encoder drops instead)."""
+    import json
+
+    import comfy.text_encoders.gpt_oss as gpt_oss
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = pre_tokenizers.Whitespace()
+    template = gpt_oss._lens_render_chat("x")
+    for special in HARMONY_SPECIAL_TOKENS:
+        template = template.replace(special, " ")
+    vocab = {"<unk>": 0}
+    for word in [*GEMMA_STAND_IN_WORDS, ",", *(piece for piece, _ in words.pre_tokenize_str(template))]:
+        vocab.setdefault(word, len(vocab))
+    tokenizer = Tokenizer(models.WordLevel({**vocab, **HARMONY_SPECIAL_TOKENS}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = words
+    layout = json.loads(tokenizer.to_str())
+    layout["added_tokens"] = [{"id": i, "content": token, "single_word": False, "lstrip": False, "rstrip": False,
+                               "normalized": False, "special": True} for token, i in HARMONY_SPECIAL_TOKENS.items()]
+    data = json.dumps(layout).encode()
+    ids = Tokenizer.from_str(data.decode()).encode(gpt_oss._lens_render_chat("x"), add_special_tokens=False).ids
+    head = [i for i, token in enumerate(ids) if token == HARMONY_SPECIAL_TOKENS["<|message|>"]][2] + 1
+    return data, head
+
+
+def tiny_lens_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's Lens tokenizer (its Harmony chat template) over the stand-in vocabulary, and ComfyUI's Lens text
+    encoder (its own head drop and layer taps) around a tiny GPT-OSS tapped at both its layers, fp32."""
+    import comfy.text_encoders.gpt_oss as gpt_oss
+
+    data, head = harmony_stand_in_tokenizer()
+    config = {"vocab_size": 201088, "hidden_size": CONTEXT_DIM // 2, "intermediate_size": 16, "num_hidden_layers": 2,
+              "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8, "num_local_experts": 2,
+              "num_experts_per_tok": 1}
+
+    class TinyLensTextModel(gpt_oss.LensTEModel):
+        def __init__(self, device="cpu", dtype=None, model_options={}):
+            options = {**model_options, "gpt_oss_config": config, "selected_layers": (0, 1), "txt_offset": head}
+            super().__init__(device=device, dtype=dtype, model_options=options)
+            # its layers take their weights from a checkpoint (ComfyUI's mixed-precision ops): load an empty one
+            self.load_sd({f"{name}.weight": torch.zeros(layer._orig_shape)
+                          for name, layer in self.gpt_oss.transformer.named_modules() if hasattr(layer, "_orig_shape")})
+
+    target = comfy.supported_models_base.ClipTarget(gpt_oss.LensTokenizer, TinyLensTextModel)
+    clip = comfy.sd.CLIP(target=target, tokenizer_data={"tokenizer_json": data},
+                         model_options={"dtype": torch.float32})
+    randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
+
 def tiny_longcat_image(seed: int = 0, depth: int = 3, single: int = 2) -> comfy.model_patcher.ModelPatcher:
     """A tiny LongCat-Image (ComfyUI 0.33 on): Flux's class without a pooled vector or guidance embedding, its text
     tokens at RoPE positions on rows and columns (txt_ids_dims), fp32."""

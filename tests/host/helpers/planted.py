@@ -25,7 +25,9 @@ from .models import (
     tiny_hunyuan_video,
     tiny_hunyuan_video_15,
     tiny_ideogram4,
+    tiny_joyimage,
     tiny_krea2,
+    tiny_lens,
     tiny_longcat_image,
     tiny_mage_flow,
     tiny_omnigen2,
@@ -188,6 +190,64 @@ def planted_mage_flow() -> comfy.model_patcher.ModelPatcher:
             for norm in (attn.norm_q, attn.norm_k, attn.norm_added_q, attn.norm_added_k):
                 if getattr(norm, "weight", None) is not None:
                     norm.weight.fill_(4.0)
+    return patcher
+
+
+def planted_lens() -> comfy.model_patcher.ModelPatcher:
+    """planted_mage_flow() for Lens: one-cell tokens, 'left' (c0 - c1) e2 - e3 and 'right' the opposite, in the frame
+    axis's slowest pair (the image at frame 0 is not turned there; the concepts at position s + p turn by 0.01 rad a
+    position); identity fused q/k/v, q/k norms four times sharper, unit RMSNorm scales (the prompt's per layer and the
+    blocks'), every modulation zero."""
+    patcher = tiny_lens(0, depth=2)
+    dm = patcher.model.diffusion_model
+    hidden = dm.inner_dim
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        opposite_contents(dm.img_in.weight, 2)
+        opposite_contents(dm.txt_in.weight, 2)
+        for norm in dm.txt_norm:
+            norm.weight.fill_(1.0)
+        eye = torch.eye(hidden)
+        for block in dm.transformer_blocks:
+            attn = block.attn
+            for layer in (attn.img_qkv, attn.txt_qkv):
+                layer.weight.copy_(torch.cat([eye, eye, eye]))
+            for norm in (attn.norm_q, attn.norm_k, attn.norm_added_q, attn.norm_added_k):
+                norm.weight.fill_(4.0)
+            for norm in (block.img_norm1, block.txt_norm1, block.img_norm2, block.txt_norm2):
+                norm.weight.fill_(1.0)
+    return patcher
+
+
+def planted_joyimage() -> comfy.model_patcher.ModelPatcher:
+    """planted() for JoyImage: a token's four cells of latent channel 0 make 'left' e2 - e3 and 'right' e3 - e2, as
+    planted_qwen_image's, in the frame axis's slowest pair (the generated image at frame 0, a reference at frame 1 turns
+    by 0.01 rad; the text and the concepts are not rotated). The text adapter (linear, GELU, linear) passes the context
+    through as gelu(c) - gelu(-c) = c, then maps c0 - c1 to e2 - e3; identity fused q/k/v, q/k norms four times
+    sharper, every modulation zero."""
+    patcher = tiny_joyimage(0, depth=2)
+    dm = patcher.model.diffusion_model
+    hidden = dm.img_in.weight.shape[0]
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        cells = dm.img_in.weight[:, 0, 0]  # [hidden, patch row, patch column] of latent channel 0
+        cells[2, 0, 0], cells[2, 1, 0] = 1.0, -1.0
+        cells[3, 0, 1], cells[3, 1, 1] = 1.0, -1.0
+        adapter = dm.condition_embedder.text_embedder
+        eye = torch.eye(CONTEXT_DIM)
+        adapter.linear_1.weight.copy_(torch.cat([eye, -eye]))  # [c; -c]
+        contents = torch.zeros(hidden, CONTEXT_DIM)
+        opposite_contents(contents, 2)
+        adapter.linear_2.weight.copy_(torch.cat([contents, -contents], dim=1))
+        eye = torch.eye(hidden)
+        for block in dm.double_blocks:
+            attn = block.attn
+            for layer in (attn.img_attn_qkv, attn.txt_attn_qkv):
+                layer.weight.copy_(torch.cat([eye, eye, eye]))
+            for norm in (attn.img_attn_q_norm, attn.img_attn_k_norm, attn.txt_attn_q_norm, attn.txt_attn_k_norm):
+                norm.weight.fill_(4.0)
     return patcher
 
 

@@ -25,7 +25,7 @@ from .models import POOLED_DIM
 AUTO_LAST_BLOCKS = {"flux": 4, "chroma": 4, "flux2": 3, "sd3": None, "qwen_image": 4, "hunyuan_video": 4,
                     "cogvideox": None, "z_image": 4, "krea2": 4,
                     "ideogram4": 4, "omnigen2": 4, "ernie": 4, "longcat_image": 4,
-                    "mage_flow": 4, "aura_flow": 4}
+                    "mage_flow": 4, "aura_flow": 4, "lens": 4, "joyimage": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +110,8 @@ z_image_clip, lumina2_clip = cached(models.tiny_z_image_clip), cached(models.tin
 krea2_clip, ideogram4_clip = cached(models.tiny_krea2_clip), cached(models.tiny_ideogram4_clip)
 omnigen2_clip, longcat_image_clip = cached(models.tiny_omnigen2_clip), cached(models.tiny_longcat_image_clip)
 mage_flow_clip = cached(models.tiny_mage_flow_clip)
+lens_clip = cached(models.tiny_lens_clip)
+joyimage_clip = cached(models.tiny_joyimage_clip)
 aura_flow_clip = cached(models.tiny_aura_flow_clip)
 
 
@@ -144,6 +146,8 @@ HAS_IDEOGRAM4 = hasattr(comfy.supported_models, "Ideogram4")
 HAS_ERNIE = hasattr(comfy.supported_models, "ErnieImage")
 HAS_LONGCAT_IMAGE = hasattr(comfy.supported_models, "LongCatImage")
 HAS_MAGE_FLOW = hasattr(comfy.supported_models, "MageFlow")
+HAS_LENS = hasattr(comfy.supported_models, "Lens")
+HAS_JOYIMAGE = hasattr(comfy.supported_models, "JoyImage")
 # NextDiT's first caption position: 1 from ComfyUI 0.8 on (the release that added Z-Image), 0 before
 CAPTION_START = 1 if HAS_Z_IMAGE else 0
 
@@ -227,6 +231,24 @@ VARIANTS = (
             segment=Segment(models.random_flux2_vae, (1, 64, 96), (1, 2, 4, 6)),
             planted=Planted(planted.planted_mage_flow, lambda h, w, boundary: planted.planted_cells(h, w, boundary, 128),
                             cells=1, cell_pixels=16)),
+    # Lens (ComfyUI 0.33 on): Flux.2's latent, one token per latent cell; its encoder drops the Harmony template's
+    # head, so "traffic light" is the context's first two tokens (over the stand-in vocabulary: one token a word)
+    Variant("lens", "lens", lambda seed, depth: models.tiny_lens(seed, depth), lens_clip, (128, 4, 6), (4, 6),
+            cell_pixels=16, alignment=(0, 1), available=HAS_LENS, requires="0.33",
+            segment=Segment(models.random_flux2_vae, (1, 64, 96), (1, 2, 4, 6)),
+            planted=Planted(planted.planted_lens, lambda h, w, boundary: planted.planted_cells(h, w, boundary, 128),
+                            cells=1, cell_pixels=16)),
+    # JoyImage (ComfyUI 0.33 on): Wan 2.1's latent as one frame; its encoder keeps "user\n" before the prompt, so
+    # "traffic light" is the context's tokens 2 and 3
+    Variant("joyimage", "joyimage", lambda seed, depth: models.tiny_joyimage(seed, depth), joyimage_clip, (16, 8, 12),
+            (4, 6), alignment=(2, 3), available=HAS_JOYIMAGE, requires="0.33",
+            segment=Segment(models.random_wan21_vae, (1, 48, 80), (1, 2, 3, 5))),
+    # JoyImage-Edit: a reference latent (a grid of another size, at a frame of its own) on both prompts
+    Variant("joyimage", "edit", lambda seed, depth: models.tiny_joyimage(seed, depth), joyimage_clip, (16, 8, 12),
+            (4, 6), alignment=(2, 3), available=HAS_JOYIMAGE, requires="0.33",
+            condition=lambda inputs: with_reference(inputs, source_latent(6, 8)),
+            planted=Planted(planted.planted_joyimage, planted.planted_latent,
+                            reference=lambda latent: latent.unsqueeze(2))),  # Wan 2.1's [B, C, frames, H, W]
     # Z-Image (Turbo and Base share one architecture): captions and images padded to 32 tokens with pad tokens
     Variant("z_image", "turbo", lambda seed, depth: models.tiny_z_image(seed, depth), z_image_clip, (16, 8, 12), (4, 6),
             alignment=(3, 4), available=HAS_Z_IMAGE, requires="0.8", segment=IMAGE_SEGMENT,
