@@ -80,6 +80,14 @@ def randomise(module: torch.nn.Module, seed: int, std: float = 0.05) -> None:
                 p.copy_(std * torch.randn(p.shape, generator=generator))
 
 
+
+def clip_of(tokenizer, text_model, seed: int) -> comfy.sd.CLIP:
+    """A CLIP of ComfyUI's tokenizer class around a tiny text model, fp32, with drawn weights."""
+    clip = comfy.sd.CLIP(target=comfy.supported_models_base.ClipTarget(tokenizer, text_model),
+                         model_options={"dtype": torch.float32})
+    randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip
+
 def tiny_flux(seed: int = 0, guidance_embed: bool = True, **sizes) -> comfy.model_patcher.ModelPatcher:
     """A Flux model (dev-style with guidance, or schnell-style without) at a tiny width, fp32."""
     config_class = comfy.supported_models.Flux if guidance_embed else comfy.supported_models.FluxSchnell
@@ -114,10 +122,7 @@ class TinyT5Tokenizer(comfy.sd1_clip.SD1Tokenizer):
 
 def tiny_clip(seed: int = 1) -> comfy.sd.CLIP:
     """ComfyUI's CLIP around ComfyUI's T5 (real tokenizer) at a tiny width, fp32."""
-    target = comfy.supported_models_base.ClipTarget(TinyT5Tokenizer, TinyT5Model)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    randomise(clip.cond_stage_model, seed, std=0.5)
-    return clip
+    return clip_of(TinyT5Tokenizer, TinyT5Model, seed)
 
 
 def random_vae(seed: int = 2, channels: int = 16) -> comfy.sd.VAE:
@@ -161,10 +166,7 @@ class TinyChromaT5Model(comfy.sd1_clip.SD1ClipModel):
 
 def tiny_chroma_clip(seed: int = 1) -> comfy.sd.CLIP:
     """ComfyUI's CLIP with Chroma's real tokenizer (PixArt's T5: no padding) around a tiny T5, fp32."""
-    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.pixart_t5.PixArtTokenizer, TinyChromaT5Model)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    randomise(clip.cond_stage_model, seed, std=0.5)
-    return clip
+    return clip_of(comfy.text_encoders.pixart_t5.PixArtTokenizer, TinyChromaT5Model, seed)
 
 
 def tiny_flux2(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
@@ -315,10 +317,7 @@ def tiny_z_image_clip(seed: int = 1) -> comfy.sd.CLIP:
     encoder over Qwen's vocabulary (the one Flux.2 klein's tests use), fp32."""
     import comfy.text_encoders.z_image
 
-    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.z_image.ZImageTokenizer, TinyFlux2TextModel)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    randomise(clip.cond_stage_model, seed, std=0.5)
-    return clip
+    return clip_of(comfy.text_encoders.z_image.ZImageTokenizer, TinyFlux2TextModel, seed)
 
 
 class TinyGemmaStand(comfy.sd1_clip.SDClipModel):
@@ -406,10 +405,7 @@ def tiny_krea2_clip(seed: int = 1) -> comfy.sd.CLIP:
     """ComfyUI's Krea 2 tokenizer (the shipped Qwen vocabulary and Krea 2's template) around the tiny encoder, fp32."""
     import comfy.text_encoders.krea2
 
-    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.krea2.Krea2Tokenizer, TinyKrea2TextModel)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    randomise(clip.cond_stage_model, seed, std=0.5)
-    return clip
+    return clip_of(comfy.text_encoders.krea2.Krea2Tokenizer, TinyKrea2TextModel, seed)
 
 
 def tiny_ideogram4(seed: int = 0, depth: int = 3, rope_theta: float = 10000.0) -> comfy.model_patcher.ModelPatcher:
@@ -441,11 +437,7 @@ def tiny_ideogram4_clip(seed: int = 1) -> comfy.sd.CLIP:
     around the tiny encoder over Qwen's vocabulary, fp32."""
     import comfy.text_encoders.ideogram4
 
-    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.ideogram4.Ideogram4Tokenizer,
-                                                    TinyIdeogram4TextModel)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    randomise(clip.cond_stage_model, seed, std=0.5)
-    return clip
+    return clip_of(comfy.text_encoders.ideogram4.Ideogram4Tokenizer, TinyIdeogram4TextModel, seed)
 
 
 def tiny_omnigen2(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
@@ -477,11 +469,7 @@ def tiny_omnigen2_clip(seed: int = 1) -> comfy.sd.CLIP:
     encoder) around the tiny encoder over Qwen's vocabulary, fp32."""
     import comfy.text_encoders.omnigen2
 
-    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.omnigen2.Omnigen2Tokenizer,
-                                                    TinyOmniGen2TextModel)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    randomise(clip.cond_stage_model, seed, std=0.5)
-    return clip
+    return clip_of(comfy.text_encoders.omnigen2.Omnigen2Tokenizer, TinyOmniGen2TextModel, seed)
 
 
 def tiny_ernie(seed: int = 0, depth: int = 3, rope_theta: float = 256.0) -> comfy.model_patcher.ModelPatcher:
@@ -561,10 +549,7 @@ class TinySD3T5Clip(comfy.text_encoders.sd3_clip.SD3ClipModel):
 def tiny_sd3_clip(seed: int = 1, t5_only: bool = False) -> comfy.sd.CLIP:
     """ComfyUI's SD3 tokenizer (real CLIP-L, CLIP-G and T5 vocabularies) around a tiny SD3 text encoder."""
     encoder = TinySD3T5Clip if t5_only else TinySD3Clip
-    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.sd3_clip.SD3Tokenizer, encoder)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    randomise(clip.cond_stage_model, seed, std=0.5)
-    return clip
+    return clip_of(comfy.text_encoders.sd3_clip.SD3Tokenizer, encoder, seed)
 
 
 def tiny_aura_flow(seed: int = 0, depth: int = 3, single: int = 2) -> comfy.model_patcher.ModelPatcher:
@@ -644,11 +629,7 @@ class TinyQwenImageTextModel(comfy.text_encoders.qwen_image.QwenImageTEModel):
 def tiny_qwen_image_clip(seed: int = 1) -> comfy.sd.CLIP:
     """ComfyUI's Qwen-Image tokenizer (the shipped Qwen2.5 vocabulary and chat template) and text encoder around
     a tiny Qwen2.5, fp32."""
-    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.qwen_image.QwenImageTokenizer,
-                                                    TinyQwenImageTextModel)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    randomise(clip.cond_stage_model, seed, std=0.5)
-    return clip
+    return clip_of(comfy.text_encoders.qwen_image.QwenImageTokenizer, TinyQwenImageTextModel, seed)
 
 
 def tiny_mage_flow(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
@@ -665,11 +646,7 @@ def tiny_mage_flow_clip(seed: int = 1) -> comfy.sd.CLIP:
     that drops the template's head as Mage-Flow's does, fp32."""
     import comfy.text_encoders.mage_flow
 
-    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.mage_flow.MageFlowTokenizer,
-                                                    TinyKrea2TextModel)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    randomise(clip.cond_stage_model, seed, std=0.5)
-    return clip
+    return clip_of(comfy.text_encoders.mage_flow.MageFlowTokenizer, TinyKrea2TextModel, seed)
 
 
 def tiny_joyimage(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
@@ -705,10 +682,7 @@ def tiny_joyimage_clip(seed: int = 1) -> comfy.sd.CLIP:
             comfy.sd1_clip.SD1ClipModel.__init__(self, device=device, dtype=dtype, name="qwen3vl_8b",
                                                  clip_model=TinyJoyImageStand, model_options=model_options)
 
-    target = comfy.supported_models_base.ClipTarget(joyimage.JoyImageTokenizer, TinyJoyImageTextModel)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    randomise(clip.cond_stage_model, seed, std=0.5)
-    return clip
+    return clip_of(joyimage.JoyImageTokenizer, TinyJoyImageTextModel, seed)
 
 
 def tiny_lens(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
@@ -797,10 +771,7 @@ def tiny_longcat_image_clip(seed: int = 1) -> comfy.sd.CLIP:
             comfy.sd1_clip.SD1ClipModel.__init__(self, device=device, dtype=dtype, name="qwen25_7b",
                                                  clip_model=TinyQwen25, model_options=model_options)
 
-    target = comfy.supported_models_base.ClipTarget(longcat_image.LongCatImageTokenizer, TinyLongCatImageTextModel)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    randomise(clip.cond_stage_model, seed, std=0.5)
-    return clip
+    return clip_of(longcat_image.LongCatImageTokenizer, TinyLongCatImageTextModel, seed)
 
 
 def tiny_hunyuan_video(seed: int = 0, depth: int = 3, guidance_embed: bool = True, pooled: bool = True,
@@ -862,9 +833,5 @@ def tiny_cogvideox_clip(seed: int = 1) -> comfy.sd.CLIP:
     """ComfyUI's CogVideoX tokenizer (T5's, padded to 226 tokens) around a tiny T5, fp32."""
     import comfy.text_encoders.cogvideo
 
-    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.cogvideo.CogVideoXTokenizer,
-                                                    TinyChromaT5Model)
-    clip = comfy.sd.CLIP(target=target, model_options={"dtype": torch.float32})
-    randomise(clip.cond_stage_model, seed, std=0.5)
-    return clip
+    return clip_of(comfy.text_encoders.cogvideo.CogVideoXTokenizer, TinyChromaT5Model, seed)
 

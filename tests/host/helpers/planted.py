@@ -141,6 +141,18 @@ def planted_aura_flow() -> comfy.model_patcher.ModelPatcher:
     return patcher
 
 
+def identity_qwen_attention(blocks, hidden: int) -> None:
+    """Qwen-Image-style blocks whose separate q, k and v layers are each token itself, q/k norms four times sharper."""
+    eye = torch.eye(hidden)
+    for block in blocks:
+        attn = block.attn
+        for layer in (attn.to_q, attn.to_k, attn.to_v, attn.add_q_proj, attn.add_k_proj, attn.add_v_proj):
+            layer.weight.copy_(eye)
+        for norm in (attn.norm_q, attn.norm_k, attn.norm_added_q, attn.norm_added_k):
+            if getattr(norm, "weight", None) is not None:
+                norm.weight.fill_(4.0)
+
+
 def planted_qwen_image(ref_method: str | None = None) -> comfy.model_patcher.ModelPatcher:
     """planted() for Qwen-Image (and Edit, with its reference method). Its text tokens, and so the concepts, sit
     at RoPE positions s + j on every axis, which would turn a content in a fast-rotating channel pair; the contents
@@ -158,14 +170,7 @@ def planted_qwen_image(ref_method: str | None = None) -> comfy.model_patcher.Mod
         dm.img_in.weight[3, 1], dm.img_in.weight[3, 3] = 1.0, -1.0
         opposite_contents(dm.txt_in.weight, 2)  # concept 'left' (c0 - c1) -> e2 - e3
         dm.txt_norm.weight.fill_(1.0)
-        eye = torch.eye(hidden)
-        for block in dm.transformer_blocks:
-            attn = block.attn
-            for layer in (attn.to_q, attn.to_k, attn.to_v, attn.add_q_proj, attn.add_k_proj, attn.add_v_proj):
-                layer.weight.copy_(eye)
-            for norm in (attn.norm_q, attn.norm_k, attn.norm_added_q, attn.norm_added_k):
-                if getattr(norm, "weight", None) is not None:
-                    norm.weight.fill_(4.0)
+        identity_qwen_attention(dm.transformer_blocks, hidden)
     return patcher
 
 
@@ -182,14 +187,7 @@ def planted_mage_flow() -> comfy.model_patcher.ModelPatcher:
         opposite_contents(dm.img_in.weight, 2)
         opposite_contents(dm.txt_in.weight, 2)
         dm.txt_norm.weight.fill_(1.0)
-        eye = torch.eye(hidden)
-        for block in dm.transformer_blocks:
-            attn = block.attn
-            for layer in (attn.to_q, attn.to_k, attn.to_v, attn.add_q_proj, attn.add_k_proj, attn.add_v_proj):
-                layer.weight.copy_(eye)
-            for norm in (attn.norm_q, attn.norm_k, attn.norm_added_q, attn.norm_added_k):
-                if getattr(norm, "weight", None) is not None:
-                    norm.weight.fill_(4.0)
+        identity_qwen_attention(dm.transformer_blocks, hidden)
     return patcher
 
 
