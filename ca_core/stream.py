@@ -53,6 +53,8 @@ class TextStreamWeights:
     # the MLP's gated output adds to the block's input, not to the attention's residual (AuraFlow's double blocks:
     # the attention reaches the stream through the MLP's input alone)
     mlp_adds_to_input: bool = False
+    # a norm on the projection's and the MLP's outputs before their gates (Mochi's sandwich norm); None: none
+    update_norm: Callable[[Tensor], Tensor] | None = None
 
     @property
     def ends_here(self) -> bool:
@@ -161,19 +163,25 @@ def update_concepts(
     weights: TextStreamWeights,
 ) -> Tensor:
     """The text stream's residual and MLP update, applied to the concept tokens."""
-    after_attention = attention_residual(concepts, attention_outputs, attn_mod, weights.proj)
+    after_attention = attention_residual(concepts, attention_outputs, attn_mod, weights.proj, weights.update_norm)
     mlp_output = weights.mlp(mlp_input(after_attention, mlp_mod, weights.norm2))
-    return mlp_residual(weights.mlp_base(concepts, after_attention), mlp_output, mlp_mod)
+    return mlp_residual(weights.mlp_base(concepts, after_attention), mlp_output, mlp_mod, weights.update_norm)
 
 
 # update_concepts in its steps, for callers that run them as the block's own layers run
-def attention_residual(concepts: Tensor, attention_outputs: Tensor, attn_mod: ModulationParams, proj) -> Tensor:
-    return concepts + attn_mod.gate * proj(attention_outputs)
+def attention_residual(concepts: Tensor, attention_outputs: Tensor, attn_mod: ModulationParams, proj,
+                       update_norm: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    return concepts + attn_mod.gate * normed(proj(attention_outputs), update_norm)
 
 
 def mlp_input(concepts: Tensor, mlp_mod: ModulationParams, norm2) -> Tensor:
     return modulate(norm2(concepts), mlp_mod)
 
 
-def mlp_residual(concepts: Tensor, mlp_output: Tensor, mlp_mod: ModulationParams) -> Tensor:
-    return concepts + mlp_mod.gate * mlp_output
+def mlp_residual(concepts: Tensor, mlp_output: Tensor, mlp_mod: ModulationParams,
+                 update_norm: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    return concepts + mlp_mod.gate * normed(mlp_output, update_norm)
+
+
+def normed(update: Tensor, update_norm: Callable[[Tensor], Tensor] | None) -> Tensor:
+    return update if update_norm is None else update_norm(update)

@@ -69,8 +69,9 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
         latent = comfy.sample.fix_empty_latent_channels(model, latent)
         diffusion_model = model.get_model_object("diffusion_model")
         encoded = clip.encode_from_tokens(clip.tokenize(caption or ""), return_dict=True)
-        # the caption's attention mask as CLIPTextEncode passes it (Lumina 2 before ComfyUI 0.8 needs it)
-        extras = {key: encoded[key] for key in ("attention_mask",) if encoded.get(key) is not None}
+        # what CLIPTextEncode passes beside the states: the attention mask (Lumina 2 before ComfyUI 0.8 needs it),
+        # HiDream's Llama states
+        extras = {key: encoded[key] for key in ("attention_mask", "conditioning_llama3") if encoded.get(key) is not None}
         conditioning = [[encoded["cond"], {**extras, **family.segmentation_conditioning(diffusion_model)}]]
         guider = comfy.samplers.CFGGuider(patched)
         guider.set_conds(conditioning, conditioning)

@@ -77,6 +77,22 @@ const MODEL = {
   // the all-in-one checkpoint (its Pile-T5 text encoder and SDXL's VAE inside) of ComfyUI's AuraFlow example
   auraFlow: { name: "aura_flow_0.3.safetensors", directory: "checkpoints",
     url: `${HF}/fal/AuraFlow-v0.3/resolve/main/aura_flow_0.3.safetensors` },
+  hidreamDev: { name: "hidream_i1_dev_fp8.safetensors", directory: "diffusion_models",
+    url: `${HF}/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/diffusion_models/hidream_i1_dev_fp8.safetensors` },
+  clipLHidream: { name: "clip_l_hidream.safetensors", directory: "text_encoders",
+    url: `${HF}/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/text_encoders/clip_l_hidream.safetensors` },
+  clipGHidream: { name: "clip_g_hidream.safetensors", directory: "text_encoders",
+    url: `${HF}/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/text_encoders/clip_g_hidream.safetensors` },
+  t5Fp8Hidream: { name: "t5xxl_fp8_e4m3fn_scaled.safetensors", directory: "text_encoders",
+    url: `${HF}/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/text_encoders/t5xxl_fp8_e4m3fn_scaled.safetensors` },
+  llama31: { name: "llama_3.1_8b_instruct_fp8_scaled.safetensors", directory: "text_encoders",
+    url: `${HF}/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/text_encoders/llama_3.1_8b_instruct_fp8_scaled.safetensors` },
+  hidreamVae: { name: "ae.safetensors", directory: "vae",
+    url: `${HF}/Comfy-Org/HiDream-I1_ComfyUI/resolve/main/split_files/vae/ae.safetensors` },
+  mochi: { name: "mochi_preview_bf16.safetensors", directory: "diffusion_models",
+    url: `${HF}/Comfy-Org/mochi_preview_repackaged/resolve/main/split_files/diffusion_models/mochi_preview_bf16.safetensors` },
+  mochiVae: { name: "mochi_vae.safetensors", directory: "vae",
+    url: `${HF}/Comfy-Org/mochi_preview_repackaged/resolve/main/split_files/vae/mochi_vae.safetensors` },
   longcatImage: { name: "longcat_image_bf16.safetensors", directory: "diffusion_models",
     url: `${HF}/Comfy-Org/LongCat-Image/resolve/main/split_files/diffusion_models/longcat_image_bf16.safetensors` },
   // SAM3.1, as ComfyUI 0.33's own "Image Segmentation (SAM3)" and "Video Segmentation (SAM3)" blueprints load it
@@ -207,6 +223,8 @@ const DEMO_LOADER = { model: ["loader", "MODEL"], clip: ["loader", "CLIP"], vae:
 const CHECKPOINT = { model: ["checkpoint", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
 const SEPARATE_LOADERS = { model: ["dev", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const CHROMA_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
+const HIDREAM_LOADERS = { model: ["shift", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
+const MOCHI_LOADERS = { model: ["mochi", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const AURA_FLOW_LOADERS = { model: ["shift", "MODEL"], clip: ["checkpoint", "CLIP"], vae: ["checkpoint", "VAE"] };
 const LONGCAT_IMAGE_LOADERS = { model: ["longcat", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
 const FLUX2_LOADERS = { model: ["flux2", "MODEL"], clip: ["clip", "CLIP"], vae: ["vae", "VAE"] };
@@ -739,6 +757,46 @@ ${modelFiles(MODEL.flux2Dev, MODEL.mistral, MODEL.flux2Vae)}`),
     ],
   },
 
+  // HiDream-I1 Dev as ComfyUI's HiDream example runs it: four text encoders (QuadrupleCLIPLoader), ModelSamplingSD3
+  // shift 6, cfg 1, 28 steps, lcm / normal
+  "HiDream-I1 Dev - concept maps": {
+    nodes: {
+      hidream: unet(MODEL.hidreamDev, [COLUMN.loaders, 40], "Load HiDream-I1 Dev"),
+      shift: { type: "ModelSamplingSD3", pos: under("hidream"), size: [320, 0], widgets: { shift: 6.0 } },
+      clip: { type: "QuadrupleCLIPLoader", pos: under("shift"), size: [320, 0],
+        models: [MODEL.clipLHidream, MODEL.clipGHidream, MODEL.t5Fp8Hidream, MODEL.llama31],
+        widgets: { clip_name1: MODEL.clipLHidream.name, clip_name2: MODEL.clipGHidream.name,
+          clip_name3: MODEL.t5Fp8Hidream.name, clip_name4: MODEL.llama31.name } },
+      vae: vae(under("clip"), MODEL.hidreamVae),
+      positive: prompt("a hummingbird hovering beside a red hibiscus flower in a tropical garden, morning light, "
+        + "photograph", [COLUMN.prompts, 40]),
+      negative: negative("", under("positive"), "Negative prompt (unused at cfg 1)"),
+      latent: { type: "EmptySD3LatentImage", pos: under("negative"), widgets: { width: 1024, height: 1024, batch_size: 1 } },
+      sampler: sampler([COLUMN.sampler, 40], { seed: 3, steps: 28, cfg: 1.0, sampler_name: "lcm", scheduler: "normal",
+        concepts: "hummingbird, flower, leaves" }),
+      decode: { type: "VAEDecode", pos: [COLUMN.outputs, 40] },
+      save: { type: "SaveImage", pos: under("decode"), size: [300, 300],
+        widgets: { filename_prefix: "ConceptAttention/hidream" } },
+      saliency: saliency([COLUMN.maps, 40]),
+      mask: conceptMask(under("save"), { concepts: "hummingbird" }),
+      about: note(under("vae"), [360, 330], `### HiDream-I1 Dev with concept maps
+
+Generates with HiDream-I1 Dev (shift 6, cfg 1, lcm, 28 steps) and
+maps \`hummingbird, flower, leaves\` in its double-stream blocks.
+Full: shift 3, cfg 5, 50 steps; Fast: 16 steps.
+
+**Model files** (as ComfyUI's HiDream example lists them):
+
+${modelFiles(MODEL.hidreamDev, MODEL.clipLHidream, MODEL.clipGHidream, MODEL.t5Fp8Hidream, MODEL.llama31,
+    MODEL.hidreamVae)}`),
+    },
+    links: [
+      ["hidream", "MODEL", "shift", "model"],
+      ...generationLinks(HIDREAM_LOADERS),
+      ["decode", "IMAGE", "save", "images"],
+    ],
+  },
+
   // AuraFlow 0.3 from its all-in-one checkpoint as ComfyUI's AuraFlow example loads it: ModelSamplingAuraFlow shift
   // 1.73, cfg 3.5, 25 steps
   "AuraFlow - concept maps": {
@@ -1198,6 +1256,56 @@ ${modelFiles(MODEL.hunyuanVideo, MODEL.clipL, MODEL.llavaLlama3, MODEL.hunyuanVi
       ["hunyuan", "MODEL", "shift", "model"],
       ...generationLinks(HUNYUAN_VIDEO_LOADERS, "positive", "negative", "guidance"),
       ["positive", "CONDITIONING", "guidance", "conditioning"],
+      ...recolourLinks("decode"),
+    ],
+  },
+
+  // Mochi 1 preview as ComfyUI's Mochi example runs it (848x480, 37 frames, cfg 4.5, 30 steps), with the per-frame
+  // mask recolouring the subject as the HunyuanVideo template does
+  "Mochi - per-frame concept mask": {
+    nodes: {
+      mochi: unet(MODEL.mochi, [COLUMN.loaders, 40], "Load Mochi"),
+      clip: { type: "CLIPLoader", pos: under("mochi"), size: [320, 0], models: [MODEL.t5],
+        widgets: { clip_name: MODEL.t5.name, type: "mochi" } },
+      vae: vae(under("clip"), MODEL.mochiVae),
+      positive: prompt("a red kite flying over a green hill on a windy day, blue sky with white clouds, "
+        + "realistic video", [COLUMN.prompts, 40]),
+      negative: negative("", under("positive"), "Negative prompt"),
+      latent: { type: "EmptyMochiLatentVideo", pos: under("negative"), size: [340, 0],
+        widgets: { width: 848, height: 480, length: 37, batch_size: 1 } },
+      sampler: sampler([COLUMN.sampler, 40], { seed: 9, steps: 30, cfg: 4.5, concepts: "kite, hill, sky" }),
+      decode: { type: "VAEDecodeTiled", pos: [COLUMN.outputs, 40], size: [300, 0],
+        widgets: { tile_size: 256, overlap: 64, temporal_size: 64, temporal_overlap: 8 } },
+      generated: saveClip(under("decode"), "Generated clip", "ConceptAttention/mochi", 24),
+      saliency: saliency([COLUMN.maps, 40]),
+      heatmapClips: saveClip(under("saliency"), "Heatmap clips (concept after concept)",
+        "ConceptAttention/mochi_heatmaps", 24),
+      mask: conceptMask(under("generated"), { concepts: "kite", grow: 4, blur: 2, fill_holes: true,
+        temporal_smoothing: 1.0 }),
+      colour: { type: "EmptyImage", pos: under("latent"), size: [340, 0], title: "Violet",
+        widgets: { width: 848, height: 480, batch_size: 1, color: 0x8a3ffc } },
+      tint: { type: "ImageBlend", pos: under("colour"), size: [340, 0], title: "Clip tinted violet",
+        widgets: { blend_factor: 0.7, blend_mode: "multiply" } },
+      composite: { type: "ImageCompositeMasked", pos: under("sampler"), title: "Kite recoloured in every frame" },
+      save: saveClip(under("heatmapClips"), "Recoloured clip", "ConceptAttention/mochi_recoloured", 24),
+      about: note(under("vae"), [360, 330], `### Mochi with per-frame concept masks
+
+Generates a 37-frame Mochi clip (cfg 4.5, 30 steps) and maps
+\`kite, hill, sky\` in every frame while sampling.
+
+- **Saliency Map**: a heatmap clip per concept.
+- **Concept Mask**: the \`kite\` mask, one per frame, smoothed over
+  neighbouring frames; the kite is recoloured inside it.
+
+Lengths are 6n+1 frames. Lower **tile_size** if decoding runs
+out of memory.
+
+**Model files** (as ComfyUI's Mochi example lists them):
+
+${modelFiles(MODEL.mochi, MODEL.t5, MODEL.mochiVae)}`),
+    },
+    links: [
+      ...generationLinks(MOCHI_LOADERS),
       ...recolourLinks("decode"),
     ],
   },

@@ -6,6 +6,7 @@ from .cogvideox import CogVideoXFamily
 from .ernie import ErnieImageFamily
 from .flux import FluxFamily
 from .flux2 import Flux2Family
+from .hidream import HiDreamFamily
 from .hunyuan_video import HunyuanVideoFamily
 from .ideogram4 import Ideogram4Family
 from .joyimage import JoyImageFamily
@@ -13,6 +14,7 @@ from .krea2 import Krea2Family
 from .lens import LensFamily
 from .longcat_image import LongCatImageFamily
 from .mage_flow import MageFlowFamily
+from .mochi import MochiFamily
 from .omnigen2 import OmniGen2Family
 from .qwen_image import QwenImageFamily
 from .sd3 import SD3Family
@@ -22,9 +24,9 @@ from .z_image import ZImageFamily
 # Every family the extension supports on the newest host, in the order users read them (the help pages and
 # translations list these, whatever host wrote them); FAMILIES: those this host has (CogVideoX, Krea 2, Ideogram 4,
 # Ernie-Image, LongCat-Image, Mage-Flow, Lens, JoyImage: ComfyUI 0.33 on).
-ALL_FAMILIES = (FluxFamily, Flux2Family, ZImageFamily, ChromaFamily, SD3Family, AuraFlowFamily, QwenImageFamily,
-                LongCatImageFamily, MageFlowFamily, LensFamily, JoyImageFamily, HunyuanVideoFamily, CogVideoXFamily,
-                Krea2Family, Ideogram4Family, ErnieImageFamily, OmniGen2Family)
+ALL_FAMILIES = (FluxFamily, Flux2Family, ZImageFamily, ChromaFamily, SD3Family, HiDreamFamily, AuraFlowFamily,
+                QwenImageFamily, LongCatImageFamily, MageFlowFamily, LensFamily, JoyImageFamily, HunyuanVideoFamily,
+                CogVideoXFamily, MochiFamily, Krea2Family, Ideogram4Family, ErnieImageFamily, OmniGen2Family)
 FAMILIES = tuple(family() for family in ALL_FAMILIES if family.available)
 
 # What users call the models ComfyUI loads, by the name of its model config class (comfy.supported_models),
@@ -53,8 +55,8 @@ MODEL_NAMES = (
     ("SD3", "SD3 / SD3.5", SUPPORTED), ("QwenImage", "Qwen-Image", SUPPORTED),
     ("HunyuanVideo15", "HunyuanVideo 1.5", SUPPORTED),
     ("HunyuanVideo", "HunyuanVideo", SUPPORTED), ("HunyuanImage21", "HunyuanImage 2.1", SUPPORTED),
-    ("CogVideoX", "CogVideoX", SUPPORTED), ("AuraFlow", "AuraFlow", SUPPORTED), ("GenmoMochi", "Mochi", NOT_YET),
-    ("HiDream", "HiDream", NOT_YET), ("HiDreamO1", "HiDream-O1", ONE_WAY),
+    ("CogVideoX", "CogVideoX", SUPPORTED), ("AuraFlow", "AuraFlow", SUPPORTED), ("GenmoMochi", "Mochi", SUPPORTED),
+    ("HiDream", "HiDream-I1", SUPPORTED), ("HiDreamO1", "HiDream-O1", ONE_WAY),
     ("StableAudio", "Stable Audio (an audio model)", NOT_YET),
     ("ACEStep", "ACE-Step (an audio model)", NOT_YET),
 )

@@ -387,6 +387,18 @@ class ModelFamily:
         guidance by default)."""
         return {}
 
+    def concept_states(self, clip, tokens: dict) -> Tensor:
+        """A concept's encoding [1, T, C] that its own tokens (concept_token_indices) are pooled from: the text
+        encoder's context; a family whose blocks take more of the encoding (HiDream's Llama layer states) adds it
+        in further channels, which its embed_concepts reads. tokens: clip.tokenize(name, return_word_ids=True)."""
+        return clip.encode_from_tokens(tokens)
+
+    def block_concepts(self, diffusion_model, index: int, concepts: Tensor, conditioning: Any) -> Tensor:
+        """The concept tokens joint block `index` runs: the stream's own [B, K', C] (the default), then any the
+        block takes for itself alone, as its prompt does (HiDream's concepts' Llama layer-i states); those leave
+        with the block."""
+        return concepts
+
     def concept_token_indices(self, clip, name: str, tokens: dict, length: int) -> list[int]:
         """Positions of the concept's own tokens (no start, end, padding or chat-template tokens) in its
         encoder output of `length` positions; tokens: clip.tokenize(name, return_word_ids=True)."""

@@ -49,7 +49,7 @@ def encode_concepts(clip, names: list[str], pooling: str, family) -> tuple[torch
             raise ValueError(f"the concept {shown(name)} has {unreadable} piece(s) the text encoder cannot read (it sees "
                              "them as its unknown token, so the map would mean nothing): use plain words, not "
                              "emoji or symbols")
-        context = clip.encode_from_tokens(tokens)
+        context = family.concept_states(clip, tokens)
         own = family.concept_token_indices(clip, name, tokens, context.shape[1])
         if not own:
             raise ValueError(f"the concept {shown(name)} encoded to no token of its own (only start, end or padding "

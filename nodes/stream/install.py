@@ -180,6 +180,7 @@ class ConceptAttentionPatch(RunRecordings):
             rope=self.family.concept_rope(diffusion_model, call, positions),
             score_tokens=math.prod(grid),
             step=step,
+            concept_count=context.shape[1],
         )
 
     def _step(self, timestep: Tensor, transformer_options) -> int:

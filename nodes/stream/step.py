@@ -68,6 +68,9 @@ class StreamState:
     # a block of this call ran no joint attention (a cache skipped it): the concepts cannot follow the blocks
     # after it, so this call scores nothing more
     stalled: bool = False
+    # how many of the stream's first tokens are the concepts, one each, and scored; None: every token (a family may
+    # carry more tokens per concept: HiDream's Llama ones, ModelFamily.embed_concepts)
+    concept_count: int | None = None
 
 
 def stream_state(args: dict, plan: StreamPlan) -> StreamState | None:
@@ -91,6 +94,7 @@ class ConceptStep:
         self.mlp_layers = list(self.weights.mlp) if isinstance(self.weights.mlp, torch.nn.Sequential) else []
         # what the concepts' steps computed so far in this block
         self._modulations: tuple[ModulationParams, ModulationParams] | None = None
+        self._tokens: Tensor | None = None
         self.qkv: tuple[Tensor, Tensor, Tensor] | None = None  # computed on separate q/k/v layers' own call
         self.attended: ConceptAttentionResult | None = None
         self.residual: Tensor | None = None  # after the attention's residual update
@@ -104,6 +108,15 @@ class ConceptStep:
             self._modulations = self.plan.family.concept_modulations(
                 self.state.diffusion_model, self.index, self.block_args, self.state.conditioning, self.state.rows)
         return self._modulations
+
+    @property
+    def tokens(self) -> Tensor:
+        """The concept tokens this block runs: the stream's own, then any the family adds for this block alone
+        (ModelFamily.block_concepts), which leave with the block."""
+        if self._tokens is None:
+            self._tokens = self.plan.family.block_concepts(self.state.diffusion_model, self.index,
+                                                           self.state.concepts, self.state.conditioning)
+        return self._tokens
 
     def shared_casts(self) -> SharedCasts:
         """The steps that run right after the text layer they reuse, while the block runs."""
@@ -123,7 +136,7 @@ class ConceptStep:
     def stage_qkv(self) -> None:
         """The concepts' q/k/v right after the text's own qkv layer, on its cast weight."""
         if self.qkv is None:
-            self.qkv = concept_qkv(self.state.concepts, self.modulations()[0], self.weights, self.state.rope)
+            self.qkv = concept_qkv(self.tokens, self.modulations()[0], self.weights, self.state.rope)
 
     @few_row_linears
     def attend(self, q: Tensor, k: Tensor, v: Tensor, out: Tensor) -> None:
@@ -132,7 +145,7 @@ class ConceptStep:
         state, family, rows = self.state, self.plan.family, self.state.rows
         image = family.image_attention(state.diffusion_model, self.index, q[rows], k[rows], v[rows], out[rows],
                                        family.text_tokens(self.block_args), state.score_tokens)
-        self.attended = attend_concepts(state.concepts, self.modulations()[0], self.weights, image,
+        self.attended = attend_concepts(self.tokens, self.modulations()[0], self.weights, image,
                                         state.score_tokens, rope=state.rope, qkv=self.qkv)
         if self.last and self.plan.stop_after_last_layer:
             # only the maps are wanted: skip the rest of this block and everything after it
@@ -147,15 +160,17 @@ class ConceptStep:
         if not self.last:
             self.after_attention()
             self.through_mlp(len(self.mlp_layers))
-            self.state.concepts = mlp_residual(self.weights.mlp_base(self.state.concepts, self.residual),
-                                               self.mlp_output, self.modulations()[1])
+            carried = self.state.concepts.shape[1]  # the tokens the family added for this block leave with it
+            self.state.concepts = mlp_residual(self.weights.mlp_base(self.tokens, self.residual),
+                                               self.mlp_output, self.modulations()[1],
+                                               self.weights.update_norm)[:, :carried]
 
     @few_row_linears
     def after_attention(self) -> None:
         """The concepts' attention residual (through the projection), once."""
         if self.residual is None and self.attended is not None:
-            self.residual = attention_residual(self.state.concepts, self.attended.outputs, self.modulations()[0],
-                                               self.weights.proj)
+            self.residual = attention_residual(self.tokens, self.attended.outputs, self.modulations()[0],
+                                               self.weights.proj, self.weights.update_norm)
 
     @few_row_linears
     def through_mlp(self, upto: int) -> None:
@@ -182,6 +197,7 @@ class ConceptStep:
         state.recording.steps.add(state.step)
         chunk_prompts = state.chunk_prompts
         for space, scores in (("output", concept.output_scores), ("cross_attention", concept.cross_attention_scores)):
+            scores = scores[:, :state.concept_count]
             chunks = scores.reshape(len(chunk_prompts), -1, *scores.shape[1:])
             for prompt, aggregator in state.recording.aggregators.items():
                 mine = [i for i, chunk_prompt in enumerate(chunk_prompts) if chunk_prompt == prompt]

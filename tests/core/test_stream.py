@@ -176,6 +176,22 @@ def test_update_can_add_the_mlp_to_the_blocks_input(setup):
     assert not torch.allclose(updated, update_concepts(setup.concepts, result.outputs, a, m, setup.weights))
 
 
+def test_update_can_norm_each_update_before_its_gate(setup):
+    """Mochi's sandwich norm: the projection's and the MLP's outputs are normalised, then gated, then added."""
+    result = attend_concepts(setup.concepts, setup.attn_mod, setup.weights, setup.image)
+
+    def unit(x):
+        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + 1e-6)
+
+    weights = dataclasses.replace(setup.weights, update_norm=unit)
+    updated = update_concepts(setup.concepts, result.outputs, setup.attn_mod, setup.mlp_mod, weights)
+    a, m = setup.attn_mod, setup.mlp_mod
+    after_attn = setup.concepts + a.gate * unit(weights.proj(result.outputs))
+    expected = after_attn + m.gate * unit(weights.mlp((1 + m.scale) * weights.norm2(after_attn) + m.shift))
+    torch.testing.assert_close(updated, expected, **TOL)
+    assert not torch.allclose(updated, update_concepts(setup.concepts, result.outputs, a, m, setup.weights))
+
+
 def test_inputs_are_not_modified_in_place(setup):
     before = {name: t.clone() for name, t in
               (("keys", setup.image.keys), ("values", setup.image.values), ("outputs", setup.image.outputs),

@@ -127,6 +127,8 @@ def planted_cases():
         variant = param.values[0]
         spec = variant.planted
         for shape, (rows, cols) in PLANTED_SHAPES.items():
+            if spec.whole_patches and (rows % 1 or cols % 1):  # a model that refuses part patches has no odd size
+                continue
             if (rows * spec.cells) % 1 == 0 and (cols * spec.cells) % 1 == 0:  # one-cell tokens have no half token
                 cases.append(pytest.param(variant, shape, id=f"{variant.id}-{shape}", marks=param.marks))
         if spec.reference is not None:
@@ -200,7 +202,7 @@ def test_a_concepts_own_tokens_are_found(ca, model_of, variant):
     read them."""
     clip, family = variant.clip(), family_of(ca, model_of(variant), variant)
     tokens = clip.tokenize("traffic light", return_word_ids=True)
-    states = clip.encode_from_tokens(clip.tokenize("traffic light"))
+    states = family.concept_states(clip, tokens)  # the context, and what else of the encoding the family takes
     own = family.concept_token_indices(clip, "traffic light", tokens, states.shape[1])
     assert tuple(own) == variant.alignment
     encode = ca.nodes.stream.encoding.encode_concepts

@@ -166,8 +166,8 @@ def test_direct_calls_name_the_bad_input(ca):
 
 @pytest.mark.parametrize("config_class, said", [
     ("SDXL", "SDXL has no joint text-image attention"), ("SD15", "SD1.5 has no joint text-image attention"),
-    ("WAN21_T2V", "Wan has no joint text-image attention"), ("GenmoMochi", "does not support Mochi models yet"),
-    ("HiDream", "does not support HiDream models yet"),
+    ("WAN21_T2V", "Wan has no joint text-image attention"), ("PixArtSigma", "PixArt has no joint text-image attention"),
+    ("StableAudio", "does not support Stable Audio (an audio model) models yet"),
     ("HiDreamO1", "HiDream-O1 has no joint text-image attention, which ConceptAttention reads its maps from: its "
                   "attention runs one way"),
     ("Anima", "Anima has no joint text-image attention"),

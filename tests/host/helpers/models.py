@@ -14,6 +14,8 @@ import comfy.sd1_clip
 import comfy.supported_models
 import comfy.supported_models_base
 import comfy.text_encoders.aura_t5
+import comfy.text_encoders.hidream
+import comfy.text_encoders.hunyuan_video
 import comfy.text_encoders.llama
 import comfy.text_encoders.pixart_t5
 import comfy.text_encoders.qwen_image
@@ -835,3 +837,202 @@ def tiny_cogvideox_clip(seed: int = 1) -> comfy.sd.CLIP:
 
     return clip_of(comfy.text_encoders.cogvideo.CogVideoXTokenizer, TinyChromaT5Model, seed)
 
+
+
+def tiny_mochi(seed: int = 0, depth: int = 3) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Mochi (AsymmDiTJoint) through ComfyUI's own classes: 4 heads of 16 channels, a video stream 64 wide and
+    a text stream 32 wide (Mochi's are 3072 and 1536), 2 x 2 patches over its 12 latent channels, the tiny T5's
+    context, fp32. AsymmetricJointBlock asserts the video MLP's width is Mochi's own (1536 * 8): a ratio of 192 gives
+    it at width 64."""
+    config = {"image_model": "mochi_preview", "depth": depth, "patch_size": 2, "num_heads": 4, "hidden_size_x": 64,
+              "hidden_size_y": 32, "mlp_ratio_x": 1536 * 8 / 64, "mlp_ratio_y": 4.0, "learn_sigma": False,
+              "in_channels": 12, "qk_norm": True, "qkv_bias": False, "out_bias": True, "attn_drop": 0.0,
+              "patch_embed_bias": True, "posenc_preserve_area": True, "timestep_mlp_bias": True,
+              "attend_to_padding": False, "timestep_scale": 1000.0, "use_t5": True, "t5_feat_dim": CONTEXT_DIM,
+              "t5_token_length": 256, "rope_theta": 10000.0}
+    return tiny_model(comfy.supported_models.GenmoMochi, config, seed)
+
+
+class TinyMochiT5(comfy.sd1_clip.SDClipModel):
+    """Mochi's T5 (comfy.text_encoders.genmo.T5XXLModel: the padding masked, the mask returned) at a tiny width."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}, **kwargs):
+        config = {**TINY_T5_CONFIG, "vocab_size": 32128}
+        super().__init__(device=device, layer="last", layer_idx=None, textmodel_json_config=config, dtype=dtype,
+                         special_tokens={"end": 1, "pad": 0}, model_class=comfy.text_encoders.t5.T5,
+                         enable_attention_masks=True, return_attention_masks=True,
+                         model_options={**model_options, "model_name": "t5xxl"})
+
+
+class TinyMochiT5Model(comfy.sd1_clip.SD1ClipModel):
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(device=device, dtype=dtype, model_options=model_options, clip_name="t5xxl",
+                         clip_model=TinyMochiT5)
+
+
+def tiny_mochi_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's Mochi tokenizer (T5's, padded to 256 tokens) around a tiny T5 that returns its attention mask, fp32."""
+    import comfy.text_encoders.genmo
+
+    return clip_of(comfy.text_encoders.genmo.MochiT5Tokenizer, TinyMochiT5Model, seed)
+
+
+def random_mochi_vae(seed: int = 2) -> comfy.sd.VAE:
+    """ComfyUI's Mochi VAE (12 channels, 8x, the first frame alone then 6 frames per latent frame) with random weights,
+    its encoder and decoder 32 to 128 channels wide with one residual block a level and no attention: ComfyUI builds
+    Mochi's own (460M parameters) whatever the weights, so its class is swapped for the build alone."""
+    from unittest import mock
+
+    import comfy.ldm.genmo.vae.model as mochi_vae
+
+    class TinyVideoVAE(mochi_vae.VideoVAE):
+        def __init__(self):
+            torch.nn.Module.__init__(self)
+            levels = {"base_channels": 32, "channel_multipliers": [1, 2, 3, 4], "num_res_blocks": [1] * 5,
+                      "latent_dim": 12, "padding_mode": "replicate"}
+            self.encoder = mochi_vae.Encoder(in_channels=15, temporal_reductions=[1, 2, 3], spatial_reductions=[2, 2, 2],
+                                             prune_bottlenecks=[False] * 5, has_attentions=[False] * 5, affine=True,
+                                             bias=True, input_is_conv_1x1=True, **levels)
+            self.decoder = mochi_vae.Decoder(out_channels=3, temporal_expansions=[1, 2, 3], spatial_expansions=[2, 2, 2],
+                                             has_attention=[False] * 5, output_norm=False, nonlinearity="silu",
+                                             output_nonlinearity="silu", causal=True, **levels)
+
+    keys = ("encoder.layers.4.layers.1.attn_block.attn.qkv.weight", "decoder.blocks.2.blocks.3.stack.5.weight")
+    with mock.patch.object(mochi_vae, "VideoVAE", TinyVideoVAE):
+        vae = comfy.sd.VAE(sd={key: torch.zeros(1) for key in keys})
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # ComfyUI leaves the weights empty: unit norm scales, zero biases, fan-in scaled kernels
+        for name, p in sorted(vae.first_stage_model.named_parameters()):
+            if p.ndim == 1:
+                p.fill_(1.0) if name.endswith("weight") else p.zero_()  # norm scales; biases
+            else:
+                p.copy_(torch.randn(p.shape, generator=generator) / p[0].numel() ** 0.5)
+    return vae
+
+
+HIDREAM_LLAMA_WIDTH = 24  # the tiny Llama's width, apart from T5's so that a mix-up shows
+HIDREAM_LLAMA_LAYERS = 4
+HIDREAM_POOLED_DIM = 2 * SD3_CLIP_WIDTH  # CLIP-L's and CLIP-G's pooled vectors side by side
+
+
+def hidream_llama_layers(blocks: int) -> list[int]:
+    """The Llama layer each block reads, as ComfyUI's HiDream config: block b reads layer b, the last layer beyond."""
+    return [min(block, HIDREAM_LLAMA_LAYERS - 1) for block in range(blocks)]
+
+
+def tiny_hidream(seed: int = 0, depth: int = 3, single: int = 2) -> comfy.model_patcher.ModelPatcher:
+    """A tiny HiDream-I1 through ComfyUI's own classes: `depth` double-stream blocks, then `single` single-stream ones,
+    4 heads of 16 channels (RoPE axes 8 + 4 + 4), a mixture of 2 experts (1 active) on the image, the tiny T5 and
+    Llama widths, fp32."""
+    config = {"image_model": "hidream", "patch_size": 2, "in_channels": 16, "out_channels": 16, "num_layers": depth,
+              "num_single_layers": single, "attention_head_dim": 16, "num_attention_heads": 4,
+              "caption_channels": [CONTEXT_DIM, HIDREAM_LLAMA_WIDTH], "text_emb_dim": HIDREAM_POOLED_DIM,
+              "num_routed_experts": 2, "num_activated_experts": 1, "axes_dims_rope": [8, 4, 4],
+              "max_resolution": [128, 128], "llama_layers": hidream_llama_layers(depth + single)}
+    return tiny_model(comfy.supported_models.HiDream, config, seed)
+
+
+class TinyHiDreamLlama(comfy.sd1_clip.SDClipModel):
+    """comfy.text_encoders.hunyuan_video.LLAMAModel as HiDream builds it (every layer's states, start 128000, pad
+    128009) around a tiny Llama 3 (Llama 3's vocabulary, for the real tokenizer)."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        config = {"vocab_size": 128256, "hidden_size": HIDREAM_LLAMA_WIDTH, "intermediate_size": 48,
+                  "num_hidden_layers": HIDREAM_LLAMA_LAYERS, "num_attention_heads": 2, "num_key_value_heads": 1}
+        super().__init__(device=device, layer="all", layer_idx=None, textmodel_json_config=config, dtype=dtype,
+                         special_tokens={"start": 128000, "pad": 128009}, layer_norm_hidden_state=False,
+                         model_class=comfy.text_encoders.llama.Llama2, enable_attention_masks=True,
+                         return_attention_masks=True, model_options={**model_options, "model_name": "llama"})
+
+
+class TinyHiDreamTextModel(comfy.text_encoders.hidream.HiDreamTEModel):
+    """ComfyUI's HiDream text encoder (its own encode: CLIP-L/G's pooled vectors, T5's states as the context, the
+    Llama's states of every layer as conditioning_llama3) around tiny CLIP-L, CLIP-G, T5 and Llama."""
+
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(clip_l=False, clip_g=False, t5=False, llama=False, device=device, dtype=dtype,
+                         model_options=model_options)
+        self.clip_l = comfy.sd1_clip.SDClipModel(device=device, dtype=dtype, textmodel_json_config=TINY_CLIP_CONFIG,
+                                                 return_projected_pooled=True, model_options=model_options)
+        self.clip_g = comfy.sd1_clip.SDClipModel(layer="hidden", layer_idx=-2, device=device, dtype=dtype,
+                                                 textmodel_json_config=TINY_CLIP_CONFIG,
+                                                 special_tokens={"start": 49406, "end": 49407, "pad": 0},
+                                                 layer_norm_hidden_state=False, return_projected_pooled=True,
+                                                 model_options={**model_options, "model_name": "clip_g"})
+        self.t5xxl = TinyT5(device=device, dtype=dtype, model_options=model_options)
+        self.llama = TinyHiDreamLlama(device=device, dtype=dtype, model_options=model_options)
+        self.dtypes.add(dtype)
+
+
+LLAMA3_BEGIN, LLAMA3_EOT = 128000, 128009  # Llama 3's <|begin_of_text|> and <|eot_id|> (HiDream's padding)
+
+
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                r"\s*[\r\n]+|\s+(?!\S)|\s+")  # Llama 3's pre-tokenizer split
+
+
+def llama3_stand_in_tokenizer() -> str:
+    """A folder with a byte-level BPE tokenizer.json in Llama 3's layout (its split, <|begin_of_text|> first, at their
+    own ids), whose merges make whole words of GEMMA_STAND_IN_WORDS (ComfyUI's Llama 3 tokenizer folder ships without
+    its tokenizer.json); written once per process."""
+    import json
+    import os
+    import tempfile
+
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    folder = os.path.join(tempfile.gettempdir(), f"ca-llama3-stand-in-{os.getpid()}")
+    if os.path.exists(os.path.join(folder, "tokenizer.json")):
+        return folder
+    os.makedirs(folder, exist_ok=True)
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tokenizer.decoder = decoders.ByteLevel()
+    words = [*GEMMA_STAND_IN_WORDS, ","]
+    tokenizer.train_from_iterator([" ".join(words)] * 4 + [f" {word}" for word in words] + words, trainers.BpeTrainer(
+        vocab_size=4000, min_frequency=1, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    specials = {"<|begin_of_text|>": LLAMA3_BEGIN, "<|eot_id|>": LLAMA3_EOT}
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", LLAMA3_BEGIN)])
+    layout = json.loads(tokenizer.to_str())
+    layout["model"]["merges"] = [merge if isinstance(merge, str) else " ".join(merge)  # Llama 3's "a b" form
+                                 for merge in layout["model"]["merges"]]
+    layout["added_tokens"] = [{"id": i, "content": token, "single_word": False, "lstrip": False, "rstrip": False,
+                               "normalized": False, "special": True} for token, i in specials.items()]
+    with open(os.path.join(folder, "tokenizer.json"), "w") as f:
+        json.dump(layout, f)
+    with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+        json.dump({"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "add_bos_token": True,
+                   "add_eos_token": False, "tokenizer_class": "PreTrainedTokenizerFast"}, f)
+    return folder
+
+
+class StandInLlama3Tokenizer(comfy.sd1_clip.SDTokenizer):
+    """comfy.text_encoders.hunyuan_video.LLAMA3Tokenizer's settings (a start token, no end token, padded to
+    min_length with pad_token) over the stand-in vocabulary."""
+
+    def __init__(self, embedding_directory=None, tokenizer_data={}, min_length=256, pad_token=128258):
+        super().__init__(llama3_stand_in_tokenizer(), embedding_directory=embedding_directory, pad_with_end=False,
+                         embedding_size=HIDREAM_LLAMA_WIDTH, embedding_key="llama",
+                         tokenizer_class=comfy.text_encoders.hunyuan_video.LlamaTokenizerFast, has_start_token=True,
+                         has_end_token=False, pad_to_max_length=False, max_length=99999999, pad_token=pad_token,
+                         min_length=min_length, tokenizer_data=tokenizer_data)
+
+
+class StandInHiDreamTokenizer(comfy.text_encoders.hidream.HiDreamTokenizer):
+    """ComfyUI's HiDream tokenizer (real CLIP-L, CLIP-G and T5 vocabularies), its Llama 3 tokenizer as HiDream sets
+    it up (min_length 128, padded with <|eot_id|>) over the stand-in vocabulary."""
+
+    def __init__(self, embedding_directory=None, tokenizer_data={}):
+        from unittest import mock
+
+        with mock.patch.object(comfy.text_encoders.hidream.hunyuan_video, "LLAMA3Tokenizer", StandInLlama3Tokenizer):
+            super().__init__(embedding_directory=embedding_directory, tokenizer_data=tokenizer_data)
+
+
+def tiny_hidream_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's HiDream tokenizer (real CLIP-L, CLIP-G and T5 vocabularies, Llama 3's over a stand-in one) around
+    the tiny encoders."""
+    return clip_of(StandInHiDreamTokenizer, TinyHiDreamTextModel, seed)

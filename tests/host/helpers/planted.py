@@ -21,6 +21,7 @@ from .models import (
     tiny_ernie,
     tiny_flux,
     tiny_flux2,
+    tiny_hidream,
     tiny_hunyuan_image_21,
     tiny_hunyuan_video,
     tiny_hunyuan_video_15,
@@ -30,6 +31,7 @@ from .models import (
     tiny_lens,
     tiny_longcat_image,
     tiny_mage_flow,
+    tiny_mochi,
     tiny_omnigen2,
     tiny_qwen_image,
     tiny_sd3,
@@ -314,6 +316,30 @@ def planted_cogvideox(version: str) -> comfy.model_patcher.ModelPatcher:
     return patcher
 
 
+def planted_mochi() -> comfy.model_patcher.ModelPatcher:
+    """planted() for Mochi: identity q/k/v for video and text (qkv_y puts the 32-wide text in the first 32 of the 64
+    video channels), q/k RMSNorms four times sharper, every modulation and gate zero (so no stream changes). Its RoPE
+    frequencies are learnt, and zero here: no token is turned. A 2 x 2 patch of latent channel 0 gives
+    e2 = c(0,0) - c(1,0), e3 = c(0,1) - c(1,1); t5_yproj maps 'left' (c0 - c1) to e2 - e3, 'right' the opposite."""
+    patcher = tiny_mochi(0, depth=2)
+    dm = patcher.model.diffusion_model
+    hidden_x, hidden_y = dm.hidden_size_x, dm.hidden_size_y
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        weight = dm.x_embedder.proj.weight  # [hidden, channel, patch row, patch column]
+        weight[2, 0, 0, 0], weight[2, 0, 1, 0] = 1.0, -1.0
+        weight[3, 0, 0, 1], weight[3, 0, 1, 1] = 1.0, -1.0
+        opposite_contents(dm.t5_yproj.weight, 2)
+        for block in dm.blocks:
+            attn = block.attn
+            attn.qkv_x.weight.copy_(torch.eye(hidden_x).repeat(3, 1))
+            attn.qkv_y.weight.copy_(torch.eye(hidden_x, hidden_y).repeat(3, 1))
+            for norm in (attn.q_norm_x, attn.k_norm_x, attn.q_norm_y, attn.k_norm_y):
+                norm.weight.fill_(4.0)
+    return patcher
+
+
 def planted_z_image() -> comfy.model_patcher.ModelPatcher:
     """planted() for Z-Image's NextDiT: one qkv for caption and image tokens (identity), q/k RMSNorms four times
     sharper, every modulation and gate zero (so every refiner and layer passes its input on). The contents live
@@ -510,12 +536,46 @@ def one_pass_maps(ca, model, concepts, pooled, latent, pixels_per_latent, refere
                               token_pixels)
 
 
-def planted_clip(boundaries: list[int], height: int = 8, width: int = 12) -> torch.Tensor:
-    """A clip [1, 16, frames, H, W] whose latent frame f shows 'left' on its first boundaries[f] token columns,
+def planted_clip(boundaries: list[int], height: int = 8, width: int = 12, channels: int = 16) -> torch.Tensor:
+    """A clip [1, channels, frames, H, W] whose latent frame f shows 'left' on its first boundaries[f] token columns,
     'right' after."""
-    return torch.stack([planted_latent(height, width, boundary)[0] for boundary in boundaries], dim=1)[None]
+    return torch.stack([planted_latent(height, width, boundary, channels)[0] for boundary in boundaries],
+                       dim=1)[None]
 
 
 def hunyuan_video_clip_maps(ca, boundaries: list[int]):
     """The planted HunyuanVideo's maps of planted_clip(boundaries)."""
     return one_pass_maps(ca, planted_hunyuan_video(), concept_context(), torch.zeros(1, 16), planted_clip(boundaries), 8)
+
+
+MOCHI_PROMPT_MASK = {"attention_mask": torch.ones(1, 4, dtype=torch.long)}  # the 4-token prompt, all of it valid
+
+
+def mochi_clip_maps(ca, boundaries: list[int]):
+    """The planted Mochi's maps of planted_clip(boundaries) over its 12 latent channels."""
+    return one_pass_maps(ca, planted_mochi(), concept_context(), None, planted_clip(boundaries, channels=12), 8,
+                         conditioning=MOCHI_PROMPT_MASK)
+
+
+def planted_hidream() -> comfy.model_patcher.ModelPatcher:
+    """planted() for HiDream: q, k and v of each token itself (image and text layers), q/k RMSNorms (over all heads)
+    four times sharper, every modulation and gate zero. A token's 2 x 2 cells of latent channel 0 are its features
+    0, 16, 32, 48 ((p1 p2 C) order): embedded as channels 0-3, which RoPE leaves alone (head 0's first axis, zero
+    for every token). The T5 projection is the identity on channels 0-3; the Llama states are zero."""
+    patcher = tiny_hidream(0, depth=2, single=1)
+    dm = patcher.model.diffusion_model
+    hidden = dm.inner_dim
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        for channel, feature in enumerate((0, 16, 32, 48)):
+            dm.x_embedder.proj.weight[channel, feature] = 1.0
+        dm.caption_projection[-1].linear.weight.copy_(torch.eye(hidden, CONTEXT_DIM))
+        eye = torch.eye(hidden)
+        for wrapper in dm.double_stream_blocks:
+            attn = wrapper.block.attn1
+            for layer in (attn.to_q, attn.to_k, attn.to_v, attn.to_q_t, attn.to_k_t, attn.to_v_t):
+                layer.weight.copy_(eye)
+            for norm in (attn.q_rms_norm, attn.k_rms_norm, attn.q_rms_norm_t, attn.k_rms_norm_t):
+                norm.weight.fill_(4.0)
+    return patcher

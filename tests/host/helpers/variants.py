@@ -25,7 +25,7 @@ from .models import POOLED_DIM
 AUTO_LAST_BLOCKS = {"flux": 4, "chroma": 4, "flux2": 3, "sd3": None, "qwen_image": 4, "hunyuan_video": 4,
                     "cogvideox": None, "z_image": 4, "krea2": 4,
                     "ideogram4": 4, "omnigen2": 4, "ernie": 4, "longcat_image": 4,
-                    "mage_flow": 4, "aura_flow": 4, "lens": 4, "joyimage": 4}
+                    "mage_flow": 4, "aura_flow": 4, "lens": 4, "joyimage": 4, "hidream": 4, "mochi": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +40,8 @@ class Planted:
     # an edit reference (all 'left', a grid of its own) as the conditioning carries it; None: the variant takes none
     reference: Callable[[torch.Tensor], torch.Tensor] | None = None
     conditioning: dict = dataclasses.field(default_factory=dict)  # what the prompt carries beside its states
+    # the model takes whole patches only (Mochi's patch embedding asserts it, plain sampling included): no odd sizes
+    whole_patches: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +115,8 @@ mage_flow_clip = cached(models.tiny_mage_flow_clip)
 lens_clip = cached(models.tiny_lens_clip)
 joyimage_clip = cached(models.tiny_joyimage_clip)
 aura_flow_clip = cached(models.tiny_aura_flow_clip)
+hidream_clip = cached(models.tiny_hidream_clip)
+mochi_clip = cached(models.tiny_mochi_clip)
 
 
 def with_reference(inputs: dict, source: torch.Tensor) -> dict:
@@ -148,6 +152,7 @@ HAS_LONGCAT_IMAGE = hasattr(comfy.supported_models, "LongCatImage")
 HAS_MAGE_FLOW = hasattr(comfy.supported_models, "MageFlow")
 HAS_LENS = hasattr(comfy.supported_models, "Lens")
 HAS_JOYIMAGE = hasattr(comfy.supported_models, "JoyImage")
+HAS_HIDREAM = hasattr(comfy.supported_models, "HiDream")
 # NextDiT's first caption position: 1 from ComfyUI 0.8 on (the release that added Z-Image), 0 before
 CAPTION_START = 1 if HAS_Z_IMAGE else 0
 
@@ -165,6 +170,27 @@ def with_newbie_pooled(inputs: dict) -> dict:
     inputs = with_attention_mask(inputs)
     return {**inputs, **{key: [[c, {**extra, "pooled_output": pooled}] for c, extra in inputs[key]]
                          for key in ("positive", "negative")}}
+
+
+def with_prompt_masks(inputs: dict) -> dict:
+    """Both prompts carry their encoder's attention mask, as CLIPTextEncode passes Mochi's (its T5 pads to 256 tokens;
+    the model pools the valid ones and cuts the text to them)."""
+    clip, changed = mochi_clip(), dict(inputs)
+    for key, text in (("positive", "a red dog on green grass"), ("negative", "blurry")):  # sampler_inputs' prompts
+        encoded = clip.encode_from_tokens(clip.tokenize(text), return_dict=True)
+        [[cond, extra]] = inputs[key]
+        assert torch.equal(cond, encoded["cond"]), f"the {key} prompt is not {text!r}"
+        changed[key] = [[cond, {**extra, "attention_mask": encoded["attention_mask"]}]]
+    return changed
+
+
+def with_llama_states(inputs: dict) -> dict:
+    """Both prompts carry their Llama states, as CLIPTextEncode passes HiDream's (sampler_inputs' prompts)."""
+    clip = hidream_clip()
+    texts = {"positive": "a red dog on green grass", "negative": "blurry"}
+    return {**inputs, **{key: [[c, {**extra, "conditioning_llama3": clip.encode_from_tokens(
+        clip.tokenize(texts[key]), return_dict=True)["conditioning_llama3"]}] for c, extra in inputs[key]]
+        for key in texts}}
 
 
 IMAGE_SEGMENT = Segment(models.random_vae, (1, 48, 80), (1, 2, 3, 5))
@@ -200,6 +226,14 @@ VARIANTS = (
                               pooled=torch.zeros(1, models.POOLED_DIM)))
       for name, settings in (("sd3", {}), ("sd3.5-large", {"qk_norm": "rms"}),
                              ("sd3.5-medium", {"qk_norm": "rms", "x_block_self_attn_layers": (0, 1)}))),
+    # HiDream-I1 (Full, Dev and Fast share one architecture): T5's 128 tokens, every Llama layer in the conditioning
+    Variant("hidream", "hidream-i1", lambda seed, depth: models.tiny_hidream(seed, depth), hidream_clip, (16, 8, 12),
+            (4, 6), alignment=T5_ALIGNMENT, available=HAS_HIDREAM, requires="0.3.64", condition=with_llama_states,
+            segment=IMAGE_SEGMENT,
+            planted=Planted(planted.planted_hidream, planted.planted_latent,
+                            pooled=torch.zeros(1, models.HIDREAM_POOLED_DIM), conditioning={
+                                "conditioning_llama3": torch.zeros(1, models.HIDREAM_LLAMA_LAYERS, 4,
+                                                                   models.HIDREAM_LLAMA_WIDTH)})),
     # AuraFlow: SDXL's 4-channel latent; the prompt padded to 256 Pile-T5 tokens, "traffic light" its first two
     Variant("aura_flow", "auraflow", lambda seed, depth: models.tiny_aura_flow(seed, depth), aura_flow_clip,
             (4, 8, 12), (4, 6), alignment=(0, 1),
@@ -325,9 +359,18 @@ VARIANTS = (
                                   {"frames": 2, "video_frames": (0, 1, 1, 1, 1)})}),
               planted=Planted(lambda version=version: planted.planted_cogvideox(version), planted.planted_latent))
       for version in models.COGVIDEOX_VERSIONS),
+    # Mochi: 12 latent channels, 3 latent frames (13 video frames: the first alone, then 6 per latent frame); the
+    # prompts' T5 masks cut the text to its valid tokens. 7 frames give 2 latent frames.
+    Variant("mochi", "mochi", lambda seed, depth: models.tiny_mochi(seed, depth), mochi_clip, (12, 3, 8, 12),
+            (3, 4, 6), alignment=T5_ALIGNMENT, condition=with_prompt_masks,
+            segment=Segment(models.random_mochi_vae, (7, 32, 48), (2, 2, 2, 3), noise_samples=1,
+                            attributes={"frames": 2, "output_frames": 7, "video_frames": (0, 1, 1, 1, 1, 1, 1)}),
+            planted=Planted(planted.planted_mochi,
+                            lambda h, w, boundary: planted.planted_latent(h, w, boundary, channels=12),
+                            conditioning=planted.MOCHI_PROMPT_MASK, whole_patches=True)),
 )
 
 FAMILY_NAMES = tuple(dict.fromkeys(variant.family for variant in VARIANTS))
 # the families whose joint blocks have no patches_replace entries: the stream reaches them through their attention
 # calls (BlockEntry.ATTENTION; test_family_contract.py checks this list against the families)
-ATTENTION_ENTRY_FAMILIES = ("cogvideox", "z_image", "krea2", "ideogram4", "ernie", "omnigen2")
+ATTENTION_ENTRY_FAMILIES = ("cogvideox", "z_image", "krea2", "ideogram4", "ernie", "omnigen2", "hidream")
