@@ -55,6 +55,9 @@ class TextStreamWeights:
     mlp_adds_to_input: bool = False
     # a norm on the projection's and the MLP's outputs before their gates (Mochi's sandwich norm); None: none
     update_norm: Callable[[Tensor], Tensor] | None = None
+    # the MLP's input comes from the block's input, not from the attention's residual (Boogu's double blocks: the
+    # attention and the MLP read the same input; their gated outputs add up)
+    mlp_reads_input: bool = False
 
     @property
     def ends_here(self) -> bool:
@@ -63,6 +66,10 @@ class TextStreamWeights:
     def mlp_base(self, block_input: Tensor, after_attention: Tensor) -> Tensor:
         """What the MLP's gated output is added to."""
         return block_input if self.mlp_adds_to_input else after_attention
+
+    def mlp_source(self, block_input: Tensor, after_attention: Tensor) -> Tensor:
+        """What the MLP's input is normed and modulated from."""
+        return block_input if self.mlp_reads_input else after_attention
 
 
 @dataclass(frozen=True)
@@ -164,7 +171,7 @@ def update_concepts(
 ) -> Tensor:
     """The text stream's residual and MLP update, applied to the concept tokens."""
     after_attention = attention_residual(concepts, attention_outputs, attn_mod, weights.proj, weights.update_norm)
-    mlp_output = weights.mlp(mlp_input(after_attention, mlp_mod, weights.norm2))
+    mlp_output = weights.mlp(mlp_input(weights.mlp_source(concepts, after_attention), mlp_mod, weights.norm2))
     return mlp_residual(weights.mlp_base(concepts, after_attention), mlp_output, mlp_mod, weights.update_norm)
 
 

@@ -779,7 +779,7 @@ ${modelFiles(MODEL.flux2Dev, MODEL.mistral, MODEL.flux2Vae)}`),
         widgets: { filename_prefix: "ConceptAttention/hidream" } },
       saliency: saliency([COLUMN.maps, 40]),
       mask: conceptMask(under("save"), { concepts: "hummingbird" }),
-      about: note(under("vae"), [360, 330], `### HiDream-I1 Dev with concept maps
+      about: note(under("latent", COLUMN.loaders), [730, 300], `### HiDream-I1 Dev with concept maps
 
 Generates with HiDream-I1 Dev (shift 6, cfg 1, lcm, 28 steps) and
 maps \`hummingbird, flower, leaves\` in its double-stream blocks.

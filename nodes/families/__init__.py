@@ -1,6 +1,7 @@
 """The model families the concept stream supports: one module per family, each a ModelFamily (base.py)."""
 
 from .aura_flow import AuraFlowFamily
+from .boogu import BooguFamily
 from .chroma import ChromaFamily
 from .cogvideox import CogVideoXFamily
 from .ernie import ErnieImageFamily
@@ -16,6 +17,7 @@ from .longcat_image import LongCatImageFamily
 from .mage_flow import MageFlowFamily
 from .mochi import MochiFamily
 from .omnigen2 import OmniGen2Family
+from .pixeldit import PixelDiTFamily
 from .qwen_image import QwenImageFamily
 from .sd3 import SD3Family
 from .user_text import supported
@@ -23,10 +25,11 @@ from .z_image import ZImageFamily
 
 # Every family the extension supports on the newest host, in the order users read them (the help pages and
 # translations list these, whatever host wrote them); FAMILIES: those this host has (CogVideoX, Krea 2, Ideogram 4,
-# Ernie-Image, LongCat-Image, Mage-Flow, Lens, JoyImage: ComfyUI 0.33 on).
+# Ernie-Image, LongCat-Image, Mage-Flow, Lens, JoyImage, PixelDiT, Boogu: ComfyUI 0.33 on).
 ALL_FAMILIES = (FluxFamily, Flux2Family, ZImageFamily, ChromaFamily, SD3Family, HiDreamFamily, AuraFlowFamily,
-                QwenImageFamily, LongCatImageFamily, MageFlowFamily, LensFamily, JoyImageFamily, HunyuanVideoFamily,
-                CogVideoXFamily, MochiFamily, Krea2Family, Ideogram4Family, ErnieImageFamily, OmniGen2Family)
+                QwenImageFamily, LongCatImageFamily, MageFlowFamily, LensFamily, JoyImageFamily, PixelDiTFamily,
+                HunyuanVideoFamily, CogVideoXFamily, MochiFamily, Krea2Family, Ideogram4Family, ErnieImageFamily,
+                OmniGen2Family, BooguFamily)
 FAMILIES = tuple(family() for family in ALL_FAMILIES if family.available)
 
 # What users call the models ComfyUI loads, by the name of its model config class (comfy.supported_models),
@@ -50,7 +53,8 @@ MODEL_NAMES = (
     ("Lumina2", "Lumina 2", SUPPORTED), ("ZImage", "Z-Image", SUPPORTED), ("Omnigen2", "OmniGen2", SUPPORTED),
     ("Krea2", "Krea 2", SUPPORTED), ("LongCatImage", "LongCat-Image", SUPPORTED),
     ("ErnieImage", "Ernie-Image", SUPPORTED), ("MageFlow", "Mage-Flow", SUPPORTED), ("Lens", "Lens", SUPPORTED),
-    ("Ideogram4", "Ideogram 4", SUPPORTED), ("JoyImage", "JoyImage", SUPPORTED), ("Boogu", "Boogu", NOT_YET),
+    ("Ideogram4", "Ideogram 4", SUPPORTED), ("JoyImage", "JoyImage", SUPPORTED), ("Boogu", "Boogu", SUPPORTED),
+    ("PixelDiTT2I", "PixelDiT", SUPPORTED), ("PiD", "PiD", SUPPORTED),
     ("Anima", "Anima", NO_JOINT_ATTENTION),
     ("SD3", "SD3 / SD3.5", SUPPORTED), ("QwenImage", "Qwen-Image", SUPPORTED),
     ("HunyuanVideo15", "HunyuanVideo 1.5", SUPPORTED),

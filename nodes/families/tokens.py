@@ -137,6 +137,20 @@ def joyimage_chat_prompt(clip, name: str, tokens: dict, length: int) -> list[int
     return list(range(head - JOYIMAGE_DROPPED, end - JOYIMAGE_DROPPED))
 
 
+def whole_qwen_chat_prompt(clip, name: str, tokens: dict, length: int) -> list[int]:
+    """Boogu's Qwen3-VL: the chat template kept whole by the encoder, system prompt included (an empty prompt takes
+    another system prompt, so chat_template_prompt cannot tell); the concept's own tokens run from after the user
+    turn's "<|im_start|>user\\n" to its "<|im_end|>"."""
+    (_, batches), = tokens.items()
+    ids = token_ids(batches)
+    if len(ids) != length:
+        raise unaligned(name, f"{len(ids)} tokens", length,
+                        "load Boogu's own text encoder (Qwen3-VL 8B) with CLIPLoader type boogu")
+    head = qwen_template_head(ids)
+    end = ids.index(QWEN_IM_END, head) if QWEN_IM_END in ids[head:] else len(ids)
+    return list(range(head, end))
+
+
 def llama_prompt_span(ids: list[int]) -> tuple[int, int]:
     """Where ComfyUI's HunyuanVideo encoder cuts the prompt out of its LLaMA 3 chat template: from after
     "<|start_header_id|>user<|end_header_id|>\\n\\n" up to and including the "<|eot_id|>" that ends it."""

@@ -178,12 +178,13 @@ class ConceptStep:
         whole MLP where it is not a sequence of layers); mlp_output once complete."""
         if self.residual is None or self.mlp_output is not None:
             return
+        source = self.weights.mlp_source(self.tokens, self.residual)
         if not self.mlp_layers:
-            self.mlp_output = self.weights.mlp(mlp_input(self.residual, self.modulations()[1], self.weights.norm2))
+            self.mlp_output = self.weights.mlp(mlp_input(source, self.modulations()[1], self.weights.norm2))
             return
         value = self.mlp_value
         if value is None:
-            value = mlp_input(self.residual, self.modulations()[1], self.weights.norm2)
+            value = mlp_input(source, self.modulations()[1], self.weights.norm2)
         for layer in self.mlp_layers[self.mlp_next:upto + 1]:
             value = layer(value)
         self.mlp_value, self.mlp_next = value, min(upto + 1, len(self.mlp_layers))

@@ -171,7 +171,6 @@ def test_direct_calls_name_the_bad_input(ca):
     ("HiDreamO1", "HiDream-O1 has no joint text-image attention, which ConceptAttention reads its maps from: its "
                   "attention runs one way"),
     ("Anima", "Anima has no joint text-image attention"),
-    ("Boogu", "does not support Boogu models yet"),  # an OmniGen2 config of its own transformer
     ("Flux", "does not support this Flux.1 model: its transformer is a variant the Flux.1 adapter does not know"),
 ])
 def test_unsupported_models_are_named_as_users_know_them(ca, config_class, said):

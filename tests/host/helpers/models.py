@@ -345,17 +345,18 @@ GEMMA_STAND_IN_WORDS = ("a red dog on green grass blurry traffic light sky cat s
                         "the").split()
 
 
-def gemma_stand_in_tokenizer() -> bytes:
+def gemma_stand_in_tokenizer(words: tuple[str, ...] | list[str] = GEMMA_STAND_IN_WORDS) -> bytes:
     """A SentencePiece model in Gemma's layout (pad 0, end 1, start 2, unknown 3), trained here on a few words:
     ComfyUI's Lumina 2 tokenizer reads Gemma 2's own model from the checkpoint's weights, which are not at hand."""
     import io
 
     import sentencepiece
 
-    lines = [" ".join(GEMMA_STAND_IN_WORDS[i:] + GEMMA_STAND_IN_WORDS[:i]) for i in range(len(GEMMA_STAND_IN_WORDS))]
+    words = list(dict.fromkeys(words))
+    lines = [" ".join(words[i:] + words[:i]) for i in range(len(words))]
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter(lines * 20), model_writer=model,
-                                             vocab_size=len(GEMMA_STAND_IN_WORDS) + 4, model_type="word", pad_id=0,
+                                             vocab_size=len(words) + 4, model_type="word", pad_id=0,
                                              eos_id=1, bos_id=2, unk_id=3, minloglevel=2)
     return model.getvalue()
 
@@ -472,6 +473,29 @@ def tiny_omnigen2_clip(seed: int = 1) -> comfy.sd.CLIP:
     import comfy.text_encoders.omnigen2
 
     return clip_of(comfy.text_encoders.omnigen2.Omnigen2Tokenizer, TinyOmniGen2TextModel, seed)
+
+
+def tiny_boogu(seed: int = 0, depth: int = 3, single: int = 1) -> comfy.model_patcher.ModelPatcher:
+    """A tiny Boogu (ComfyUI 0.33 on) through ComfyUI's own classes: tiny_omnigen2's sizes, `depth` double-stream
+    blocks, then `single` OmniGen2 layers, fp32."""
+    config = {"image_model": "boogu", "patch_size": 2, "in_channels": 16, "hidden_size": 64, "num_layers": single,
+              "num_double_stream_layers": depth, "num_refiner_layers": 2, "num_attention_heads": 4,
+              "num_kv_heads": 2, "multiple_of": 16, "axes_dim_rope": [4, 6, 6], "axes_lens": [300, 512, 512],
+              "instruction_feat_dim": CONTEXT_DIM}
+    return tiny_model(comfy.supported_models.Boogu, config, seed)
+
+
+def tiny_boogu_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's Boogu tokenizer (the shipped Qwen vocabulary and Boogu's chat template, kept whole by its encoder)
+    around the tiny encoder over Qwen's vocabulary, returning its attention mask as Boogu's Qwen3-VL does, fp32."""
+    import comfy.text_encoders.boogu as boogu
+
+    class TinyBooguTextModel(boogu.BooguTEModel):
+        def __init__(self, device="cpu", dtype=None, model_options={}):
+            comfy.sd1_clip.SD1ClipModel.__init__(self, device=device, dtype=dtype, name="qwen3vl_8b",
+                                                 clip_model=TinyOmniGen2Stand, model_options=model_options)
+
+    return clip_of(boogu.BooguTokenizer, TinyBooguTextModel, seed)
 
 
 def tiny_ernie(seed: int = 0, depth: int = 3, rope_theta: float = 256.0) -> comfy.model_patcher.ModelPatcher:
@@ -1036,3 +1060,34 @@ def tiny_hidream_clip(seed: int = 1) -> comfy.sd.CLIP:
     """ComfyUI's HiDream tokenizer (real CLIP-L, CLIP-G and T5 vocabularies, Llama 3's over a stand-in one) around
     the tiny encoders."""
     return clip_of(StandInHiDreamTokenizer, TinyHiDreamTextModel, seed)
+
+
+def tiny_pixeldit(seed: int = 0, depth: int = 3, pid: bool = False) -> comfy.model_patcher.ModelPatcher:
+    """A tiny PixelDiT (ComfyUI 0.33 on) through ComfyUI's own classes: pixel space, 16-pixel patches, 4 heads of 16
+    channels in the patch blocks, one pixel block, the tiny context CONTEXT_DIM wide, 300 text positions, fp32. pid:
+    PiD, which also reads a 16-channel latent of a 4 times smaller image (8 pixels a cell) before every other block."""
+    config = {"image_model": "pixeldit_t2i", "num_groups": 4, "hidden_size": 64, "pixel_hidden_size": 8,
+              "pixel_attn_hidden_size": 32, "pixel_num_groups": 2, "patch_depth": depth, "pixel_depth": 1,
+              "patch_size": 16, "txt_embed_dim": CONTEXT_DIM, "txt_max_length": 300}
+    if pid:
+        config.update({"image_model": "pid", "lq_latent_channels": 16, "lq_hidden_dim": 8, "lq_num_res_blocks": 1})
+    return tiny_model(comfy.supported_models.PiD if pid else comfy.supported_models.PixelDiTT2I, config, seed)
+
+
+def tiny_pixeldit_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """ComfyUI's PixelDiT tokenizer (its chi prompt before the prompt, padded) over a Gemma stand-in vocabulary that
+    knows the chi prompt's words, and ComfyUI's PixelDiT text encoder (its cut to the start token and the last 299
+    positions) around the tiny Gemma stand-in, fp32."""
+    import comfy.text_encoders.pixeldit as pixeldit
+
+    class TinyPixelDiTTextModel(pixeldit.PixelDiTGemma2TE):
+        def __init__(self, device="cpu", dtype=None, model_options={}):
+            comfy.sd1_clip.SD1ClipModel.__init__(self, device=device, dtype=dtype, name="gemma2_2b",
+                                                 clip_model=TinyGemmaStand, model_options=model_options)
+
+    words = [*GEMMA_STAND_IN_WORDS, *pixeldit._PIXELDIT_CHI_PROMPT.split()]
+    target = comfy.supported_models_base.ClipTarget(pixeldit.PixelDiTGemma2Tokenizer, TinyPixelDiTTextModel)
+    clip = comfy.sd.CLIP(target=target, tokenizer_data={"spiece_model": gemma_stand_in_tokenizer(words)},
+                         model_options={"dtype": torch.float32})
+    randomise(clip.cond_stage_model, seed, std=0.5)
+    return clip

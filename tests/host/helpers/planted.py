@@ -16,6 +16,7 @@ from .models import (
     POOLED_DIM,
     rms_norm_scale,
     tiny_aura_flow,
+    tiny_boogu,
     tiny_chroma,
     tiny_cogvideox,
     tiny_ernie,
@@ -33,6 +34,7 @@ from .models import (
     tiny_mage_flow,
     tiny_mochi,
     tiny_omnigen2,
+    tiny_pixeldit,
     tiny_qwen_image,
     tiny_sd3,
     tiny_z_image,
@@ -119,6 +121,35 @@ def planted_sd3(**variant) -> comfy.model_patcher.ModelPatcher:
                 for norm in (stream.attn.ln_q, stream.attn.ln_k):
                     if getattr(norm, "weight", None) is not None:
                         norm.weight.fill_(1.0)
+    return patcher
+
+
+def planted_pixeldit() -> comfy.model_patcher.ModelPatcher:
+    """PixelDiT planted, its 'latent' the image (planted_pixels): a 16-pixel patch's mean of pixel channel 0 less
+    that of channel 1 is e12 - e13 ('left'), the opposite 'right'; the concepts' projection maps 'left' (c0 - c1)
+    there too, 'right' the opposite. Head 0's channels 12-15 are the slowest RoPE pairs (image positions 0 to 16
+    turn them by at most 0.016 rad, the text's by 0.001 rad a position). Identity q/k/v for text and image, q/k
+    norms four times sharper, unit RMSNorm scales, every modulation zero."""
+    patcher = tiny_pixeldit(0, depth=2)
+    dm = patcher.model.diffusion_model
+    eye = torch.eye(dm.hidden_size)
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        weight, cell = dm.s_embedder.proj.weight, dm.patch_size ** 2
+        mean = 1.0 / cell
+        weight[12, :cell], weight[12, cell:2 * cell] = mean, -mean
+        weight[13, :cell], weight[13, cell:2 * cell] = -mean, mean
+        opposite_contents(dm.y_embedder.proj.weight, 12)
+        dm.y_embedder.norm.weight.fill_(1.0)
+        for block in dm.patch_blocks:
+            attn = block.attn
+            for layer in (attn.qkv_x, attn.qkv_y):
+                layer.weight.copy_(torch.cat([eye, eye, eye]))
+            for norm in (attn.q_norm_x, attn.k_norm_x, attn.q_norm_y, attn.k_norm_y):
+                norm.weight.fill_(4.0)
+            for norm in (block.norm_x1, block.norm_y1, block.norm_x2, block.norm_y2):
+                norm.weight.fill_(1.0)
     return patcher
 
 
@@ -447,6 +478,37 @@ def planted_omnigen2() -> comfy.model_patcher.ModelPatcher:
             attn.to_q.weight.copy_(eye)
             attn.to_k.weight.copy_(torch.eye(attn.to_k.weight.shape[0], hidden))
             attn.to_v.weight.copy_(torch.eye(attn.to_v.weight.shape[0], hidden))
+            attn.norm_q.weight.fill_(4.0)
+            attn.norm_k.weight.fill_(4.0)
+    return patcher
+
+
+def planted_boogu() -> comfy.model_patcher.ModelPatcher:
+    """planted_omnigen2's contents for Boogu: its double blocks' joint attention takes q, k and v of each token
+    itself in both streams (grouped key/value heads), q/k norms four times sharper, unit pre-norm scales, every
+    modulation and gate zero (so every stream passes the blocks unchanged)."""
+    patcher = tiny_boogu(0, depth=2)
+    dm = patcher.model.diffusion_model
+    hidden = dm.hidden_size
+    channels = dm.x_embedder.weight.shape[1] // 4  # patch features run (cell row, cell column, channel)
+    with torch.no_grad():
+        for p in dm.parameters():
+            p.zero_()
+        weight = dm.x_embedder.weight
+        weight[2, 0], weight[2, 2 * channels] = 1.0, -1.0
+        weight[3, channels], weight[3, 3 * channels] = 1.0, -1.0
+        embedder = dm.time_caption_embed.caption_embedder
+        embedder[0].weight.fill_(1.0)
+        opposite_contents(embedder[1].weight, 2)
+        for block in dm.double_stream_layers:
+            attn, streams = block.img_instruct_attn, block.img_instruct_attn.processor
+            block.img_norm1.norm.weight.fill_(1.0)
+            block.instruct_norm1.norm.weight.fill_(1.0)
+            for stream in ("img", "instruct"):
+                getattr(streams, f"{stream}_to_q").weight.copy_(torch.eye(hidden))
+                for name in ("k", "v"):
+                    layer = getattr(streams, f"{stream}_to_{name}")
+                    layer.weight.copy_(torch.eye(layer.weight.shape[0], hidden))
             attn.norm_q.weight.fill_(4.0)
             attn.norm_k.weight.fill_(4.0)
     return patcher

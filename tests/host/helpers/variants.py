@@ -25,7 +25,8 @@ from .models import POOLED_DIM
 AUTO_LAST_BLOCKS = {"flux": 4, "chroma": 4, "flux2": 3, "sd3": None, "qwen_image": 4, "hunyuan_video": 4,
                     "cogvideox": None, "z_image": 4, "krea2": 4,
                     "ideogram4": 4, "omnigen2": 4, "ernie": 4, "longcat_image": 4,
-                    "mage_flow": 4, "aura_flow": 4, "lens": 4, "joyimage": 4, "hidream": 4, "mochi": 4}
+                    "mage_flow": 4, "aura_flow": 4, "lens": 4, "joyimage": 4, "hidream": 4, "mochi": 4,
+                    "pixeldit": 4, "boogu": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,9 +115,11 @@ omnigen2_clip, longcat_image_clip = cached(models.tiny_omnigen2_clip), cached(mo
 mage_flow_clip = cached(models.tiny_mage_flow_clip)
 lens_clip = cached(models.tiny_lens_clip)
 joyimage_clip = cached(models.tiny_joyimage_clip)
+pixeldit_clip = cached(models.tiny_pixeldit_clip)
 aura_flow_clip = cached(models.tiny_aura_flow_clip)
 hidream_clip = cached(models.tiny_hidream_clip)
 mochi_clip = cached(models.tiny_mochi_clip)
+boogu_clip = cached(models.tiny_boogu_clip)
 
 
 def with_reference(inputs: dict, source: torch.Tensor) -> dict:
@@ -153,6 +156,8 @@ HAS_MAGE_FLOW = hasattr(comfy.supported_models, "MageFlow")
 HAS_LENS = hasattr(comfy.supported_models, "Lens")
 HAS_JOYIMAGE = hasattr(comfy.supported_models, "JoyImage")
 HAS_HIDREAM = hasattr(comfy.supported_models, "HiDream")
+HAS_PIXELDIT = hasattr(comfy.supported_models, "PixelDiTT2I")
+HAS_BOOGU = hasattr(comfy.supported_models, "Boogu")
 # NextDiT's first caption position: 1 from ComfyUI 0.8 on (the release that added Z-Image), 0 before
 CAPTION_START = 1 if HAS_Z_IMAGE else 0
 
@@ -170,6 +175,13 @@ def with_newbie_pooled(inputs: dict) -> dict:
     inputs = with_attention_mask(inputs)
     return {**inputs, **{key: [[c, {**extra, "pooled_output": pooled}] for c, extra in inputs[key]]
                          for key in ("positive", "negative")}}
+
+
+def with_low_resolution_latent(inputs: dict) -> dict:
+    """Both prompts carry a low-resolution image's latent and its degrade sigma, as PiDConditioning adds them."""
+    latent = torch.randn(1, 16, 2, 3, generator=torch.Generator().manual_seed(7))
+    extras = {"lq_latent": latent, "degrade_sigma": torch.tensor([0.2])}
+    return {**inputs, **{key: [[c, {**extra, **extras}] for c, extra in inputs[key]] for key in ("positive", "negative")}}
 
 
 def with_prompt_masks(inputs: dict) -> dict:
@@ -283,6 +295,17 @@ VARIANTS = (
             condition=lambda inputs: with_reference(inputs, source_latent(6, 8)),
             planted=Planted(planted.planted_joyimage, planted.planted_latent,
                             reference=lambda latent: latent.unsqueeze(2))),  # Wan 2.1's [B, C, frames, H, W]
+    # PixelDiT (ComfyUI 0.33 on): pixel space, 16-pixel patches, a grid that rounds up (40 x 72 pixels: 3 x 5 tokens);
+    # its encoder keeps the start token and the chi prompt's last piece (over the stand-in vocabulary: one a word)
+    Variant("pixeldit", "pixeldit", lambda seed, depth: models.tiny_pixeldit(seed, depth), pixeldit_clip, (3, 40, 72),
+            (3, 5), cell_pixels=1, alignment=(2, 3), available=HAS_PIXELDIT, requires="0.33",
+            segment=Segment(models.pixel_space_vae, (1, 48, 80), (1, 2, 3, 5)),
+            planted=Planted(planted.planted_pixeldit, planted.planted_pixels, cells=16, cell_pixels=1)),
+    # PiD: PixelDiT's blocks, and a low-resolution image's latent (PiDConditioning's) on both prompts; its reference
+    # equations would be PixelDiT's with the latent's features added to the image, which no check here needs
+    Variant("pixeldit", "pid", lambda seed, depth: models.tiny_pixeldit(seed, depth, pid=True), pixeldit_clip,
+            (3, 40, 72), (3, 5), cell_pixels=1, alignment=(2, 3), available=HAS_PIXELDIT, requires="0.33",
+            condition=with_low_resolution_latent, equations=None),
     # Z-Image (Turbo and Base share one architecture): captions and images padded to 32 tokens with pad tokens
     Variant("z_image", "turbo", lambda seed, depth: models.tiny_z_image(seed, depth), z_image_clip, (16, 8, 12), (4, 6),
             alignment=(3, 4), available=HAS_Z_IMAGE, requires="0.8", segment=IMAGE_SEGMENT,
@@ -319,6 +342,12 @@ VARIANTS = (
     Variant("omnigen2", "omnigen2", lambda seed, depth: models.tiny_omnigen2(seed, depth), omnigen2_clip, (16, 7, 11),
             (4, 6), alignment=(23, 24), condition=with_attention_mask, segment=IMAGE_SEGMENT,
             planted=Planted(planted.planted_omnigen2, planted.planted_latent,
+                            conditioning={"attention_mask": torch.ones(1, 4, dtype=torch.long)})),
+    # Boogu (ComfyUI 0.33 on): OmniGen2's inputs; "traffic light" after its chat template's system prompt
+    Variant("boogu", "boogu", lambda seed, depth: models.tiny_boogu(seed, depth), boogu_clip, (16, 7, 11), (4, 6),
+            alignment=(29, 30), available=HAS_BOOGU, requires="0.33", condition=with_attention_mask,
+            segment=IMAGE_SEGMENT,
+            planted=Planted(planted.planted_boogu, planted.planted_latent,
                             conditioning={"attention_mask": torch.ones(1, 4, dtype=torch.long)})),
     # 5 latent frames (17 video frames): a causal video VAE's first frame alone, then 4 per latent frame
     Variant("hunyuan_video", "1.0", lambda seed, depth: models.tiny_hunyuan_video(seed, depth), flux_clip,
@@ -373,4 +402,5 @@ VARIANTS = (
 FAMILY_NAMES = tuple(dict.fromkeys(variant.family for variant in VARIANTS))
 # the families whose joint blocks have no patches_replace entries: the stream reaches them through their attention
 # calls (BlockEntry.ATTENTION; test_family_contract.py checks this list against the families)
-ATTENTION_ENTRY_FAMILIES = ("cogvideox", "z_image", "krea2", "ideogram4", "ernie", "omnigen2", "hidream")
+ATTENTION_ENTRY_FAMILIES = ("cogvideox", "z_image", "krea2", "ideogram4", "ernie", "omnigen2", "hidream",
+                            "pixeldit", "boogu")
