@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from . import attention, heads, linear, merge, rope
-from .omnigen2 import rms, run_block, time_embedding
+from .omnigen2 import refined_inputs, rms
 
 
 def chunks(norm, temb):
@@ -73,34 +73,10 @@ def concept_block(block, concepts, concept_ids, axes, theta, temb, image_keys, i
 
 
 def boogu_reference_scores(dm, x, timesteps, context, concept_context, positions):
-    p = dm.patch_size
-    embedder = dm.rope_embedder.rope_embedder
-    axes, theta = embedder.axes_dim, embedder.theta
-    x = F.pad(x, (0, -x.shape[-1] % p, 0, -x.shape[-2] % p), mode="circular")
-    b, c, h, w = x.shape
-    rows, cols = h // p, w // p
-    temb = time_embedding(dm, (1.0 - timesteps) * dm.time_caption_embed.time_proj.scale)
-    caption_embedder = dm.time_caption_embed.caption_embedder
-    caption = linear(caption_embedder[1], rms(context, caption_embedder[0]))
-    n_cap = caption.shape[1]
-    cap_ids = torch.arange(n_cap).view(1, -1, 1).expand(b, -1, 3).float()
-    for block in dm.context_refiner:
-        caption = run_block(block, caption, cap_ids, axes, theta)[0]
-    patches = x.reshape(b, c, rows, p, cols, p).permute(0, 2, 4, 3, 5, 1).reshape(b, rows * cols, -1)
-    image = linear(dm.x_embedder, patches)
-    img_ids = torch.stack([torch.full((rows * cols,), float(n_cap)), torch.arange(rows).repeat_interleave(cols).float(),
-                           torch.arange(cols).repeat(rows).float()], dim=1).expand(b, -1, -1)
-    for block in dm.noise_refiner:
-        image = run_block(block, image, img_ids, axes, theta, temb)[0]
-    concept_ids = torch.tensor(positions, dtype=torch.float32).view(1, -1, 1).expand(b, -1, 3)
-    concepts = linear(caption_embedder[1], rms(concept_context, caption_embedder[0])).expand(b, -1, -1)
-    refined = []
-    for k in range(concepts.shape[1]):
-        one = concepts[:, k:k + 1]
-        for block in dm.context_refiner:
-            one = run_block(block, one, concept_ids[:, k:k + 1], axes, theta)[0]
-        refined.append(one)
-    concepts, scores = torch.cat(refined, dim=1), []
+    r = refined_inputs(dm, x, timesteps, context, concept_context, positions,
+                       time_scale=dm.time_caption_embed.time_proj.scale)
+    caption, image, concepts, cap_ids, img_ids = r.caption, r.image, r.concepts, r.caption_ids, r.image_ids
+    concept_ids, temb, axes, theta, scores = r.concept_ids, r.temb, r.axes, r.theta, []
     for block in dm.double_stream_layers:
         caption_next, image_next, image_out, image_keys, image_values = double_block(
             block, caption, image, cap_ids, img_ids, axes, theta, temb)

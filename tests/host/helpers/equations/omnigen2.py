@@ -6,6 +6,7 @@ their own positions, then every layer's shared weights with the timestep's modul
 [concept keys; image keys]."""
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -57,14 +58,31 @@ def run_block(block, x, ids, axes, theta, temb=None, attend_over=None):
     return x, out, (q, k, v)
 
 
-def omnigen2_reference_scores(dm, x, timesteps, context, concept_context, positions):
+@dataclass
+class Refined:
+    """The caption, the image and the concepts after OmniGen2's refiners (the concepts each a one-token caption at
+    its own position), with their RoPE ids, the timestep's embedding and the RoPE settings."""
+
+    caption: torch.Tensor
+    image: torch.Tensor
+    concepts: torch.Tensor
+    caption_ids: torch.Tensor
+    image_ids: torch.Tensor
+    concept_ids: torch.Tensor
+    temb: torch.Tensor
+    axes: list
+    theta: float
+
+
+def refined_inputs(dm, x, timesteps, context, concept_context, positions, time_scale: float = 1.0) -> Refined:
+    """OmniGen2's (and Boogu's) paths before the joint blocks, written from the model's layout."""
     p = dm.patch_size
     embedder = dm.rope_embedder.rope_embedder
     axes, theta = embedder.axes_dim, embedder.theta
     x = F.pad(x, (0, -x.shape[-1] % p, 0, -x.shape[-2] % p), mode="circular")
     b, c, h, w = x.shape
     rows, cols = h // p, w // p
-    temb = time_embedding(dm, 1.0 - timesteps)
+    temb = time_embedding(dm, (1.0 - timesteps) * time_scale)
     caption_embedder = dm.time_caption_embed.caption_embedder
     caption = linear(caption_embedder[1], rms(context, caption_embedder[0]))
     n_cap = caption.shape[1]
@@ -85,7 +103,13 @@ def omnigen2_reference_scores(dm, x, timesteps, context, concept_context, positi
         for block in dm.context_refiner:
             one = run_block(block, one, concept_ids[:, k:k + 1], axes, theta)[0]
         refined.append(one)
-    concepts = torch.cat(refined, dim=1)
+    return Refined(caption, image, torch.cat(refined, dim=1), cap_ids, img_ids, concept_ids, temb, axes, theta)
+
+
+def omnigen2_reference_scores(dm, x, timesteps, context, concept_context, positions):
+    r = refined_inputs(dm, x, timesteps, context, concept_context, positions)
+    caption, image, concepts, cap_ids, img_ids = r.caption, r.image, r.concepts, r.caption_ids, r.image_ids
+    concept_ids, temb, axes, theta, n_cap = r.concept_ids, r.temb, r.axes, r.theta, r.caption.shape[1]
     joint, ids, scores = torch.cat([caption, image], 1), torch.cat([cap_ids, img_ids], 1), []
     for block in dm.layers:
         joint_next, out, (q, k, v) = run_block(block, joint, ids, axes, theta, temb)
