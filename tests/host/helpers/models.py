@@ -995,20 +995,23 @@ LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,
                 r"\s*[\r\n]+|\s+(?!\S)|\s+")  # Llama 3's pre-tokenizer split
 
 
+LLAMA3_STAND_IN_FOLDER = []  # the process's one folder of the stand-in Llama 3 tokenizer
+
+
 def llama3_stand_in_tokenizer() -> str:
     """A folder with a byte-level BPE tokenizer.json in Llama 3's layout (its split, <|begin_of_text|> first, at their
     own ids), whose merges make whole words of GEMMA_STAND_IN_WORDS (ComfyUI's Llama 3 tokenizer folder ships without
-    its tokenizer.json); written once per process."""
+    its tokenizer.json); written once per process, into a temporary folder removed when the process ends."""
     import json
     import os
     import tempfile
 
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-    folder = os.path.join(tempfile.gettempdir(), f"ca-llama3-stand-in-{os.getpid()}")
-    if os.path.exists(os.path.join(folder, "tokenizer.json")):
-        return folder
-    os.makedirs(folder, exist_ok=True)
+    if LLAMA3_STAND_IN_FOLDER:
+        return LLAMA3_STAND_IN_FOLDER[0].name
+    LLAMA3_STAND_IN_FOLDER.append(tempfile.TemporaryDirectory(prefix="ca-llama3-stand-in-"))  # removed at exit
+    folder = LLAMA3_STAND_IN_FOLDER[0].name
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
