@@ -33,7 +33,12 @@ def object_prompts(mask: Tensor, score: Tensor, points_per_object: int, spacing:
     """The prompts of each connected region of a [H, W] mask, largest first: its box, and up to
     points_per_object peaks of the [H, W] score inside it, spacing pixels apart at least."""
     objects, count = split_objects(mask[None])
-    return [_object_prompt(objects[i] >= 0.5, score, points_per_object, spacing) for i in range(count)]
+    return prompts_of(objects[:count], score, points_per_object, spacing)
+
+
+def prompts_of(objects: Tensor, score: Tensor, points_per_object: int, spacing: float) -> list[ObjectPrompt]:
+    """object_prompts for objects already split ([N, H, W], masks.split_objects)."""
+    return [_object_prompt(region >= 0.5, score, points_per_object, spacing) for region in objects]
 
 
 def _object_prompt(region: Tensor, score: Tensor, points_per_object: int, spacing: float) -> ObjectPrompt:

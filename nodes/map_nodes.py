@@ -168,6 +168,11 @@ class MaskingMaps:
         present = objects_present(concept_maps, space, temporal_smoothing, guide) if is_binary_method(method) else None
         return cls(maps, present, method, threshold)
 
+    def image(self, index: int) -> "MaskingMaps":
+        """The maps of one image (video frame) alone, for masks of that image only."""
+        present = None if self.present is None else self.present[index:index + 1]
+        return MaskingMaps(self.maps[index:index + 1], present, self.method, self.threshold)
+
     def mask(self, selected: list[int], **refinements) -> torch.Tensor:
         """The [B, H, W] mask of the selected concepts (refinements: masks.concept_mask's grow, blur, ...)."""
         return concept_mask(self.maps, selected, method=self.method, threshold=self.threshold, present=self.present,

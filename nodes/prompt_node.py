@@ -7,7 +7,7 @@ from comfy_api.latest import io, ui
 from ..ca_core.concepts import resolve_concept_names, shown_list
 from ..ca_core.maps import colourise, normalise
 from ..ca_core.masks import split_objects
-from ..ca_core.prompts import ObjectPrompt, draw_prompts, object_prompts, peak_points, points_json
+from ..ca_core.prompts import ObjectPrompt, draw_prompts, peak_points, points_json, prompts_of
 from .map_nodes import (
     REFINE_IMAGE_EDGES,
     REFINE_NONE,
@@ -90,31 +90,31 @@ class ConceptPrompts(io.ComfyNode):
         spacing = POINT_SPACING_TOKENS * concept_maps.token_pixels
         mask = masking.mask(selected, min_region=min_region)
         score = masking.maps[:, selected].amax(dim=1)
-        prompts = [object_prompts(mask[i], score[i], points_per_object, spacing) for i in range(map_sets)]
+        objects = [split_objects(mask[i:i + 1]) for i in range(map_sets)]  # (masks, count) per image
+        prompts = [prompts_of(found[:count], score[i], points_per_object, spacing)
+                   for i, (found, count) in enumerate(objects)]
         if not any(prompts):
             raise ValueError(f"{shown_list([concept_maps.names[i] for i in selected])} won no region of "
                              f"{min_region} pixels or more in any image, so there is nothing to prompt: check the "
                              "maps in a Saliency Map, lower min_region, or choose another concept")
         others = other_points(masking, selected, batch_index, min_region, spacing)
-        objects, _ = split_objects(mask[batch_index:batch_index + 1])
         positive = [point for prompt in prompts[batch_index] for point in prompt.points]
         preview = previews(concept_maps, masking, selected, image, prompts, others, batch_index)
         return io.NodeOutput([[prompt.box_dict() for prompt in image_prompts] for image_prompts in prompts],
-                             points_json(positive), points_json(others), objects,
+                             points_json(positive), points_json(others), objects[batch_index][0],
                              ui=ui.PreviewImage(preview, cls=cls))
 
 
 def other_points(masking: MaskingMaps, selected: list[int], batch_index: int, min_region: int,
                  spacing: float) -> list[tuple[int, int]]:
     """The peak of each region that another concept wins in the chosen image, concept by concept."""
-    points = []
-    for concept in range(masking.maps.shape[1]):
+    points, chosen = [], masking.image(batch_index)
+    for concept in range(chosen.maps.shape[1]):
         if concept in selected:
             continue
-        mask = masking.mask([concept], min_region=min_region)[batch_index]
-        regions, count = split_objects(mask[None])
+        regions, count = split_objects(chosen.mask([concept], min_region=min_region))
         for region in regions[:count]:
-            points += peak_points(masking.maps[batch_index, concept], region >= 0.5, 1, spacing)
+            points += peak_points(chosen.maps[0, concept], region >= 0.5, 1, spacing)
     return points
 
 

@@ -20,8 +20,8 @@ from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, TextStreamWeights
 from . import tokens
-from .base import ModelCall, table_rope
-from .qwen_blocks import QwenBlocks
+from .base import ModelCall
+from .qwen_blocks import QwenBlocks, centred_text_rope
 
 try:  # ComfyUI 0.33 on
     from comfy.ldm.lens.model import LensTransformer2DModel
@@ -64,10 +64,7 @@ class LensFamily(QwenBlocks):
     def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
         """Each concept at (s + p, s + p, s + p), through the model's own RoPE table (float32, as the model keeps
         its own); p is the concept's index in the encoder output (the base's concept_position)."""
-        rows, columns = self.token_grid(diffusion_model, call.x)
-        start = max(rows // 2, columns // 2)
-        ids = torch.tensor([start + position for position in positions], device=call.x.device, dtype=torch.float32)
-        return table_rope(diffusion_model.pos_embed(ids.reshape(1, -1, 1).repeat(1, 1, 3)))
+        return centred_text_rope(diffusion_model.pos_embed, call, self.token_grid(diffusion_model, call.x), positions)
 
     def image_attention(self, diffusion_model, index: int, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
                         text_tokens: int, image_tokens: int = 0) -> ImageAttention:

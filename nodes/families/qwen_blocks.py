@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
-from .base import ModelFamily, split_heads
+from .base import ModelCall, ModelFamily, split_heads, table_rope
 
 
 def mlp_layers(feed_forward) -> torch.nn.Sequential:
@@ -22,6 +22,15 @@ def mlp_layers(feed_forward) -> torch.nn.Sequential:
     the sequence of its layers, so that the concepts reuse each projection's cast (nodes/stream/shared_casts.py)."""
     first, _, second = feed_forward.net
     return torch.nn.Sequential(first.proj, torch.nn.GELU(approximate=first.approximate), second)
+
+
+def centred_text_rope(positional_embedding, call: ModelCall, grid: tuple[int, int], positions: list[int]):
+    """Each concept at (s + p, s + p, s + p) through the model's RoPE table, where the text starts after an image grid
+    centred on 0 (Qwen-Image, Lens): s = max(rows, columns) // 2 of the token grid, p the concept's text position."""
+    rows, columns = grid
+    start = max(columns // 2, rows // 2)
+    ids = torch.tensor([start + position for position in positions], device=call.x.device, dtype=torch.float32)
+    return table_rope(positional_embedding(ids.reshape(1, -1, 1).repeat(1, 1, 3)))
 
 
 class QwenBlocks(ModelFamily):

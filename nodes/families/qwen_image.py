@@ -10,12 +10,11 @@ the modulation from the timestep alone, which is also the concepts'). Beyond the
   including "<|im_start|>user\\n". The concept's own tokens run from there to the template's "<|im_end|>".
 """
 
-import torch
 from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
 
 from . import tokens
-from .base import ModelCall, TypicalCfg, table_rope
-from .qwen_blocks import QwenBlocks
+from .base import ModelCall, TypicalCfg
+from .qwen_blocks import QwenBlocks, centred_text_rope
 
 
 class QwenImageFamily(QwenBlocks):
@@ -33,9 +32,5 @@ class QwenImageFamily(QwenBlocks):
     def concept_rope(self, diffusion_model, call: ModelCall, positions: list[int]):
         """Each concept at (s + p, s + p, s + p), through the model's own RoPE table; p is the concept's index in
         the template-stripped encoder output (the base's concept_position)."""
-        rows, columns = self.token_grid(diffusion_model, call.x)
-        start = round(max(columns // 2, rows // 2))
-        ids = torch.tensor([start + position for position in positions], device=call.x.device, dtype=torch.float32)
-        pe = diffusion_model.pe_embedder(ids.reshape(1, -1, 1).repeat(1, 1, 3)).to(call.dtype)
-
-        return table_rope(pe)
+        return centred_text_rope(lambda ids: diffusion_model.pe_embedder(ids).to(call.dtype), call,
+                                 self.token_grid(diffusion_model, call.x), positions)

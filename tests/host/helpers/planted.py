@@ -452,15 +452,10 @@ def planted_ideogram4() -> comfy.model_patcher.ModelPatcher:
     return patcher
 
 
-def planted_omnigen2() -> comfy.model_patcher.ModelPatcher:
-    """planted() for OmniGen2: q, k and v of each token itself (grouped key/value heads: head 0's channels serve
-    query heads 0 and 1), q/k norms four times sharper, every modulation and gate zero. The contents live in head
-    0's channels 2-3, the slowest pair of RoPE's first axis (theta 10000: the image, at caption position 4, turns
-    by 0.04 rad against a concept at 0). A token's cells (channel 0) give e2 = c(0,0) - c(1,0),
-    e3 = c(0,1) - c(1,1); the caption embedder maps 'left' (c0 - c1) to e2 - e3, 'right' the opposite."""
-    patcher = tiny_omnigen2(0, depth=2)
-    dm = patcher.model.diffusion_model
-    hidden = dm.hidden_size
+def omnigen2_contents(dm) -> None:
+    """Every weight zero but the contents of OmniGen2's (and Boogu's) inputs: a token's cells (channel 0) give
+    e2 = c(0,0) - c(1,0), e3 = c(0,1) - c(1,1); the caption embedder maps 'left' (c0 - c1) to e2 - e3, 'right' the
+    opposite."""
     channels = dm.x_embedder.weight.shape[1] // 4  # patch features run (cell row, cell column, channel)
     with torch.no_grad():
         for p in dm.parameters():
@@ -471,6 +466,19 @@ def planted_omnigen2() -> comfy.model_patcher.ModelPatcher:
         embedder = dm.time_caption_embed.caption_embedder
         embedder[0].weight.fill_(1.0)
         opposite_contents(embedder[1].weight, 2)
+
+
+def planted_omnigen2() -> comfy.model_patcher.ModelPatcher:
+    """planted() for OmniGen2: q, k and v of each token itself (grouped key/value heads: head 0's channels serve
+    query heads 0 and 1), q/k norms four times sharper, every modulation and gate zero. The contents live in head
+    0's channels 2-3, the slowest pair of RoPE's first axis (theta 10000: the image, at caption position 4, turns
+    by 0.04 rad against a concept at 0). A token's cells (channel 0) give e2 = c(0,0) - c(1,0),
+    e3 = c(0,1) - c(1,1); the caption embedder maps 'left' (c0 - c1) to e2 - e3, 'right' the opposite."""
+    patcher = tiny_omnigen2(0, depth=2)
+    dm = patcher.model.diffusion_model
+    hidden = dm.hidden_size
+    omnigen2_contents(dm)
+    with torch.no_grad():
         eye = torch.eye(hidden)
         for block in dm.layers:
             attn = block.attn
@@ -490,16 +498,8 @@ def planted_boogu() -> comfy.model_patcher.ModelPatcher:
     patcher = tiny_boogu(0, depth=2)
     dm = patcher.model.diffusion_model
     hidden = dm.hidden_size
-    channels = dm.x_embedder.weight.shape[1] // 4  # patch features run (cell row, cell column, channel)
+    omnigen2_contents(dm)
     with torch.no_grad():
-        for p in dm.parameters():
-            p.zero_()
-        weight = dm.x_embedder.weight
-        weight[2, 0], weight[2, 2 * channels] = 1.0, -1.0
-        weight[3, channels], weight[3, 3 * channels] = 1.0, -1.0
-        embedder = dm.time_caption_embed.caption_embedder
-        embedder[0].weight.fill_(1.0)
-        opposite_contents(embedder[1].weight, 2)
         for block in dm.double_stream_layers:
             attn, streams = block.img_instruct_attn, block.img_instruct_attn.processor
             block.img_norm1.norm.weight.fill_(1.0)
