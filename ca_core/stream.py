@@ -118,23 +118,25 @@ def attend_concepts(
     attn_mod: ModulationParams,
     weights: TextStreamWeights,
     image: ImageAttention,
-    score_tokens: int | None = None,
+    score_tokens: int | Tensor | None = None,
     rope: Rope = None,
     qkv: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> ConceptAttentionResult:
     """Concept queries over [concept keys; image keys], and the per-layer scores.
 
-    score_tokens limits the scores to the first image tokens (the generated image, when
-    reference latents follow it); the concepts still attend over every image token.
+    score_tokens limits the scores to the generated image's tokens: the first score_tokens image
+    tokens (reference latents after them), or their indices in grid order where references
+    interleave with them; the concepts still attend over every image token.
     qkv: the concepts' concept_qkv, where it was computed already.
     """
     q, k, v = qkv if qkv is not None else concept_qkv(concepts, attn_mod, weights, rope)
     outputs, cross_attention_scores = concept_attention(q, k, v, image.keys, image.values)
 
-    n = image.outputs.shape[1] if score_tokens is None else score_tokens
+    scored = slice(None) if score_tokens is None else (
+        score_tokens if isinstance(score_tokens, Tensor) else slice(score_tokens))
     # float32: at Flux's width the dot products are large and bf16 would blur the softmax.
-    output_scores = einsum(outputs, image.outputs[:, :n].float(), "B K C, B N C -> B K N")
-    return ConceptAttentionResult(outputs.to(v.dtype), output_scores, cross_attention_scores[..., :n])
+    output_scores = einsum(outputs, image.outputs[:, scored].float(), "B K C, B N C -> B K N")
+    return ConceptAttentionResult(outputs.to(v.dtype), output_scores, cross_attention_scores[..., scored])
 
 
 def concept_attention(q: Tensor, k: Tensor, v: Tensor, image_keys: Tensor, image_values: Tensor

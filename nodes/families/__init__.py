@@ -60,7 +60,7 @@ MODEL_NAMES = (
     ("HunyuanVideo15", "HunyuanVideo 1.5", SUPPORTED),
     ("HunyuanVideo", "HunyuanVideo", SUPPORTED), ("HunyuanImage21", "HunyuanImage 2.1", SUPPORTED),
     ("CogVideoX", "CogVideoX", SUPPORTED), ("AuraFlow", "AuraFlow", SUPPORTED), ("GenmoMochi", "Mochi", SUPPORTED),
-    ("HiDream", "HiDream-I1", SUPPORTED), ("HiDreamO1", "HiDream-O1", ONE_WAY),
+    ("HiDream", "HiDream", SUPPORTED), ("HiDreamO1", "HiDream-O1", ONE_WAY),
     ("StableAudio", "Stable Audio (an audio model)", NOT_YET),
     ("ACEStep", "ACE-Step (an audio model)", NOT_YET),
 )

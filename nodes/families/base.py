@@ -38,6 +38,7 @@ import contextlib
 import contextvars
 import enum
 import inspect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -356,6 +357,12 @@ class ModelFamily:
         frame, each frame row-major."""
         p = diffusion_model.patch_size
         return (x.shape[-2] + p // 2) // p, (x.shape[-1] + p // 2) // p
+
+    def scored_image_tokens(self, call: ModelCall, grid: tuple[int, ...]) -> int | Tensor:
+        """The generated image's tokens among the joint attention's image tokens: how many come first (any
+        reference images' tokens after them), or their indices in grid order where a reference interleaves with
+        them (HiDream-E1's, beside the image in every row)."""
+        return math.prod(grid)
 
     def latent_pixels(self, model) -> int:
         """Image pixels per latent cell side, from the MODEL's latent format where the host states it."""

@@ -1,4 +1,4 @@
-"""The HiDream family: HiDream-I1 (Full, Dev, Fast) on ComfyUI's HiDreamImageTransformer2DModel.
+"""The HiDream family: HiDream-I1 (Full, Dev, Fast) and HiDream-E1 on ComfyUI's HiDreamImageTransformer2DModel.
 
 The model runs double-stream blocks, then single-stream ones. Its text comes from four encoders: CLIP-L and
 CLIP-G give only the pooled vector; T5-XXL's states are the prompt's context; Llama 3.1's states of every layer
@@ -26,8 +26,10 @@ ride in the conditioning (conditioning_llama3, [B, layers, T, C]). How the promp
 - no patches_replace entries: the stream reaches each double block through its joint attention call, which gets
   transformer_options (BlockEntry.ATTENTION); the double blocks' calls come first, one per block.
 Maps come from the double blocks only: the single-stream blocks share every weight between text and image and
-take the Llama layer's tokens for themselves; they are out of scope. HiDream-E1 (an image_cond concatenated to
-the latent along its width) is refused: its generated tokens interleave with the reference's row by row.
+take the Llama layer's tokens for themselves; they are out of scope.
+HiDream-E1 (the edit model) takes its reference as image_cond, concatenated to the latent along its width: every
+token row holds the generated image's tokens, then the reference's. The concepts attend over both, as the text does;
+the generated image's tokens are picked out of each row for the scores (scored_image_tokens).
 """
 
 import torch
@@ -46,8 +48,8 @@ except ImportError:
 class HiDreamFamily(ModelFamily):
     """auto: the last four double blocks, as the paper's rule of the last blocks on Flux.1 (15-18 of 19)."""
 
-    short_name = "HiDream-I1"
-    variants = ("Full", "Dev", "Fast")
+    short_name = "HiDream"
+    variants = ("I1 Full", "I1 Dev", "I1 Fast", "E1 edit")
     available = HiDreamImageTransformer2DModel is not None
     block_entry = BlockEntry.ATTENTION
 
@@ -61,17 +63,30 @@ class HiDreamFamily(ModelFamily):
         """The concepts' modulation input (the timestep embedding plus p_embedder of a zero pooled vector), and
         how many image tokens the joint attentions hold."""
         dm, x = call.diffusion_model, call.x
-        if call.get("image_cond") is not None:
-            raise ValueError("ConceptAttention does not support HiDream-E1 (an image_cond beside the latent) yet: "
-                             "its generated and reference tokens alternate row by row. Use HiDream-I1 (Full, Dev or "
-                             "Fast) without InstructPixToPixConditioning")
         xs = x[rows]
         timestep = dm.expand_timesteps(call.timestep[rows], xs.shape[0], x.device)
         pooled = torch.zeros(xs.shape[0], dm.p_embedder.pooled_embedder.linear_1.in_features, dtype=x.dtype,
                              device=x.device)
-        grid_rows, grid_cols = patch_grid(x, dm.patch_size)
+        grid_rows, grid_cols = self.attended_grid(dm, call)
         return {"adaln": dm.t_embedder(timestep, x.dtype) + dm.p_embedder(pooled), "image_tokens": grid_rows * grid_cols,
                 "blocks": len(dm.double_stream_blocks), "llama": None}
+
+    @staticmethod
+    def attended_grid(diffusion_model, call: ModelCall) -> tuple[int, int]:
+        """Rows and columns of the image tokens the joint attention holds: with HiDream-E1's reference beside the
+        latent, both, patched as one."""
+        reference, p = call.get("image_cond"), diffusion_model.patch_size
+        rows, columns = patch_grid(call.x, p)
+        return (rows, columns) if reference is None else (rows, -(-(call.x.shape[-1] + reference.shape[-1]) // p))
+
+    def scored_image_tokens(self, call: ModelCall, grid: tuple[int, ...]) -> int | Tensor:
+        """HiDream-E1: the first grid columns of every attended row."""
+        rows, columns = grid
+        attended_columns = self.attended_grid(call.diffusion_model, call)[1]
+        if attended_columns == columns:
+            return rows * columns
+        row_starts = torch.arange(rows, device=call.x.device)[:, None] * attended_columns
+        return (row_starts + torch.arange(columns, device=call.x.device)).flatten()
 
     def block_of_attention_call(self, number: int, attention_kwargs: dict, conditioning: dict) -> int | None:
         """The double blocks' joint attentions are the call's first; the single blocks' after them."""

@@ -8,7 +8,6 @@ any sampler node can run the patched model and a collector finds the maps of the
 """
 
 import logging
-import math
 
 import comfy.patcher_extension
 import torch
@@ -178,7 +177,7 @@ class ConceptAttentionPatch(RunRecordings):
             concepts=self.family.embed_concepts(diffusion_model, context, conditioning, positions),
             conditioning=conditioning,
             rope=self.family.concept_rope(diffusion_model, call, positions),
-            score_tokens=math.prod(grid),
+            score_tokens=self.family.scored_image_tokens(call, grid),
             step=step,
             concept_count=context.shape[1],
         )

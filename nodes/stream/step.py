@@ -61,7 +61,7 @@ class StreamState:
     concepts: Tensor  # [rows, K, C]
     conditioning: object  # the family's concept modulation input for these rows
     rope: object  # the concepts' RoPE (None: positions zero)
-    score_tokens: int
+    score_tokens: int | Tensor  # the generated image's tokens (ModelFamily.scored_image_tokens)
     step: int
     returned: dict | None = None  # what the last double-block replacement handed back to ComfyUI
     scored: bool = False  # a chosen block ran and was scored in this call

@@ -147,6 +147,16 @@ def test_score_tokens_truncates_scores_but_not_attention(setup):
     assert not torch.allclose(only_n.outputs, part.outputs, atol=1e-3)
 
 
+def test_score_tokens_as_indices_pick_interleaved_tokens(setup):
+    """A reference beside the image in every row (HiDream-E1): the scored tokens are given by index, in grid order."""
+    picked = torch.tensor([0, 1, 4, 5, 8])
+    full = attend_concepts(setup.concepts, setup.attn_mod, setup.weights, setup.image)
+    part = attend_concepts(setup.concepts, setup.attn_mod, setup.weights, setup.image, score_tokens=picked)
+    assert torch.equal(part.outputs, full.outputs)
+    torch.testing.assert_close(part.output_scores, full.output_scores[..., picked], **TOL)
+    torch.testing.assert_close(part.cross_attention_scores, full.cross_attention_scores[..., picked], **TOL)
+
+
 def test_update_applies_gated_residual_then_gated_mlp(setup):
     result = attend_concepts(setup.concepts, setup.attn_mod, setup.weights, setup.image)
     updated = update_concepts(setup.concepts, result.outputs, setup.attn_mod, setup.mlp_mod, setup.weights)

@@ -30,6 +30,7 @@ from helpers.variants import ATTENTION_ENTRY_FAMILIES, AUTO_LAST_BLOCKS, FAMILY_
 CONCEPTS = ["dog", "grass", "sky"]
 # planted grids in tokens (rows, columns); a half token is a latent cell that the family pads to a whole token
 PLANTED_SHAPES = {"square": (4, 4), "wide": (3, 6), "tall": (6, 3), "odd": (3.5, 5.5)}
+REFERENCE_KEYS = {"reference_latents", "concat_latent_image"}  # an edit reference in a prompt's conditioning
 
 
 def variants_with(check: str | None = None):
@@ -85,8 +86,8 @@ def test_the_latent_is_plain_samplings(ca, model_of, variant, batch, cfg):
     model, clip = model_of(variant), variant.clip()
     inputs = variant.inputs(batch, cfg)
     reference = ksampler(model, inputs)
-    if any("reference_latents" in extra for _, extra in inputs["positive"]):  # the comparison can tell
-        plain = {**inputs, **{key: [[c, {k: v for k, v in extra.items() if k != "reference_latents"}]
+    if any(REFERENCE_KEYS & extra.keys() for _, extra in inputs["positive"]):  # the comparison can tell
+        plain = {**inputs, **{key: [[c, {k: v for k, v in extra.items() if k not in REFERENCE_KEYS}]
                                     for c, extra in inputs[key]] for key in ("positive", "negative")}}
         assert not torch.equal(reference, ksampler(model, plain))
     latent, maps = concept_sampler(ca, model, clip, **inputs)
@@ -144,11 +145,14 @@ def test_the_planted_answer_is_found(ca, variant, shape):
     tokens_h, tokens_w = math.ceil(rows), math.ceil(cols)
     boundary = tokens_w // 2
     latent = spec.latent(int(rows * spec.cells), int(cols * spec.cells), boundary)
-    reference = None
+    reference, conditioning = None, dict(spec.conditioning)
     if shape == "edit reference":  # all 'left': a reference that is not the output
-        reference = spec.reference(spec.latent(4 * spec.cells, 4 * spec.cells, 4))
+        if spec.reference_key == "reference_latents":
+            reference = spec.reference(spec.latent(4 * spec.cells, 4 * spec.cells, 4))
+        else:  # beside the latent: at its size, every token 'left'
+            conditioning[spec.reference_key] = spec.reference(spec.latent(*latent.shape[-2:], tokens_w))
     maps = one_pass_maps(ca, spec.model(), concept_context(), spec.pooled, latent, spec.cell_pixels, reference,
-                         token, spec.conditioning)
+                         token, conditioning)
     assert maps.maps.shape == (1, 2, tokens_h, tokens_w)  # the generated grid only, never a reference's tokens
     mask = ca.ca_core.masks.concept_mask(maps.pixel_maps(), [0], method="argmax")
     height, width = int(rows * token), int(cols * token)

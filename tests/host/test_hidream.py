@@ -53,11 +53,18 @@ def test_without_llama_states_the_concepts_take_zero_ones(ca):
         assert not family.block_concepts(dm, 0, stream, conditioning)[:, 6:].any()
 
 
-def test_hidream_e1_is_refused_by_name(ca):
+def test_hidream_e1_scores_the_generated_image_in_every_row(ca):
+    """HiDream-E1's reference sits beside the latent: each attended row holds the generated image's columns, then
+    the reference's; an odd width shares one patch between them, as the forward pads the two as one."""
     family, model = ca.nodes.families.hidream.HiDreamFamily(), models.tiny_hidream(depth=2)
     dm = model.model.diffusion_model
-    x = torch.zeros(1, 16, 8, 12)
-    arguments = inspect.signature(dm._forward).bind(x, torch.ones(1), image_cond=torch.zeros(1, 16, 8, 12))
-    call = ca.nodes.families.base.ModelCall(dm, arguments)
-    with pytest.raises(ValueError, match="HiDream-E1"):
-        family.concept_conditioning(call, slice(0, 1))
+    for width, attended in ((12, 12), (11, 11)):
+        x = torch.zeros(1, 16, 8, width)
+        arguments = inspect.signature(dm._forward).bind(x, torch.ones(1), image_cond=torch.zeros(1, 16, 8, width))
+        call = ca.nodes.families.base.ModelCall(dm, arguments)
+        grid = family.token_grid(dm, x)
+        assert grid == (4, 6) and family.concept_conditioning(call, slice(0, 1))["image_tokens"] == 4 * attended
+        scored = family.scored_image_tokens(call, grid)
+        assert scored.tolist() == [row * attended + column for row in range(4) for column in range(6)]
+    plain = ca.nodes.families.base.ModelCall(dm, inspect.signature(dm._forward).bind(x, torch.ones(1)))
+    assert family.scored_image_tokens(plain, grid) == 24

@@ -40,6 +40,9 @@ class Planted:
     pooled: torch.Tensor | None = None
     # an edit reference (all 'left', a grid of its own) as the conditioning carries it; None: the variant takes none
     reference: Callable[[torch.Tensor], torch.Tensor] | None = None
+    # where the conditioning carries it: a list of references, or "concat_latent_image" (HiDream-E1's reference
+    # beside the latent, at the latent's size, as InstructPixToPixConditioning gives it)
+    reference_key: str = "reference_latents"
     conditioning: dict = dataclasses.field(default_factory=dict)  # what the prompt carries beside its states
     # the model takes whole patches only (Mochi's patch embedding asserts it, plain sampling included): no odd sizes
     whole_patches: bool = False
@@ -125,6 +128,15 @@ boogu_clip = cached(models.tiny_boogu_clip)
 def with_reference(inputs: dict, source: torch.Tensor) -> dict:
     """Both prompts carry a reference latent, as ReferenceLatent (or TextEncodeQwenImageEdit) adds it."""
     return {**inputs, **{key: [[c, {**extra, "reference_latents": [source]}] for c, extra in inputs[key]]
+                         for key in ("positive", "negative")}}
+
+
+def with_image_beside(inputs: dict) -> dict:
+    """HiDream-E1: both prompts carry their Llama states and a source image's latent beside the generated one, as
+    InstructPixToPixConditioning gives it (the latent's size)."""
+    source = torch.randn(1, 16, *inputs["latent_image"]["samples"].shape[-2:], generator=torch.Generator().manual_seed(4))
+    inputs = with_llama_states(inputs)
+    return {**inputs, **{key: [[c, {**extra, "concat_latent_image": source}] for c, extra in inputs[key]]
                          for key in ("positive", "negative")}}
 
 
@@ -244,6 +256,14 @@ VARIANTS = (
             segment=IMAGE_SEGMENT,
             planted=Planted(planted.planted_hidream, planted.planted_latent,
                             pooled=torch.zeros(1, models.HIDREAM_POOLED_DIM), conditioning={
+                                "conditioning_llama3": torch.zeros(1, models.HIDREAM_LLAMA_LAYERS, 4,
+                                                                   models.HIDREAM_LLAMA_WIDTH)})),
+    # HiDream-E1: the edit reference beside the latent, so each token row holds the generated image's, then its own
+    Variant("hidream", "hidream-e1", lambda seed, depth: models.tiny_hidream(seed, depth), hidream_clip, (16, 8, 12),
+            (4, 6), alignment=T5_ALIGNMENT, available=HAS_HIDREAM, requires="0.3.64", condition=with_image_beside,
+            planted=Planted(planted.planted_hidream, planted.planted_latent,
+                            pooled=torch.zeros(1, models.HIDREAM_POOLED_DIM), reference=lambda latent: latent,
+                            reference_key="concat_latent_image", conditioning={
                                 "conditioning_llama3": torch.zeros(1, models.HIDREAM_LLAMA_LAYERS, 4,
                                                                    models.HIDREAM_LLAMA_WIDTH)})),
     # AuraFlow: SDXL's 4-channel latent; the prompt padded to 256 Pile-T5 tokens, "traffic light" its first two

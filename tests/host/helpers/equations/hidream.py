@@ -51,13 +51,18 @@ def text_update(block, x, attn_out, mod):
     return x + mod[5] * swiglu(block.ff_t, layer_norm(x) * (1 + mod[4]) + mod[3])
 
 
-def hidream_reference_scores(dm, x, t, y, context, llama, concept_context, concept_pooled=None, concept_layer=None):
+def hidream_reference_scores(dm, x, t, y, context, llama, concept_context, concept_pooled=None, concept_layer=None,
+                             image_cond=None):
     """Per-layer (output, cross-attention) scores [B, K, N] of the double blocks. concept_pooled: the pooled vector the
-    concepts' modulation takes (zero); concept_layer(i): the Llama layer the concepts take in block i (the model's)."""
+    concepts' modulation takes (zero); concept_layer(i): the Llama layer the concepts take in block i (the model's).
+    image_cond: HiDream-E1's reference, beside the latent in every row: attended, its tokens not scored."""
     b, _, h, w = x.shape
     p, n_heads = dm.patch_size, dm.num_attention_heads
+    if image_cond is not None:
+        x = torch.cat([x, image_cond], dim=-1)
     img = linear(dm.x_embedder.proj, rearrange(x, "B C (H p1) (W p2) -> B (H W) (p1 p2 C)", p1=p, p2=p))
-    rows, cols = h // p, w // p
+    rows, cols = h // p, x.shape[-1] // p
+    generated = (torch.arange(cols) < w // p).repeat(rows)  # each row: the generated image's columns first
     ids = torch.zeros(b, rows * cols, 3)
     ids[..., 1] = torch.arange(rows).repeat_interleave(cols)
     ids[..., 2] = torch.arange(cols).repeat(rows)
@@ -97,7 +102,7 @@ def hidream_reference_scores(dm, x, t, y, context, llama, concept_context, conce
         img_out, txt_out = joint_out[:, :img.shape[1]], joint_out[:, img.shape[1]:]
         concept_out = merge(attention(cq, torch.cat([ck, ik], 2), torch.cat([cv, iv], 2)))
         cross = (cq @ ik.transpose(-1, -2) / math.sqrt(cq.shape[-1])).mean(dim=1)
-        scores.append((concept_out[:, :k] @ img_out.transpose(1, 2), cross[:, :k]))
+        scores.append((concept_out[:, :k] @ img_out[:, generated].transpose(1, 2), cross[:, :k, generated]))
 
         img = img + img_mod[2] * linear(attn.to_out, img_out)
         img = img + img_mod[5] * block.ff_i(layer_norm(img) * (1 + img_mod[4]) + img_mod[3])  # the model's experts
@@ -108,7 +113,8 @@ def hidream_reference_scores(dm, x, t, y, context, llama, concept_context, conce
 
 def expected_scores(dm, call, concepts, positions, **change):
     return hidream_reference_scores(dm, call["x"], call["t"], call["y"], call["context"],
-                                    call["encoder_hidden_states_llama3"], concepts, **change)
+                                    call["encoder_hidden_states_llama3"], concepts,
+                                    **{"image_cond": call.get("image_cond"), **change})
 
 
 def sanity(dm, call, clip, names, concepts, positions, expected):
@@ -119,6 +125,10 @@ def sanity(dm, call, clip, names, concepts, positions, expected):
     assert call["context"].shape[1] == 128 and llama.shape[1] == max(dm.llama_layers) + 1
     assert call["y"].abs().sum() > 0
     assert concepts.shape[-1] == call["context"].shape[-1] + llama.shape[1] * llama.shape[-1]
-    for change in (dict(concept_pooled=call["y"]), dict(concept_layer=lambda i: dm.llama_layers[-1])):
+    changes = [dict(concept_pooled=call["y"]), dict(concept_layer=lambda i: dm.llama_layers[-1])]
+    if call.get("image_cond") is not None:  # E1: a reference of the latent's size, and it counts
+        assert call["image_cond"].shape == call["x"].shape
+        changes.append(dict(image_cond=torch.zeros_like(call["image_cond"])))
+    for change in changes:
         other = expected_scores(dm, call, concepts, positions, **change)
         assert not torch.allclose(expected[-1][0], other[-1][0], rtol=1e-4, atol=1e-4), change
