@@ -4,10 +4,24 @@ Memory stays O(batch x concepts x image tokens) however many layers and steps co
 each score is folded into a running sum the moment it is computed.
 """
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
 SPACES = ("output", "cross_attention")
+
+
+@dataclass(frozen=True)
+class TokenWindow:
+    """Where the scores of a model call that saw part of the image tokens (a context window's frames of a long
+    clip) land among the whole run's `total` tokens: the call's scored tokens `kept` go to the run's tokens
+    `placed`, each weighted by `weights` (how the sampler fuses that window's latents there)."""
+
+    kept: Tensor  # [M] indices into the call's scored tokens
+    placed: Tensor  # [M] the same tokens' indices among the run's
+    weights: Tensor  # [M] float32
+    total: int
 
 
 def softmax_over(concepts: int, requested: bool) -> bool:
@@ -27,17 +41,24 @@ class ConceptScoreAggregator:
         self.sums: dict[str, Tensor] = {}
         self.raw_sums: dict[str, Tensor] = {}
         self.counts: dict[str, int] = {}
+        # what each token's sum is divided by: the count of scores, or per token [N] once a window placed some
+        self.weights: dict[str, float | Tensor] = {}
 
-    def add(self, space: str, scores: Tensor) -> None:
-        """Fold one layer's scores [B, K, N] for one step into the mean."""
+    def add(self, space: str, scores: Tensor, window: TokenWindow | None = None) -> None:
+        """Fold one layer's scores [B, K, N] for one step into the mean; window: where they land, for a call that
+        saw part of the tokens."""
         if space not in SPACES:
             raise ValueError(f"unknown score space {space!r}; expected one of {SPACES}")
         scores = scores.float()
         if self.softmax:
-            fold_scores(self.raw_sums, space, scores)
+            fold_scores(self.raw_sums, space, scores, window)
             scores = torch.softmax(scores, dim=1)
-        fold_scores(self.sums, space, scores)
+        fold_scores(self.sums, space, scores, window)
         self.counts[space] = self.counts.get(space, 0) + 1
+        weight = 1.0
+        if window is not None:
+            weight = scores.new_zeros(window.total).index_add_(0, window.placed, window.weights.to(scores))
+        self.weights[space] = self.weights.get(space, 0.0) + weight
 
     def mean(self, space: str, raw: bool = False) -> Tensor:
         """The mean maps [B, K, N]; raw: the raw scores' mean (the maps themselves where there is no softmax)."""
@@ -45,18 +66,27 @@ class ConceptScoreAggregator:
             raise RuntimeError(
                 f"no {space} scores were collected: the chosen layers or steps never ran"
             )
-        sums = self.raw_sums if raw and self.softmax else self.sums
-        return sums[space] / self.counts[space]
+        sums, weights = (self.raw_sums if raw and self.softmax else self.sums)[space], self.weights[space]
+        if isinstance(weights, Tensor):  # windows weighted each token on its own; a token none covered stays 0
+            return torch.where(weights > 0, sums / weights.clamp_min(torch.finfo(weights.dtype).tiny), 0.0)
+        return sums / weights
 
     @property
     def contributions(self) -> int:
         return max(self.counts.values(), default=0)
 
 
-def fold_scores(sums: dict[str, Tensor], space: str, scores: Tensor) -> None:
-    """Add one layer's scores to the running sum of their space."""
+def fold_scores(sums: dict[str, Tensor], space: str, scores: Tensor, window: TokenWindow | None = None) -> None:
+    """Add one layer's scores to the running sum of their space (weighted, at their place, for a window)."""
     total = sums.get(space)
-    if total is None:
+    if window is not None:
+        if total is None:
+            total = sums[space] = scores.new_zeros(*scores.shape[:-1], window.total)
+        elif total.shape != (*scores.shape[:-1], window.total):
+            raise ValueError(f"scores changed shape mid-run: {tuple(total.shape)} then a window of "
+                             f"{tuple(scores.shape)} over {window.total} tokens")
+        total.index_add_(-1, window.placed, scores[..., window.kept] * window.weights.to(scores))
+    elif total is None:
         sums[space] = scores.clone()
     elif total.shape != scores.shape:
         raise ValueError(f"scores changed shape mid-run: {tuple(total.shape)} then {tuple(scores.shape)}")

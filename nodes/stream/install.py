@@ -17,6 +17,7 @@ from ...ca_core.aggregate import softmax_over
 from ...ca_core.few_rows import few_row_linears
 from ...ca_core.layers import step_index
 from ..families.base import MODEL_CALL_OPTIONS, BlockEntry
+from .context_windows import ContextWindows
 from .recording import PROMPTS, RunRecordings, check_guider_runs_negative, step_range
 from .step import STATE_KEY, AttentionEntry, BlockPatch, ReleaseReturnedPatch, StreamPlan, StreamState
 
@@ -91,6 +92,8 @@ class ConceptAttentionPatch(RunRecordings):
     def wrap_sampling_run(self, executor, *args, **kwargs):
         """One sampling run (any sampler node, any guider): record it, and file it with its output."""
         if self.open_recording is not None:  # a recording held open around several runs
+            self.open_recording.windows = ContextWindows.of_run(executor.class_obj,
+                                                                args[0] if args else kwargs.get("noise"))
             return executor(*args, **kwargs)
         sampled = getattr(executor.class_obj, "model_patcher", None)  # the guider's MODEL
         if sampled is not None and is_compiled(sampled):
@@ -105,7 +108,9 @@ class ConceptAttentionPatch(RunRecordings):
         # what the Sampler node refuses before sampling, refused here before the run's first model call
         step_range(*self.steps, run_steps)
         check_guider_runs_negative(self.prompt_choice, executor.class_obj)
+        windows = ContextWindows.of_run(executor.class_obj, args[0] if args else kwargs.get("noise"))
         with self.recording(run_steps=run_steps) as recording:
+            recording.windows = windows
             output = executor(*args, **kwargs)
         self.recorder.file(recording, output)
         return output
@@ -160,12 +165,19 @@ class ConceptAttentionPatch(RunRecordings):
         diffusion_model = call.diffusion_model
         xs = x[rows]
         context = self.concept_context.to(device=x.device, dtype=call.dtype).expand(xs.shape[0], -1, -1)
-        grid = self.family.token_grid(diffusion_model, x)
+        grid = call_grid = self.family.token_grid(diffusion_model, x)
+        window, latent_frames = None, x.shape[2] if x.ndim == 5 else None
+        if transformer_options.get("context_window") is not None:  # a context window's frames of a longer clip
+            if recording.windows is None:
+                raise RuntimeError("this model call samples a context window, but its sampling run named no context "
+                                   "handler to place the window's frames with: sample with ComfyUI's own guider")
+            window = recording.windows.token_window(transformer_options["context_window"], call_grid, x)
+            grid, latent_frames = recording.windows.grid(grid), recording.windows.frames
         if recording.grid not in (None, grid):
             raise RuntimeError(f"the image token grid changed mid-run from {recording.grid} to {grid}")
         recording.grid = grid
         if len(grid) == 3:
-            recording.video_frames = self.family.video_frame_tokens(diffusion_model, x.shape[2])
+            recording.video_frames = self.family.video_frame_tokens(diffusion_model, latent_frames)
         label_prompt = {label: prompt for prompt, label in PROMPTS.items()}
         conditioning = self.family.concept_conditioning(call, rows)
         positions = self.concept_positions or [0] * context.shape[1]
@@ -177,7 +189,8 @@ class ConceptAttentionPatch(RunRecordings):
             concepts=self.family.embed_concepts(diffusion_model, context, conditioning, positions),
             conditioning=conditioning,
             rope=self.family.concept_rope(diffusion_model, call, positions),
-            score_tokens=self.family.scored_image_tokens(call, grid),
+            score_tokens=self.family.scored_image_tokens(call, call_grid),
+            window=window,
             step=step,
             concept_count=context.shape[1],
         )

@@ -15,6 +15,7 @@ import torch
 
 from ...ca_core.aggregate import ConceptScoreAggregator
 from ...ca_core.maps import ConceptMaps, token_grid_maps
+from .context_windows import ContextWindows
 from .recorder import ConceptRecorder
 
 # Which prompt's batch rows the stream follows; ComfyUI labels them in cond_or_uncond.
@@ -79,6 +80,7 @@ class Recording:
     skipped_steps: set = field(default_factory=set)  # steps whose model call ran without the chosen blocks
     calls_in_range: int = 0  # model calls within the step range, whichever prompts they ran
     run_steps: int | None = None  # how many steps the sampling run had (None: a segmentation's lone calls)
+    windows: ContextWindows | None = None  # the run's context windows over a long clip, if it samples in windows
 
     def skipped_in(self, step_range: tuple[int, int]) -> set:
         """Steps of the range that ran (or, with a known step count, should have) but gave no scores."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ...ca_core.aggregate import TokenWindow
 from ...ca_core.few_rows import few_row_linears
 from ...ca_core.stream import (
     ConceptAttentionResult,
@@ -71,6 +72,7 @@ class StreamState:
     # how many of the stream's first tokens are the concepts, one each, and scored; None: every token (a family may
     # carry more tokens per concept: HiDream's Llama ones, ModelFamily.embed_concepts)
     concept_count: int | None = None
+    window: TokenWindow | None = None  # a context window's place in the whole clip (context_windows.py)
 
 
 def stream_state(args: dict, plan: StreamPlan) -> StreamState | None:
@@ -203,9 +205,9 @@ class ConceptStep:
             for prompt, aggregator in state.recording.aggregators.items():
                 mine = [i for i, chunk_prompt in enumerate(chunk_prompts) if chunk_prompt == prompt]
                 if len(mine) == len(chunk_prompts):
-                    aggregator.add(space, chunks.mean(dim=0))
+                    aggregator.add(space, chunks.mean(dim=0), state.window)
                 elif mine:
-                    aggregator.add(space, chunks[mine].mean(dim=0))
+                    aggregator.add(space, chunks[mine].mean(dim=0), state.window)
 
 
 def run_block(plan: StreamPlan, index: int, state: StreamState, args: dict, call_block) -> dict:

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ca_core.aggregate import ConceptScoreAggregator
+from ca_core.aggregate import ConceptScoreAggregator, TokenWindow
 
 
 def _scores(n, shape=(2, 3, 5), seed=0):
@@ -112,3 +112,25 @@ def test_with_softmax_the_raw_scores_mean_is_kept_too():
     plain = ConceptScoreAggregator(softmax=False)
     plain.add("output", scores[0])
     assert torch.equal(plain.mean("output", raw=True), plain.mean("output"))  # its maps are the raw scores
+
+
+def test_windows_land_on_their_tokens_with_their_weights():
+    """Two windows of 3 tokens over 5 (tokens 0-2 and 2-4; the second call also saw an anchor token first, not
+    kept): each token's mean is the weighted mean of the windows over it, both spaces and the raw scores alike."""
+    first, second = _scores(2, shape=(2, 3, 3))[0], _scores(2, shape=(2, 3, 4), seed=1)[1]
+    agg = ConceptScoreAggregator(softmax=True)
+    agg.add("output", first, TokenWindow(torch.arange(3), torch.arange(3), torch.tensor([1.0, 2.0, 1.0]), 5))
+    agg.add("output", second, TokenWindow(torch.arange(1, 4), torch.arange(2, 5), torch.tensor([1.0, 2.0, 1.0]), 5))
+    soft_first, soft_second = _manual_softmax_over_concepts(first), _manual_softmax_over_concepts(second[..., 1:])
+    expected = torch.cat([soft_first[..., :2], (soft_first[..., 2:] + soft_second[..., :1]) / 2,
+                          soft_second[..., 1:]], dim=-1)
+    torch.testing.assert_close(agg.mean("output"), expected, rtol=1e-6, atol=1e-6)
+    raw = torch.cat([first[..., :2], (first[..., 2:] + second[..., 1:2]) / 2, second[..., 2:]], dim=-1)
+    torch.testing.assert_close(agg.mean("output", raw=True), raw, rtol=1e-6, atol=1e-6)
+    assert agg.contributions == 2
+
+
+def test_a_token_no_window_covered_stays_zero():
+    agg = ConceptScoreAggregator(softmax=False)
+    agg.add("output", torch.ones(1, 2, 2), TokenWindow(torch.arange(2), torch.tensor([0, 1]), torch.ones(2), 3))
+    assert torch.equal(agg.mean("output"), torch.tensor([[[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]]]))
