@@ -23,6 +23,9 @@ class TokenWindow:
     weights: Tensor  # [M] float32
     total: int
 
+    def to(self, device) -> "TokenWindow":
+        return TokenWindow(self.kept.to(device), self.placed.to(device), self.weights.to(device), self.total)
+
 
 def softmax_over(concepts: int, requested: bool) -> bool:
     """Whether the scores take a softmax over concepts. A softmax over one concept is the constant 1 and
@@ -50,6 +53,9 @@ class ConceptScoreAggregator:
         if space not in SPACES:
             raise ValueError(f"unknown score space {space!r}; expected one of {SPACES}")
         scores = scores.float()
+        kept = self.sums.get(space)
+        if kept is not None and kept.device != scores.device:  # another device's call (MultiGPU): sum where they are
+            scores, window = scores.to(kept.device), window.to(kept.device) if window is not None else None
         if self.softmax:
             fold_scores(self.raw_sums, space, scores, window)
             scores = torch.softmax(scores, dim=1)

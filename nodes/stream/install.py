@@ -139,7 +139,8 @@ class ConceptAttentionPatch(RunRecordings):
         finally:
             MODEL_CALL_OPTIONS.reset(call_options)
         if not state.scored:  # the call returned without running the chosen blocks: a step-skipping cache
-            state.recording.skipped_steps.add(state.step)
+            with state.recording.lock:
+                state.recording.skipped_steps.add(state.step)
         return output
 
     @few_row_linears
@@ -151,7 +152,8 @@ class ConceptAttentionPatch(RunRecordings):
         step = self._step(call.timestep, transformer_options)
         if not self.steps[0] <= step < self.steps[1]:
             return None
-        recording.calls_in_range += 1
+        with recording.lock:
+            recording.calls_in_range += 1
         labels = transformer_options.get("cond_or_uncond") or [0]
         chunk = x.shape[0] // len(labels)
         wanted = {PROMPTS[prompt] for prompt in self.prompts}
@@ -173,11 +175,12 @@ class ConceptAttentionPatch(RunRecordings):
                                    "handler to place the window's frames with: sample with ComfyUI's own guider")
             window = recording.windows.token_window(transformer_options["context_window"], call_grid, x)
             grid, latent_frames = recording.windows.grid(grid), recording.windows.frames
-        if recording.grid not in (None, grid):
-            raise RuntimeError(f"the image token grid changed mid-run from {recording.grid} to {grid}")
-        recording.grid = grid
-        if len(grid) == 3:
-            recording.video_frames = self.family.video_frame_tokens(diffusion_model, latent_frames)
+        with recording.lock:
+            if recording.grid not in (None, grid):
+                raise RuntimeError(f"the image token grid changed mid-run from {recording.grid} to {grid}")
+            recording.grid = grid
+            if len(grid) == 3:
+                recording.video_frames = self.family.video_frame_tokens(diffusion_model, latent_frames)
         label_prompt = {label: prompt for prompt, label in PROMPTS.items()}
         conditioning = self.family.concept_conditioning(call, rows)
         positions = self.concept_positions or [0] * context.shape[1]

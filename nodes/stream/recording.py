@@ -7,6 +7,7 @@ segmentation holds one Recording open across its noise draws.
 """
 
 import math
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -81,6 +82,8 @@ class Recording:
     calls_in_range: int = 0  # model calls within the step range, whichever prompts they ran
     run_steps: int | None = None  # how many steps the sampling run had (None: a segmentation's lone calls)
     windows: ContextWindows | None = None  # the run's context windows over a long clip, if it samples in windows
+    # held while a model call changes the recording: MultiGPU CFG Split runs calls on several threads at once
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def skipped_in(self, step_range: tuple[int, int]) -> set:
         """Steps of the range that ran (or, with a known step count, should have) but gave no scores."""

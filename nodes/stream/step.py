@@ -197,17 +197,21 @@ class ConceptStep:
         """Fold this layer's scores in: each prompt's chunks of the batch average into one map."""
         state, concept = self.state, self.attended
         state.scored = True
-        state.recording.steps.add(state.step)
         chunk_prompts = state.chunk_prompts
+        folds = []
         for space, scores in (("output", concept.output_scores), ("cross_attention", concept.cross_attention_scores)):
             scores = scores[:, :state.concept_count]
             chunks = scores.reshape(len(chunk_prompts), -1, *scores.shape[1:])
             for prompt, aggregator in state.recording.aggregators.items():
                 mine = [i for i, chunk_prompt in enumerate(chunk_prompts) if chunk_prompt == prompt]
                 if len(mine) == len(chunk_prompts):
-                    aggregator.add(space, chunks.mean(dim=0), state.window)
+                    folds.append((aggregator, space, chunks.mean(dim=0)))
                 elif mine:
-                    aggregator.add(space, chunks[mine].mean(dim=0), state.window)
+                    folds.append((aggregator, space, chunks[mine].mean(dim=0)))
+        with state.recording.lock:  # other devices' calls (MultiGPU CFG Split) fold into the same means
+            state.recording.steps.add(state.step)
+            for aggregator, space, scores in folds:
+                aggregator.add(space, scores, state.window)
 
 
 def run_block(plan: StreamPlan, index: int, state: StreamState, args: dict, call_block) -> dict:
