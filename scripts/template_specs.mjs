@@ -1234,7 +1234,7 @@ ${modelFiles(MODEL.krea2Turbo, MODEL.qwen3vl4b, MODEL.krea2Vae)}`),
         widgets: { blend_factor: 0.7, blend_mode: "multiply" } },
       composite: { type: "ImageCompositeMasked", pos: under("sampler"), title: "Cat recoloured in every frame" },
       save: saveClip(under("heatmapClips"), "Recoloured clip", "ConceptAttention/hunyuan_video_recoloured", 24),
-      about: note(under("vae"), [360, 370], `### HunyuanVideo with per-frame concept masks
+      about: note(under("vae"), [360, 390], `### HunyuanVideo with per-frame concept masks
 
 Generates a 33-frame clip with HunyuanVideo as ComfyUI's official template does (shift 7,
 FluxGuidance 6, cfg 1, 20 steps) and maps \`cat, grass, sky\` in every frame while sampling.
@@ -1245,8 +1245,9 @@ FluxGuidance 6, cfg 1, 20 steps) and maps \`cat, grass, sky\` in every frame whi
 - **ImageCompositeMasked** puts a violet-tinted copy of the clip over it inside the mask only:
   the cat changes colour, everything else stays as generated.
 
-Longer clips: **length** 4n+1 (73 in the official template). Lower **tile_size** in the
-tiled decode if it runs out of memory.
+Longer clips: **length** 4n+1 (73 in the official template). Past what fits in memory, add
+**Context Windows (Manual)** (dim 2) after ModelSamplingSD3: each window's maps land on
+its own frames. Lower **tile_size** in the tiled decode if it runs out of memory.
 
 **Model files** (as ComfyUI's official HunyuanVideo template lists them):
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from comfy_extras.nodes_context_windows import ContextWindowsManualNode
 from helpers.models import tiny_clip, tiny_cogvideox, tiny_flux, tiny_hunyuan_video
-from helpers.planted import concept_context, planted_clip, planted_hunyuan_video
+from helpers.planted import concept_context, planted_clip, planted_cogvideox, planted_hunyuan_video
 from helpers.sampling import concept_sampler, ksampler, sampler_inputs
 from helpers.variants import HAS_COGVIDEOX, cogvideox_clip
 
@@ -34,6 +34,14 @@ def windowed(model, length: int = 3, overlap: int = 1, fuse_method: str = "pyram
     return ContextWindowsManualNode.execute(model=model, **settings).args[0]
 
 
+def always_windowed(model):
+    """windowed() with one window of every frame, sampled as a window (the host samples a clip no longer than
+    its window whole, without one)."""
+    model = windowed(model, length=FRAMES, overlap=0)
+    model.model_options["context_handler"].should_use_context = lambda *args, **kwargs: True
+    return model
+
+
 def one_call(model, x, sigmas, extra_args=None, callback=None, disable=None):
     """A 'sampler' that calls the model once (every window) at the first sigma and keeps x."""
     model(x, sigmas[0] * x.new_ones([x.shape[0]]), **(extra_args or {}))
@@ -46,7 +54,9 @@ def clip_maps(ca, model, clip_latent, windows=None):
     patch = ca.nodes.stream.install.ConceptAttentionPatch(ca.nodes.families.family_for(model), concept_context(),
                                                           (0, 1), (0, 1))
     patched = patch.install(model.clone())
-    if windows is not None:
+    if windows == "one":
+        patched = always_windowed(patched)
+    elif windows is not None:
         patched = windowed(patched, **windows)
     cond = [[torch.zeros(1, 4, 32), {"pooled_output": torch.zeros(1, 16)}]]
     guider = comfy.samplers.CFGGuider(patched)
@@ -59,21 +69,31 @@ def clip_maps(ca, model, clip_latent, windows=None):
 
 
 def model_calls(model) -> list:
-    """The latent frames each diffusion model call of `model` sees (a forward pre-hook)."""
+    """The latent frames each diffusion model call of `model` sees, and whether as a context window (a forward
+    pre-hook)."""
     seen = []
     model.get_model_object("diffusion_model").register_forward_pre_hook(
-        lambda module, args: seen.append(args[0].shape[2]))
+        lambda module, args, kwargs: seen.append(
+            (args[0].shape[2], (kwargs.get("transformer_options") or args[-1]).get("context_window") is not None)),
+        with_kwargs=True)
     return seen
 
 
-def test_a_planted_moving_object_is_followed_across_windows(ca):
+def planted_video_models():
+    yield pytest.param(planted_hunyuan_video, id="hunyuan_video")
+    yield pytest.param(lambda: planted_cogvideox("1.0-5b"), id="cogvideox",
+                       marks=pytest.mark.skipif(not HAS_COGVIDEOX, reason="CogVideoX needs ComfyUI 0.33"))
+
+
+@pytest.mark.parametrize("planted_model", planted_video_models())
+def test_a_planted_moving_object_is_followed_across_windows(ca, planted_model):
     """'left' covers one more token column per latent frame (1, 2, ... then back): every frame's argmax mask is its
     own frame's object, whichever windows covered it."""
     boundaries = [1, 2, 3, 4, 5, 2, 1]
-    model = planted_hunyuan_video()
+    model = planted_model()
     calls = model_calls(model)
     maps = clip_maps(ca, model, planted_clip(boundaries), windows={})
-    assert calls == [3, 3, 3]  # three windows of three frames were sampled, never the whole clip
+    assert calls == [(3, True)] * 3  # three windows of three frames were sampled, never the whole clip
     assert maps.maps.shape == (FRAMES, 2, 4, 6) and maps.frames == FRAMES
     for frame, boundary in enumerate(boundaries):
         left = maps.maps[frame, 0] > maps.maps[frame, 1]
@@ -106,13 +126,21 @@ def test_each_frame_is_the_weighted_mean_of_the_windows_over_it(ca, fuse_method)
         assert not torch.allclose(maps, plain / covered[:, None, None, None], atol=1e-4)
 
 
-def test_one_window_over_the_whole_clip_gives_the_unwindowed_maps(ca):
-    boundaries = [1, 2, 3, 4, 5, 2, 1]
-    model, clip = planted_hunyuan_video(), planted_clip(boundaries)
+def drawn_video_models():
+    """Tiny video models of drawn weights, whose maps are not a planted model's clean 0 and 1."""
+    yield pytest.param(lambda: tiny_hunyuan_video(3, depth=2), id="hunyuan_video")
+    yield pytest.param(lambda: tiny_cogvideox(3, "1.0-5b", depth=2), id="cogvideox",
+                       marks=pytest.mark.skipif(not HAS_COGVIDEOX, reason="CogVideoX needs ComfyUI 0.33"))
+
+
+@pytest.mark.parametrize("build", drawn_video_models())
+def test_one_window_over_the_whole_clip_gives_the_unwindowed_maps(ca, build):
+    model = build()
+    clip = torch.randn(1, 16, FRAMES, 8, 12, generator=torch.Generator().manual_seed(2))
     calls = model_calls(model)
-    whole = clip_maps(ca, model, clip, windows={"length": FRAMES, "overlap": 0})
-    assert calls == [FRAMES]
-    assert torch.equal(whole.maps, clip_maps(ca, model, clip).maps)
+    whole = clip_maps(ca, model, clip, windows="one").maps
+    assert calls == [(FRAMES, True)]  # sampled as one window
+    torch.testing.assert_close(whole, clip_maps(ca, model, clip).maps, rtol=1e-6, atol=1e-7)
 
 
 def video_models():
@@ -131,7 +159,7 @@ def test_the_latent_is_windowed_samplings(ca, build, clip_of, channels, cfg):
     calls = model_calls(model)
     inputs = sampler_inputs(clip, 1, cfg, size=(FRAMES, 8, 12), channels=channels)
     reference = ksampler(model, inputs)
-    assert set(calls) == {3}  # windows, never the whole clip
+    assert set(calls) == {(3, True)}  # windows, never the whole clip
     latent, maps = concept_sampler(ca, model, clip, **inputs)
     assert torch.equal(latent["samples"], reference)
     assert maps.maps.shape[0] == FRAMES and maps.frames == FRAMES and torch.isfinite(maps.maps).all()
