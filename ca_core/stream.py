@@ -58,6 +58,8 @@ class TextStreamWeights:
     # the MLP's input comes from the block's input, not from the attention's residual (Boogu's double blocks: the
     # attention and the MLP read the same input; their gated outputs add up)
     mlp_reads_input: bool = False
+    # the separate layers a plain-callable qkv runs (Qwen-Image's q, k and v), whose casts the concepts can share
+    qkv_layers: tuple = ()
 
     @property
     def ends_here(self) -> bool:
@@ -83,6 +85,9 @@ class ImageAttention:
     keys: Tensor
     values: Tensor
     outputs: Tensor
+
+
+SCORED_TOKENS_AT_ONCE = 8192  # image tokens whose outputs are scored together (a 1024² Flux image: 4096)
 
 
 @dataclass(frozen=True)
@@ -134,8 +139,10 @@ def attend_concepts(
 
     scored = slice(None) if score_tokens is None else (
         score_tokens if isinstance(score_tokens, Tensor) else slice(score_tokens))
-    # float32: at Flux's width the dot products are large and bf16 would blur the softmax.
-    output_scores = einsum(outputs, image.outputs[:, scored].float(), "B K C, B N C -> B K N")
+    # float32: at Flux's width the dot products are large and bf16 would blur the softmax. A chunk of tokens at a
+    # time: a float32 copy of a 4096² image's outputs [N, C] alone would take 800 MB.
+    output_scores = torch.cat([einsum(outputs, chunk.float(), "B K C, B N C -> B K N")
+                               for chunk in image.outputs[:, scored].split(SCORED_TOKENS_AT_ONCE, dim=1)], dim=-1)
     return ConceptAttentionResult(outputs.to(v.dtype), output_scores, cross_attention_scores[..., scored])
 
 
@@ -147,19 +154,24 @@ def concept_attention(q: Tensor, k: Tensor, v: Tensor, image_keys: Tensor, image
     The two softmax parts are weighted and summed rather than the image's keys and values concatenated after
     the concepts': that concatenation copies both, per block, which costs the concepts' K queries more than
     their attention does. One batch row at a time keeps the image's [H, N, D] views as strided as the block
-    left them (CogVideoX's heads interleave in the token's channels), with no copy in float32.
+    left them (CogVideoX's heads interleave in the token's channels). A large image's keys and values are
+    taken to float32 a chunk of tokens at a time (a 4096² Flux image's would take 800 MB each).
     """
     scale = q.shape[-1] ** -0.5
     outputs, cross = [], []
+    starts = range(0, image_keys.shape[2], SCORED_TOKENS_AT_ONCE)
     for row in range(q.shape[0]):
         query = q[row].float() * scale
-        to_image = query @ image_keys[row].float().transpose(-1, -2)  # [H, K, N]
+        to_image = torch.cat([query @ image_keys[row, :, start:start + SCORED_TOKENS_AT_ONCE].float().transpose(-1, -2)
+                              for start in starts], dim=-1)  # [H, K, N]
         to_concepts = query @ k[row].float().transpose(-1, -2)  # [H, K, K]
         cross.append(to_image.mean(dim=0))  # the baseline: concept queries . image keys, mean over heads
         peak = torch.maximum(to_image.amax(dim=-1, keepdim=True), to_concepts.amax(dim=-1, keepdim=True))
         to_image, to_concepts = to_image.sub_(peak).exp_(), to_concepts.sub_(peak).exp_()
         total = to_image.sum(dim=-1, keepdim=True) + to_concepts.sum(dim=-1, keepdim=True)
-        head_outputs = (to_image @ image_values[row].float() + to_concepts @ v[row].float()).div_(total)
+        image_part = sum(to_image[..., start:start + SCORED_TOKENS_AT_ONCE]
+                         @ image_values[row, :, start:start + SCORED_TOKENS_AT_ONCE].float() for start in starts)
+        head_outputs = (image_part + to_concepts @ v[row].float()).div_(total)
         outputs.append(rearrange(head_outputs, "H K D -> K (H D)"))
     return torch.stack(outputs), torch.stack(cross)
 

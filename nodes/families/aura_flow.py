@@ -49,7 +49,7 @@ class AuraFlowFamily(ModelFamily):
             return torch.cat([attn.w1q(x), attn.w1k(x), attn.w1v(x)], dim=-1)
 
         return TextStreamWeights(
-            num_heads=attn.n_heads, norm1=block.normC1, qkv=qkv,
+            num_heads=attn.n_heads, norm1=block.normC1, qkv=qkv, qkv_layers=(attn.w1q, attn.w1k, attn.w1v),
             qk_norm=lambda q, k, v: (attn.q_norm1(q), attn.k_norm1(k)),
             proj=attn.w1o, norm2=block.normC2, mlp=block.mlpC, mlp_adds_to_input=True,
         )

@@ -60,6 +60,7 @@ class QwenBlocks(ModelFamily):
             norm1=block.txt_norm1,
             qkv=qkv,
             qk_norm=lambda q, k, v: (attn.norm_added_q(q), attn.norm_added_k(k)),
+            qkv_layers=(attn.add_q_proj, attn.add_k_proj, attn.add_v_proj),
             proj=attn.to_add_out,
             norm2=block.txt_norm2,
             mlp=mlp_layers(block.txt_mlp),

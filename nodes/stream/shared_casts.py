@@ -39,16 +39,40 @@ class _FirstLinear(TorchFunctionMode):
         return result
 
 
+class _Group:
+    """Layers one step of the concepts needs together (Qwen-Image's separate q, k and v), and the casts their own
+    calls made so far."""
+
+    def __init__(self, layers, step: Callable[[], None]):
+        self.layers, self.step = tuple(layers), step
+        self.casts: dict = {}  # layer -> (weight, bias) of its call
+
+
 class SharedCasts:
     """Steps of the concepts that run right after a given layer's own call, on its cast weight."""
 
     def __init__(self):
         self.steps: dict = {}  # layer -> the concepts' step that uses it
+        self.groups: dict = {}  # layer -> the _Group it belongs to
         self.done: set = set()
         self._open: list = []
 
     def after(self, layer, step: Callable[[], None]) -> None:
         self.steps[layer] = step
+
+    def after_all(self, layers, step: Callable[[], None]) -> None:
+        """step runs once the last of `layers` has run, on each one's cast weight; where one of them is not plain
+        F.linear, it does not run here (its caller runs it later, as for a layer that is not shared)."""
+        group = _Group(layers, step)
+        for layer in group.layers:
+            self.groups[layer] = group
+
+    def _run_group(self, group: _Group) -> None:
+        with contextlib.ExitStack() as stack:
+            for layer, (weight, bias) in group.casts.items():
+                stack.enter_context(replaying(layer, weight, bias))
+            group.step()
+        group.casts.clear()  # the cast weights go as soon as the step is done
 
     @contextlib.contextmanager
     def watching(self):
@@ -68,10 +92,17 @@ class SharedCasts:
             mode.__exit__(None, None, None)
             if mode.seen and mode.seen[2] is output:  # the layer was F.linear on its input, nothing more
                 self.done.add(module)
-                with replaying(module, *mode.seen[:2]):
-                    self.steps[module]()
+                group = self.groups.get(module)
+                if group is None:
+                    with replaying(module, *mode.seen[:2]):
+                        self.steps[module]()
+                    return
+                group.casts[module] = mode.seen[:2]
+                if len(group.casts) == len(group.layers):
+                    self._run_group(group)
 
-        handles = [h for m in self.steps for h in (m.register_forward_pre_hook(enter), m.register_forward_hook(leave))]
+        watched = [*self.steps, *self.groups]
+        handles = [h for m in watched for h in (m.register_forward_pre_hook(enter), m.register_forward_hook(leave))]
         try:
             yield
         finally:

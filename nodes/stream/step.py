@@ -125,8 +125,10 @@ class ConceptStep:
         shared, weights = SharedCasts(), self.weights
         for layer in self.plan.family.modulation_layers(self.state.diffusion_model, self.index):
             shared.after(layer, self.modulations)
-        if isinstance(weights.qkv, torch.nn.Module):  # separate q/k/v layers: the concepts' q/k/v come later
+        if isinstance(weights.qkv, torch.nn.Module):  # the concepts' q/k/v come later, at the joint attention
             shared.after(weights.qkv, self.stage_qkv)
+        elif weights.qkv_layers:  # separate q, k and v layers: after the last of them
+            shared.after_all(weights.qkv_layers, self.stage_qkv)
         if not self.last:
             shared.after(weights.proj, self.after_attention)
             for position, layer in enumerate(self.mlp_layers):
@@ -149,8 +151,9 @@ class ConceptStep:
                                        family.text_tokens(self.block_args), state.score_tokens)
         self.attended = attend_concepts(self.tokens, self.modulations()[0], self.weights, image,
                                         state.score_tokens, rope=state.rope, qkv=self.qkv)
-        if self.last and self.plan.stop_after_last_layer:
-            # only the maps are wanted: skip the rest of this block and everything after it
+        if self.last and self.plan.stop_after_last_layer and self.state.window is None:
+            # only the maps are wanted: skip the rest of this block and everything after it (not in a context
+            # window, whose sampler goes on to the next window with this one's output)
             self.add_scores()
             raise StopAfterLastLayer()
 

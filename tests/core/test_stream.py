@@ -157,6 +157,20 @@ def test_score_tokens_as_indices_pick_interleaved_tokens(setup):
     torch.testing.assert_close(part.cross_attention_scores, full.cross_attention_scores[..., picked], **TOL)
 
 
+def test_a_large_images_tokens_are_taken_a_chunk_at_a_time(setup, monkeypatch):
+    """Keys, values and outputs go to float32 a chunk of tokens at a time: the same scores and outputs, the
+    scored tokens picked out of every chunk."""
+    import ca_core.stream
+
+    image = ImageAttention(setup.image.keys.bfloat16(), setup.image.values.bfloat16(), setup.image.outputs.bfloat16())
+    whole = attend_concepts(setup.concepts, setup.attn_mod, setup.weights, image, score_tokens=7)
+    monkeypatch.setattr(ca_core.stream, "SCORED_TOKENS_AT_ONCE", 3)
+    chunked = attend_concepts(setup.concepts, setup.attn_mod, setup.weights, image, score_tokens=7)
+    for name in ("outputs", "output_scores", "cross_attention_scores"):
+        torch.testing.assert_close(getattr(chunked, name), getattr(whole, name), rtol=1e-6, atol=1e-6)
+    assert chunked.output_scores.shape == (B, K, 7)
+
+
 def test_update_applies_gated_residual_then_gated_mlp(setup):
     result = attend_concepts(setup.concepts, setup.attn_mod, setup.weights, setup.image)
     updated = update_concepts(setup.concepts, result.outputs, setup.attn_mod, setup.mlp_mod, setup.weights)

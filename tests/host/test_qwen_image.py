@@ -12,8 +12,8 @@ from helpers.sampling import concept_sampler, first_forward_call, ksampler, samp
 
 def test_the_concepts_reuse_the_text_streams_casts(ca, monkeypatch):
     """Layers that cast their weight at each call (offloaded, fp8, GGUF; every layer here): the concepts'
-    modulation, output projection and both MLP projections use the cast the text's own call made, so they
-    cast as often as in plain sampling. (The separate q/k/v projections are cast again for the concepts.)"""
+    modulation, separate q, k and v projections, output projection and both MLP projections use the cast the
+    text's own call made, so they cast as often as in plain sampling."""
     model, clip = tiny_qwen_image(3), tiny_qwen_image_clip()
     dm = model.get_model_object("diffusion_model")
     for module in dm.modules():
@@ -28,7 +28,8 @@ def test_the_concepts_reuse_the_text_streams_casts(ca, monkeypatch):
 
     monkeypatch.setattr(layer_class, "forward_comfy_cast_weights", counting)
     reused = [layer for block in dm.transformer_blocks for layer in (
-        block.txt_mod[1], block.attn.to_add_out, block.txt_mlp.net[0].proj, block.txt_mlp.net[2])]
+        block.txt_mod[1], block.attn.add_q_proj, block.attn.add_k_proj, block.attn.add_v_proj, block.attn.to_add_out,
+        block.txt_mlp.net[0].proj, block.txt_mlp.net[2])]
     inputs = sampler_inputs(clip, 1, 3.5)
     plain_latent = ksampler(model, inputs)
     plain = dict(casts)
