@@ -180,3 +180,14 @@ def test_windows_over_an_images_batch_are_refused_by_name(ca):
     window = comfy.context_windows.IndexListContextWindow([1], dim=0, **({"total_frames": 3} if takes_total else {}))
     with pytest.raises(ValueError, match="set the Context Windows node's dim to 2"):
         windows.token_window(window, (4, 5), torch.zeros(1, 16, 8, 10))
+
+
+@pytest.mark.skipif(not HAS_COGVIDEOX, reason="CogVideoX needs ComfyUI 0.33")
+def test_windows_on_tokens_of_two_latent_frames_are_refused_by_name(ca):
+    """CogVideoX 1.5's tokens each span two latent frames: a window's token frames are not the clip's, so the
+    maps' run is refused, naming what to do, rather than placing maps on the wrong frames."""
+    clip = cogvideox_clip()
+    model = windowed(tiny_cogvideox(3, "1.5", depth=2))
+    inputs = sampler_inputs(clip, 1, 1.0, size=(FRAMES, 8, 12))
+    with pytest.raises(ValueError, match="Bypass the Context Windows node"):
+        concept_sampler(ca, model, clip, **inputs)
