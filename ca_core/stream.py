@@ -101,6 +101,11 @@ def modulate(x: Tensor, mod: ModulationParams) -> Tensor:
     return x * (1 + mod.scale) + mod.shift
 
 
+def qkv_input(concepts: Tensor, attn_mod: ModulationParams, weights: TextStreamWeights) -> Tensor:
+    """What the qkv layer takes: the concepts normed and modulated."""
+    return modulate(weights.norm1(concepts), attn_mod)
+
+
 def concept_qkv(concepts: Tensor, attn_mod: ModulationParams, weights: TextStreamWeights, rope: Rope = None
                 ) -> tuple[Tensor, Tensor, Tensor]:
     """The concepts' queries, keys and values [B, H, K, D] from the text stream's weights.
@@ -109,7 +114,7 @@ def concept_qkv(concepts: Tensor, attn_mod: ModulationParams, weights: TextStrea
     rotation by angle zero is the identity.
     """
     q, k, v = rearrange(
-        weights.qkv(modulate(weights.norm1(concepts), attn_mod)),
+        weights.qkv(qkv_input(concepts, attn_mod, weights)),
         "B K (three H D) -> three B H K D", three=3, H=weights.num_heads,
     )
     q, k = weights.qk_norm(q, k, v)

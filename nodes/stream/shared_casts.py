@@ -8,6 +8,11 @@ step that needs that layer (their modulation, q/k/v, projection, MLP layer) runs
 replaced by F.linear on the weight and bias the text's call used. The weight is dropped as soon as that
 step is done, so no cast weight outlives its layer's call by more than the concepts' few tokens.
 
+The qkv layer and the MLP's first layer go one step further: their input for the concepts is ready when the
+text's own call begins, so that call's product takes the concepts' rows along, appended to the text's, and the
+weight is read once for both. The text rows must come out bit for bit as from the product alone, which is checked
+once per shape (a backend may pick another kernel for another row count); where they do not, the two run apart.
+
 A layer is shared only where its forward was exactly F.linear(its input, weight, bias), returned as is:
 a layer that scales its input or output (scaled fp8 before ComfyUI 0.33) or multiplies with another
 kernel (fp8 matmul) is not, and the concepts' step then runs later with the layer as usual.
@@ -16,27 +21,63 @@ kernel (fp8 matmul) is not, and the concepts' step then runs later with the laye
 import contextlib
 from collections.abc import Callable
 
+import torch
 import torch.nn.functional as F
+from torch import Tensor
 from torch.overrides import TorchFunctionMode
+
+# Whether a layer's product with the concepts' rows appended gives the text rows exactly as the product alone, by
+# (input shape, rows' shape, weight shape, dtypes, device, bias): checked once per shape, as a backend may choose
+# another kernel for another row count. Where it does not, the layer runs alone and the concepts after it.
+_SAME_AS_ALONE: dict[tuple, bool] = {}
 
 
 class _FirstLinear(TorchFunctionMode):
-    """Inside one layer's forward: the first F.linear applied to the layer's own input, and its result."""
+    """Inside one layer's forward: the first F.linear applied to the layer's own input, and its result. Given
+    the concepts' rows for the layer, that product takes them along (one read of the weight for both) where it
+    gives the text rows bit for bit as alone; their output is kept in extra_output."""
 
-    def __init__(self, module, layer_input):
+    def __init__(self, module, layer_input, extra_rows: Tensor | None = None):
         super().__init__()
         self.module, self.layer_input = module, layer_input
         self.seen = None  # (weight, bias, result); () when the first F.linear was not on the layer's input
+        self.extra_rows, self.extra_output = extra_rows, None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        result = func(*args, **kwargs)
-        if func is F.linear and self.seen is None:
-            x = args[0] if args else kwargs.get("input")
-            weight = args[1] if len(args) > 1 else kwargs.get("weight")
-            bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            self.seen = (weight, bias, result) if x is self.layer_input else ()
+        if func is not F.linear or self.seen is not None:
+            return func(*args, **kwargs)
+        x = args[0] if args else kwargs.get("input")
+        weight = args[1] if len(args) > 1 else kwargs.get("weight")
+        bias = args[2] if len(args) > 2 else kwargs.get("bias")
+        if x is not self.layer_input:
+            self.seen = ()
+            return func(*args, **kwargs)
+        result = self._with_extra_rows(x, weight, bias) if self.extra_rows is not None else None
+        if result is None:
+            result = func(*args, **kwargs)
+        self.seen = (weight, bias, result)
         return result
+
+    def _with_extra_rows(self, x: Tensor, weight, bias) -> Tensor | None:
+        extra = self.extra_rows
+        if not (isinstance(x, Tensor) and isinstance(weight, Tensor) and weight.dim() == 2 and x.dim() >= 2
+                and extra.shape[-1] == x.shape[-1] and extra.device == x.device):
+            return None
+        key = (tuple(x.shape), tuple(extra.shape), tuple(weight.shape), weight.dtype, x.dtype, x.device,
+               bias is None)
+        if _SAME_AS_ALONE.get(key) is False:
+            return None
+        rows = x.reshape(-1, x.shape[-1])
+        both = F.linear(torch.cat([rows, extra.reshape(-1, extra.shape[-1]).to(rows.dtype)]), weight, bias)
+        text = both[:rows.shape[0]].view(*x.shape[:-1], both.shape[-1])
+        if key not in _SAME_AS_ALONE:
+            alone = F.linear(x, weight, bias)
+            _SAME_AS_ALONE[key] = torch.equal(text, alone)
+            if not _SAME_AS_ALONE[key]:
+                return alone  # the concepts' rows run after the layer, as without this
+        self.extra_output = both[rows.shape[0]:].view(*extra.shape[:-1], both.shape[-1])
+        return text
 
 
 class _Group:
@@ -54,11 +95,16 @@ class SharedCasts:
     def __init__(self):
         self.steps: dict = {}  # layer -> the concepts' step that uses it
         self.groups: dict = {}  # layer -> the _Group it belongs to
+        self.rows: dict = {}  # layer -> the concepts' input to it, for the text's call to take along (or None)
         self.done: set = set()
         self._open: list = []
 
-    def after(self, layer, step: Callable[[], None]) -> None:
+    def after(self, layer, step: Callable[[], None], rows: Callable[[], Tensor | None] | None = None) -> None:
+        """step runs right after the layer's own call, on its cast weight; rows: the concepts' input to the layer
+        where it is ready when the layer's call begins (None where not), which that call then takes along."""
         self.steps[layer] = step
+        if rows is not None:
+            self.rows[layer] = rows
 
     def after_all(self, layers, step: Callable[[], None]) -> None:
         """step runs once the last of `layers` has run, on each one's cast weight; where one of them is not plain
@@ -81,7 +127,7 @@ class SharedCasts:
         def enter(module, args):
             if module in self.done or not args:
                 return
-            mode = _FirstLinear(module, args[0])
+            mode = _FirstLinear(module, args[0], self.rows[module]() if module in self.rows else None)
             mode.__enter__()
             self._open.append(mode)
 
@@ -94,7 +140,7 @@ class SharedCasts:
                 self.done.add(module)
                 group = self.groups.get(module)
                 if group is None:
-                    with replaying(module, *mode.seen[:2]):
+                    with replaying(module, *mode.seen[:2], mode.extra_rows, mode.extra_output):
                         self.steps[module]()
                     return
                 group.casts[module] = mode.seen[:2]
@@ -113,11 +159,18 @@ class SharedCasts:
 
 
 @contextlib.contextmanager
-def replaying(module, weight, bias):
+def replaying(module, weight, bias, rows: Tensor | None = None, output: Tensor | None = None):
     """Within: the layer's forward is F.linear on the given weight and bias (an instance attribute, so the
-    class's forward is untouched; one the instance had is put back)."""
+    class's forward is untouched; one the instance had is put back), or `output` for the concepts' `rows`, which
+    the layer's own call computed already."""
     own = module.__dict__.get("forward")
-    module.forward = lambda x, *args, **kwargs: F.linear(x, weight, bias)
+
+    def forward(x, *args, **kwargs):
+        if output is not None and (x is rows or (x.shape == rows.shape and torch.equal(x, rows))):
+            return output
+        return F.linear(x, weight, bias)
+
+    module.forward = forward
     try:
         yield
     finally:

@@ -26,6 +26,7 @@ from ...ca_core.stream import (
     concept_qkv,
     mlp_input,
     mlp_residual,
+    qkv_input,
 )
 from .recording import Recording
 from .shared_casts import SharedCasts
@@ -126,15 +127,33 @@ class ConceptStep:
         for layer in self.plan.family.modulation_layers(self.state.diffusion_model, self.index):
             shared.after(layer, self.modulations)
         if isinstance(weights.qkv, torch.nn.Module):  # the concepts' q/k/v come later, at the joint attention
-            shared.after(weights.qkv, self.stage_qkv)
+            shared.after(weights.qkv, self.stage_qkv, rows=self.qkv_rows)
         elif weights.qkv_layers:  # separate q, k and v layers: after the last of them
             shared.after_all(weights.qkv_layers, self.stage_qkv)
         if not self.last:
             shared.after(weights.proj, self.after_attention)
             for position, layer in enumerate(self.mlp_layers):
                 if isinstance(getattr(layer, "weight", None), Tensor):
-                    shared.after(layer, lambda at=position: self.through_mlp(at))
+                    shared.after(layer, lambda at=position: self.through_mlp(at),
+                                 rows=self.mlp_rows if position == 0 else None)
         return shared
+
+    @few_row_linears
+    def qkv_rows(self) -> Tensor | None:
+        """The concepts' input to the qkv layer, for the text's own call of it to take along."""
+        if self.qkv is not None:
+            return None
+        return qkv_input(self.tokens, self.modulations()[0], self.weights)
+
+    @few_row_linears
+    def mlp_rows(self) -> Tensor | None:
+        """The concepts' input to the MLP's first layer, once their attention's residual is in."""
+        if self.residual is None or self.mlp_output is not None or self.mlp_next > 0:
+            return None
+        if self.mlp_value is None:
+            self.mlp_value = mlp_input(self.weights.mlp_source(self.tokens, self.residual), self.modulations()[1],
+                                       self.weights.norm2)
+        return self.mlp_value
 
     @few_row_linears
     def stage_qkv(self) -> None:

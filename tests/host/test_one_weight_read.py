@@ -1,0 +1,89 @@
+"""One weight read for the concepts' qkv and first MLP layer: the text stream's own call of the layer takes the
+concepts' rows along (nodes/stream/shared_casts.py), its text rows bit for bit as alone."""
+
+import torch
+import torch.nn.functional as F
+from helpers.models import tiny_clip, tiny_flux
+from helpers.sampling import concept_sampler, ksampler, sampler_inputs
+from torch.overrides import TorchFunctionMode
+
+
+class CountingLinears(TorchFunctionMode):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is F.linear:
+            self.calls.append(args[0].shape)
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_layers_call_takes_the_concepts_rows_along(ca):
+    """The layer's output is its own product bit for bit; the concepts' step gets their rows' product from that
+    call (no product of its own), equal to the layer on their rows."""
+    shared_casts = ca.nodes.stream.shared_casts
+    layer = torch.nn.Linear(32, 48)
+    text, concepts = torch.randn(2, 7, 32), torch.randn(1, 3, 32)
+    seen = {}
+
+    def step():
+        seen["concepts"] = layer(concepts)
+
+    for round in range(2):  # the second call of a shape runs no check product
+        casts = shared_casts.SharedCasts()
+        casts.after(layer, step, rows=lambda: concepts)
+        with CountingLinears() as counting, casts.watching():
+            out = layer(text)
+        assert torch.equal(out, F.linear(text, layer.weight, layer.bias))
+        torch.testing.assert_close(seen["concepts"], F.linear(concepts, layer.weight, layer.bias), rtol=1e-6,
+                                   atol=1e-6)
+        # one product of 14 + 3 rows; on the first round, one check of the text rows alone
+        assert counting.calls == [torch.Size([17, 32])] + ([torch.Size([2, 7, 32])] if round == 0 else []), round
+
+
+def test_rows_that_would_change_the_text_are_not_taken_along(ca, monkeypatch):
+    """Where the product with the rows appended differs from the product alone (another kernel for another row
+    count), the layer's output is the product alone, the concepts' rows run after it, and that shape is not tried
+    again."""
+    shared_casts = ca.nodes.stream.shared_casts
+    layer = torch.nn.Linear(16, 24)
+    text, concepts = torch.randn(1, 5, 16), torch.randn(1, 2, 16)
+    equal = torch.equal
+    monkeypatch.setattr(shared_casts.torch, "equal", lambda a, b: False)  # as if the two came out otherwise
+    for round in range(2):
+        seen = {}
+        casts = shared_casts.SharedCasts()
+        casts.after(layer, lambda seen=seen: seen.setdefault("concepts", layer(concepts)), rows=lambda: concepts)
+        with CountingLinears() as counting, casts.watching():
+            out = layer(text)
+        assert equal(out, F.linear(text, layer.weight, layer.bias))
+        torch.testing.assert_close(seen["concepts"], F.linear(concepts, layer.weight, layer.bias))
+        # the first round: the appended product and the check; then the layer alone; the concepts' own each round
+        expected = [torch.Size([7, 16]), torch.Size([1, 5, 16])] if round == 0 else [torch.Size([1, 5, 16])]
+        assert counting.calls == [*expected, torch.Size([1, 2, 16])], round
+
+
+def test_a_flux_run_reads_qkv_and_the_first_mlp_layer_once(ca, monkeypatch):
+    """On a tiny Flux, every block's text qkv, and every block's first MLP layer but the last block's (where the
+    concepts are scored, not updated), take the concepts' rows along at every step; the latent is plain
+    sampling's."""
+    model, clip = tiny_flux(3), tiny_clip()
+    dm = model.get_model_object("diffusion_model")
+    watched = {block.txt_attn.qkv: "qkv" for block in dm.double_blocks}
+    watched.update({block.txt_mlp[0]: "mlp" for block in dm.double_blocks})
+    inputs = sampler_inputs(clip, 1, 1.0)
+    reference = ksampler(model, inputs)
+    taken = []
+    original = ca.nodes.stream.shared_casts._FirstLinear._with_extra_rows
+
+    def spying(self, x, weight, bias):
+        result = original(self, x, weight, bias)
+        taken.append((watched.get(self.module), result is not None))
+        return result
+
+    monkeypatch.setattr(ca.nodes.stream.shared_casts._FirstLinear, "_with_extra_rows", spying)
+    latent, _ = concept_sampler(ca, model, clip, **inputs)
+    assert torch.equal(latent["samples"], reference)
+    blocks, steps = len(dm.double_blocks), inputs["steps"]
+    assert sorted(taken) == sorted([("qkv", True)] * blocks * steps + [("mlp", True)] * (blocks - 1) * steps)
