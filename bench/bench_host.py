@@ -163,10 +163,10 @@ def boot(device: str, gguf: bool = False) -> Host:
     )
 
 
-def flux_config(depth: int, single: int) -> dict:
+def flux_config(depth: int, single: int, base: dict = FLUX1) -> dict:
     from comfy.ldm.flux.model import FluxParams
 
-    config = {**FLUX1, "depth": depth, "depth_single_blocks": single}
+    config = {**base, "depth": depth, "depth_single_blocks": single}
     if "txt_ids_dims" in {f.name for f in dataclasses.fields(FluxParams)}:
         config["txt_ids_dims"] = []
     return config
@@ -187,7 +187,7 @@ def family_config(family: Family, depth: int, single: int) -> dict:
         return {**{k: v for k, v in family.config.items() if k not in derived}, "n_layers": depth}
     config = {**family.config, "depth": depth, "depth_single_blocks": single}
     if family.config_class == "Flux":
-        return {**flux_config(depth, single)}
+        return flux_config(depth, single, family.config)
     params = _params_class(family)
     fields = {f.name for f in dataclasses.fields(params)}
     return {k: v for k, v in config.items() if k in fields or k == "image_model"}

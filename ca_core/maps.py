@@ -1,6 +1,6 @@
 """Concept maps: token grids to pixel maps, normalisation, colour and overlay."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import cv2
 import numpy as np
@@ -13,6 +13,8 @@ from torch import Tensor
 from .aggregate import SPACES
 
 NORMALISATIONS = ("per_concept", "joint", "none")
+# The longer side of the images a node previews: the browser gets these, not full-size PNGs of large images.
+PREVIEW_LONGEST = 1024
 
 
 @dataclass(frozen=True)
@@ -90,15 +92,51 @@ class ConceptMaps:
             maps = self.maps if space == "output" else self.cross_attention_maps
         return maps
 
-    def pixel_maps(self, space: str | None = None, raw: bool = False) -> Tensor:
+    @property
+    def clips(self) -> int:
+        """How many map sets of one image (one clip of `output_frames` frames for a video) there are, all prompts'."""
+        return self.maps.shape[0] // self.frames
+
+    def pixel_maps(self, space: str | None = None, raw: bool = False, clip: int | None = None,
+                   concepts: list[int] | None = None) -> Tensor:
         """[B, K, H, W] float32 maps at the image's pixel size; for video, [B*V, K, H, W] with the V frames of
-        each decoded clip in order."""
-        pixels = token_maps_to_pixels(self.selected(space, raw), self.image_size, self.token_pixels)
+        each decoded clip in order. clip: that image's (clip's) maps alone, [V, K, H, W], for work image by image;
+        concepts: those concepts' maps alone, in that order."""
+        maps = self.selected(space, raw)
+        if clip is not None:
+            maps = maps[clip * self.frames:(clip + 1) * self.frames]
+        if concepts is not None:
+            maps = maps[:, concepts]
+        pixels = token_maps_to_pixels(maps, self.image_size, self.token_pixels)
         if not self.video_frames:
             return pixels
         clips = rearrange(pixels, "(B F) K H W -> B F K H W", F=self.frames)
         shown = torch.tensor(self.video_frames, device=clips.device)
         return rearrange(clips.index_select(1, shown), "B V K H W -> (B V) K H W")
+
+
+MAP_FIELDS = ("maps", "cross_attention_maps", "raw_maps", "raw_cross_attention_maps")
+
+
+def concatenated(parts: list[ConceptMaps]) -> ConceptMaps:
+    """The maps of consecutive parts of one batch (made alike, part by part) as the maps of the whole batch:
+    each prompt's images in order, the positive prompt's first."""
+    first = parts[0]
+    alike = {field.name for field in fields(ConceptMaps)} - set(MAP_FIELDS)
+    for index, part in enumerate(parts[1:], start=1):
+        differing = sorted(name for name in alike if getattr(part, name) != getattr(first, name))
+        if differing:
+            raise ValueError(f"the maps of part {index} differ from part 0's in {', '.join(differing)}; only the "
+                             "maps of one run's settings over parts of one batch can be joined")
+
+    def joined(name: str) -> Tensor | None:
+        if getattr(first, name) is None:
+            return None
+        per_prompt = [rearrange(getattr(part, name), "(P R) K h w -> P R K h w", P=len(first.prompts))
+                      for part in parts]
+        return rearrange(torch.cat(per_prompt, dim=1), "P R K h w -> (P R) K h w")
+
+    return replace(first, **{name: joined(name) for name in MAP_FIELDS})
 
 
 def token_grid_maps(scores: Tensor, grid: tuple[int, ...]) -> Tensor:
@@ -151,13 +189,26 @@ def colourise(maps: Tensor, colormap: int = cv2.COLORMAP_INFERNO) -> Tensor:
     return torch.from_numpy(rgb).float().div(255).reshape(*lead, *maps.shape[-2:], 3)
 
 
-def overlay(image: Tensor, heat: Tensor, alpha: float = 0.6) -> Tensor:
-    """Blend [..., H, W, 3] heatmap colours over an image of the same size."""
+def overlay(image: Tensor, heat: Tensor, alpha: float = 0.6, out: Tensor | None = None) -> Tensor:
+    """Blend [..., H, W, 3] heatmap colours over an image of the same size (into `out`, where given)."""
     if image.shape[-3:-1] != heat.shape[-3:-1]:
         raise ValueError(
             f"image is {image.shape[-2]}x{image.shape[-3]} but the maps are {heat.shape[-2]}x{heat.shape[-3]}"
         )
-    return (1 - alpha) * image[..., :3] + alpha * heat
+    return torch.add((1 - alpha) * image[..., :3], alpha * heat, out=out)
+
+
+def preview_sized(images: Tensor, longest: int = PREVIEW_LONGEST) -> Tensor:
+    """[N, H, W, C] images or [N, H, W] masks scaled down (area averages) so that their longer side is at most
+    `longest` pixels, for a node's preview; smaller ones as they are."""
+    height, width = images.shape[1:3]
+    if max(height, width) <= longest:
+        return images
+    scale = longest / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    planes = images[:, None] if images.dim() == 3 else images.movedim(-1, 1)
+    shrunk = F.interpolate(planes.float(), size=size, mode="area")
+    return shrunk[:, 0] if images.dim() == 3 else shrunk.movedim(1, -1)
 
 
 def label_font(size: int) -> ImageFont.ImageFont:

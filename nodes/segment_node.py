@@ -1,7 +1,9 @@
 """Concept Attention Segment Image: concept maps for an existing image (the paper's zero-shot mode).
 
 The image is encoded, noised to one flow time, and passed once through the model per noise
-sample; the pass stops right after the last double block whose scores are needed.
+sample; the pass stops right after the last double block whose scores are needed. A batch of images goes
+through in chunks that fit in memory, each with the noise the whole batch's draw gives its images, so the
+maps do not depend on the chunk size.
 """
 
 import comfy.model_management
@@ -11,9 +13,10 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
+from ..ca_core.maps import ConceptMaps, concatenated
 from .common import concept_inputs, prepare_patch
 from .families import FAMILIES, user_text
-from .schema_options import search_aliases
+from .schema_options import advanced, search_aliases
 from .socket_types import ConceptMapsType
 from .stream import StopAfterLastLayer
 
@@ -45,6 +48,11 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
                 io.String.Input("caption", multiline=True, default="", optional=True,
                                 tooltip="Optional description of the image for the text stream. The paper's "
                                         "segmentation experiments name the objects present, e.g. 'a dog, a cat'."),
+                advanced(io.Int.Input("batch_size", default=0, min=0, max=4096, optional=True,
+                                      tooltip="Images per model call: 0 = as many as fit in free memory, N = N at a "
+                                              "time. The maps are the same either way; fewer use less memory. A "
+                                              "video model's clip always goes in one call (its frames belong "
+                                              "together).")),
             ],
             outputs=[ConceptMapsType.Output(display_name="CONCEPT_MAPS",
                                             tooltip="One map per image and concept, at the image's size: wire into "
@@ -53,20 +61,25 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, clip, vae, image, concepts, layers, space, softmax, token_pooling, noise_level,
-                noise_samples, seed, caption="") -> io.NodeOutput:
+                noise_samples, seed, caption="", batch_size=0) -> io.NodeOutput:
         if not (isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[-1] in (3, 4)):
             shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
             raise ValueError(f"image must be an IMAGE batch [B, H, W, 3]; got {shape}. "
                              "Wire a LoadImage or VAE Decode output, not a MASK or LATENT.")
+        if batch_size < 0:
+            raise ValueError(f"batch_size must be 0 (as many images per model call as fit in free memory) or the "
+                             f"number of images per call; got {batch_size}. Set it to 0 or more")
         _, patch, family = prepare_patch(model, clip, concepts, layers, softmax, token_pooling, (0, 1), space=space,
                                          stop_after_last_layer=True)
         patched = patch.install(model.clone())
+        pixels = image[..., :3]
         # as KSampler does: a video-latent family (Qwen-Image's Wan 2.1 latent) takes [B, C, frames, H, W]
-        if family.video and getattr(vae, "latent_dim", 2) == 3:
-            latent = encode_clip(vae, image[..., :3])
-        else:
-            latent = encode_images(vae, image[..., :3])
-        latent = comfy.sample.fix_empty_latent_channels(model, latent)
+        one_clip = family.video and getattr(vae, "latent_dim", 2) == 3
+
+        def encode(images: torch.Tensor) -> torch.Tensor:
+            latent = encode_clip(vae, images) if one_clip else encode_images(vae, images)
+            return comfy.sample.fix_empty_latent_channels(model, latent)
+
         diffusion_model = model.get_model_object("diffusion_model")
         encoded = clip.encode_from_tokens(clip.tokenize(caption or ""), return_dict=True)
         # what CLIPTextEncode passes beside the states: the attention mask (Lumina 2 before ComfyUI 0.8 needs it),
@@ -78,14 +91,68 @@ class ConceptAttentionSegmentImage(io.ComfyNode):
         guider.set_cfg(1.0)
         sampler = comfy.samplers.KSAMPLER(one_partial_pass)
         sigmas = torch.tensor([noise_level, 0.0])
-        progress = comfy.utils.ProgressBar(noise_samples)
-        with patch.recording() as recording:  # one recording averages every noise draw
-            for sample in range(noise_samples):
-                comfy.model_management.throw_exception_if_processing_interrupted()
-                noise = comfy.sample.prepare_noise(latent, seed + sample)
-                guider.sample(noise, latent, sampler, sigmas, disable_pbar=True, seed=seed + sample)
-                progress.update(1)
-        return io.NodeOutput(patch.maps_of(recording, tuple(image.shape[1:3])))
+        items = 1 if one_clip else pixels.shape[0]  # a clip's frames go through the model together
+        per_call = 1 if items == 1 else batch_size or images_per_call(model, encode(pixels[:1]), items)
+        noise = BatchNoise(seed, noise_samples, items)
+        progress = comfy.utils.ProgressBar(items * noise_samples)
+
+        def chunk_maps(start: int) -> ConceptMaps:
+            """The maps of the chunk of images from `start`; only its latent and activations are held meanwhile."""
+            latent = encode(pixels if one_clip else pixels[start:start + per_call])
+            with patch.recording() as recording:  # one recording averages the chunk's noise draws
+                for sample in range(noise_samples):
+                    comfy.model_management.throw_exception_if_processing_interrupted()
+                    guider.sample(noise.rows(latent, sample, start), latent, sampler, sigmas, disable_pbar=True,
+                                  seed=seed + sample)
+                    progress.update(latent.shape[0])
+            return patch.maps_of(recording, tuple(image.shape[1:3]))
+
+        parts = []
+        for start in range(0, items, per_call):
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            parts.append(chunk_maps(start))
+        return io.NodeOutput(concatenated(parts))
+
+
+# ComfyUI batches a model call's conds while its memory estimate x 1.5 fits in free memory (comfy.samplers)
+MEMORY_MARGIN = 1.5
+
+
+def images_per_call(model, latent: torch.Tensor, images: int) -> int:
+    """How many images of this [1, ...] latent's size one model call can take: the device's free memory, less the
+    weights still to load, over ComfyUI's estimate for one image with the margin its own batching keeps."""
+    free = comfy.model_management.get_free_memory(model.load_device)
+    free -= max(model.model_size() - model.loaded_size(), 0)
+    one_image = model.model.memory_required([1, *latent.shape[1:]]) * MEMORY_MARGIN
+    return max(1, min(images, int(free // one_image) if one_image > 0 else images))
+
+
+class BatchNoise:
+    """The noise comfy.sample.prepare_noise gives a whole batch's latent for seed + sample, drawn chunk by chunk.
+
+    torch's CPU normal sampler turns uniform draws into normals in blocks of 16 values, so where an image's
+    latent holds a multiple of 16 values, consecutive draws from one generator continue one another exactly;
+    elsewhere each chunk takes its rows from a draw of the whole batch."""
+
+    def __init__(self, seed: int, samples: int, images: int):
+        self.seed, self.images = seed, images
+        self.generators = [torch.Generator().manual_seed(seed + sample) for sample in range(samples)]
+        self.drawn = [0] * samples  # images drawn so far, per sample
+
+    def rows(self, latent: torch.Tensor, sample: int, start: int) -> torch.Tensor:
+        """The noise of images start..start + len(latent) for one sample; chunks come in order."""
+        if start != self.drawn[sample]:
+            raise RuntimeError(f"noise for images from {start} asked after {self.drawn[sample]} were drawn")
+        self.drawn[sample] += latent.shape[0]
+        if latent[0].numel() % 16:
+            whole = torch.empty((self.images, *latent.shape[1:]), dtype=latent.dtype, device="meta")
+            return comfy.sample.prepare_noise(whole, self.seed + sample)[start:start + latent.shape[0]]
+        draw = getattr(comfy.sample, "prepare_noise_inner", None)  # ComfyUI 0.8+
+        if draw is not None:
+            return draw(latent, self.generators[sample])
+        # ComfyUI 0.3's prepare_noise draws in the latent's own dtype
+        return torch.randn(latent.size(), dtype=latent.dtype, layout=latent.layout,
+                           generator=self.generators[sample], device="cpu")
 
 
 def encode_images(vae, images: torch.Tensor) -> torch.Tensor:
@@ -113,11 +180,14 @@ def encode_clip(vae, frames: torch.Tensor) -> torch.Tensor:
 
 
 def one_partial_pass(model, x, sigmas, extra_args=None, callback=None, disable=None):
-    """A 'sampler' that calls the model once; the patch stops the pass after its last block."""
+    """A 'sampler' that calls the model once; the patch stops the pass after its last block (in context windows,
+    the sampler goes on to the next window, and the pass runs to its end)."""
+    extra_args = extra_args or {}
     try:
-        model(x, sigmas[0] * x.new_ones([x.shape[0]]), **(extra_args or {}))
+        model(x, sigmas[0] * x.new_ones([x.shape[0]]), **extra_args)
     except StopAfterLastLayer:
         pass
     else:
-        raise RuntimeError("the concept stream did not stop after its last layer")
+        if "context_handler" not in extra_args.get("model_options", {}):
+            raise RuntimeError("the concept stream did not stop after its last layer")
     return x

@@ -15,7 +15,7 @@ import comfy.samplers
 import pytest
 import torch
 from comfy_extras.nodes_context_windows import ContextWindowsManualNode
-from helpers.models import tiny_clip, tiny_cogvideox, tiny_flux, tiny_hunyuan_video
+from helpers.models import random_wan21_vae, tiny_clip, tiny_cogvideox, tiny_flux, tiny_hunyuan_video
 from helpers.planted import concept_context, planted_clip, planted_cogvideox, planted_hunyuan_video
 from helpers.sampling import concept_sampler, ksampler, sampler_inputs
 from helpers.variants import HAS_COGVIDEOX, cogvideox_clip
@@ -191,3 +191,19 @@ def test_windows_on_tokens_of_two_latent_frames_are_refused_by_name(ca):
     inputs = sampler_inputs(clip, 1, 1.0, size=(FRAMES, 8, 12))
     with pytest.raises(ValueError, match="Bypass the Context Windows node"):
         concept_sampler(ca, model, clip, **inputs)
+
+
+def test_segment_image_maps_every_frame_of_a_windowed_clip(ca):
+    """Segment Image on a windowed model: one pass per window (none stops early, the next window needs this one's
+    output), maps for every latent frame of the clip, each frame's from the windows over it."""
+    model = windowed(tiny_hunyuan_video(3, depth=2))
+    calls = model_calls(model)
+    frames = torch.rand(4 * FRAMES - 3, 32, 48, 3, generator=torch.Generator().manual_seed(5))  # 7 latent frames
+    (maps,) = ca.nodes.segment_node.ConceptAttentionSegmentImage.execute(
+        model=model, clip=tiny_clip(), vae=random_wan21_vae(), image=frames, concepts="dog, grass", layers="auto",
+        space="output", softmax=True, token_pooling="first", noise_level=0.5, noise_samples=1, seed=0,
+        caption="a dog on grass").args
+    assert calls == [(3, True)] * 3
+    assert maps.frames == FRAMES and maps.maps.shape == (FRAMES, 2, 2, 3) and maps.output_frames == len(frames)
+    assert torch.isfinite(maps.maps).all()
+    assert torch.allclose(maps.maps.sum(dim=1), torch.ones(FRAMES, 2, 3), atol=1e-5)

@@ -108,7 +108,7 @@ def test_segment_image_maps_any_size_and_averages_noise_samples(ca):
         two = segment(ca, image, model=model, clip=clip, vae=vae, noise_samples=2)
     finally:
         comfy.utils.set_progress_bar_global_hook(None)
-    assert updates[-1] == (2, 2)
+    assert updates[-1] == (4, 4)  # two images x two noise samples
     one = segment(ca, image, model=model, clip=clip, vae=vae, seed=0)
     other = segment(ca, image, model=model, clip=clip, vae=vae, seed=1)
     assert two.maps.shape == (2, 2, 5, 6)  # the VAE crops 100 px to 96: 6 tokens
