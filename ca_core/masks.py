@@ -76,13 +76,12 @@ def concept_mask(
         raise ValueError(f"unknown mask method {method!r}; expected one of {MASK_METHODS}")
     if not selected:
         raise ValueError("no concept selected for the mask")
-    maps = pixel_maps.float()
+    maps = pixel_maps.detach().float()  # a mask is a cut, not a function to differentiate; written in place below
     if method == "argmax":
-        winner = maps.argmax(dim=1, keepdim=True)
-        regions = winner == torch.tensor(selected, device=winner.device)[:, None, None]
+        regions = winning(maps, selected)
         if present is not None:
             regions &= present[:, selected]
-        mask = regions.any(dim=1).float()
+        mask = regions.any(dim=1)
     else:
         chosen = maps[:, selected]
         if method == "mean_threshold":
@@ -97,36 +96,62 @@ def concept_mask(
             regions = regions * present[:, selected]
         mask = regions.amax(dim=1)
     binary = is_binary_method(method)
+    if binary:
+        mask = mask > 0.5
     return refine_mask(mask, grow=grow, blur=blur, fill_holes=fill_holes and binary, invert=invert,
                        min_region=min_region if binary else 0)
+
+
+def winning(maps: Tensor, selected: list[int]) -> Tensor:
+    """[B, len(selected), H, W] bool: where each selected concept wins the argmax over the concepts of [B, K, H, W]
+    maps (the first of equal maxima wins, as torch.argmax), found plane by plane: an argmax across the planes of
+    large maps is many times slower."""
+    best, winner = maps[:, 0].clone(), torch.zeros(maps.shape[0], *maps.shape[2:], dtype=torch.uint8,
+                                                  device=maps.device)
+    better = torch.empty_like(winner, dtype=torch.bool)  # one buffer for every plane: fresh memory is slow
+    for concept in range(1, maps.shape[1]):
+        torch.gt(maps[:, concept], best, out=better)
+        winner.masked_fill_(better, concept)
+        torch.maximum(best, maps[:, concept], out=best)
+    return torch.stack([winner == concept for concept in selected], dim=1)
 
 
 def split_objects(mask: Tensor) -> tuple[Tensor, int]:
     """Each connected region of a [B, H, W] mask on its own: ([N, H, W] masks, N), image by image, each image's
     regions largest first. A region is a connected part (8-neighbourhood) of the mask at or above 0.5; a
     feathered mask's softer pixels go to the region nearest them, so each object keeps its own feather. With no
-    region anywhere, one empty mask and 0, so that the nodes downstream still get a mask."""
-    objects = []
-    for m in mask.detach().cpu().float().numpy():
-        solid = (m >= 0.5).astype(np.uint8)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
-        if count <= 1:
+    region anywhere, one empty mask and 0, so that the nodes downstream still get a mask.
+
+    The regions are counted first, so that the [N, H, W] output is the one full-size copy made; each object's
+    pixels are written once, where the mask is not zero."""
+    masks = mask.detach().cpu().float().numpy()
+    solids = [(m >= 0.5).astype(np.uint8) for m in masks]
+    counts = [cv2.connectedComponents(solid, connectivity=8)[0] - 1 for solid in solids]
+    if not sum(counts):
+        return torch.zeros(1, *mask.shape[-2:]), 0
+    objects = torch.zeros(sum(counts), *mask.shape[-2:])
+    flat = objects.numpy().reshape(len(objects), -1)
+    first = 0
+    for m, solid, count in zip(masks, solids, counts, strict=True):
+        if not count:
             continue
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
         order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")
-        if count == 2:
-            nearest = np.ones_like(labels)  # one region: the whole feather is its
+        shown = np.flatnonzero(m)
+        if count == 1:
+            nearest = np.ones(len(shown), np.int64)  # one region: the whole feather is its
         else:
             # the label of the nearest region for every pixel: distances to the zero pixels of 1 - solid
             _, nearest_zero = cv2.distanceTransformWithLabels(1 - solid, cv2.DIST_L2, 5,
                                                               labelType=cv2.DIST_LABEL_PIXEL)
             region_of_zero = np.zeros(int(nearest_zero.max()) + 1, np.int32)
             region_of_zero[nearest_zero[solid == 1]] = labels[solid == 1]
-            nearest = region_of_zero[nearest_zero]
-        for region in order:
-            objects.append(np.where(nearest == region, m, 0.0).astype(np.float32))
-    if not objects:
-        return torch.zeros(1, *mask.shape[-2:]), 0
-    return torch.from_numpy(np.stack(objects)), len(objects)
+            nearest = region_of_zero[nearest_zero.reshape(-1)[shown]]
+        rank = np.empty(count + 1, np.int64)
+        rank[order] = np.arange(first, first + count)
+        flat[rank[nearest], shown] = m.reshape(-1)[shown]
+        first += count
+    return objects, len(objects)
 
 
 def is_binary_method(method: str) -> bool:
@@ -138,13 +163,16 @@ def concept_presence(raw_pixel_maps: Tensor) -> Tensor:
     """Where each concept is present at all, [B, K, H, W] bool: its raw map at or above ONE_CONCEPT_CUT of its
     per-image range, the cut one concept's mask uses. A softmax over concepts gives every pixel to some named
     concept, so without a "background" concept the background goes to whichever concept wins there."""
-    return normalise(raw_pixel_maps.float()) >= ONE_CONCEPT_CUT
+    low, high = torch.aminmax(raw_pixel_maps.flatten(-2).float(), dim=-1)
+    low, high = low[..., None, None], high[..., None, None]
+    # normalise's arithmetic, in place, so that the cut falls on the same pixels
+    return raw_pixel_maps.float().sub(low).div_((high - low).clamp_min(1e-12)) >= ONE_CONCEPT_CUT
 
 
 def refine_mask(mask: Tensor, grow: int = 0, blur: float = 0.0, fill_holes: bool = False, invert: bool = False,
                 min_region: int = 0) -> Tensor:
     """Drop islands under min_region pixels, fill holes, grow or shrink, feather and invert a [B, H, W]
-    mask, in that order.
+    mask, in that order. A bool mask stays one byte a pixel until the feather.
 
     Grow and blur take about the same time at any radius: up to 8 pixels grow is OpenCV's ellipse
     kernel, beyond it a distance transform (binary masks) or a max filter on small cells (soft masks);
@@ -152,7 +180,7 @@ def refine_mask(mask: Tensor, grow: int = 0, blur: float = 0.0, fill_holes: bool
     if min_region < 0:
         raise ValueError(f"min_region is {min_region}: give the smallest island to keep in pixels, or 0 to keep all")
     out = []
-    for m in mask.cpu().numpy().astype(np.float32):
+    for m in mask.cpu().numpy().astype(np.uint8 if mask.dtype == torch.bool else np.float32):
         if min_region:
             m = _drop_islands(m, min_region)
         if fill_holes:
@@ -160,9 +188,9 @@ def refine_mask(mask: Tensor, grow: int = 0, blur: float = 0.0, fill_holes: bool
         if grow:
             m = _grow(m, grow)
         if blur > 0:
-            m = _blur(m, blur)
+            m = _blur(m.astype(np.float32), blur)
         out.append(m)
-    refined = torch.from_numpy(np.stack(out)).clamp(0, 1).to(mask.device)
+    refined = torch.from_numpy(np.stack(out)).float().clamp(0, 1).to(mask.device)
     return 1 - refined if invert else refined
 
 
@@ -177,7 +205,7 @@ def _drop_islands(mask: np.ndarray, min_region: int) -> np.ndarray:
     _, labels, stats, _ = cv2.connectedComponentsWithStats((mask > 0.5).astype(np.uint8), connectivity=8)
     kept = stats[:, cv2.CC_STAT_AREA] >= min_region
     kept[0] = False  # label 0 is the background
-    return kept[labels].astype(np.float32)
+    return kept[labels].astype(mask.dtype)
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -187,7 +215,7 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     flood = padded.copy()
     cv2.floodFill(flood, None, (0, 0), 1)
     holes = 1 - flood[1:-1, 1:-1]
-    return np.maximum(binary, holes).astype(np.float32)
+    return np.maximum(binary, holes).astype(mask.dtype)
 
 
 def _grow(mask: np.ndarray, grow: int) -> np.ndarray:
@@ -226,9 +254,9 @@ def _grow_binary(mask: np.ndarray, grow: int) -> np.ndarray:
     reach = abs(grow) + GROW_MARGIN
     if grow > 0:
         to_mask = cv2.distanceTransform((mask < 0.5).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        return (to_mask <= reach).astype(np.float32)
+        return (to_mask <= reach).astype(mask.dtype)
     to_background = cv2.distanceTransform((mask >= 0.5).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return (to_background > reach).astype(np.float32)
+    return (to_background > reach).astype(mask.dtype)
 
 
 def _soft_grow_cell(radius: int) -> int:

@@ -8,6 +8,10 @@ coefficients are computed on a grid `subsample` times coarser than the image and
 does; the output is at full resolution.
 """
 
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -17,6 +21,9 @@ from torch import Tensor
 RADIUS_TOKENS = 1.0
 # Regularisation on the guide's variance (colours in 0..1): the smaller, the more the map follows weak edges.
 EPSILON = 1e-3
+# Output rows assembled at a time from the upsampled coefficients: fewer, larger strips measured faster at 4096 x
+# 4096 (each strip's buffers are fresh memory), at 4 planes x 1024 rows x the width per map.
+STRIP_ROWS = 1024
 
 
 def box_sum(x: Tensor, radius: int, dim: int) -> Tensor:
@@ -28,12 +35,23 @@ def box_sum(x: Tensor, radius: int, dim: int) -> Tensor:
     return running.narrow(dim, 2 * radius + 1, size) - running.narrow(dim, 0, size)
 
 
+def window_sum(x: Tensor, radius: int) -> Tensor:
+    """Sum over the (2r+1)^2 window around each entry of [..., h, w] (zeros past the edges). On the CPU OpenCV's
+    box filter (running sums in double precision, many times faster than cumulative sums); elsewhere box_sum."""
+    if x.device.type != "cpu":
+        return box_sum(box_sum(x, radius, -1), radius, -2)
+    planes = x.to(torch.float32).reshape(-1, *x.shape[-2:]).numpy()
+    size = (2 * radius + 1,) * 2
+    summed = np.stack([cv2.boxFilter(plane, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+                       for plane in planes])
+    return torch.from_numpy(summed).reshape(x.shape)
+
+
 def window_mean(radius: int, size: tuple[int, int], device: torch.device):
     """The mean over the (2r+1)^2 window around each pixel of [N, C, *size], counting only pixels inside; the
     windows' pixel counts are worked out once for every plane the filter averages."""
-    ones = torch.ones(1, 1, *size, device=device)
-    count = box_sum(box_sum(ones, radius, -1), radius, -2)
-    return lambda x: box_sum(box_sum(x, radius, -1), radius, -2) / count
+    count = window_sum(torch.ones(1, 1, *size, device=device), radius)
+    return lambda x: window_sum(x, radius) / count
 
 
 def shrink(x: Tensor, factor: int) -> Tensor:
@@ -41,6 +59,97 @@ def shrink(x: Tensor, factor: int) -> Tensor:
     if factor <= 1:
         return x
     return F.avg_pool2d(x, factor, stride=factor, ceil_mode=True)
+
+
+@dataclass(frozen=True)
+class Guide:
+    """The guide image's side of the guided filter, worked out once for every map set it filters: its colours at
+    full size [B, 3, H, W] and on the coarse grid, their window means, and the inverse of their regularised
+    covariance [B, h, w, 3, 3]."""
+
+    full: Tensor
+    coarse: Tensor
+    mean: Tensor
+    inverse: Tensor
+    radius: int  # the window's radius in coarse cells
+    subsample: int
+
+    @classmethod
+    def of(cls, guide: Tensor, radius: int, epsilon: float = EPSILON, subsample: int = 1) -> "Guide":
+        """guide [B, H, W, 3] in 0..1; radius in pixels of the full image; the coefficients are fitted on a grid
+        `subsample` times coarser."""
+        # [B, 3, H, W], planes apart; the filter is applied, not differentiated (its planes are written in place)
+        full = guide[..., :3].detach().permute(0, 3, 1, 2).to(torch.float32).contiguous()
+        coarse = shrink(full, subsample)
+        radius = max(1, round(radius / subsample))
+        box_mean = window_mean(radius, coarse.shape[-2:], coarse.device)
+        mean = box_mean(coarse)  # [B, 3, h, w]
+        # covariance of the guide's colours, a symmetric 3x3 per pixel, regularised
+        ii = torch.stack([coarse[:, a] * coarse[:, b] for a in range(3) for b in range(3)], dim=1)
+        sigma = box_mean(ii) - torch.stack([mean[:, a] * mean[:, b] for a in range(3) for b in range(3)], dim=1)
+        sigma = sigma.permute(0, 2, 3, 1).unflatten(-1, (3, 3)) + epsilon * torch.eye(3, device=coarse.device)
+        return cls(full, coarse, mean, torch.linalg.inv(sigma), radius, subsample)
+
+    def filter(self, maps: Tensor, within: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """maps [B, K, H, W] at the guide's size, filtered; within: (low, high) [B, K, 1, 1] to clamp each map's
+        values to, as they are written."""
+        if maps.shape[0] != self.full.shape[0] or maps.shape[-2:] != self.full.shape[-2:]:
+            raise ValueError(f"maps of {tuple(maps.shape)} and a guide image of "
+                             f"{tuple(self.full.permute(0, 2, 3, 1).shape)} do not match: the image must be the one "
+                             "the maps were made for, at its size")
+        coarse, mean_i = self.coarse, self.mean
+        box_mean = window_mean(self.radius, coarse.shape[-2:], coarse.device)
+        p = shrink(maps.detach().to(torch.float32), self.subsample)
+        mean_p = box_mean(p)  # [B, K, h, w]
+        # covariance of each map with each colour: [B, K, 3, h, w]
+        ip = torch.stack([box_mean(p * coarse[:, c:c + 1]) - mean_p * mean_i[:, c:c + 1] for c in range(3)], dim=2)
+        # a = cov(I, p) Sigma^-1 per pixel and map; b = mean_p - a . mean_i
+        a = torch.einsum("bkchw,bhwcd->bkdhw", ip, self.inverse)
+        b = mean_p - (a * mean_i[:, None]).sum(dim=2)
+        # each map's coefficients, [B, K, 4, h, w]: a for the three colours, then b
+        coefficients = box_mean(torch.cat([a, b[:, :, None]], dim=2).flatten(1, 2)).unflatten(1, (-1, 4))
+        return self.applied(coefficients, within)
+
+    def applied(self, coefficients: Tensor, within: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """q = mean_a . I + mean_b at full size, [B, K, H, W], from the coefficients on the coarse grid (clamped to
+        `within`).
+
+        Where the full size is the coarse grid's times the subsample, strips of STRIP_ROWS rows of every map are
+        upsampled from their coarse rows and a row each side: the same bilinear weights, so the values of
+        upsampling whole planes (bit for bit at 4096 x 4096, within a float rounding where the sums vectorise
+        otherwise), with buffers small enough to stay in the cache instead of full-size planes per map."""
+        full, factor = self.full, self.subsample
+        height, width = full.shape[-2:]
+        rows, columns = coefficients.shape[-2:]
+        out = torch.empty(full.shape[0], coefficients.shape[1], height, width, device=full.device)
+        if factor > 1 and (rows * factor, columns * factor) != (height, width):
+            for k in range(coefficients.shape[1]):
+                planes = F.interpolate(coefficients[:, k], size=(height, width), mode="bilinear", align_corners=False)
+                bounds = None if within is None else (within[0][:, k:k + 1], within[1][:, k:k + 1])
+                combined(planes[:, None], full[:, None], out[:, k:k + 1], bounds)
+            return out
+        step = max(1, STRIP_ROWS // factor)
+        for top in range(0, rows, step):
+            bottom = min(rows, top + step)
+            low, high = max(0, top - 1), min(rows, bottom + 1)
+            planes = coefficients[..., low:high, :]
+            if factor > 1:
+                planes = F.interpolate(planes.flatten(1, 2), size=((high - low) * factor, width), mode="bilinear",
+                                       align_corners=False).unflatten(1, (-1, 4))
+            shown = slice(top * factor, bottom * factor)
+            colours = full[:, None, :, shown]
+            combined(planes[..., (top - low) * factor:(bottom - low) * factor, :], colours, out[:, :, shown], within)
+        return out
+
+
+def combined(planes: Tensor, colours: Tensor, out: Tensor, within: tuple[Tensor, Tensor] | None = None) -> None:
+    """out = planes' a . colours + b, for [B, K, 4, ...] planes (a for the three colours, then b) and [B, 1, 3, ...]
+    colours, clamped to within's (low, high) [B, K, 1, 1]."""
+    torch.addcmul(planes[:, :, 3], planes[:, :, 0], colours[:, :, 0], out=out)
+    for c in range(1, 3):
+        out.addcmul_(planes[:, :, c], colours[:, :, c])
+    if within is not None:
+        out.clamp_(*within)
 
 
 def guided_filter(maps: Tensor, guide: Tensor, radius: int, epsilon: float = EPSILON, subsample: int = 1) -> Tensor:
@@ -51,45 +160,22 @@ def guided_filter(maps: Tensor, guide: Tensor, radius: int, epsilon: float = EPS
     if maps.shape[0] != guide.shape[0] or maps.shape[-2:] != guide.shape[1:3]:
         raise ValueError(f"maps of {tuple(maps.shape)} and a guide image of {tuple(guide.shape)} do not match: "
                          "the image must be the one the maps were made for, at its size")
-    full = guide.permute(0, 3, 1, 2).to(torch.float32)[:, :3]  # [B, 3, H, W]
-    height, width = full.shape[-2:]
-    coarse, p = shrink(full, subsample), shrink(maps.to(torch.float32), subsample)
-    box_mean = window_mean(max(1, round(radius / subsample)), coarse.shape[-2:], coarse.device)
-
-    mean_i = box_mean(coarse)  # [B, 3, h, w]
-    mean_p = box_mean(p)  # [B, K, h, w]
-    # covariance of the guide's colours, a symmetric 3x3 per pixel, regularised
-    ii = torch.stack([coarse[:, a] * coarse[:, b] for a in range(3) for b in range(3)], dim=1)
-    sigma = box_mean(ii) - torch.stack([mean_i[:, a] * mean_i[:, b] for a in range(3) for b in range(3)], dim=1)
-    sigma = sigma.permute(0, 2, 3, 1).unflatten(-1, (3, 3)) + epsilon * torch.eye(3, device=coarse.device)  # [B, h, w, 3, 3]
-    # covariance of each map with each colour: [B, K, 3, h, w]
-    ip = torch.stack([box_mean(p * coarse[:, c:c + 1]) - mean_p * mean_i[:, c:c + 1] for c in range(3)], dim=2)
-    # a = cov(I, p) Sigma^-1 per pixel and map; b = mean_p - a . mean_i
-    inverse = torch.linalg.inv(sigma)  # [B, h, w, 3, 3]
-    a = torch.einsum("bkchw,bhwcd->bkdhw", ip, inverse)
-    b = mean_p - (a * mean_i[:, None]).sum(dim=2)
-    # each map's coefficients, [B, K, 4, h, w]: a for the three colours, then b
-    coefficients = box_mean(torch.cat([a, b[:, :, None]], dim=2).flatten(1, 2)).unflatten(1, (-1, 4))
-    out = torch.empty_like(maps, dtype=torch.float32)
-    # q = mean_a . I + mean_b, map by map: a few full-size planes at a time are several times faster to write
-    # than all of them at once
-    for k in range(coefficients.shape[1]):
-        planes = coefficients[:, k]
-        if subsample > 1:
-            planes = F.interpolate(planes, size=(height, width), mode="bilinear", align_corners=False)
-        out[:, k] = planes[:, 3]
-        for c in range(3):
-            out[:, k].addcmul_(planes[:, c], full[:, c])
-    return out
+    return Guide.of(guide, radius, epsilon, subsample).filter(maps)
 
 
-def edge_aware_maps(pixel_maps: Tensor, image: Tensor, token_pixels: int, subsample: int | None = None) -> Tensor:
-    """Concept maps at pixel size [B, K, H, W] made to follow the edges of `image` [B, H, W, 3], the picture they
-    were made for; values stay in the maps' range (clamped to it), so argmax, thresholds and soft masks apply."""
+def edge_guide(image: Tensor, token_pixels: int, subsample: int | None = None) -> Guide:
+    """The guide edge_aware_maps makes of `image` [B, H, W, 3], to filter several map sets of that image."""
     radius = max(1, round(RADIUS_TOKENS * token_pixels))
     # fit on a grid about a quarter of a token fine: the window still spans several cells, at 1/16 the cost
     subsample = subsample or max(1, token_pixels // 4)
-    refined = guided_filter(pixel_maps, image, radius, EPSILON, subsample)
-    low = pixel_maps.amin(dim=(-2, -1), keepdim=True).to(refined.dtype)
-    high = pixel_maps.amax(dim=(-2, -1), keepdim=True).to(refined.dtype)
-    return refined.clamp_(low, high).to(pixel_maps.dtype)
+    return Guide.of(image, radius, EPSILON, subsample)
+
+
+def edge_aware_maps(pixel_maps: Tensor, image: Tensor | Guide, token_pixels: int,
+                    subsample: int | None = None) -> Tensor:
+    """Concept maps at pixel size [B, K, H, W] made to follow the edges of `image` [B, H, W, 3], the picture they
+    were made for (or its edge_guide); values stay in the maps' range (clamped to it), so argmax, thresholds and
+    soft masks apply."""
+    guide = image if isinstance(image, Guide) else edge_guide(image, token_pixels, subsample)
+    low, high = torch.aminmax(pixel_maps.detach().flatten(-2).to(torch.float32), dim=-1)
+    return guide.filter(pixel_maps, (low[..., None, None], high[..., None, None])).to(pixel_maps.dtype)

@@ -8,7 +8,7 @@ from einops import rearrange
 
 from ..ca_core.aggregate import SPACES
 from ..ca_core.concepts import BACKGROUND, resolve_concept_names
-from ..ca_core.maps import NORMALISATIONS, colourise, label_images, normalise, overlay
+from ..ca_core.maps import NORMALISATIONS, colourise, label_images, normalise, overlay, preview_sized
 from ..ca_core.masks import (
     MASK_METHODS,
     concept_mask,
@@ -18,7 +18,7 @@ from ..ca_core.masks import (
     smooth_over_time,
     split_objects,
 )
-from ..ca_core.refine import edge_aware_maps
+from ..ca_core.refine import Guide, edge_aware_maps, edge_guide
 from .schema_options import advanced, search_aliases
 from .socket_types import ConceptMapsType
 
@@ -83,21 +83,35 @@ class SaliencyMap(io.ComfyNode):
     @classmethod
     def execute(cls, concept_maps, normalisation, overlay_opacity, space, image=None, label=False) -> io.NodeOutput:
         frames = concept_maps.output_frames
-        maps = normalise(concept_maps.pixel_maps(chosen_space(space)), normalisation, frames=frames)
-        heat = colourise(maps)  # [B*V, K, H, W, 3]: V frames per image
-        if image is not None:
-            image = matching_images(image, concept_maps)
-            heat = overlay(image[:, None], heat, overlay_opacity)
-        # each concept's frames together: a heatmap clip per concept (one frame for an image)
-        heatmaps = rearrange(heat, "(B V) K H W C -> (B K V) H W C", V=frames)
         labels = concept_maps.labels()
         if concept_maps.score_note:  # shown under each heatmap in the node, and on it when labelled
             labels = [f"{text} · {concept_maps.score_note}" for text in labels]
-        if label:
-            heatmaps = label_images(heatmaps, labels, legend=True)
-        masks = rearrange(maps.clamp(0, 1) if normalisation != "none" else maps, "(B V) K H W -> (B K V) H W",
-                          V=frames)
-        shown = ui.PreviewImage(heatmaps, cls=cls).as_dict()
+        images = None if image is None else matching_images(image, concept_maps)
+        each = len(concept_maps.names) * frames  # heatmaps per image (clip)
+        heatmaps = masks = preview = None
+        # image by image, into the outputs: no colour copy of the whole batch's maps besides them
+        for clip in range(concept_maps.clips):
+            maps = normalise(concept_maps.pixel_maps(chosen_space(space), clip=clip), normalisation, frames=frames)
+            heat = colourise(maps)  # [V, K, H, W, 3]: the clip's V frames
+            if heatmaps is None:
+                heatmaps = heat.new_empty(concept_maps.clips * each, *heat.shape[2:])
+                masks = maps.new_empty(concept_maps.clips * each, *maps.shape[2:])
+            written = slice(clip * each, (clip + 1) * each)
+            # each concept's frames together: a heatmap clip per concept (one frame for an image)
+            clip_heatmaps = rearrange(heatmaps[written], "(K V) H W C -> V K H W C", V=frames)
+            if images is not None:
+                overlay(images[clip * frames:(clip + 1) * frames, None], heat, overlay_opacity, out=clip_heatmaps)
+            else:
+                clip_heatmaps.copy_(heat)
+            if label:
+                heatmaps[written] = label_images(heatmaps[written], labels[written], legend=True)
+            shrunk = preview_sized(heatmaps[written])
+            if shrunk.shape[1:3] != heatmaps.shape[1:3]:  # a small image's preview is the heatmap itself
+                if preview is None:
+                    preview = shrunk.new_empty(concept_maps.clips * each, *shrunk.shape[1:])
+                preview[written] = shrunk
+            masks[written] = rearrange(maps.clamp(0, 1) if normalisation != "none" else maps, "V K H W -> (K V) H W")
+        shown = ui.PreviewImage(heatmaps if preview is None else preview, cls=cls).as_dict()
         # display_name: what the frontend's App mode and queue label each heatmap with
         shown["images"] = [{**image, "display_name": label} for image, label in zip(shown["images"], labels, strict=True)]
         shown["concepts"] = labels
@@ -128,24 +142,28 @@ def refinement_guide(refine: str, image: torch.Tensor | None, concept_maps) -> t
     return matching_images(image, concept_maps)
 
 
-def sharpened(pixel_maps: torch.Tensor, guide: torch.Tensor | None, concept_maps) -> torch.Tensor:
+def sharpened(pixel_maps: torch.Tensor, guide: Guide | None, concept_maps) -> torch.Tensor:
     """Maps at pixel size made to follow the guide's edges (frame by frame for a video), or as they are."""
     if guide is None:
         return pixel_maps
-    return edge_aware_maps(pixel_maps, guide.to(pixel_maps.device), concept_maps.token_pixels)
+    return edge_aware_maps(pixel_maps, guide, concept_maps.token_pixels)
 
 
-def objects_present(concept_maps, space: str, temporal_smoothing: float,
-                    guide: torch.Tensor | None = None) -> torch.Tensor | None:
+def objects_present(concept_maps, space: str, temporal_smoothing: float, guide: Guide | None = None,
+                    clip: int | None = None, concepts: list[int] | None = None) -> torch.Tensor | None:
     """Where each named object is present at all (masks.concept_presence), for two or more concepts: a concept's
     mask keeps only those pixels, so that a background no concept names is not handed to whichever object wins
     the softmax there. A concept named "background" is the rest of the image, present wherever it wins.
-    (One concept's mask is that cut already.)"""
-    if len(concept_maps.names) < 2:
+    (One concept's mask is that cut already.) concepts: work out only theirs (a mask's presence cuts only its
+    own concepts); the others count as present everywhere (None: every one of them)."""
+    concepts = [i for i in (range(len(concept_maps.names)) if concepts is None else concepts)
+                if concept_maps.names[i].casefold() != BACKGROUND]
+    if len(concept_maps.names) < 2 or not concepts:
         return None
-    raw = smooth_over_time(concept_maps.pixel_maps(space, raw=True), concept_maps.output_frames, temporal_smoothing)
-    present = concept_presence(sharpened(raw, guide, concept_maps))
-    present[:, [i for i, name in enumerate(concept_maps.names) if name.casefold() == BACKGROUND]] = True
+    raw = smooth_over_time(concept_maps.pixel_maps(space, raw=True, clip=clip, concepts=concepts),
+                           concept_maps.output_frames, temporal_smoothing)
+    present = torch.ones(raw.shape[0], len(concept_maps.names), *raw.shape[2:], dtype=torch.bool, device=raw.device)
+    present[:, concepts] = concept_presence(sharpened(raw, guide, concept_maps))
     return present
 
 
@@ -161,11 +179,18 @@ class MaskingMaps:
 
     @classmethod
     def of(cls, concept_maps, method: str, threshold: float, space: str | None, temporal_smoothing: float,
-           guide: torch.Tensor | None) -> "MaskingMaps":
+           guide: torch.Tensor | None, clip: int | None = None, selected: list[int] | None = None) -> "MaskingMaps":
+        """guide: refinement_guide's images, or None; clip: the maps of that image (clip) alone; selected: the
+        concepts whose masks will be cut (None: any), so that presence is worked out for them alone."""
         method, threshold = mask_method_for(method, threshold, concept_maps.names, concept_maps.one_concept_raw)
-        maps = sharpened(smooth_over_time(concept_maps.pixel_maps(space), concept_maps.output_frames,
-                                          temporal_smoothing), guide, concept_maps)
-        present = objects_present(concept_maps, space, temporal_smoothing, guide) if is_binary_method(method) else None
+        frames = concept_maps.output_frames
+        if guide is not None:  # made once for the maps and the raw maps
+            shown = guide if clip is None else guide[clip * frames:(clip + 1) * frames]
+            guide = edge_guide(shown.to(concept_maps.maps.device), concept_maps.token_pixels)
+        maps = sharpened(smooth_over_time(concept_maps.pixel_maps(space, clip=clip), frames, temporal_smoothing), guide,
+                         concept_maps)
+        present = (objects_present(concept_maps, space, temporal_smoothing, guide, clip, selected)
+                   if is_binary_method(method) else None)
         return cls(maps, present, method, threshold)
 
     def image(self, index: int) -> "MaskingMaps":
@@ -244,11 +269,19 @@ class ConceptMask(io.ComfyNode):
                 space, min_region=0, temporal_smoothing=0.0, refine=REFINE_NONE, image=None) -> io.NodeOutput:
         selected = resolve_concept_names(concepts, concept_maps.names)
         guide = refinement_guide(refine, image, concept_maps)
-        masking = MaskingMaps.of(concept_maps, method, threshold, chosen_space(space), temporal_smoothing, guide)
-        mask = masking.mask(selected, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert,
-                            min_region=min_region)
+        frames = concept_maps.output_frames
+        mask = None
+        # image by image (clip by clip), into the output: the maps of one image at pixel size at a time
+        for clip in range(concept_maps.clips):
+            masking = MaskingMaps.of(concept_maps, method, threshold, chosen_space(space), temporal_smoothing, guide,
+                                     clip, selected)
+            clip_mask = masking.mask(selected, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert,
+                                     min_region=min_region)
+            if mask is None:
+                mask = clip_mask.new_empty(concept_maps.clips * frames, *clip_mask.shape[1:])
+            mask[clip * frames:(clip + 1) * frames] = clip_mask
         objects, count = split_objects(mask)
-        return io.NodeOutput(mask, objects, count, ui=ui.PreviewMask(mask, cls=cls))
+        return io.NodeOutput(mask, objects, count, ui=ui.PreviewMask(preview_sized(mask), cls=cls))
 
 
 def matching_images(image: torch.Tensor, concept_maps) -> torch.Tensor:
@@ -267,4 +300,5 @@ def matching_images(image: torch.Tensor, concept_maps) -> torch.Tensor:
     if image.shape[0] not in (1, batch):
         raise ValueError(f"image batch has {image.shape[0]} images but the maps cover {batch}: connect the "
                          "decoded batch the maps were made from, or a single image for all of them")
-    return image.expand(batch, -1, -1, -1).float().repeat(len(concept_maps.prompts), 1, 1, 1)
+    matching = image.expand(batch, -1, -1, -1).float()
+    return matching if len(concept_maps.prompts) == 1 else matching.repeat(len(concept_maps.prompts), 1, 1, 1)
