@@ -28,6 +28,8 @@ import bench_meter
 import run
 import torch
 
+sys.path.insert(0, str(bench_host.REPO / "tests" / "host"))  # the tests' tiny models and helpers, once booted
+
 CONCEPTS = "circle, square, background"  # words the demo model knows
 SEED = 3
 
@@ -50,7 +52,6 @@ def demo_parts(host: bench_host.Host):
 
 def flux_parts(device: str, demo_vae):
     """The Flux.1-width model with the tiny T5 text encoder and the demo's codec (see the module docstring)."""
-    sys.path.insert(0, str(bench_host.REPO / "tests" / "host"))
     from helpers.models import CONTEXT_DIM, POOLED_DIM, tiny_clip
 
     flux1 = bench_host.FAMILIES["flux1"]
@@ -60,24 +61,12 @@ def flux_parts(device: str, demo_vae):
     return model, tiny_clip(), demo_vae
 
 
-def counting(model, calls: list):
-    """A clone of the model that notes each model call's batch."""
-    import comfy.patcher_extension
-
-    counted = model.clone()
-
-    def note(executor, x, *args, **kwargs):
-        calls.append(x.shape[0])
-        return executor(x, *args, **kwargs)
-
-    counted.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "bench_count", note)
-    return counted
-
-
 def segment(host: bench_host.Host, parts, images: torch.Tensor, batch_size: int, noise_samples: int, calls: list):
+    from helpers.sampling import counting_batches
+
     model, clip, vae = parts
     node = host.segment_module.ConceptAttentionSegmentImage
-    return node.execute(model=counting(model, calls), clip=clip, vae=vae, image=images, concepts=CONCEPTS,
+    return node.execute(model=counting_batches(model, calls), clip=clip, vae=vae, image=images, concepts=CONCEPTS,
                         layers="auto", space="output", softmax=True, token_pooling="first", noise_level=0.5,
                         noise_samples=noise_samples, seed=0, caption="", batch_size=batch_size).args[0]
 

@@ -14,6 +14,7 @@ import comfy.utils
 import pytest
 import torch
 from helpers.models import random_vae, tiny_clip, tiny_flux
+from helpers.sampling import counting_batches
 
 IMAGES, HEIGHT, WIDTH = 5, 48, 80
 LATENT = (16, HEIGHT // 8, WIDTH // 8)  # the Flux VAE's latent of one image
@@ -24,18 +25,6 @@ def parts():
     """The tiny Flux, its text encoder and VAE, and a batch of five images."""
     image = torch.rand(IMAGES, HEIGHT, WIDTH, 3, generator=torch.Generator().manual_seed(5))
     return tiny_flux(0), tiny_clip(), random_vae(), image
-
-
-def counting(model, calls: list):
-    """A clone of the model that notes the batch of every model call in `calls` (and, given `then`, runs it)."""
-    counted = model.clone()
-
-    def note(executor, x, *args, **kwargs):
-        calls.append(x.shape[0])
-        return executor(x, *args, **kwargs)
-
-    counted.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "count", note)
-    return counted
 
 
 def segment(ca, parts, model=None, **changes):
@@ -59,8 +48,8 @@ def assert_same_maps(chunked, whole):
 
 def test_chunks_give_the_unchunked_maps(ca, parts):
     whole_calls, chunk_calls = [], []
-    whole = segment(ca, parts, model=counting(parts[0], whole_calls), batch_size=IMAGES)
-    chunked = segment(ca, parts, model=counting(parts[0], chunk_calls), batch_size=2)
+    whole = segment(ca, parts, model=counting_batches(parts[0], whole_calls), batch_size=IMAGES)
+    chunked = segment(ca, parts, model=counting_batches(parts[0], chunk_calls), batch_size=2)
     assert whole_calls == [IMAGES, IMAGES]  # the whole batch in one call per noise sample
     assert_same_maps(chunked, whole)
     assert not torch.allclose(chunked.maps[0], chunked.maps[1])  # each image its own maps
@@ -70,18 +59,21 @@ def test_chunks_give_the_unchunked_maps(ca, parts):
 
 def test_each_chunk_is_one_model_call_per_noise_sample(ca, parts):
     calls = []
-    segment(ca, parts, model=counting(parts[0], calls), batch_size=2)
+    segment(ca, parts, model=counting_batches(parts[0], calls), batch_size=2)
     assert len(calls) == math.ceil(IMAGES / 2) * 2
     assert calls == [2, 2, 2, 2, 1, 1]  # chunk by chunk, each chunk's noise samples in turn
 
 
-def test_the_progress_bar_counts_images_times_noise_samples(ca, parts):
-    updates = []
-    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: updates.append((value, total)))
-    try:
-        segment(ca, parts, batch_size=2)
-    finally:
-        comfy.utils.set_progress_bar_global_hook(None)
+def test_the_progress_bar_counts_images_times_noise_samples(ca, parts, monkeypatch):
+    """Every update the node makes (ComfyUI 0.33 sends the browser some of them, by time)."""
+    updates, update = [], comfy.utils.ProgressBar.update_absolute
+
+    def noted(self, value, total=None, preview=None):
+        updates.append((value, total or self.total))
+        return update(self, value, total, preview)
+
+    monkeypatch.setattr(comfy.utils.ProgressBar, "update_absolute", noted)
+    segment(ca, parts, batch_size=2)
     assert updates == [(2, 10), (4, 10), (6, 10), (8, 10), (9, 10), (10, 10)]
 
 
@@ -130,7 +122,7 @@ def test_batch_size_0_takes_as_many_images_as_fit_in_free_memory(ca, parts, monk
     for images in (100, 2.5, 0):
         budget["images"] = images
         calls = []
-        seen[images] = segment(ca, parts, model=counting(model, calls), noise_samples=1), calls
+        seen[images] = segment(ca, parts, model=counting_batches(model, calls), noise_samples=1), calls
     assert seen[100][1] == [5]
     assert seen[2.5][1] == [2, 2, 1]
     assert seen[0][1] == [1, 1, 1, 1, 1]  # at least one image per call, however little is free

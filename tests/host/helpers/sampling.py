@@ -3,6 +3,7 @@ a plain sampler's first model call recorded."""
 
 import inspect
 
+import comfy.patcher_extension
 import nodes
 import torch
 
@@ -70,3 +71,15 @@ def forward_arguments(model, inputs: dict) -> dict:
     args, kwargs = first_forward_call(model, inputs)
     forward = model.get_model_object("diffusion_model").forward
     return dict(inspect.signature(forward).bind(*args, **kwargs).arguments)
+
+
+def counting_batches(model, calls: list):
+    """A clone of the model that notes the batch of every model call in `calls`."""
+    counted = model.clone()
+
+    def note(executor, x, *args, **kwargs):
+        calls.append(x.shape[0])
+        return executor(x, *args, **kwargs)
+
+    counted.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "count_batches", note)
+    return counted
