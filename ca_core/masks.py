@@ -129,8 +129,10 @@ def split_objects(mask: Tensor) -> tuple[Tensor, int]:
     counts = [cv2.connectedComponents(solid, connectivity=8)[0] - 1 for solid in solids]
     if not sum(counts):
         return torch.zeros(1, *mask.shape[-2:]), 0
-    objects = torch.zeros(sum(counts), *mask.shape[-2:])
-    flat = objects.numpy().reshape(len(objects), -1)
+    # numpy's zeros come from the system zeroed and untouched: only the pages an object's pixels lie on are ever
+    # written here, where torch.zeros would first fill every page (N masks at 4096 x 4096 are 64 MiB each)
+    flat = np.zeros((sum(counts), mask.shape[-2] * mask.shape[-1]), np.float32)
+    objects = torch.from_numpy(flat).unflatten(1, mask.shape[-2:])
     first = 0
     for m, solid, count in zip(masks, solids, counts, strict=True):
         if not count:
@@ -141,12 +143,7 @@ def split_objects(mask: Tensor) -> tuple[Tensor, int]:
         if count == 1:
             nearest = np.ones(len(shown), np.int64)  # one region: the whole feather is its
         else:
-            # the label of the nearest region for every pixel: distances to the zero pixels of 1 - solid
-            _, nearest_zero = cv2.distanceTransformWithLabels(1 - solid, cv2.DIST_L2, 5,
-                                                              labelType=cv2.DIST_LABEL_PIXEL)
-            region_of_zero = np.zeros(int(nearest_zero.max()) + 1, np.int32)
-            region_of_zero[nearest_zero[solid == 1]] = labels[solid == 1]
-            nearest = region_of_zero[nearest_zero.reshape(-1)[shown]]
+            nearest = _nearest_region(solid, labels, m > 0).reshape(-1)[shown]
         rank = np.empty(count + 1, np.int64)
         rank[order] = np.arange(first, first + count)
         flat[rank[nearest], shown] = m.reshape(-1)[shown]
@@ -154,17 +151,37 @@ def split_objects(mask: Tensor) -> tuple[Tensor, int]:
     return objects, len(objects)
 
 
+def _nearest_region(solid: np.ndarray, labels: np.ndarray, shown: np.ndarray) -> np.ndarray:
+    """The label of the region nearest each pixel of the [H, W] mask (0 where nothing is shown): the distance
+    transform's nearest zero pixel of 1 - solid, within the box around the shown pixels alone (a feather's pixels
+    lie around their regions; outside the box nothing is asked for)."""
+    left, top, width, height = cv2.boundingRect(shown.astype(np.uint8))
+    box = (slice(top, top + height), slice(left, left + width))
+    solid_box, labels_box = solid[box], labels[box]
+    _, nearest_zero = cv2.distanceTransformWithLabels(1 - solid_box, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
+    region_of_zero = np.zeros(int(nearest_zero.max()) + 1, np.int32)
+    region_of_zero[nearest_zero[solid_box == 1]] = labels_box[solid_box == 1]
+    nearest = np.zeros(solid.shape, np.int32)
+    nearest[box] = region_of_zero[nearest_zero]
+    return nearest
+
+
 def is_binary_method(method: str) -> bool:
     """Whether a mask method gives a binary mask (every one but soft): holes, islands and presence apply to it."""
     return method != "soft"
 
 
-def concept_presence(raw_pixel_maps: Tensor) -> Tensor:
+def concept_presence(raw_pixel_maps: Tensor, span: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """Where each concept is present at all, [B, K, H, W] bool: its raw map at or above ONE_CONCEPT_CUT of its
     per-image range, the cut one concept's mask uses. A softmax over concepts gives every pixel to some named
-    concept, so without a "background" concept the background goes to whichever concept wins there."""
-    low, high = torch.aminmax(raw_pixel_maps.flatten(-2).float(), dim=-1)
-    low, high = low[..., None, None], high[..., None, None]
+    concept, so without a "background" concept the background goes to whichever concept wins there.
+
+    span: the (low, high) [B, K, 1, 1] the cut is measured in, where the maps are a refinement of the raw maps
+    (refine.edge_aware_maps): the raw maps' own range, so that a refinement moves the edges, not the cut."""
+    if span is None:
+        low, high = torch.aminmax(raw_pixel_maps.flatten(-2).float(), dim=-1)
+        span = low[..., None, None], high[..., None, None]
+    low, high = span
     # normalise's arithmetic, in place, so that the cut falls on the same pixels
     return raw_pixel_maps.float().sub(low).div_((high - low).clamp_min(1e-12)) >= ONE_CONCEPT_CUT
 

@@ -84,15 +84,20 @@ class Guide:
         radius = max(1, round(radius / subsample))
         box_mean = window_mean(radius, coarse.shape[-2:], coarse.device)
         mean = box_mean(coarse)  # [B, 3, h, w]
-        # covariance of the guide's colours, a symmetric 3x3 per pixel, regularised
-        ii = torch.stack([coarse[:, a] * coarse[:, b] for a in range(3) for b in range(3)], dim=1)
-        sigma = box_mean(ii) - torch.stack([mean[:, a] * mean[:, b] for a in range(3) for b in range(3)], dim=1)
-        sigma = sigma.permute(0, 2, 3, 1).unflatten(-1, (3, 3)) + epsilon * torch.eye(3, device=coarse.device)
-        return cls(full, coarse, mean, torch.linalg.inv(sigma), radius, subsample)
+        # covariance of the guide's colours, a symmetric 3x3 per pixel (its six entries), regularised
+        pairs = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+        ii = torch.stack([coarse[:, a] * coarse[:, b] for a, b in pairs], dim=1)
+        sigma = box_mean(ii) - torch.stack([mean[:, a] * mean[:, b] for a, b in pairs], dim=1)
+        return cls(full, coarse, mean, symmetric_inverse(sigma, epsilon), radius, subsample)
 
     def filter(self, maps: Tensor, within: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """maps [B, K, H, W] at the guide's size, filtered; within: (low, high) [B, K, 1, 1] to clamp each map's
         values to, as they are written."""
+        return self.applied(self.coefficients(maps), within)
+
+    def coefficients(self, maps: Tensor) -> Tensor:
+        """The filter's coefficients of maps [B, K, H, W] at the guide's size: [B, K, 4, h, w] on the coarse grid,
+        a for the three colours, then b."""
         if maps.shape[0] != self.full.shape[0] or maps.shape[-2:] != self.full.shape[-2:]:
             raise ValueError(f"maps of {tuple(maps.shape)} and a guide image of "
                              f"{tuple(self.full.permute(0, 2, 3, 1).shape)} do not match: the image must be the one "
@@ -107,8 +112,7 @@ class Guide:
         a = torch.einsum("bkchw,bhwcd->bkdhw", ip, self.inverse)
         b = mean_p - (a * mean_i[:, None]).sum(dim=2)
         # each map's coefficients, [B, K, 4, h, w]: a for the three colours, then b
-        coefficients = box_mean(torch.cat([a, b[:, :, None]], dim=2).flatten(1, 2)).unflatten(1, (-1, 4))
-        return self.applied(coefficients, within)
+        return box_mean(torch.cat([a, b[:, :, None]], dim=2).flatten(1, 2)).unflatten(1, (-1, 4))
 
     def applied(self, coefficients: Tensor, within: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """q = mean_a . I + mean_b at full size, [B, K, H, W], from the coefficients on the coarse grid (clamped to
@@ -140,6 +144,18 @@ class Guide:
             colours = full[:, None, :, shown]
             combined(planes[..., (top - low) * factor:(bottom - low) * factor, :], colours, out[:, :, shown], within)
         return out
+
+
+def symmetric_inverse(entries: Tensor, epsilon: float) -> Tensor:
+    """The inverses [B, h, w, 3, 3] of the symmetric 3x3 matrices whose entries (00, 01, 02, 11, 12, 22) are the
+    planes of [B, 6, h, w], epsilon added to the diagonal: by cofactors, plane by plane (a batched inverse of a
+    million 3x3 matrices is several times slower)."""
+    a, b, c, d, e, f = entries.unbind(1)
+    a, d, f = a + epsilon, d + epsilon, f + epsilon
+    cofactors = (d * f - e * e, c * e - b * f, b * e - c * d, a * f - c * c, b * c - a * e, a * d - b * b)
+    determinant = a * cofactors[0] + b * cofactors[1] + c * cofactors[2]
+    aa, ab, ac, bb, bc, cc = (cofactor / determinant for cofactor in cofactors)
+    return torch.stack([aa, ab, ac, ab, bb, bc, ac, bc, cc], dim=-1).unflatten(-1, (3, 3))
 
 
 def combined(planes: Tensor, colours: Tensor, out: Tensor, within: tuple[Tensor, Tensor] | None = None) -> None:

@@ -15,10 +15,12 @@ from ..ca_core.masks import (
     concept_presence,
     is_binary_method,
     mask_method_for,
+    refine_mask,
     smooth_over_time,
     split_objects,
 )
 from ..ca_core.refine import Guide, edge_aware_maps, edge_guide
+from ..ca_core.refined_masks import Filtered, refined_argmax_mask
 from .schema_options import advanced, search_aliases
 from .socket_types import ConceptMapsType
 
@@ -149,6 +151,35 @@ def sharpened(pixel_maps: torch.Tensor, guide: Guide | None, concept_maps) -> to
     return edge_aware_maps(pixel_maps, guide, concept_maps.token_pixels)
 
 
+def presence_concepts(concept_maps, concepts: list[int] | None = None) -> list[int]:
+    """The concepts whose masks are cut where they are present (objects_present): every named object of two or more
+    concepts, not "background"."""
+    if len(concept_maps.names) < 2:
+        return []
+    return [i for i in (range(len(concept_maps.names)) if concepts is None else concepts)
+            if concept_maps.names[i].casefold() != BACKGROUND]
+
+
+def refined_argmax(concept_maps, method: str, threshold: float, space: str | None, temporal_smoothing: float,
+                   guide_images: torch.Tensor | None, clip: int, selected: list[int]) -> torch.Tensor | None:
+    """The argmax mask [V, H, W] (bool) of one image's (clip's) maps refined to the image's edges, settled tile by
+    tile (ca_core.refined_masks): the mask MaskingMaps cuts, without every map at full size. None where that is not
+    the mask asked for (another method, no refinement): MaskingMaps then cuts it."""
+    method, _ = mask_method_for(method, threshold, concept_maps.names, concept_maps.one_concept_raw)
+    if guide_images is None or method != "argmax":
+        return None
+    frames = concept_maps.output_frames
+    guide = edge_guide(guide_images[clip * frames:(clip + 1) * frames].to(concept_maps.maps.device),
+                       concept_maps.token_pixels)
+    maps = Filtered.of(guide, smooth_over_time(concept_maps.pixel_maps(space, clip=clip), frames, temporal_smoothing))
+    present = presence_concepts(concept_maps, selected)
+    raw = None
+    if present:
+        raw = Filtered.of(guide, smooth_over_time(concept_maps.pixel_maps(space, raw=True, clip=clip, concepts=present),
+                                                  frames, temporal_smoothing))
+    return refined_argmax_mask(guide, maps, selected, raw, present)
+
+
 def objects_present(concept_maps, space: str, temporal_smoothing: float, guide: Guide | None = None,
                     clip: int | None = None, concepts: list[int] | None = None) -> torch.Tensor | None:
     """Where each named object is present at all (masks.concept_presence), for two or more concepts: a concept's
@@ -156,14 +187,15 @@ def objects_present(concept_maps, space: str, temporal_smoothing: float, guide: 
     the softmax there. A concept named "background" is the rest of the image, present wherever it wins.
     (One concept's mask is that cut already.) concepts: work out only theirs (a mask's presence cuts only its
     own concepts); the others count as present everywhere (None: every one of them)."""
-    concepts = [i for i in (range(len(concept_maps.names)) if concepts is None else concepts)
-                if concept_maps.names[i].casefold() != BACKGROUND]
-    if len(concept_maps.names) < 2 or not concepts:
+    concepts = presence_concepts(concept_maps, concepts)
+    if not concepts:
         return None
     raw = smooth_over_time(concept_maps.pixel_maps(space, raw=True, clip=clip, concepts=concepts),
                            concept_maps.output_frames, temporal_smoothing)
     present = torch.ones(raw.shape[0], len(concept_maps.names), *raw.shape[2:], dtype=torch.bool, device=raw.device)
-    present[:, concepts] = concept_presence(sharpened(raw, guide, concept_maps))
+    low, high = torch.aminmax(raw.flatten(-2), dim=-1)  # the cut stays where it is on the maps as made
+    span = (low[..., None, None], high[..., None, None])
+    present[:, concepts] = concept_presence(sharpened(raw, guide, concept_maps), span)
     return present
 
 
@@ -273,10 +305,16 @@ class ConceptMask(io.ComfyNode):
         mask = None
         # image by image (clip by clip), into the output: the maps of one image at pixel size at a time
         for clip in range(concept_maps.clips):
-            masking = MaskingMaps.of(concept_maps, method, threshold, chosen_space(space), temporal_smoothing, guide,
+            refinements = {"grow": grow, "blur": blur, "fill_holes": fill_holes, "invert": invert,
+                           "min_region": min_region}
+            winners = refined_argmax(concept_maps, method, threshold, chosen_space(space), temporal_smoothing, guide,
                                      clip, selected)
-            clip_mask = masking.mask(selected, grow=grow, blur=blur, fill_holes=fill_holes, invert=invert,
-                                     min_region=min_region)
+            if winners is not None:
+                clip_mask = refine_mask(winners, **refinements)
+            else:
+                masking = MaskingMaps.of(concept_maps, method, threshold, chosen_space(space), temporal_smoothing,
+                                         guide, clip, selected)
+                clip_mask = masking.mask(selected, **refinements)
             if mask is None:
                 mask = clip_mask.new_empty(concept_maps.clips * frames, *clip_mask.shape[1:])
             mask[clip * frames:(clip + 1) * frames] = clip_mask

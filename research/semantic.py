@@ -111,14 +111,14 @@ def broken_method(pack, variant: str):
     elif variant == "softmax over tokens":
         stock_add = aggregator.add
 
-        def replacement(self, space, scores):
+        def replacement(self, space, scores, window=None):
             softmax, self.softmax = self.softmax, False
             try:
-                stock_add(self, space, torch.softmax(scores.float(), dim=-1) if softmax else scores)
+                stock_add(self, space, torch.softmax(scores.float(), dim=-1) if softmax else scores, window)
             finally:
                 self.softmax = softmax
             if softmax:  # the raw scores' mean, which the stock add keeps beside the softmax maps
-                modules["ca_core.aggregate"].fold_scores(self.raw_sums, space, scores.float())
+                modules["ca_core.aggregate"].fold_scores(self.raw_sums, space, scores.float(), window)
         target, name = aggregator, "add"
     else:
         raise ValueError(f"unknown variant {variant!r}; expected one of {BROKEN_VARIANTS}")
