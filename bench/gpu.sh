@@ -5,7 +5,9 @@
 #
 # Exact command, from the repository root on the GPU machine:
 #
-#     bench/gpu.sh
+#     bench/gpu.sh              # the runs below
+#     bench/gpu.sh families     # instead: bench/run.py --all-families on the GPU (every family x native / fp8
+#                               # weights x K = 4, 64), within 9 minutes -> $OUT/results-gpu-all-families.json
 #
 # Environment it assumes (checked below, with a message naming the fix):
 #   - one CUDA GPU with >= 60 GB free (an H100 80 GB): the weights are drawn on the GPU before
@@ -27,7 +29,9 @@ out=${OUT:-bench}
 mkdir -p "$out"
 
 if [ -z "${CA_COMFYUI_DIR:-}" ] || [ -z "${CA_PYTHON:-}" ]; then
-  env_line=$(scripts/host_env.sh 0.8.0 | tail -1)
+  host_version=0.8.0
+  [ "${1:-}" = families ] && host_version=0.33.0  # the host that has every family
+  env_line=$(scripts/host_env.sh "$host_version" | tail -1)
   CA_COMFYUI_DIR=${CA_COMFYUI_DIR:-$(cut -f1 <<<"$env_line")}
   CA_PYTHON=${CA_PYTHON:-$(cut -f2 <<<"$env_line")}
 fi
@@ -44,6 +48,14 @@ if free < 60 * 2**30:
     sys.exit("gpu.sh: needs >= 60 GB free (24 GB of bf16 weights, counted twice by ComfyUI's loader); use an H100 80 GB")
 EOF
 nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm,clocks.max.sm --format=csv > "$out/gpu-nvidia-smi.csv" || true
+
+if [ "${1:-}" = families ]; then
+  # A row per family and weights as each finishes, so a timeout keeps the rows measured before it.
+  timeout 540 "$CA_PYTHON" bench/run.py --device cuda --all-families --weights-set native fp8 \
+    --out "$out/results-gpu-all-families.json" 2>&1 | tee "$out/run-gpu-all-families.log" \
+    | sed -n '/^Every family/,$p' || echo "gpu.sh: the family table failed or timed out (see $out/run-gpu-all-families.log)"
+  exit 0
+fi
 
 # a-d: sampler / KSampler, segment / full forward, scaling, stored maps (19+38, bf16, 512^2 and 1024^2).
 timeout 330 "$CA_PYTHON" bench/run.py --device cuda --out "$out/results-gpu.json" 2>&1 | tee "$out/run-gpu.log" \

@@ -185,10 +185,12 @@ class Bench:
         self.model = bench_host.build_model(self.geometry, settings.depth, settings.single, settings.device,
                                             getattr(torch, settings.dtype), seed=0,
                                             weight_dtype=WEIGHT_DTYPES[settings.weights])
+        self.gguf_folder = None  # where the GGUF file lies, for the caller to remove
         if settings.weights == "gguf_q8":
             import tempfile
 
-            self.model = bench_host.as_gguf(self.model, "Q8_0", Path(tempfile.mkdtemp(prefix="ca-bench-gguf-")))
+            self.gguf_folder = Path(tempfile.mkdtemp(prefix="ca-bench-gguf-"))
+            self.model = bench_host.as_gguf(self.model, "Q8_0", self.gguf_folder)
         self.diffusion_model = self.model.get_model_object("diffusion_model")
         # what is live before every call on the CPU: the weights (the profiler cannot see them)
         self.resident_bytes = sum(t.numel() * t.element_size() for t in self.model.model.state_dict().values())
@@ -199,12 +201,13 @@ class Bench:
         g = self.geometry
         context = torch.randn(1, TEXT_TOKENS, g.context_dim, generator=generator)
         pooled = torch.randn(1, g.pooled_dim, generator=generator) if g.pooled_dim else None
-        self.positive = [[context, {"pooled_output": pooled, "guidance": 3.5}]]
-        self.negative = [[torch.zeros_like(context),
-                          {"pooled_output": None if pooled is None else torch.zeros_like(pooled), "guidance": 3.5}]]
-        self.segment_cond = [[context, self.family.segmentation_conditioning(self.diffusion_model)]]
         self.concepts = torch.randn(1, max([*settings.concepts, settings.segment_concepts]), g.context_dim,
                                     generator=generator)
+        extra = g.extra_conditioning(generator, TEXT_TOKENS)  # drawn last: the draws above stay the same
+        self.positive = [[context, {"pooled_output": pooled, "guidance": 3.5, **extra}]]
+        self.negative = [[torch.zeros_like(context), {"pooled_output": None if pooled is None else torch.zeros_like(pooled),
+                                                      "guidance": 3.5, **extra}]]
+        self.segment_cond = [[context, {**self.family.segmentation_conditioning(self.diffusion_model), **extra}]]
         self.last_patch = None
 
     def layers(self, spec: str) -> tuple[int, ...]:
@@ -565,7 +568,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="native: weights in the compute dtype; fp8: stored as fp8_e4m3fn and cast as used, "
                              "as ComfyUI runs fp8 checkpoints; gguf_q8: a Q8_0 GGUF file loaded by ComfyUI-GGUF "
                              "(needs CA_GGUF_DIR)")
+    parser.add_argument("--all-families", action="store_true",
+                        help="every family x weights x K = 4, 64 in one table (bench/family_table.py), row by row "
+                             "into bench/results-all-families.json; a run cut short resumes there")
+    parser.add_argument("--families", nargs="+", choices=list(bench_host.FAMILIES),
+                        help="--all-families: these families only")
+    parser.add_argument("--weights-set", nargs="+", choices=list(WEIGHT_DTYPES),
+                        help="--all-families: these weights only (default: all three)")
+    parser.add_argument("--fresh", action="store_true", help="--all-families: measure the rows already measured again")
+    parser.add_argument("--readme", action="store_true",
+                        help="write the README's family table from the JSON (alone: without measuring)")
     return parser.parse_args(argv)
+
+
+def family_table_main(options: argparse.Namespace) -> dict:
+    """--all-families and --readme (bench/family_table.py)."""
+    import family_table
+
+    options.out = options.out or family_table.DEFAULT_OUT
+    if not options.all_families:
+        result = json.loads(options.out.read_text())
+    else:
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        host = bench_host.boot(options.device, gguf="gguf_q8" in (options.weights_set or family_table.WEIGHTS))
+        import comfy.utils
+
+        comfy.utils.PROGRESS_BAR_ENABLED = False
+        clock = None
+        if options.device == "cpu":
+            clock = bench_attribution.StreamClock()
+            bench_attribution.instrument(host, clock.wrap)
+        with torch.inference_mode():
+            result = family_table.run_table(sys.modules[__name__], options, host, clock)
+    family_table.print_table(result)
+    if options.readme:
+        family_table.write_readme(result)
+        print(f"wrote the family table into {family_table.README}")
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -573,6 +613,8 @@ def main(argv: list[str] | None = None) -> dict:
     options = parse_args(argv)
     if options.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench: --device cuda but torch sees no CUDA device")
+    if options.all_families or options.readme:
+        return family_table_main(options)
     if options.out is None:  # the CI smoke run must not overwrite the full run's results
         options.out = Path(__file__).parent / ("results-quick.json" if options.quick else "results.json")
     settings = default_settings(options.device, options.quick)

@@ -115,3 +115,29 @@ def test_objects_of_an_empty_mask_is_one_empty_mask(nodes):
                                blur=0.0, fill_holes=False, invert=False, space="as_made", min_region=1 << 24)
     mask, objects, count = out.args
     assert count == 0 and objects.shape == (1, *mask.shape[1:]) and not objects.any()
+
+
+def test_the_refined_argmax_mask_is_the_one_cut_from_the_full_size_maps(nodes, ca):
+    """Concept Mask settles a refined argmax mask tile by tile (ca_core.refined_masks); it is the mask the full-size
+    refined maps give (MaskingMaps), on the demo's scenes, with and without a concept named background."""
+    segment, concept_mask = nodes
+    map_nodes = ca.nodes.map_nodes
+    compared = 0
+    for seed in shapes.held_out_seeds(3):
+        scene = shapes.make_scene(seed)
+        words = [obj.shape for obj in scene.objects]
+        image = torch.from_numpy(scene.image)[None]
+        for concepts in ([*words, "background"], words):
+            if len(concepts) < 2:
+                continue
+            maps = segment(image, concepts, segmentation_caption(words))
+            guide = map_nodes.refinement_guide("image edges", image, maps)
+            for word in words:
+                selected = [concepts.index(word)]
+                tiled = map_nodes.refined_argmax(maps, "argmax", 0.5, None, 0.0, guide, 0, selected)
+                whole = map_nodes.MaskingMaps.of(maps, "argmax", 0.5, None, 0.0, guide, 0, selected)
+                expected = whole.mask(selected) > 0.5
+                assert tiled is not None and 0 < int(expected.sum()) < expected.numel()
+                assert torch.equal(tiled, expected), f"scene {seed}, {word} of {concepts}"
+                compared += 1
+    assert compared >= 6
