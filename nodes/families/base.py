@@ -271,6 +271,9 @@ class ModelFamily:
     # whether the model hands transformer_options to its attention function, so that an attention override another
     # node set runs there (the stream's own override chains it); False where only object_patches pass them on
     passes_attention_options = True
+    # whether embed_concepts takes this call's conditioning (HunyuanVideo's token refiner takes the timestep); where
+    # it does not, the concepts are embedded once per sampling run and the refiners and adapters run once
+    concept_embedding_per_call = False
     vae_scale = 8  # pixels per latent cell, where the latent format does not say
     # how a concept's own tokens are found in its encoding (families/tokens.py)
     token_alignment = staticmethod(tokens.word_pieces)

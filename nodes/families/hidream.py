@@ -52,6 +52,7 @@ class HiDreamFamily(ModelFamily):
     variants = ("I1 Full", "I1 Dev", "I1 Fast", "E1 edit")
     available = HiDreamImageTransformer2DModel is not None
     block_entry = BlockEntry.ATTENTION
+    concept_embedding_per_call = True  # embed_concepts takes the call's conditioning
 
     def matches(self, diffusion_model) -> bool:
         return self.available and isinstance(diffusion_model, HiDreamImageTransformer2DModel)

@@ -42,6 +42,7 @@ class HunyuanVideoFamily(FluxDoubleBlocks):
     also = ("1.5", "HunyuanImage 2.1")
     typical_cfg = TypicalCfg("1.0")
     video = True
+    concept_embedding_per_call = True  # embed_concepts takes the call's conditioning
     token_alignment = staticmethod(tokens.llama_or_qwen_chat_prompt)
 
     def matches(self, diffusion_model) -> bool:

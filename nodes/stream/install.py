@@ -94,6 +94,7 @@ class ConceptAttentionPatch(RunRecordings):
         if self.open_recording is not None:  # a recording held open around several runs
             self.open_recording.windows = ContextWindows.of_run(executor.class_obj,
                                                                 args[0] if args else kwargs.get("noise"))
+            self.open_recording.steady_weights = not run_has_hooks(executor.class_obj)
             return executor(*args, **kwargs)
         sampled = getattr(executor.class_obj, "model_patcher", None)  # the guider's MODEL
         if sampled is not None and is_compiled(sampled):
@@ -111,6 +112,7 @@ class ConceptAttentionPatch(RunRecordings):
         windows = ContextWindows.of_run(executor.class_obj, args[0] if args else kwargs.get("noise"))
         with self.recording(run_steps=run_steps) as recording:
             recording.windows = windows
+            recording.steady_weights = not run_has_hooks(executor.class_obj)
             output = executor(*args, **kwargs)
         self.recorder.file(recording, output)
         return output
@@ -189,7 +191,7 @@ class ConceptAttentionPatch(RunRecordings):
             recording=recording,
             rows=rows,
             chunk_prompts=[label_prompt[labels[i]] for i in chosen],
-            concepts=self.family.embed_concepts(diffusion_model, context, conditioning, positions),
+            concepts=self.embedded_concepts(recording, diffusion_model, context, conditioning, positions),
             conditioning=conditioning,
             rope=self.family.concept_rope(diffusion_model, call, positions),
             score_tokens=self.family.scored_image_tokens(call, call_grid),
@@ -198,9 +200,37 @@ class ConceptAttentionPatch(RunRecordings):
             concept_count=context.shape[1],
         )
 
+    def embedded_concepts(self, recording, diffusion_model, context: Tensor, conditioning, positions: list[int]):
+        """The concepts in the text stream's width (family.embed_concepts). Where the embedding takes nothing of the
+        call and the run's weights stay as they are, it is worked out once per sampling run: its refiners and
+        adapters (Krea 2's txtfusion over 12 tapped layers, Z-Image's context refiner) would give the same rows at
+        every step. A run with hooks (whose keyframes patch weights in place mid-run) embeds them at every call."""
+        if self.family.concept_embedding_per_call:
+            return self.family.embed_concepts(diffusion_model, context, conditioning, positions)
+        if not recording.steady_weights:
+            return self.family.embed_concepts(diffusion_model, context, conditioning, positions)
+        key = (id(diffusion_model), tuple(context.shape), context.dtype, context.device, tuple(positions))
+        with recording.lock:
+            embedded = recording.embedded_concepts.get(key)
+        if embedded is None:
+            embedded = self.family.embed_concepts(diffusion_model, context, conditioning, positions)
+            with recording.lock:
+                recording.embedded_concepts[key] = embedded
+        return embedded.clone()  # the stream updates its concepts block by block
+
     def _step(self, timestep: Tensor, transformer_options) -> int:
         sigmas = transformer_options.get("sample_sigmas")
         if sigmas is None:  # a lone model call outside a sampler (segmentation): step 0
             return 0
         schedule = self._timestep_of_sigma(sigmas.to(timestep.device)).float().tolist()
         return step_index(float(timestep.flatten()[0]), schedule)
+
+
+def run_has_hooks(guider) -> bool:
+    """Whether a sampling run's conditioning or model carries hooks (Create Hook LoRA, hook keyframes): their
+    weights are patched into the model, in place, as the run goes."""
+    conds = getattr(guider, "original_conds", None) or getattr(guider, "conds", None) or {}
+    if any(cond.get("hooks") is not None for group in conds.values() for cond in group if isinstance(cond, dict)):
+        return True
+    patcher = getattr(guider, "model_patcher", None)
+    return bool(getattr(patcher, "forced_hooks", None))

@@ -82,6 +82,9 @@ class Recording:
     calls_in_range: int = 0  # model calls within the step range, whichever prompts they ran
     run_steps: int | None = None  # how many steps the sampling run had (None: a segmentation's lone calls)
     windows: ContextWindows | None = None  # the run's context windows over a long clip, if it samples in windows
+    # the concepts as embedded in this run, by what they depend on (install.ConceptAttentionPatch.embedded_concepts)
+    embedded_concepts: dict = field(default_factory=dict, repr=False, compare=False)
+    steady_weights: bool = False  # the run's weights stay as they are throughout (no hooks patch them mid-run)
     # held while a model call changes the recording: MultiGPU CFG Split runs calls on several threads at once
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
