@@ -162,15 +162,18 @@ class _ImageTiles:
         out = settled_in.repeat_interleave(side, dim=0).repeat_interleave(side, dim=1)
         tiles_view = out.unflatten(1, (self.tiles[1], side)).unflatten(0, (self.tiles[0], side)).permute(0, 2, 1, 3)
         tile_rows, tile_columns = (~(settled_in | settled_out)).nonzero(as_tuple=True)
+        # the selected concepts with a presence cut: their place among the selected and among the raw maps
+        cut = [(i, raw_concepts.index(s)) for i, s in enumerate(selected) if s in raw_concepts]
+        if cut:
+            shown = [j for _, j in cut]
+            raw_planes = torch.cat([raw_ringed[4 * j:4 * j + 4] for j in shown])
+            raw_within, cut_from, cut_by = self.within(raw, shown), cut_low[shown, None, None], cut_span[shown, None, None]
         for start in range(0, len(tile_rows), TILES_AT_ONCE):
-            part = slice(start, start + TILES_AT_ONCE)
-            won = winning(self.values(ringed, self.within(maps), tile_rows[part], tile_columns[part]), selected)
-            if raw_ringed is not None:
-                shown = [raw_concepts.index(s) for s in selected if s in raw_concepts]
-                planes = torch.cat([raw_ringed[4 * j:4 * j + 4] for j in shown])
-                values = self.values(planes, self.within(raw, shown), tile_rows[part], tile_columns[part])
-                present = values.sub_(cut_low[shown, None, None]).div_(cut_span[shown, None, None]) >= ONE_CONCEPT_CUT
-                for i, j in enumerate(s for s in selected if s in raw_concepts):
-                    won[:, selected.index(j)] &= present[:, i]
-            tiles_view[tile_rows[part], tile_columns[part]] = won.any(dim=1)
+            rows, columns = tile_rows[start:start + TILES_AT_ONCE], tile_columns[start:start + TILES_AT_ONCE]
+            won = winning(self.values(ringed, self.within(maps), rows, columns), selected)
+            if cut:
+                present = self.values(raw_planes, raw_within, rows, columns).sub_(cut_from).div_(cut_by) >= ONE_CONCEPT_CUT
+                for place, (i, _) in enumerate(cut):
+                    won[:, i] &= present[:, place]
+            tiles_view[rows, columns] = won.any(dim=1)
         return out[:self.shape[0], :self.shape[1]]

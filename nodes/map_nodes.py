@@ -304,9 +304,8 @@ class ConceptMask(io.ComfyNode):
         frames = concept_maps.output_frames
         mask = None
         # image by image (clip by clip), into the output: the maps of one image at pixel size at a time
+        refinements = {"grow": grow, "blur": blur, "fill_holes": fill_holes, "invert": invert, "min_region": min_region}
         for clip in range(concept_maps.clips):
-            refinements = {"grow": grow, "blur": blur, "fill_holes": fill_holes, "invert": invert,
-                           "min_region": min_region}
             winners = refined_argmax(concept_maps, method, threshold, chosen_space(space), temporal_smoothing, guide,
                                      clip, selected)
             if winners is not None:

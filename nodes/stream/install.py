@@ -205,9 +205,7 @@ class ConceptAttentionPatch(RunRecordings):
         call and the run's weights stay as they are, it is worked out once per sampling run: its refiners and
         adapters (Krea 2's txtfusion over 12 tapped layers, Z-Image's context refiner) would give the same rows at
         every step. A run with hooks (whose keyframes patch weights in place mid-run) embeds them at every call."""
-        if self.family.concept_embedding_per_call:
-            return self.family.embed_concepts(diffusion_model, context, conditioning, positions)
-        if not recording.steady_weights:
+        if self.family.concept_embedding_per_call or not recording.steady_weights:
             return self.family.embed_concepts(diffusion_model, context, conditioning, positions)
         key = (id(diffusion_model), tuple(context.shape), context.dtype, context.device, tuple(positions))
         with recording.lock:
