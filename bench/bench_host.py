@@ -452,7 +452,7 @@ def build_model(family: Family, depth: int, single: int, device: str, dtype, see
             p.copy_(drawn)
         pos_embed = getattr(model.diffusion_model, "pos_embed", None)
         if isinstance(pos_embed, torch.Tensor):  # SD3's position table: a buffer (Ernie's and Lens's are RoPE modules)
-            pos_embed.normal_(0.0, std, generator=generator)
+            pos_embed.copy_(torch.empty(pos_embed.shape, device=target).normal_(0.0, std, generator=generator))
     model.eval()
     return comfy.model_patcher.ModelPatcher(model, load_device=target, offload_device=offload)
 

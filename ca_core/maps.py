@@ -97,22 +97,27 @@ class ConceptMaps:
         """How many map sets of one image (one clip of `output_frames` frames for a video) there are, all prompts'."""
         return self.maps.shape[0] // self.frames
 
-    def pixel_maps(self, space: str | None = None, raw: bool = False, clip: int | None = None,
+    def token_maps(self, space: str | None = None, raw: bool = False, clip: int | None = None,
                    concepts: list[int] | None = None) -> Tensor:
-        """[B, K, H, W] float32 maps at the image's pixel size; for video, [B*V, K, H, W] with the V frames of
-        each decoded clip in order. clip: that image's (clip's) maps alone, [V, K, H, W], for work image by image;
-        concepts: those concepts' maps alone, in that order."""
+        """The maps on their token grid in pixel_maps' order and selection: [B, K, h, w]; for video, [B*V, K, h, w]
+        with the token frame each of a clip's V decoded frames shows."""
         maps = self.selected(space, raw)
         if clip is not None:
             maps = maps[clip * self.frames:(clip + 1) * self.frames]
         if concepts is not None:
             maps = maps[:, concepts]
-        pixels = token_maps_to_pixels(maps, self.image_size, self.token_pixels)
         if not self.video_frames:
-            return pixels
-        clips = rearrange(pixels, "(B F) K H W -> B F K H W", F=self.frames)
+            return maps
+        clips = rearrange(maps, "(B F) K h w -> B F K h w", F=self.frames)
         shown = torch.tensor(self.video_frames, device=clips.device)
-        return rearrange(clips.index_select(1, shown), "B V K H W -> (B V) K H W")
+        return rearrange(clips.index_select(1, shown), "B V K h w -> (B V) K h w")
+
+    def pixel_maps(self, space: str | None = None, raw: bool = False, clip: int | None = None,
+                   concepts: list[int] | None = None) -> Tensor:
+        """[B, K, H, W] float32 maps at the image's pixel size; for video, [B*V, K, H, W] with the V frames of
+        each decoded clip in order. clip: that image's (clip's) maps alone, [V, K, H, W], for work image by image;
+        concepts: those concepts' maps alone, in that order."""
+        return token_maps_to_pixels(self.token_maps(space, raw, clip, concepts), self.image_size, self.token_pixels)
 
 
 MAP_FIELDS = ("maps", "cross_attention_maps", "raw_maps", "raw_cross_attention_maps")

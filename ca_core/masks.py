@@ -177,7 +177,8 @@ def concept_presence(raw_pixel_maps: Tensor, span: tuple[Tensor, Tensor] | None 
     concept, so without a "background" concept the background goes to whichever concept wins there.
 
     span: the (low, high) [B, K, 1, 1] the cut is measured in, where the maps are a refinement of the raw maps
-    (refine.edge_aware_maps): the raw maps' own range, so that a refinement moves the edges, not the cut."""
+    (refine.refined_token_maps): the raw maps' range as made (refine.token_range), so that a refinement moves the
+    edges, not the cut."""
     if span is None:
         low, high = torch.aminmax(raw_pixel_maps.flatten(-2).float(), dim=-1)
         span = low[..., None, None], high[..., None, None]

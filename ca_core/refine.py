@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .maps import token_maps_to_pixels
+
 # Window radius in tokens: a window a little wider than a token lets the colours of the pixels inside a
 # token tell them apart.
 RADIUS_TOKENS = 1.0
@@ -102,9 +104,15 @@ class Guide:
             raise ValueError(f"maps of {tuple(maps.shape)} and a guide image of "
                              f"{tuple(self.full.permute(0, 2, 3, 1).shape)} do not match: the image must be the one "
                              "the maps were made for, at its size")
+        return self.fitted(shrink(maps.detach().to(torch.float32), self.subsample))
+
+    def fitted(self, p: Tensor) -> Tensor:
+        """The coefficients [B, K, 4, h, w] of maps p [B, K, h, w] already on the coarse grid (coarse_maps)."""
         coarse, mean_i = self.coarse, self.mean
+        if p.shape[0] != coarse.shape[0] or p.shape[-2:] != coarse.shape[-2:]:
+            raise ValueError(f"coarse maps of {tuple(p.shape)} do not match the guide's coarse grid "
+                             f"{tuple(coarse.shape[-2:])} of {coarse.shape[0]} image(s)")
         box_mean = window_mean(self.radius, coarse.shape[-2:], coarse.device)
-        p = shrink(maps.detach().to(torch.float32), self.subsample)
         mean_p = box_mean(p)  # [B, K, h, w]
         # covariance of each map with each colour: [B, K, 3, h, w]
         ip = torch.stack([box_mean(p * coarse[:, c:c + 1]) - mean_p * mean_i[:, c:c + 1] for c in range(3)], dim=2)
@@ -185,6 +193,33 @@ def edge_guide(image: Tensor, token_pixels: int, subsample: int | None = None) -
     # fit on a grid about a quarter of a token fine: the window still spans several cells, at 1/16 the cost
     subsample = subsample or max(1, token_pixels // 4)
     return Guide.of(image, radius, EPSILON, subsample)
+
+
+def coarse_maps(token_maps: Tensor, image_size: tuple[int, int], token_pixels: int, subsample: int) -> Tensor:
+    """Token maps [B, K, h, w] as the guided filter's coarse grid sees them: the pixel maps (maps.token_maps_to_pixels)
+    averaged over subsample x subsample cells. Where the image is the token grid exactly and no cell straddles the
+    middle of a token, where the bilinear upsampling bends, a cell's average is the upsampling at the cell's centre:
+    the coarse grid is then upsampled straight from the tokens (1/subsample^2 of the work, within float rounding of
+    the pixel maps' averages), not from maps at full size."""
+    half = token_pixels // 2
+    height, width = token_maps.shape[-2] * token_pixels, token_maps.shape[-1] * token_pixels
+    if (height, width) == tuple(image_size) and 2 * half == token_pixels and half % subsample == 0:
+        size = (height // subsample, width // subsample)
+        return F.interpolate(token_maps.detach().float(), size=size, mode="bilinear", align_corners=False)
+    return shrink(token_maps_to_pixels(token_maps.detach(), image_size, token_pixels), subsample)
+
+
+def token_range(token_maps: Tensor) -> tuple[Tensor, Tensor]:
+    """Each map's (low, high) [B, K, 1, 1] over its tokens: the range its upsampled and refined values keep to."""
+    low, high = torch.aminmax(token_maps.detach().flatten(-2).to(torch.float32), dim=-1)
+    return low[..., None, None], high[..., None, None]
+
+
+def refined_token_maps(token_maps: Tensor, guide: "Guide", image_size: tuple[int, int], token_pixels: int) -> Tensor:
+    """Token maps [B, K, h, w] at the guide image's pixel size, made to follow its edges: edge_aware_maps of their
+    pixel maps, fitted on the coarse grid straight from the tokens and kept to the tokens' range."""
+    coarse = coarse_maps(token_maps, image_size, token_pixels, guide.subsample)
+    return guide.applied(guide.fitted(coarse), token_range(token_maps))
 
 
 def edge_aware_maps(pixel_maps: Tensor, image: Tensor | Guide, token_pixels: int,

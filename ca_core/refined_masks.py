@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .masks import ONE_CONCEPT_CUT, winning
-from .refine import Guide, combined
+from .refine import Guide, coarse_maps, combined, token_range
 
 # A tile's side in coarse cells (32 pixels, two tokens of Flux, on a grid 4 pixels fine): smaller tiles have
 # tighter bounds, larger ones less overhead per tile.
@@ -46,6 +46,12 @@ class Filtered:
     def of(cls, guide: Guide, pixel_maps: Tensor) -> "Filtered":
         low, high = torch.aminmax(pixel_maps.detach().flatten(-2).to(torch.float32), dim=-1)
         return cls(guide.coefficients(pixel_maps), low[..., None, None], high[..., None, None])
+
+    @classmethod
+    def of_tokens(cls, guide: Guide, token_maps: Tensor, image_size: tuple[int, int], token_pixels: int) -> "Filtered":
+        """Token maps [B, K, h, w] filtered as refine.refined_token_maps filters them: no map at full size."""
+        coarse = coarse_maps(token_maps, image_size, token_pixels, guide.subsample)
+        return cls(guide.fitted(coarse), *token_range(token_maps))
 
 
 def refined_argmax_mask(guide: Guide, maps: Filtered, selected: list[int], raw: Filtered | None = None,

@@ -19,7 +19,7 @@ from ..ca_core.masks import (
     smooth_over_time,
     split_objects,
 )
-from ..ca_core.refine import Guide, edge_aware_maps, edge_guide
+from ..ca_core.refine import Guide, edge_guide, refined_token_maps, token_range
 from ..ca_core.refined_masks import Filtered, refined_argmax_mask
 from .schema_options import advanced, search_aliases
 from .socket_types import ConceptMapsType
@@ -144,11 +144,24 @@ def refinement_guide(refine: str, image: torch.Tensor | None, concept_maps) -> t
     return matching_images(image, concept_maps)
 
 
-def sharpened(pixel_maps: torch.Tensor, guide: Guide | None, concept_maps) -> torch.Tensor:
-    """Maps at pixel size made to follow the guide's edges (frame by frame for a video), or as they are."""
+def smoothed_tokens(concept_maps, space: str | None, temporal_smoothing: float, raw: bool = False,
+                    clip: int | None = None, concepts: list[int] | None = None) -> torch.Tensor:
+    """The maps on their token grid (ConceptMaps.token_maps), smoothed over each clip's frames."""
+    return smooth_over_time(concept_maps.token_maps(space, raw, clip, concepts), concept_maps.output_frames,
+                            temporal_smoothing)
+
+
+def sharpened(concept_maps, guide: Guide | None, space: str | None, temporal_smoothing: float, raw: bool = False,
+              clip: int | None = None, concepts: list[int] | None = None) -> tuple[torch.Tensor, tuple | None]:
+    """Maps at pixel size, smoothed over time, and the (low, high) range a presence cut is measured in. Refined
+    (guide given; frame by frame for a video): fitted straight from the token grid and kept to the tokens' range,
+    the range of the maps as made. Otherwise the maps as upsampled, in their own range (None)."""
     if guide is None:
-        return pixel_maps
-    return edge_aware_maps(pixel_maps, guide, concept_maps.token_pixels)
+        pixels = concept_maps.pixel_maps(space, raw, clip, concepts)
+        return smooth_over_time(pixels, concept_maps.output_frames, temporal_smoothing), None
+    tokens = smoothed_tokens(concept_maps, space, temporal_smoothing, raw, clip, concepts)
+    return (refined_token_maps(tokens, guide, concept_maps.image_size, concept_maps.token_pixels),
+            token_range(tokens))
 
 
 def presence_concepts(concept_maps, concepts: list[int] | None = None) -> list[int]:
@@ -171,12 +184,13 @@ def refined_argmax(concept_maps, method: str, threshold: float, space: str | Non
     frames = concept_maps.output_frames
     guide = edge_guide(guide_images[clip * frames:(clip + 1) * frames].to(concept_maps.maps.device),
                        concept_maps.token_pixels)
-    maps = Filtered.of(guide, smooth_over_time(concept_maps.pixel_maps(space, clip=clip), frames, temporal_smoothing))
+
+    def filtered(raw: bool, concepts: list[int] | None) -> Filtered:
+        tokens = smoothed_tokens(concept_maps, space, temporal_smoothing, raw, clip, concepts)
+        return Filtered.of_tokens(guide, tokens, concept_maps.image_size, concept_maps.token_pixels)
+
     present = presence_concepts(concept_maps, selected)
-    raw = None
-    if present:
-        raw = Filtered.of(guide, smooth_over_time(concept_maps.pixel_maps(space, raw=True, clip=clip, concepts=present),
-                                                  frames, temporal_smoothing))
+    maps, raw = filtered(False, None), (filtered(True, present) if present else None)
     return refined_argmax_mask(guide, maps, selected, raw, present)
 
 
@@ -190,12 +204,9 @@ def objects_present(concept_maps, space: str, temporal_smoothing: float, guide: 
     concepts = presence_concepts(concept_maps, concepts)
     if not concepts:
         return None
-    raw = smooth_over_time(concept_maps.pixel_maps(space, raw=True, clip=clip, concepts=concepts),
-                           concept_maps.output_frames, temporal_smoothing)
+    raw, span = sharpened(concept_maps, guide, space, temporal_smoothing, raw=True, clip=clip, concepts=concepts)
     present = torch.ones(raw.shape[0], len(concept_maps.names), *raw.shape[2:], dtype=torch.bool, device=raw.device)
-    low, high = torch.aminmax(raw.flatten(-2), dim=-1)  # the cut stays where it is on the maps as made
-    span = (low[..., None, None], high[..., None, None])
-    present[:, concepts] = concept_presence(sharpened(raw, guide, concept_maps), span)
+    present[:, concepts] = concept_presence(raw, span)  # the cut stays where it is on the maps as made
     return present
 
 
@@ -219,8 +230,7 @@ class MaskingMaps:
         if guide is not None:  # made once for the maps and the raw maps
             shown = guide if clip is None else guide[clip * frames:(clip + 1) * frames]
             guide = edge_guide(shown.to(concept_maps.maps.device), concept_maps.token_pixels)
-        maps = sharpened(smooth_over_time(concept_maps.pixel_maps(space, clip=clip), frames, temporal_smoothing), guide,
-                         concept_maps)
+        maps, _ = sharpened(concept_maps, guide, space, temporal_smoothing, clip=clip)
         present = (objects_present(concept_maps, space, temporal_smoothing, guide, clip, selected)
                    if is_binary_method(method) else None)
         return cls(maps, present, method, threshold)
