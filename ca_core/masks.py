@@ -126,6 +126,7 @@ def split_objects(mask: Tensor) -> tuple[Tensor, int]:
     pixels are written once, where the mask is not zero."""
     masks = mask.detach().cpu().float().numpy()
     solids = [(m >= 0.5).astype(np.uint8) for m in masks]
+    # labels without cv2's stats (several times slower at 4096 x 4096); areas come from the shown pixels' labels
     counts = [cv2.connectedComponents(solid, connectivity=8)[0] - 1 for solid in solids]
     if not sum(counts):
         return torch.zeros(1, *mask.shape[-2:]), 0
@@ -137,13 +138,17 @@ def split_objects(mask: Tensor) -> tuple[Tensor, int]:
     for m, solid, count in zip(masks, solids, counts, strict=True):
         if not count:
             continue
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
-        order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")
-        shown = np.flatnonzero(m)
+        labels = cv2.connectedComponents(solid, connectivity=8)[1]  # again: one image's labels held at a time
+        visible = (m > 0).astype(np.uint8)
+        # (x, y) of each pixel shown: many times faster than np.flatnonzero of a float mask
+        points = cv2.findNonZero(visible).reshape(-1, 2).astype(np.int64)
+        shown = points[:, 1] * m.shape[1] + points[:, 0]
         if count == 1:
             nearest = np.ones(len(shown), np.int64)  # one region: the whole feather is its
         else:
-            nearest = _nearest_region(solid, labels, m > 0).reshape(-1)[shown]
+            nearest = _nearest_region(solid, labels, visible).reshape(-1)[shown]
+        areas = np.bincount(labels.reshape(-1)[shown], minlength=count + 1)  # every solid pixel is shown
+        order = 1 + np.argsort(-areas[1:], kind="stable")
         rank = np.empty(count + 1, np.int64)
         rank[order] = np.arange(first, first + count)
         flat[rank[nearest], shown] = m.reshape(-1)[shown]
@@ -152,10 +157,10 @@ def split_objects(mask: Tensor) -> tuple[Tensor, int]:
 
 
 def _nearest_region(solid: np.ndarray, labels: np.ndarray, shown: np.ndarray) -> np.ndarray:
-    """The label of the region nearest each pixel of the [H, W] mask (0 where nothing is shown): the distance
-    transform's nearest zero pixel of 1 - solid, within the box around the shown pixels alone (a feather's pixels
-    lie around their regions; outside the box nothing is asked for)."""
-    left, top, width, height = cv2.boundingRect(shown.astype(np.uint8))
+    """The label of the region nearest each pixel of the [H, W] mask (shown: uint8, 0 where nothing is shown): the
+    distance transform's nearest zero pixel of 1 - solid, within the box around the shown pixels alone (a feather's
+    pixels lie around their regions; outside the box nothing is asked for)."""
+    left, top, width, height = cv2.boundingRect(shown)
     box = (slice(top, top + height), slice(left, left + width))
     solid_box, labels_box = solid[box], labels[box]
     _, nearest_zero = cv2.distanceTransformWithLabels(1 - solid_box, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from ca_core import refined_masks
-from ca_core.masks import concept_mask, concept_presence
 from ca_core.maps import token_maps_to_pixels
+from ca_core.masks import concept_mask, concept_presence
 from ca_core.refine import coarse_maps, edge_aware_maps, edge_guide, refined_token_maps, shrink, token_range
 from ca_core.refined_masks import Filtered, refined_argmax_mask
 
