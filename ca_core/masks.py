@@ -126,8 +126,12 @@ def split_objects(mask: Tensor) -> tuple[Tensor, int]:
     pixels are written once, where the mask is not zero."""
     masks = mask.detach().cpu().float().numpy()
     solids = [(m >= 0.5).astype(np.uint8) for m in masks]
-    # labels without cv2's stats (several times slower at 4096 x 4096); areas come from the shown pixels' labels
-    counts = [cv2.connectedComponents(solid, connectivity=8)[0] - 1 for solid in solids]
+    # labels without cv2's stats (several times slower at 4096 x 4096); areas come from the shown pixels' labels.
+    # One image's labels are kept for the split below; a batch's are made again there, one image's at a time.
+    labelled = [cv2.connectedComponents(solid, connectivity=8) for solid in solids]
+    counts = [count - 1 for count, _ in labelled]
+    kept = [labels for _, labels in labelled] if len(solids) == 1 else [None] * len(solids)
+    del labelled
     if not sum(counts):
         return torch.zeros(1, *mask.shape[-2:]), 0
     # numpy's zeros come from the system zeroed and untouched: only the pages an object's pixels lie on are ever
@@ -135,10 +139,11 @@ def split_objects(mask: Tensor) -> tuple[Tensor, int]:
     flat = np.zeros((sum(counts), mask.shape[-2] * mask.shape[-1]), np.float32)
     objects = torch.from_numpy(flat).unflatten(1, mask.shape[-2:])
     first = 0
-    for m, solid, count in zip(masks, solids, counts, strict=True):
+    for m, solid, count, labels in zip(masks, solids, counts, kept, strict=True):
         if not count:
             continue
-        labels = cv2.connectedComponents(solid, connectivity=8)[1]  # again: one image's labels held at a time
+        if labels is None:
+            labels = cv2.connectedComponents(solid, connectivity=8)[1]
         visible = (m > 0).astype(np.uint8)
         # (x, y) of each pixel shown: many times faster than np.flatnonzero of a float mask
         points = cv2.findNonZero(visible).reshape(-1, 2).astype(np.int64)
@@ -203,7 +208,7 @@ def refine_mask(mask: Tensor, grow: int = 0, blur: float = 0.0, fill_holes: bool
     if min_region < 0:
         raise ValueError(f"min_region is {min_region}: give the smallest island to keep in pixels, or 0 to keep all")
     out = []
-    for m in mask.cpu().numpy().astype(np.uint8 if mask.dtype == torch.bool else np.float32):
+    for m in mask.cpu().numpy().view(np.uint8) if mask.dtype == torch.bool else mask.cpu().float().numpy():
         if min_region:
             m = _drop_islands(m, min_region)
         if fill_holes:
@@ -213,8 +218,13 @@ def refine_mask(mask: Tensor, grow: int = 0, blur: float = 0.0, fill_holes: bool
         if blur > 0:
             m = _blur(m.astype(np.float32), blur)
         out.append(m)
-    refined = torch.from_numpy(np.stack(out)).float().clamp(0, 1).to(mask.device)
-    return 1 - refined if invert else refined
+    # one image's mask is not copied into a batch; the clamp and the inversion write in place
+    refined = torch.from_numpy(out[0][None] if len(out) == 1 else np.stack(out))
+    refined = refined.float() if refined.dtype != torch.float32 else refined
+    if not refined.is_contiguous() or refined.data_ptr() == mask.data_ptr():
+        refined = refined.clone()
+    refined.clamp_(0, 1)
+    return (refined.neg_().add_(1) if invert else refined).to(mask.device)
 
 
 def _otsu(maps: Tensor) -> Tensor:

@@ -121,17 +121,23 @@ class _ImageTiles:
         highest = torch.minimum(torch.maximum(highest + spread + margin, clamp_low), clamp_high)
         return lowest, highest
 
-    def values(self, ringed: Tensor, within: tuple[Tensor, Tensor], tile_rows: Tensor, tile_columns: Tensor) -> Tensor:
-        """The refined values [n, K, side, side] of the n tiles at (tile_rows, tile_columns) of K maps' ringed
-        planes [K * 4, ...], clamped to within's (low, high) [K, 1, 1], as Guide.applied writes them."""
+    def values(self, ringed: Tensor, within: tuple[Tensor, Tensor], tile_rows: Tensor, tile_columns: Tensor,
+               concepts: list[int]) -> Tensor:
+        """The refined values [n, len(concepts), side, side] of those concepts' maps on the n tiles at (tile_rows,
+        tile_columns), from the ringed planes [K * 4, ...], clamped to within's (low, high) [K, 1, 1], as
+        Guide.applied writes them."""
         size, side = self.cells + 2, self.cells * self.factor
-        patches = ringed.unfold(1, size, self.cells).unfold(2, size, self.cells)[:, tile_rows, tile_columns]
+        planes = torch.tensor([4 * k + j for k in concepts for j in range(4)], device=ringed.device)
+        # only the tiles' patches of the concepts' planes are gathered, never whole planes
+        patches = ringed.unfold(1, size, self.cells).unfold(2, size, self.cells)[
+            planes[:, None], tile_rows[None], tile_columns[None]]
         planes = F.interpolate(patches.transpose(0, 1), size=(size * self.factor,) * 2, mode="bilinear",
                                align_corners=False)
         inner = slice(self.factor, self.factor + side)
-        planes = planes[..., inner, inner].unflatten(1, (-1, 4))  # [n, K, 4, side, side]
+        planes = planes[..., inner, inner].unflatten(1, (-1, 4))  # [n, k, 4, side, side]
         out = torch.empty(planes.shape[0], planes.shape[1], side, side, device=planes.device)
-        combined(planes, self.colour_tiles[tile_rows, tile_columns][:, None], out, (within[0][None], within[1][None]))
+        combined(planes, self.colour_tiles[tile_rows, tile_columns][:, None], out,
+                 (within[0][concepts][None], within[1][concepts][None]))
         return out
 
     def within(self, filtered: Filtered, concepts: list[int] | None = None) -> tuple[Tensor, Tensor]:
@@ -168,18 +174,31 @@ class _ImageTiles:
         out = settled_in.repeat_interleave(side, dim=0).repeat_interleave(side, dim=1)
         tiles_view = out.unflatten(1, (self.tiles[1], side)).unflatten(0, (self.tiles[0], side)).permute(0, 2, 1, 3)
         tile_rows, tile_columns = (~(settled_in | settled_out)).nonzero(as_tuple=True)
-        # the selected concepts with a presence cut: their place among the selected and among the raw maps
-        cut = [(i, raw_concepts.index(s)) for i, s in enumerate(selected) if s in raw_concepts]
-        if cut:
-            shown = [j for _, j in cut]
-            raw_planes = torch.cat([raw_ringed[4 * j:4 * j + 4] for j in shown])
-            raw_within, cut_from, cut_by = self.within(raw, shown), cut_low[shown, None, None], cut_span[shown, None, None]
-        for start in range(0, len(tile_rows), TILES_AT_ONCE):
-            rows, columns = tile_rows[start:start + TILES_AT_ONCE], tile_columns[start:start + TILES_AT_ONCE]
-            won = winning(self.values(ringed, self.within(maps), rows, columns), selected)
-            if cut:
-                present = self.values(raw_planes, raw_within, rows, columns).sub_(cut_from).div_(cut_by) >= ONE_CONCEPT_CUT
-                for place, (i, _) in enumerate(cut):
-                    won[:, i] &= present[:, place]
-            tiles_view[rows, columns] = won.any(dim=1)
+        # The concepts that can win somewhere on each unsettled tile: the others stay below one concept's low bound
+        # all over it, so they neither win nor tie there, and their maps are not filtered on it. Tiles are filtered
+        # in groups of the same candidates.
+        top = low[:, tile_rows, tile_columns].amax(dim=0)
+        can_win = (high[:, tile_rows, tile_columns] >= top).T  # [n, K]
+        patterns, pattern_of = torch.unique(can_win, dim=0, return_inverse=True)
+        for index, pattern in enumerate(patterns.tolist()):
+            candidates = [k for k in range(concepts) if pattern[k]]
+            shown = [s for s in selected if s in candidates]
+            if not shown:  # no selected concept can win on these tiles: they stay out of the mask
+                continue
+            group = (pattern_of == index).nonzero()[:, 0]
+            # the shown concepts with a presence cut: their place among the shown and among the raw maps
+            cut = [(i, raw_concepts.index(s)) for i, s in enumerate(shown) if s in raw_concepts]
+            for start in range(0, len(group), TILES_AT_ONCE):
+                part = group[start:start + TILES_AT_ONCE]
+                rows, columns = tile_rows[part], tile_columns[part]
+                values = self.values(ringed, self.within(maps), rows, columns, candidates)
+                won = winning(values, [candidates.index(s) for s in shown])
+                if cut:
+                    raw_values = self.values(raw_ringed, self.within(raw), rows, columns, [j for _, j in cut])
+                    cut_from = cut_low[[j for _, j in cut], None, None]
+                    cut_by = cut_span[[j for _, j in cut], None, None]
+                    present = raw_values.sub_(cut_from).div_(cut_by) >= ONE_CONCEPT_CUT
+                    for place, (i, _) in enumerate(cut):
+                        won[:, i] &= present[:, place]
+                tiles_view[rows, columns] = won.any(dim=1)
         return out[:self.shape[0], :self.shape[1]]

@@ -496,3 +496,16 @@ def test_split_objects_gives_each_region_largest_first_with_its_own_feather():
 def test_split_objects_of_an_empty_mask_is_one_empty_mask_and_zero():
     objects, count = split_objects(torch.zeros(2, 16, 24))
     assert count == 0 and objects.shape == (1, 16, 24) and not objects.any()
+
+
+@pytest.mark.parametrize("images", [1, 3])
+@pytest.mark.parametrize("invert", [False, True])
+def test_refine_mask_writes_a_new_mask_and_leaves_its_input_alone(images, invert):
+    """One image's mask is clamped and inverted in place of a copy: never in the caller's tensor."""
+    soft = torch.rand(images, 20, 24, generator=torch.Generator().manual_seed(0)) * 1.5 - 0.25
+    binary = soft > 0.5
+    for mask, expected in ((soft, soft.clamp(0, 1)), (binary, binary.float())):
+        before = mask.clone()
+        got = masks.refine_mask(mask, invert=invert)
+        assert torch.equal(mask, before)
+        assert got.dtype == torch.float32 and torch.equal(got, 1 - expected if invert else expected)

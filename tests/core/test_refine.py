@@ -51,3 +51,12 @@ def test_the_coarse_fit_agrees_with_the_full_resolution_one():
 def test_an_image_of_another_size_is_refused_naming_the_fix():
     with pytest.raises(ValueError, match="the image must be the one the maps were made for"):
         edge_aware_maps(torch.rand(1, 2, 64, 64), torch.rand(1, 32, 32, 3), token_pixels=16)
+
+
+def test_planar_is_the_permuted_copy():
+    """The guide's colour planes through OpenCV's split: torch's permuted copy exactly, a sliced image included."""
+    from ca_core.refine import planar
+
+    for image in (torch.rand(2, 37, 53, 3), torch.rand(1, 9, 11, 4)[..., :3], torch.rand(1, 5, 7, 1)):
+        got = planar(image)
+        assert got.is_contiguous() and torch.equal(got, image.permute(0, 3, 1, 2).contiguous())

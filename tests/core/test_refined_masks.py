@@ -74,18 +74,21 @@ def test_the_tiled_mask_is_the_full_size_one(tokens, concepts, selected, raw_con
 
 def test_only_the_tiles_along_the_edges_are_filtered_at_full_size(monkeypatch):
     maps, raw, image = scene((64, 64), 3, 0, 0.0)
-    filtered = []
+    filtered = []  # (tiles, concepts filtered, concepts of the map set) per call
     values = refined_masks._ImageTiles.values
 
-    def counting(self, ringed, within, tile_rows, tile_columns):
-        filtered.append(len(tile_rows))
-        return values(self, ringed, within, tile_rows, tile_columns)
+    def counting(self, ringed, within, tile_rows, tile_columns, concepts):
+        filtered.append((len(tile_rows), len(concepts), within[0].shape[0]))
+        return values(self, ringed, within, tile_rows, tile_columns, concepts)
 
     monkeypatch.setattr(refined_masks._ImageTiles, "values", counting)
     got = tiled_mask(maps, raw, image, [0], [0])
     assert torch.equal(got, full_size_mask(maps, raw, image, [0], [0]))
     tiles = (64 * TOKEN // (refined_masks.TILE_CELLS * 4)) ** 2
-    assert 0 < sum(filtered) < tiles / 2, f"{sum(filtered)} of {tiles} tiles filtered at full size"
+    edge_tiles = sum(n for n, _, of in filtered if of == 3)
+    assert 0 < edge_tiles < tiles / 2, f"{edge_tiles} of {tiles} tiles filtered at full size"
+    # a concept that cannot win on a tile is not filtered there: along an object's edge two of the three compete
+    assert sum(n * k for n, k, of in filtered if of == 3) < 3 * edge_tiles
 
 
 def test_an_image_of_part_cells_is_left_to_the_full_size_filter():
