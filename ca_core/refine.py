@@ -44,8 +44,9 @@ def window_sum(x: Tensor, radius: int) -> Tensor:
         return box_sum(box_sum(x, radius, -1), radius, -2)
     planes = x.to(torch.float32).reshape(-1, *x.shape[-2:]).numpy()
     size = (2 * radius + 1,) * 2
-    summed = np.stack([cv2.boxFilter(plane, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
-                       for plane in planes])
+    summed = np.empty(planes.shape, np.float32)
+    for plane, out in zip(planes, summed, strict=True):  # written in place: no stack of the planes after
+        cv2.boxFilter(plane, -1, size, dst=out, normalize=False, borderType=cv2.BORDER_CONSTANT)
     return torch.from_numpy(summed).reshape(x.shape)
 
 
@@ -53,7 +54,7 @@ def window_mean(radius: int, size: tuple[int, int], device: torch.device):
     """The mean over the (2r+1)^2 window around each pixel of [N, C, *size], counting only pixels inside; the
     windows' pixel counts are worked out once for every plane the filter averages."""
     count = window_sum(torch.ones(1, 1, *size, device=device), radius)
-    return lambda x: window_sum(x, radius) / count
+    return lambda x: window_sum(x, radius).div_(count)
 
 
 def shrink(x: Tensor, factor: int) -> Tensor:
@@ -63,22 +64,24 @@ def shrink(x: Tensor, factor: int) -> Tensor:
     return F.avg_pool2d(x, factor, stride=factor, ceil_mode=True)
 
 
-def planar(image: Tensor) -> Tensor:
-    """[B, H, W, C] as [B, C, H, W], contiguous. On the CPU through OpenCV's split into the planes' own memory: a
-    permuted copy in torch is several times slower at 4096 x 4096."""
-    if image.device.type != "cpu" or image.dtype != torch.float32:
-        return image.permute(0, 3, 1, 2).contiguous()
-    out = torch.empty(image.shape[0], image.shape[-1], *image.shape[1:3])
-    for one, planes in zip(image.numpy(), out.numpy(), strict=True):
-        cv2.split(np.ascontiguousarray(one), list(planes))
-    return out
+def shrunk_colours(image: Tensor, factor: int) -> Tensor:
+    """An image [B, H, W, C] averaged over factor x factor cells as shrink averages it, as planes [B, C, h, w]. On the
+    CPU, where the cells tile the image, OpenCV's area resize reads the pixels' colours together (several times
+    faster than pooling the colour planes of a channel-last image; equal within float rounding)."""
+    height, width = image.shape[1:3]
+    if image.device.type != "cpu" or factor <= 1 or height % factor or width % factor:
+        return shrink(image.permute(0, 3, 1, 2), factor).contiguous()
+    size = (width // factor, height // factor)
+    shrunk = [cv2.resize(np.ascontiguousarray(one), size, interpolation=cv2.INTER_AREA).reshape(*size[::-1], -1)
+              for one in image.numpy()]
+    return torch.from_numpy(np.stack(shrunk)).permute(0, 3, 1, 2).contiguous()
 
 
 @dataclass(frozen=True)
 class Guide:
     """The guide image's side of the guided filter, worked out once for every map set it filters: its colours at
-    full size [B, 3, H, W] and on the coarse grid, their window means, and the inverse of their regularised
-    covariance [B, h, w, 3, 3]."""
+    full size [B, 3, H, W] (a channel-last view of the image) and on the coarse grid, their window means, and the
+    inverse of their regularised covariance [B, h, w, 3, 3]."""
 
     full: Tensor
     coarse: Tensor
@@ -92,8 +95,9 @@ class Guide:
         """guide [B, H, W, 3] in 0..1; radius in pixels of the full image; the coefficients are fitted on a grid
         `subsample` times coarser."""
         # [B, 3, H, W], planes apart; the filter is applied, not differentiated (its planes are written in place)
-        full = planar(guide[..., :3].detach().to(torch.float32))
-        coarse = shrink(full, subsample)
+        colours = guide[..., :3].detach().to(torch.float32)
+        full = colours.permute(0, 3, 1, 2)  # a view of the image's own memory: no full-size copy
+        coarse = shrunk_colours(colours, subsample)
         radius = max(1, round(radius / subsample))
         box_mean = window_mean(radius, coarse.shape[-2:], coarse.device)
         mean = box_mean(coarse)  # [B, 3, h, w]

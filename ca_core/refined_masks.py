@@ -112,7 +112,8 @@ class _ImageTiles:
         for c in range(3):
             shifted.addcmul_(windows[:, c], middle[c][..., None, None])
         lowest, highest = shifted.flatten(-2).aminmax(dim=-1)
-        largest = windows.abs().flatten(-2).amax(dim=-1)  # [K, 4, tiles, tiles]
+        # [K, 4, tiles, tiles]: a max pool over the tiles' windows, not a copy of every window
+        largest = F.max_pool2d(ringed.abs()[None], size, stride=self.cells)[0].unflatten(0, (-1, 4))
         brightest = torch.maximum(self.colour_low.abs(), self.colour_high.abs())
         spread = (largest[:, :3] * half).sum(dim=1)
         margin = ROUNDING_MARGIN * (largest[:, 3] + (largest[:, :3] * brightest).sum(dim=1))

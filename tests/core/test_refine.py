@@ -53,10 +53,13 @@ def test_an_image_of_another_size_is_refused_naming_the_fix():
         edge_aware_maps(torch.rand(1, 2, 64, 64), torch.rand(1, 32, 32, 3), token_pixels=16)
 
 
-def test_planar_is_the_permuted_copy():
-    """The guide's colour planes through OpenCV's split: torch's permuted copy exactly, a sliced image included."""
-    from ca_core.refine import planar
+def test_shrunk_colours_are_the_pooled_colour_planes():
+    """The guide's coarse colours through OpenCV's area resize: the average pool of the colour planes within float
+    rounding; images that the cells do not tile are pooled as before."""
+    from ca_core.refine import shrink, shrunk_colours
 
-    for image in (torch.rand(2, 37, 53, 3), torch.rand(1, 9, 11, 4)[..., :3], torch.rand(1, 5, 7, 1)):
-        got = planar(image)
-        assert got.is_contiguous() and torch.equal(got, image.permute(0, 3, 1, 2).contiguous())
+    for image, factor in ((torch.rand(2, 36, 52, 3), 4), (torch.rand(1, 9, 11, 3), 2), (torch.rand(1, 16, 8, 3), 1)):
+        pooled = shrink(image.permute(0, 3, 1, 2), factor)
+        got = shrunk_colours(image, factor)
+        assert got.shape == pooled.shape and got.is_contiguous()
+        torch.testing.assert_close(got, pooled, rtol=0, atol=1e-6)
