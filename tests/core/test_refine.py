@@ -63,3 +63,24 @@ def test_shrunk_colours_are_the_pooled_colour_planes():
         got = shrunk_colours(image, factor)
         assert got.shape == pooled.shape and got.is_contiguous()
         torch.testing.assert_close(got, pooled, rtol=0, atol=1e-6)
+
+
+def test_token_maps_refined_straight_from_the_grid_are_the_pixel_maps_refined():
+    """refined_token_maps fits the filter on the coarse grid upsampled from the tokens: the refinement of the pixel
+    maps (edge_aware_maps) within float rounding, except that it keeps to the tokens' range, which the bilinear
+    pixel maps never quite reach."""
+    from ca_core.maps import token_maps_to_pixels
+    from ca_core.refine import edge_guide, refined_token_maps, token_range
+
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randn(2, 3, 6, 8, generator=generator).softmax(dim=1)
+    image = torch.rand(2, 96, 128, 3, generator=generator)
+    guide = edge_guide(image, 16)
+    pixels = token_maps_to_pixels(tokens, (96, 128), 16)
+    expected = edge_aware_maps(pixels, guide, 16)
+    got = refined_token_maps(tokens, guide, (96, 128), 16)
+    low, high = token_range(tokens)
+    assert bool(((got >= low) & (got <= high)).all())
+    inside = (expected > pixels.amin(dim=(-2, -1), keepdim=True)) & (expected < pixels.amax(dim=(-2, -1), keepdim=True))
+    assert inside.float().mean() > 0.9
+    torch.testing.assert_close(got[inside], expected[inside], rtol=0, atol=1e-5)
