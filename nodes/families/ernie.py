@@ -57,8 +57,10 @@ if ErnieImageModel is not None:
                 query, key = self.norm_q(query), self.norm_k(key)
                 if image_rotary_emb is not None:
                     query, key = comfy.quant_ops.ck.apply_rope_split_half(query, key, image_rotary_emb)
-            hidden_states = optimized_attention(query.reshape(B, S, -1), key.reshape(B, S, -1), v_flat, self.heads,
-                                                mask=attention_mask, transformer_options=MODEL_CALL_OPTIONS.get() or {})
+            # rebound as the host rebinds them: the projections' own outputs are freed before the attention's peak
+            q_flat, k_flat = query.reshape(B, S, -1), key.reshape(B, S, -1)
+            hidden_states = optimized_attention(q_flat, k_flat, v_flat, self.heads, mask=attention_mask,
+                                                transformer_options=MODEL_CALL_OPTIONS.get() or {})
             return self.to_out[0](hidden_states)
 
 

@@ -136,9 +136,11 @@ class HiDreamFamily(ModelFamily):
         t5_width, llama_width = dm.caption_projection[-1].linear.in_features, dm.caption_projection[0].linear.in_features
         t5, llama = concept_context[..., :t5_width], concept_context[..., t5_width:]
         layers = max(dm.llama_layers) + 1
-        if llama.shape[-1] == 0:  # no Llama model loaded: zero states, as the encoder gives the prompt
-            llama = concept_context.new_zeros(*t5.shape[:2], layers * llama_width)
-        llama = llama.unflatten(-1, (-1, llama_width))
+        if llama.shape[-1] == 0:  # no Llama model loaded: zero states, as the encoder gives the prompt (one layer's
+            # memory, the same zeros for every layer)
+            llama = concept_context.new_zeros(*t5.shape[:2], 1, llama_width).expand(-1, -1, layers, -1)
+        else:
+            llama = llama.unflatten(-1, (-1, llama_width))
         if llama.shape[2] < layers:
             raise ValueError(f"the concepts' Llama encoding has {llama.shape[2]} layers, but this HiDream model reads "
                              f"layer {layers - 1}: encode the concepts with HiDream's own Llama 3.1 8B "
