@@ -5,8 +5,8 @@ with weights in the compute dtype, stored as fp8_e4m3fn, or a Q8_0 GGUF file thr
 and 64 concepts: the Concept Attention Sampler's in-run share (attr x: 1 + the stream's time / the rest, inside
 each patched run), its fastest-round wall ratio to KSampler, the peak memory ratio of the activations, and
 Segment Image's pass against one full forward. Rows are written to the JSON as they are measured, so that a
-run cut short resumes where it stopped (--fresh measures every row again); --readme writes the README's table
-from the JSON alone.
+run cut short resumes where it stopped (--fresh measures the chosen rows again, keeping the others); --readme
+writes the README's table from the JSON alone.
 """
 
 import gc
@@ -86,14 +86,14 @@ def run_table(run, options, host, clock) -> dict:
     out = options.out
     families = options.families or list(bench_host.FAMILIES)
     weights_set = options.weights_set or list(WEIGHTS)
-    result = json.loads(out.read_text()) if out.exists() and not options.fresh else {}
+    result = json.loads(out.read_text()) if out.exists() else {}
     result.setdefault("rows", {})
     result["machine"] = run.machine_info(options.device, host)
     for family in families:
         for weights in weights_set:
             key = row_key(family, weights)
-            if key in result["rows"] and "error" not in result["rows"][key]:
-                continue
+            if key in result["rows"] and "error" not in result["rows"][key] and not options.fresh:
+                continue  # measured: the other rows keep theirs whatever is measured again
             settings = table_settings(run, family, weights, options.device, options.quick)
             run.progress(f"{key}: depth {settings.depth}+{settings.single}, {settings.sizes[0]}^2"
                          f"{f' x {settings.frames[0]} frames' if settings.frames else ''}")
