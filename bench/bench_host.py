@@ -458,8 +458,10 @@ def build_model(family: Family, depth: int, single: int, device: str, dtype, see
 
 
 def as_gguf(model, qtype_name: str, folder: Path):
-    """The model written as a Flux GGUF file of qtype_name (as ComfyUI-GGUF's tools write one) and loaded
-    back by ComfyUI-GGUF's Unet Loader (GGUF), as users load GGUF checkpoints; the fp32 model is released."""
+    """The model written as a GGUF file of qtype_name (as ComfyUI-GGUF's tools write one) and loaded back by
+    ComfyUI-GGUF's Unet Loader (GGUF), as users load GGUF checkpoints; the fp32 model is released. Every family's
+    file says arch "flux": ComfyUI-GGUF only checks the name against its list of image models, and ComfyUI
+    detects the model from the keys, so the rules of which tensors stay F16 are Flux's for every family."""
     import folder_paths
     import gguf
     import nodes
