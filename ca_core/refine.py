@@ -81,7 +81,7 @@ def shrunk_colours(image: Tensor, factor: int) -> Tensor:
 class Guide:
     """The guide image's side of the guided filter, worked out once for every map set it filters: its colours at
     full size [B, 3, H, W] (a channel-last view of the image) and on the coarse grid, their window means, and the
-    inverse of their regularised covariance [B, h, w, 3, 3]."""
+    inverse of their regularised covariance [B, 3, 3, h, w]."""
 
     full: Tensor
     coarse: Tensor
@@ -129,13 +129,22 @@ class Guide:
                              f"{tuple(coarse.shape[-2:])} of {coarse.shape[0]} image(s)")
         box_mean = window_mean(self.radius, coarse.shape[-2:], coarse.device)
         mean_p = box_mean(p)  # [B, K, h, w]
-        # covariance of each map with each colour: [B, K, 3, h, w]
-        ip = torch.stack([box_mean(p * coarse[:, c:c + 1]) - mean_p * mean_i[:, c:c + 1] for c in range(3)], dim=2)
-        # a = cov(I, p) Sigma^-1 per pixel and map; b = mean_p - a . mean_i
-        a = torch.einsum("bkchw,bhwcd->bkdhw", ip, self.inverse)
-        b = mean_p - (a * mean_i[:, None]).sum(dim=2)
-        # each map's coefficients, [B, K, 4, h, w]: a for the three colours, then b
-        return box_mean(torch.cat([a, b[:, :, None]], dim=2).flatten(1, 2)).unflatten(1, (-1, 4))
+        # covariance of each map with each colour: [B, K, 3, h, w], the three products' window means at once
+        ip = box_mean(p[:, :, None] * coarse[:, None]).sub_(mean_p[:, :, None] * mean_i[:, None])
+        # each map's coefficients [B, K, 4, h, w], written plane by plane (a 3x3 product per pixel as a batched
+        # matmul would first permute every plane): a = cov(I, p) Sigma^-1 for the three colours, then
+        # b = mean_p - a . mean_i
+        inverse = self.inverse  # [B, 3, 3, h, w]
+        coefficients = torch.empty(*p.shape[:2], 4, *p.shape[2:], device=p.device)
+        b = coefficients[:, :, 3]
+        b.copy_(mean_p)
+        for d in range(3):
+            a = coefficients[:, :, d]
+            torch.mul(ip[:, :, 0], inverse[:, None, 0, d], out=a)
+            for c in (1, 2):
+                a.addcmul_(ip[:, :, c], inverse[:, None, c, d])
+            b.addcmul_(a, mean_i[:, None, d], value=-1)
+        return box_mean(coefficients.flatten(1, 2)).unflatten(1, (-1, 4))
 
     def applied(self, coefficients: Tensor, within: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """q = mean_a . I + mean_b at full size, [B, K, H, W], from the coefficients on the coarse grid (clamped to
@@ -170,15 +179,15 @@ class Guide:
 
 
 def symmetric_inverse(entries: Tensor, epsilon: float) -> Tensor:
-    """The inverses [B, h, w, 3, 3] of the symmetric 3x3 matrices whose entries (00, 01, 02, 11, 12, 22) are the
-    planes of [B, 6, h, w], epsilon added to the diagonal: by cofactors, plane by plane (a batched inverse of a
-    million 3x3 matrices is several times slower)."""
+    """The inverses, as planes [B, 3, 3, h, w], of the symmetric 3x3 matrices whose entries (00, 01, 02, 11, 12, 22)
+    are the planes of [B, 6, h, w], epsilon added to the diagonal: by cofactors, plane by plane (a batched inverse
+    of a million 3x3 matrices is several times slower)."""
     a, b, c, d, e, f = entries.unbind(1)
     a, d, f = a + epsilon, d + epsilon, f + epsilon
     cofactors = (d * f - e * e, c * e - b * f, b * e - c * d, a * f - c * c, b * c - a * e, a * d - b * b)
     determinant = a * cofactors[0] + b * cofactors[1] + c * cofactors[2]
     aa, ab, ac, bb, bc, cc = (cofactor / determinant for cofactor in cofactors)
-    return torch.stack([aa, ab, ac, ab, bb, bc, ac, bc, cc], dim=-1).unflatten(-1, (3, 3))
+    return torch.stack([aa, ab, ac, ab, bb, bc, ac, bc, cc], dim=1).unflatten(1, (3, 3))
 
 
 def combined(planes: Tensor, colours: Tensor, out: Tensor, within: tuple[Tensor, Tensor] | None = None) -> None:
