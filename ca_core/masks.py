@@ -1,6 +1,7 @@
 """Masks from concept maps, ready for inpainting and compositing."""
 
 import math
+import mmap
 
 import cv2
 import numpy as np
@@ -134,9 +135,9 @@ def split_objects(mask: Tensor) -> tuple[Tensor, int]:
     del labelled
     if not sum(counts):
         return torch.zeros(1, *mask.shape[-2:]), 0
-    # numpy's zeros come from the system zeroed and untouched: only the pages an object's pixels lie on are ever
-    # written here, where torch.zeros would first fill every page (N masks at 4096 x 4096 are 64 MiB each)
-    flat = np.zeros((sum(counts), mask.shape[-2] * mask.shape[-1]), np.float32)
+    # zeros from the system, untouched: only the pages an object's pixels lie on are ever written here, where
+    # torch.zeros would first fill every page (N masks at 4096 x 4096 are 64 MiB each)
+    flat = untouched_zeros((sum(counts), mask.shape[-2] * mask.shape[-1]))
     objects = torch.from_numpy(flat).unflatten(1, mask.shape[-2:])
     first = 0
     for m, solid, count, labels in zip(masks, solids, counts, kept, strict=True):
@@ -159,6 +160,18 @@ def split_objects(mask: Tensor) -> tuple[Tensor, int]:
         flat[rank[nearest], shown] = m.reshape(-1)[shown]
         first += count
     return objects, len(objects)
+
+
+def untouched_zeros(shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array of zeros that the system maps page by page as it is first written. numpy's own large zeros
+    ask for huge pages, so that the first write near an object zeroes 2 MiB, and may wait for the kernel to
+    compact memory for it, where the object needs a few KiB; a private anonymous map is given small pages. Where
+    there is no such map (Windows), numpy's zeros."""
+    size = int(np.prod(shape)) * 4
+    if not size or not hasattr(mmap, "MAP_PRIVATE"):
+        return np.zeros(shape, np.float32)
+    pages = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(pages, np.float32).reshape(shape)
 
 
 def _nearest_region(solid: np.ndarray, labels: np.ndarray, shown: np.ndarray) -> np.ndarray:
