@@ -92,7 +92,7 @@ def flux_tensor_type(key: str, value: torch.Tensor, qtype: gguf.GGMLQuantization
         return F32
     if any(part in key for part in FLUX_KEPT_F16) or not key.endswith(".weight"):
         return F16
-    if qtype in K_QUANTIZERS and value.shape[-1] % QK_K:
+    if value.shape[-1] % gguf.GGML_QUANT_SIZES[qtype][0]:  # rows of part blocks (a patch conv): convert.py's F16
         return F16
     return qtype
 
