@@ -239,11 +239,18 @@ def token_range(token_maps: Tensor) -> tuple[Tensor, Tensor]:
     return low[..., None, None], high[..., None, None]
 
 
+def fitted_token_maps(token_maps: Tensor, guide: "Guide", image_size: tuple[int, int],
+                      token_pixels: int) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """The filter's coefficients of token maps [B, K, h, w], fitted on the coarse grid straight from the tokens, and
+    the tokens' range their refined values keep to."""
+    coarse = coarse_maps(token_maps, image_size, token_pixels, guide.subsample)
+    return guide.fitted(coarse), token_range(token_maps)
+
+
 def refined_token_maps(token_maps: Tensor, guide: "Guide", image_size: tuple[int, int], token_pixels: int) -> Tensor:
     """Token maps [B, K, h, w] at the guide image's pixel size, made to follow its edges: edge_aware_maps of their
     pixel maps, fitted on the coarse grid straight from the tokens and kept to the tokens' range."""
-    coarse = coarse_maps(token_maps, image_size, token_pixels, guide.subsample)
-    return guide.applied(guide.fitted(coarse), token_range(token_maps))
+    return guide.applied(*fitted_token_maps(token_maps, guide, image_size, token_pixels))
 
 
 def edge_aware_maps(pixel_maps: Tensor, image: Tensor | Guide, token_pixels: int,

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .masks import ONE_CONCEPT_CUT, winning
-from .refine import Guide, coarse_maps, combined, token_range
+from .refine import Guide, combined, fitted_token_maps
 
 # A tile's side in coarse cells (32 pixels, two tokens of Flux, on a grid 4 pixels fine): smaller tiles have
 # tighter bounds, larger ones less overhead per tile.
@@ -50,8 +50,8 @@ class Filtered:
     @classmethod
     def of_tokens(cls, guide: Guide, token_maps: Tensor, image_size: tuple[int, int], token_pixels: int) -> "Filtered":
         """Token maps [B, K, h, w] filtered as refine.refined_token_maps filters them: no map at full size."""
-        coarse = coarse_maps(token_maps, image_size, token_pixels, guide.subsample)
-        return cls(guide.fitted(coarse), *token_range(token_maps))
+        coefficients, (low, high) = fitted_token_maps(token_maps, guide, image_size, token_pixels)
+        return cls(coefficients, low, high)
 
 
 def refined_argmax_mask(guide: Guide, maps: Filtered, selected: list[int], raw: Filtered | None = None,
@@ -178,6 +178,8 @@ class _ImageTiles:
         # The concepts that can win somewhere on each unsettled tile: the others stay below one concept's low bound
         # all over it, so they neither win nor tie there, and their maps are not filtered on it. Tiles are filtered
         # in groups of the same candidates.
+        maps_within = self.within(maps)
+        raw_within = self.within(raw) if raw is not None else None
         top = low[:, tile_rows, tile_columns].amax(dim=0)
         can_win = (high[:, tile_rows, tile_columns] >= top).T  # [n, K]
         patterns, pattern_of = torch.unique(can_win, dim=0, return_inverse=True)
@@ -187,17 +189,18 @@ class _ImageTiles:
             if not shown:  # no selected concept can win on these tiles: they stay out of the mask
                 continue
             group = (pattern_of == index).nonzero()[:, 0]
+            places = [candidates.index(s) for s in shown]
             # the shown concepts with a presence cut: their place among the shown and among the raw maps
             cut = [(i, raw_concepts.index(s)) for i, s in enumerate(shown) if s in raw_concepts]
+            raw_places = [j for _, j in cut]
+            if cut:
+                cut_from, cut_by = cut_low[raw_places, None, None], cut_span[raw_places, None, None]
             for start in range(0, len(group), TILES_AT_ONCE):
                 part = group[start:start + TILES_AT_ONCE]
                 rows, columns = tile_rows[part], tile_columns[part]
-                values = self.values(ringed, self.within(maps), rows, columns, candidates)
-                won = winning(values, [candidates.index(s) for s in shown])
+                won = winning(self.values(ringed, maps_within, rows, columns, candidates), places)
                 if cut:
-                    raw_values = self.values(raw_ringed, self.within(raw), rows, columns, [j for _, j in cut])
-                    cut_from = cut_low[[j for _, j in cut], None, None]
-                    cut_by = cut_span[[j for _, j in cut], None, None]
+                    raw_values = self.values(raw_ringed, raw_within, rows, columns, raw_places)
                     present = raw_values.sub_(cut_from).div_(cut_by) >= ONE_CONCEPT_CUT
                     for place, (i, _) in enumerate(cut):
                         won[:, i] &= present[:, place]

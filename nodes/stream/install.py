@@ -92,9 +92,7 @@ class ConceptAttentionPatch(RunRecordings):
     def wrap_sampling_run(self, executor, *args, **kwargs):
         """One sampling run (any sampler node, any guider): record it, and file it with its output."""
         if self.open_recording is not None:  # a recording held open around several runs
-            self.open_recording.windows = ContextWindows.of_run(executor.class_obj,
-                                                                args[0] if args else kwargs.get("noise"))
-            self.open_recording.steady_weights = not run_has_hooks(executor.class_obj)
+            run_settings(self.open_recording, executor, args, kwargs)
             return executor(*args, **kwargs)
         sampled = getattr(executor.class_obj, "model_patcher", None)  # the guider's MODEL
         if sampled is not None and is_compiled(sampled):
@@ -111,8 +109,7 @@ class ConceptAttentionPatch(RunRecordings):
         check_guider_runs_negative(self.prompt_choice, executor.class_obj)
         windows = ContextWindows.of_run(executor.class_obj, args[0] if args else kwargs.get("noise"))
         with self.recording(run_steps=run_steps) as recording:
-            recording.windows = windows
-            recording.steady_weights = not run_has_hooks(executor.class_obj)
+            run_settings(recording, executor, args, kwargs, windows)
             output = executor(*args, **kwargs)
         self.recorder.file(recording, output)
         return output
@@ -222,6 +219,15 @@ class ConceptAttentionPatch(RunRecordings):
             return 0
         schedule = self._timestep_of_sigma(sigmas.to(timestep.device)).float().tolist()
         return step_index(float(timestep.flatten()[0]), schedule)
+
+
+def run_settings(recording, executor, args: tuple, kwargs: dict, windows=None) -> None:
+    """What a recording needs to know of the sampling run about to start: its context windows (refused before the
+    run where they cannot be mapped; `windows` where already worked out) and whether its weights stay as they are."""
+    if windows is None:
+        windows = ContextWindows.of_run(executor.class_obj, args[0] if args else kwargs.get("noise"))
+    recording.windows = windows
+    recording.steady_weights = not run_has_hooks(executor.class_obj)
 
 
 def run_has_hooks(guider) -> bool:
