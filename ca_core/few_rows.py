@@ -29,12 +29,17 @@ class FewRowLinears(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is F.linear:
             names = ("input", "weight", "bias")
-            x, weight, bias = (args[i] if i < len(args) else kwargs.get(name) for i, name in enumerate(names))
-            if _few_row_product(x, weight, bias):
-                rows = x.reshape(-1, x.shape[-1]).contiguous()  # its transpose column-major: the fast layout
-                out = torch.mm(weight, rows.T) if bias is None else torch.addmm(bias.unsqueeze(1), weight, rows.T)
-                return out.T.reshape(*x.shape[:-1], weight.shape[0])
+            return few_row_linear(*(args[i] if i < len(args) else kwargs.get(name) for i, name in enumerate(names)))
         return func(*args, **kwargs)
+
+
+def few_row_linear(x, weight, bias=None):
+    """F.linear, as the weight @ input^T product where that is the faster one (see the module's docstring)."""
+    if _few_row_product(x, weight, bias):
+        rows = x.reshape(-1, x.shape[-1]).contiguous()  # its transpose column-major: the fast layout
+        out = torch.mm(weight, rows.T) if bias is None else torch.addmm(bias.unsqueeze(1), weight, rows.T)
+        return out.T.reshape(*x.shape[:-1], weight.shape[0])
+    return F.linear(x, weight, bias)
 
 
 def _few_row_product(x, weight, bias) -> bool:

@@ -58,8 +58,11 @@ class TextStreamWeights:
     # the MLP's input comes from the block's input, not from the attention's residual (Boogu's double blocks: the
     # attention and the MLP read the same input; their gated outputs add up)
     mlp_reads_input: bool = False
-    # the separate layers a plain-callable qkv runs (Qwen-Image's q, k and v), whose casts the concepts can share
+    # the linear layers a plain-callable qkv, proj or mlp runs (Qwen-Image's separate q, k and v; a projection or
+    # MLP with norms around it), whose casts the concepts share (a module's own are found in it)
     qkv_layers: tuple = ()
+    proj_layers: tuple = ()
+    mlp_layers: tuple = ()
 
     @property
     def ends_here(self) -> bool:

@@ -8,7 +8,7 @@ concepts take the double layers' text weights and are scored there alone.
 - Every modulation comes from the timestep's embedding alone (AuraFlow has no pooled vector), so the concepts'
   is the text's own: the block's modC of the block's vec.
 - Positions are a learnt embedding added to the image tokens; the text has none, so the concepts need no rotation.
-- q, k and v are separate layers (they cast again for the concepts; the modulation and w1o reuse the text's casts,
+- q, k and v are separate layers (qkv_layers: the concepts reuse their casts, as the modulation's and w1o's,
   nodes/stream/shared_casts.py), with a LayerNorm per head on q and k.
 - The text's MLP input is the attention's residual, normalised by normC2, and the MLP's gated output adds to the
   block's input (mlp_adds_to_input): the attention reaches the next block through the MLP alone.

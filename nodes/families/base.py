@@ -20,9 +20,10 @@ How a family is used, per model call:
      block_entry = BlockEntry.ATTENTION: its blocks are then reached through their joint attention calls
      alone (the model call's i-th attention call is block i's), and the "block args" the family receives are
      that attention call's arguments by name (q, k, v, heads, transformer_options, ...) plus the call's
-     concept_conditioning under "conditioning". The concepts' steps then cast the text layers' weights again
-     (nodes/stream/shared_casts.py follows layers inside a patched block only), and a block's concept update
-     runs at the next block's attention call, once the block's own MLP modulation has run (watch_call).
+     concept_conditioning under "conditioning" (a block's step is made before its attention, with the
+     conditioning alone). The concepts' steps still run on the casts of the text's own calls of the layers
+     (nodes/stream/shared_casts.py); the layers a plain callable runs are named in TextStreamWeights
+     (qkv_layers, proj_layers, mlp_layers).
   4. watch_call: a context entered around the model's own forward, where a family reads what the forward
      computes for the concepts too (CogVideoX's text modulation, which no pooled vector enters).
 

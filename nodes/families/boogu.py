@@ -93,7 +93,9 @@ class BooguFamily(OmniGen2Blocks):
         return TextStreamWeights(
             num_heads=attn.heads, norm1=block.instruct_norm1.norm, qkv=qkv,
             qk_norm=lambda q, k, v: (attn.norm_q(q), attn.norm_k(k)),
+            qkv_layers=(streams.instruct_to_q, streams.instruct_to_k, streams.instruct_to_v),
             proj=lambda out: block.instruct_attn_norm(attn.to_out[0](streams.instruct_out(out))),
-            norm2=block.instruct_norm2.norm,
+            proj_layers=(streams.instruct_out, attn.to_out[0]), norm2=block.instruct_norm2.norm,
             mlp=lambda x: block.instruct_ffn_norm2(block.instruct_feed_forward(block.instruct_ffn_norm1(x))),
+            mlp_layers=(block.instruct_feed_forward,),
             mlp_reads_input=True)

@@ -14,8 +14,8 @@ text's side, as the paper authors' CogVideoX code does:
   concepts have no positions either.
 - ComfyUI's CogVideoX forward calls its blocks directly, with no patches_replace entry: the concept stream
   reaches each block through its joint attention call (BlockEntry.ATTENTION, nodes/stream/), whose
-  transformer_options carry the override. The concepts' q/k/v, projection and feed-forward layers are cast
-  once more for them (the shared casts of nodes/stream/shared_casts.py need a patched block).
+  transformer_options carry the override. The concepts' q/k/v, projection and feed-forward layers run on the
+  casts of the text's own calls (nodes/stream/shared_casts.py).
 - Image-to-video's image latent and the inpainting models' mask and masked video are concatenated to the
   noise along the channels (model_base.CogVideoX.concat_cond): they are channels of the same tokens, so the
   maps cover the generated frames, one token grid per token frame.
@@ -152,6 +152,7 @@ class CogVideoXFamily(ModelFamily):
             num_heads=block.num_heads,
             norm1=block.norm1.norm,
             qkv=qkv,
+            qkv_layers=(block.q, block.k, block.v),
             qk_norm=lambda q, k, v: (block.norm_q(q), block.norm_k(k)),
             proj=block.attn_out,
             norm2=block.norm2.norm,

@@ -114,6 +114,7 @@ class ErnieImageFamily(ModelFamily):
         return TextStreamWeights(
             num_heads=attn.heads, norm1=block.adaLN_sa_ln,
             qkv=lambda x: torch.cat([attn.to_q(x), attn.to_k(x), attn.to_v(x)], dim=-1),
+            qkv_layers=(attn.to_q, attn.to_k, attn.to_v),
             qk_norm=lambda q, k, v: (attn.norm_q(q), attn.norm_k(k)), proj=attn.to_out[0],
             norm2=block.adaLN_mlp_ln, mlp=block.mlp)
 

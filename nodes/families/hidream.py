@@ -99,6 +99,9 @@ class HiDreamFamily(ModelFamily):
         chunks = block.adaLN_modulation(conditioning["adaln"])[:, None].chunk(12, dim=-1)
         return Modulation(*chunks[6:9]), Modulation(*chunks[9:12])
 
+    def modulation_layers(self, diffusion_model, index: int) -> list:
+        return [diffusion_model.double_stream_blocks[index].block.adaLN_modulation[1]]
+
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
         """The text's own layers; its q/k RMSNorms span all heads, so they run inside qkv."""
         block = diffusion_model.double_stream_blocks[index].block
@@ -109,6 +112,7 @@ class HiDreamFamily(ModelFamily):
             return torch.cat([q, k, attn.to_v_t(x)], dim=-1)
 
         return TextStreamWeights(num_heads=attn.heads, norm1=block.norm1_t, qkv=qkv, qk_norm=lambda q, k, v: (q, k),
+                                 qkv_layers=(attn.to_q_t, attn.to_k_t, attn.to_v_t),
                                  proj=attn.to_out_t, norm2=block.norm3_t, mlp=block.ff_t)
 
     def concept_states(self, clip, tokens: dict) -> Tensor:

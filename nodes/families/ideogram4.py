@@ -72,8 +72,9 @@ class Ideogram4Family(ModelFamily):
         return TextStreamWeights(
             num_heads=attention.num_heads, norm1=block.attention_norm1, qkv=attention.qkv,
             qk_norm=lambda q, k, v: (attention.norm_q(q), attention.norm_k(k)),
-            proj=lambda out: block.attention_norm2(attention.o(out)), norm2=block.ffn_norm1,
-            mlp=lambda x: block.ffn_norm2(block.feed_forward(x)))
+            proj=lambda out: block.attention_norm2(attention.o(out)), proj_layers=(attention.o,),
+            norm2=block.ffn_norm1, mlp=lambda x: block.ffn_norm2(block.feed_forward(x)),
+            mlp_layers=(block.feed_forward,))
 
     def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None, positions=None) -> Tensor:
         """As the forward embeds the prompt's tokens: llm_cond_norm, llm_cond_proj, and the text rows' indicator."""

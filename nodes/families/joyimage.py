@@ -14,7 +14,6 @@ frame. Its blocks are double blocks of their own (text and image with weights of
   position of its own: the concepts attend over them, and the maps cover the generated image only.
 """
 
-import torch
 from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
@@ -25,13 +24,6 @@ try:  # ComfyUI 0.33 on
     from comfy.ldm.joyimage.model import JoyImageTransformer3DModel
 except ImportError:
     JoyImageTransformer3DModel = None
-
-
-def mlp_layers(feed_forward) -> torch.nn.Sequential:
-    """JoyImage's feed-forward (GELU_approx holding the first projection, an identity, the second projection) as the
-    sequence of its layers, so that the concepts reuse each projection's cast (nodes/stream/shared_casts.py)."""
-    first, _, second = feed_forward.net
-    return torch.nn.Sequential(first.proj, torch.nn.GELU(approximate="tanh"), second)
 
 
 class JoyImageFamily(ModelFamily):
@@ -60,7 +52,7 @@ class JoyImageFamily(ModelFamily):
         return TextStreamWeights(
             num_heads=attn.num_attention_heads, norm1=block.txt_norm1, qkv=attn.txt_attn_qkv,
             qk_norm=lambda q, k, v: (attn.txt_attn_q_norm(q), attn.txt_attn_k_norm(k)),
-            proj=attn.txt_attn_proj, norm2=block.txt_norm2, mlp=mlp_layers(block.txt_mlp),
+            proj=attn.txt_attn_proj, norm2=block.txt_norm2, mlp=block.txt_mlp,
         )
 
     def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None, positions=None) -> Tensor:

@@ -91,11 +91,11 @@ class Krea2Family(ModelFamily):
             return torch.cat([attn.wq(x), k, v], dim=-1)
 
         def proj(out: Tensor) -> Tensor:
-            return attn.wo(out * torch.sigmoid(attn.gate(modulated.pop("input"))))
+            return attn.wo(out * torch.sigmoid(attn.gate(modulated["input"])))
 
-        return TextStreamWeights(num_heads=attn.heads, norm1=block.prenorm, qkv=qkv,
-                                 qk_norm=lambda q, k, v: attn.qknorm(q, k), proj=proj, norm2=block.postnorm,
-                                 mlp=block.mlp)
+        return TextStreamWeights(num_heads=attn.heads, norm1=block.prenorm, qkv=qkv, qkv_layers=(attn.wq, attn.wk, attn.wv),
+                                 qk_norm=lambda q, k, v: attn.qknorm(q, k), proj=proj, proj_layers=(attn.wo,),
+                                 norm2=block.postnorm, mlp=block.mlp)
 
     def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None, positions=None) -> Tensor:
         """Each concept as a one-token prompt through txtfusion and txtmlp."""

@@ -59,5 +59,6 @@ class OmniGen2Family(OmniGen2Blocks):
         return TextStreamWeights(
             num_heads=attn.heads, norm1=block.norm1.norm, qkv=qkv,
             qk_norm=lambda q, k, v: (attn.norm_q(q), attn.norm_k(k)),
-            proj=lambda out: block.norm2(attn.to_out[0](out)), norm2=block.ffn_norm1,
-            mlp=lambda x: block.ffn_norm2(block.feed_forward(x)))
+            qkv_layers=(attn.to_q, attn.to_k, attn.to_v),
+            proj=lambda out: block.norm2(attn.to_out[0](out)), proj_layers=(attn.to_out[0],), norm2=block.ffn_norm1,
+            mlp=lambda x: block.ffn_norm2(block.feed_forward(x)), mlp_layers=(block.feed_forward,))

@@ -86,6 +86,9 @@ class PixelDiTFamily(ModelFamily):
         chunks = diffusion_model.patch_blocks[index].adaLN_modulation_txt(conditioning["condition"]).chunk(6, dim=-1)
         return Modulation(*chunks[:3]), Modulation(*chunks[3:])
 
+    def modulation_layers(self, diffusion_model, index: int) -> list:
+        return [diffusion_model.patch_blocks[index].adaLN_modulation_txt[0]]
+
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
         block = diffusion_model.patch_blocks[index]
         attn = block.attn

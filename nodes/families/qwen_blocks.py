@@ -3,8 +3,8 @@ and the order): the text stream's own q/k/v projections, q/k norms, output proje
 concepts reuse), the text modulation from the timestep's embedding alone (no pooled vector), and text-then-image
 joint attention. A base, not a family.
 
-The modulation, output projection and MLP run on the text's own casts (nodes/stream/shared_casts.py); the three
-q/k/v projections, which that sharing does not cover (it follows one fused layer), cast again. Qwen-Image-Edit's
+The modulation, q/k/v projections, output projection and MLP run on the text's own casts
+(nodes/stream/shared_casts.py). Qwen-Image-Edit's
 "index_timestep_zero" doubles temb for the reference image's tokens; the text, and so the concepts, take its first
 half. Reference images' tokens follow the generated image's in the joint attention: the concepts attend over them,
 and the maps cover only the generated image's tokens.
@@ -15,13 +15,6 @@ from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
 from .base import ModelCall, ModelFamily, split_heads, table_rope
-
-
-def mlp_layers(feed_forward) -> torch.nn.Sequential:
-    """Qwen-Image's FeedForward (a GELU module holding the first projection, dropout, the second projection) as
-    the sequence of its layers, so that the concepts reuse each projection's cast (nodes/stream/shared_casts.py)."""
-    first, _, second = feed_forward.net
-    return torch.nn.Sequential(first.proj, torch.nn.GELU(approximate=first.approximate), second)
 
 
 def centred_text_rope(positional_embedding, call: ModelCall, grid: tuple[int, int], positions: list[int]):
@@ -63,7 +56,7 @@ class QwenBlocks(ModelFamily):
             qkv_layers=(attn.add_q_proj, attn.add_k_proj, attn.add_v_proj),
             proj=attn.to_add_out,
             norm2=block.txt_norm2,
-            mlp=mlp_layers(block.txt_mlp),
+            mlp=block.txt_mlp,
         )
 
     def modulation_layers(self, diffusion_model, index: int) -> list:

@@ -131,11 +131,11 @@ class ZImageFamily(ModelFamily):
         return TextStreamWeights(
             num_heads=attention.n_local_heads,
             norm1=block.attention_norm1,
-            qkv=lambda x: grouped_qkv(attention, x),
+            qkv=lambda x: grouped_qkv(attention, x), qkv_layers=(attention.qkv,),
             qk_norm=lambda q, k, v: (attention.q_norm(q), attention.k_norm(k)),
-            proj=lambda out: block.attention_norm2(fp16_clamped(attention.out(out))),
+            proj=lambda out: block.attention_norm2(fp16_clamped(attention.out(out))), proj_layers=(attention.out,),
             norm2=block.ffn_norm1,
-            mlp=lambda x: block.ffn_norm2(fp16_clamped(block.feed_forward(x))),
+            mlp=lambda x: block.ffn_norm2(fp16_clamped(block.feed_forward(x))), mlp_layers=(block.feed_forward,),
         )
 
     def embed_concepts(self, diffusion_model, concept_context: Tensor, conditioning=None, positions=None) -> Tensor:

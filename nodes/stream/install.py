@@ -136,6 +136,8 @@ class ConceptAttentionPatch(RunRecordings):
                 if entry is not None:  # the last block's update, while what the family watched is still at hand
                     entry.finish_pending()
         finally:
+            if entry is not None:
+                entry.close()
             MODEL_CALL_OPTIONS.reset(call_options)
         if not state.scored:  # the call returned without running the chosen blocks: a step-skipping cache
             with state.recording.lock:

@@ -13,7 +13,6 @@ Previous replacements and overrides are chained, never replaced.
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from ...ca_core.aggregate import TokenWindow
@@ -29,7 +28,7 @@ from ...ca_core.stream import (
     qkv_input,
 )
 from .recording import Recording
-from .shared_casts import SharedCasts
+from .shared_casts import SharedCasts, first_layer_input, linear_layers
 
 STATE_KEY = "concept_attention_stream"
 
@@ -94,15 +93,15 @@ class ConceptStep:
         self.weights = plan.family.text_stream(state.diffusion_model, index)
         # the concepts are not updated after the last scored block, nor where the text stream ends
         self.last = index == plan.last_layer or self.weights.ends_here
-        self.mlp_layers = list(self.weights.mlp) if isinstance(self.weights.mlp, torch.nn.Sequential) else []
         # what the concepts' steps computed so far in this block
         self._modulations: tuple[ModulationParams, ModulationParams] | None = None
         self._tokens: Tensor | None = None
         self.qkv: tuple[Tensor, Tensor, Tensor] | None = None  # computed on separate q/k/v layers' own call
         self.attended: ConceptAttentionResult | None = None
         self.residual: Tensor | None = None  # after the attention's residual update
-        self.mlp_value: Tensor | None = None  # through the MLP's layers up to mlp_next
-        self.mlp_next = 0
+        self._mlp_input: Tensor | None = None
+        self.layers: dict[str, tuple] = {}  # the linear layers of the concepts' qkv, proj and mlp steps
+        self.then = None  # run once the concepts' MLP ran on the text's casts
         self.mlp_output: Tensor | None = None
 
     @few_row_linears
@@ -121,39 +120,57 @@ class ConceptStep:
                                                            self.state.concepts, self.state.conditioning)
         return self._tokens
 
-    def shared_casts(self) -> SharedCasts:
-        """The steps that run right after the text layer they reuse, while the block runs."""
+    def shared_casts(self, before_attention: bool = True, after_attention: bool = True) -> SharedCasts:
+        """The steps that run right after the text layers they reuse, while the block runs: those before the
+        block's attention (the modulation, q/k/v) and those after it (the projection, the MLP)."""
         shared, weights = SharedCasts(), self.weights
-        for layer in self.plan.family.modulation_layers(self.state.diffusion_model, self.index):
-            shared.after(layer, self.modulations)
-        if isinstance(weights.qkv, torch.nn.Module):  # the concepts' q/k/v come later, at the joint attention
-            shared.after(weights.qkv, self.stage_qkv, rows=self.qkv_rows)
-        elif weights.qkv_layers:  # separate q, k and v layers: after the last of them
-            shared.after_all(weights.qkv_layers, self.stage_qkv)
-        if not self.last:
-            shared.after(weights.proj, self.after_attention)
-            for position, layer in enumerate(self.mlp_layers):
-                if isinstance(getattr(layer, "weight", None), Tensor):
-                    shared.after(layer, lambda at=position: self.through_mlp(at),
-                                 rows=self.mlp_rows if position == 0 else None)
+        if before_attention:
+            for layer in self.plan.family.modulation_layers(self.state.diffusion_model, self.index):
+                shared.after(layer, self.modulations)
+            # the concepts' q/k/v are kept for their attention, at the block's joint attention
+            self.layers["qkv"] = linear_layers(weights.qkv, weights.qkv_layers)
+            shared.after(self.layers["qkv"], self.stage_qkv, rows=self.qkv_rows)
+        if after_attention and not self.last:
+            self.layers["proj"] = linear_layers(weights.proj, weights.proj_layers)
+            self.layers["mlp"] = linear_layers(weights.mlp, weights.mlp_layers)
+            shared.after(self.layers["proj"], self.after_attention, rows=self.proj_rows)
+            shared.after(self.layers["mlp"], self.after_mlp, rows=self.mlp_rows)
         return shared
+
+    def after_mlp(self) -> None:
+        """The concepts' MLP right after the text's; then whatever waits for it (AttentionEntry: the update)."""
+        self.through_mlp()
+        if self.then is not None:
+            self.then()
+
+    # The concepts' input to the first of a step's layers to run, for the text's own call of it to take along.
 
     @few_row_linears
     def qkv_rows(self) -> Tensor | None:
-        """The concepts' input to the qkv layer, for the text's own call of it to take along."""
         if self.qkv is not None:
             return None
-        return qkv_input(self.tokens, self.modulations()[0], self.weights)
+        return first_layer_input(self.weights.qkv, qkv_input(self.tokens, self.modulations()[0], self.weights),
+                                 self.layers["qkv"])
+
+    @few_row_linears
+    def proj_rows(self) -> Tensor | None:
+        if self.attended is None or self.residual is not None:
+            return None
+        return first_layer_input(self.weights.proj, self.attended.outputs, self.layers["proj"])
 
     @few_row_linears
     def mlp_rows(self) -> Tensor | None:
-        """The concepts' input to the MLP's first layer, once their attention's residual is in."""
-        if self.residual is None or self.mlp_output is not None or self.mlp_next > 0:
+        if self.residual is None or self.mlp_output is not None:
             return None
-        if self.mlp_value is None:
-            self.mlp_value = mlp_input(self.weights.mlp_source(self.tokens, self.residual), self.modulations()[1],
-                                       self.weights.norm2)
-        return self.mlp_value
+        return first_layer_input(self.weights.mlp, self.mlp_input(), self.layers["mlp"])
+
+    @few_row_linears
+    def mlp_input(self) -> Tensor:
+        """The concepts' input to the MLP, once their attention's residual is in."""
+        if self._mlp_input is None:
+            self._mlp_input = mlp_input(self.weights.mlp_source(self.tokens, self.residual), self.modulations()[1],
+                                        self.weights.norm2)
+        return self._mlp_input
 
     @few_row_linears
     def stage_qkv(self) -> None:
@@ -183,7 +200,7 @@ class ConceptStep:
             self.add_scores()
         if not self.last:
             self.after_attention()
-            self.through_mlp(len(self.mlp_layers))
+            self.through_mlp()
             carried = self.state.concepts.shape[1]  # the tokens the family added for this block leave with it
             self.state.concepts = mlp_residual(self.weights.mlp_base(self.tokens, self.residual),
                                                self.mlp_output, self.modulations()[1],
@@ -197,23 +214,11 @@ class ConceptStep:
                                                self.weights.proj, self.weights.update_norm)
 
     @few_row_linears
-    def through_mlp(self, upto: int) -> None:
-        """The concepts through the MLP's layers up to and including `upto` (all of them past the end, or the
-        whole MLP where it is not a sequence of layers); mlp_output once complete."""
-        if self.residual is None or self.mlp_output is not None:
-            return
-        source = self.weights.mlp_source(self.tokens, self.residual)
-        if not self.mlp_layers:
-            self.mlp_output = self.weights.mlp(mlp_input(source, self.modulations()[1], self.weights.norm2))
-            return
-        value = self.mlp_value
-        if value is None:
-            value = mlp_input(source, self.modulations()[1], self.weights.norm2)
-        for layer in self.mlp_layers[self.mlp_next:upto + 1]:
-            value = layer(value)
-        self.mlp_value, self.mlp_next = value, min(upto + 1, len(self.mlp_layers))
-        if self.mlp_next == len(self.mlp_layers):
-            self.mlp_output = value
+    def through_mlp(self) -> None:
+        """The concepts through the MLP, once."""
+        if self.residual is not None and self.mlp_output is None:
+            self.mlp_output = self.weights.mlp(self.mlp_input())
+            self._mlp_input = None
 
     def add_scores(self) -> None:
         """Fold this layer's scores in: each prompt's chunks of the batch average into one map."""
@@ -264,14 +269,23 @@ class AttentionEntry:
     attention override in the model call's transformer_options. The call's attention calls are its blocks' joint
     attentions in order, as the family numbers them (ModelFamily.block_of_attention_call: call i is block i, save
     where refiners attend first); up to the last chosen block, each runs the block's ConceptStep right after the
-    attention returns. Its scores and the concepts' update (finish) wait for the next block's attention
-    call, by which time the block's own MLP modulation has run (a family may read it, ModelFamily.watch_call).
-    The concepts' steps cast the text layers' weights again (no shared casts)."""
+    attention returns.
+
+    The concepts' steps run on the casts of the text's own calls of the layers (shared_casts.py): the next block's
+    step is made ahead of it (the first block's when the model call begins, each next one's once the concepts'
+    update of the block before is in), watching its modulation and q/k/v layers; from its attention to its end, its
+    projection and MLP layers. Once the concepts' MLP has run, the block is finished (its scores and the concepts'
+    update): the block's own MLP modulation has run by then (a family may read it, ModelFamily.watch_call). Where
+    a layer is not shared (a kernel of its own), the finish waits for the next block's attention call, and the
+    steps run as usual."""
 
     def __init__(self, plan: StreamPlan, state: StreamState, outer_override):
         self.plan, self.state, self.outer_override = plan, state, outer_override
         self.calls = 0
         self.pending: ConceptStep | None = None  # the last block attended and not yet finished
+        self.upcoming: ConceptStep | None = None  # the next block's step, made before its attention
+        self.watching: list[SharedCasts] = []
+        self._prepare(0)
 
     def __call__(self, func, *args, **kwargs):
         out = attend(self.outer_override, func, args, kwargs)
@@ -280,22 +294,46 @@ class AttentionEntry:
         if index is None:  # a refiner's attention, outside the joint blocks
             return out
         self.finish_pending()
+        step, self.upcoming = self.upcoming, None
+        self.close()
         if index <= self.plan.last_layer:
             # the family reads what it needs (text tokens, ...) from the attention call's arguments by name
             q, k, v = args[:3]
             call_args = {**kwargs, "conditioning": self.state.conditioning}
-            step = ConceptStep(self.plan, index, self.state, {**call_args, "q": q, "k": k, "v": v})
+            if step is None or step.index != index:
+                step = ConceptStep(self.plan, index, self.state, call_args)
+            step.block_args = {**call_args, "q": q, "k": k, "v": v}
             step.attend(q, k, v, out)
-            # the finish waits for the next block: keep none of this block's full-size q/k/v alive until then
+            # the finish waits for the concepts' MLP: keep none of this block's full-size q/k/v alive until then
             step.block_args = call_args
+            step.then = self.finish_pending
             self.pending = step
+            self._watch(step.shared_casts(before_attention=False))
         return out
 
     def finish_pending(self) -> None:
-        """Finish the block attended last (also once the model call returns)."""
+        """Finish the block attended last (once the concepts' MLP ran, else at the next block's attention call or
+        once the model call returns), and make the next block's step ahead of it."""
         step, self.pending = self.pending, None
         if step is not None:
+            self.close()
             step.finish()
+            self._prepare(step.index + 1)
+
+    def _prepare(self, index: int) -> None:
+        """Block `index`'s step, made before the block runs, watching its modulation and q/k/v layers."""
+        if index <= self.plan.last_layer and not self.state.stalled:
+            self.upcoming = ConceptStep(self.plan, index, self.state, {"conditioning": self.state.conditioning})
+            self._watch(self.upcoming.shared_casts(after_attention=False))
+
+    def _watch(self, casts: SharedCasts) -> None:
+        casts.start()
+        self.watching.append(casts)
+
+    def close(self) -> None:
+        """Stop watching layers (also where the model call raised)."""
+        while self.watching:
+            self.watching.pop().stop()
 
 
 def run_displaced(previous, args: dict, extra: dict) -> dict:

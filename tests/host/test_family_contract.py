@@ -8,8 +8,10 @@
 - Segment Image runs.
 - `layers = auto` picks the family's blocks.
 - A concept's own tokens are found in its encoding.
-- The patch is clean after the run: the model's options and wrappers are as before, an exception inside sampling
-  leaves no patch behind, and plain sampling reproduces.
+- The patch is clean after the run: the model's options, wrappers and modules are as before, an exception inside
+  sampling (or inside a block) leaves no patch behind, and plain sampling reproduces.
+- The concepts reuse the text layers' casts: each layer of the concepts' modulation, q/k/v, projection and MLP runs
+  its own forward as often as in plain sampling.
 
 A variant the host predates is skipped, naming the ComfyUI version it needs. Per-family test files keep what is
 the family's own (comparisons with the authors' code, video frames, conditioning modes, tokenizer details).
@@ -18,6 +20,7 @@ the family's own (comparisons with the authors' code, video frames, conditioning
 import copy
 import importlib
 import math
+from collections import Counter
 
 import comfy.patcher_extension
 import pytest
@@ -222,10 +225,12 @@ def test_the_patch_is_clean_after_the_run(ca, model_of, variant):
     model, clip = model_of(variant), variant.clip()
     inputs = variant.inputs(1, 3.5)
     options_before = copy.deepcopy(model.model_options)
+    modules_before = module_patches(model)
     before = ksampler(model, inputs)
     latent, _ = concept_sampler(ca, model, clip, **inputs)
     assert torch.equal(latent["samples"], before)
     assert model.model_options == options_before
+    assert module_patches(model) == modules_before
     for hook in (comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, comfy.patcher_extension.WrappersMP.APPLY_MODEL):
         assert not any(model.wrappers.get(hook, {}).values())
     assert torch.equal(ksampler(model, inputs), before)
@@ -251,3 +256,77 @@ def test_an_exception_inside_sampling_leaves_no_patch(ca, model_of, variant):
     assert "patches_replace" not in model.model_options.get("transformer_options", {})
     assert not any(model.wrappers.get(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, {}).values())
     assert torch.equal(ksampler(model, inputs), before)
+
+
+def module_patches(model) -> tuple:
+    """The diffusion model's modules' hooks and instance forwards."""
+    dm = model.get_model_object("diffusion_model")
+    return tuple((name, len(m._forward_pre_hooks), len(m._forward_hooks), "forward" in m.__dict__)
+                 for name, m in dm.named_modules())
+
+
+def text_layers(ca, family, dm, index: int, *parts: str) -> tuple:
+    """The linear layers of block `index`'s text stream that the concepts' `parts` (qkv, proj, mlp) run."""
+    weights = family.text_stream(dm, index)
+    return tuple(layer for part in parts
+                 for layer in ca.nodes.stream.shared_casts.linear_layers(getattr(weights, part),
+                                                                         getattr(weights, f"{part}_layers")))
+
+
+@pytest.mark.parametrize("variant", variants_with())
+def test_an_exception_inside_a_block_leaves_no_patch(ca, model_of, variant):
+    """Raised as the first block's MLP begins, while the concepts' steps watch its layers."""
+    model, clip = model_of(variant), variant.clip()
+    inputs = variant.inputs(1, 1.0)
+    family, dm = family_of(ca, model, variant), model.get_model_object("diffusion_model")
+    (first, *_) = text_layers(ca, family, dm, 0, "mlp")
+    before, modules_before = ksampler(model, inputs), module_patches(model)
+
+    def explode(module, args):
+        raise RuntimeError("boom inside a block")
+
+    handle = first.register_forward_pre_hook(explode)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            concept_sampler(ca, model, clip, **inputs)
+    finally:
+        handle.remove()
+    assert module_patches(model) == modules_before
+    assert torch.equal(ksampler(model, inputs), before)
+
+
+@pytest.mark.parametrize("variant", variants_with())
+def test_the_concepts_reuse_the_text_layers_casts(ca, model_of, variant):
+    """Counted on each layer's own forward, which casts its weight on fp8, GGUF and offloaded models (fp32 layers
+    here are plain F.linear, as a cast layer is once its weight is cast). The last block's concepts are scored, not
+    updated."""
+    model, clip = model_of(variant), variant.clip()
+    inputs = variant.inputs(1, 1.0)
+    family, dm = family_of(ca, model, variant), model.get_model_object("diffusion_model")
+    blocks = len(family.joint_blocks(dm))
+    reused = {layer for index in range(blocks - 1) for layer in text_layers(ca, family, dm, index, "proj", "mlp")}
+    reused |= {layer for index in range(blocks) for layer in (*text_layers(ca, family, dm, index, "qkv"),
+                                                               *family.modulation_layers(dm, index))}
+    calls = Counter()
+
+    def counting(layer):
+        own = layer.forward
+
+        def forward(*args, **kwargs):
+            calls[layer] += 1
+            return own(*args, **kwargs)
+        return forward
+
+    for layer in reused:
+        layer.forward = counting(layer)
+    try:
+        ksampler(model, inputs)
+        plain = {layer: calls[layer] for layer in reused}
+        calls.clear()
+        latent, maps = concept_sampler(ca, model, clip, **inputs)
+    finally:
+        for layer in reused:
+            del layer.forward
+    assert len(maps.steps) == inputs["steps"]
+    assert all(plain.values())
+    assert {layer: calls[layer] for layer in reused} == plain

@@ -1,4 +1,4 @@
-"""One weight read for the concepts' qkv and first MLP layer: the text stream's own call of the layer takes the
+"""One weight read for the concepts' qkv, projection and MLP layers: the text stream's own call of the layer takes the
 concepts' rows along (nodes/stream/shared_casts.py), its text rows bit for bit as alone."""
 
 import torch
@@ -42,35 +42,42 @@ def test_the_layers_call_takes_the_concepts_rows_along(ca):
         assert counting.calls == [torch.Size([17, 32])] + ([torch.Size([2, 7, 32])] if round == 0 else []), round
 
 
-def test_rows_that_would_change_the_text_are_not_taken_along(ca, monkeypatch):
+def test_rows_that_would_change_the_text_run_apart_on_the_same_cast(ca, monkeypatch):
     """Where the product with the rows appended differs from the product alone (another kernel for another row
-    count), the layer's output is the product alone, the concepts' rows run after it, and that shape is not tried
-    again."""
+    count), the layer's output is the product alone, and the concepts' rows are multiplied apart by the weight that
+    call cast (the layer runs once); that shape is not tried appended again."""
     shared_casts = ca.nodes.stream.shared_casts
     layer = torch.nn.Linear(16, 24)
     text, concepts = torch.randn(1, 5, 16), torch.randn(1, 2, 16)
     equal = torch.equal
     monkeypatch.setattr(shared_casts.torch, "equal", lambda a, b: False)  # as if the two came out otherwise
+    own_calls = []
     for round in range(2):
         seen = {}
         casts = shared_casts.SharedCasts()
         casts.after(layer, lambda seen=seen: seen.setdefault("concepts", layer(concepts)), rows=lambda: concepts)
-        with CountingLinears() as counting, casts.watching():
-            out = layer(text)
+        layer.forward = lambda x, own=type(layer).forward.__get__(layer): own_calls.append(x.shape) or own(x)
+        try:
+            with CountingLinears() as counting, casts.watching():
+                out = layer(text)
+        finally:
+            del layer.forward
         assert equal(out, F.linear(text, layer.weight, layer.bias))
         torch.testing.assert_close(seen["concepts"], F.linear(concepts, layer.weight, layer.bias))
-        # the first round: the appended product and the check; then the layer alone; the concepts' own each round
+        # the first round: the appended product and the check; then the layer alone
         expected = [torch.Size([7, 16]), torch.Size([1, 5, 16])] if round == 0 else [torch.Size([1, 5, 16])]
-        assert counting.calls == [*expected, torch.Size([1, 2, 16])], round
+        assert counting.calls == expected, round
+    assert own_calls == [text.shape, text.shape]  # the concepts never ran the layer's own forward
 
 
-def test_a_flux_run_reads_qkv_and_the_first_mlp_layer_once(ca, monkeypatch):
-    """On a tiny Flux, every block's text qkv, and every block's first MLP layer but the last block's (where the
-    concepts are scored, not updated), take the concepts' rows along at every step; the latent is plain
+def test_a_flux_run_reads_qkv_the_projection_and_the_first_mlp_layer_once(ca, monkeypatch):
+    """On a tiny Flux, every block's text qkv, and every block's projection and first MLP layer but the last block's
+    (where the concepts are scored, not updated), take the concepts' rows along at every step; the latent is plain
     sampling's."""
     model, clip = tiny_flux(3), tiny_clip()
     dm = model.get_model_object("diffusion_model")
     watched = {block.txt_attn.qkv: "qkv" for block in dm.double_blocks}
+    watched.update({block.txt_attn.proj: "proj" for block in dm.double_blocks})
     watched.update({block.txt_mlp[0]: "mlp" for block in dm.double_blocks})
     inputs = sampler_inputs(clip, 1, 1.0)
     reference = ksampler(model, inputs)
@@ -86,4 +93,5 @@ def test_a_flux_run_reads_qkv_and_the_first_mlp_layer_once(ca, monkeypatch):
     latent, _ = concept_sampler(ca, model, clip, **inputs)
     assert torch.equal(latent["samples"], reference)
     blocks, steps = len(dm.double_blocks), inputs["steps"]
-    assert sorted(taken) == sorted([("qkv", True)] * blocks * steps + [("mlp", True)] * (blocks - 1) * steps)
+    updated = [("proj", True), ("mlp", True)] * (blocks - 1) * steps
+    assert sorted(taken) == sorted([("qkv", True)] * blocks * steps + updated)
