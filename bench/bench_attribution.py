@@ -30,9 +30,16 @@ STREAM_FUNCTIONS = (
 )
 
 
-def instrument(host: bench_host.Host, wrap: Callable[[str, Callable], Callable]) -> None:
-    """Replace each stream function of the loaded extension by wrap(name, function); a family function
-    is replaced where it is defined, once, whichever families inherit it."""
+# Parts of the functions above, timed on their own as well: the concepts through the family's text refiner or
+# adapter (inside _open_stream; once per sampling run for most families, a cost of the run rather than of a step).
+PART_FUNCTIONS = (("family", "embed_concepts"),)
+
+
+def instrument(host: bench_host.Host, wrap: Callable[[str, Callable], Callable],
+               wrap_part: Callable[[str, Callable], Callable] | None = None) -> None:
+    """Replace each stream function of the loaded extension by wrap(name, function), and each part by
+    wrap_part(name, function) where given; a family function is replaced where it is defined, once, whichever
+    families inherit it."""
     families = sys.modules[f"{host.pack.__name__}.nodes.families"].FAMILIES
     owners = {
         "stream": [host.step_module],
@@ -41,7 +48,9 @@ def instrument(host: bench_host.Host, wrap: Callable[[str, Callable], Callable])
         "step": [host.step_module.ConceptStep],
         "aggregator": [sys.modules[f"{host.pack.__name__}.ca_core.aggregate"].ConceptScoreAggregator],
     }
-    for owner_name, attribute in STREAM_FUNCTIONS:
+    chosen = [(owner, attribute, wrap) for owner, attribute in STREAM_FUNCTIONS]
+    chosen += [(owner, attribute, wrap_part) for owner, attribute in PART_FUNCTIONS if wrap_part is not None]
+    for owner_name, attribute, wrapping in chosen:
         defining = []
         for owner in owners[owner_name]:
             where = next(k for k in getattr(owner, "__mro__", (owner,)) if attribute in vars(k))
@@ -50,9 +59,9 @@ def instrument(host: bench_host.Host, wrap: Callable[[str, Callable], Callable])
         for owner in defining:
             original = vars(owner)[attribute]
             if isinstance(original, staticmethod):
-                setattr(owner, attribute, staticmethod(wrap(attribute, original.__func__)))
+                setattr(owner, attribute, staticmethod(wrapping(attribute, original.__func__)))
             else:
-                setattr(owner, attribute, wrap(attribute, original))
+                setattr(owner, attribute, wrapping(attribute, original))
 
 
 class StreamClock:
@@ -60,19 +69,26 @@ class StreamClock:
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
+        self.parts: dict[str, float] = defaultdict(float)  # PART_FUNCTIONS, inside the seconds above
 
-    def wrap(self, name: str, function: Callable) -> Callable:
+    def wrap(self, name: str, function: Callable, into: dict | None = None) -> Callable:
+        into = self.seconds if into is None else into
+
         @functools.wraps(function)
         def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds[name] += time.perf_counter() - start
+                into[name] += time.perf_counter() - start
         return timed
+
+    def wrap_part(self, name: str, function: Callable) -> Callable:
+        return self.wrap(name, function, self.parts)
 
     def reset(self) -> None:
         self.seconds.clear()
+        self.parts.clear()
 
     @property
     def total(self) -> float:

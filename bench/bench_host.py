@@ -457,11 +457,14 @@ def build_model(family: Family, depth: int, single: int, device: str, dtype, see
     return comfy.model_patcher.ModelPatcher(model, load_device=target, offload_device=offload)
 
 
-def as_gguf(model, qtype_name: str, folder: Path):
+def as_gguf(model, qtype_name: str, folder: Path, model_config=None):
     """The model written as a GGUF file of qtype_name (as ComfyUI-GGUF's tools write one) and loaded back by
     ComfyUI-GGUF's Unet Loader (GGUF), as users load GGUF checkpoints; the fp32 model is released. Every family's
-    file says arch "flux": ComfyUI-GGUF only checks the name against its list of image models, and ComfyUI
-    detects the model from the keys, so the rules of which tensors stay F16 are Flux's for every family."""
+    file says arch "flux": ComfyUI-GGUF only checks the name against its list of image models, and the rules of
+    which tensors stay F16 are Flux's for every family. model_config: the family's own config at the benchmark's
+    depth, which ComfyUI's detection from the keys is given as its answer (it cannot size every reduced model: a
+    one-block SD3.5 large would be read as all 38 blocks, a one-block PixelDiT as no model)."""
+    import comfy.model_detection
     import folder_paths
     import gguf
     import nodes
@@ -476,5 +479,11 @@ def as_gguf(model, qtype_name: str, folder: Path):
     save_flux_gguf(state_dict, folder / name, getattr(gguf.GGMLQuantizationType, qtype_name))
     del state_dict
     folder_paths.add_model_folder_path("unet_gguf", str(folder))
-    (loaded,) = nodes.NODE_CLASS_MAPPINGS["UnetLoaderGGUF"]().load_unet(name)
+    detect = comfy.model_detection.model_config_from_unet
+    if model_config is not None:
+        comfy.model_detection.model_config_from_unet = lambda *args, **kwargs: model_config
+    try:
+        (loaded,) = nodes.NODE_CLASS_MAPPINGS["UnetLoaderGGUF"]().load_unet(name)
+    finally:
+        comfy.model_detection.model_config_from_unet = detect
     return loaded

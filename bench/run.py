@@ -76,6 +76,8 @@ def evidence_parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--depth", type=int)
     parser.add_argument("--single", type=int)
     parser.add_argument("--family", choices=list(bench_host.FAMILIES), default="flux1")
+    parser.add_argument("--weights", choices=["native", "fp8"], default="native",
+                        help="fp8: weights stored as fp8_e4m3fn and cast as used")
     return parser
 
 
@@ -86,6 +88,7 @@ def evidence_settings(options) -> Settings:
     settings.single = options.single or settings.single
     settings.concepts = getattr(options, "concepts", None) or settings.concepts
     settings.family = getattr(options, "family", settings.family)
+    settings.weights = getattr(options, "weights", settings.weights)
     return settings
 
 
@@ -109,6 +112,7 @@ class Runs:
     seconds: list[float] = field(default_factory=list)
     cpu_seconds: list[float] = field(default_factory=list)
     stream_seconds: list[float] = field(default_factory=list)  # CPU only: inside the stream's functions
+    embedding_seconds: list[float] = field(default_factory=list)  # of those, the concepts' embedding
     rss_peak_bytes: list[int] = field(default_factory=list)
 
     @property
@@ -145,16 +149,22 @@ def alternate(variants: dict[str, Callable[[], object]], rounds: int, bench: "Be
             run.cpu_seconds.append(m.cpu_seconds)
             run.rss_peak_bytes.append(m.rss_peak_bytes)
             run.stream_seconds.append(clock.total if clock else float("nan"))
+            run.embedding_seconds.append(clock.parts.get("embed_concepts", 0.0) if clock else float("nan"))
     return runs, first
 
 
-def ratios(patched: Runs, base: Runs) -> dict:
-    """Median time ratios, the in-run attribution, and the memory ratios."""
+def ratios(patched: Runs, base: Runs, embedding_once_per_run: bool = False) -> dict:
+    """Median time ratios, the in-run attribution, and the memory ratios. embedding_once_per_run: the family embeds
+    the concepts once per sampling run, so step_ratio leaves that embedding out (it is a cost of the run, which a
+    one-step run shows whole)."""
     def ratio(a: float, b: float) -> float:
         return a / b if b else float("nan")
 
     attributed = [s / (t - s) for s, t in zip(patched.stream_seconds, patched.seconds, strict=True)]
+    once = patched.embedding_seconds if embedding_once_per_run else [0.0] * len(patched.seconds)
+    per_step = [(s - e) / (t - s) for s, e, t in zip(patched.stream_seconds, once, patched.seconds, strict=True)]
     return {
+        "step_ratio": 1 + statistics.median(per_step),
         "time_ratio": patched.time / base.time,
         # noise on a shared machine only ever adds time, so the fastest round is the cleanest
         "best_time_ratio": min(patched.seconds) / min(base.seconds),
@@ -176,6 +186,7 @@ class Bench:
 
     def __init__(self, host: bench_host.Host, settings: Settings, clock: bench_attribution.StreamClock | None):
         import comfy.samplers
+        import comfy.supported_models
         import nodes
 
         self.host, self.s = host, settings
@@ -190,11 +201,15 @@ class Bench:
             import tempfile
 
             self.gguf_folder = Path(tempfile.mkdtemp(prefix="ca-bench-gguf-"))
-            self.model = bench_host.as_gguf(self.model, "Q8_0", self.gguf_folder)
+            config = getattr(comfy.supported_models, self.geometry.config_class)(
+                bench_host.family_config(self.geometry, settings.depth, settings.single))
+            self.model = bench_host.as_gguf(self.model, "Q8_0", self.gguf_folder, config)
         self.diffusion_model = self.model.get_model_object("diffusion_model")
         # what is live before every call on the CPU: the weights (the profiler cannot see them)
         self.resident_bytes = sum(t.numel() * t.element_size() for t in self.model.model.state_dict().values())
         self.patch_class = host.install_module.ConceptAttentionPatch
+        family = sys.modules[f"{host.pack.__name__}.nodes.families"].family_for(self.model)
+        self.embedding_once_per_run = not family.concept_embedding_per_call
         self.family = sys.modules[f"{host.pack.__name__}.nodes.families"].family_for(self.model)
         self.parse_layers = sys.modules[f"{host.pack.__name__}.ca_core.layers"].parse_layers
         generator = torch.Generator().manual_seed(SEED)
@@ -328,7 +343,7 @@ def sampler_section(bench: Bench, layers: tuple[int, ...]) -> list[dict]:
         for k in bench.s.concepts:
             rows.append({
                 **shape_fields(bench, side, frames), "concepts": k, "layers": list(layers),
-                **ratios(runs[f"k{k}"], runs["ksampler"]),
+                **ratios(runs[f"k{k}"], runs["ksampler"], bench.embedding_once_per_run),
                 # the node's promise: KSampler's latent, bit for bit
                 "latent_identical": torch.equal(first["ksampler"], first[f"k{k}"]),
                 "aggregator": stores[f"k{k}"],
@@ -599,7 +614,7 @@ def family_table_main(options: argparse.Namespace) -> dict:
         clock = None
         if options.device == "cpu":
             clock = bench_attribution.StreamClock()
-            bench_attribution.instrument(host, clock.wrap)
+            bench_attribution.instrument(host, clock.wrap, clock.wrap_part)
         with torch.inference_mode():
             result = family_table.run_table(sys.modules[__name__], options, host, clock)
     family_table.print_table(result)
@@ -657,7 +672,7 @@ def run_all(options: argparse.Namespace, settings: Settings, host: bench_host.Ho
     clock = None
     if options.device == "cpu":  # CUDA calls return before their kernels end: use profile_stream.py there
         clock = bench_attribution.StreamClock()
-        bench_attribution.instrument(host, clock.wrap)
+        bench_attribution.instrument(host, clock.wrap, clock.wrap_part)
     progress(f"building {bench_host.FAMILIES[settings.family].label}-width model, depth "
              f"{settings.depth}+{settings.single}, {settings.dtype}")
     bench = Bench(host, settings, clock)

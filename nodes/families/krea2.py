@@ -79,21 +79,23 @@ class Krea2Family(ModelFamily):
         return Modulation(preshift, prescale, pregate), Modulation(postshift, postscale, postgate)
 
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:
-        """The block's shared weights. The attention output's sigmoid gate is computed from the concepts' own
-        modulated input, which qkv keeps for the projection of the same block."""
+        """The block's shared weights. The attention output's sigmoid gate comes from the concepts' own modulated
+        input, as the block makes it beside q, k and v (so it shares their casts); qkv keeps it for the projection of
+        the same block."""
         block = diffusion_model.blocks[index]
         attn = block.attn
-        modulated = {}
+        gated = {}
 
         def qkv(x: Tensor) -> Tensor:
-            modulated["input"] = x
+            gated["gate"] = torch.sigmoid(attn.gate(x))
             k, v = (repeat_kv_heads(layer(x), attn.kvheads, attn.heads, attn.headdim) for layer in (attn.wk, attn.wv))
             return torch.cat([attn.wq(x), k, v], dim=-1)
 
         def proj(out: Tensor) -> Tensor:
-            return attn.wo(out * torch.sigmoid(attn.gate(modulated["input"])))
+            return attn.wo(out * gated["gate"])
 
-        return TextStreamWeights(num_heads=attn.heads, norm1=block.prenorm, qkv=qkv, qkv_layers=(attn.wq, attn.wk, attn.wv),
+        return TextStreamWeights(num_heads=attn.heads, norm1=block.prenorm, qkv=qkv,
+                                 qkv_layers=(attn.wq, attn.wk, attn.wv, attn.gate),
                                  qk_norm=lambda q, k, v: attn.qknorm(q, k), proj=proj, proj_layers=(attn.wo,),
                                  norm2=block.postnorm, mlp=block.mlp)
 

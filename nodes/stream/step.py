@@ -96,7 +96,7 @@ class ConceptStep:
         # what the concepts' steps computed so far in this block
         self._modulations: tuple[ModulationParams, ModulationParams] | None = None
         self._tokens: Tensor | None = None
-        self.qkv: tuple[Tensor, Tensor, Tensor] | None = None  # computed on separate q/k/v layers' own call
+        self.qkv: tuple[Tensor, Tensor, Tensor] | None = None  # made right after the text's own q/k/v layers
         self.attended: ConceptAttentionResult | None = None
         self.residual: Tensor | None = None  # after the attention's residual update
         self._mlp_input: Tensor | None = None
