@@ -70,6 +70,28 @@ def measure_row(run, host, settings, clock) -> dict:
         free_models()
 
 
+def measure_peaks(run, host, settings) -> dict:
+    """The activation peak ratios of a row alone (one memory run per sampler variant), to measure them again after a
+    memory fix without its timed rounds."""
+    bench = None
+    try:
+        bench = run.Bench(host, settings, None)
+        layers, side = bench.layers("auto"), settings.sizes[0]
+        frames = settings.frames[0] if settings.frames else None
+        variants = run.sampler_variants(bench, side, {f"k{k}": (k, layers) for k in settings.concepts}, {}, frames)
+        peaks = {name: run.bench_meter.memory_peak(call, settings.device, bench.resident_bytes)[0]
+                 for name, call in variants.items()}
+        base = peaks["ksampler"]
+        return {f"k{k}": {"peak_ratio": peaks[f"k{k}"].peak_bytes / base.peak_bytes,
+                          "total_peak_ratio": peaks[f"k{k}"].total_peak_bytes / base.total_peak_bytes}
+                for k in settings.concepts}
+    finally:
+        if bench is not None and bench.gguf_folder is not None:
+            shutil.rmtree(bench.gguf_folder, ignore_errors=True)
+        del bench
+        free_models()
+
+
 def free_models() -> None:
     """Let go of the row's model: ComfyUI's model management keeps every model it loaded (on the CPU, its weights
     in RAM) until told otherwise, and the families at real width do not fit side by side."""
@@ -92,6 +114,14 @@ def run_table(run, options, host, clock) -> dict:
     for family in families:
         for weights in weights_set:
             key = row_key(family, weights)
+            if options.peaks_only:  # a measured row's peaks again, its timings kept
+                if key in result["rows"] and "error" not in result["rows"][key]:
+                    run.progress(f"{key}: peaks")
+                    settings = table_settings(run, family, weights, options.device, options.quick)
+                    for k, peaks in measure_peaks(run, host, settings).items():
+                        result["rows"][key][k].update(peaks)
+                    out.write_text(json.dumps(run._json_safe(result), indent=1))
+                continue
             if key in result["rows"] and "error" not in result["rows"][key] and not options.fresh:
                 continue  # measured: the other rows keep theirs whatever is measured again
             settings = table_settings(run, family, weights, options.device, options.quick)

@@ -590,6 +590,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="--all-families: these families only")
     parser.add_argument("--weights-set", nargs="+", choices=list(WEIGHT_DTYPES),
                         help="--all-families: these weights only (default: all three)")
+    parser.add_argument("--peaks-only", action="store_true",
+                        help="--all-families: measure the chosen rows' activation peaks again, keeping their timings")
     parser.add_argument("--fresh", action="store_true",
                         help="--all-families: measure the chosen rows again (the JSON's others are kept)")
     parser.add_argument("--readme", action="store_true",

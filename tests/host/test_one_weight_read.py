@@ -40,6 +40,9 @@ def test_the_layers_call_takes_the_concepts_rows_along(ca):
                                    atol=1e-6)
         # one product of 14 + 3 rows; on the first round, one check of the text rows alone
         assert counting.calls == [torch.Size([17, 32])] + ([torch.Size([2, 7, 32])] if round == 0 else []), round
+        # the concepts' rows are their own: they do not keep the whole product alive while the concepts hold them
+        kept = seen["concepts"]
+        assert kept.untyped_storage().nbytes() == kept.numel() * kept.element_size()
 
 
 def test_rows_that_would_change_the_text_run_apart_on_the_same_cast(ca, monkeypatch):
