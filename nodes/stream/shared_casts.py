@@ -87,9 +87,12 @@ class _FirstLinear(TorchFunctionMode):
             if not _SAME_AS_ALONE[key]:
                 self.extra_output = few_row_linear(extra.to(x.dtype), weight, bias)
                 return alone
-        # a copy of the concepts' few rows: a view would keep the whole product alive as long as the concepts keep
-        # their output (their q/k/v wait for the attention, and past it where the stream enters at the attention)
-        self.extra_output = both[rows.shape[0]:].reshape(*extra.shape[:-1], both.shape[-1]).clone()
+        concept_rows = both[rows.shape[0]:].view(*extra.shape[:-1], both.shape[-1])
+        # where the text's rows outnumber the concepts', a copy of the concepts' few rows: a view would keep the whole
+        # product alive as long as the concepts keep their output (their q/k/v wait for the attention, and past it
+        # where the stream enters at the attention); a short text's product costs less than that copy
+        self.extra_output = concept_rows.clone() if rows.shape[0] > concept_rows.numel() // both.shape[-1] \
+            else concept_rows
         return text
 
     def _apart(self, x: Tensor, weight, bias) -> Tensor:
