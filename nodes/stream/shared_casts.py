@@ -85,7 +85,7 @@ class _FirstLinear(TorchFunctionMode):
             alone = F.linear(x, weight, bias)
             _SAME_AS_ALONE[key] = torch.equal(text, alone)
             if not _SAME_AS_ALONE[key]:
-                self.extra_output = few_row_linear(extra.to(x.dtype), weight, bias)
+                self._concepts_apart(x, weight, bias)
                 return alone
         concept_rows = both[rows.shape[0]:].view(*extra.shape[:-1], both.shape[-1])
         # where the text's rows outnumber the concepts', a copy of the concepts' few rows: a view would keep the whole
@@ -97,8 +97,11 @@ class _FirstLinear(TorchFunctionMode):
 
     def _apart(self, x: Tensor, weight, bias) -> Tensor:
         """The text's product alone, and the concepts' on the same cast weight (two reads, one cast)."""
-        self.extra_output = few_row_linear(self.extra_rows.to(x.dtype), weight, bias)
+        self._concepts_apart(x, weight, bias)
         return F.linear(x, weight, bias)
+
+    def _concepts_apart(self, x: Tensor, weight, bias) -> None:
+        self.extra_output = few_row_linear(self.extra_rows.to(x.dtype), weight, bias)
 
 
 def linear_layers(function, declared: tuple = ()) -> tuple:
@@ -141,14 +144,15 @@ class SharedCasts:
         self.groups: dict = {}  # layer -> the _Group it belongs to
         self._open: list = []
         self._handles: list = []
-        self._finding_rows = False  # the concepts' rows are being found (first_layer_input): their layers' calls
+        # the concepts' rows are being found (first_layer_input): their layers' calls then are not the text's
+        self._finding_rows = False
 
     def after(self, layers, step: Callable[[], None], rows: Callable[[], Tensor | None] | None = None) -> None:
         """step runs once each of `layers` (a layer, or the layers the step runs) has had its own call, on the
         last one's cast weight; rows: the concepts' input to the step where it is ready when the first layer's call
         begins (None where not), which the layers' calls then take along: the input of the first of the layers to
-        run (first_layer_input). Where a layer is not plain F.linear, the
-        step does not run here (its caller runs it later, as for a layer that is not shared)."""
+        run (first_layer_input). Where a layer is not plain F.linear, the step does not run here (its caller runs
+        it later, as for a layer that is not shared)."""
         layers = (layers,) if isinstance(layers, torch.nn.Module) else tuple(layers)
         if not layers:
             return
