@@ -134,16 +134,19 @@ def attend_concepts(
     score_tokens: int | Tensor | None = None,
     rope: Rope = None,
     qkv: tuple[Tensor, Tensor, Tensor] | None = None,
+    attended: tuple[Tensor, Tensor, torch.dtype] | None = None,
 ) -> ConceptAttentionResult:
     """Concept queries over [concept keys; image keys], and the per-layer scores.
 
     score_tokens limits the scores to the generated image's tokens: the first score_tokens image
     tokens (reference latents after them), or their indices in grid order where references
     interleave with them; the concepts still attend over every image token.
-    qkv: the concepts' concept_qkv, where it was computed already.
+    qkv: the concepts' concept_qkv, where it was computed already; attended: their attention over these image keys
+    and values where it was computed already, before the image's own (attend_ahead).
     """
-    q, k, v = qkv if qkv is not None else concept_qkv(concepts, attn_mod, weights, rope)
-    outputs, cross_attention_scores = concept_attention(q, k, v, image.keys, image.values)
+    if attended is None:
+        attended = attend_ahead(qkv if qkv is not None else concept_qkv(concepts, attn_mod, weights, rope), image)
+    outputs, cross_attention_scores, dtype = attended
 
     scored = slice(None) if score_tokens is None else (
         score_tokens if isinstance(score_tokens, Tensor) else slice(score_tokens))
@@ -151,7 +154,14 @@ def attend_concepts(
     # time: a float32 copy of a 4096² image's outputs [N, C] alone would take 800 MB.
     output_scores = torch.cat([einsum(outputs, chunk.float(), "B K C, B N C -> B K N")
                                for chunk in image.outputs[:, scored].split(SCORED_TOKENS_AT_ONCE, dim=1)], dim=-1)
-    return ConceptAttentionResult(outputs.to(v.dtype), output_scores, cross_attention_scores[..., scored])
+    return ConceptAttentionResult(outputs.to(dtype), output_scores, cross_attention_scores[..., scored])
+
+
+def attend_ahead(qkv: tuple[Tensor, Tensor, Tensor], image: ImageAttention) -> tuple[Tensor, Tensor, torch.dtype]:
+    """The concepts' attention over [concepts; image keys and values] (concept_attention), and their values' dtype:
+    what attend_concepts scores once the image's attention outputs are there. Image outputs are not read."""
+    q, k, v = qkv
+    return (*concept_attention(q, k, v, image.keys, image.values), v.dtype)
 
 
 def concept_attention(q: Tensor, k: Tensor, v: Tensor, image_keys: Tensor, image_values: Tensor

@@ -15,7 +15,9 @@ gated MLP's gate and up projections). The step then finds those layers' outputs 
 come out bit for bit as from the product alone, which is checked once per shape (a backend may pick another
 kernel for another row count); where they do not, the two products run apart on the one cast weight. A layer
 whose input for the concepts is not the step's own (the middle layer of a three-layer MLP) runs as usual within the
-step.
+step. The concepts' q/k/v wait for the image's attention, the peak of a block: they are made this way only where the
+call casts the weight; on a layer's own full-precision weight there is nothing to share, and they are made after
+that attention, holding nothing through it.
 
 A layer is shared only where its forward was exactly F.linear(its input, weight, bias), returned as is:
 a layer that scales its input or output (scaled fp8 before ComfyUI 0.33) or multiplies with another
@@ -47,11 +49,14 @@ class _FirstLinear(TorchFunctionMode):
     the concepts' rows for the layer, that product takes them along (one read of the weight for both) where it
     gives the text rows bit for bit as alone; their output is kept in extra_output."""
 
-    def __init__(self, module, layer_input, extra_rows: Tensor | None = None):
+    def __init__(self, module, layer_input, extra_rows: Tensor | None = None, cast_only: bool = False):
         super().__init__()
         self.module, self.layer_input = module, layer_input
         self.seen = None  # (weight, bias, result); () when the first F.linear was not on the layer's input
         self.extra_rows, self.extra_output = extra_rows, None
+        # cast_only: the concepts' rows ride along only on a cast weight (own_weight: the product was on the layer's
+        # own parameter, no cast to share)
+        self.cast_only, self.own_weight = cast_only, False
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -63,6 +68,10 @@ class _FirstLinear(TorchFunctionMode):
         if x is not self.layer_input:
             self.seen = ()
             return func(*args, **kwargs)
+        if self.cast_only and weight is getattr(self.module, "weight", None):
+            self.own_weight = True
+            self.seen = (weight, bias, func(*args, **kwargs))
+            return self.seen[2]
         result = self._with_extra_rows(x, weight, bias) if self.extra_rows is not None else None
         if result is None:
             result = func(*args, **kwargs)
@@ -118,13 +127,20 @@ class _Group:
     to run, and by each later one that gets the same input from the text (a gated MLP's gate and up projections);
     the step runs once the last of them has run, on its cast weight, the others giving the outputs they took along."""
 
-    def __init__(self, layers: tuple, step: Callable[[], None], rows: Callable[[], Tensor | None] | None):
-        self.layers, self.step, self.rows = layers, step, rows
+    def __init__(self, layers: tuple, step: Callable[[], None], rows: Callable[[], Tensor | None] | None,
+                 cast_only: bool):
+        self.layers, self.step, self.rows, self.cast_only = layers, step, rows, cast_only
         self.text_input = None  # the text's input to the first of the layers to run
         self.concept_rows: Tensor | None = None
         self.outputs: dict = {}  # layer -> (the concepts' rows, their output), from the layer's own call
         self.called: set = set()
         self.done = False
+
+    def finish(self) -> None:
+        """Done: nothing of the layers' calls (their input, the concepts' rows and outputs) outlives the step."""
+        self.done = True
+        self.text_input = self.concept_rows = None
+        self.outputs.clear()
 
     def rows_for(self, layer, layer_input) -> Tensor | None:
         """The concepts' rows for a layer's call that gets `layer_input` from the text (None: none to take)."""
@@ -147,16 +163,20 @@ class SharedCasts:
         # the concepts' rows are being found (first_layer_input): their layers' calls then are not the text's
         self._finding_rows = False
 
-    def after(self, layers, step: Callable[[], None], rows: Callable[[], Tensor | None] | None = None) -> None:
+    def after(self, layers, step: Callable[[], None], rows: Callable[[], Tensor | None] | None = None,
+              cast_only: bool = False) -> None:
         """step runs once each of `layers` (a layer, or the layers the step runs) has had its own call, on the
         last one's cast weight; rows: the concepts' input to the step where it is ready when the first layer's call
         begins (None where not), which the layers' calls then take along: the input of the first of the layers to
         run (first_layer_input). Where a layer is not plain F.linear, the step does not run here (its caller runs
-        it later, as for a layer that is not shared)."""
+        it later, as for a layer that is not shared).
+        cast_only: a step whose output waits to be used (the concepts' q/k/v wait through the image's attention)
+        runs here only where the layers' call cast the weight; on a layer's own full-precision weight there is no
+        cast to share, and its caller makes the output where it is used, holding nothing meanwhile."""
         layers = (layers,) if isinstance(layers, torch.nn.Module) else tuple(layers)
         if not layers:
             return
-        group = _Group(layers, step, rows)
+        group = _Group(layers, step, rows, cast_only)
         for layer in layers:
             self.groups[layer] = group
 
@@ -169,7 +189,7 @@ class SharedCasts:
             rows = group.rows_for(module, args[0])
         finally:
             self._finding_rows = False
-        mode = _FirstLinear(module, args[0], rows)
+        mode = _FirstLinear(module, args[0], rows, group.cast_only)
         mode.__enter__()
         self._open.append(mode)
 
@@ -179,9 +199,9 @@ class SharedCasts:
         mode = self._open.pop()
         mode.__exit__(None, None, None)
         group = self.groups[module]
-        if not (mode.seen and mode.seen[2] is output):  # the layer was not F.linear on its input alone
-            group.done = True  # the step runs later, as for a layer that is not shared
-            group.outputs.clear()
+        # the layer was not F.linear on its input alone, or a cast_only step's layer used its own weight
+        if not (mode.seen and mode.seen[2] is output) or mode.own_weight:
+            group.finish()  # the step runs later, as for a layer that is not shared
             return
         group.called.add(module)
         if mode.extra_output is not None:
@@ -194,7 +214,7 @@ class SharedCasts:
                         stack.enter_context(replaying(layer, None, None, rows, taken))
                 stack.enter_context(replaying(module, *mode.seen[:2], *group.outputs.get(module, (None, None))))
                 group.step()
-            group.outputs.clear()  # nothing of the layers' calls outlives the step
+            group.finish()
 
     def start(self) -> None:
         """Watch the layers' calls from now on (until stop)."""

@@ -13,6 +13,7 @@ Previous replacements and overrides are chained, never replaced.
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from ...ca_core.aggregate import TokenWindow
@@ -20,6 +21,7 @@ from ...ca_core.few_rows import few_row_linears
 from ...ca_core.stream import (
     ConceptAttentionResult,
     ModulationParams,
+    attend_ahead,
     attend_concepts,
     attention_residual,
     concept_qkv,
@@ -80,6 +82,28 @@ def stream_state(args: dict, plan: StreamPlan) -> StreamState | None:
     return (args.get("transformer_options") or {}).get(STATE_KEY, {}).get(plan)
 
 
+def attention_output_like(args: tuple, kwargs: dict) -> Tensor | None:
+    """A tensor shaped as ComfyUI's attention call optimized_attention(q, k, v, heads, mask, attn_precision,
+    skip_reshape, skip_output_reshape) returns, holding no memory (on the meta device): what a family's image_attention
+    cuts the image's outputs from, where only the keys and values are wanted. None where the call is not of that
+    shape."""
+    if len(args) < 3 or not all(isinstance(t, Tensor) for t in args[:3]):
+        return None
+    q, _, v = args[:3]
+    heads = args[3] if len(args) > 3 else kwargs.get("heads")
+    skip_reshape = args[6] if len(args) > 6 else kwargs.get("skip_reshape", False)
+    skip_output_reshape = args[7] if len(args) > 7 else kwargs.get("skip_output_reshape", False)
+    if skip_reshape and q.dim() == 4 and v.dim() == 4:
+        batch, heads, tokens, dim = q.shape[0], q.shape[1], q.shape[2], v.shape[-1]
+    elif not skip_reshape and q.dim() == 3 and v.dim() in (3, 4) and isinstance(heads, int):
+        # values [B, L, H * D], or [B, L, H, D] as SD3's blocks hand them over
+        batch, tokens, dim = q.shape[0], q.shape[1], v.shape[2:].numel() // heads
+    else:
+        return None
+    shape = (batch, heads, tokens, dim) if skip_output_reshape else (batch, tokens, heads * dim)
+    return torch.empty(shape, dtype=v.dtype, device="meta")
+
+
 def attend(outer_override, func, args: tuple, kwargs: dict):
     """One attention call, through the override the stream's own displaced (chained, never replaced)."""
     return outer_override(func, *args, **kwargs) if outer_override else func(*args, **kwargs)
@@ -98,6 +122,7 @@ class ConceptStep:
         self._tokens: Tensor | None = None
         self.qkv: tuple[Tensor, Tensor, Tensor] | None = None  # made right after the text's own q/k/v layers
         self.attended: ConceptAttentionResult | None = None
+        self._ahead: tuple | None = None  # their attention, made before the image's (attend_ahead)
         self.residual: Tensor | None = None  # after the attention's residual update
         self._mlp_input: Tensor | None = None
         self.layers: dict[str, tuple] = {}  # the linear layers of the concepts' qkv, proj and mlp steps
@@ -127,9 +152,10 @@ class ConceptStep:
         if before_attention:
             for layer in self.plan.family.modulation_layers(self.state.diffusion_model, self.index):
                 shared.after(layer, self.modulations)
-            # the concepts' q/k/v are kept for their attention, at the block's joint attention
+            # the concepts' q/k/v are kept for their attention, at the block's joint attention, where that saves a
+            # cast; on full-precision weights they are made at the attention, not held through the image's
             self.layers["qkv"] = linear_layers(weights.qkv, weights.qkv_layers)
-            shared.after(self.layers["qkv"], self.stage_qkv, rows=self.qkv_rows)
+            shared.after(self.layers["qkv"], self.stage_qkv, rows=self.qkv_rows, cast_only=True)
         if after_attention and not self.last:
             self.layers["proj"] = linear_layers(weights.proj, weights.proj_layers)
             self.layers["mlp"] = linear_layers(weights.mlp, weights.mlp_layers)
@@ -178,6 +204,21 @@ class ConceptStep:
         if self.qkv is None:
             self.qkv = concept_qkv(self.tokens, self.modulations()[0], self.weights, self.state.rope)
 
+    def attend_ahead(self, attn_args: tuple, attn_kwargs: dict) -> None:
+        """Where the concepts' q/k/v were made in the text's own call (a cast shared), their attention over the
+        image's keys and values runs before the image's own attention, the peak of the block: only their outputs
+        wait through it, not their q/k/v. (Rows of the batch taken by index would copy the image's keys and values
+        there: those attend after it.)"""
+        state, rows = self.state, self.state.rows
+        out_like = attention_output_like(attn_args, attn_kwargs)
+        if self.qkv is None or not isinstance(rows, slice) or out_like is None:
+            return
+        q, k, v = attn_args[:3]
+        image = self.plan.family.image_attention(state.diffusion_model, self.index, q[rows], k[rows], v[rows],
+                                                 out_like[rows], self.plan.family.text_tokens(self.block_args),
+                                                 state.score_tokens)
+        self._ahead, self.qkv = attend_ahead(self.qkv, image), None
+
     @few_row_linears
     def attend(self, q: Tensor, k: Tensor, v: Tensor, out: Tensor) -> None:
         """The concepts over [concepts; image], from the block's joint attention (q/k/v and output as the
@@ -186,7 +227,8 @@ class ConceptStep:
         image = family.image_attention(state.diffusion_model, self.index, q[rows], k[rows], v[rows], out[rows],
                                        family.text_tokens(self.block_args), state.score_tokens)
         self.attended = attend_concepts(self.tokens, self.modulations()[0], self.weights, image,
-                                        state.score_tokens, rope=state.rope, qkv=self.qkv)
+                                        state.score_tokens, rope=state.rope, qkv=self.qkv, attended=self._ahead)
+        self.qkv = self._ahead = None
         if self.last and self.plan.stop_after_last_layer and self.state.window is None:
             # only the maps are wanted: skip the rest of this block and everything after it (not in a context
             # window, whose sampler goes on to the next window with this one's output)
@@ -250,9 +292,11 @@ def run_block(plan: StreamPlan, index: int, state: StreamState, args: dict, call
     outer_override = options.get("optimized_attention_override")
 
     def override(func, *attn_args, **attn_kwargs):
+        if step.attended is not None:
+            return attend(outer_override, func, attn_args, attn_kwargs)
+        step.attend_ahead(attn_args, attn_kwargs)  # the block's one joint attention
         out = attend(outer_override, func, attn_args, attn_kwargs)
-        if step.attended is None:  # the block's one joint attention
-            step.attend(*attn_args[:3], out)
+        step.attend(*attn_args[:3], out)
         return out
 
     with step.shared_casts().watching():
@@ -288,27 +332,29 @@ class AttentionEntry:
         self._prepare(0)
 
     def __call__(self, func, *args, **kwargs):
-        out = attend(self.outer_override, func, args, kwargs)
         number, self.calls = self.calls, self.calls + 1
         index = self.plan.family.block_of_attention_call(number, kwargs, self.state.conditioning)
         if index is None:  # a refiner's attention, outside the joint blocks
-            return out
-        self.finish_pending()
+            return attend(self.outer_override, func, args, kwargs)
+        self.finish_pending()  # the block before, where its MLP was not shared: before this block's peak
         step, self.upcoming = self.upcoming, None
         self.close()
-        if index <= self.plan.last_layer:
-            # the family reads what it needs (text tokens, ...) from the attention call's arguments by name
-            q, k, v = args[:3]
-            call_args = {**kwargs, "conditioning": self.state.conditioning}
-            if step is None or step.index != index:
-                step = ConceptStep(self.plan, index, self.state, call_args)
-            step.block_args = {**call_args, "q": q, "k": k, "v": v}
-            step.attend(q, k, v, out)
-            # the finish waits for the concepts' MLP: keep none of this block's full-size q/k/v alive until then
-            step.block_args = call_args
-            step.then = self.finish_pending
-            self.pending = step
-            self._watch(step.shared_casts(before_attention=False))
+        if index > self.plan.last_layer:
+            return attend(self.outer_override, func, args, kwargs)
+        # the family reads what it needs (text tokens, ...) from the attention call's arguments by name
+        q, k, v = args[:3]
+        call_args = {**kwargs, "conditioning": self.state.conditioning}
+        if step is None or step.index != index:
+            step = ConceptStep(self.plan, index, self.state, call_args)
+        step.block_args = {**call_args, "q": q, "k": k, "v": v}
+        step.attend_ahead(args, kwargs)
+        out = attend(self.outer_override, func, args, kwargs)
+        step.attend(q, k, v, out)
+        # the finish waits for the concepts' MLP: keep none of this block's full-size q/k/v alive until then
+        step.block_args = call_args
+        step.then = self.finish_pending
+        self.pending = step
+        self._watch(step.shared_casts(before_attention=False))
         return out
 
     def finish_pending(self) -> None:

@@ -17,6 +17,7 @@ A variant the host predates is skipped, naming the ComfyUI version it needs. Per
 the family's own (comparisons with the authors' code, video frames, conditioning modes, tokenizer details).
 """
 
+import contextlib
 import copy
 import importlib
 import math
@@ -27,7 +28,7 @@ import pytest
 import torch
 from helpers.equations import assert_maps_match
 from helpers.planted import concept_context, one_pass_maps
-from helpers.sampling import concept_sampler, forward_arguments, ksampler, run_layers
+from helpers.sampling import casting_each_call, concept_sampler, forward_arguments, ksampler, run_layers
 from helpers.variants import ATTENTION_ENTRY_FAMILIES, AUTO_LAST_BLOCKS, FAMILY_NAMES, VARIANTS
 
 CONCEPTS = ["dog", "grass", "sky"]
@@ -295,18 +296,21 @@ def test_an_exception_inside_a_block_leaves_no_patch(ca, model_of, variant):
     assert torch.equal(ksampler(model, inputs), before)
 
 
+@pytest.mark.parametrize("weights", ["cast", "own"])
 @pytest.mark.parametrize("variant", variants_with())
-def test_the_concepts_reuse_the_text_layers_casts(ca, model_of, variant):
-    """Counted on each layer's own forward, which casts its weight on fp8, GGUF and offloaded models (fp32 layers
-    here are plain F.linear, as a cast layer is once its weight is cast). The last block's concepts are scored, not
-    updated."""
+def test_the_concepts_reuse_the_text_layers_casts(ca, model_of, variant, weights, monkeypatch):
+    """Counted on each layer's own forward, which casts its weight on fp8, GGUF, offloaded and LoRA-on-the-fly models
+    (cast: every layer here casts at each call): the concepts run none of the layers again. On full-precision
+    weights (own: nothing to cast) the concepts' q/k/v are made at the attention, not held through the image's (a
+    second call of each q/k/v layer per block); the rest still rides along. The last block's concepts are scored,
+    not updated."""
     model, clip = model_of(variant), variant.clip()
     inputs = variant.inputs(1, 1.0)
     family, dm = family_of(ca, model, variant), model.get_model_object("diffusion_model")
     blocks = len(family.joint_blocks(dm))
+    qkv = {layer for index in range(blocks) for layer in text_layers(ca, family, dm, index, "qkv")}
     reused = {layer for index in range(blocks - 1) for layer in text_layers(ca, family, dm, index, "proj", "mlp")}
-    reused |= {layer for index in range(blocks) for layer in (*text_layers(ca, family, dm, index, "qkv"),
-                                                               *family.modulation_layers(dm, index))}
+    reused |= qkv | {layer for index in range(blocks) for layer in family.modulation_layers(dm, index)}
     calls = Counter()
 
     def counting(layer):
@@ -317,16 +321,36 @@ def test_the_concepts_reuse_the_text_layers_casts(ca, model_of, variant):
             return own(*args, **kwargs)
         return forward
 
+    ahead = []  # per block: whether the concepts attended before the image's attention, holding no q/k/v through it
+    step_class = ca.nodes.stream.step.ConceptStep
+    attend_ahead = step_class.attend_ahead
+
+    def recording(step, *args):
+        attend_ahead(step, *args)
+        ahead.append(step.qkv is None and step._ahead is not None)
+
+    monkeypatch.setattr(step_class, "attend_ahead", recording)
     for layer in reused:
         layer.forward = counting(layer)
     try:
-        ksampler(model, inputs)
-        plain = {layer: calls[layer] for layer in reused}
-        calls.clear()
-        latent, maps = concept_sampler(ca, model, clip, **inputs)
+        with casting_each_call(model) if weights == "cast" else contextlib.nullcontext():
+            plain_latent = ksampler(model, inputs)
+            plain = {layer: calls[layer] for layer in reused}
+            calls.clear()
+            latent, maps = concept_sampler(ca, model, clip, **inputs)
     finally:
         for layer in reused:
             del layer.forward
+    assert torch.equal(latent["samples"], plain_latent)
     assert len(maps.steps) == inputs["steps"]
     assert all(plain.values())
-    assert {layer: calls[layer] for layer in reused} == plain
+    expected = {layer: plain[layer] * (2 if weights == "own" and layer in qkv else 1) for layer in reused}
+    assert {layer: calls[layer] for layer in reused} == expected
+    assert ahead and all(ahead) if weights == "cast" else not any(ahead)
+    if weights == "cast":
+        # their q/k/v made in the text's call and their attention ahead of the image's give the maps the concepts get
+        # on their own products, to fp32 round-off (their rows multiply in another kernel; CogVideoX's maps differ by
+        # 5e-6 after three blocks and steps)
+        _, own_maps = concept_sampler(ca, model, clip, **inputs)
+        torch.testing.assert_close(maps.maps, own_maps.maps, rtol=0, atol=1e-5)
+        torch.testing.assert_close(maps.cross_attention_maps, own_maps.cross_attention_maps, rtol=0, atol=1e-5)

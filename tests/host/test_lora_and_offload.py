@@ -167,5 +167,7 @@ def test_partially_loaded_model_with_lora_gives_the_fully_loaded_maps(ca, lora):
 
     assert torch.equal(latent["samples"], plain["samples"])
     assert torch.equal(latent["samples"], full_latent["samples"])
-    assert torch.equal(maps.maps, full_maps.maps), (maps.maps - full_maps.maps).abs().max()
-    assert torch.equal(maps.cross_attention_maps, full_maps.cross_attention_maps)
+    # to fp32 round-off: a layer patched on the fly casts its weight, so the concepts' q/k/v ride in the text's own
+    # product; a loaded layer has no cast to share, and they are made apart at the attention (another kernel)
+    torch.testing.assert_close(maps.maps, full_maps.maps, rtol=0, atol=1e-6)
+    torch.testing.assert_close(maps.cross_attention_maps, full_maps.cross_attention_maps, rtol=0, atol=1e-6)

@@ -1,10 +1,13 @@
 """One weight read for the concepts' qkv, projection and MLP layers: the text stream's own call of the layer takes the
 concepts' rows along (nodes/stream/shared_casts.py), its text rows bit for bit as alone."""
 
+import contextlib
+
+import pytest
 import torch
 import torch.nn.functional as F
 from helpers.models import tiny_clip, tiny_flux
-from helpers.sampling import concept_sampler, ksampler, sampler_inputs
+from helpers.sampling import casting_each_call, concept_sampler, ksampler, sampler_inputs
 from torch.overrides import TorchFunctionMode
 
 
@@ -73,17 +76,18 @@ def test_rows_that_would_change_the_text_run_apart_on_the_same_cast(ca, monkeypa
     assert own_calls == [text.shape, text.shape]  # the concepts never ran the layer's own forward
 
 
-def test_a_flux_run_reads_qkv_the_projection_and_the_first_mlp_layer_once(ca, monkeypatch):
-    """On a tiny Flux, every block's text qkv, and every block's projection and first MLP layer but the last block's
-    (where the concepts are scored, not updated), take the concepts' rows along at every step; the latent is plain
-    sampling's."""
+@pytest.mark.parametrize("weights", ["cast", "own"])
+def test_a_flux_run_reads_qkv_the_projection_and_the_first_mlp_layer_once(ca, monkeypatch, weights):
+    """On a tiny Flux, every block's projection and first MLP layer but the last block's (where the concepts are
+    scored, not updated) take the concepts' rows along at every step; so does every block's text qkv where the layers
+    cast their weights (fp8, GGUF, offloaded), while on full-precision weights (no cast to share) the concepts' q/k/v
+    are made at the attention rather than held through the image's. The latent is plain sampling's."""
     model, clip = tiny_flux(3), tiny_clip()
     dm = model.get_model_object("diffusion_model")
     watched = {block.txt_attn.qkv: "qkv" for block in dm.double_blocks}
     watched.update({block.txt_attn.proj: "proj" for block in dm.double_blocks})
     watched.update({block.txt_mlp[0]: "mlp" for block in dm.double_blocks})
     inputs = sampler_inputs(clip, 1, 1.0)
-    reference = ksampler(model, inputs)
     taken = []
     original = ca.nodes.stream.shared_casts._FirstLinear._with_extra_rows
 
@@ -92,9 +96,12 @@ def test_a_flux_run_reads_qkv_the_projection_and_the_first_mlp_layer_once(ca, mo
         taken.append((watched.get(self.module), result is not None))
         return result
 
-    monkeypatch.setattr(ca.nodes.stream.shared_casts._FirstLinear, "_with_extra_rows", spying)
-    latent, _ = concept_sampler(ca, model, clip, **inputs)
+    with casting_each_call(model) if weights == "cast" else contextlib.nullcontext():
+        reference = ksampler(model, inputs)
+        monkeypatch.setattr(ca.nodes.stream.shared_casts._FirstLinear, "_with_extra_rows", spying)
+        latent, _ = concept_sampler(ca, model, clip, **inputs)
     assert torch.equal(latent["samples"], reference)
     blocks, steps = len(dm.double_blocks), inputs["steps"]
     updated = [("proj", True), ("mlp", True)] * (blocks - 1) * steps
-    assert sorted(taken) == sorted([("qkv", True)] * blocks * steps + updated)
+    qkv = [("qkv", True)] * blocks * steps if weights == "cast" else []
+    assert sorted(taken) == sorted(qkv + updated)

@@ -7,7 +7,7 @@ Qwen-Image-Edit's reference methods included: test_family_contract.py.)"""
 import pytest
 import torch
 from helpers.models import random_wan21_vae, tiny_qwen_image, tiny_qwen_image_clip
-from helpers.sampling import concept_sampler, first_forward_call, ksampler, sampler_inputs
+from helpers.sampling import casting_each_call, concept_sampler, first_forward_call, ksampler, sampler_inputs
 
 
 def test_the_concepts_reuse_the_text_streams_casts(ca, monkeypatch):
@@ -16,9 +16,6 @@ def test_the_concepts_reuse_the_text_streams_casts(ca, monkeypatch):
     text's own call made, so they cast as often as in plain sampling."""
     model, clip = tiny_qwen_image(3), tiny_qwen_image_clip()
     dm = model.get_model_object("diffusion_model")
-    for module in dm.modules():
-        if hasattr(module, "comfy_cast_weights"):
-            module.comfy_cast_weights = True  # as ComfyUI sets it on an offloaded layer
     layer_class = type(dm.transformer_blocks[0].txt_mod[1])
     cast_forward, casts = layer_class.forward_comfy_cast_weights, {}
 
@@ -31,10 +28,12 @@ def test_the_concepts_reuse_the_text_streams_casts(ca, monkeypatch):
         block.txt_mod[1], block.attn.add_q_proj, block.attn.add_k_proj, block.attn.add_v_proj, block.attn.to_add_out,
         block.txt_mlp.net[0].proj, block.txt_mlp.net[2])]
     inputs = sampler_inputs(clip, 1, 3.5)
-    plain_latent = ksampler(model, inputs)
-    plain = dict(casts)
-    casts.clear()
-    latent, maps = concept_sampler(ca, model, clip, **inputs)
+    with casting_each_call(model):
+        plain_latent = ksampler(model, inputs)
+        plain = dict(casts)
+        casts.clear()
+        latent, maps = concept_sampler(ca, model, clip, **inputs)
+    assert all(plain[layer] for layer in reused)
     assert torch.equal(latent["samples"], plain_latent) and maps.steps == (0, 1, 2)
     assert {layer: casts[layer] for layer in reused} == {layer: plain[layer] for layer in reused}
 

@@ -1,8 +1,10 @@
 """Sampling a tiny model the ways the tests compare: ComfyUI's own KSampler, the Concept Attention Sampler, and
 a plain sampler's first model call recorded."""
 
+import contextlib
 import inspect
 
+import comfy.model_management
 import comfy.patcher_extension
 import nodes
 import torch
@@ -83,3 +85,30 @@ def counting_batches(model, calls: list):
 
     counted.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "count_batches", note)
     return counted
+
+
+@contextlib.contextmanager
+def casting_each_call(model):
+    """Within: every ComfyUI layer of the model casts its weight at each call into a new tensor, as an fp8, GGUF or
+    offloaded layer does (the values are the weights' own, so sampling is unchanged): the layers take ComfyUI's
+    casting forward, and its cast always copies. (A weight function would not do: loading the model clears them.)"""
+    layers = {module: module.__dict__.get("comfy_cast_weights")
+              for module in model.get_model_object("diffusion_model").modules()
+              if hasattr(module, "comfy_cast_weights")}
+    cast_to = comfy.model_management.cast_to
+
+    def copying(weight, *args, **kwargs):
+        return cast_to(weight, *args, **{**kwargs, "copy": True})
+
+    for layer in layers:
+        layer.comfy_cast_weights = True
+    comfy.model_management.cast_to = copying
+    try:
+        yield
+    finally:
+        comfy.model_management.cast_to = cast_to
+        for layer, own in layers.items():
+            if own is None:
+                del layer.comfy_cast_weights
+            else:
+                layer.comfy_cast_weights = own
