@@ -3,8 +3,8 @@ and the order): the text stream's own q/k/v projections, q/k norms, output proje
 concepts reuse), the text modulation from the timestep's embedding alone (no pooled vector), and text-then-image
 joint attention. A base, not a family.
 
-The modulation, q/k/v projections, output projection and MLP run on the text's own casts
-(nodes/stream/shared_casts.py). Qwen-Image-Edit's
+The q/k/v projections, output projection and MLP run on the text's own casts (nodes/stream/shared_casts.py);
+the concepts' modulation is the text's own output of each block's txt_mod. Qwen-Image-Edit's
 "index_timestep_zero" doubles temb for the reference image's tokens; the text, and so the concepts, take its first
 half. Reference images' tokens follow the generated image's in the joint attention: the concepts attend over them,
 and the maps cover only the generated image's tokens.
@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ...ca_core.stream import ImageAttention, Modulation, TextStreamWeights
-from .base import ModelCall, ModelFamily, split_heads, table_rope
+from .base import ModelCall, ModelFamily, keeping_outputs, split_heads, table_rope
 
 
 def centred_text_rope(positional_embedding, call: ModelCall, grid: tuple[int, int], positions: list[int]):
@@ -33,12 +33,30 @@ class QwenBlocks(ModelFamily):
     def joint_blocks(self, diffusion_model):
         return diffusion_model.transformer_blocks
 
+    def concept_conditioning(self, call: ModelCall, rows) -> dict:
+        """Each block's text modulation as the block's own call made it (watch_call), by layer."""
+        return {}
+
+    def watch_call(self, diffusion_model, conditioning: dict):
+        """The concepts' modulation is the text's own (no pooled vector enters it): keep each block's txt_mod output
+        as the block makes it, rather than run the layer again for the concepts' rows."""
+        layers = [self.modulation_layers(diffusion_model, index)[0]
+                  for index in range(len(self.joint_blocks(diffusion_model)))]
+        return keeping_outputs(layers, conditioning)
+
     def concept_modulations(self, diffusion_model, index: int, block_args: dict, conditioning, rows):
-        """The text modulation of this block, from temb (its first half where Edit doubled it)."""
-        temb = block_args["vec"]
-        if temb.shape[0] != block_args["txt"].shape[0]:  # index_timestep_zero: [temb; temb at t = 0]
-            temb = temb.chunk(2, dim=0)[0]
-        chunks = [c[:, None] for c in diffusion_model.transformer_blocks[index].txt_mod(temb[rows]).chunk(6, dim=-1)]
+        """The text modulation of this block, from temb (its first half where Edit doubled it): the block's own
+        output for the concepts' rows, where it has run in this call."""
+        block = diffusion_model.transformer_blocks[index]
+        output = (conditioning or {}).pop(self.modulation_layers(diffusion_model, index)[0], None)
+        if output is None:
+            temb = block_args["vec"]
+            if temb.shape[0] != block_args["txt"].shape[0]:  # index_timestep_zero: [temb; temb at t = 0]
+                temb = temb.chunk(2, dim=0)[0]
+            output = block.txt_mod(temb[rows])
+        else:
+            output = output[rows]
+        chunks = [c[:, None] for c in output.chunk(6, dim=-1)]
         return Modulation(*chunks[:3]), Modulation(*chunks[3:])
 
     def text_stream(self, diffusion_model, index: int) -> TextStreamWeights:

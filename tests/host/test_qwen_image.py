@@ -8,6 +8,7 @@ import pytest
 import torch
 from helpers.models import random_wan21_vae, tiny_qwen_image, tiny_qwen_image_clip
 from helpers.sampling import casting_each_call, concept_sampler, first_forward_call, ksampler, sampler_inputs
+from torch.overrides import TorchFunctionMode
 
 
 def test_the_concepts_reuse_the_text_streams_casts(ca, monkeypatch):
@@ -93,3 +94,29 @@ def test_a_prompts_attention_mask_leaves_the_image_unchanged(ca):
     latent, maps = concept_sampler(ca, model, clip, **inputs)
     assert torch.equal(latent["samples"], reference)
     assert torch.isfinite(maps.maps).all()
+
+
+def test_the_concepts_modulation_is_the_text_blocks_own_output(ca):
+    """No pooled vector enters Qwen-Image's text modulation, so the concepts' is the text's: each block's txt_mod
+    output as the block made it, not the layer run again for the concepts (the products that take a txt_mod
+    weight, in any kernel: the concept run makes as many as plain sampling)."""
+    model, clip = tiny_qwen_image(3), tiny_qwen_image_clip()
+    inputs = sampler_inputs(clip, 1, 3.5)
+    weights = {id(block.txt_mod[1].weight) for block in model.get_model_object("diffusion_model").transformer_blocks}
+
+    class CountingModulations(TorchFunctionMode):
+        count = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if any(id(arg) in weights for arg in args):
+                CountingModulations.count += 1
+            return func(*args, **(kwargs or {}))
+
+    ksampler(model, inputs)  # loads the model: its weights' moves are not products
+    with CountingModulations():
+        plain_latent = ksampler(model, inputs)
+    plain, CountingModulations.count = CountingModulations.count, 0
+    with CountingModulations():
+        latent, _ = concept_sampler(ca, model, clip, **inputs)
+    assert torch.equal(latent["samples"], plain_latent)
+    assert plain and CountingModulations.count == plain
