@@ -49,11 +49,13 @@ class _FirstLinear(TorchFunctionMode):
     the concepts' rows for the layer, that product takes them along (one read of the weight for both) where it
     gives the text rows bit for bit as alone; their output is kept in extra_output."""
 
-    def __init__(self, module, layer_input, extra_rows: Tensor | None = None, cast_only: bool = False):
+    def __init__(self, module, layer_input, find_rows: Callable[[], Tensor | None] | None = None,
+                 cast_only: bool = False):
         super().__init__()
         self.module, self.layer_input = module, layer_input
         self.seen = None  # (weight, bias, result); () when the first F.linear was not on the layer's input
-        self.extra_rows, self.extra_output = extra_rows, None
+        # the concepts' rows are found when the product is reached, so none are made where they do not ride along
+        self.find_rows, self.extra_rows, self.extra_output = find_rows, None, None
         # cast_only: the concepts' rows ride along only on a cast weight (own_weight: the product was on the layer's
         # own parameter, no cast to share)
         self.cast_only, self.own_weight = cast_only, False
@@ -72,6 +74,7 @@ class _FirstLinear(TorchFunctionMode):
             self.own_weight = True
             self.seen = (weight, bias, func(*args, **kwargs))
             return self.seen[2]
+        self.extra_rows = self.find_rows() if self.find_rows is not None else None
         result = self._with_extra_rows(x, weight, bias) if self.extra_rows is not None else None
         if result is None:
             result = func(*args, **kwargs)
@@ -184,12 +187,15 @@ class SharedCasts:
         group = self.groups.get(module)
         if group is None or group.done or module in group.called or not args or self._finding_rows:
             return
-        self._finding_rows = True
-        try:
-            rows = group.rows_for(module, args[0])
-        finally:
-            self._finding_rows = False
-        mode = _FirstLinear(module, args[0], rows, group.cast_only)
+
+        def find_rows() -> Tensor | None:
+            self._finding_rows = True
+            try:
+                return group.rows_for(module, args[0])
+            finally:
+                self._finding_rows = False
+
+        mode = _FirstLinear(module, args[0], find_rows, group.cast_only)
         mode.__enter__()
         self._open.append(mode)
 
