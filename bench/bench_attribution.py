@@ -1,9 +1,14 @@
 """Time spent inside the concept stream's own functions, measured in the same run as the total.
 
 The loaded extension's stream functions are wrapped in this process only (its files are not
-touched); none of them calls another wrapped one, so their times add up without double counting.
-A run's overhead estimate is stream / (total - stream): both parts come from the same run, so
-slow drifts of a shared machine cancel out, which wall-time ratios of separate runs cannot do.
+touched); a wrapped function called inside another is counted once, in the outer one.
+A run's overhead estimate is stream / (total - stream - calibration): both parts come from the same run,
+so slow drifts of a shared machine cancel out, which wall-time ratios of separate runs cannot do.
+
+The concepts' rows that ride along in a text layer's own product (nodes/stream/shared_casts.py) run inside the
+model's layer call, not in a stream function: each such product is timed, then the text's product alone is
+timed right after it (the calibration, taken out of the run's total), and the difference is the stream's: the
+concepts' rows, the copy that appends them, and the check of a new shape.
 """
 
 import functools
@@ -13,11 +18,16 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import bench_host
+import torch.nn.functional as F
 
 # (owner, attribute): everything the patch computes for the concepts, and nothing of the model's own.
 STREAM_FUNCTIONS = (
     ("stream", "concept_qkv"),  # concept q/k/v (right after the text's qkv layer, on its cast weight)
     ("stream", "attend_concepts"),  # attention over [concepts; image], both scores
+    ("stream", "attend_ahead"),  # that attention, made before the image's where their q/k/v rode along
+    ("step", "qkv_rows"),  # the concepts' rows that ride along in a text layer's product
+    ("step", "proj_rows"),
+    ("step", "mlp_rows"),
     ("step", "after_attention"),  # proj residual of the concept tokens
     ("step", "through_mlp"),  # the MLP on the concept tokens, layer by layer
     ("stream", "mlp_residual"),  # the MLP residual
@@ -35,10 +45,16 @@ STREAM_FUNCTIONS = (
 PART_FUNCTIONS = (("family", "embed_concepts"),)
 
 
+# The text product that takes the concepts' rows along (its time beyond the product alone is the stream's).
+RIDE_ALONG = ("_FirstLinear", "_with_extra_rows")
+
+
 def instrument(host: bench_host.Host, wrap: Callable[[str, Callable], Callable],
-               wrap_part: Callable[[str, Callable], Callable] | None = None) -> None:
-    """Replace each stream function of the loaded extension by wrap(name, function), and each part by
-    wrap_part(name, function) where given; a family function is replaced where it is defined, once, whichever
+               wrap_part: Callable[[str, Callable], Callable] | None = None,
+               ride_along: Callable[[Callable], Callable] | None = None) -> None:
+    """Replace each stream function of the loaded extension by wrap(name, function), each part by
+    wrap_part(name, function) where given, and the product that takes the concepts' rows along by
+    ride_along(function) where given; a family function is replaced where it is defined, once, whichever
     families inherit it."""
     families = sys.modules[f"{host.pack.__name__}.nodes.families"].FAMILIES
     owners = {
@@ -62,6 +78,9 @@ def instrument(host: bench_host.Host, wrap: Callable[[str, Callable], Callable],
                 setattr(owner, attribute, staticmethod(wrapping(attribute, original.__func__)))
             else:
                 setattr(owner, attribute, wrapping(attribute, original))
+    if ride_along is not None:
+        product = getattr(sys.modules[f"{host.pack.__name__}.nodes.stream.shared_casts"], RIDE_ALONG[0])
+        setattr(product, RIDE_ALONG[1], ride_along(vars(product)[RIDE_ALONG[1]]))
 
 
 class StreamClock:
@@ -70,25 +89,50 @@ class StreamClock:
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
         self.parts: dict[str, float] = defaultdict(float)  # PART_FUNCTIONS, inside the seconds above
+        self.calibration = 0.0  # the text products timed alone to attribute the ride-along rows (not the model's)
+        self._inside = 0  # stream functions running: one called inside another is counted in the outer
 
     def wrap(self, name: str, function: Callable, into: dict | None = None) -> Callable:
+        part = into is not None
         into = self.seconds if into is None else into
 
         @functools.wraps(function)
         def timed(*args, **kwargs):
+            if not part and self._inside:
+                return function(*args, **kwargs)
+            self._inside += not part
             start = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
                 into[name] += time.perf_counter() - start
+                self._inside -= not part
         return timed
 
     def wrap_part(self, name: str, function: Callable) -> Callable:
         return self.wrap(name, function, self.parts)
 
+    def ride_along(self, function: Callable) -> Callable:
+        """The text product with the concepts' rows appended: its time beyond the text's product alone, timed
+        right after it, is the stream's."""
+
+        @functools.wraps(function)
+        def timed(mode, x, weight, bias):
+            start = time.perf_counter()
+            result = function(mode, x, weight, bias)
+            appended = time.perf_counter() - start
+            start = time.perf_counter()
+            F.linear(x, weight, bias)
+            alone = time.perf_counter() - start
+            self.calibration += alone
+            self.seconds["ride_along"] += max(appended - alone, 0.0)
+            return result
+        return timed
+
     def reset(self) -> None:
         self.seconds.clear()
         self.parts.clear()
+        self.calibration = 0.0
 
     @property
     def total(self) -> float:

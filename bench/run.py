@@ -113,6 +113,7 @@ class Runs:
     cpu_seconds: list[float] = field(default_factory=list)
     stream_seconds: list[float] = field(default_factory=list)  # CPU only: inside the stream's functions
     embedding_seconds: list[float] = field(default_factory=list)  # of those, the concepts' embedding
+    calibration_seconds: list[float] = field(default_factory=list)  # products timed for the attribution alone
     rss_peak_bytes: list[int] = field(default_factory=list)
 
     @property
@@ -150,6 +151,7 @@ def alternate(variants: dict[str, Callable[[], object]], rounds: int, bench: "Be
             run.rss_peak_bytes.append(m.rss_peak_bytes)
             run.stream_seconds.append(clock.total if clock else float("nan"))
             run.embedding_seconds.append(clock.parts.get("embed_concepts", 0.0) if clock else float("nan"))
+            run.calibration_seconds.append(clock.calibration if clock else 0.0)
     return runs, first
 
 
@@ -160,9 +162,12 @@ def ratios(patched: Runs, base: Runs, embedding_once_per_run: bool = False) -> d
     def ratio(a: float, b: float) -> float:
         return a / b if b else float("nan")
 
-    attributed = [s / (t - s) for s, t in zip(patched.stream_seconds, patched.seconds, strict=True)]
+    # the run's own time: its wall time less the stream's and less the products timed for the attribution alone
+    rest = [t - s - c for s, t, c in zip(patched.stream_seconds, patched.seconds, patched.calibration_seconds,
+                                         strict=True)]
+    attributed = [s / r for s, r in zip(patched.stream_seconds, rest, strict=True)]
     once = patched.embedding_seconds if embedding_once_per_run else [0.0] * len(patched.seconds)
-    per_step = [(s - e) / (t - s) for s, e, t in zip(patched.stream_seconds, once, patched.seconds, strict=True)]
+    per_step = [(s - e) / r for s, e, r in zip(patched.stream_seconds, once, rest, strict=True)]
     return {
         "step_ratio": 1 + statistics.median(per_step),
         "time_ratio": patched.time / base.time,
@@ -616,7 +621,7 @@ def family_table_main(options: argparse.Namespace) -> dict:
         clock = None
         if options.device == "cpu":
             clock = bench_attribution.StreamClock()
-            bench_attribution.instrument(host, clock.wrap, clock.wrap_part)
+            bench_attribution.instrument(host, clock.wrap, clock.wrap_part, clock.ride_along)
         with torch.inference_mode():
             result = family_table.run_table(sys.modules[__name__], options, host, clock)
     family_table.print_table(result)
@@ -674,7 +679,7 @@ def run_all(options: argparse.Namespace, settings: Settings, host: bench_host.Ho
     clock = None
     if options.device == "cpu":  # CUDA calls return before their kernels end: use profile_stream.py there
         clock = bench_attribution.StreamClock()
-        bench_attribution.instrument(host, clock.wrap, clock.wrap_part)
+        bench_attribution.instrument(host, clock.wrap, clock.wrap_part, clock.ride_along)
     progress(f"building {bench_host.FAMILIES[settings.family].label}-width model, depth "
              f"{settings.depth}+{settings.single}, {settings.dtype}")
     bench = Bench(host, settings, clock)

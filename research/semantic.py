@@ -141,8 +141,12 @@ def recorded_concept_attention(pack):
     stock = step.attend_concepts
     recorded = []
 
-    def recording(concepts, attn_mod, weights, image, score_tokens=None, rope=None, qkv=None):
-        # the patch hands over the q/k/v it already staged after the text's qkv layer
+    def recording(concepts, attn_mod, weights, image, score_tokens=None, rope=None, qkv=None, attended=None):
+        # the q/k/v the patch made in the text's own qkv call where that call cast its weight, else made here; on
+        # the demo's full-precision weights the concepts never attend ahead of the image's attention (attended)
+        if attended is not None:
+            raise RuntimeError("recorded_concept_attention reads the concepts' q/k at their attention: run it on "
+                               "full-precision weights")
         q, k, _ = qkv if qkv is not None else stream.concept_qkv(concepts, attn_mod, weights, rope)
         keys = torch.cat([k, image.keys.to(k.dtype)], dim=2).float()
         recorded.append(torch.softmax(q.float() @ keys.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)[0].mean(0))
