@@ -144,7 +144,12 @@ def alternate(variants: dict[str, Callable[[], object]], rounds: int, bench: "Be
         for name in names if r % 2 == 0 else reversed(names):
             if clock:
                 clock.reset()
-            m = bench_meter.measure(variants[name], device)
+                clock.timing = True
+            try:
+                m = bench_meter.measure(variants[name], device)
+            finally:
+                if clock:
+                    clock.timing = False
             run = runs[name]
             run.seconds.append(m.seconds)
             run.cpu_seconds.append(m.cpu_seconds)
