@@ -1,9 +1,11 @@
 """The concept stream's step through one joint block, and the two ways into a block (BlockEntry).
 
 A model call's StreamState holds the concept tokens as they flow from block to block. Each joint block up to
-the last chosen one runs a ConceptStep: the concepts' q/k/v and attention over [concepts; image] once the
-block's joint attention has run (attend), then the scores and the residual and MLP update (finish). The
-steps that reuse a text layer run right after that layer's own call, on its cast weight (shared_casts.py).
+the last chosen one runs a ConceptStep: the concepts' q/k/v and attention over [concepts; image] at the block's
+joint attention (attend; where their q/k/v rode in the text's own call, the attention runs before the image's,
+attend_ahead, so that only its outputs wait through the block's peak), then the scores and the residual and MLP
+update (finish). The steps that reuse a text layer run right after that layer's own call, on its cast weight
+(shared_casts.py).
 - BlockEntry.PATCHES_REPLACE: a patches_replace entry per block (BlockPatch) runs ComfyUI's own block with an
   attention override, which sees the joint attention's q/k/v and output as the block computes them.
 - BlockEntry.ATTENTION: one attention override for the model call (AttentionEntry); the call's i-th joint
