@@ -64,7 +64,23 @@ def instrument(host: bench_host.Host, wrap: Callable[[str, Callable], Callable],
         "step": [host.step_module.ConceptStep],
         "aggregator": [sys.modules[f"{host.pack.__name__}.ca_core.aggregate"].ConceptScoreAggregator],
     }
-    chosen = [(owner, attribute, wrap) for owner, attribute in STREAM_FUNCTIONS]
+    inside = [0]  # stream functions running: one called inside another is counted in the outer, for every wrap
+
+    def outermost(name: str, function: Callable) -> Callable:
+        wrapped = wrap(name, function)
+
+        @functools.wraps(function)
+        def counted_once(*args, **kwargs):
+            if inside[0]:
+                return function(*args, **kwargs)
+            inside[0] += 1
+            try:
+                return wrapped(*args, **kwargs)
+            finally:
+                inside[0] -= 1
+        return counted_once
+
+    chosen = [(owner, attribute, outermost) for owner, attribute in STREAM_FUNCTIONS]
     chosen += [(owner, attribute, wrap_part) for owner, attribute in PART_FUNCTIONS if wrap_part is not None]
     for owner_name, attribute, wrapping in chosen:
         defining = []
@@ -92,23 +108,17 @@ class StreamClock:
         self.calibration = 0.0  # the text products timed alone to attribute the ride-along rows (not the model's)
         # the calibration runs only in timed rounds: in a memory run its product would add to the peak
         self.timing = False
-        self._inside = 0  # stream functions running: one called inside another is counted in the outer
 
     def wrap(self, name: str, function: Callable, into: dict | None = None) -> Callable:
-        part = into is not None
         into = self.seconds if into is None else into
 
         @functools.wraps(function)
         def timed(*args, **kwargs):
-            if not part and self._inside:
-                return function(*args, **kwargs)
-            self._inside += not part
             start = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
                 into[name] += time.perf_counter() - start
-                self._inside -= not part
         return timed
 
     def wrap_part(self, name: str, function: Callable) -> Callable:

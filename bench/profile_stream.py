@@ -25,20 +25,11 @@ from torch.profiler import ProfilerActivity, profile, record_function
 RUN_RANGE = "bench::concept_sampler"
 
 
-_inside = [0]  # stream functions running: one called inside another is counted in the outer
-
-
 def _ranged(name: str, function):
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        if _inside[0]:
+        with record_function(f"stream::{name}"):
             return function(*args, **kwargs)
-        _inside[0] += 1
-        try:
-            with record_function(f"stream::{name}"):
-                return function(*args, **kwargs)
-        finally:
-            _inside[0] -= 1
     return wrapper
 
 
